@@ -1,0 +1,100 @@
+"""The ``quantgraph`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="quantgraph", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the GraphQL server")
+    serve.add_argument("--host", help="listen address (default: QUANTGRAPH_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: QUANTGRAPH_PORT or 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    commands.add_parser("migrate", help="bring the database schema to the latest migration")
+    commands.add_parser("seed", help="create demo symbols, history and the demo user if empty")
+    export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        return _serve(args.host, args.port, args.workers)
+    if args.command == "migrate":
+        return asyncio.run(_migrate())
+    if args.command == "seed":
+        return asyncio.run(_seed())
+    if args.command == "export-schema":
+        return _export_schema(args.output)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _serve(host: str | None, port: int | None, workers: int) -> int:
+    import uvicorn
+
+    from graphql_api.settings import Settings
+
+    settings = Settings()
+    uvicorn.run(
+        "graphql_api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        ws="websockets-sansio",
+    )
+    return 0
+
+
+async def _migrate() -> int:
+    from graphql_api.settings import Settings
+    from storage.engine import create_engine
+    from storage.migrate import upgrade_to_head
+
+    engine = create_engine(Settings().database_url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+    print("database is at the latest migration")
+    return 0
+
+
+async def _seed() -> int:
+    from graphql_api.demo_data import seed_demo_data
+    from graphql_api.settings import Settings
+    from storage.engine import create_engine, create_session_factory
+    from storage.migrate import upgrade_to_head
+
+    settings = Settings()
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade_to_head(engine)
+        async with create_session_factory(engine)() as session:
+            seeded = await seed_demo_data(session, demo_username=settings.demo_username)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    print("seeded demo data" if seeded else "database already has symbols; nothing seeded")
+    return 0
+
+
+def _export_schema(output: Path | None) -> int:
+    from schema import schema
+
+    sdl = schema.as_str() + "\n"
+    if output is None:
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""Expected business outcomes, as data.
+
+Services return these instead of raising, so a mutation can report every
+problem with the input at once and the resolver maps them to ``userErrors``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ErrorCode(enum.Enum):
+    NOT_FOUND = "NOT_FOUND"
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    NOT_ALLOWED = "NOT_ALLOWED"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    INVALID_PRECISION = "INVALID_PRECISION"
+    UNKNOWN_SYMBOL = "UNKNOWN_SYMBOL"
+    CONFLICT = "CONFLICT"
+    NOT_CANCELABLE = "NOT_CANCELABLE"
+    UNKNOWN_PARAMETER = "UNKNOWN_PARAMETER"
+    INVALID_TYPE = "INVALID_TYPE"
+    INVALID_COMBINATION = "INVALID_COMBINATION"
+
+
+@dataclass(frozen=True, slots=True)
+class UserError:
+    """One problem with the caller's input; ``field`` is a dotted path into the input."""
+
+    field: str
+    code: ErrorCode
+    message: str
+
+
+class ClientInputError(Exception):
+    """A malformed request argument (not a business outcome): becomes BAD_USER_INPUT."""

@@ -1,0 +1,63 @@
+"""Wire format of realtime events on the broadcaster, and their channel names.
+
+Events cross process boundaries (Redis), so they are JSON text with decimals as
+strings and times as ISO 8601 UTC — the same representation GraphQL uses.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from storage.timeseries import Tick
+
+
+def tick_channel(symbol: str) -> str:
+    return f"ticks.{symbol}"
+
+
+def signal_channel(user_id: int) -> str:
+    return f"signals.{user_id}"
+
+
+def order_channel(user_id: int) -> str:
+    return f"orders.{user_id}"
+
+
+def encode_tick(tick: Tick) -> str:
+    return json.dumps(
+        {
+            "symbol": tick.symbol,
+            "time": tick.time.isoformat(),
+            "last": str(tick.last),
+            "bid": str(tick.bid),
+            "ask": str(tick.ask),
+            "volume": str(tick.volume),
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_tick(message: str) -> Tick:
+    data = json.loads(message)
+    return Tick(
+        symbol=data["symbol"],
+        time=datetime.fromisoformat(data["time"]),
+        last=Decimal(data["last"]),
+        bid=Decimal(data["bid"]),
+        ask=Decimal(data["ask"]),
+        volume=Decimal(data["volume"]),
+    )
+
+
+def encode_id_event(kind: str, object_id: int, **extra: Any) -> str:
+    """Order and signal events carry ids only: subscribers load the current row,
+    so a slow subscriber never shows a stale copy of the object."""
+    return json.dumps({"kind": kind, "id": object_id, **extra}, separators=(",", ":"))
+
+
+def decode_id_event(message: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(message)
+    return data

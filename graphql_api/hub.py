@@ -1,0 +1,151 @@
+"""Per-process realtime fan-out.
+
+One broadcaster subscription per channel, however many GraphQL subscriptions
+want it; each subscriber gets its own bounded mailbox so a slow client can
+never hold up the channel or grow memory without bound:
+
+- conflating mailboxes (ticks, klines) keep only the latest message per key
+  (channel), so a slow reader skips straight to fresh prices;
+- lossless mailboxes (orders, signals) keep everything up to a bound and, past
+  it, fail the subscription with :class:`SlowConsumerError` rather than drop
+  an event silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from broadcaster import Broadcast
+from broadcaster._base import Unsubscribed
+
+log = structlog.get_logger(__name__)
+
+
+class SlowConsumerError(Exception):
+    """A lossless subscriber fell further behind than its mailbox allows."""
+
+
+@dataclass(slots=True)
+class HubMessage:
+    channel: str
+    message: str
+
+
+class Mailbox:
+    """A bounded per-subscriber queue; see the module docstring for the two modes."""
+
+    def __init__(self, *, conflate: bool, capacity: int) -> None:
+        self.conflate = conflate
+        self.capacity = capacity
+        self._latest: OrderedDict[str, str] = OrderedDict()
+        self._queue: deque[HubMessage] = deque()
+        self._ready = asyncio.Event()
+        self.overflowed = False
+        self.conflated = 0
+        self.delivered = 0
+
+    def offer(self, channel: str, message: str) -> None:
+        if self.conflate:
+            if channel in self._latest:
+                self.conflated += 1
+            self._latest[channel] = message
+            self._latest.move_to_end(channel)
+        elif len(self._queue) >= self.capacity:
+            self.overflowed = True
+        else:
+            self._queue.append(HubMessage(channel, message))
+        self._ready.set()
+
+    async def get(self) -> HubMessage:
+        while True:
+            if self.overflowed:
+                raise SlowConsumerError(
+                    f"subscriber fell more than {self.capacity} events behind; "
+                    "events are never dropped silently, so the subscription is closed"
+                )
+            if self._queue:
+                self.delivered += 1
+                return self._queue.popleft()
+            if self._latest:
+                channel, message = self._latest.popitem(last=False)
+                self.delivered += 1
+                return HubMessage(channel, message)
+            self._ready.clear()
+            await self._ready.wait()
+
+
+@dataclass(eq=False)
+class _Channel:
+    name: str
+    mailboxes: set[Mailbox] = field(default_factory=set)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Hub:
+    """Fans broadcaster channels out to in-process subscribers.
+
+    Parameters:
+        broadcast: a connected ``broadcaster.Broadcast`` (memory or Redis).
+        capacity: mailbox bound for lossless subscribers.
+    """
+
+    def __init__(self, broadcast: Broadcast, *, capacity: int = 256) -> None:
+        self._broadcast = broadcast
+        self._capacity = capacity
+        self._channels: dict[str, _Channel] = {}
+
+    async def publish(self, channel: str, message: str) -> None:
+        await self._broadcast.publish(channel, message)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channels: Sequence[str], *, conflate: bool) -> AsyncIterator[Mailbox]:
+        """Attach a mailbox to ``channels``; on entry the channels are live, so
+        anything published after this returns will be delivered."""
+        mailbox = Mailbox(conflate=conflate, capacity=self._capacity)
+        attached: list[_Channel] = []
+        try:
+            for name in dict.fromkeys(channels):
+                channel = self._channels.get(name)
+                if channel is None:
+                    channel = _Channel(name)
+                    self._channels[name] = channel
+                    channel.task = asyncio.create_task(self._pump(channel), name=f"hub:{name}")
+                channel.mailboxes.add(mailbox)
+                attached.append(channel)
+            await asyncio.gather(*(channel.ready.wait() for channel in attached))
+            yield mailbox
+        finally:
+            for channel in attached:
+                channel.mailboxes.discard(mailbox)
+                if not channel.mailboxes and self._channels.get(channel.name) is channel:
+                    del self._channels[channel.name]
+                    if channel.task is not None:
+                        channel.task.cancel()
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._channels)
+
+    async def close(self) -> None:
+        tasks = [c.task for c in self._channels.values() if c.task is not None]
+        self._channels.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _pump(self, channel: _Channel) -> None:
+        async with self._broadcast.subscribe(channel.name) as subscriber:
+            channel.ready.set()
+            while True:
+                try:
+                    event = await subscriber.get()
+                except Unsubscribed:
+                    return
+                for mailbox in list(channel.mailboxes):
+                    mailbox.offer(channel.name, event.message)

@@ -1,0 +1,127 @@
+"""A broadcaster backend over Redis pub/sub that survives Redis restarts.
+
+broadcaster 0.3.1's own Redis backend neither reconnects nor, with redis-py 8,
+reliably starts listening (it flags itself ready before SUBSCRIBE completes,
+sees no subscription and stops). This backend keeps the set of subscribed
+channels itself, reads from one dedicated pub/sub connection, and when that
+connection fails it reconnects with exponential backoff and resubscribes every
+channel. ``healthy`` tells readiness checks whether delivery is live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from broadcaster import Event
+from broadcaster._backends.base import BroadcastBackend
+from redis import asyncio as redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = structlog.get_logger(__name__)
+
+_FAILURES = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisBroadcastBackend(BroadcastBackend):
+    """Parameters:
+    url: ``redis://`` or ``rediss://`` URL.
+    min_backoff / max_backoff: reconnect delays in seconds (doubling in between).
+    """
+
+    def __init__(self, url: str, *, min_backoff: float = 0.1, max_backoff: float = 5.0) -> None:
+        self._client = redis.Redis.from_url(url, health_check_interval=10)
+        self._channels: set[str] = set()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self.healthy = asyncio.Event()
+        self.reconnects = 0
+
+    async def connect(self) -> None:
+        # Fail fast at start-up: a server configured for Redis without one is misconfigured.
+        await self._open()
+        self._reader = asyncio.create_task(self._read_forever(), name="redis-broadcast-reader")
+
+    async def disconnect(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await self._close_pubsub()
+        await self._client.aclose()
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        if self._pubsub is not None:
+            with contextlib.suppress(*_FAILURES):  # the reader resubscribes on reconnect
+                await self._pubsub.subscribe(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        if self._pubsub is not None:
+            with contextlib.suppress(*_FAILURES):
+                await self._pubsub.unsubscribe(channel)
+
+    async def publish(self, channel: str, message: Any) -> None:
+        await self._client.publish(channel, message)
+
+    async def next_published(self) -> Event:
+        return await self._queue.get()
+
+    async def _open(self) -> None:
+        pubsub = self._client.pubsub()
+        try:
+            await pubsub.connect()  # type: ignore[no-untyped-call]
+            await pubsub.ping()
+            if self._channels:
+                await pubsub.subscribe(*self._channels)
+        except BaseException:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise
+        self._pubsub = pubsub
+        self.healthy.set()
+
+    async def _close_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(*_FAILURES, RuntimeError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _read_forever(self) -> None:
+        backoff = self._min_backoff
+        while True:
+            try:
+                if self._pubsub is None:
+                    await self._open()
+                    self.reconnects += 1
+                    backoff = self._min_backoff
+                    log.info("redis broadcast reconnected", channels=len(self._channels))
+                assert self._pubsub is not None
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=1.0
+                )
+                if message is not None and message["type"] == "message":
+                    self._queue.put_nowait(
+                        Event(
+                            channel=_text(message["channel"]),
+                            message=_text(message["data"]),
+                        )
+                    )
+            except _FAILURES as error:
+                if self.healthy.is_set():
+                    log.warning("redis broadcast connection lost", error=str(error))
+                self.healthy.clear()
+                await self._close_pubsub()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

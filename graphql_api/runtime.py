@@ -1,0 +1,172 @@
+"""Start and stop everything a server process runs, in dependency order.
+
+``open_services`` is an async context manager so the app's lifespan, the CLI
+and tests all get the same wiring and the same clean shutdown: stop the feed,
+flush the tick buffer, close the hub and broadcaster, release the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+import structlog
+from broadcaster import Broadcast
+from sqlalchemy.exc import IntegrityError
+
+from graphql_api.demo_data import seed_demo_data
+from graphql_api.hub import Hub
+from graphql_api.ingest import TickIngestor
+from graphql_api.market_feed import RandomWalk, run_simulated_feed
+from graphql_api.orders import OrderService
+from graphql_api.redis_backend import RedisBroadcastBackend
+from graphql_api.services import Services
+from graphql_api.settings import Settings
+from graphql_api.strategies import StrategyService
+from graphql_api.symbols import SymbolCatalog
+from storage.engine import SessionFactory, create_engine, create_session_factory
+from storage.migrate import upgrade_to_head
+from storage.repositories import symbols as symbol_repo
+from storage.repositories import users as user_repo
+from storage.timeseries import TimeSeriesStore
+from storage.timeseries.sql import SqlTimeSeriesStore
+
+log = structlog.get_logger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    try:
+        if settings.auto_migrate:
+            await upgrade_to_head(engine)
+        sessions = create_session_factory(engine)
+        if settings.seed_demo_data:
+            await _seed(sessions, settings)
+        demo_user_id = await _demo_user_id(sessions, settings)
+        timeseries = await _open_timeseries(settings, engine)
+        try:
+            async with open_broadcast(settings.broadcast_url) as broadcast:
+                hub = Hub(broadcast, capacity=settings.subscriber_queue_size)
+                catalog = SymbolCatalog(sessions)
+                await catalog.load()
+                ingestor = TickIngestor(
+                    timeseries,
+                    hub,
+                    catalog,
+                    flush_interval=settings.tick_flush_interval_ms / 1000,
+                    batch_size=settings.tick_batch_size,
+                    max_future=timedelta(seconds=settings.max_tick_future_seconds),
+                )
+                services = Services(
+                    settings=settings,
+                    engine=engine,
+                    sessions=sessions,
+                    timeseries=timeseries,
+                    hub=hub,
+                    catalog=catalog,
+                    ingestor=ingestor,
+                    orders=OrderService(sessions, catalog, hub),
+                    strategies=StrategyService(sessions, catalog),
+                    demo_user_id=demo_user_id,
+                )
+                async with _background(services) as tasks:
+                    yield services
+                    await _stop(services, tasks)
+                await hub.close()
+        finally:
+            await timeseries.close()
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Task[None]]]:
+    tasks: dict[str, asyncio.Task[None]] = {
+        "ingestor": asyncio.create_task(services.ingestor.run(), name="tick-ingestor")
+    }
+    settings = services.settings
+    if settings.market_feed == "simulated":
+        walk = RandomWalk(
+            services.catalog.all(), await _start_prices(services), seed=settings.feed_seed
+        )
+        tasks["feed"] = asyncio.create_task(
+            run_simulated_feed(
+                walk, services.ingestor, ticks_per_second=settings.feed_ticks_per_second
+            ),
+            name="simulated-feed",
+        )
+    try:
+        yield tasks
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> None:
+    """Stop producers before the ingestor, so its final flush catches every accepted tick."""
+    feed = tasks.get("feed")
+    if feed is not None:
+        feed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feed
+    services.ingestor.stop()
+    await tasks["ingestor"]
+
+
+def open_broadcast(url: str) -> Broadcast:
+    """broadcaster for ``memory://``; our reconnecting backend for Redis."""
+    if url.startswith(("redis://", "rediss://")):
+        return Broadcast(backend=RedisBroadcastBackend(url))
+    return Broadcast(url)
+
+
+async def _seed(sessions: SessionFactory, settings: Settings) -> None:
+    async with sessions() as session:
+        try:
+            if await seed_demo_data(session, demo_username=settings.demo_username):
+                await session.commit()
+                log.info("seeded demo data")
+        except IntegrityError:
+            # Another process seeded at the same moment; its data is as good as ours.
+            await session.rollback()
+
+
+async def _demo_user_id(sessions: SessionFactory, settings: Settings) -> int:
+    async with sessions() as session:
+        user = await user_repo.user_by_username(session, settings.demo_username)
+        if user is None:
+            raise RuntimeError(
+                f"demo user {settings.demo_username!r} does not exist: run `quantgraph seed` "
+                "or start once with SEED_DEMO_DATA=true"
+            )
+        return user.id
+
+
+async def _open_timeseries(settings: Settings, engine: object) -> TimeSeriesStore:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    assert isinstance(engine, AsyncEngine)
+    if settings.tdengine_url:
+        from storage.timeseries.tdengine import TDengineTimeSeriesStore
+
+        store: TimeSeriesStore = await TDengineTimeSeriesStore.open(settings.tdengine_url)
+        return store
+    return SqlTimeSeriesStore(engine)
+
+
+async def _start_prices(services: Services) -> dict[str, Decimal]:
+    """Resume the walk from the latest tick, or the last daily close for a fresh database."""
+    codes = [spec.code for spec in services.catalog.all()]
+    latest = await services.timeseries.latest_ticks(codes)
+    prices = {code: tick.last for code, tick in latest.items()}
+    missing = [code for code in codes if code not in prices]
+    if missing:
+        async with services.sessions() as session:
+            bars = await symbol_repo.latest_daily_bars_by_codes(session, missing, 1)
+        prices.update({code: rows[-1].close for code, rows in bars.items() if rows})
+    return prices

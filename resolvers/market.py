@@ -1,0 +1,108 @@
+"""Market data resolvers: symbols, quotes, ticks and klines."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from resolvers.context import Info
+from resolvers.errors import bad_user_input
+from resolvers.pagination import Page, check_page_size, decode_cursor, page_from_rows
+from storage import models
+from storage.repositories import symbols as symbol_repo
+from storage.timeseries import Bar, KlineInterval, Tick
+
+
+async def symbol(info: Info, code: str) -> models.Symbol | None:
+    return await info.context.loaders.symbol_by_code.load(code.upper())
+
+
+async def symbols(
+    info: Info, search: str | None, exchange: str | None, first: int, after: str | None
+) -> Page[models.Symbol]:
+    first = check_page_size(first, info.context.services.settings.max_page_size)
+    after_code = decode_cursor("symbol", after)
+    async with info.context.services.sessions() as session:
+        rows = await symbol_repo.search_symbols(
+            session, search=search, exchange=exchange, after_code=after_code, limit=first + 1
+        )
+    for row in rows:
+        info.context.loaders.symbol_by_code.prime(row.code, row)
+    return page_from_rows(rows, first)
+
+
+async def exchanges(info: Info) -> list[str]:
+    async with info.context.services.sessions() as session:
+        return await symbol_repo.exchanges(session)
+
+
+async def quote(info: Info, code: str) -> Tick | None:
+    return await info.context.loaders.quote_by_symbol.load(code.upper())
+
+
+async def ticks(
+    info: Info, code: str, start: datetime | None, end: datetime | None, limit: int
+) -> list[Tick]:
+    _check_series_arguments(info, start, end, limit)
+    return await info.context.services.timeseries.ticks(code.upper(), start, end, limit)
+
+
+async def klines(
+    info: Info,
+    code: str,
+    interval: KlineInterval,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> list[Bar]:
+    _check_series_arguments(info, start, end, limit)
+    code = code.upper()
+    services = info.context.services
+    if interval.is_intraday:
+        return await services.timeseries.klines(code, interval, start, end, limit)
+    async with services.sessions() as session:
+        rows = await symbol_repo.daily_bars(
+            session,
+            code,
+            start=_day_on_or_after(start) if start else None,
+            end=_day_on_or_after(end) if end else None,
+            limit=limit,
+        )
+    return [daily_bar_to_bar(row) for row in rows]
+
+
+async def daily_bars(info: Info, code: str, limit: int) -> list[models.DailyBar]:
+    cap = info.context.services.settings.max_series_limit
+    if not 1 <= limit <= cap:
+        raise bad_user_input(f"limit must be between 1 and {cap}", argument="limit")
+    return await info.context.loaders.daily_bars_by_symbol.load((code, limit))
+
+
+def daily_bar_to_bar(row: models.DailyBar) -> Bar:
+    """Daily bars are stored per calendar day; as klines they open at 00:00 UTC."""
+    return Bar(
+        symbol=row.symbol_code,
+        time=datetime.combine(row.day, time(0), tzinfo=UTC),
+        open=row.open,
+        high=row.high,
+        low=row.low,
+        close=row.close,
+        volume=row.volume,
+        trade_count=0,
+    )
+
+
+def _day_on_or_after(moment: datetime) -> date:
+    """The first day whose 00:00 UTC start is not before ``moment`` (bars belong by start)."""
+    utc = moment.astimezone(UTC)
+    day = utc.date()
+    return day if utc.time() == time(0) else day + timedelta(days=1)
+
+
+def _check_series_arguments(
+    info: Info, start: datetime | None, end: datetime | None, limit: int
+) -> None:
+    cap = info.context.services.settings.max_series_limit
+    if not 1 <= limit <= cap:
+        raise bad_user_input(f"limit must be between 1 and {cap}", argument="limit")
+    if start is not None and end is not None and start >= end:
+        raise bad_user_input("from must be before to", argument="from")

@@ -1,0 +1,51 @@
+"""Order resolvers: reads scoped to the caller, and the order mutations."""
+
+from __future__ import annotations
+
+from graphql_api.orders import OrderOutcome, OrderRequest, OrderStatus
+from resolvers.context import Info
+from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id
+from storage import models
+from storage.repositories import orders as order_repo
+
+
+async def order(info: Info, order_id: str) -> models.Order | None:
+    found = await info.context.loaders.order_by_id.load(parse_id(order_id))
+    # Another user's order does not exist as far as this caller can tell.
+    return found if found is not None and found.user_id == info.context.user_id else None
+
+
+async def orders(
+    info: Info,
+    statuses: list[OrderStatus] | None,
+    symbol: str | None,
+    first: int,
+    after: str | None,
+) -> Page[models.Order]:
+    first = check_page_size(first, info.context.services.settings.max_page_size)
+    before_id = decode_int_cursor("order", after)
+    async with info.context.services.sessions() as session:
+        rows = await order_repo.orders_page(
+            session,
+            user_id=info.context.user_id,
+            statuses=[status.value for status in statuses] if statuses else None,
+            symbol_code=symbol.upper() if symbol else None,
+            before_id=before_id,
+            limit=first + 1,
+        )
+    for row in rows:
+        info.context.loaders.order_by_id.prime(row.id, row)
+    return page_from_rows(rows, first)
+
+
+async def strategy_orders(info: Info, strategy_id: int, first: int) -> list[models.Order]:
+    first = check_page_size(first, info.context.services.settings.max_page_size)
+    return await info.context.loaders.orders_by_strategy.load((strategy_id, first))
+
+
+async def place_order(info: Info, request: OrderRequest) -> OrderOutcome:
+    return await info.context.services.orders.place_order(info.context.user_id, request)
+
+
+async def cancel_order(info: Info, order_id: str) -> OrderOutcome:
+    return await info.context.services.orders.cancel_order(info.context.user_id, parse_id(order_id))

@@ -1,0 +1,52 @@
+"""Strategy resolvers: reads scoped to the caller, and the strategy mutations."""
+
+from __future__ import annotations
+
+from graphql_api.strategies import StrategyDraft, StrategyOutcome
+from resolvers.context import Info
+from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id
+from storage import models
+from storage.repositories import strategies as strategy_repo
+
+
+async def strategy(info: Info, strategy_id: str) -> models.Strategy | None:
+    found = await info.context.loaders.strategy_by_id.load(parse_id(strategy_id))
+    return found if found is not None and found.user_id == info.context.user_id else None
+
+
+async def strategy_by_id(info: Info, strategy_id: int) -> models.Strategy | None:
+    """For nested fields (``Order.strategy``): the parent already belongs to the caller."""
+    return await info.context.loaders.strategy_by_id.load(strategy_id)
+
+
+async def strategies(info: Info, first: int, after: str | None) -> Page[models.Strategy]:
+    first = check_page_size(first, info.context.services.settings.max_page_size)
+    after_id = decode_int_cursor("strategy", after)
+    async with info.context.services.sessions() as session:
+        rows = await strategy_repo.strategies_page(
+            session, user_id=info.context.user_id, after_id=after_id, limit=first + 1
+        )
+    for row in rows:
+        info.context.loaders.strategy_by_id.prime(row.id, row)
+    return page_from_rows(rows, first)
+
+
+async def signals(info: Info, strategy_id: int, first: int) -> list[models.Signal]:
+    first = check_page_size(first, info.context.services.settings.max_page_size)
+    return await info.context.loaders.signals_by_strategy.load((strategy_id, first))
+
+
+async def create_strategy(info: Info, draft: StrategyDraft) -> StrategyOutcome:
+    return await info.context.services.strategies.create(info.context.user_id, draft)
+
+
+async def update_strategy(info: Info, strategy_id: str, draft: StrategyDraft) -> StrategyOutcome:
+    return await info.context.services.strategies.update(
+        info.context.user_id, parse_id(strategy_id), draft
+    )
+
+
+async def delete_strategy(info: Info, strategy_id: str) -> StrategyOutcome:
+    return await info.context.services.strategies.delete(
+        info.context.user_id, parse_id(strategy_id)
+    )

@@ -1,0 +1,82 @@
+"""Subscription sources: hub mailboxes turned into streams of rows or ticks.
+
+Events on the bus carry ids (orders, signals) or full ticks; rows are loaded
+fresh per event, so a subscriber always sees the object as it is now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from graphql_api.events import (
+    decode_id_event,
+    decode_tick,
+    order_channel,
+    signal_channel,
+    tick_channel,
+)
+from resolvers.context import Info
+from resolvers.errors import bad_user_input
+from storage import models
+from storage.timeseries import Tick
+
+MAX_SYMBOLS_PER_SUBSCRIPTION = 100
+
+
+async def tick_stream(info: Info, symbols: list[str]) -> AsyncIterator[Tick]:
+    """The latest known tick per symbol first (a snapshot), then every new one."""
+    codes = list(dict.fromkeys(code.upper() for code in symbols))
+    if not codes or len(codes) > MAX_SYMBOLS_PER_SUBSCRIPTION:
+        raise bad_user_input(
+            f"symbols must name 1 to {MAX_SYMBOLS_PER_SUBSCRIPTION} symbols", argument="symbols"
+        )
+    services = info.context.services
+    known = await services.catalog.get_many(codes)
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        raise bad_user_input(f"unknown symbols: {', '.join(unknown)}", argument="symbols")
+    # Subscribe before reading the snapshot so no tick falls between the two.
+    async with services.hub.subscribe([tick_channel(c) for c in codes], conflate=True) as box:
+        snapshot = await services.timeseries.latest_ticks(codes)
+        for code in codes:
+            if code in snapshot:
+                yield snapshot[code]
+        while True:
+            tick = decode_tick((await box.get()).message)
+            seen = snapshot.get(tick.symbol)
+            if seen is not None and (tick == seen or tick.time < seen.time):
+                continue
+            yield tick
+
+
+async def signal_stream(
+    info: Info, strategy_id: int | None, symbols: list[str] | None
+) -> AsyncIterator[models.Signal]:
+    """The caller's signals, optionally narrowed to one strategy or some symbols."""
+    wanted = {code.upper() for code in symbols} if symbols else None
+    services = info.context.services
+    channel = signal_channel(info.context.user_id)
+    async with services.hub.subscribe([channel], conflate=False) as box:
+        while True:
+            event = decode_id_event((await box.get()).message)
+            if strategy_id is not None and event.get("strategyId") != strategy_id:
+                continue
+            if wanted is not None and event.get("symbol") not in wanted:
+                continue
+            async with services.sessions() as session:
+                signal = await session.get(models.Signal, int(event["id"]))
+            if signal is not None:
+                yield signal
+
+
+async def order_stream(info: Info) -> AsyncIterator[models.Order]:
+    """The caller's order changes, in the order they were published."""
+    services = info.context.services
+    channel = order_channel(info.context.user_id)
+    async with services.hub.subscribe([channel], conflate=False) as box:
+        while True:
+            event = decode_id_event((await box.get()).message)
+            async with services.sessions() as session:
+                order = await session.get(models.Order, int(event["id"]))
+            if order is not None and order.user_id == info.context.user_id:
+                yield order

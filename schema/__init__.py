@@ -1,0 +1,47 @@
+"""The GraphQL schema: types, inputs, enums and the ``Schema`` object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+import structlog
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+
+from schema.extensions import ErrorCodes, MaskInternalErrors, is_internal
+from schema.mutation import Mutation
+from schema.query import Query
+from schema.subscription import Subscription
+
+log = structlog.get_logger("quantgraph.graphql")
+
+
+class QuantgraphSchema(strawberry.Schema):
+    """Logs client mistakes briefly and internal errors with their traceback (once, masked)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            if is_internal(error):
+                continue  # MaskInternalErrors logs it with the request id
+            log.info("graphql client error", message=error.message, code=_code(error))
+
+
+def _code(error: GraphQLError) -> Any:
+    return (error.extensions or {}).get("code")
+
+
+def build_schema() -> QuantgraphSchema:
+    return QuantgraphSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[ErrorCodes, MaskInternalErrors],
+    )
+
+
+schema = build_schema()
+
+__all__ = ["QuantgraphSchema", "build_schema", "schema"]

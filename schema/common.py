@@ -1,0 +1,70 @@
+"""Types shared by every domain: user errors and Relay-style connections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+import strawberry
+
+from graphql_api import errors
+from resolvers.pagination import Page, encode_cursor
+from schema.enums import UserErrorCode
+
+NodeT = TypeVar("NodeT")
+RowT = TypeVar("RowT")
+
+
+@strawberry.type(description="A problem with the mutation's input; nothing was changed.")
+class UserError:
+    field: str = strawberry.field(
+        description="Dotted path of the offending input field, e.g. `limitPrice` or `ticks.3.bid`."
+    )
+    code: UserErrorCode = strawberry.field(description="Machine-readable reason.")
+    message: str = strawberry.field(description="Human-readable explanation.")
+
+    @classmethod
+    def from_domain(cls, error: errors.UserError) -> UserError:
+        return cls(field=error.field, code=error.code, message=error.message)
+
+
+def user_errors(found: Sequence[errors.UserError]) -> list[UserError]:
+    return [UserError.from_domain(error) for error in found]
+
+
+@strawberry.type(description="Where a page ends, for asking for the next one.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="Whether another page follows.")
+    end_cursor: str | None = strawberry.field(
+        description="Pass as `after` to get the next page; null on an empty page."
+    )
+
+
+@strawberry.type(description="One item of a page and its cursor.")
+class Edge(Generic[NodeT]):
+    cursor: str = strawberry.field(description="Opaque position of this item.")
+    node: NodeT = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of items (Relay cursor connection, forward only).")
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]] = strawberry.field(description="The items of this page, in order.")
+    page_info: PageInfo = strawberry.field(description="How to fetch the next page.")
+
+    @classmethod
+    def build(
+        cls,
+        page: Page[RowT],
+        *,
+        kind: str,
+        key: Callable[[RowT], str | int],
+        node: Callable[[RowT], NodeT],
+    ) -> Connection[NodeT]:
+        edges = [Edge(cursor=encode_cursor(kind, key(row)), node=node(row)) for row in page.items]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )

@@ -1,0 +1,96 @@
+"""Market data types: symbols, ticks and klines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+
+from resolvers import market as market_resolvers
+from resolvers.context import Info
+from storage import models
+from storage import timeseries as ts
+
+
+@strawberry.type(description="A tick: last trade and top of book at one moment.")
+class Tick:
+    symbol: str = strawberry.field(description="Symbol code, e.g. `600519.SH`.")
+    time: datetime = strawberry.field(description="When the tick happened (UTC).")
+    last: Decimal = strawberry.field(description="Last traded price.")
+    bid: Decimal = strawberry.field(description="Best bid price.")
+    ask: Decimal = strawberry.field(description="Best ask price.")
+    volume: Decimal = strawberry.field(description="Quantity traded in this tick.")
+
+    @classmethod
+    def from_domain(cls, tick: ts.Tick) -> Tick:
+        return cls(
+            symbol=tick.symbol,
+            time=tick.time,
+            last=tick.last,
+            bid=tick.bid,
+            ask=tick.ask,
+            volume=tick.volume,
+        )
+
+
+@strawberry.type(description="An OHLCV bar, labelled by its start time.")
+class Kline:
+    time: datetime = strawberry.field(description="Bar start (UTC, aligned to the interval).")
+    open: Decimal = strawberry.field(description="First price in the bar.")
+    high: Decimal = strawberry.field(description="Highest price in the bar.")
+    low: Decimal = strawberry.field(description="Lowest price in the bar.")
+    close: Decimal = strawberry.field(description="Last price in the bar.")
+    volume: Decimal = strawberry.field(description="Total quantity traded in the bar.")
+    trade_count: int | None = strawberry.field(
+        description="Number of ticks aggregated; null for stored daily bars."
+    )
+
+    @classmethod
+    def from_domain(cls, bar: ts.Bar, *, daily: bool = False) -> Kline:
+        return cls(
+            time=bar.time,
+            open=bar.open,
+            high=bar.high,
+            low=bar.low,
+            close=bar.close,
+            volume=bar.volume,
+            trade_count=None if daily else bar.trade_count,
+        )
+
+
+@strawberry.type(description="A tradable instrument.")
+class Symbol:
+    code: str = strawberry.field(description="Canonical code: `600519.SH`, `000001.SZ`, `BTCUSDT`.")
+    name: str = strawberry.field(description="Instrument name.")
+    exchange: str = strawberry.field(description="Listing venue: SSE, SZSE, BINANCE, …")
+    currency: str = strawberry.field(description="Quote currency.")
+    tick_size: Decimal = strawberry.field(description="Prices must be multiples of this.")
+    lot_size: Decimal = strawberry.field(description="Quantities must be multiples of this.")
+    tradable: bool = strawberry.field(description="Whether orders are accepted.")
+
+    @classmethod
+    def from_row(cls, row: models.Symbol) -> Symbol:
+        return cls(
+            code=row.code,
+            name=row.name,
+            exchange=row.exchange,
+            currency=row.currency,
+            tick_size=row.tick_size,
+            lot_size=row.lot_size,
+            tradable=row.tradable,
+        )
+
+    @strawberry.field(description="The latest tick, or null before the first one.")
+    async def quote(self, info: Info) -> Tick | None:
+        tick = await market_resolvers.quote(info, self.code)
+        return Tick.from_domain(tick) if tick else None
+
+    @strawberry.field(description="The latest daily bars, oldest first.")
+    async def daily_bars(self, info: Info, limit: int = 30) -> list[Kline]:
+        rows = await market_resolvers.daily_bars(info, self.code, limit)
+        return [Kline.from_domain(market_resolvers.daily_bar_to_bar(r), daily=True) for r in rows]
+
+
+def symbol_or_none(row: models.Symbol | None) -> Symbol | None:
+    return Symbol.from_row(row) if row is not None else None

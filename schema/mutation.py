@@ -1,0 +1,97 @@
+"""The Mutation root. Each mutation is one transaction; business outcomes are data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+
+from graphql_api.ingest import TickDraft
+from resolvers import ingest, orders, strategies
+from resolvers.context import Info
+from schema.common import UserError, user_errors
+from schema.orders import CancelOrderPayload, PlaceOrderInput, PlaceOrderPayload, order_or_none
+from schema.strategies import (
+    CreateStrategyInput,
+    DeleteStrategyPayload,
+    StrategyPayload,
+    UpdateStrategyInput,
+    strategy_or_none,
+)
+
+
+@strawberry.input(description="One tick from a data feed.")
+class TickInput:
+    symbol: str = strawberry.field(description="Symbol code.")
+    time: datetime = strawberry.field(description="When it happened, with a UTC offset.")
+    last: Decimal = strawberry.field(description="Last traded price (positive, on the tick grid).")
+    bid: Decimal | None = strawberry.field(default=None, description="Best bid; defaults to last.")
+    ask: Decimal | None = strawberry.field(default=None, description="Best ask; defaults to last.")
+    volume: Decimal = strawberry.field(default=Decimal(0), description="Quantity traded.")
+
+    def to_draft(self) -> TickDraft:
+        return TickDraft(
+            symbol=self.symbol.upper(),
+            time=self.time,
+            last=self.last,
+            bid=self.bid,
+            ask=self.ask,
+            volume=self.volume,
+        )
+
+
+@strawberry.type(description="Result of ingestTicks: all ticks are stored, or none.")
+class IngestTicksPayload:
+    accepted: int = strawberry.field(description="How many ticks were stored.")
+    user_errors: list[UserError] = strawberry.field(description="Problems; nothing stored if any.")
+
+
+@strawberry.type(description="Changes: orders, strategies and feed ingestion.")
+class Mutation:
+    @strawberry.mutation(description="Place a paper order.")
+    async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
+        outcome = await orders.place_order(info, input.to_request())
+        return PlaceOrderPayload(
+            order=order_or_none(outcome.order), user_errors=user_errors(outcome.errors)
+        )
+
+    @strawberry.mutation(description="Cancel one of your NEW or PARTIALLY_FILLED orders.")
+    async def cancel_order(self, info: Info, id: strawberry.ID) -> CancelOrderPayload:
+        outcome = await orders.cancel_order(info, id)
+        return CancelOrderPayload(
+            order=order_or_none(outcome.order), user_errors=user_errors(outcome.errors)
+        )
+
+    @strawberry.mutation(description="Create a strategy (it starts STOPPED).")
+    async def create_strategy(self, info: Info, input: CreateStrategyInput) -> StrategyPayload:
+        outcome = await strategies.create_strategy(info, input.to_draft())
+        return StrategyPayload(
+            strategy=strategy_or_none(outcome.strategy), user_errors=user_errors(outcome.errors)
+        )
+
+    @strawberry.mutation(description="Change a strategy's name, kind, symbol or parameters.")
+    async def update_strategy(self, info: Info, input: UpdateStrategyInput) -> StrategyPayload:
+        outcome = await strategies.update_strategy(info, input.id, input.to_draft())
+        return StrategyPayload(
+            strategy=strategy_or_none(outcome.strategy), user_errors=user_errors(outcome.errors)
+        )
+
+    @strawberry.mutation(description="Delete a stopped strategy; its orders stay, unattributed.")
+    async def delete_strategy(self, info: Info, id: strawberry.ID) -> DeleteStrategyPayload:
+        outcome = await strategies.delete_strategy(info, id)
+        deleted = (
+            strawberry.ID(str(outcome.strategy.id))
+            if outcome.strategy is not None and not outcome.errors
+            else None
+        )
+        return DeleteStrategyPayload(
+            deleted_strategy_id=deleted, user_errors=user_errors(outcome.errors)
+        )
+
+    @strawberry.mutation(description="Store and publish ticks from a data feed (all or nothing).")
+    async def ingest_ticks(self, info: Info, ticks: list[TickInput]) -> IngestTicksPayload:
+        outcome = await ingest.ingest_ticks(info, [tick.to_draft() for tick in ticks])
+        return IngestTicksPayload(
+            accepted=outcome.accepted, user_errors=user_errors(outcome.errors)
+        )

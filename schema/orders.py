@@ -1,0 +1,135 @@
+"""Order types, the order inputs and their payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from graphql_api import orders as domain
+from resolvers import strategies as strategy_resolvers
+from resolvers.context import Info
+from resolvers.pagination import parse_id
+from schema.common import UserError
+from schema.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from schema.market import Symbol
+from storage import models
+
+if TYPE_CHECKING:
+    from schema.strategies import Strategy
+
+
+@strawberry.type(description="A paper-traded order of the calling user.")
+class Order:
+    id: strawberry.ID = strawberry.field(description="Order id.")
+    client_order_id: str | None = strawberry.field(
+        description="The caller's idempotency key, if one was given."
+    )
+    side: OrderSide = strawberry.field(description="BUY or SELL.")
+    type: OrderType = strawberry.field(description="MARKET or LIMIT.")
+    time_in_force: TimeInForce = strawberry.field(description="How long the order may rest.")
+    quantity: Decimal = strawberry.field(description="Ordered quantity.")
+    limit_price: Decimal | None = strawberry.field(description="Limit price (LIMIT orders only).")
+    status: OrderStatus = strawberry.field(description="Current status.")
+    filled_quantity: Decimal = strawberry.field(description="Quantity filled so far.")
+    average_fill_price: Decimal | None = strawberry.field(
+        description="Volume-weighted fill price; null before the first fill."
+    )
+    reject_reason: str | None = strawberry.field(description="Why a REJECTED order was refused.")
+    created_at: datetime = strawberry.field(description="When the order was accepted.")
+    updated_at: datetime = strawberry.field(description="Last status change.")
+    symbol_code: strawberry.Private[str]
+    strategy_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, row: models.Order) -> Order:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            client_order_id=row.client_order_id,
+            side=domain.OrderSide(row.side),
+            type=domain.OrderType(row.type),
+            time_in_force=domain.TimeInForce(row.time_in_force),
+            quantity=row.quantity,
+            limit_price=row.limit_price,
+            status=domain.OrderStatus(row.status),
+            filled_quantity=row.filled_quantity,
+            average_fill_price=row.average_fill_price,
+            reject_reason=row.reject_reason,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            symbol_code=row.symbol_code,
+            strategy_id=row.strategy_id,
+        )
+
+    @strawberry.field(description="The instrument ordered.")
+    async def symbol(self, info: Info) -> Symbol:
+        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
+        assert row is not None, "orders reference existing symbols"
+        return Symbol.from_row(row)
+
+    @strawberry.field(description="The strategy that placed the order, if any.")
+    async def strategy(
+        self, info: Info
+    ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
+        from schema.strategies import Strategy
+
+        if self.strategy_id is None:
+            return None
+        row = await strategy_resolvers.strategy_by_id(info, self.strategy_id)
+        return Strategy.from_row(row) if row is not None else None
+
+
+@strawberry.input(description="A new order. Prices and quantities are decimal strings.")
+class PlaceOrderInput:
+    symbol: str = strawberry.field(description="Symbol code.")
+    side: OrderSide = strawberry.field(description="BUY or SELL.")
+    type: OrderType = strawberry.field(description="MARKET or LIMIT.")
+    quantity: Decimal = strawberry.field(description="A positive multiple of the lot size.")
+    limit_price: Decimal | None = strawberry.field(
+        default=None, description="Required for LIMIT, forbidden for MARKET; on the tick grid."
+    )
+    time_in_force: TimeInForce = strawberry.field(
+        default=domain.TimeInForce.GTC, description="Defaults to GTC."
+    )
+    client_order_id: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Idempotency key (1-64 chars): repeating a request returns the same order; "
+            "reusing the key for a different order is a CONFLICT."
+        ),
+    )
+    strategy_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Attribute the order to one of your strategies."
+    )
+
+    def to_request(self) -> domain.OrderRequest:
+        return domain.OrderRequest(
+            symbol=self.symbol.upper(),
+            side=domain.OrderSide(self.side.value),
+            type=domain.OrderType(self.type.value),
+            quantity=self.quantity,
+            limit_price=self.limit_price,
+            time_in_force=domain.TimeInForce(self.time_in_force.value),
+            client_order_id=self.client_order_id,
+            strategy_id=parse_id(self.strategy_id, "strategyId") if self.strategy_id else None,
+        )
+
+
+@strawberry.type(description="Result of placeOrder.")
+class PlaceOrderPayload:
+    order: Order | None = strawberry.field(
+        description="The order (also when REJECTED by risk checks); null when the input is invalid."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Problems with the input.")
+
+
+@strawberry.type(description="Result of cancelOrder.")
+class CancelOrderPayload:
+    order: Order | None = strawberry.field(description="The order as it is now.")
+    user_errors: list[UserError] = strawberry.field(description="Why it could not be canceled.")
+
+
+def order_or_none(row: models.Order | None) -> Order | None:
+    return Order.from_row(row) if row is not None else None

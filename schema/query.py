@@ -1,0 +1,119 @@
+"""The Query root: declarations plus one-line hand-offs to resolvers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from resolvers import market, orders, strategies
+from resolvers.context import Info
+from schema.common import Connection
+from schema.enums import KlineInterval, OrderStatus
+from schema.market import Kline, Symbol, Tick, symbol_or_none
+from schema.orders import Order, order_or_none
+from schema.strategies import Strategy, strategy_or_none
+from storage import timeseries as ts
+
+From = Annotated[
+    datetime | None, strawberry.argument(name="from", description="Inclusive start (UTC).")
+]
+To = Annotated[datetime | None, strawberry.argument(description="Exclusive end (UTC).")]
+
+
+@strawberry.type(description="Read access to market, strategy and order data.")
+class Query:
+    @strawberry.field(description="One symbol by code, or null if unknown.")
+    async def symbol(self, info: Info, code: str) -> Symbol | None:
+        return symbol_or_none(await market.symbol(info, code))
+
+    @strawberry.field(description="Symbols in code order, filtered by text and exchange.")
+    async def symbols(
+        self,
+        info: Info,
+        search: str | None = None,
+        exchange: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[Symbol]:
+        page = await market.symbols(info, search, exchange, first, after)
+        return Connection[Symbol].build(
+            page, kind="symbol", key=lambda row: row.code, node=Symbol.from_row
+        )
+
+    @strawberry.field(description="Exchanges that list at least one symbol.")
+    async def exchanges(self, info: Info) -> list[str]:
+        return await market.exchanges(info)
+
+    @strawberry.field(description="The latest tick of a symbol, or null before its first tick.")
+    async def quote(self, info: Info, symbol: str) -> Tick | None:
+        tick = await market.quote(info, symbol)
+        return Tick.from_domain(tick) if tick else None
+
+    @strawberry.field(
+        description=(
+            "Stored ticks in [from, to), ascending. With `from`, the first `limit` from it; "
+            "without, the latest `limit` before `to`."
+        )
+    )
+    async def ticks(
+        self,
+        info: Info,
+        symbol: str,
+        from_: From = None,
+        to: To = None,
+        limit: int = 100,
+    ) -> list[Tick]:
+        rows = await market.ticks(info, symbol, from_, to, limit)
+        return [Tick.from_domain(tick) for tick in rows]
+
+    @strawberry.field(
+        description=(
+            "OHLCV bars whose start lies in [from, to), ascending; same `limit` rule as `ticks`."
+        )
+    )
+    async def klines(
+        self,
+        info: Info,
+        symbol: str,
+        interval: KlineInterval,
+        from_: From = None,
+        to: To = None,
+        limit: int = 500,
+    ) -> list[Kline]:
+        domain_interval = ts.KlineInterval(interval.value)
+        bars = await market.klines(info, symbol, domain_interval, from_, to, limit)
+        daily = not domain_interval.is_intraday
+        return [Kline.from_domain(bar, daily=daily) for bar in bars]
+
+    @strawberry.field(description="Your strategies, oldest first.")
+    async def strategies(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[Strategy]:
+        page = await strategies.strategies(info, first, after)
+        return Connection[Strategy].build(
+            page, kind="strategy", key=lambda row: row.id, node=Strategy.from_row
+        )
+
+    @strawberry.field(description="One of your strategies, or null.")
+    async def strategy(self, info: Info, id: strawberry.ID) -> Strategy | None:
+        return strategy_or_none(await strategies.strategy(info, id))
+
+    @strawberry.field(description="Your orders, newest first.")
+    async def orders(
+        self,
+        info: Info,
+        status: list[OrderStatus] | None = None,
+        symbol: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[Order]:
+        page = await orders.orders(info, status, symbol, first, after)
+        return Connection[Order].build(
+            page, kind="order", key=lambda row: row.id, node=Order.from_row
+        )
+
+    @strawberry.field(description="One of your orders, or null.")
+    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+        return order_or_none(await orders.order(info, id))

@@ -1,0 +1,184 @@
+"""Strategy and signal types, the strategy inputs and their payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graphql_api import orders as order_domain
+from graphql_api import strategies as domain
+from resolvers import orders as order_resolvers
+from resolvers import strategies as strategy_resolvers
+from resolvers.context import Info
+from schema.common import UserError
+from schema.enums import KlineInterval, OrderSide, StrategyKind, StrategyStatus
+from schema.market import Symbol
+from storage import models
+from storage import timeseries as ts
+
+if TYPE_CHECKING:
+    from schema.orders import Order
+
+
+@strawberry.type(description="A trading strategy of the calling user.")
+class Strategy:
+    id: strawberry.ID = strawberry.field(description="Strategy id.")
+    name: str = strawberry.field(description="Display name.")
+    kind: StrategyKind = strawberry.field(description="Which signal rule it runs.")
+    interval: KlineInterval = strawberry.field(description="Bar width it evaluates on.")
+    parameters: JSON = strawberry.field(description="Parameters of its kind, defaults filled in.")
+    status: StrategyStatus = strawberry.field(description="STOPPED, RUNNING or ERROR.")
+    auto_trade: bool = strawberry.field(description="Whether signals place paper orders.")
+    created_at: datetime = strawberry.field(description="Creation time.")
+    updated_at: datetime = strawberry.field(description="Last change.")
+    symbol_code: strawberry.Private[str]
+
+    @classmethod
+    def from_row(cls, row: models.Strategy) -> Strategy:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            kind=domain.StrategyKind(row.kind),
+            interval=ts.KlineInterval(row.interval),
+            parameters=cast(JSON, row.parameters),
+            status=domain.StrategyStatus(row.status),
+            auto_trade=row.auto_trade,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            symbol_code=row.symbol_code,
+        )
+
+    @strawberry.field(description="The instrument it trades.")
+    async def symbol(self, info: Info) -> Symbol:
+        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
+        assert row is not None, "strategies reference existing symbols"
+        return Symbol.from_row(row)
+
+    @strawberry.field(description="Its newest orders, newest first.")
+    async def orders(
+        self, info: Info, first: int = 20
+    ) -> list[Annotated[Order, strawberry.lazy("schema.orders")]]:
+        from schema.orders import Order
+
+        rows = await order_resolvers.strategy_orders(info, int(self.id), first)
+        return [Order.from_row(row) for row in rows]
+
+    @strawberry.field(description="Its newest signals, newest first.")
+    async def signals(self, info: Info, first: int = 20) -> list[Signal]:
+        rows = await strategy_resolvers.signals(info, int(self.id), first)
+        return [Signal.from_row(row) for row in rows]
+
+
+@strawberry.type(description="A buy or sell signal a strategy emitted on a closed bar.")
+class Signal:
+    id: strawberry.ID = strawberry.field(description="Signal id.")
+    side: OrderSide = strawberry.field(description="BUY or SELL.")
+    price: Decimal = strawberry.field(description="Bar close the signal fired on.")
+    bar_time: datetime = strawberry.field(description="Start of the bar that produced it.")
+    reason: str = strawberry.field(description='Why, e.g. "SMA(5) crossed above SMA(20)".')
+    created_at: datetime = strawberry.field(description="When it was stored.")
+    strategy_id: strawberry.Private[int]
+    symbol_code: strawberry.Private[str]
+
+    @classmethod
+    def from_row(cls, row: models.Signal) -> Signal:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            side=order_domain.OrderSide(row.side),
+            price=row.price,
+            bar_time=row.bar_time,
+            reason=row.reason,
+            created_at=row.created_at,
+            strategy_id=row.strategy_id,
+            symbol_code=row.symbol_code,
+        )
+
+    @strawberry.field(description="The strategy that emitted it, as it is now.")
+    async def strategy(self, info: Info) -> Strategy | None:
+        row = await strategy_resolvers.strategy_by_id(info, self.strategy_id)
+        return Strategy.from_row(row) if row is not None else None
+
+    @strawberry.field(description="The instrument.")
+    async def symbol(self, info: Info) -> Symbol:
+        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
+        assert row is not None, "signals reference existing symbols"
+        return Symbol.from_row(row)
+
+
+@strawberry.input(description="A new strategy. It starts STOPPED.")
+class CreateStrategyInput:
+    name: str = strawberry.field(description="Display name, 1-128 characters.")
+    kind: StrategyKind = strawberry.field(description="Signal rule.")
+    symbol: str = strawberry.field(description="Symbol code to trade.")
+    interval: KlineInterval = strawberry.field(
+        default=ts.KlineInterval.MINUTE_1, description="Bar width to evaluate on."
+    )
+    parameters: JSON | None = strawberry.field(
+        default=None, description="Parameters of the kind as a JSON object; omitted ones default."
+    )
+    auto_trade: bool = strawberry.field(default=False, description="Place orders on signals.")
+
+    def to_draft(self) -> domain.StrategyDraft:
+        return domain.StrategyDraft(
+            name=self.name,
+            kind=domain.StrategyKind(self.kind.value),
+            symbol=self.symbol.upper(),
+            interval=ts.KlineInterval(self.interval.value),
+            parameters=_parameters(self.parameters),
+            auto_trade=self.auto_trade,
+        )
+
+
+@strawberry.input(description="Changes to a strategy; omitted fields stay as they are.")
+class UpdateStrategyInput:
+    id: strawberry.ID = strawberry.field(description="Strategy to change.")
+    name: str | None = strawberry.field(default=None, description="New name.")
+    kind: StrategyKind | None = strawberry.field(
+        default=None, description="New kind (parameters reset to its defaults unless given)."
+    )
+    symbol: str | None = strawberry.field(default=None, description="New symbol.")
+    interval: KlineInterval | None = strawberry.field(default=None, description="New interval.")
+    parameters: JSON | None = strawberry.field(default=None, description="New parameters.")
+    auto_trade: bool | None = strawberry.field(default=None, description="New auto-trade flag.")
+
+    def to_draft(self) -> domain.StrategyDraft:
+        return domain.StrategyDraft(
+            name=self.name,
+            kind=domain.StrategyKind(self.kind.value) if self.kind else None,
+            symbol=self.symbol.upper() if self.symbol else None,
+            interval=ts.KlineInterval(self.interval.value) if self.interval else None,
+            parameters=_parameters(self.parameters),
+            auto_trade=self.auto_trade,
+        )
+
+
+def _parameters(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        from resolvers.errors import bad_user_input
+
+        raise bad_user_input("parameters must be a JSON object", argument="parameters")
+    return value
+
+
+@strawberry.type(description="Result of createStrategy / updateStrategy.")
+class StrategyPayload:
+    strategy: Strategy | None = strawberry.field(description="The strategy; null on errors.")
+    user_errors: list[UserError] = strawberry.field(description="Problems with the input.")
+
+
+@strawberry.type(description="Result of deleteStrategy.")
+class DeleteStrategyPayload:
+    deleted_strategy_id: strawberry.ID | None = strawberry.field(
+        description="Id of the deleted strategy; null on errors."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why it was not deleted.")
+
+
+def strategy_or_none(row: models.Strategy | None) -> Strategy | None:
+    return Strategy.from_row(row) if row is not None else None

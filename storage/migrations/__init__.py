@@ -1,0 +1,1 @@
+"""Alembic migrations: the single source of the relational schema on every backend."""

@@ -1,0 +1,151 @@
+"""SQLAlchemy ORM rows. Import as a namespace (``from storage import models``)
+so these never clash with the GraphQL types of the same name."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import ExactDecimal, UtcDateTime
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Symbol(Base):
+    __tablename__ = "symbols"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    exchange: Mapped[str] = mapped_column(String(16), index=True)
+    currency: Mapped[str] = mapped_column(String(8))
+    tick_size: Mapped[Decimal] = mapped_column(ExactDecimal())
+    lot_size: Mapped[Decimal] = mapped_column(ExactDecimal())
+    tradable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Minutes after midnight UTC at which the trading day ends (DAY orders expire then).
+    session_close_utc_minute: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyBar(Base):
+    __tablename__ = "daily_bars"
+
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    open: Mapped[Decimal] = mapped_column(ExactDecimal())
+    high: Mapped[Decimal] = mapped_column(ExactDecimal())
+    low: Mapped[Decimal] = mapped_column(ExactDecimal())
+    close: Mapped[Decimal] = mapped_column(ExactDecimal())
+    volume: Mapped[Decimal] = mapped_column(ExactDecimal())
+
+
+class Strategy(Base):
+    __tablename__ = "strategies"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"))
+    interval: Mapped[str] = mapped_column(String(8))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    auto_trade: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Signal(Base):
+    __tablename__ = "signals"
+    __table_args__ = (UniqueConstraint("strategy_id", "bar_time", name="uq_signals_strategy_bar"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    strategy_id: Mapped[int] = mapped_column(ForeignKey("strategies.id", ondelete="CASCADE"))
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"))
+    side: Mapped[str] = mapped_column(String(4))
+    price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    bar_time: Mapped[datetime] = mapped_column(UtcDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    order_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("user_id", "client_order_id", name="uq_orders_user_client_order_id"),
+        Index("ix_orders_user_id_id", "user_id", "id"),
+        Index("ix_orders_strategy_id", "strategy_id"),
+        Index("ix_orders_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    client_order_id: Mapped[str | None] = mapped_column(String(64))
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"))
+    strategy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("strategies.id", ondelete="SET NULL"), nullable=True
+    )
+    side: Mapped[str] = mapped_column(String(4))
+    type: Mapped[str] = mapped_column(String(8))
+    time_in_force: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
+    limit_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    status: Mapped[str] = mapped_column(String(20))
+    filled_quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
+    average_fill_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    reject_reason: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class TickRow(Base):
+    """Ticks in the SQL time-series backend (the TDengine backend keeps its own)."""
+
+    __tablename__ = "ticks"
+    __table_args__ = (Index("ix_ticks_symbol_time", "symbol", "time"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    last: Mapped[Decimal] = mapped_column(ExactDecimal())
+    bid: Mapped[Decimal] = mapped_column(ExactDecimal())
+    ask: Mapped[Decimal] = mapped_column(ExactDecimal())
+    volume: Mapped[Decimal] = mapped_column(ExactDecimal())

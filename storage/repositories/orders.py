@@ -1,0 +1,80 @@
+"""Orders: lookups by key, pages per user, and per-strategy slices for loaders."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import models
+
+
+async def orders_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[models.Order]:
+    return list(await session.scalars(select(models.Order).where(models.Order.id.in_(ids))))
+
+
+async def order_for_user(
+    session: AsyncSession, user_id: int, order_id: int, *, for_update: bool = False
+) -> models.Order | None:
+    """The order if it belongs to ``user_id``; another user's order is simply absent."""
+    query = select(models.Order).where(models.Order.id == order_id, models.Order.user_id == user_id)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def order_by_client_id(
+    session: AsyncSession, user_id: int, client_order_id: str
+) -> models.Order | None:
+    return await session.scalar(
+        select(models.Order).where(
+            models.Order.user_id == user_id, models.Order.client_order_id == client_order_id
+        )
+    )
+
+
+async def orders_page(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    statuses: Sequence[str] | None,
+    symbol_code: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[models.Order]:
+    """Newest first; keyset pagination on the id (stable under concurrent inserts)."""
+    query = (
+        select(models.Order)
+        .where(models.Order.user_id == user_id)
+        .order_by(models.Order.id.desc())
+        .limit(limit)
+    )
+    if statuses:
+        query = query.where(models.Order.status.in_(statuses))
+    if symbol_code is not None:
+        query = query.where(models.Order.symbol_code == symbol_code)
+    if before_id is not None:
+        query = query.where(models.Order.id < before_id)
+    return list(await session.scalars(query))
+
+
+async def latest_orders_by_strategy_ids(
+    session: AsyncSession, strategy_ids: Sequence[int], limit: int
+) -> dict[int, list[models.Order]]:
+    """The newest ``limit`` orders of each strategy, in one statement."""
+    rank = (
+        func.row_number()
+        .over(partition_by=models.Order.strategy_id, order_by=models.Order.id.desc())
+        .label("rank")
+    )
+    ranked = select(models.Order, rank).where(models.Order.strategy_id.in_(strategy_ids)).subquery()
+    query = select(models.Order).from_statement(
+        select(*ranked.c).where(ranked.c.rank <= limit).order_by(ranked.c.id.desc())
+    )
+    grouped: dict[int, list[models.Order]] = defaultdict(list)
+    for order in await session.scalars(query):
+        if order.strategy_id is not None:
+            grouped[order.strategy_id].append(order)
+    return grouped

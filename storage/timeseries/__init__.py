@@ -1,0 +1,10 @@
+"""Time-series storage for ticks and minute-level klines.
+
+One protocol (:class:`TimeSeriesStore`) with one SQL implementation and one
+TDengine implementation; :func:`storage.timeseries.factory.open_timeseries_store`
+picks one from configuration.
+"""
+
+from storage.timeseries.base import Bar, KlineInterval, Tick, TimeSeriesStore, TimeSeriesWriteError
+
+__all__ = ["Bar", "KlineInterval", "Tick", "TimeSeriesStore", "TimeSeriesWriteError"]

@@ -1,0 +1,124 @@
+"""The time-series contract shared by every backend.
+
+Ticks are stored per symbol; klines for intraday intervals are aggregated from
+stored ticks by the backend itself, so every backend must give exactly the same
+bars for the same ticks. Buckets are aligned to the Unix epoch in UTC (a 5m bar
+starts at a multiple of 300 s since 1970-01-01T00:00:00Z) and are labelled by
+their start time.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+
+class KlineInterval(enum.Enum):
+    """Bar widths: intraday ones are aggregated from ticks, ``DAY_1`` is stored daily history."""
+
+    MINUTE_1 = "1m"
+    MINUTE_5 = "5m"
+    MINUTE_15 = "15m"
+    HOUR_1 = "1h"
+    DAY_1 = "1d"
+
+    @property
+    def duration(self) -> timedelta:
+        return _DURATIONS[self]
+
+    @property
+    def seconds(self) -> int:
+        return int(self.duration.total_seconds())
+
+    @property
+    def is_intraday(self) -> bool:
+        return self is not KlineInterval.DAY_1
+
+
+_DURATIONS = {
+    KlineInterval.MINUTE_1: timedelta(minutes=1),
+    KlineInterval.MINUTE_5: timedelta(minutes=5),
+    KlineInterval.MINUTE_15: timedelta(minutes=15),
+    KlineInterval.HOUR_1: timedelta(hours=1),
+    KlineInterval.DAY_1: timedelta(days=1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One market data update: last trade price and size plus the top of book.
+
+    ``volume`` is the quantity traded in this tick (not a running total), so a
+    bar's volume is the sum of its ticks' volumes.
+    """
+
+    symbol: str
+    time: datetime
+    last: Decimal
+    bid: Decimal
+    ask: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """An OHLCV bar labelled by its (UTC, epoch-aligned) start time."""
+
+    symbol: str
+    time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trade_count: int
+
+
+class TimeSeriesWriteError(Exception):
+    """A batch could not be written; nothing of it was applied."""
+
+
+def check_batch(ticks: Sequence[Tick]) -> None:
+    """Refuse a batch no backend could store faithfully, before any of it is written."""
+    for index, tick in enumerate(ticks):
+        values = (tick.last, tick.bid, tick.ask, tick.volume)
+        if not all(isinstance(v, Decimal) and v.is_finite() for v in values):
+            raise TimeSeriesWriteError(f"tick {index} ({tick.symbol}) has a non-finite value")
+        if tick.time.tzinfo is None:
+            raise TimeSeriesWriteError(f"tick {index} ({tick.symbol}) has a naive time")
+
+
+class TimeSeriesStore(Protocol):
+    """What the rest of the system needs from a tick store.
+
+    Reads return ticks and bars in ascending time order. When a range would
+    yield more than ``limit`` rows: with ``start`` given, the first ``limit``
+    from ``start``; without it, the latest ``limit`` up to ``end``. Unknown
+    symbols give empty results, never errors.
+    """
+
+    async def write_ticks(self, ticks: Sequence[Tick]) -> None:
+        """Persist a batch atomically (all or nothing), raising TimeSeriesWriteError."""
+
+    async def ticks(
+        self, symbol: str, start: datetime | None, end: datetime | None, limit: int
+    ) -> list[Tick]: ...
+
+    async def latest_ticks(self, symbols: Sequence[str]) -> dict[str, Tick]:
+        """The latest tick per symbol; symbols without ticks are absent."""
+
+    async def klines(
+        self,
+        symbol: str,
+        interval: KlineInterval,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[Bar]:
+        """Intraday bars aggregated from ticks (``interval.is_intraday`` must hold)."""
+
+    async def close(self) -> None: ...

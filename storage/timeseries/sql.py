@@ -1,0 +1,267 @@
+"""The SQL time-series backend (SQLite embedded, PostgreSQL at scale).
+
+PostgreSQL aggregates bars in SQL (``date_bin`` + ordered ``array_agg``) and
+ingests with ``COPY``. SQLite keeps decimals as text (see ``storage.types``),
+where ``MAX``/``SUM`` would compare strings or round through floats, so its bars
+are aggregated in Python from the ordered tick stream: exact, and fast enough
+for the embedded default's volumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, or_, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from storage.models import TickRow
+from storage.timeseries.base import Bar, KlineInterval, Tick, TimeSeriesWriteError, check_batch
+from storage.timeseries.buckets import floor_to_interval, tick_range_for_bars
+
+_TICK_COLUMNS = ("symbol", "time", "last", "bid", "ask", "volume")
+
+_PG_KLINES = """
+SELECT date_bin(make_interval(secs => :seconds), time, TIMESTAMPTZ '1970-01-01 00:00:00+00')
+         AS bucket,
+       (array_agg(last ORDER BY time, id))[1] AS open,
+       max(last) AS high,
+       min(last) AS low,
+       (array_agg(last ORDER BY time DESC, id DESC))[1] AS close,
+       sum(volume) AS volume,
+       count(*) AS trade_count
+FROM ticks
+WHERE symbol = :symbol {bounds}
+GROUP BY bucket
+ORDER BY bucket {direction}
+LIMIT :limit
+"""
+
+
+class SqlTimeSeriesStore:
+    """Ticks in the relational database's ``ticks`` table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    async def write_ticks(self, ticks: Sequence[Tick]) -> None:
+        if not ticks:
+            return
+        check_batch(ticks)
+        try:
+            async with self._engine.begin() as connection:
+                if self._postgres:
+                    await _copy_ticks(connection, ticks)
+                else:
+                    await connection.execute(
+                        insert(TickRow), [_tick_params(tick) for tick in ticks]
+                    )
+        except (SQLAlchemyError, OSError) as error:
+            raise TimeSeriesWriteError(
+                f"tick batch of {len(ticks)} not written: {error}"
+            ) from error
+
+    async def ticks(
+        self, symbol: str, start: datetime | None, end: datetime | None, limit: int
+    ) -> list[Tick]:
+        query = select(TickRow).where(TickRow.symbol == symbol)
+        if start is not None:
+            query = query.where(TickRow.time >= start)
+        if end is not None:
+            query = query.where(TickRow.time < end)
+        async with self._engine.connect() as connection:
+            if start is not None:
+                query = query.order_by(TickRow.time, TickRow.id).limit(limit)
+                rows = (await connection.execute(query)).all()
+            else:
+                query = query.order_by(TickRow.time.desc(), TickRow.id.desc()).limit(limit)
+                rows = list(reversed((await connection.execute(query)).all()))
+        return [_row_to_tick(row) for row in rows]
+
+    async def latest_ticks(self, symbols: Sequence[str]) -> dict[str, Tick]:
+        if not symbols:
+            return {}
+        # One index probe per symbol inside one statement: a window function
+        # over the symbols' whole history would scan every tick they ever had.
+        latest_ids = [
+            select(TickRow.id)
+            .where(TickRow.symbol == symbol)
+            .order_by(TickRow.time.desc(), TickRow.id.desc())
+            .limit(1)
+            .scalar_subquery()
+            for symbol in dict.fromkeys(symbols)
+        ]
+        query = select(TickRow).where(or_(*(TickRow.id == latest for latest in latest_ids)))
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {row.symbol: _row_to_tick(row) for row in rows}
+
+    async def klines(
+        self,
+        symbol: str,
+        interval: KlineInterval,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[Bar]:
+        if not interval.is_intraday:
+            raise ValueError(f"{interval.value} bars are not aggregated from ticks")
+        lo, hi = tick_range_for_bars(start, end, interval)
+        if self._postgres:
+            return await self._postgres_klines(
+                symbol, interval, lo, hi, limit, newest=start is None
+            )
+        return await self._python_klines(symbol, interval, lo, hi, limit, newest=start is None)
+
+    async def close(self) -> None:
+        """The engine belongs to the caller; nothing of our own to release."""
+
+    async def _postgres_klines(
+        self,
+        symbol: str,
+        interval: KlineInterval,
+        lo: datetime | None,
+        hi: datetime | None,
+        limit: int,
+        *,
+        newest: bool,
+    ) -> list[Bar]:
+        bounds = ""
+        params: dict[str, Any] = {"seconds": interval.seconds, "symbol": symbol, "limit": limit}
+        if lo is not None:
+            bounds += " AND time >= :lo"
+            params["lo"] = lo
+        if hi is not None:
+            bounds += " AND time < :hi"
+            params["hi"] = hi
+        statement = text(_PG_KLINES.format(bounds=bounds, direction="DESC" if newest else "ASC"))
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement, params)).all()
+        bars = [
+            Bar(
+                symbol=symbol,
+                time=row.bucket,
+                open=row.open,
+                high=row.high,
+                low=row.low,
+                close=row.close,
+                volume=row.volume,
+                trade_count=row.trade_count,
+            )
+            for row in rows
+        ]
+        if newest:
+            bars.reverse()
+        return bars
+
+    async def _python_klines(
+        self,
+        symbol: str,
+        interval: KlineInterval,
+        lo: datetime | None,
+        hi: datetime | None,
+        limit: int,
+        *,
+        newest: bool,
+    ) -> list[Bar]:
+        query = select(TickRow.time, TickRow.last, TickRow.volume).where(TickRow.symbol == symbol)
+        if lo is not None:
+            query = query.where(TickRow.time >= lo)
+        if hi is not None:
+            query = query.where(TickRow.time < hi)
+        if newest:
+            query = query.order_by(TickRow.time.desc(), TickRow.id.desc())
+        else:
+            query = query.order_by(TickRow.time, TickRow.id)
+        async with self._engine.connect() as connection:
+            result = await connection.stream(query)
+            bars = await _aggregate(symbol, interval, result, limit, newest=newest)
+        if newest:
+            bars.reverse()
+        return bars
+
+
+async def _aggregate(
+    symbol: str,
+    interval: KlineInterval,
+    rows: AsyncIterator[Any],
+    limit: int,
+    *,
+    newest: bool,
+) -> list[Bar]:
+    """Fold an ordered tick stream into bars, stopping as soon as ``limit`` bars are complete.
+
+    With ``newest`` the stream runs backwards in time, so the first tick seen in
+    a bucket is its close and the last one seen is its open.
+    """
+    bars: list[Bar] = []
+    bucket: datetime | None = None
+    first = high = low = last = volume = Decimal(0)
+    count = 0
+
+    def finish() -> Bar:
+        assert bucket is not None
+        opening, closing = (last, first) if newest else (first, last)
+        return Bar(symbol, bucket, opening, high, low, closing, volume, count)
+
+    async for row in rows:
+        row_bucket = floor_to_interval(row.time, interval)
+        if row_bucket != bucket:
+            if bucket is not None:
+                bars.append(finish())
+                if len(bars) >= limit:
+                    return bars
+            bucket, first, high, low, volume, count = (
+                row_bucket,
+                row.last,
+                row.last,
+                row.last,
+                Decimal(0),
+                0,
+            )
+        high = max(high, row.last)
+        low = min(low, row.last)
+        last = row.last
+        volume += row.volume
+        count += 1
+    if bucket is not None and len(bars) < limit:
+        bars.append(finish())
+    return bars
+
+
+async def _copy_ticks(connection: AsyncConnection, ticks: Sequence[Tick]) -> None:
+    """``COPY`` the batch through asyncpg, inside the surrounding transaction."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(
+        "ticks",
+        records=[(t.symbol, t.time, t.last, t.bid, t.ask, t.volume) for t in ticks],
+        columns=list(_TICK_COLUMNS),
+    )
+
+
+def _tick_params(tick: Tick) -> dict[str, Any]:
+    return {
+        "symbol": tick.symbol,
+        "time": tick.time,
+        "last": tick.last,
+        "bid": tick.bid,
+        "ask": tick.ask,
+        "volume": tick.volume,
+    }
+
+
+def _row_to_tick(row: Any) -> Tick:
+    return Tick(
+        symbol=row.symbol,
+        time=row.time,
+        last=row.last,
+        bid=row.bid,
+        ask=row.ask,
+        volume=row.volume,
+    )

@@ -1,0 +1,236 @@
+"""placeOrder / cancelOrder / ingestTicks: validation, idempotency, and no partial writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from starlette.applications import Starlette
+
+from graphql_api.services import Services
+from storage import models
+from storage.engine import create_engine
+from tests.support.graphql import error_codes, execute, post
+
+MUTATION_PLACE_ORDER = """
+mutation ($input: PlaceOrderInput!) {
+  placeOrder(input: $input) {
+    order { id status side type quantity limitPrice clientOrderId symbol { code } }
+    userErrors { field code message }
+  }
+}
+"""
+
+MUTATION_CANCEL_ORDER = """
+mutation ($id: ID!) {
+  cancelOrder(id: $id) { order { id status } userErrors { field code message } }
+}
+"""
+
+MUTATION_INGEST = """
+mutation ($ticks: [TickInput!]!) {
+  ingestTicks(ticks: $ticks) { accepted userErrors { field code message } }
+}
+"""
+
+
+def services_of(app: Starlette) -> Services:
+    services: Services = app.state.services
+    return services
+
+
+async def count(app: Starlette, model: type[models.Base]) -> int:
+    async with services_of(app).sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def limit_buy(**overrides: object) -> dict[str, object]:
+    order: dict[str, object] = {
+        "symbol": "600519.SH",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "100",
+        "limitPrice": "1500.00",
+    }
+    order.update(overrides)
+    return order
+
+
+async def test_place_limit_order_stores_a_new_order(client: httpx.AsyncClient) -> None:
+    data = await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy()})
+    payload = data["placeOrder"]
+    assert payload["userErrors"] == []
+    order = payload["order"]
+    assert order["status"] == "NEW"
+    assert (order["quantity"], order["limitPrice"]) == ("100", "1500.00")
+    assert order["symbol"]["code"] == "600519.SH"
+    fetched = await execute(
+        client, "query ($id: ID!) { order(id: $id) { id status } }", {"id": order["id"]}
+    )
+    assert fetched["order"] == {"id": order["id"], "status": "NEW"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "code"),
+    [
+        ({"symbol": "NOPE.SH"}, "symbol", "UNKNOWN_SYMBOL"),
+        ({"quantity": "0"}, "quantity", "OUT_OF_RANGE"),
+        ({"quantity": "-100"}, "quantity", "OUT_OF_RANGE"),
+        ({"quantity": "150"}, "quantity", "INVALID_PRECISION"),
+        ({"quantity": "100.5"}, "quantity", "INVALID_PRECISION"),
+        ({"limitPrice": "1500.001"}, "limitPrice", "INVALID_PRECISION"),
+        ({"limitPrice": "-1.00"}, "limitPrice", "OUT_OF_RANGE"),
+        ({"limitPrice": None}, "limitPrice", "REQUIRED"),
+        ({"type": "MARKET"}, "limitPrice", "NOT_ALLOWED"),
+        ({"quantity": "1e999999"}, "quantity", "INVALID_PRECISION"),
+        ({"quantity": "NaN"}, "quantity", "OUT_OF_RANGE"),
+        ({"clientOrderId": "x" * 65}, "clientOrderId", "OUT_OF_RANGE"),
+    ],
+)
+async def test_invalid_orders_get_user_errors_and_write_nothing(
+    client: httpx.AsyncClient,
+    app: Starlette,
+    overrides: dict[str, object],
+    field: str,
+    code: str,
+) -> None:
+    # when placing a malformed order
+    data = await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy(**overrides)})
+    # then it is refused with a typed error naming the field, and no row exists
+    payload = data["placeOrder"]
+    assert payload["order"] is None
+    assert {"field": field, "code": code} in [
+        {"field": e["field"], "code": e["code"]} for e in payload["userErrors"]
+    ]
+    assert await count(app, models.Order) == 0
+
+
+async def test_unknown_enum_and_bad_decimal_are_graphql_errors(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    body = await post(client, MUTATION_PLACE_ORDER, {"input": limit_buy(side="HOLD")})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    body = await post(client, MUTATION_PLACE_ORDER, {"input": limit_buy(quantity="ten")})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert await count(app, models.Order) == 0
+
+
+async def test_client_order_id_makes_placement_idempotent(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    first = await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy(clientOrderId="abc-1")})
+    again = await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy(clientOrderId="abc-1")})
+    assert again["placeOrder"]["order"]["id"] == first["placeOrder"]["order"]["id"]
+    conflict = await execute(
+        client, MUTATION_PLACE_ORDER, {"input": limit_buy(clientOrderId="abc-1", quantity="200")}
+    )
+    assert conflict["placeOrder"]["order"] is None
+    assert [e["code"] for e in conflict["placeOrder"]["userErrors"]] == ["CONFLICT"]
+    assert await count(app, models.Order) == 1
+
+
+async def test_cancel_order_once_then_a_clear_error(client: httpx.AsyncClient) -> None:
+    placed = await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy()})
+    order_id = placed["placeOrder"]["order"]["id"]
+    first = await execute(client, MUTATION_CANCEL_ORDER, {"id": order_id})
+    assert first["cancelOrder"] == {
+        "order": {"id": order_id, "status": "CANCELED"},
+        "userErrors": [],
+    }
+    second = await execute(client, MUTATION_CANCEL_ORDER, {"id": order_id})
+    assert [e["code"] for e in second["cancelOrder"]["userErrors"]] == ["NOT_CANCELABLE"]
+    missing = await execute(client, MUTATION_CANCEL_ORDER, {"id": "999999"})
+    assert [e["code"] for e in missing["cancelOrder"]["userErrors"]] == ["NOT_FOUND"]
+    body = await post(client, MUTATION_CANCEL_ORDER, {"id": "abc"})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
+async def test_orders_filter_and_paginate(client: httpx.AsyncClient) -> None:
+    for price in ("1500.00", "1501.00", "1502.00"):
+        await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy(limitPrice=price)})
+    await execute(
+        client,
+        MUTATION_PLACE_ORDER,
+        {"input": {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.5"}},
+    )
+    query = """
+    query ($after: String, $symbol: String) {
+      orders(first: 2, after: $after, symbol: $symbol, status: [NEW]) {
+        edges { node { id limitPrice symbol { code } } }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+    """
+    page1 = (await execute(client, query, {"symbol": "600519.SH"}))["orders"]
+    assert [e["node"]["limitPrice"] for e in page1["edges"]] == ["1502.00", "1501.00"]
+    assert page1["pageInfo"]["hasNextPage"] is True
+    page2 = (
+        await execute(
+            client, query, {"symbol": "600519.SH", "after": page1["pageInfo"]["endCursor"]}
+        )
+    )["orders"]
+    assert [e["node"]["limitPrice"] for e in page2["edges"]] == ["1500.00"]
+    assert page2["pageInfo"]["hasNextPage"] is False
+
+
+def tick(**overrides: object) -> dict[str, object]:
+    value: dict[str, object] = {
+        "symbol": "BTCUSDT",
+        "time": (datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
+        "last": "95000.10",
+        "bid": "95000.00",
+        "ask": "95000.20",
+        "volume": "0.5",
+    }
+    value.update(overrides)
+    return value
+
+
+async def test_ingest_ticks_stores_them_all(client: httpx.AsyncClient, app: Starlette) -> None:
+    data = await execute(client, MUTATION_INGEST, {"ticks": [tick(), tick(last="95001.00")]})
+    assert data["ingestTicks"] == {"accepted": 2, "userErrors": []}
+    assert await count(app, models.TickRow) == 2
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "code"),
+    [
+        ({"last": "0"}, "ticks.1.last", "OUT_OF_RANGE"),
+        ({"last": "-5.00"}, "ticks.1.last", "OUT_OF_RANGE"),
+        ({"bid": "95000.001"}, "ticks.1.bid", "INVALID_PRECISION"),
+        ({"symbol": "NOPE"}, "ticks.1.symbol", "UNKNOWN_SYMBOL"),
+        ({"time": "2099-01-01T00:00:00Z"}, "ticks.1.time", "OUT_OF_RANGE"),
+        ({"bid": "95002.00"}, "ticks.1.bid", "INVALID"),
+        ({"volume": "-1"}, "ticks.1.volume", "OUT_OF_RANGE"),
+    ],
+)
+async def test_one_bad_tick_rejects_the_whole_batch(
+    client: httpx.AsyncClient, app: Starlette, bad: dict[str, object], field: str, code: str
+) -> None:
+    data = await execute(client, MUTATION_INGEST, {"ticks": [tick(), tick(**bad), tick()]})
+    payload = data["ingestTicks"]
+    assert payload["accepted"] == 0
+    assert {"field": field, "code": code} in [
+        {"field": e["field"], "code": e["code"]} for e in payload["userErrors"]
+    ]
+    assert await count(app, models.TickRow) == 0
+
+
+async def test_internal_errors_are_masked_with_a_request_id(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    # given a database that has gone away under the server
+    unreachable = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/gone")
+    services_of(app).sessions.configure(bind=unreachable)
+    # when a query needs it
+    response = await client.post(
+        "/graphql",
+        json={"query": '{ symbol(code: "BTCUSDT") { name } }'},
+        headers={"x-request-id": "req-123"},
+    )
+    # then the client sees a generic message with the request id, no internals
+    error = response.json()["errors"][0]
+    assert error["message"] == "Internal server error"
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-123"}

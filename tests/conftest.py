@@ -1,0 +1,240 @@
+"""Fixtures: real databases (SQLite and PostgreSQL), real Redis, the app and a live server.
+
+PostgreSQL and Redis come from ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` or are
+started here. Each test gets its own database cloned from a migrated, seeded
+template, so tests are isolated and fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+
+from graphql_api.app import create_app
+from graphql_api.demo_data import seed_demo_data
+from graphql_api.runtime import open_services
+from graphql_api.services import Services
+from graphql_api.settings import Settings
+from storage.engine import create_engine, create_session_factory
+from storage.migrate import upgrade_to_head
+from tests.support.servers import ServerUnavailableError, free_port, postgres_server, redis_server
+
+SETTINGS_ENV = [field.alias for field in Settings.model_fields.values() if field.alias is not None]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the environment: keep the developer's shell out of the tests."""
+    for name in SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _start(manager: contextlib.AbstractContextManager[str], what: str, variable: str) -> str:
+    try:
+        return manager.__enter__()
+    except ServerUnavailableError as error:
+        pytest.fail(f"{what} is needed and could not be started ({variable} is unset): {error}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A server-level URL (database ``postgres``) for creating per-test databases."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    manager = postgres_server()
+    url = _start(manager, "PostgreSQL", "TEST_DATABASE_URL")
+    try:
+        yield url
+    finally:
+        manager.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    manager = redis_server()
+    url = _start(manager, "Redis", "TEST_REDIS_URL")
+    try:
+        yield url
+    finally:
+        manager.__exit__(None, None, None)
+
+
+def run_in_thread(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run setup coroutines from session fixtures, which may be requested inside a running loop."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+async def _prepare(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade_to_head(engine)
+        async with create_session_factory(engine)() as session:
+            await seed_demo_data(session, demo_username="demo")
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url)
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_url: str) -> str:
+    name = f"quantgraph_template_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(postgres_url))
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+        await _prepare(make_url(postgres_url).set(database=name).render_as_string(False))
+
+    run_in_thread(create())
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    run_in_thread(_prepare(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(postgres_url: str, template: str) -> AsyncIterator[str]:
+    name = f"quantgraph_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(postgres_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await asyncpg.connect(_asyncpg_dsn(postgres_url))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def sql_database(request: pytest.FixtureRequest, kind: str) -> AsyncIterator[str]:
+    """A fresh copy of the migrated, seeded template database of ``kind``."""
+    if kind == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = Path(tempfile.mkdtemp(prefix="quantgraph-sqlite-")) / "quantgraph.db"
+        shutil.copyfile(template, path)
+        try:
+            yield f"sqlite+aiosqlite:///{path}"
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        return
+    server = request.getfixturevalue("postgres_url")
+    pg_template = request.getfixturevalue("postgres_template")
+    async with postgres_database(server, pg_template) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh, migrated, seeded database: once on SQLite, once on PostgreSQL."""
+    async with sql_database(request, request.param) as url:
+        yield url
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "DATABASE_URL": database_url,
+        "MARKET_FEED": "none",
+        "BROADCAST_URL": "memory://",
+        "TICK_FLUSH_INTERVAL_MS": 5,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    async with open_services(settings) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[Starlette]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    async with running_app(settings) as started:
+        yield started
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@contextlib.asynccontextmanager
+async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Starlette]]:
+    """A real uvicorn server in this process, for WebSocket tests."""
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="on", ws="websockets-sansio", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn exited before starting")
+            await asyncio.sleep(0.02)
+        yield f"127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[tuple[str, Starlette]]:
+    async with live_server(settings) as running:
+        yield running

@@ -1,0 +1,75 @@
+"""The realtime hub on the in-process broadcaster and on real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from broadcaster import Broadcast
+
+from graphql_api.hub import Hub, SlowConsumerError
+from graphql_api.runtime import open_broadcast
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def broadcast(request: pytest.FixtureRequest) -> AsyncIterator[Broadcast]:
+    url = "memory://" if request.param == "memory" else request.getfixturevalue("redis_url")
+    async with open_broadcast(url) as connected:
+        yield connected
+
+
+async def drain(box_get: object, count: int) -> list[str]:
+    from graphql_api.hub import Mailbox
+
+    assert isinstance(box_get, Mailbox)
+    return [(await asyncio.wait_for(box_get.get(), 5)).message for _ in range(count)]
+
+
+async def test_every_subscriber_gets_every_message_in_order(broadcast: Broadcast) -> None:
+    hub = Hub(broadcast, capacity=100)
+    async with (
+        hub.subscribe(["orders.1"], conflate=False) as first,
+        hub.subscribe(["orders.1"], conflate=False) as second,
+    ):
+        # one broadcaster subscription serves both
+        assert hub.channel_count == 1
+        for n in range(20):
+            await hub.publish("orders.1", str(n))
+        expected = [str(n) for n in range(20)]
+        assert await drain(first, 20) == expected
+        assert await drain(second, 20) == expected
+    assert hub.channel_count == 0
+    await hub.close()
+
+
+async def test_conflating_subscriber_keeps_latest_per_channel(broadcast: Broadcast) -> None:
+    hub = Hub(broadcast, capacity=4)
+    async with hub.subscribe(["ticks.A", "ticks.B"], conflate=True) as box:
+        # a reader that is not reading while many ticks arrive
+        for n in range(50):
+            await hub.publish("ticks.A", f"A{n}")
+        await hub.publish("ticks.B", "B0")
+        await asyncio.sleep(0.3)
+        # gets only the latest per symbol, not a backlog
+        received = await drain(box, 2)
+        assert sorted(received) == ["A49", "B0"]
+        assert box.conflated >= 40
+    await hub.close()
+
+
+async def test_lossless_subscriber_that_falls_behind_is_failed_not_silently_dropped(
+    broadcast: Broadcast,
+) -> None:
+    hub = Hub(broadcast, capacity=5)
+    async with (
+        hub.subscribe(["signals.1"], conflate=False) as stalled,
+        hub.subscribe(["signals.1"], conflate=False) as healthy,
+    ):
+        for n in range(10):
+            await hub.publish("signals.1", str(n))
+            # the healthy reader keeps up and is never held back by the stalled one
+            assert (await asyncio.wait_for(healthy.get(), 5)).message == str(n)
+        with pytest.raises(SlowConsumerError):
+            await stalled.get()
+    await hub.close()

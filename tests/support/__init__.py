@@ -1,0 +1,1 @@
+"""Test infrastructure: real servers, a GraphQL-over-WebSocket client, helpers."""
