@@ -41,10 +41,11 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[TimeSeriesStore
 
         base = os.environ["TEST_TDENGINE_URL"].rstrip("/")
         url = f"{base.rsplit('/', 1)[0]}/qg_test_{uuid.uuid4().hex[:8]}"
-        tdengine = await TDengineTimeSeriesStore.open(url)
+        tdengine = await TDengineTimeSeriesStore.open(url, vgroups=1)
         try:
             yield tdengine
         finally:
+            await tdengine.drop_database()
             await tdengine.close()
         return
     async with sql_database(request, request.param) as database_url:
