@@ -6,18 +6,24 @@ services); nothing imports it but the CLI and tests.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types.unset import UnsetType
 
+from graphql_api.auth import AuthError
 from graphql_api.logging import configure_logging
 from graphql_api.runtime import open_services
 from graphql_api.services import Services
@@ -28,13 +34,25 @@ from schema import schema
 
 
 class QuantgraphGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI app with our typed context.
+    """Strawberry's ASGI app with our typed context and authentication.
 
-    Over HTTP the context (and its loader cache) lives for one request; over a
-    WebSocket it lives for the connection, so those loaders do not cache.
+    Over HTTP the context (and its loader cache) lives for one request and the
+    token comes from ``Authorization: Bearer``. Over a WebSocket the context
+    lives for the connection, its loaders do not cache, and the token comes in
+    the ``connection_init`` payload; the socket is closed when that session is
+    revoked or its token expires.
     """
 
     services: Services | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if scope["type"] == "websocket":
+                cleanup = _OPEN_SOCKETS.pop(id(scope), None)
+                if cleanup is not None:
+                    cleanup()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -43,14 +61,77 @@ class QuantgraphGraphQL(GraphQL[Context, None]):
         if services is None:
             raise RuntimeError("services are not started (lifespan did not run)")
         is_websocket = isinstance(request, WebSocket)
-        return Context(
+        context = Context(
             services=services,
             loaders=create_loaders(services.sessions, services.timeseries, cache=not is_websocket),
-            user_id=services.demo_user_id,
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
             request=request,
             response=response,
         )
+        if not is_websocket:
+            _authenticate(context, request.headers.get("authorization"))
+        return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        params = context.connection_params or {}
+        credential = params.get("authorization") or params.get("Authorization")
+        if credential is None and params.get("token"):
+            credential = f"Bearer {params['token']}"
+        if credential is not None:
+            _authenticate(context, str(credential))
+            if context.principal is None:
+                raise ConnectionRejectionError({"reason": context.auth_error})
+            _close_when_session_ends(context)
+        return None
+
+
+def _authenticate(context: Context, header: str | None) -> None:
+    if not header:
+        return
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        context.auth_error = "Authorization must be 'Bearer <access token>'"
+        return
+    try:
+        context.principal = context.services.auth.authenticate(token.strip())
+    except AuthError as error:
+        context.auth_error = str(error)
+
+
+def _close_when_session_ends(context: Context) -> None:
+    """Close the socket when its session is revoked (anywhere) or its token expires."""
+    principal = context.principal
+    websocket = context.request
+    assert principal is not None and isinstance(websocket, WebSocket)
+    loop = asyncio.get_running_loop()
+    unsubscribe: Callable[[], None] = lambda: None  # noqa: E731
+
+    def close(reason: str) -> None:
+        unsubscribe()
+        expiry.cancel()
+        if websocket.client_state is WebSocketState.CONNECTED:
+            task = loop.create_task(websocket.close(code=4401, reason=reason))
+            _CLOSING.add(task)
+            task.add_done_callback(_CLOSING.discard)
+
+    def on_revoke(session_id: str) -> None:
+        if session_id == principal.session_id:
+            close("session revoked")
+
+    delay = max(0.0, (principal.expires_at - datetime.now(UTC)).total_seconds())
+    expiry = loop.call_later(delay, close, "token expired")
+    unsubscribe = context.services.auth.on_revoke(on_revoke)
+
+    def cleanup() -> None:
+        unsubscribe()
+        expiry.cancel()
+
+    _OPEN_SOCKETS[id(websocket.scope)] = cleanup
+
+
+# Cleanups for sockets that end normally (so revocation callbacks never leak).
+_OPEN_SOCKETS: dict[int, Callable[[], None]] = {}
+_CLOSING: set[asyncio.Task[None]] = set()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

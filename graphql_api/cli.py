@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     commands.add_parser("migrate", help="bring the database schema to the latest migration")
     commands.add_parser("seed", help="create demo symbols, history and the demo user if empty")
+    create_user = commands.add_parser("create-user", help="create a user with a role")
+    create_user.add_argument("username")
+    create_user.add_argument(
+        "--role", default="TRADER", choices=["VIEWER", "TRADER", "FEED", "ADMIN"]
+    )
+    create_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument("--output", type=Path, help="write to this file instead of stdout")
     args = parser.parse_args(argv)
@@ -28,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate())
     if args.command == "seed":
         return asyncio.run(_seed())
+    if args.command == "create-user":
+        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+        return asyncio.run(_create_user(args.username, password, args.role))
     if args.command == "export-schema":
         return _export_schema(args.output)
     parser.error(f"unknown command {args.command}")
@@ -77,11 +89,30 @@ async def _seed() -> int:
     try:
         await upgrade_to_head(engine)
         async with create_session_factory(engine)() as session:
-            seeded = await seed_demo_data(session, demo_username=settings.demo_username)
+            seeded = await seed_demo_data(
+                session,
+                demo_username=settings.demo_username,
+                demo_password=settings.demo_password,
+                start_cash=settings.demo_start_cash,
+            )
             await session.commit()
     finally:
         await engine.dispose()
     print("seeded demo data" if seeded else "database already has symbols; nothing seeded")
+    return 0
+
+
+async def _create_user(username: str, password: str, role: str) -> int:
+    from graphql_api.auth import Role
+    from graphql_api.runtime import open_admin_services
+
+    async with open_admin_services() as auth:
+        user, errors = await auth.register(username, password, Role(role))
+    if user is None:
+        for error in errors:
+            print(f"error: {error.field}: {error.message}", file=sys.stderr)
+        return 1
+    print(f"created {role} user {username} (id {user.id})")
     return 0
 
 

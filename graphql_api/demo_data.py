@@ -14,6 +14,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.accounts import open_account
+from graphql_api.auth.passwords import hash_password
+from graphql_api.settings import DEFAULT_DEMO_PASSWORD
 from storage import models
 
 
@@ -124,7 +127,14 @@ def daily_history(instrument: Instrument, end: date, rng: random.Random) -> list
     return bars
 
 
-async def seed_demo_data(session: AsyncSession, *, demo_username: str, seed: int = 7) -> bool:
+async def seed_demo_data(
+    session: AsyncSession,
+    *,
+    demo_username: str,
+    demo_password: str = DEFAULT_DEMO_PASSWORD,
+    start_cash: Decimal = Decimal("1000000"),
+    seed: int = 7,
+) -> bool:
     """Insert instruments, history and the demo user into an empty database.
 
     Returns False (and changes nothing) when symbols already exist, so restarts
@@ -150,17 +160,16 @@ async def seed_demo_data(session: AsyncSession, *, demo_username: str, seed: int
     await session.flush()
     for instrument in INSTRUMENTS:
         session.add_all(daily_history(instrument, today, rng))
-    if (
-        await session.scalar(select(models.User).where(models.User.username == demo_username))
-        is None
-    ):
-        session.add(
-            models.User(
-                username=demo_username,
-                password_hash=None,
-                role="TRADER",
-                created_at=datetime.now(UTC),
-            )
+    user = await session.scalar(select(models.User).where(models.User.username == demo_username))
+    if user is None:
+        user = models.User(
+            username=demo_username,
+            password_hash=hash_password(demo_password),
+            role="TRADER",
+            created_at=datetime.now(UTC),
         )
+        session.add(user)
+        await session.flush()
+    await open_account(session, user.id, sorted({i.currency for i in INSTRUMENTS}), start_cash)
     await session.flush()
     return True

@@ -13,6 +13,9 @@ from typing import Any
 
 from storage.timeseries import Tick
 
+# Every newly accepted order, for the cluster's matcher (wherever it runs).
+ORDERS_NEW_CHANNEL = "orders.new"
+
 
 def tick_channel(symbol: str) -> str:
     return f"ticks.{symbol}"

@@ -104,10 +104,12 @@ class Hub:
         await self._broadcast.publish(channel, message)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channels: Sequence[str], *, conflate: bool) -> AsyncIterator[Mailbox]:
+    async def subscribe(
+        self, channels: Sequence[str], *, conflate: bool, capacity: int | None = None
+    ) -> AsyncIterator[Mailbox]:
         """Attach a mailbox to ``channels``; on entry the channels are live, so
         anything published after this returns will be delivered."""
-        mailbox = Mailbox(conflate=conflate, capacity=self._capacity)
+        mailbox = Mailbox(conflate=conflate, capacity=capacity or self._capacity)
         attached: list[_Channel] = []
         try:
             for name in dict.fromkeys(channels):

@@ -1,70 +1,43 @@
-"""Order entry: validate, make idempotent, persist, announce.
+"""Order entry: validate, make idempotent, check risk, persist, announce.
 
 ``place_order`` is the one path every order takes — GraphQL, strategies with
 ``autoTrade`` and tests alike — so the rules live here once. Malformed orders
 (unknown symbol, off-grid price, …) are refused with user errors and leave no
-row; orders that are well-formed but refused by policy are stored as REJECTED
-with a reason (see the trading issue's risk checks).
+row; well-formed orders that policy refuses are stored as REJECTED with a
+reason code, so the user can see what was refused and why.
 """
 
 from __future__ import annotations
 
-import enum
+import asyncio
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.errors import ErrorCode, UserError
-from graphql_api.events import encode_id_event, order_channel
+from graphql_api.events import ORDERS_NEW_CHANNEL, encode_id_event, order_channel
 from graphql_api.hub import Hub
-from graphql_api.symbols import SymbolCatalog, is_multiple_of
+from graphql_api.order_types import (
+    MAX_CLIENT_ORDER_ID_LENGTH,
+    OPEN_STATUSES,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
+from graphql_api.risk import Exposure, RiskLimits, assess, reserved_cash
+from graphql_api.symbols import SymbolCatalog, SymbolSpec, is_multiple_of
 from storage import models
 from storage.engine import SessionFactory
+from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
 from storage.repositories import strategies as strategy_repo
-
-
-class OrderSide(enum.Enum):
-    BUY = "BUY"
-    SELL = "SELL"
-
-
-class OrderType(enum.Enum):
-    MARKET = "MARKET"
-    LIMIT = "LIMIT"
-
-
-class TimeInForce(enum.Enum):
-    GTC = "GTC"
-    DAY = "DAY"
-    IOC = "IOC"
-
-
-class OrderStatus(enum.Enum):
-    NEW = "NEW"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    FILLED = "FILLED"
-    CANCELED = "CANCELED"
-    REJECTED = "REJECTED"
-    EXPIRED = "EXPIRED"
-
-
-OPEN_STATUSES = frozenset({OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value})
-MAX_CLIENT_ORDER_ID_LENGTH = 64
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
-    symbol: str
-    side: OrderSide
-    type: OrderType
-    quantity: Decimal
-    limit_price: Decimal | None = None
-    time_in_force: TimeInForce = TimeInForce.GTC
-    client_order_id: str | None = None
-    strategy_id: int | None = None
+from storage.timeseries import TimeSeriesStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,21 +48,36 @@ class OrderOutcome:
 
 class OrderService:
     """Parameters:
-    sessions: opens one transaction per call.
+    sessions: one transaction per call.
     catalog: symbol metadata for validation.
-    hub: announces order changes on ``orders.<user id>``.
+    timeseries: latest quotes for market-order estimates and the price band.
+    hub: announces order changes on ``orders.<user id>`` and new orders to the matcher.
+    limits: the risk settings.
     """
 
-    def __init__(self, sessions: SessionFactory, catalog: SymbolCatalog, hub: Hub) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        catalog: SymbolCatalog,
+        timeseries: TimeSeriesStore,
+        hub: Hub,
+        limits: RiskLimits,
+    ) -> None:
         self._sessions = sessions
         self._catalog = catalog
+        self._timeseries = timeseries
         self._hub = hub
+        self.limits = limits
+        # Serialises one user's placements in this process; across processes the
+        # balance row lock (PostgreSQL) does the same.
+        self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def place_order(self, user_id: int, request: OrderRequest) -> OrderOutcome:
-        errors = await self._validate(request)
+        errors, spec = await self._validate(request)
         if errors:
             return OrderOutcome(None, errors)
-        async with self._sessions() as session:
+        assert spec is not None
+        async with self._user_locks[user_id], self._sessions() as session:
             if request.strategy_id is not None and (
                 await strategy_repo.strategy_for_user(session, user_id, request.strategy_id) is None
             ):
@@ -102,25 +90,7 @@ class OrderService:
                 )
                 if existing is not None:
                     return _replay(existing, request)
-            now = datetime.now(UTC)
-            order = models.Order(
-                user_id=user_id,
-                client_order_id=request.client_order_id,
-                symbol_code=request.symbol,
-                strategy_id=request.strategy_id,
-                side=request.side.value,
-                type=request.type.value,
-                time_in_force=request.time_in_force.value,
-                quantity=request.quantity,
-                limit_price=request.limit_price,
-                status=OrderStatus.NEW.value,
-                filled_quantity=Decimal(0),
-                average_fill_price=None,
-                reject_reason=None,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(order)
+            order = await self._accept_or_reject(session, user_id, request, spec)
             try:
                 await session.commit()
             except IntegrityError:
@@ -133,7 +103,9 @@ class OrderService:
                 if existing is None:
                     raise
                 return _replay(existing, request)
-        await self._announce(order)
+        await self.announce(order)
+        if order.status == OrderStatus.NEW.value:
+            await self._hub.publish(ORDERS_NEW_CHANNEL, encode_id_event("order", order.id))
         return OrderOutcome(order, [])
 
     async def cancel_order(self, user_id: int, order_id: int) -> OrderOutcome:
@@ -153,18 +125,79 @@ class OrderService:
                         )
                     ],
                 )
+            # Reservations are derived from open orders, so closing the order
+            # releases its cash or quantity in the same commit.
             order.status = OrderStatus.CANCELED.value
+            order.version += 1
             order.updated_at = datetime.now(UTC)
             await session.commit()
-        await self._announce(order)
+        await self.announce(order)
         return OrderOutcome(order, [])
 
-    async def _announce(self, order: models.Order) -> None:
+    async def announce(self, order: models.Order) -> None:
         await self._hub.publish(
-            order_channel(order.user_id), encode_id_event("order", order.id, status=order.status)
+            order_channel(order.user_id),
+            encode_id_event("order", order.id, status=order.status, version=order.version),
         )
 
-    async def _validate(self, request: OrderRequest) -> list[UserError]:
+    async def exposure(
+        self, session: AsyncSession, user_id: int, spec: SymbolSpec, currency: str
+    ) -> Exposure:
+        balance = await account_repo.balance(session, user_id, currency, for_update=True)
+        position = await account_repo.position(session, user_id, spec.code)
+        reserved = Decimal(0)
+        reserved_sell = Decimal(0)
+        for order, order_currency in await account_repo.open_orders_with_currency(session, user_id):
+            remaining = order.quantity - order.filled_quantity
+            if order.side == OrderSide.BUY.value:
+                if order_currency == currency and order.reserve_price is not None:
+                    reserved += reserved_cash(remaining, order.reserve_price, self.limits)
+            elif order.symbol_code == spec.code:
+                reserved_sell += remaining
+        return Exposure(
+            cash=balance.amount if balance else Decimal(0),
+            reserved_cash=reserved,
+            position=position.quantity if position else Decimal(0),
+            reserved_sell=reserved_sell,
+        )
+
+    async def _accept_or_reject(
+        self, session: AsyncSession, user_id: int, request: OrderRequest, spec: SymbolSpec
+    ) -> models.Order:
+        currency = await self._catalog.currency_of(spec.code)
+        quote = (await self._timeseries.latest_ticks([spec.code])).get(spec.code)
+        exposure = await self.exposure(session, user_id, spec, currency)
+        verdict = assess(request, spec, quote, exposure, self.limits)
+        now = datetime.now(UTC)
+        order = models.Order(
+            user_id=user_id,
+            client_order_id=request.client_order_id,
+            symbol_code=request.symbol,
+            strategy_id=request.strategy_id,
+            side=request.side.value,
+            type=request.type.value,
+            time_in_force=request.time_in_force.value,
+            quantity=request.quantity,
+            limit_price=request.limit_price,
+            status=OrderStatus.NEW.value if verdict.reject is None else OrderStatus.REJECTED.value,
+            filled_quantity=Decimal(0),
+            average_fill_price=None,
+            reject_reason=verdict.reject.value if verdict.reject else None,
+            reserve_price=verdict.reserve_price,
+            expires_at=(
+                session_end(now, spec.session_close_utc_minute)
+                if request.time_in_force is TimeInForce.DAY
+                else None
+            ),
+            version=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(order)
+        await session.flush()
+        return order
+
+    async def _validate(self, request: OrderRequest) -> tuple[list[UserError], SymbolSpec | None]:
         errors: list[UserError] = []
         spec = (await self._catalog.get_many([request.symbol])).get(request.symbol)
         if spec is None:
@@ -215,7 +248,15 @@ class OrderService:
                     f"clientOrderId must be 1 to {MAX_CLIENT_ORDER_ID_LENGTH} characters",
                 )
             )
-        return errors
+        return errors, spec
+
+
+def session_end(now: datetime, close_utc_minute: int) -> datetime:
+    """The next session close after ``now`` (DAY orders expire then)."""
+    today_close = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+        minutes=close_utc_minute
+    )
+    return today_close if today_close > now else today_close + timedelta(days=1)
 
 
 def _replay(existing: models.Order, request: OrderRequest) -> OrderOutcome:

@@ -16,13 +16,18 @@ from decimal import Decimal
 import structlog
 from broadcaster import Broadcast
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.auth import AuthService
 from graphql_api.demo_data import seed_demo_data
 from graphql_api.hub import Hub
 from graphql_api.ingest import TickIngestor
+from graphql_api.leader import Leadership
 from graphql_api.market_feed import RandomWalk, run_simulated_feed
+from graphql_api.matcher import PaperMatcher
 from graphql_api.orders import OrderService
 from graphql_api.redis_backend import RedisBroadcastBackend
+from graphql_api.risk import RiskLimits
 from graphql_api.services import Services
 from graphql_api.settings import Settings
 from graphql_api.strategies import StrategyService
@@ -61,6 +66,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     batch_size=settings.tick_batch_size,
                     max_future=timedelta(seconds=settings.max_tick_future_seconds),
                 )
+                auth = AuthService(sessions, settings, hub)
+                await auth.load_revocations()
                 services = Services(
                     settings=settings,
                     engine=engine,
@@ -69,8 +76,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     hub=hub,
                     catalog=catalog,
                     ingestor=ingestor,
-                    orders=OrderService(sessions, catalog, hub),
+                    orders=OrderService(sessions, catalog, timeseries, hub, risk_limits(settings)),
                     strategies=StrategyService(sessions, catalog),
+                    auth=auth,
                     demo_user_id=demo_user_id,
                 )
                 async with _background(services) as tasks:
@@ -86,9 +94,23 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 @contextlib.asynccontextmanager
 async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Task[None]]]:
     tasks: dict[str, asyncio.Task[None]] = {
-        "ingestor": asyncio.create_task(services.ingestor.run(), name="tick-ingestor")
+        "ingestor": asyncio.create_task(services.ingestor.run(), name="tick-ingestor"),
+        "revocations": asyncio.create_task(services.auth.run(), name="auth-revocations"),
     }
     settings = services.settings
+    if settings.matcher_enabled:
+        matcher = PaperMatcher(
+            services.sessions,
+            services.hub,
+            services.catalog,
+            services.orders,
+            services.orders.limits,
+            partial_fills=settings.partial_fills,
+        )
+        leadership = Leadership(
+            services.engine, "matcher", retry_interval=settings.leader_lease_seconds / 5
+        )
+        tasks["matcher"] = asyncio.create_task(leadership.run(matcher.run), name="matcher")
     if settings.market_feed == "simulated":
         walk = RandomWalk(
             services.catalog.all(), await _start_prices(services), seed=settings.feed_seed
@@ -118,6 +140,16 @@ async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> Non
     await tasks["ingestor"]
 
 
+def risk_limits(settings: Settings) -> RiskLimits:
+    return RiskLimits(
+        commission_rate=settings.commission_rate,
+        max_order_notional=settings.max_order_notional,
+        price_band_percent=settings.price_band_percent,
+        market_order_buffer_percent=settings.market_order_buffer_percent,
+        allow_short_selling=settings.allow_short_selling,
+    )
+
+
 def open_broadcast(url: str) -> Broadcast:
     """broadcaster for ``memory://``; our reconnecting backend for Redis."""
     if url.startswith(("redis://", "rediss://")):
@@ -128,7 +160,13 @@ def open_broadcast(url: str) -> Broadcast:
 async def _seed(sessions: SessionFactory, settings: Settings) -> None:
     async with sessions() as session:
         try:
-            if await seed_demo_data(session, demo_username=settings.demo_username):
+            seeded = await seed_demo_data(
+                session,
+                demo_username=settings.demo_username,
+                demo_password=settings.demo_password,
+                start_cash=settings.demo_start_cash,
+            )
+            if seeded:
                 await session.commit()
                 log.info("seeded demo data")
         except IntegrityError:
@@ -147,14 +185,18 @@ async def _demo_user_id(sessions: SessionFactory, settings: Settings) -> int:
         return user.id
 
 
-async def _open_timeseries(settings: Settings, engine: object) -> TimeSeriesStore:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    assert isinstance(engine, AsyncEngine)
+async def _open_timeseries(settings: Settings, engine: AsyncEngine) -> TimeSeriesStore:
+    """Ticks go to TDengine when configured; everything relational stays in SQL."""
     if settings.tdengine_url:
         from storage.timeseries.tdengine import TDengineTimeSeriesStore
 
-        store: TimeSeriesStore = await TDengineTimeSeriesStore.open(settings.tdengine_url)
+        store: TimeSeriesStore = await TDengineTimeSeriesStore.open(
+            settings.tdengine_url,
+            precision=settings.tdengine_precision,
+            keep_days=settings.tdengine_keep_days,
+            pool_size=settings.tdengine_pool_size,
+            buffer_max_rows=settings.tdengine_buffer_rows,
+        )
         return store
     return SqlTimeSeriesStore(engine)
 
@@ -170,3 +212,16 @@ async def _start_prices(services: Services) -> dict[str, Decimal]:
             bars = await symbol_repo.latest_daily_bars_by_codes(session, missing, 1)
         prices.update({code: rows[-1].close for code, rows in bars.items() if rows})
     return prices
+
+
+@contextlib.asynccontextmanager
+async def open_admin_services(settings: Settings | None = None) -> AsyncIterator[AuthService]:
+    """Just enough of the runtime for CLI administration (no feed, matcher or listeners)."""
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade_to_head(engine)
+        async with Broadcast("memory://") as broadcast:
+            yield AuthService(create_session_factory(engine), settings, Hub(broadcast))
+    finally:
+        await engine.dispose()

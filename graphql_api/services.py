@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.auth import AuthService
 from graphql_api.hub import Hub
 from graphql_api.ingest import TickIngestor
 from graphql_api.orders import OrderService
@@ -27,4 +28,5 @@ class Services:
     ingestor: TickIngestor
     orders: OrderService
     strategies: StrategyService
+    auth: AuthService
     demo_user_id: int

@@ -10,10 +10,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/quantgraph.db"
+# Development defaults only: production refuses to start with the default secret.
+DEFAULT_JWT_SECRET = "quantgraph-development-secret-change-me"
+DEFAULT_DEMO_PASSWORD = "demo-password"
 
 
 class Settings(BaseSettings):
@@ -31,6 +34,10 @@ class Settings(BaseSettings):
 
     broadcast_url: str = Field("memory://", alias="BROADCAST_URL")
     tdengine_url: str | None = Field(None, alias="TDENGINE_URL")
+    tdengine_precision: Literal["ms", "us", "ns"] = Field("us", alias="TDENGINE_PRECISION")
+    tdengine_keep_days: int | None = Field(None, alias="TDENGINE_KEEP_DAYS", ge=1)
+    tdengine_pool_size: int = Field(4, alias="TDENGINE_POOL_SIZE", ge=1)
+    tdengine_buffer_rows: int = Field(100_000, alias="TDENGINE_BUFFER_ROWS", ge=0)
 
     market_feed: Literal["simulated", "none"] = Field("simulated", alias="MARKET_FEED")
     feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)
@@ -45,7 +52,30 @@ class Settings(BaseSettings):
     subscriber_queue_size: int = Field(256, alias="SUBSCRIBER_QUEUE_SIZE", ge=1)
 
     demo_username: str = Field("demo", alias="DEMO_USERNAME")
+    demo_password: str = Field(DEFAULT_DEMO_PASSWORD, alias="DEMO_PASSWORD", min_length=8)
     demo_start_cash: Decimal = Field(Decimal("1000000"), alias="DEMO_START_CASH", ge=0)
+
+    jwt_secret: str = Field(DEFAULT_JWT_SECRET, alias="JWT_SECRET", min_length=16)
+    access_token_ttl_seconds: int = Field(900, alias="ACCESS_TOKEN_TTL_SECONDS", ge=1)
+    refresh_token_ttl_seconds: int = Field(7 * 24 * 3600, alias="REFRESH_TOKEN_TTL_SECONDS", ge=1)
+    anonymous_market_data: bool = Field(True, alias="ANONYMOUS_MARKET_DATA")
+
+    commission_rate: Decimal = Field(Decimal("0.0003"), alias="COMMISSION_RATE", ge=0, lt=1)
+    max_order_notional: Decimal = Field(Decimal("5000000"), alias="MAX_ORDER_NOTIONAL", gt=0)
+    price_band_percent: Decimal = Field(Decimal("10"), alias="PRICE_BAND_PERCENT", gt=0)
+    market_order_buffer_percent: Decimal = Field(
+        Decimal("5"), alias="MARKET_ORDER_BUFFER_PERCENT", ge=0
+    )
+    allow_short_selling: bool = Field(False, alias="ALLOW_SHORT_SELLING")
+    partial_fills: bool = Field(False, alias="PARTIAL_FILLS")
+    matcher_enabled: bool = Field(True, alias="MATCHER_ENABLED")
+    leader_lease_seconds: float = Field(5.0, alias="LEADER_LEASE_SECONDS", gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
+            raise ValueError("JWT_SECRET must be set to a secret of your own in production")
+        return self
 
     @property
     def uses_sqlite(self) -> bool:

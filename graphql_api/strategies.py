@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graphql_api.errors import ErrorCode, UserError
+from graphql_api.strategy_rules import validate_parameters
 from graphql_api.symbols import SymbolCatalog
 from storage import models
 from storage.engine import SessionFactory
@@ -153,8 +154,6 @@ class StrategyService:
             )
         parameters: dict[str, Any] = {}
         if draft.parameters is not None or draft.kind is not None:
-            from graphql_api.strategy_rules import validate_parameters  # TEMP until helper lands
-
             normalised, problems = validate_parameters(kind, draft.parameters or {})
             parameters = dict(normalised)
             for problem in problems:

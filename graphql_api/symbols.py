@@ -19,6 +19,7 @@ from storage.repositories import symbols as symbol_repo
 class SymbolSpec:
     code: str
     exchange: str
+    currency: str
     tick_size: Decimal
     lot_size: Decimal
     tradable: bool
@@ -29,6 +30,7 @@ class SymbolSpec:
         return cls(
             code=row.code,
             exchange=row.exchange,
+            currency=row.currency,
             tick_size=row.tick_size,
             lot_size=row.lot_size,
             tradable=row.tradable,
@@ -55,6 +57,12 @@ class SymbolCatalog:
                 for row in await symbol_repo.symbols_by_codes(session, missing):
                     self._specs[row.code] = SymbolSpec.from_row(row)
         return {code: self._specs[code] for code in codes if code in self._specs}
+
+    async def currency_of(self, code: str) -> str:
+        spec = (await self.get_many([code])).get(code)
+        if spec is None:
+            raise KeyError(code)
+        return spec.currency
 
     def all(self) -> list[SymbolSpec]:
         return list(self._specs.values())

@@ -15,6 +15,7 @@ from strawberry.dataloader import DataLoader
 
 from storage import models
 from storage.engine import SessionFactory
+from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
 from storage.repositories import strategies as strategy_repo
 from storage.repositories import symbols as symbol_repo
@@ -34,6 +35,7 @@ class Loaders:
     daily_bars_by_symbol: DataLoader[tuple[str, int], list[models.DailyBar]]
     orders_by_strategy: DataLoader[LimitedKey, list[models.Order]]
     signals_by_strategy: DataLoader[LimitedKey, list[models.Signal]]
+    trades_by_order: DataLoader[int, list[models.Trade]]
 
 
 def create_loaders(
@@ -78,6 +80,14 @@ def create_loaders(
 
         return await _by_limit(keys, fetch)
 
+    async def order_trades(ids: Sequence[int]) -> list[list[models.Trade]]:
+        async with sessions() as session:
+            rows = await account_repo.trades_for_orders(session, ids)
+        grouped: dict[int, list[models.Trade]] = defaultdict(list)
+        for row in rows:
+            grouped[row.order_id].append(row)
+        return [grouped.get(order_id, []) for order_id in ids]
+
     return Loaders(
         symbol_by_code=DataLoader(load_fn=symbols, cache=cache),
         strategy_by_id=DataLoader(load_fn=strategies, cache=cache),
@@ -86,6 +96,7 @@ def create_loaders(
         daily_bars_by_symbol=DataLoader(load_fn=daily_bars, cache=cache),
         orders_by_strategy=DataLoader(load_fn=strategy_orders, cache=cache),
         signals_by_strategy=DataLoader(load_fn=strategy_signals, cache=cache),
+        trades_by_order=DataLoader(load_fn=order_trades, cache=cache),
     )
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from graphql_api.auth import Principal
 from graphql_api.services import Services
 from loaders import Loaders
+
+
+class NotAuthenticatedError(RuntimeError):
+    """A resolver needed a user; the permission classes should have stopped the call."""
 
 
 @dataclass(slots=True)
@@ -23,10 +29,20 @@ class Context:
 
     services: Services
     loaders: Loaders
-    user_id: int
     request_id: str
     request: Request | WebSocket
     response: Response | WebSocket | None = None
+    principal: Principal | None = None
+    # Why a presented token was refused, for a precise UNAUTHENTICATED message.
+    auth_error: str | None = None
+    # Set by Strawberry from the WebSocket ``connection_init`` payload.
+    connection_params: dict[str, Any] | None = field(default=None)
+
+    @property
+    def user_id(self) -> int:
+        if self.principal is None:
+            raise NotAuthenticatedError("this field needs an authenticated user")
+        return self.principal.user_id
 
 
 Info = strawberry.Info[Context, None]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import strawberry
 import structlog
 from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.extensions import ErrorCodes, MaskInternalErrors, is_internal
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.scalars import DecimalScalar
 from schema.subscription import Subscription
 
 log = structlog.get_logger("quantgraph.graphql")
@@ -39,6 +42,7 @@ def build_schema() -> QuantgraphSchema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=[ErrorCodes, MaskInternalErrors],
+        config=StrawberryConfig(scalar_map={Decimal: DecimalScalar}),
     )
 
 

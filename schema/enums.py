@@ -8,34 +8,37 @@ from __future__ import annotations
 
 import strawberry
 
-from graphql_api import orders, strategies
+from graphql_api import order_types, strategies
+from graphql_api.auth import principal
 from graphql_api.errors import ErrorCode
 from storage import timeseries
 
-strawberry.enum(orders.OrderSide, name="OrderSide", description="Buy or sell.")
-OrderSide = orders.OrderSide
+strawberry.enum(order_types.OrderSide, name="OrderSide", description="Buy or sell.")
+OrderSide = order_types.OrderSide
 
 strawberry.enum(
-    orders.OrderType,
+    order_types.OrderType,
     name="OrderType",
     description="MARKET fills at the next tick's price; LIMIT rests until the price is reached.",
 )
-OrderType = orders.OrderType
+OrderType = order_types.OrderType
 
 strawberry.enum(
-    orders.TimeInForce,
+    order_types.TimeInForce,
     name="TimeInForce",
     description=(
         "GTC: good till canceled; DAY: expires at the symbol's session end; "
         "IOC: whatever cannot fill on the next tick is canceled."
     ),
 )
-TimeInForce = orders.TimeInForce
+TimeInForce = order_types.TimeInForce
 
 strawberry.enum(
-    orders.OrderStatus, name="OrderStatus", description="Order lifecycle, as exchanges name it."
+    order_types.OrderStatus,
+    name="OrderStatus",
+    description="Order lifecycle, as exchanges name it.",
 )
-OrderStatus = orders.OrderStatus
+OrderStatus = order_types.OrderStatus
 
 strawberry.enum(
     strategies.StrategyStatus, name="StrategyStatus", description="Whether a strategy is running."
@@ -63,3 +66,6 @@ strawberry.enum(
     ErrorCode, name="UserErrorCode", description="Why a mutation refused part of its input."
 )
 UserErrorCode = ErrorCode
+
+strawberry.enum(principal.Role, name="Role", description="VIEWER, TRADER, FEED or ADMIN.")
+Role = principal.Role

@@ -8,10 +8,12 @@ from decimal import Decimal
 import strawberry
 
 from graphql_api.ingest import TickDraft
-from resolvers import ingest, orders, strategies
+from resolvers import auth, ingest, orders, strategies
 from resolvers.context import Info
+from schema.accounts import AuthPayload, AuthTokens, LogoutPayload, User
 from schema.common import UserError, user_errors
 from schema.orders import CancelOrderPayload, PlaceOrderInput, PlaceOrderPayload, order_or_none
+from schema.permissions import FEEDING, SIGNED_IN, TRADING
 from schema.strategies import (
     CreateStrategyInput,
     DeleteStrategyPayload,
@@ -47,37 +49,82 @@ class IngestTicksPayload:
     user_errors: list[UserError] = strawberry.field(description="Problems; nothing stored if any.")
 
 
-@strawberry.type(description="Changes: orders, strategies and feed ingestion.")
+@strawberry.type(description="Changes: accounts, orders, strategies and feed ingestion.")
 class Mutation:
-    @strawberry.mutation(description="Place a paper order.")
+    @strawberry.mutation(description="Create a TRADER account and sign in.")
+    async def register(self, info: Info, username: str, password: str) -> AuthPayload:
+        user, pair, errors = await auth.register(info, username, password)
+        return AuthPayload(
+            tokens=AuthTokens.from_pair(pair) if pair else None,
+            user=User.from_row(user) if user else None,
+            user_errors=user_errors(errors),
+        )
+
+    @strawberry.mutation(description="Sign in: returns an access and a refresh token.")
+    async def login(self, info: Info, username: str, password: str) -> AuthPayload:
+        pair, errors = await auth.login(info, username, password)
+        return AuthPayload(
+            tokens=AuthTokens.from_pair(pair) if pair else None,
+            user=None,
+            user_errors=user_errors(errors),
+        )
+
+    @strawberry.mutation(description="Exchange a refresh token for new tokens (it rotates).")
+    async def refresh_token(self, info: Info, refresh_token: str) -> AuthPayload:
+        pair, errors = await auth.refresh(info, refresh_token)
+        return AuthPayload(
+            tokens=AuthTokens.from_pair(pair) if pair else None,
+            user=None,
+            user_errors=user_errors(errors),
+        )
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Revoke this session: its access and refresh tokens stop working at once.",
+    )
+    async def logout(self, info: Info) -> LogoutPayload:
+        await auth.logout(info)
+        return LogoutPayload(ok=True)
+
+    @strawberry.mutation(permission_classes=TRADING, description="Place a paper order.")
     async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
         outcome = await orders.place_order(info, input.to_request())
         return PlaceOrderPayload(
             order=order_or_none(outcome.order), user_errors=user_errors(outcome.errors)
         )
 
-    @strawberry.mutation(description="Cancel one of your NEW or PARTIALLY_FILLED orders.")
+    @strawberry.mutation(
+        permission_classes=TRADING, description="Cancel one of your NEW or PARTIALLY_FILLED orders."
+    )
     async def cancel_order(self, info: Info, id: strawberry.ID) -> CancelOrderPayload:
         outcome = await orders.cancel_order(info, id)
         return CancelOrderPayload(
             order=order_or_none(outcome.order), user_errors=user_errors(outcome.errors)
         )
 
-    @strawberry.mutation(description="Create a strategy (it starts STOPPED).")
+    @strawberry.mutation(
+        permission_classes=TRADING, description="Create a strategy (it starts STOPPED)."
+    )
     async def create_strategy(self, info: Info, input: CreateStrategyInput) -> StrategyPayload:
         outcome = await strategies.create_strategy(info, input.to_draft())
         return StrategyPayload(
             strategy=strategy_or_none(outcome.strategy), user_errors=user_errors(outcome.errors)
         )
 
-    @strawberry.mutation(description="Change a strategy's name, kind, symbol or parameters.")
+    @strawberry.mutation(
+        permission_classes=TRADING,
+        description="Change a strategy's name, kind, symbol or parameters.",
+    )
     async def update_strategy(self, info: Info, input: UpdateStrategyInput) -> StrategyPayload:
         outcome = await strategies.update_strategy(info, input.id, input.to_draft())
         return StrategyPayload(
             strategy=strategy_or_none(outcome.strategy), user_errors=user_errors(outcome.errors)
         )
 
-    @strawberry.mutation(description="Delete a stopped strategy; its orders stay, unattributed.")
+    @strawberry.mutation(
+        permission_classes=TRADING,
+        description="Delete a stopped strategy; its orders stay, unattributed.",
+    )
     async def delete_strategy(self, info: Info, id: strawberry.ID) -> DeleteStrategyPayload:
         outcome = await strategies.delete_strategy(info, id)
         deleted = (
@@ -89,7 +136,10 @@ class Mutation:
             deleted_strategy_id=deleted, user_errors=user_errors(outcome.errors)
         )
 
-    @strawberry.mutation(description="Store and publish ticks from a data feed (all or nothing).")
+    @strawberry.mutation(
+        permission_classes=FEEDING,
+        description="Store and publish ticks from a data feed (all or nothing).",
+    )
     async def ingest_ticks(self, info: Info, ticks: list[TickInput]) -> IngestTicksPayload:
         outcome = await ingest.ingest_ticks(info, [tick.to_draft() for tick in ticks])
         return IngestTicksPayload(

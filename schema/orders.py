@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from graphql_api import orders as domain
+from graphql_api import order_types as domain
+from resolvers import accounts as account_resolvers
 from resolvers import strategies as strategy_resolvers
 from resolvers.context import Info
 from resolvers.pagination import parse_id
@@ -18,6 +19,7 @@ from schema.market import Symbol
 from storage import models
 
 if TYPE_CHECKING:
+    from schema.accounts import Trade
     from schema.strategies import Strategy
 
 
@@ -68,6 +70,13 @@ class Order:
         row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
         assert row is not None, "orders reference existing symbols"
         return Symbol.from_row(row)
+
+    @strawberry.field(description="Its fills, oldest first.")
+    async def fills(self, info: Info) -> list[Annotated[Trade, strawberry.lazy("schema.accounts")]]:
+        from schema.accounts import Trade
+
+        rows = await account_resolvers.order_fills(info, int(self.id))
+        return [Trade.from_row(row) for row in rows]
 
     @strawberry.field(description="The strategy that placed the order, if any.")
     async def strategy(

@@ -7,12 +7,14 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import market, orders, strategies
+from resolvers import accounts, market, orders, strategies
 from resolvers.context import Info
+from schema.accounts import User
 from schema.common import Connection
 from schema.enums import KlineInterval, OrderStatus
 from schema.market import Kline, Symbol, Tick, symbol_or_none
 from schema.orders import Order, order_or_none
+from schema.permissions import MARKET_DATA, SIGNED_IN, TRADING
 from schema.strategies import Strategy, strategy_or_none
 from storage import timeseries as ts
 
@@ -24,11 +26,21 @@ To = Annotated[datetime | None, strawberry.argument(description="Exclusive end (
 
 @strawberry.type(description="Read access to market, strategy and order data.")
 class Query:
-    @strawberry.field(description="One symbol by code, or null if unknown.")
+    @strawberry.field(permission_classes=SIGNED_IN, description="The signed-in user.")
+    async def me(self, info: Info) -> User | None:
+        row = await accounts.me(info)
+        return User.from_row(row) if row is not None else None
+
+    @strawberry.field(
+        permission_classes=MARKET_DATA, description="One symbol by code, or null if unknown."
+    )
     async def symbol(self, info: Info, code: str) -> Symbol | None:
         return symbol_or_none(await market.symbol(info, code))
 
-    @strawberry.field(description="Symbols in code order, filtered by text and exchange.")
+    @strawberry.field(
+        permission_classes=MARKET_DATA,
+        description="Symbols in code order, filtered by text and exchange.",
+    )
     async def symbols(
         self,
         info: Info,
@@ -42,20 +54,26 @@ class Query:
             page, kind="symbol", key=lambda row: row.code, node=Symbol.from_row
         )
 
-    @strawberry.field(description="Exchanges that list at least one symbol.")
+    @strawberry.field(
+        permission_classes=MARKET_DATA, description="Exchanges that list at least one symbol."
+    )
     async def exchanges(self, info: Info) -> list[str]:
         return await market.exchanges(info)
 
-    @strawberry.field(description="The latest tick of a symbol, or null before its first tick.")
+    @strawberry.field(
+        permission_classes=MARKET_DATA,
+        description="The latest tick of a symbol, or null before its first tick.",
+    )
     async def quote(self, info: Info, symbol: str) -> Tick | None:
         tick = await market.quote(info, symbol)
         return Tick.from_domain(tick) if tick else None
 
     @strawberry.field(
+        permission_classes=MARKET_DATA,
         description=(
             "Stored ticks in [from, to), ascending. With `from`, the first `limit` from it; "
             "without, the latest `limit` before `to`."
-        )
+        ),
     )
     async def ticks(
         self,
@@ -69,9 +87,10 @@ class Query:
         return [Tick.from_domain(tick) for tick in rows]
 
     @strawberry.field(
+        permission_classes=MARKET_DATA,
         description=(
             "OHLCV bars whose start lies in [from, to), ascending; same `limit` rule as `ticks`."
-        )
+        ),
     )
     async def klines(
         self,
@@ -87,7 +106,7 @@ class Query:
         daily = not domain_interval.is_intraday
         return [Kline.from_domain(bar, daily=daily) for bar in bars]
 
-    @strawberry.field(description="Your strategies, oldest first.")
+    @strawberry.field(permission_classes=TRADING, description="Your strategies, oldest first.")
     async def strategies(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[Strategy]:
@@ -96,11 +115,11 @@ class Query:
             page, kind="strategy", key=lambda row: row.id, node=Strategy.from_row
         )
 
-    @strawberry.field(description="One of your strategies, or null.")
+    @strawberry.field(permission_classes=TRADING, description="One of your strategies, or null.")
     async def strategy(self, info: Info, id: strawberry.ID) -> Strategy | None:
         return strategy_or_none(await strategies.strategy(info, id))
 
-    @strawberry.field(description="Your orders, newest first.")
+    @strawberry.field(permission_classes=TRADING, description="Your orders, newest first.")
     async def orders(
         self,
         info: Info,
@@ -114,6 +133,6 @@ class Query:
             page, kind="order", key=lambda row: row.id, node=Order.from_row
         )
 
-    @strawberry.field(description="One of your orders, or null.")
+    @strawberry.field(permission_classes=TRADING, description="One of your orders, or null.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         return order_or_none(await orders.order(info, id))

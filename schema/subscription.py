@@ -11,22 +11,26 @@ from resolvers.context import Info
 from resolvers.pagination import parse_id
 from schema.market import Tick
 from schema.orders import Order
+from schema.permissions import MARKET_DATA, TRADING
 from schema.strategies import Signal
 
 
 @strawberry.type(description="Live streams over WebSocket (graphql-transport-ws or graphql-ws).")
 class Subscription:
     @strawberry.subscription(
+        permission_classes=MARKET_DATA,
         description=(
             "Live ticks: first the latest known tick per symbol (snapshot), then every new "
             "one. A slow client skips to the freshest tick per symbol rather than lag."
-        )
+        ),
     )
     async def ticks(self, info: Info, symbols: list[str]) -> AsyncGenerator[Tick, None]:
         async for tick in subscriptions.tick_stream(info, symbols):
             yield Tick.from_domain(tick)
 
-    @strawberry.subscription(description="Your strategies' signals, optionally filtered.")
+    @strawberry.subscription(
+        permission_classes=TRADING, description="Your strategies' signals, optionally filtered."
+    )
     async def signals(
         self,
         info: Info,
@@ -37,7 +41,9 @@ class Subscription:
         async for row in subscriptions.signal_stream(info, wanted, symbols):
             yield Signal.from_row(row)
 
-    @strawberry.subscription(description="Your orders' status changes and fills, in order.")
+    @strawberry.subscription(
+        permission_classes=TRADING, description="Your orders' status changes and fills, in order."
+    )
     async def order_updates(self, info: Info) -> AsyncGenerator[Order, None]:
         async for row in subscriptions.order_stream(info):
             yield Order.from_row(row)

@@ -88,6 +88,10 @@ class Strategy(Base):
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
     auto_trade: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Start of the last closed bar the engine evaluated: after a restart, bars up
+    # to here rebuild indicator state but never emit signals again.
+    last_bar_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -132,8 +136,97 @@ class Order(Base):
     filled_quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
     average_fill_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
     reject_reason: Mapped[str | None] = mapped_column(String(64))
+    # Price at which cash is held back for an open BUY: the limit price, or for
+    # a MARKET order the latest ask plus the configured buffer.
+    reserve_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Bumped by every fill or status change: a matcher that lost its lock
+    # cannot apply a fill computed from a stale row (optimistic fencing).
+    version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CashBalance(Base):
+    """A user's cash in one currency (CNY for A-shares, USDT for crypto pairs)."""
+
+    __tablename__ = "cash_balances"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(8), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Position(Base):
+    """Signed quantity (negative = short) and its total cost basis.
+
+    The basis is kept as an exact sum rather than an average price, so cash +
+    basis - realized P&L + commissions is conserved to the last unit.
+    """
+
+    __tablename__ = "positions"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"), primary_key=True)
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
+    cost_basis: Mapped[Decimal] = mapped_column(ExactDecimal())
+    realized_pnl: Mapped[Decimal] = mapped_column(ExactDecimal())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Trade(Base):
+    """One fill of one order."""
+
+    __tablename__ = "trades"
+    __table_args__ = (
+        Index("ix_trades_user_id_id", "user_id", "id"),
+        Index("ix_trades_order_id", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
+    price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    commission: Mapped[Decimal] = mapped_column(ExactDecimal())
+    realized_pnl: Mapped[Decimal] = mapped_column(ExactDecimal())
+    tick_time: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuthSession(Base):
+    """A login: its refresh token family and every access token issued from it.
+
+    Logging out revokes the session, which invalidates all of its tokens at once.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # The refresh token currently valid for this session (rotated on every refresh).
+    refresh_jti: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LeaderLease(Base):
+    """Leases for cluster-wide singletons (the matcher, the strategy engine).
+
+    On PostgreSQL leadership is an advisory lock; this table records who holds
+    what (for operators and for SQLite, where it is the lock itself).
+    """
+
+    __tablename__ = "leader_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    fencing_token: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class TickRow(Base):

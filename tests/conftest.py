@@ -26,10 +26,11 @@ from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
 from graphql_api.app import create_app
+from graphql_api.auth import Role
 from graphql_api.demo_data import seed_demo_data
 from graphql_api.runtime import open_services
 from graphql_api.services import Services
-from graphql_api.settings import Settings
+from graphql_api.settings import DEFAULT_DEMO_PASSWORD, Settings
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
 from tests.support.servers import ServerUnavailableError, free_port, postgres_server, redis_server
@@ -205,10 +206,48 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
         yield started
 
 
+async def login_token(app: Starlette, username: str = "demo", password: str | None = None) -> str:
+    """An access token for a user of the running app (the demo TRADER by default)."""
+    services: Services = app.state.services
+    pair = await services.auth.login(username, password or DEFAULT_DEMO_PASSWORD)
+    assert pair is not None, f"cannot log in as {username}"
+    return pair.access_token
+
+
+async def user_token(app: Starlette, username: str, role: Role) -> str:
+    services: Services = app.state.services
+    user, errors = await services.auth.register(username, "a-good-password", role)
+    assert user is not None, errors
+    return await login_token(app, username, "a-good-password")
+
+
+@contextlib.asynccontextmanager
+async def http_client(app: Starlette, token: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=headers
+    ) as http:
+        yield http
+
+
 @pytest.fixture
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    """Signed in as the demo TRADER."""
+    async with http_client(app, await login_token(app)) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(app, None) as http:
+        yield http
+
+
+@pytest.fixture
+async def feed_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Signed in as a FEED user (may call ingestTicks)."""
+    async with http_client(app, await user_token(app, "feeder", Role.FEED)) as http:
         yield http
 
 

@@ -84,8 +84,7 @@ async def test_place_limit_order_stores_a_new_order(client: httpx.AsyncClient) -
         ({"limitPrice": "-1.00"}, "limitPrice", "OUT_OF_RANGE"),
         ({"limitPrice": None}, "limitPrice", "REQUIRED"),
         ({"type": "MARKET"}, "limitPrice", "NOT_ALLOWED"),
-        ({"quantity": "1e999999"}, "quantity", "INVALID_PRECISION"),
-        ({"quantity": "NaN"}, "quantity", "OUT_OF_RANGE"),
+        ({"quantity": "99999999999999999999"}, "quantity", "INVALID_PRECISION"),
         ({"clientOrderId": "x" * 65}, "clientOrderId", "OUT_OF_RANGE"),
     ],
 )
@@ -112,8 +111,9 @@ async def test_unknown_enum_and_bad_decimal_are_graphql_errors(
 ) -> None:
     body = await post(client, MUTATION_PLACE_ORDER, {"input": limit_buy(side="HOLD")})
     assert error_codes(body) == ["BAD_USER_INPUT"]
-    body = await post(client, MUTATION_PLACE_ORDER, {"input": limit_buy(quantity="ten")})
-    assert error_codes(body) == ["BAD_USER_INPUT"]
+    for bad in ("ten", "1e5", "NaN", "Infinity", 100, 1.5, ""):
+        body = await post(client, MUTATION_PLACE_ORDER, {"input": limit_buy(quantity=bad)})
+        assert error_codes(body) == ["BAD_USER_INPUT"], bad
     assert await count(app, models.Order) == 0
 
 
@@ -188,8 +188,8 @@ def tick(**overrides: object) -> dict[str, object]:
     return value
 
 
-async def test_ingest_ticks_stores_them_all(client: httpx.AsyncClient, app: Starlette) -> None:
-    data = await execute(client, MUTATION_INGEST, {"ticks": [tick(), tick(last="95001.00")]})
+async def test_ingest_ticks_stores_them_all(feed_client: httpx.AsyncClient, app: Starlette) -> None:
+    data = await execute(feed_client, MUTATION_INGEST, {"ticks": [tick(), tick(last="95001.00")]})
     assert data["ingestTicks"] == {"accepted": 2, "userErrors": []}
     assert await count(app, models.TickRow) == 2
 
@@ -207,9 +207,9 @@ async def test_ingest_ticks_stores_them_all(client: httpx.AsyncClient, app: Star
     ],
 )
 async def test_one_bad_tick_rejects_the_whole_batch(
-    client: httpx.AsyncClient, app: Starlette, bad: dict[str, object], field: str, code: str
+    feed_client: httpx.AsyncClient, app: Starlette, bad: dict[str, object], field: str, code: str
 ) -> None:
-    data = await execute(client, MUTATION_INGEST, {"ticks": [tick(), tick(**bad), tick()]})
+    data = await execute(feed_client, MUTATION_INGEST, {"ticks": [tick(), tick(**bad), tick()]})
     payload = data["ingestTicks"]
     assert payload["accepted"] == 0
     assert {"field": field, "code": code} in [

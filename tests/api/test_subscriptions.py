@@ -13,6 +13,7 @@ from graphql_api.events import encode_id_event, signal_channel
 from graphql_api.services import Services
 from storage import models
 from storage.timeseries import Tick
+from tests.conftest import login_token
 from tests.support.graphql import WsClient
 
 SUBSCRIPTION_TICKS = """
@@ -94,7 +95,9 @@ async def test_signals_arrive_with_fresh_nested_data(server: tuple[str, Starlett
         )
         session.add(strategy)
         await session.commit()
-    ws = await WsClient.open(f"ws://{address}/graphql")
+    ws = await WsClient.open(
+        f"ws://{address}/graphql", payload={"authorization": f"Bearer {await login_token(app)}"}
+    )
 
     async def publish_signal(price: str, minute: int) -> None:
         async with services.sessions() as session:

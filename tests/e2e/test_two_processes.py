@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -14,6 +17,8 @@ from tests.support.graphql import WsClient, execute
 from tests.support.processes import ServerProcess, server_processes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+
+PASSWORD = "feeder-password"
 
 MUTATION_INGEST = """
 mutation ($ticks: [TickInput!]!) { ingestTicks(ticks: $ticks) { accepted userErrors { code } } }
@@ -43,12 +48,46 @@ async def test_tick_ingested_on_one_process_reaches_a_subscriber_on_another(
     cluster_database: str, redis_url: str
 ) -> None:
     env = {"DATABASE_URL": cluster_database, "BROADCAST_URL": redis_url, "MARKET_FEED": "none"}
+    create_user(env, "feeder", "FEED")
     with server_processes(2, env) as (a, b):
         await _exchange(a, b)
 
 
+def create_user(env: dict[str, str], username: str, role: str) -> None:
+    """Through the real CLI, as an operator would."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graphql_api.cli",
+            "create-user",
+            username,
+            "--role",
+            role,
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+async def login(http: httpx.AsyncClient, username: str) -> str:
+    data = await execute(
+        http,
+        "mutation ($u: String!, $p: String!) { login(username: $u, password: $p) "
+        "{ tokens { accessToken } userErrors { code } } }",
+        {"u": username, "p": PASSWORD},
+    )
+    token: str = data["login"]["tokens"]["accessToken"]
+    return token
+
+
 async def _exchange(a: ServerProcess, b: ServerProcess) -> None:
     async with httpx.AsyncClient(base_url=a.http) as http_a:
+        http_a.headers["authorization"] = f"Bearer {await login(http_a, 'feeder')}"
         # given a first tick, so B's subscription starts with a snapshot
         first = await execute(http_a, MUTATION_INGEST, ingest_body("95000.00"))
         assert first["ingestTicks"]["accepted"] == 1

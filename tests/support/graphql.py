@@ -13,16 +13,28 @@ from websockets.asyncio.client import ClientConnection, connect
 Json = dict[str, Any]
 
 
-async def post(client: httpx.AsyncClient, query: str, variables: Json | None = None) -> Json:
+async def post(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: Json | None = None,
+    headers: dict[str, str] | None = None,
+) -> Json:
     """The full response body (data and errors)."""
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
     body: Json = response.json()
     return body
 
 
-async def execute(client: httpx.AsyncClient, query: str, variables: Json | None = None) -> Json:
+async def execute(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: Json | None = None,
+    headers: dict[str, str] | None = None,
+) -> Json:
     """The ``data`` of a response that must not carry errors."""
-    body = await post(client, query, variables)
+    body = await post(client, query, variables, headers)
     assert "errors" not in body, body["errors"]
     data: Json = body["data"]
     return data

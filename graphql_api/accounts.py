@@ -1,0 +1,43 @@
+"""Paper-trading accounts: one cash balance per quote currency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import models
+
+# Minor units used to round cash amounts (commissions) per currency.
+_CURRENCY_UNITS = {"CNY": Decimal("0.01"), "USD": Decimal("0.01"), "USDT": Decimal("0.00000001")}
+_DEFAULT_UNIT = Decimal("0.00000001")
+
+
+def currency_unit(currency: str) -> Decimal:
+    return _CURRENCY_UNITS.get(currency, _DEFAULT_UNIT)
+
+
+def round_cash(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(currency_unit(currency), rounding=ROUND_HALF_UP)
+
+
+async def account_currencies(session: AsyncSession) -> list[str]:
+    result = await session.scalars(select(models.Symbol.currency).distinct())
+    return sorted(result)
+
+
+async def open_account(
+    session: AsyncSession, user_id: int, currencies: Iterable[str], start_cash: Decimal
+) -> None:
+    """Give a new user ``start_cash`` in every quote currency (idempotent)."""
+    now = datetime.now(UTC)
+    for currency in currencies:
+        if await session.get(models.CashBalance, (user_id, currency)) is None:
+            session.add(
+                models.CashBalance(
+                    user_id=user_id, currency=currency, amount=start_cash, updated_at=now
+                )
+            )

@@ -1,0 +1,157 @@
+"""Leader election for cluster-wide singletons (the paper matcher, the strategy engine).
+
+On PostgreSQL a leader holds a session-level advisory lock on a dedicated
+connection: if the process dies or its connection drops, PostgreSQL releases
+the lock and a follower takes over on its next attempt (within
+``retry_interval``). Each acquisition bumps a fencing token in
+``leader_leases`` so stale leaders can be recognised in the data they write.
+
+SQLite is a single-process database, so the one process is always the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from storage import models
+
+log = structlog.get_logger(__name__)
+
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key per singleton name."""
+    digest = hashlib.sha256(f"quantgraph:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class Leadership:
+    """Run ``work`` only while this process is the cluster's leader for ``name``.
+
+    Parameters:
+        engine: the relational database (PostgreSQL locks; SQLite: always leader).
+        name: the singleton's name, e.g. ``"matcher"``.
+        retry_interval: how often a follower tries to take over (seconds).
+    """
+
+    def __init__(self, engine: AsyncEngine, name: str, *, retry_interval: float = 1.0) -> None:
+        self._engine = engine
+        self.name = name
+        self._retry_interval = retry_interval
+        self.is_leader = False
+        self.fencing_token = 0
+
+    async def run(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Loop forever: acquire, run ``work`` until leadership is lost, repeat."""
+        while True:
+            async with self._acquire() as acquired:
+                if acquired:
+                    log.info("became leader", name=self.name, token=self.fencing_token)
+                    try:
+                        await self._run_while_leader(work)
+                    finally:
+                        self.is_leader = False
+                        log.info("leadership ended", name=self.name)
+            await asyncio.sleep(self._retry_interval)
+
+    async def _run_while_leader(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.is_leader = True
+        worker = asyncio.create_task(work(), name=f"leader:{self.name}")
+        watchdog = asyncio.create_task(self._watch(), name=f"leader-watch:{self.name}")
+        try:
+            done, _ = await asyncio.wait({worker, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is worker and not task.cancelled() and task.exception() is not None:
+                    log.error("leader work failed", name=self.name, exc_info=task.exception())
+        finally:
+            for task in (worker, watchdog):
+                task.cancel()
+            await asyncio.gather(worker, watchdog, return_exceptions=True)
+
+    async def _watch(self) -> None:
+        """Returns when the lock connection is gone (and with it the lock)."""
+        if self._connection is None:
+            await asyncio.Event().wait()  # SQLite: leadership never lapses
+        assert self._connection is not None
+        while True:
+            await asyncio.sleep(self._retry_interval)
+            try:
+                await asyncio.wait_for(self._connection.execute(text("SELECT 1")), 5)
+            except Exception as error:
+                log.warning("leader lock connection lost", name=self.name, error=str(error))
+                return
+
+    _connection: AsyncConnection | None = None
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[bool]:
+        if self._engine.dialect.name != "postgresql":
+            self._connection = None
+            self.fencing_token = await self._record_lease()
+            yield True
+            return
+        try:
+            connection = await self._engine.connect()
+        except Exception as error:
+            log.warning("leader election cannot reach the database", error=str(error))
+            yield False
+            return
+        try:
+            got = await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": lock_key(self.name)}
+            )
+            await connection.commit()
+            if not got:
+                yield False
+                return
+            self._connection = connection
+            self.fencing_token = await self._record_lease()
+            try:
+                yield True
+            finally:
+                self._connection = None
+                with contextlib.suppress(Exception):
+                    await connection.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(self.name)}
+                    )
+                    await connection.commit()
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def _record_lease(self) -> int:
+        async with self._engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    select(models.LeaderLease).where(models.LeaderLease.name == self.name)
+                )
+            ).first()
+            token = (row.fencing_token if row else 0) + 1
+            values = {
+                "holder": HOLDER,
+                "fencing_token": token,
+                "expires_at": datetime.now(UTC) + timedelta(days=3650),
+            }
+            if row is None:
+                await connection.execute(
+                    insert(models.LeaderLease).values(name=self.name, **values)
+                )
+            else:
+                await connection.execute(
+                    update(models.LeaderLease)
+                    .where(models.LeaderLease.name == self.name)
+                    .values(**values)
+                )
+        return token

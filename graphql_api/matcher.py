@@ -1,0 +1,240 @@
+"""The paper matching engine: fills resting orders against live ticks.
+
+One matcher runs per cluster (see :mod:`graphql_api.leader`). It keeps an
+in-memory book of open orders per symbol — loaded from the database when it
+takes over, fed with new orders from the ``orders.new`` channel and resynced
+periodically — and evaluates every tick of every symbol in arrival order:
+
+- MARKET orders fill on the first tick after they entered the book, at its ask
+  (buy) or bid (sell);
+- LIMIT orders fill when a tick crosses (buy: ask <= limit, sell: bid >= limit),
+  at that ask or bid — the limit price or better;
+- IOC orders get exactly one tick: what does not fill on it expires;
+- DAY orders expire at their symbol's session close;
+- with ``PARTIAL_FILLS``, a tick fills at most its own volume (in whole lots),
+  shared by the orders in time priority.
+
+Each fill is one transaction (:func:`graphql_api.fills.apply_fill`), fenced by
+the order's version, so a fill is never applied twice even across a failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import structlog
+
+from graphql_api.events import ORDERS_NEW_CHANNEL, decode_id_event, decode_tick, tick_channel
+from graphql_api.fills import apply_fill, close_order
+from graphql_api.hub import Hub, SlowConsumerError
+from graphql_api.order_types import OrderSide, OrderStatus, OrderType, TimeInForce
+from graphql_api.orders import OrderService
+from graphql_api.risk import RiskLimits
+from graphql_api.symbols import SymbolCatalog
+from storage import models
+from storage.engine import SessionFactory
+from storage.repositories import accounts as account_repo
+from storage.timeseries import Tick
+
+log = structlog.get_logger(__name__)
+
+MATCHER_MAILBOX = 100_000
+
+
+@dataclass(slots=True)
+class RestingOrder:
+    id: int
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    time_in_force: TimeInForce
+    limit_price: Decimal | None
+    remaining: Decimal
+    version: int
+    expires_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: models.Order) -> RestingOrder:
+        return cls(
+            id=row.id,
+            symbol=row.symbol_code,
+            side=OrderSide(row.side),
+            type=OrderType(row.type),
+            time_in_force=TimeInForce(row.time_in_force),
+            limit_price=row.limit_price,
+            remaining=row.quantity - row.filled_quantity,
+            version=row.version,
+            expires_at=row.expires_at,
+        )
+
+    def fill_price(self, tick: Tick) -> Decimal | None:
+        """The price this tick would fill at, or None if it does not cross."""
+        price = tick.ask if self.side is OrderSide.BUY else tick.bid
+        if price <= 0:
+            price = tick.last
+        if self.type is OrderType.MARKET:
+            return price
+        assert self.limit_price is not None
+        crosses = (
+            price <= self.limit_price if self.side is OrderSide.BUY else price >= self.limit_price
+        )
+        return price if crosses else None
+
+
+class PaperMatcher:
+    """Parameters:
+    sessions: database sessions (one transaction per fill).
+    hub: ticks in; order updates out (through ``orders``).
+    catalog: lot sizes and quote currencies.
+    orders: announces order changes.
+    limits: commission and short-selling settings.
+    partial_fills: bound fills by tick volume.
+    resync_every: seconds between full reloads of the book from the database.
+    """
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        hub: Hub,
+        catalog: SymbolCatalog,
+        orders: OrderService,
+        limits: RiskLimits,
+        *,
+        partial_fills: bool = False,
+        resync_every: float = 5.0,
+    ) -> None:
+        self._sessions = sessions
+        self._hub = hub
+        self._catalog = catalog
+        self._orders = orders
+        self._limits = limits
+        self._partial_fills = partial_fills
+        self._resync_every = resync_every
+        self._book: dict[str, dict[int, RestingOrder]] = {}
+        self.fills = 0
+
+    async def run(self) -> None:
+        """Match until cancelled; resubscribe (and resync) if we ever fall behind."""
+        while True:
+            try:
+                await self._run_once()
+            except SlowConsumerError:
+                log.warning("matcher fell behind the tick stream; resyncing")
+
+    async def _run_once(self) -> None:
+        channels = [tick_channel(spec.code) for spec in self._catalog.all()]
+        channels.append(ORDERS_NEW_CHANNEL)
+        async with self._hub.subscribe(channels, conflate=False, capacity=MATCHER_MAILBOX) as box:
+            await self.resync()
+            loop = asyncio.get_running_loop()
+            next_housekeeping = loop.time() + 1.0
+            next_resync = loop.time() + self._resync_every
+            while True:
+                timeout = max(0.0, next_housekeeping - loop.time())
+                message = None
+                with contextlib.suppress(TimeoutError):
+                    message = await asyncio.wait_for(box.get(), timeout)
+                if message is not None:
+                    if message.channel == ORDERS_NEW_CHANNEL:
+                        await self._add(int(decode_id_event(message.message)["id"]))
+                    else:
+                        await self.on_tick(decode_tick(message.message))
+                now = loop.time()
+                if now >= next_housekeeping:
+                    await self.expire_day_orders(datetime.now(UTC))
+                    next_housekeeping = now + 1.0
+                if now >= next_resync:
+                    await self.resync()
+                    next_resync = now + self._resync_every
+
+    async def resync(self) -> None:
+        async with self._sessions() as session:
+            rows = await account_repo.all_open_orders(session)
+        book: dict[str, dict[int, RestingOrder]] = {}
+        for row in rows:
+            book.setdefault(row.symbol_code, {})[row.id] = RestingOrder.from_row(row)
+        self._book = book
+
+    async def _add(self, order_id: int) -> None:
+        async with self._sessions() as session:
+            row = await session.get(models.Order, order_id)
+        if row is not None and row.status in (
+            OrderStatus.NEW.value,
+            OrderStatus.PARTIALLY_FILLED.value,
+        ):
+            self._book.setdefault(row.symbol_code, {})[row.id] = RestingOrder.from_row(row)
+
+    async def on_tick(self, tick: Tick) -> None:
+        resting = self._book.get(tick.symbol)
+        if not resting:
+            return
+        spec = (await self._catalog.get_many([tick.symbol])).get(tick.symbol)
+        if spec is None:
+            return
+        available = tick.volume if self._partial_fills else None
+        for order in sorted(resting.values(), key=lambda o: o.id):
+            price = order.fill_price(tick)
+            quantity = order.remaining
+            if price is not None and available is not None:
+                lots = (min(quantity, available) // spec.lot_size) * spec.lot_size
+                quantity = lots
+            if price is not None and quantity > 0:
+                await self._fill(order, quantity, price, tick, spec.currency)
+                if available is not None:
+                    available -= quantity
+            if order.time_in_force is TimeInForce.IOC and order.id in resting:
+                await self._close(order, OrderStatus.EXPIRED)
+
+    async def expire_day_orders(self, now: datetime) -> None:
+        for resting in list(self._book.values()):
+            for order in list(resting.values()):
+                if order.expires_at is not None and order.expires_at <= now:
+                    await self._close(order, OrderStatus.EXPIRED)
+
+    async def _fill(
+        self, order: RestingOrder, quantity: Decimal, price: Decimal, tick: Tick, currency: str
+    ) -> None:
+        async with self._sessions() as session:
+            outcome = await apply_fill(
+                session,
+                order_id=order.id,
+                expected_version=order.version,
+                quantity=quantity,
+                price=price,
+                tick_time=tick.time,
+                currency=currency,
+                commission_rate=self._limits.commission_rate,
+                allow_short=self._limits.allow_short_selling,
+            )
+            await session.commit()
+        if outcome is None:
+            # Canceled or changed elsewhere: the database is the truth.
+            self._forget(order)
+            return
+        row = outcome.order
+        if outcome.trade is not None:
+            self.fills += 1
+        order.remaining = row.quantity - row.filled_quantity
+        order.version = row.version
+        if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):
+            self._forget(order)
+        await self._orders.announce(row)
+
+    async def _close(self, order: RestingOrder, status: OrderStatus) -> None:
+        async with self._sessions() as session:
+            row = await close_order(
+                session, order_id=order.id, expected_version=order.version, status=status
+            )
+            await session.commit()
+        self._forget(order)
+        if row is not None:
+            await self._orders.announce(row)
+
+    def _forget(self, order: RestingOrder) -> None:
+        resting = self._book.get(order.symbol)
+        if resting is not None:
+            resting.pop(order.id, None)

@@ -1,0 +1,72 @@
+"""The caller's account: balances with reservations, positions and fills."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from graphql_api.auth import Role
+from graphql_api.order_types import OrderSide
+from graphql_api.risk import reserved_cash
+from resolvers.context import Info
+from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows
+from storage import models
+from storage.repositories import accounts as account_repo
+from storage.repositories import users as user_repo
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    currency: str
+    cash: Decimal
+    reserved: Decimal
+
+    @property
+    def buying_power(self) -> Decimal:
+        return self.cash - self.reserved
+
+
+async def me(info: Info) -> models.User | None:
+    async with info.context.services.sessions() as session:
+        return await user_repo.user_by_id(session, info.context.user_id)
+
+
+def role_of(user: models.User) -> Role:
+    return Role(user.role)
+
+
+async def balances(info: Info) -> list[BalanceView]:
+    limits = info.context.services.orders.limits
+    async with info.context.services.sessions() as session:
+        rows = await account_repo.balances(session, info.context.user_id)
+        open_orders = await account_repo.open_orders_with_currency(session, info.context.user_id)
+    reserved: dict[str, Decimal] = {}
+    for order, currency in open_orders:
+        if order.side == OrderSide.BUY.value and order.reserve_price is not None:
+            remaining = order.quantity - order.filled_quantity
+            reserved[currency] = reserved.get(currency, Decimal(0)) + reserved_cash(
+                remaining, order.reserve_price, limits
+            )
+    return [
+        BalanceView(row.currency, row.amount, reserved.get(row.currency, Decimal(0)))
+        for row in rows
+    ]
+
+
+async def positions(info: Info) -> list[models.Position]:
+    async with info.context.services.sessions() as session:
+        return await account_repo.positions(session, info.context.user_id)
+
+
+async def trades(info: Info, first: int, after: str | None) -> Page[models.Trade]:
+    first = check_page_size(first, info.context.services.settings.max_page_size)
+    before_id = decode_int_cursor("trade", after)
+    async with info.context.services.sessions() as session:
+        rows = await account_repo.trades_page(
+            session, user_id=info.context.user_id, before_id=before_id, limit=first + 1
+        )
+    return page_from_rows(rows, first)
+
+
+async def order_fills(info: Info, order_id: int) -> list[models.Trade]:
+    return await info.context.loaders.trades_by_order.load(order_id)

@@ -1,0 +1,185 @@
+"""The signed-in user, their account, and the auth payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+import strawberry
+
+from graphql_api.auth import TokenPair
+from resolvers import accounts as account_resolvers
+from resolvers.context import Info
+from schema.common import Connection, UserError
+from schema.enums import OrderSide, Role
+from schema.market import Symbol
+from storage import models
+
+AVERAGE_COST_STEP = Decimal("1e-8")
+
+
+@strawberry.type(description="Cash in one currency.")
+class Balance:
+    currency: str = strawberry.field(description="Currency code (CNY, USDT, …).")
+    cash: Decimal = strawberry.field(description="Cash held.")
+    reserved: Decimal = strawberry.field(
+        description="Cash held back by open BUY orders (remaining notional plus commission)."
+    )
+    buying_power: Decimal = strawberry.field(description="cash - reserved.")
+
+
+@strawberry.type(description="A holding in one symbol (negative quantity: short).")
+class Position:
+    quantity: Decimal = strawberry.field(description="Signed quantity held.")
+    cost_basis: Decimal = strawberry.field(description="Total cost of the open quantity.")
+    average_cost: Decimal | None = strawberry.field(
+        description="cost basis / quantity (8 decimals); null when flat."
+    )
+    realized_pnl: Decimal = strawberry.field(description="Profit realised by reducing trades.")
+    symbol_code: strawberry.Private[str]
+
+    @classmethod
+    def from_row(cls, row: models.Position) -> Position:
+        average = (
+            (row.cost_basis / row.quantity).quantize(AVERAGE_COST_STEP, rounding=ROUND_HALF_UP)
+            if row.quantity
+            else None
+        )
+        return cls(
+            quantity=row.quantity,
+            cost_basis=row.cost_basis,
+            average_cost=average,
+            realized_pnl=row.realized_pnl,
+            symbol_code=row.symbol_code,
+        )
+
+    @strawberry.field(description="The instrument held.")
+    async def symbol(self, info: Info) -> Symbol:
+        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
+        assert row is not None
+        return Symbol.from_row(row)
+
+    @strawberry.field(description="Latest trade price; null before the first tick.")
+    async def last_price(self, info: Info) -> Decimal | None:
+        tick = await info.context.loaders.quote_by_symbol.load(self.symbol_code)
+        return tick.last if tick else None
+
+    @strawberry.field(description="quantity × last price.")
+    async def market_value(self, info: Info) -> Decimal | None:
+        last = await self.last_price(info)
+        return self.quantity * last if last is not None else None
+
+    @strawberry.field(description="market value - cost basis, at the latest quote.")
+    async def unrealized_pnl(self, info: Info) -> Decimal | None:
+        value = await self.market_value(info)
+        return value - self.cost_basis if value is not None else None
+
+
+@strawberry.type(description="One fill of one of your orders.")
+class Trade:
+    id: strawberry.ID = strawberry.field(description="Trade id.")
+    order_id: strawberry.ID = strawberry.field(description="The order it filled.")
+    side: OrderSide = strawberry.field(description="BUY or SELL.")
+    quantity: Decimal = strawberry.field(description="Quantity filled.")
+    price: Decimal = strawberry.field(description="Fill price.")
+    commission: Decimal = strawberry.field(description="Commission charged.")
+    realized_pnl: Decimal = strawberry.field(description="P&L realised by this fill.")
+    time: datetime = strawberry.field(description="Time of the tick it filled on.")
+    symbol_code: strawberry.Private[str]
+
+    @classmethod
+    def from_row(cls, row: models.Trade) -> Trade:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            order_id=strawberry.ID(str(row.order_id)),
+            side=OrderSide(row.side),
+            quantity=row.quantity,
+            price=row.price,
+            commission=row.commission,
+            realized_pnl=row.realized_pnl,
+            time=row.tick_time,
+            symbol_code=row.symbol_code,
+        )
+
+    @strawberry.field(description="The instrument.")
+    async def symbol(self, info: Info) -> Symbol:
+        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
+        assert row is not None
+        return Symbol.from_row(row)
+
+
+@strawberry.type(description="Your paper-trading account.")
+class Account:
+    @strawberry.field(description="Cash per currency, with what open orders reserve.")
+    async def balances(self, info: Info) -> list[Balance]:
+        rows = await account_resolvers.balances(info)
+        return [
+            Balance(
+                currency=row.currency,
+                cash=row.cash,
+                reserved=row.reserved,
+                buying_power=row.buying_power,
+            )
+            for row in rows
+        ]
+
+    @strawberry.field(description="Open positions.")
+    async def positions(self, info: Info) -> list[Position]:
+        return [Position.from_row(row) for row in await account_resolvers.positions(info)]
+
+    @strawberry.field(description="Your fills, newest first.")
+    async def trades(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[Trade]:
+        page = await account_resolvers.trades(info, first, after)
+        return Connection[Trade].build(page, kind="trade", key=lambda r: r.id, node=Trade.from_row)
+
+
+@strawberry.type(description="The signed-in user.")
+class User:
+    id: strawberry.ID = strawberry.field(description="User id.")
+    username: str = strawberry.field(description="Login name.")
+    role: Role = strawberry.field(description="What the user may do.")
+    created_at: datetime = strawberry.field(description="Registration time.")
+
+    @classmethod
+    def from_row(cls, row: models.User) -> User:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            username=row.username,
+            role=Role(row.role),
+            created_at=row.created_at,
+        )
+
+    @strawberry.field(description="Cash, positions and fills.")
+    def account(self) -> Account:
+        return Account()
+
+
+@strawberry.type(description="Tokens for a session: send the access token as a Bearer token.")
+class AuthTokens:
+    access_token: str = strawberry.field(description="Short-lived JWT for Authorization: Bearer.")
+    refresh_token: str = strawberry.field(description="Exchange it with refreshToken (rotates).")
+    access_token_expires_at: datetime = strawberry.field(description="Access token expiry.")
+    refresh_token_expires_at: datetime = strawberry.field(description="Refresh token expiry.")
+
+    @classmethod
+    def from_pair(cls, pair: TokenPair) -> AuthTokens:
+        return cls(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            access_token_expires_at=pair.access_expires_at,
+            refresh_token_expires_at=pair.refresh_expires_at,
+        )
+
+
+@strawberry.type(description="Result of register, login and refreshToken.")
+class AuthPayload:
+    tokens: AuthTokens | None = strawberry.field(description="New tokens; null on errors.")
+    user: User | None = strawberry.field(description="The user (register only).")
+    user_errors: list[UserError] = strawberry.field(description="Why it failed.")
+
+
+@strawberry.type(description="Result of logout.")
+class LogoutPayload:
+    ok: bool = strawberry.field(description="The session is revoked on every server process.")

@@ -1,0 +1,68 @@
+"""Who may call what: Strawberry permission classes, not checks inside resolvers.
+
+A missing or refused token is UNAUTHENTICATED; a valid user whose role does
+not allow the field is FORBIDDEN. Anonymous callers may read public market
+data unless ``ANONYMOUS_MARKET_DATA=false``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission
+
+from resolvers.context import Info
+
+
+def _unauthenticated_message(info: Info) -> str:
+    return info.context.auth_error or "authentication required"
+
+
+class IsAuthenticated(BasePermission):
+    message = "authentication required"
+    error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012 - Strawberry's API
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        if info.context.principal is not None:
+            return True
+        self.message = _unauthenticated_message(info)
+        return False
+
+
+class CanReadMarketData(BasePermission):
+    message = "authentication required for market data"
+    error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        if info.context.principal is not None:
+            return True
+        if info.context.auth_error is not None:
+            # A bad token is refused even where anonymous access would be allowed.
+            self.message = info.context.auth_error
+            return False
+        return info.context.services.settings.anonymous_market_data
+
+
+class CanTrade(BasePermission):
+    message = "your role may not trade (TRADER or ADMIN required)"
+    error_extensions = {"code": "FORBIDDEN"}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return principal is not None and principal.role.can_trade
+
+
+class CanFeed(BasePermission):
+    message = "your role may not ingest ticks (FEED or ADMIN required)"
+    error_extensions = {"code": "FORBIDDEN"}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return principal is not None and principal.role.can_feed
+
+
+Permissions = list[type[BasePermission]]
+MARKET_DATA: Permissions = [CanReadMarketData]
+TRADING: Permissions = [IsAuthenticated, CanTrade]
+FEEDING: Permissions = [IsAuthenticated, CanFeed]
+SIGNED_IN: Permissions = [IsAuthenticated]

@@ -1,0 +1,92 @@
+"""Cash balances, positions, trades and the open orders that reserve them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import models
+
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+
+
+async def balances(session: AsyncSession, user_id: int) -> list[models.CashBalance]:
+    result = await session.scalars(
+        select(models.CashBalance)
+        .where(models.CashBalance.user_id == user_id)
+        .order_by(models.CashBalance.currency)
+    )
+    return list(result)
+
+
+async def balance(
+    session: AsyncSession, user_id: int, currency: str, *, for_update: bool = False
+) -> models.CashBalance | None:
+    query = select(models.CashBalance).where(
+        models.CashBalance.user_id == user_id, models.CashBalance.currency == currency
+    )
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def position(
+    session: AsyncSession, user_id: int, symbol_code: str, *, for_update: bool = False
+) -> models.Position | None:
+    query = select(models.Position).where(
+        models.Position.user_id == user_id, models.Position.symbol_code == symbol_code
+    )
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def positions(session: AsyncSession, user_id: int) -> list[models.Position]:
+    result = await session.scalars(
+        select(models.Position)
+        .where(models.Position.user_id == user_id, models.Position.quantity != 0)
+        .order_by(models.Position.symbol_code)
+    )
+    return list(result)
+
+
+async def open_orders_with_currency(
+    session: AsyncSession, user_id: int
+) -> list[tuple[models.Order, str]]:
+    """The user's open orders and each one's quote currency (for reservations)."""
+    result = await session.execute(
+        select(models.Order, models.Symbol.currency)
+        .join(models.Symbol, models.Symbol.code == models.Order.symbol_code)
+        .where(models.Order.user_id == user_id, models.Order.status.in_(OPEN_STATUSES))
+    )
+    return [(order, currency) for order, currency in result]
+
+
+async def all_open_orders(session: AsyncSession) -> list[models.Order]:
+    result = await session.scalars(
+        select(models.Order).where(models.Order.status.in_(OPEN_STATUSES)).order_by(models.Order.id)
+    )
+    return list(result)
+
+
+async def trades_page(
+    session: AsyncSession, *, user_id: int, before_id: int | None, limit: int
+) -> list[models.Trade]:
+    query = (
+        select(models.Trade)
+        .where(models.Trade.user_id == user_id)
+        .order_by(models.Trade.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(models.Trade.id < before_id)
+    return list(await session.scalars(query))
+
+
+async def trades_for_orders(session: AsyncSession, order_ids: Sequence[int]) -> list[models.Trade]:
+    result = await session.scalars(
+        select(models.Trade).where(models.Trade.order_id.in_(order_ids)).order_by(models.Trade.id)
+    )
+    return list(result)
