@@ -130,26 +130,36 @@ class PaperMatcher:
         channels.append(ORDERS_NEW_CHANNEL)
         async with self._hub.subscribe(channels, conflate=False, capacity=MATCHER_MAILBOX) as box:
             await self.resync()
-            loop = asyncio.get_running_loop()
-            next_housekeeping = loop.time() + 1.0
-            next_resync = loop.time() + self._resync_every
-            while True:
-                timeout = max(0.0, next_housekeeping - loop.time())
-                message = None
-                with contextlib.suppress(TimeoutError):
-                    message = await asyncio.wait_for(box.get(), timeout)
-                if message is not None:
+            housekeeping = asyncio.create_task(self._housekeeping(), name="matcher-housekeeping")
+            try:
+                while True:
+                    message = await box.get()
                     if message.channel == ORDERS_NEW_CHANNEL:
                         await self._add(int(decode_id_event(message.message)["id"]))
                     else:
                         await self.on_tick(decode_tick(message.message))
-                now = loop.time()
-                if now >= next_housekeeping:
-                    await self.expire_day_orders(datetime.now(UTC))
-                    next_housekeeping = now + 1.0
-                if now >= next_resync:
+            finally:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
+
+    async def _housekeeping(self) -> None:
+        """Expire DAY orders every second; reload the book every ``resync_every`` seconds.
+
+        It shares the event loop with the tick loop, never running inside it, so
+        book changes happen between ticks, not in the middle of one.
+        """
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + self._resync_every
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.expire_day_orders(datetime.now(UTC))
+                if loop.time() >= next_resync:
                     await self.resync()
-                    next_resync = now + self._resync_every
+                    next_resync = loop.time() + self._resync_every
+            except Exception as error:  # a failed pass is retried on the next one
+                log.warning("matcher housekeeping failed", error=str(error))
 
     async def resync(self) -> None:
         async with self._sessions() as session:

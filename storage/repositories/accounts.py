@@ -44,12 +44,14 @@ async def position(
 
 
 async def positions(session: AsyncSession, user_id: int) -> list[models.Position]:
+    """Open positions. Flat ones are filtered here: decimals are text on SQLite,
+    where ``quantity != 0`` would compare strings."""
     result = await session.scalars(
         select(models.Position)
-        .where(models.Position.user_id == user_id, models.Position.quantity != 0)
+        .where(models.Position.user_id == user_id)
         .order_by(models.Position.symbol_code)
     )
-    return list(result)
+    return [row for row in result if row.quantity != 0]
 
 
 async def open_orders_with_currency(

@@ -74,12 +74,12 @@ def create_user(env: dict[str, str], username: str, role: str) -> None:
     )
 
 
-async def login(http: httpx.AsyncClient, username: str) -> str:
+async def login(http: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
     data = await execute(
         http,
         "mutation ($u: String!, $p: String!) { login(username: $u, password: $p) "
         "{ tokens { accessToken } userErrors { code } } }",
-        {"u": username, "p": PASSWORD},
+        {"u": username, "p": password},
     )
     token: str = data["login"]["tokens"]["accessToken"]
     return token

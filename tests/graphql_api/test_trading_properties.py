@@ -1,0 +1,173 @@
+"""Trading invariants under random sequences of orders, cancels and ticks (hypothesis).
+
+Each example runs the real OrderService and PaperMatcher against a fresh copy
+of the seeded SQLite database; ticks are handed to the matcher directly so
+every example is deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from broadcaster import Broadcast
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from graphql_api.hub import Hub
+from graphql_api.matcher import PaperMatcher
+from graphql_api.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
+from graphql_api.orders import OrderService
+from graphql_api.risk import RiskLimits
+from graphql_api.symbols import SymbolCatalog
+from storage import models
+from storage.engine import create_engine, create_session_factory
+from storage.timeseries import Tick
+from storage.timeseries.sql import SqlTimeSeriesStore
+
+SYMBOL = "000001.SZ"  # tick 0.01, lot 100, CNY
+START_CASH = Decimal("1000000")
+LIMITS = RiskLimits(
+    commission_rate=Decimal("0.0003"),
+    max_order_notional=Decimal("5000000"),
+    price_band_percent=Decimal("10"),
+    market_order_buffer_percent=Decimal("5"),
+    allow_short_selling=False,
+)
+
+prices = st.integers(min_value=900, max_value=1300).map(lambda cents: Decimal(cents) / 100)
+orders = st.fixed_dictionaries(
+    {
+        "kind": st.just("order"),
+        "side": st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
+        "type": st.sampled_from([OrderType.MARKET, OrderType.LIMIT]),
+        "lots": st.integers(min_value=1, max_value=600),
+        "price": prices,
+        "tif": st.sampled_from(list(TimeInForce)),
+    }
+)
+ticks = st.fixed_dictionaries(
+    {
+        "kind": st.just("tick"),
+        "price": prices,
+        "spread": st.integers(min_value=0, max_value=3),
+        "volume_lots": st.integers(min_value=0, max_value=800),
+    }
+)
+cancels = st.fixed_dictionaries({"kind": st.just("cancel"), "pick": st.integers(0, 50)})
+steps = st.lists(st.one_of(orders, orders, ticks, ticks, ticks, cancels), min_size=1, max_size=30)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=steps, partial=st.booleans())
+def test_invariants_hold_for_any_sequence(
+    sqlite_template: Path, steps: list[dict[str, Any]], partial: bool
+) -> None:
+    asyncio.run(_run(sqlite_template, steps, partial))
+
+
+async def _run(template: Path, steps: list[dict[str, Any]], partial: bool) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="quantgraph-prop-"))
+    shutil.copyfile(template, directory / "db.sqlite")
+    engine = create_engine(f"sqlite+aiosqlite:///{directory / 'db.sqlite'}")
+    try:
+        sessions = create_session_factory(engine)
+        async with Broadcast("memory://") as broadcast:
+            hub = Hub(broadcast)
+            catalog = SymbolCatalog(sessions)
+            await catalog.load()
+            store = SqlTimeSeriesStore(engine)
+            service = OrderService(sessions, catalog, store, hub, LIMITS)
+            matcher = PaperMatcher(sessions, hub, catalog, service, LIMITS, partial_fills=partial)
+            async with sessions() as session:
+                user = await session.scalar(
+                    select(models.User).where(models.User.username == "demo")
+                )
+            assert user is not None
+            clock = datetime.now(UTC) - timedelta(hours=1)
+            placed: list[int] = []
+            for step in steps:
+                clock += timedelta(seconds=1)
+                if step["kind"] == "tick":
+                    tick = _tick(step, clock)
+                    await store.write_ticks([tick])
+                    await matcher.on_tick(tick)
+                elif step["kind"] == "order":
+                    outcome = await service.place_order(user.id, _request(step))
+                    assert outcome.errors == []
+                    assert outcome.order is not None
+                    placed.append(outcome.order.id)
+                    await matcher.resync()
+                elif placed:
+                    await service.cancel_order(user.id, placed[step["pick"] % len(placed)])
+                    await matcher.resync()
+                await _check_invariants(sessions, user.id)
+            await hub.close()
+    finally:
+        await engine.dispose()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _tick(step: dict[str, Any], clock: datetime) -> Tick:
+    last: Decimal = step["price"]
+    spread = Decimal(step["spread"]) / 100
+    return Tick(
+        SYMBOL,
+        clock,
+        last,
+        last - spread if last - spread > 0 else last,
+        last + spread,
+        Decimal(step["volume_lots"] * 100),
+    )
+
+
+def _request(step: dict[str, Any]) -> OrderRequest:
+    limit = step["price"] if step["type"] is OrderType.LIMIT else None
+    return OrderRequest(
+        SYMBOL, step["side"], step["type"], Decimal(step["lots"] * 100), limit, step["tif"]
+    )
+
+
+async def _check_invariants(sessions: Any, user_id: int) -> None:
+    async with sessions() as session:
+        balances = list(
+            await session.scalars(
+                select(models.CashBalance).where(models.CashBalance.user_id == user_id)
+            )
+        )
+        positions = list(
+            await session.scalars(select(models.Position).where(models.Position.user_id == user_id))
+        )
+        trades = list(await session.scalars(select(models.Trade)))
+        orders = {o.id: o for o in await session.scalars(select(models.Order))}
+    cny = next(b for b in balances if b.currency == "CNY")
+    # cash never goes negative; no short positions without short selling
+    assert all(b.amount >= 0 for b in balances)
+    assert all(p.quantity >= 0 for p in positions)
+    # cash + cost basis is conserved, apart from realised P&L and commission
+    basis = sum((p.cost_basis for p in positions), Decimal(0))
+    realized = sum((p.realized_pnl for p in positions), Decimal(0))
+    commission = sum((t.commission for t in trades), Decimal(0))
+    assert cny.amount + basis - realized + commission == START_CASH
+    # every fill belongs to exactly one existing order, and never overfills it
+    filled: defaultdict[int, Decimal] = defaultdict(Decimal)
+    for trade in trades:
+        assert trade.order_id in orders
+        filled[trade.order_id] += trade.quantity
+    for order_id, order in orders.items():
+        assert filled.get(order_id, Decimal(0)) == order.filled_quantity
+        assert order.filled_quantity <= order.quantity
+    # position quantity equals net filled quantity
+    net = sum((t.quantity if t.side == "BUY" else -t.quantity for t in trades), Decimal(0))
+    assert sum((p.quantity for p in positions), Decimal(0)) == net
