@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from storage import models
 from storage.timeseries import Tick
 
 # Every newly accepted order, for the cluster's matcher (wherever it runs).
@@ -64,3 +65,22 @@ def encode_id_event(kind: str, object_id: int, **extra: Any) -> str:
 def decode_id_event(message: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(message)
     return data
+
+
+def encode_new_order(order: models.Order) -> str:
+    """A new order with everything the matcher needs to book it without a query."""
+    return json.dumps(
+        {
+            "kind": "order",
+            "id": order.id,
+            "symbol": order.symbol_code,
+            "side": order.side,
+            "type": order.type,
+            "timeInForce": order.time_in_force,
+            "limitPrice": None if order.limit_price is None else str(order.limit_price),
+            "remaining": str(order.quantity - order.filled_quantity),
+            "version": order.version,
+            "expiresAt": None if order.expires_at is None else order.expires_at.isoformat(),
+        },
+        separators=(",", ":"),
+    )

@@ -25,6 +25,7 @@ import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import structlog
 
@@ -69,6 +70,21 @@ class RestingOrder:
             remaining=row.quantity - row.filled_quantity,
             version=row.version,
             expires_at=row.expires_at,
+        )
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> RestingOrder:
+        """From ``encode_new_order``: booking a new order costs no query."""
+        return cls(
+            id=int(event["id"]),
+            symbol=str(event["symbol"]),
+            side=OrderSide(event["side"]),
+            type=OrderType(event["type"]),
+            time_in_force=TimeInForce(event["timeInForce"]),
+            limit_price=Decimal(event["limitPrice"]) if event["limitPrice"] else None,
+            remaining=Decimal(event["remaining"]),
+            version=int(event["version"]),
+            expires_at=datetime.fromisoformat(event["expiresAt"]) if event["expiresAt"] else None,
         )
 
     def fill_price(self, tick: Tick) -> Decimal | None:
@@ -135,7 +151,7 @@ class PaperMatcher:
                 while True:
                     message = await box.get()
                     if message.channel == ORDERS_NEW_CHANNEL:
-                        await self._add(int(decode_id_event(message.message)["id"]))
+                        self._add(RestingOrder.from_event(decode_id_event(message.message)))
                     else:
                         await self.on_tick(decode_tick(message.message))
             finally:
@@ -169,14 +185,8 @@ class PaperMatcher:
             book.setdefault(row.symbol_code, {})[row.id] = RestingOrder.from_row(row)
         self._book = book
 
-    async def _add(self, order_id: int) -> None:
-        async with self._sessions() as session:
-            row = await session.get(models.Order, order_id)
-        if row is not None and row.status in (
-            OrderStatus.NEW.value,
-            OrderStatus.PARTIALLY_FILLED.value,
-        ):
-            self._book.setdefault(row.symbol_code, {})[row.id] = RestingOrder.from_row(row)
+    def _add(self, order: RestingOrder) -> None:
+        self._book.setdefault(order.symbol, {})[order.id] = order
 
     async def on_tick(self, tick: Tick) -> None:
         resting = self._book.get(tick.symbol)

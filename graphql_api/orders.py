@@ -19,18 +19,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.errors import ErrorCode, UserError
-from graphql_api.events import ORDERS_NEW_CHANNEL, encode_id_event, order_channel
+from graphql_api.events import ORDERS_NEW_CHANNEL, encode_id_event, encode_new_order, order_channel
 from graphql_api.hub import Hub
 from graphql_api.order_types import (
     MAX_CLIENT_ORDER_ID_LENGTH,
     OPEN_STATUSES,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
     TimeInForce,
 )
-from graphql_api.risk import Exposure, RiskLimits, assess, reserved_cash
+from graphql_api.risk import Exposure, RiskLimits, assess
 from graphql_api.symbols import SymbolCatalog, SymbolSpec, is_multiple_of
 from storage import models
 from storage.engine import SessionFactory
@@ -105,7 +104,7 @@ class OrderService:
                 return _replay(existing, request)
         await self.announce(order)
         if order.status == OrderStatus.NEW.value:
-            await self._hub.publish(ORDERS_NEW_CHANNEL, encode_id_event("order", order.id))
+            await self._hub.publish(ORDERS_NEW_CHANNEL, encode_new_order(order))
         return OrderOutcome(order, [])
 
     async def cancel_order(self, user_id: int, order_id: int) -> OrderOutcome:
@@ -143,22 +142,16 @@ class OrderService:
     async def exposure(
         self, session: AsyncSession, user_id: int, spec: SymbolSpec, currency: str
     ) -> Exposure:
+        # Locking the balance row serialises this user's placements across processes.
         balance = await account_repo.balance(session, user_id, currency, for_update=True)
         position = await account_repo.position(session, user_id, spec.code)
-        reserved = Decimal(0)
-        reserved_sell = Decimal(0)
-        for order, order_currency in await account_repo.open_orders_with_currency(session, user_id):
-            remaining = order.quantity - order.filled_quantity
-            if order.side == OrderSide.BUY.value:
-                if order_currency == currency and order.reserve_price is not None:
-                    reserved += reserved_cash(remaining, order.reserve_price, self.limits)
-            elif order.symbol_code == spec.code:
-                reserved_sell += remaining
         return Exposure(
             cash=balance.amount if balance else Decimal(0),
-            reserved_cash=reserved,
+            reserved_cash=await account_repo.reserved_for_buys(
+                session, user_id, currency, self.limits.commission_rate
+            ),
             position=position.quantity if position else Decimal(0),
-            reserved_sell=reserved_sell,
+            reserved_sell=await account_repo.reserved_for_sells(session, user_id, spec.code),
         )
 
     async def _accept_or_reject(

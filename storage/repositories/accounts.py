@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
@@ -64,6 +65,51 @@ async def open_orders_with_currency(
         .where(models.Order.user_id == user_id, models.Order.status.in_(OPEN_STATUSES))
     )
     return [(order, currency) for order, currency in result]
+
+
+async def reserved_for_buys(
+    session: AsyncSession, user_id: int, currency: str, commission_rate: Decimal
+) -> Decimal:
+    """Cash held back by the user's open BUY orders quoted in ``currency``.
+
+    PostgreSQL sums exact NUMERICs in SQL; SQLite keeps decimals as text, so
+    there the (few) relevant rows are summed in Python.
+    """
+    remaining = models.Order.quantity - models.Order.filled_quantity
+    where = (
+        models.Order.user_id == user_id,
+        models.Order.status.in_(OPEN_STATUSES),
+        models.Order.side == "BUY",
+        models.Order.reserve_price.is_not(None),
+        models.Symbol.currency == currency,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        total = await session.scalar(
+            select(func.sum(remaining * models.Order.reserve_price))
+            .join(models.Symbol, models.Symbol.code == models.Order.symbol_code)
+            .where(*where)
+        )
+        return (total or Decimal(0)) * (1 + commission_rate)
+    rows = await session.execute(
+        select(models.Order.quantity, models.Order.filled_quantity, models.Order.reserve_price)
+        .join(models.Symbol, models.Symbol.code == models.Order.symbol_code)
+        .where(*where)
+    )
+    total = sum(((q - f) * p for q, f, p in rows if p is not None), Decimal(0))
+    return total * (1 + commission_rate)
+
+
+async def reserved_for_sells(session: AsyncSession, user_id: int, symbol_code: str) -> Decimal:
+    """Quantity of ``symbol_code`` held back by the user's open SELL orders."""
+    rows = await session.execute(
+        select(models.Order.quantity, models.Order.filled_quantity).where(
+            models.Order.user_id == user_id,
+            models.Order.status.in_(OPEN_STATUSES),
+            models.Order.side == "SELL",
+            models.Order.symbol_code == symbol_code,
+        )
+    )
+    return sum((q - f for q, f in rows), Decimal(0))
 
 
 async def all_open_orders(session: AsyncSession) -> list[models.Order]:

@@ -17,7 +17,9 @@ from tests.conftest import http_client, login_token, user_token
 from tests.support.graphql import WsClient, execute
 
 PLACE = """
-mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id status } userErrors { field code } } }
+mutation ($input: PlaceOrderInput!) {
+  placeOrder(input: $input) { order { id status } userErrors { field code } }
+}
 """
 CREATE_STRATEGY = """
 mutation { createStrategy(input: {name: "A's", kind: SMA_CROSS, symbol: "BTCUSDT",
@@ -49,9 +51,15 @@ async def test_another_users_objects_do_not_exist(app: Starlette) -> None:
     async with http_client(app, await user_token(app, "bob", Role.TRADER)) as bob:
         reads = await execute(
             bob,
-            "query ($o: ID!, $s: ID!) { order(id: $o) { id } strategy(id: $s) { id } "
-            "orders(first: 10) { edges { node { id } } } strategies(first: 10) { edges { node { id } } } "
-            "me { account { trades(first: 10) { edges { node { id } } } positions { quantity } } } }",
+            """
+            query ($o: ID!, $s: ID!) {
+              order(id: $o) { id }
+              strategy(id: $s) { id }
+              orders(first: 10) { edges { node { id } } }
+              strategies(first: 10) { edges { node { id } } }
+              me { account { trades(first: 10) { edges { node { id } } } positions { quantity } } }
+            }
+            """,
             {"o": order_id, "s": strategy_id},
         )
         cancel = await execute(
@@ -67,7 +75,8 @@ async def test_another_users_objects_do_not_exist(app: Starlette) -> None:
         )
         delete = await execute(
             bob,
-            "mutation ($id: ID!) { deleteStrategy(id: $id) { deletedStrategyId userErrors { code } } }",
+            "mutation ($id: ID!) { deleteStrategy(id: $id) "
+            "{ deletedStrategyId userErrors { code } } }",
             {"id": strategy_id},
         )
         attribute = await execute(

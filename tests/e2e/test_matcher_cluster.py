@@ -22,7 +22,9 @@ from tests.support.processes import server_processes
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 PLACE = """
-mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id status } userErrors { code } } }
+mutation ($input: PlaceOrderInput!) {
+  placeOrder(input: $input) { order { id status } userErrors { code } }
+}
 """
 
 
@@ -127,7 +129,8 @@ async def test_two_processes_fill_each_order_exactly_once_and_fail_over(
             feed = httpx.AsyncClient(base_url=servers[0].http)
             feed.headers["authorization"] = f"Bearer {await login(feed, 'feeder')}"
             for client in clients:
-                client.headers["authorization"] = f"Bearer {await login(client, 'demo', DEFAULT_DEMO_PASSWORD)}"
+                token = await login(client, "demo", DEFAULT_DEMO_PASSWORD)
+                client.headers["authorization"] = f"Bearer {token}"
             # given a quote, then orders placed through both processes
             await ingest(feed, "2.1500")
             first = await place_many(clients, 30)

@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from graphql_api.events import ORDERS_NEW_CHANNEL, encode_new_order
 from graphql_api.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
 from graphql_api.runtime import open_services
 from graphql_api.services import Services
@@ -188,7 +189,7 @@ async def test_day_orders_expire_at_the_session_close(trading: Services) -> None
         assert row is not None
         row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
         await session.commit()
-    await trading.hub.publish("orders.new", f'{{"kind":"order","id":{order.id}}}')
+    await trading.hub.publish(ORDERS_NEW_CHANNEL, encode_new_order(row))
     # then the matcher expires it
     await status_becomes(trading, order.id, "EXPIRED")
 
