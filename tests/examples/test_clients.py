@@ -189,3 +189,18 @@ async def test_node_client_queries_and_streams_ticks(
 
     assert {"600519.SH", SYMBOL} <= symbol_codes(lines)
     assert_ticks(lines, feed, 2)
+
+
+async def test_node_sse_client_streams_ticks_without_websockets(
+    node_client: Path, sqlite_server: tuple[str, Starlette]
+) -> None:
+    """GraphQL over Server-Sent Events with the npm graphql-sse client (proxies that
+    block WebSockets)."""
+    address, app = sqlite_server
+    node = shutil.which("node")
+    assert node is not None
+    command = [node, str(node_client.parent / "sse.mjs"), f"http://{address}/graphql", "2", SYMBOL]
+    async with feeding_ticks(app.state.services) as feed:
+        lines = await run_client(command)
+
+    assert_ticks(lines, feed, 2)
