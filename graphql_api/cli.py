@@ -19,6 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     commands.add_parser("migrate", help="bring the database schema to the latest migration")
     commands.add_parser("seed", help="create demo symbols, history and the demo user if empty")
+    import_ticks = commands.add_parser(
+        "import-ticks", help="import historical ticks from CSV (symbol,time,last,bid,ask,volume)"
+    )
+    import_ticks.add_argument("file", type=Path, help="CSV file with a header row")
     create_user = commands.add_parser("create-user", help="create a user with a role")
     create_user.add_argument("username")
     create_user.add_argument(
@@ -37,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate())
     if args.command == "seed":
         return asyncio.run(_seed())
+    if args.command == "import-ticks":
+        return asyncio.run(_import_ticks(args.file))
     if args.command == "create-user":
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
         return asyncio.run(_create_user(args.username, password, args.role))
@@ -100,6 +106,31 @@ async def _seed() -> int:
         await engine.dispose()
     print("seeded demo data" if seeded else "database already has symbols; nothing seeded")
     return 0
+
+
+async def _import_ticks(path: Path) -> int:
+    from tqdm import tqdm
+
+    from graphql_api.runtime import open_storage
+    from graphql_api.tick_import import CsvFormatError, import_ticks
+
+    total = max(0, sum(1 for _ in path.open(encoding="utf-8")) - 1)
+    async with open_storage() as (catalog, store):
+        with (
+            path.open(encoding="utf-8", newline="") as rows,
+            tqdm(total=total, unit="rows", desc=f"importing {path.name}") as bar,
+        ):
+            try:
+                summary = await import_ticks(rows, catalog, store, progress=bar.update)
+            except CsvFormatError as error:
+                print(f"error: {path}: {error}", file=sys.stderr)
+                return 2
+    print(f"rows read {summary.read}, written {summary.written}, rejected {summary.rejected}")
+    for reason, count in summary.reasons.most_common():
+        print(f"  rejected {count}: {reason}")
+    for example in summary.examples:
+        print(f"  e.g. {example}")
+    return 0 if summary.rejected == 0 else 1
 
 
 async def _create_user(username: str, password: str, role: str) -> int:

@@ -13,31 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import structlog
 
-from graphql_api.errors import ErrorCode, UserError
+from graphql_api.errors import UserError
 from graphql_api.events import encode_tick, tick_channel
 from graphql_api.hub import Hub
-from graphql_api.symbols import SymbolCatalog, is_multiple_of
+from graphql_api.symbols import SymbolCatalog
+from graphql_api.tick_validation import TickDraft, check_tick
 from storage.timeseries import Tick, TimeSeriesStore
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TickDraft:
-    """A tick as a client sent it, before validation."""
-
-    symbol: str
-    time: datetime
-    last: Decimal
-    bid: Decimal | None
-    ask: Decimal | None
-    volume: Decimal
 
 
 class TickIngestor:
@@ -82,54 +69,12 @@ class TickIngestor:
         errors: list[UserError] = []
         ticks: list[Tick] = []
         for index, draft in enumerate(drafts):
-            path = f"{field}.{index}"
-            spec = specs.get(draft.symbol)
-            if spec is None:
-                errors.append(
-                    UserError(
-                        f"{path}.symbol",
-                        ErrorCode.UNKNOWN_SYMBOL,
-                        f"unknown symbol {draft.symbol!r}",
-                    )
-                )
-                continue
-            if draft.time.tzinfo is None:
-                errors.append(
-                    UserError(f"{path}.time", ErrorCode.INVALID, "time must carry a UTC offset")
-                )
-                continue
-            if draft.time > now + self._max_future:
-                errors.append(
-                    UserError(f"{path}.time", ErrorCode.OUT_OF_RANGE, "time is in the future")
-                )
-            bid = draft.bid if draft.bid is not None else draft.last
-            ask = draft.ask if draft.ask is not None else draft.last
-            for name, price in (("last", draft.last), ("bid", bid), ("ask", ask)):
-                if not price.is_finite() or price <= 0:
-                    errors.append(
-                        UserError(
-                            f"{path}.{name}", ErrorCode.OUT_OF_RANGE, f"{name} must be positive"
-                        )
-                    )
-                elif not is_multiple_of(price, spec.tick_size):
-                    errors.append(
-                        UserError(
-                            f"{path}.{name}",
-                            ErrorCode.INVALID_PRECISION,
-                            f"{name} {price} is not a multiple of the tick size {spec.tick_size}",
-                        )
-                    )
-            if bid.is_finite() and ask.is_finite() and bid > ask:
-                errors.append(UserError(f"{path}.bid", ErrorCode.INVALID, "bid is above ask"))
-            if not draft.volume.is_finite() or draft.volume < 0:
-                errors.append(
-                    UserError(
-                        f"{path}.volume", ErrorCode.OUT_OF_RANGE, "volume must not be negative"
-                    )
-                )
-            ticks.append(
-                Tick(draft.symbol, draft.time.astimezone(UTC), draft.last, bid, ask, draft.volume)
+            tick, problems = check_tick(
+                draft, specs.get(draft.symbol), now, self._max_future, f"{field}.{index}"
             )
+            errors.extend(problems)
+            if tick is not None:
+                ticks.append(tick)
         return (ticks, errors) if not errors else ([], errors)
 
     async def ingest(self, ticks: Sequence[Tick]) -> None:

@@ -225,3 +225,23 @@ async def open_admin_services(settings: Settings | None = None) -> AsyncIterator
             yield AuthService(create_session_factory(engine), settings, Hub(broadcast))
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_storage(
+    settings: Settings | None = None,
+) -> AsyncIterator[tuple[SymbolCatalog, TimeSeriesStore]]:
+    """The symbol catalogue and the time-series store, for offline imports."""
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade_to_head(engine)
+        catalog = SymbolCatalog(create_session_factory(engine))
+        await catalog.load()
+        store = await _open_timeseries(settings, engine)
+        try:
+            yield catalog, store
+        finally:
+            await store.close()
+    finally:
+        await engine.dispose()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from graphql import GraphQLError
 
 from graphql_api.errors import UserError
-from graphql_api.ingest import TickDraft
+from graphql_api.tick_validation import TickDraft
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from storage.timeseries import TimeSeriesWriteError

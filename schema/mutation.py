@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
-from graphql_api.ingest import TickDraft
+from graphql_api.tick_validation import TickDraft
 from resolvers import auth, ingest, orders, strategies
 from resolvers.context import Info
 from schema.accounts import AuthPayload, AuthTokens, LogoutPayload, User
