@@ -31,6 +31,7 @@ from graphql_api.risk import RiskLimits
 from graphql_api.services import Services
 from graphql_api.settings import Settings
 from graphql_api.strategies import StrategyService
+from graphql_api.strategy_engine.engine import StrategyEngine
 from graphql_api.symbols import SymbolCatalog
 from storage.engine import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
@@ -111,6 +112,14 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             services.engine, "matcher", retry_interval=settings.leader_lease_seconds / 5
         )
         tasks["matcher"] = asyncio.create_task(leadership.run(matcher.run), name="matcher")
+    if settings.strategy_engine_enabled:
+        engine = StrategyEngine(services)
+        strategy_leadership = Leadership(
+            services.engine, "strategy-engine", retry_interval=settings.leader_lease_seconds / 5
+        )
+        tasks["strategy-engine"] = asyncio.create_task(
+            strategy_leadership.run(engine.run), name="strategy-engine"
+        )
     if settings.market_feed == "simulated":
         walk = RandomWalk(
             services.catalog.all(), await _start_prices(services), seed=settings.feed_seed

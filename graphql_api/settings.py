@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     allow_short_selling: bool = Field(False, alias="ALLOW_SHORT_SELLING")
     partial_fills: bool = Field(False, alias="PARTIAL_FILLS")
     matcher_enabled: bool = Field(True, alias="MATCHER_ENABLED")
+    strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
     leader_lease_seconds: float = Field(5.0, alias="LEADER_LEASE_SECONDS", gt=0)
 
     @model_validator(mode="after")

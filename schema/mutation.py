@@ -10,7 +10,9 @@ import strawberry
 from graphql_api.tick_validation import TickDraft
 from resolvers import auth, ingest, orders, strategies
 from resolvers.context import Info
+from schema import backtests
 from schema.accounts import AuthPayload, AuthTokens, LogoutPayload, User
+from schema.backtests import ImportBarsPayload, RunBacktestPayload
 from schema.common import UserError, user_errors
 from schema.orders import CancelOrderPayload, PlaceOrderInput, PlaceOrderPayload, order_or_none
 from schema.permissions import FEEDING, SIGNED_IN, TRADING
@@ -135,6 +137,33 @@ class Mutation:
         return DeleteStrategyPayload(
             deleted_strategy_id=deleted, user_errors=user_errors(outcome.errors)
         )
+
+    run_backtest: RunBacktestPayload = strawberry.mutation(
+        resolver=backtests.run_backtest,
+        permission_classes=TRADING,
+        description=(
+            "Backtest a strategy kind over stored bars (signal on a bar's close, fill at the "
+            "next bar's open); runs off the event loop."
+        ),
+    )
+    start_strategy: StrategyPayload = strawberry.mutation(
+        resolver=backtests.start_strategy,
+        permission_classes=TRADING,
+        description="Run a STOPPED (or ERROR) strategy on live bars.",
+    )
+    stop_strategy: StrategyPayload = strawberry.mutation(
+        resolver=backtests.stop_strategy,
+        permission_classes=TRADING,
+        description="Stop a RUNNING strategy.",
+    )
+    import_bars: ImportBarsPayload = strawberry.mutation(
+        resolver=backtests.import_bars,
+        permission_classes=FEEDING,
+        description=(
+            "Import daily bars (shared market data, role FEED) from CSV text "
+            "(date,open,high,low,close,volume with a header); all or nothing."
+        ),
+    )
 
     @strawberry.mutation(
         permission_classes=FEEDING,

@@ -9,7 +9,9 @@ import strawberry
 
 from resolvers import accounts, market, orders, strategies
 from resolvers.context import Info
+from schema import backtests
 from schema.accounts import User
+from schema.backtests import KlineSeries, StrategyKindInfo
 from schema.common import Connection
 from schema.enums import KlineInterval, OrderStatus
 from schema.market import Kline, Symbol, Tick, symbol_or_none
@@ -105,6 +107,19 @@ class Query:
         bars = await market.klines(info, symbol, domain_interval, from_, to, limit)
         daily = not domain_interval.is_intraday
         return [Kline.from_domain(bar, daily=daily) for bar in bars]
+
+    strategy_kinds: list[StrategyKindInfo] = strawberry.field(
+        resolver=backtests.strategy_kinds,
+        description="Every strategy kind with the parameters it takes (names, types, ranges).",
+    )
+    kline_series: KlineSeries = strawberry.field(
+        resolver=backtests.kline_series,
+        permission_classes=MARKET_DATA,
+        description=(
+            "Bars as columns (one array per field), for charting, with technical indicators "
+            "computed over them; same range and limit rules as `klines`."
+        ),
+    )
 
     @strawberry.field(permission_classes=TRADING, description="Your strategies, oldest first.")
     async def strategies(

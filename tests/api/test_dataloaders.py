@@ -100,4 +100,5 @@ async def test_nested_orders_page_uses_a_constant_number_of_statements(
     edges = data["orders"]["edges"]
     assert len(edges) == first
     assert any(edge["node"]["strategy"] for edge in edges)
+    print(f"\nnested orders page first={first}: {len(statements)} SQL statements")
     assert len(statements) <= 4, statements

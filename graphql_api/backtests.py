@@ -1,0 +1,466 @@
+"""Backtests over stored bars, and importing daily bars from CSV.
+
+``run_backtest`` validates a request, loads the bars (the daily-bar table for
+``1d``, bars aggregated from stored ticks for intraday intervals) and runs
+:func:`graphql_api.backtest.run_backtest` in a worker thread, so a long
+backtest never blocks the event loop: the other requests, subscriptions and
+the strategy engine keep running meanwhile. The numpy kernels release the GIL
+for most of their work; the short Python parts share it with the loop.
+
+Sharpe ratios are annualised with ``periods_per_year`` bars per year:
+
+- daily bars: 252 trading days for SSE and SZSE, 365 for BINANCE (24/7);
+- intraday bars: trading days x trading hours per day x bars per hour, with
+  4 trading hours a day for SSE/SZSE and 24 for BINANCE (e.g. 1m on SSE:
+  252 x 240 = 60,480; 1h on BINANCE: 365 x 24 = 8,760). Other exchanges
+  count 252 days of 6.5 hours.
+
+CAGR uses calendar time and is independent of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import enum
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api import backtest
+from graphql_api.errors import ErrorCode, UserError
+from graphql_api.services import Services
+from graphql_api.strategy_rules import validate_parameters, warmup_bars
+from graphql_api.symbols import SymbolSpec, is_multiple_of
+from storage import models
+from storage.repositories import symbols as symbol_repo
+from storage.timeseries import KlineInterval
+
+__all__ = [
+    "CSV_COLUMNS",
+    "DEFAULT_COMMISSION_RATE",
+    "DEFAULT_INITIAL_CASH",
+    "MAX_BACKTEST_BARS",
+    "MAX_IMPORT_ROWS",
+    "BacktestOutcome",
+    "BacktestRequest",
+    "ImportReport",
+    "PreparedBacktest",
+    "RejectedRow",
+    "TradeSide",
+    "compute_backtest",
+    "import_bars",
+    "periods_per_year",
+    "prepare_backtest",
+    "run_backtest",
+]
+
+MAX_BACKTEST_BARS = 200_000
+MAX_IMPORT_ROWS = 100_000
+DEFAULT_INITIAL_CASH = Decimal(1_000_000)
+DEFAULT_COMMISSION_RATE = Decimal("0.0003")
+CSV_COLUMNS = ("date", "open", "high", "low", "close", "volume")
+
+ROUND_THE_CLOCK = frozenset({"BINANCE"})
+TRADING_HOURS = {"SSE": 4.0, "SZSE": 4.0}
+DEFAULT_TRADING_HOURS = 6.5
+TRADING_DAYS = 252
+
+_PROBLEM_CODES = {code.value: code for code in ErrorCode}
+_UPSERT_CHUNK = 1000
+
+
+class TradeSide(enum.Enum):
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestRequest:
+    """A backtest of ``kind`` over the bars whose start lies in ``[start, end)``.
+
+    Naive ``start``/``end`` are read as UTC.
+    """
+
+    kind: str
+    parameters: Mapping[str, Any]
+    symbol: str
+    start: datetime
+    end: datetime
+    interval: KlineInterval = KlineInterval.DAY_1
+    initial_cash: Decimal = DEFAULT_INITIAL_CASH
+    commission_rate: Decimal = DEFAULT_COMMISSION_RATE
+    allow_short: bool = False
+    fixed_quantity: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBacktest:
+    """A validated request with its bars loaded: everything the computation needs."""
+
+    bars: backtest.Bars
+    kind: str
+    parameters: Mapping[str, Any]
+    initial_cash: Decimal
+    commission_rate: Decimal
+    lot_size: Decimal
+    periods_per_year: float
+    allow_short: bool
+    fixed_quantity: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestOutcome:
+    result: backtest.BacktestResult | None
+    errors: list[UserError]
+
+
+async def run_backtest(services: Services, request: BacktestRequest) -> BacktestOutcome:
+    prepared, errors = await prepare_backtest(services, request)
+    if prepared is None:
+        return BacktestOutcome(None, errors)
+    return BacktestOutcome(await compute_backtest(prepared), [])
+
+
+async def compute_backtest(prepared: PreparedBacktest) -> backtest.BacktestResult:
+    """The CPU-bound part, in a worker thread."""
+    return await asyncio.to_thread(
+        backtest.run_backtest,
+        prepared.bars,
+        prepared.kind,
+        prepared.parameters,
+        initial_cash=prepared.initial_cash,
+        commission_rate=prepared.commission_rate,
+        lot_size=prepared.lot_size,
+        periods_per_year=prepared.periods_per_year,
+        allow_short=prepared.allow_short,
+        fixed_quantity=prepared.fixed_quantity,
+    )
+
+
+async def prepare_backtest(
+    services: Services, request: BacktestRequest
+) -> tuple[PreparedBacktest | None, list[UserError]]:
+    """Validate the request and load its bars; user errors for anything unusable."""
+    symbol = request.symbol.strip().upper()
+    spec = (await services.catalog.get_many([symbol])).get(symbol)
+    parameters, errors = _check_request(request, spec)
+    if errors or spec is None:
+        return None, errors
+    start, end = _utc(request.start), _utc(request.end)
+    loaded = await _load_bars(services, symbol, request.interval, start, end)
+    if len(loaded) > MAX_BACKTEST_BARS:
+        return None, [
+            UserError(
+                "from",
+                ErrorCode.OUT_OF_RANGE,
+                f"the range holds more than {MAX_BACKTEST_BARS} bars; narrow it",
+            )
+        ]
+    needed = warmup_bars(request.kind, parameters) + 2
+    if len(loaded) < needed:
+        return None, [
+            UserError(
+                "from",
+                ErrorCode.OUT_OF_RANGE,
+                f"the range holds {len(loaded)} {request.interval.value} bars of {symbol}; "
+                f"{request.kind} with these parameters needs at least {needed}",
+            )
+        ]
+    bars = backtest.Bars.from_decimals(
+        [bar[0] for bar in loaded],
+        [bar[1] for bar in loaded],
+        [bar[2] for bar in loaded],
+        [bar[3] for bar in loaded],
+        [bar[4] for bar in loaded],
+    )
+    return (
+        PreparedBacktest(
+            bars=bars,
+            kind=request.kind,
+            parameters=parameters,
+            initial_cash=request.initial_cash,
+            commission_rate=request.commission_rate,
+            lot_size=spec.lot_size,
+            periods_per_year=periods_per_year(spec.exchange, request.interval),
+            allow_short=request.allow_short,
+            fixed_quantity=request.fixed_quantity,
+        ),
+        [],
+    )
+
+
+def periods_per_year(exchange: str, interval: KlineInterval) -> float:
+    """Bars per year for annualising the Sharpe ratio (see the module docstring)."""
+    if exchange in ROUND_THE_CLOCK:
+        days, hours = 365, 24.0
+    else:
+        days, hours = TRADING_DAYS, TRADING_HOURS.get(exchange, DEFAULT_TRADING_HOURS)
+    if interval is KlineInterval.DAY_1:
+        return float(days)
+    return days * hours * 3600 / interval.seconds
+
+
+def _check_request(
+    request: BacktestRequest, spec: SymbolSpec | None
+) -> tuple[dict[str, Any], list[UserError]]:
+    errors: list[UserError] = []
+    normalised, problems = validate_parameters(request.kind, request.parameters)
+    for problem in problems:
+        errors.append(
+            UserError(
+                "kind" if problem.code == "UNKNOWN_KIND" else problem.field,
+                _PROBLEM_CODES.get(problem.code, ErrorCode.INVALID),
+                problem.message,
+            )
+        )
+    if spec is None:
+        errors.append(
+            UserError("symbol", ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol!r}")
+        )
+    if _utc(request.start) >= _utc(request.end):
+        errors.append(UserError("to", ErrorCode.INVALID, "to must be after from"))
+    if not (request.initial_cash.is_finite() and request.initial_cash > 0):
+        errors.append(
+            UserError("initialCash", ErrorCode.OUT_OF_RANGE, "initialCash must be positive")
+        )
+    rate = request.commission_rate
+    if not (rate.is_finite() and 0 <= rate < 1):
+        errors.append(
+            UserError("commission", ErrorCode.OUT_OF_RANGE, "commission must be a rate in [0, 1)")
+        )
+    quantity = request.fixed_quantity
+    if quantity is not None:
+        if not (quantity.is_finite() and quantity > 0):
+            errors.append(
+                UserError("fixedQuantity", ErrorCode.OUT_OF_RANGE, "fixedQuantity must be positive")
+            )
+        elif spec is not None and not is_multiple_of(quantity, spec.lot_size):
+            errors.append(
+                UserError(
+                    "fixedQuantity",
+                    ErrorCode.INVALID_PRECISION,
+                    f"fixedQuantity {quantity} is not a multiple of the lot size {spec.lot_size}",
+                )
+            )
+    return normalised, errors
+
+
+_LoadedBar = tuple[datetime, Decimal, Decimal, Decimal, Decimal]
+
+
+async def _load_bars(
+    services: Services, symbol: str, interval: KlineInterval, start: datetime, end: datetime
+) -> list[_LoadedBar]:
+    limit = MAX_BACKTEST_BARS + 1
+    if interval.is_intraday:
+        bars = await services.timeseries.klines(symbol, interval, start, end, limit)
+        return [(b.time, b.open, b.high, b.low, b.close) for b in bars]
+    async with services.sessions() as session:
+        rows = await symbol_repo.daily_bars(
+            session, symbol, start=_first_day_from(start), end=_first_day_from(end), limit=limit
+        )
+    return [
+        (datetime.combine(r.day, time(0), tzinfo=UTC), r.open, r.high, r.low, r.close) for r in rows
+    ]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _first_day_from(moment: datetime) -> date:
+    """The first day whose 00:00 UTC start is not before ``moment`` (bars belong by start)."""
+    utc = moment.astimezone(UTC)
+    return utc.date() if utc.time() == time(0) else utc.date() + timedelta(days=1)
+
+
+# --- CSV import of daily bars ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """A CSV row that was not imported; ``line`` counts the header as line 1."""
+
+    line: int
+    code: ErrorCode
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """``errors`` are file-level problems (unknown symbol, bad header, too many rows) and,
+    for an all-or-nothing import, one per rejected row."""
+
+    rows_read: int
+    rows_written: int
+    rejected: list[RejectedRow] = field(default_factory=list)
+    errors: list[UserError] = field(default_factory=list)
+
+
+async def import_bars(
+    services: Services,
+    symbol: str,
+    text: str,
+    *,
+    all_or_nothing: bool,
+    max_rows: int | None = None,
+) -> ImportReport:
+    """Upsert daily bars by ``(symbol, day)`` from CSV text with a
+    ``date,open,high,low,close,volume`` header.
+
+    Each row is checked on its own (ISO date, prices positive and on the tick
+    grid, ``high >= max(open, close)``, ``low <= min(open, close)``, volume
+    not negative, no date twice). With ``all_or_nothing`` one bad row means
+    nothing is written (the GraphQL mutation); without it the good rows are
+    written and the bad ones reported (the CLI).
+    """
+    code = symbol.strip().upper()
+    spec = (await services.catalog.get_many([code])).get(code)
+    if spec is None:
+        return ImportReport(
+            0, 0, errors=[UserError("symbol", ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {code!r}")]
+        )
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or tuple(cell.strip().lower() for cell in header) != CSV_COLUMNS:
+        return ImportReport(
+            0,
+            0,
+            errors=[
+                UserError(
+                    "csv",
+                    ErrorCode.INVALID,
+                    f"the first line must be the header {','.join(CSV_COLUMNS)}",
+                )
+            ],
+        )
+    rows: dict[date, _Row] = {}
+    first_line: dict[date, int] = {}
+    rejected: list[RejectedRow] = []
+    read = 0
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue
+        read += 1
+        line = reader.line_num
+        if max_rows is not None and read > max_rows:
+            return ImportReport(
+                read,
+                0,
+                errors=[
+                    UserError("csv", ErrorCode.OUT_OF_RANGE, f"at most {max_rows} rows per import")
+                ],
+            )
+        parsed = _parse_row(cells, spec)
+        if isinstance(parsed, RejectedRow):
+            rejected.append(RejectedRow(line, parsed.code, parsed.reason))
+            continue
+        if parsed.day in rows:
+            rejected.append(
+                RejectedRow(
+                    line,
+                    ErrorCode.CONFLICT,
+                    f"duplicate date {parsed.day} (first on line {first_line[parsed.day]})",
+                )
+            )
+            continue
+        rows[parsed.day] = parsed
+        first_line[parsed.day] = line
+    if all_or_nothing and rejected:
+        errors = [UserError(f"csv.{row.line}", row.code, row.reason) for row in rejected]
+        return ImportReport(read, 0, rejected, errors)
+    async with services.sessions() as session:
+        await _upsert_daily_bars(session, code, list(rows.values()))
+        await session.commit()
+    return ImportReport(read, len(rows), rejected)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    day: date
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+def _parse_row(cells: Sequence[str], spec: SymbolSpec) -> _Row | RejectedRow:
+    if len(cells) != len(CSV_COLUMNS):
+        return _reject(ErrorCode.INVALID, f"expected {len(CSV_COLUMNS)} columns, got {len(cells)}")
+    raw_date, *raw_numbers = (cell.strip() for cell in cells)
+    try:
+        day = date.fromisoformat(raw_date)
+    except ValueError:
+        return _reject(ErrorCode.INVALID, f"date {raw_date!r} is not a YYYY-MM-DD date")
+    numbers: dict[str, Decimal] = {}
+    for name, raw in zip(CSV_COLUMNS[1:], raw_numbers, strict=True):
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            return _reject(ErrorCode.INVALID, f"{name} {raw!r} is not a number")
+        if not value.is_finite():
+            return _reject(ErrorCode.INVALID, f"{name} {raw!r} is not a finite number")
+        numbers[name] = value
+    for name in ("open", "high", "low", "close"):
+        price = numbers[name]
+        if price <= 0:
+            return _reject(ErrorCode.OUT_OF_RANGE, f"{name} must be positive, got {price}")
+        if not is_multiple_of(price, spec.tick_size):
+            return _reject(
+                ErrorCode.INVALID_PRECISION,
+                f"{name} {price} is not a multiple of the tick size {spec.tick_size}",
+            )
+    opening, high, low, close = (numbers[n] for n in ("open", "high", "low", "close"))
+    if high < max(opening, close):
+        return _reject(ErrorCode.INVALID, f"high {high} is below open or close")
+    if low > min(opening, close):
+        return _reject(ErrorCode.INVALID, f"low {low} is above open or close")
+    if numbers["volume"] < 0:
+        return _reject(
+            ErrorCode.OUT_OF_RANGE, f"volume must not be negative, got {numbers['volume']}"
+        )
+    return _Row(day, opening, high, low, close, numbers["volume"])
+
+
+def _reject(code: ErrorCode, reason: str) -> RejectedRow:
+    return RejectedRow(0, code, reason)
+
+
+async def _upsert_daily_bars(session: AsyncSession, symbol: str, rows: Sequence[_Row]) -> None:
+    """INSERT ... ON CONFLICT (symbol_code, day) DO UPDATE, in chunks (both dialects support it)."""
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = models.DailyBar.__table__
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.symbol_code, table.c.day],
+        set_={
+            name: statement.excluded[name] for name in ("open", "high", "low", "close", "volume")
+        },
+    )
+    for offset in range(0, len(rows), _UPSERT_CHUNK):
+        chunk = rows[offset : offset + _UPSERT_CHUNK]
+        await session.execute(
+            statement,
+            [
+                {
+                    "symbol_code": symbol,
+                    "day": row.day,
+                    "open": row.open,
+                    "high": row.high,
+                    "low": row.low,
+                    "close": row.close,
+                    "volume": row.volume,
+                }
+                for row in chunk
+            ],
+        )

@@ -1,0 +1,267 @@
+"""The backtest service over stored bars, and CSV imports of daily bars."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from graphql_api import backtest
+from graphql_api.backtests import (
+    BacktestRequest,
+    compute_backtest,
+    import_bars,
+    periods_per_year,
+    prepare_backtest,
+    run_backtest,
+)
+from graphql_api.errors import ErrorCode
+from graphql_api.services import Services
+from storage import models
+from storage.timeseries import KlineInterval, Tick
+from storage.timeseries.buckets import floor_to_interval
+
+YEAR_AGO = datetime.now(UTC) - timedelta(days=400)
+TOMORROW = datetime.now(UTC) + timedelta(days=1)
+
+
+def request(**overrides: object) -> BacktestRequest:
+    values: dict[str, object] = {
+        "kind": "SMA_CROSS",
+        "parameters": {"fast": 5, "slow": 20},
+        "symbol": "600519.SH",
+        "start": YEAR_AGO,
+        "end": TOMORROW,
+    }
+    values.update(overrides)
+    return BacktestRequest(**values)  # type: ignore[arg-type]
+
+
+async def daily_rows(services: Services, symbol: str) -> list[models.DailyBar]:
+    async with services.sessions() as session:
+        rows = await session.scalars(
+            select(models.DailyBar)
+            .where(models.DailyBar.symbol_code == symbol)
+            .order_by(models.DailyBar.day)
+        )
+        return list(rows)
+
+
+async def test_backtest_over_seeded_daily_bars(services: Services) -> None:
+    # given a year of seeded daily bars
+    rows = await daily_rows(services, "600519.SH")
+    assert len(rows) > 200
+    # when backtesting SMA_CROSS(5, 20) over all of them
+    outcome = await run_backtest(services, request())
+    # then the result covers every bar and its accounting adds up
+    assert outcome.errors == [] and outcome.result is not None
+    result = outcome.result
+    assert len(result.equity) == len(rows)
+    assert result.trade_count == len(result.trades) > 0
+    assert result.final_equity == result.initial_cash + sum(t.pnl for t in result.trades)
+    assert result.total_commission > 0
+    assert 0 <= result.max_drawdown_pct < 100 and 0 < result.exposure_pct <= 100
+    assert result.win_rate_pct is not None and 0 <= result.win_rate_pct <= 100
+    assert all(t.quantity % 100 == 0 for t in result.trades)  # whole A-share lots
+    # and it is the engine's result on the same bars, with SSE's 252 days a year
+    bars = backtest.Bars.from_decimals(
+        [datetime.combine(r.day, datetime.min.time(), tzinfo=UTC) for r in rows],
+        [r.open for r in rows],
+        [r.high for r in rows],
+        [r.low for r in rows],
+        [r.close for r in rows],
+    )
+    direct = backtest.run_backtest(
+        bars,
+        "SMA_CROSS",
+        {"fast": 5, "slow": 20},
+        initial_cash=Decimal(1_000_000),
+        commission_rate=Decimal("0.0003"),
+        lot_size=Decimal(100),
+        periods_per_year=252,
+    )
+    assert (direct.final_equity, direct.sharpe) == (result.final_equity, result.sharpe)
+
+
+async def test_backtest_range_is_by_bar_start(services: Services) -> None:
+    rows = await daily_rows(services, "000001.SZ")
+    first, last = rows[10].day, rows[60].day
+    start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+    # an end just after a bar's midnight start excludes nothing before it, includes that bar
+    end = datetime.combine(last, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1)
+    prepared, errors = await prepare_backtest(
+        services, request(symbol="000001.sz", start=start, end=end)
+    )
+    assert errors == [] and prepared is not None
+    assert len(prepared.bars) == 51
+    assert prepared.bars.time_at(0).date() == first and prepared.bars.time_at(50).date() == last
+
+
+async def test_bad_input_is_reported_as_user_errors(services: Services) -> None:
+    cases: list[tuple[BacktestRequest, set[tuple[str, ErrorCode]]]] = [
+        (request(symbol="NOPE"), {("symbol", ErrorCode.UNKNOWN_SYMBOL)}),
+        (
+            request(parameters={"fast": 20, "slow": 5}),
+            {("parameters.fast", ErrorCode.INVALID_COMBINATION)},
+        ),
+        (
+            request(parameters={"fast": 5, "speed": 1}),
+            {("parameters.speed", ErrorCode.UNKNOWN_PARAMETER)},
+        ),
+        (request(kind="MOON_PHASE"), {("kind", ErrorCode.INVALID)}),
+        (request(start=TOMORROW, end=YEAR_AGO), {("to", ErrorCode.INVALID)}),
+        (request(initial_cash=Decimal(0)), {("initialCash", ErrorCode.OUT_OF_RANGE)}),
+        (request(commission_rate=Decimal(1)), {("commission", ErrorCode.OUT_OF_RANGE)}),
+        (
+            request(fixed_quantity=Decimal(150)),
+            {("fixedQuantity", ErrorCode.INVALID_PRECISION)},
+        ),
+        (
+            request(start=TOMORROW - timedelta(days=15)),
+            {("from", ErrorCode.OUT_OF_RANGE)},  # ~10 bars; SMA(5, 20) needs 22
+        ),
+    ]
+    for given, expected in cases:
+        outcome = await run_backtest(services, given)
+        assert outcome.result is None
+        assert {(e.field, e.code) for e in outcome.errors} >= expected, (given, outcome.errors)
+
+
+def test_periods_per_year_by_exchange_and_interval() -> None:
+    assert periods_per_year("SSE", KlineInterval.DAY_1) == 252
+    assert periods_per_year("BINANCE", KlineInterval.DAY_1) == 365
+    assert periods_per_year("SZSE", KlineInterval.MINUTE_1) == 252 * 4 * 60
+    assert periods_per_year("BINANCE", KlineInterval.HOUR_1) == 365 * 24
+    assert periods_per_year("BINANCE", KlineInterval.MINUTE_15) == 365 * 24 * 4
+
+
+@pytest.fixture
+async def minute_history(services: Services) -> tuple[datetime, datetime]:
+    """60,000 one-minute bars of BTCUSDT (one tick each), ending a minute ago."""
+    count = 60_000
+    end = floor_to_interval(datetime.now(UTC), KlineInterval.MINUTE_1)
+    start = end - timedelta(minutes=count)
+    rng = random.Random(3)
+    level = 9_500_000  # in cents
+    ticks = []
+    for index in range(count):
+        level = max(100, level + rng.randint(-900, 900))
+        price = Decimal(level).scaleb(-2)
+        moment = start + timedelta(minutes=index, seconds=30)
+        ticks.append(Tick("BTCUSDT", moment, price, price, price, Decimal(1)))
+    for offset in range(0, count, 10_000):
+        await services.timeseries.write_ticks(ticks[offset : offset + 10_000])
+    return start, end
+
+
+async def test_a_long_backtest_does_not_block_the_event_loop(
+    services: Services, minute_history: tuple[datetime, datetime]
+) -> None:
+    # given 60,000 stored 1m bars, loaded and validated
+    start, end = minute_history
+    given = request(
+        symbol="BTCUSDT",
+        interval=KlineInterval.MINUTE_1,
+        start=start,
+        end=end,
+        parameters={"fast": 10, "slow": 30},
+    )
+    prepared, errors = await prepare_backtest(services, given)
+    assert errors == [] and prepared is not None and len(prepared.bars) == 60_000
+    # when the backtest computes while another task counts its own turns
+    computing = asyncio.create_task(compute_backtest(prepared))
+    turns = 0
+    while not computing.done():
+        turns += 1
+        await asyncio.sleep(0)
+    result = await computing
+    # then that task kept getting turns the whole time: a computation on the
+    # loop's thread would have held it, leaving at most one or two turns
+    assert turns >= 10, turns
+    assert result.trade_count > 0 and len(result.equity) == 60_000
+    # and the whole service call gives the same result
+    outcome = await run_backtest(services, given)
+    assert outcome.result is not None
+    assert outcome.result.final_equity == result.final_equity
+
+
+CSV_HEADER = "date,open,high,low,close,volume\n"
+
+
+async def test_import_bars_upserts_by_symbol_and_day(services: Services) -> None:
+    rows = await daily_rows(services, "600036.SH")
+    existing = rows[-1].day
+    text = (
+        CSV_HEADER
+        + "2001-01-02,10.00,10.50,9.80,10.20,12300\n"
+        + "\n"  # blank lines are skipped
+        + "2001-01-03,10.20,10.90,10.10,10.80,45600\n"
+        + f"{existing.isoformat()},38.00,39.00,37.50,38.50,100\n"
+    )
+    report = await import_bars(services, "600036.sh", text, all_or_nothing=True)
+    assert (report.rows_read, report.rows_written, report.rejected, report.errors) == (3, 3, [], [])
+    after = {row.day: row for row in await daily_rows(services, "600036.SH")}
+    assert len(after) == len(rows) + 2
+    assert after[date(2001, 1, 3)].close == Decimal("10.80")
+    assert after[existing].close == Decimal("38.50") and after[existing].volume == Decimal(100)
+
+
+BAD_ROWS = (
+    CSV_HEADER
+    + "2001-01-02,10.00,10.50,9.80,10.20,100\n"  # line 2: good
+    + "2001-13-01,10.00,10.50,9.80,10.20,100\n"  # 3: no such month
+    + "2001-01-04,10.001,10.50,9.80,10.20,100\n"  # 4: off the 0.01 grid
+    + "2001-01-05,10.00,10.10,9.80,10.20,100\n"  # 5: high below close
+    + "2001-01-06,10.00,10.50,10.10,10.20,100\n"  # 6: low above open
+    + "2001-01-07,10.00,10.50,9.80,10.20,-1\n"  # 7: negative volume
+    + "2001-01-08,0,10.50,9.80,10.20,100\n"  # 8: zero price
+    + "2001-01-09,ten,10.50,9.80,10.20,100\n"  # 9: not a number
+    + "2001-01-10,10.00,10.50,9.80\n"  # 10: missing columns
+    + "2001-01-02,10.00,10.50,9.80,10.20,100\n"  # 11: duplicate of line 2
+    + "2001-01-12,10.00,10.50,9.80,10.20,100\n"  # 12: good
+)
+
+
+async def test_import_bars_reports_every_bad_row(services: Services) -> None:
+    # a CLI import writes the good rows and reports the others
+    report = await import_bars(services, "600036.SH", BAD_ROWS, all_or_nothing=False)
+    assert (report.rows_read, report.rows_written) == (11, 2)
+    assert [(r.line, r.code) for r in report.rejected] == [
+        (3, ErrorCode.INVALID),
+        (4, ErrorCode.INVALID_PRECISION),
+        (5, ErrorCode.INVALID),
+        (6, ErrorCode.INVALID),
+        (7, ErrorCode.OUT_OF_RANGE),
+        (8, ErrorCode.OUT_OF_RANGE),
+        (9, ErrorCode.INVALID),
+        (10, ErrorCode.INVALID),
+        (11, ErrorCode.CONFLICT),
+    ]
+    assert "first on line 2" in report.rejected[-1].reason
+    days = {row.day for row in await daily_rows(services, "600036.SH")}
+    assert {date(2001, 1, 2), date(2001, 1, 12)} <= days
+
+
+async def test_all_or_nothing_import_writes_nothing_on_a_bad_row(services: Services) -> None:
+    before = len(await daily_rows(services, "600036.SH"))
+    report = await import_bars(services, "600036.SH", BAD_ROWS, all_or_nothing=True)
+    assert report.rows_written == 0
+    assert [e.field for e in report.errors][:2] == ["csv.3", "csv.4"]
+    assert len(await daily_rows(services, "600036.SH")) == before
+
+
+async def test_import_bars_refuses_unknown_symbols_bad_headers_and_huge_files(
+    services: Services,
+) -> None:
+    unknown = await import_bars(services, "NOPE", CSV_HEADER, all_or_nothing=True)
+    assert [(e.field, e.code) for e in unknown.errors] == [("symbol", ErrorCode.UNKNOWN_SYMBOL)]
+    header = await import_bars(services, "BTCUSDT", "day,o,h,l,c,v\n", all_or_nothing=True)
+    assert [(e.field, e.code) for e in header.errors] == [("csv", ErrorCode.INVALID)]
+    big = CSV_HEADER + "2001-01-02,1.00,1.00,1.00,1.00,1\n" * 3
+    capped = await import_bars(services, "BTCUSDT", big, all_or_nothing=True, max_rows=2)
+    assert [(e.field, e.code) for e in capped.errors] == [("csv", ErrorCode.OUT_OF_RANGE)]
+    assert capped.rows_written == 0

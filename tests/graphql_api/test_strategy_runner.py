@@ -1,0 +1,404 @@
+"""One strategy runner against the real database and store: warm-up, signals, restarts.
+
+Bars are 1m bars of BTCUSDT, 30 minutes in the past, two ticks each (an
+opening tick at :05 and the closing tick at :50). Ticks are written to the
+store and handed to the runner as the engine would, with ``now`` one second
+after each tick, so each bar closes when the next bar's first tick arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from graphql_api.events import decode_id_event, signal_channel
+from graphql_api.services import Services
+from graphql_api.settings import Settings
+from graphql_api.strategies import StrategyDraft, StrategyKind
+from graphql_api.strategy_engine.runner import RunningStrategy, StrategyRunner
+from graphql_api.strategy_lifecycle import start_strategy, stop_strategy
+from graphql_api.strategy_rules import signals
+from storage import models
+from storage.timeseries import KlineInterval, Tick
+from storage.timeseries.buckets import floor_to_interval
+from tests.conftest import make_settings
+
+SYMBOL = "BTCUSDT"
+PARAMETERS = {"fast": 2, "slow": 3}
+# SMA(2) vs SMA(3) on these closes: below, ..., crosses above on bar 5, equal on
+# bar 7, below on bar 8 (a cross below from "equal").
+CLOSES = [10, 9, 8, 7, 6, 9, 10, 8, 7]
+BUY_BAR, SELL_BAR = 5, 8
+GRACE = timedelta(seconds=2)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The runtime's own strategy engine stays off: these tests drive strategies themselves."""
+    return make_settings(database_url, STRATEGY_ENGINE_ENABLED="false")
+
+
+def price(level: int) -> Decimal:
+    return Decimal(95_000 + 10 * level).quantize(Decimal("0.01"))
+
+
+@pytest.fixture
+def base() -> datetime:
+    return floor_to_interval(datetime.now(UTC), KlineInterval.MINUTE_1) - timedelta(minutes=30)
+
+
+def bar_ticks(base: datetime, index: int, close: int) -> list[Tick]:
+    start = base + timedelta(minutes=index)
+    opening, closing = price(close + 1), price(close)
+    return [
+        Tick(SYMBOL, start + timedelta(seconds=5), opening, opening, opening, Decimal("0.5")),
+        Tick(SYMBOL, start + timedelta(seconds=50), closing, closing, closing, Decimal("0.25")),
+    ]
+
+
+async def play(
+    services: Services,
+    runners: Sequence[StrategyRunner],
+    base: datetime,
+    closes: dict[int, int],
+    *,
+    store: bool = True,
+) -> None:
+    for index, close in sorted(closes.items()):
+        ticks = bar_ticks(base, index, close)
+        if store:
+            await services.timeseries.write_ticks(ticks)
+        for item in ticks:
+            for runner in runners:
+                await runner.on_tick(item, item.time + timedelta(seconds=1))
+
+
+def after_bar(base: datetime, index: int) -> datetime:
+    """A moment at which bar ``index`` has closed by the clock."""
+    return base + timedelta(minutes=index + 1) + GRACE
+
+
+async def create_running(services: Services, *, auto_trade: bool = False) -> int:
+    outcome = await services.strategies.create(
+        services.demo_user_id,
+        StrategyDraft(
+            name="cross",
+            kind=StrategyKind.SMA_CROSS,
+            symbol=SYMBOL,
+            interval=KlineInterval.MINUTE_1,
+            parameters=PARAMETERS,
+            auto_trade=auto_trade,
+        ),
+    )
+    assert outcome.strategy is not None, outcome.errors
+    started = await start_strategy(services, services.demo_user_id, outcome.strategy.id)
+    assert not started.errors
+    return outcome.strategy.id
+
+
+async def runner_for(services: Services, strategy_id: int, now: datetime) -> StrategyRunner:
+    async with services.sessions() as session:
+        row = await session.get(models.Strategy, strategy_id)
+    assert row is not None
+    runner = StrategyRunner(services, RunningStrategy.from_row(row), grace=GRACE)
+    await runner.start(now)
+    return runner
+
+
+async def stored_signals(services: Services, strategy_id: int) -> list[models.Signal]:
+    async with services.sessions() as session:
+        rows = await session.scalars(
+            select(models.Signal)
+            .where(models.Signal.strategy_id == strategy_id)
+            .order_by(models.Signal.bar_time)
+        )
+        return list(rows)
+
+
+async def last_bar_at(services: Services, strategy_id: int) -> datetime | None:
+    async with services.sessions() as session:
+        row = await session.get(models.Strategy, strategy_id)
+    assert row is not None
+    return row.last_bar_at
+
+
+@pytest.fixture
+async def published(services: Services) -> AsyncIterator[list[dict[str, object]]]:
+    """Every event on the demo user's signal channel, as it arrives."""
+    events: list[dict[str, object]] = []
+
+    async def collect() -> None:
+        async with services.hub.subscribe(
+            [signal_channel(services.demo_user_id)], conflate=False
+        ) as box:
+            ready.set()
+            while True:
+                events.append(decode_id_event((await box.get()).message))
+
+    ready = asyncio.Event()
+    task = asyncio.create_task(collect())
+    await ready.wait()
+    try:
+        yield events
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def settle() -> None:
+    """Let the in-process broadcast deliver what was published."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_a_crossing_tick_sequence_emits_exactly_the_expected_signals(
+    services: Services, base: datetime, published: list[dict[str, object]]
+) -> None:
+    # given a running SMA_CROSS(2, 3) with no stored history
+    strategy_id = await create_running(services)
+    runner = await runner_for(services, strategy_id, base)
+    # when the bars are played and the last one closes by the clock
+    await play(services, [runner], base, dict(enumerate(CLOSES)))
+    await runner.on_timer(after_bar(base, len(CLOSES) - 1))
+    await settle()
+    # then exactly a BUY on bar 5 and a SELL on bar 8 are stored, with their reasons
+    rows = await stored_signals(services, strategy_id)
+    assert [(r.side, r.bar_time, r.reason, r.price) for r in rows] == [
+        ("BUY", base + timedelta(minutes=BUY_BAR), "SMA(2) crossed above SMA(3)", price(9)),
+        ("SELL", base + timedelta(minutes=SELL_BAR), "SMA(2) crossed below SMA(3)", price(7)),
+    ]
+    # and they are the bars the whole-series rule (backtests) picks
+    expected = signals("SMA_CROSS", PARAMETERS, [float(price(c)) for c in CLOSES])
+    assert np.flatnonzero(expected).tolist() == [BUY_BAR, SELL_BAR]
+    # and each was published once, after it was stored
+    assert [(e["id"], e["strategyId"], e["symbol"]) for e in published] == [
+        (row.id, strategy_id, SYMBOL) for row in rows
+    ]
+    assert await last_bar_at(services, strategy_id) == base + timedelta(minutes=len(CLOSES) - 1)
+
+
+async def test_warm_up_replay_emits_nothing_even_over_a_cross(
+    services: Services, base: datetime, published: list[dict[str, object]]
+) -> None:
+    # given stored history that contains the BUY cross of bar 5
+    for index, close in enumerate(CLOSES[:7]):
+        await services.timeseries.write_ticks(bar_ticks(base, index, close))
+    strategy_id = await create_running(services)
+    # when the strategy starts after those bars closed
+    runner = await runner_for(services, strategy_id, after_bar(base, 6))
+    await settle()
+    # then nothing is emitted, and it is live from the last stored bar
+    assert await stored_signals(services, strategy_id) == []
+    assert published == []
+    assert await last_bar_at(services, strategy_id) == base + timedelta(minutes=6)
+    # and its state is warm: the next bars produce the SELL of bar 8 at once
+    await play(services, [runner], base, {7: CLOSES[7], 8: CLOSES[8]})
+    await runner.on_timer(after_bar(base, 8))
+    rows = await stored_signals(services, strategy_id)
+    assert [(r.side, r.bar_time) for r in rows] == [("SELL", base + timedelta(minutes=SELL_BAR))]
+
+
+async def test_a_restart_replays_up_to_last_bar_at_and_never_re_emits(
+    services: Services, base: datetime, published: list[dict[str, object]]
+) -> None:
+    # given a runner that emitted the BUY and then died in the middle of bar 7
+    strategy_id = await create_running(services)
+    first = await runner_for(services, strategy_id, base)
+    await play(services, [first], base, {i: CLOSES[i] for i in range(7)})
+    await play(services, [first], base, {7: CLOSES[7]})
+    assert await last_bar_at(services, strategy_id) == base + timedelta(minutes=6)
+    # when a new runner starts from the stored row (bar 7 still open)
+    restarted = await runner_for(services, strategy_id, base + timedelta(minutes=7, seconds=55))
+    # then it emits nothing for bars up to last_bar_at
+    assert len(await stored_signals(services, strategy_id)) == 1
+    # and continues with the bar it found open, emitting only the new SELL
+    await play(services, [restarted], base, {8: CLOSES[8]})
+    await restarted.on_timer(after_bar(base, 8))
+    await settle()
+    rows = await stored_signals(services, strategy_id)
+    assert [r.side for r in rows] == ["BUY", "SELL"]
+    assert len(published) == 2
+
+
+async def test_bars_closed_while_down_are_caught_up_once(
+    services: Services, base: datetime
+) -> None:
+    # given a runner that stopped after bar 5 (its BUY emitted)
+    strategy_id = await create_running(services)
+    first = await runner_for(services, strategy_id, base)
+    await play(services, [first], base, {i: CLOSES[i] for i in range(7)})
+    # and bars 7..8 that arrived while no engine ran (closed by a tick of bar 9)
+    await play(services, [], base, {7: CLOSES[7], 8: CLOSES[8], 9: 8})
+    # when the engine starts again in the middle of bar 9
+    await runner_for(services, strategy_id, base + timedelta(minutes=9, seconds=55))
+    # then bars 7 and 8 are evaluated: the SELL of bar 8 is emitted, once
+    rows = await stored_signals(services, strategy_id)
+    assert [r.side for r in rows] == ["BUY", "SELL"]
+    assert await last_bar_at(services, strategy_id) == base + timedelta(minutes=8)
+    await runner_for(services, strategy_id, base + timedelta(minutes=9, seconds=56))
+    assert len(await stored_signals(services, strategy_id)) == 2
+
+
+async def test_two_runners_of_one_strategy_emit_each_signal_once(
+    services: Services, base: datetime, published: list[dict[str, object]]
+) -> None:
+    # given two engines running the same strategy (a leader that lost its lock
+    # and the new one), fed the same ticks
+    strategy_id = await create_running(services)
+    one = await runner_for(services, strategy_id, base)
+    two = await runner_for(services, strategy_id, base)
+    await play(services, [one, two], base, dict(enumerate(CLOSES)))
+    for runner in (one, two):
+        await runner.on_timer(after_bar(base, len(CLOSES) - 1))
+    await settle()
+    # then each signal exists once and was published once
+    rows = await stored_signals(services, strategy_id)
+    assert [r.side for r in rows] == ["BUY", "SELL"]
+    assert sorted(int(str(e["id"])) for e in published) == sorted(r.id for r in rows)
+
+
+async def test_a_signal_for_an_evaluated_bar_cannot_be_stored_twice(
+    services: Services, base: datetime, published: list[dict[str, object]]
+) -> None:
+    # given the BUY of bar 5 emitted
+    strategy_id = await create_running(services)
+    runner = await runner_for(services, strategy_id, base)
+    await play(services, [runner], base, {i: CLOSES[i] for i in range(7)})
+    (buy,) = await stored_signals(services, strategy_id)
+    # when a stale view (last_bar_at rewound to bar 4) evaluates bar 5 again
+    async with services.sessions() as session:
+        await session.execute(
+            update(models.Strategy)
+            .where(models.Strategy.id == strategy_id)
+            .values(last_bar_at=base + timedelta(minutes=4))
+        )
+        await session.commit()
+    await runner_for(services, strategy_id, after_bar(base, 6))
+    await settle()
+    # then the unique (strategy, bar) constraint keeps the one row, published once
+    assert [r.id for r in await stored_signals(services, strategy_id)] == [buy.id]
+    assert [e["id"] for e in published] == [buy.id]
+    assert await last_bar_at(services, strategy_id) == base + timedelta(minutes=6)
+    # and the database itself refuses a second row for the bar
+    async with services.sessions() as session:
+        session.add(
+            models.Signal(
+                strategy_id=strategy_id,
+                symbol_code=SYMBOL,
+                side="BUY",
+                price=buy.price,
+                bar_time=buy.bar_time,
+                reason="again",
+                created_at=datetime.now(UTC),
+            )
+        )
+        with pytest.raises(IntegrityError):
+            await session.commit()
+
+
+async def test_a_stopped_strategy_emits_nothing_more(services: Services, base: datetime) -> None:
+    strategy_id = await create_running(services)
+    runner = await runner_for(services, strategy_id, base)
+    await play(services, [runner], base, {i: CLOSES[i] for i in range(5)})
+    # when the user stops it before the crossing bar closes
+    await stop_strategy(services, services.demo_user_id, strategy_id)
+    await play(services, [runner], base, {5: CLOSES[5], 6: CLOSES[6]})
+    # then no signal is stored and the runner knows it is finished
+    assert await stored_signals(services, strategy_id) == []
+    assert runner.stopped
+
+
+async def test_auto_trade_places_one_lot_market_orders_and_links_them(
+    services: Services, base: datetime
+) -> None:
+    strategy_id = await create_running(services, auto_trade=True)
+    runner = await runner_for(services, strategy_id, base)
+    await play(services, [runner], base, {i: CLOSES[i] for i in range(7)})
+    (signal,) = await stored_signals(services, strategy_id)
+    assert signal.order_id is not None
+    async with services.sessions() as session:
+        order = await session.get(models.Order, signal.order_id)
+    assert order is not None
+    assert (order.side, order.type, order.quantity, order.strategy_id) == (
+        "BUY",
+        "MARKET",
+        Decimal("0.00001"),  # one BTCUSDT lot
+        strategy_id,
+    )
+    assert order.client_order_id == f"signal-{signal.id}"
+
+
+async def test_auto_trade_skips_signals_on_stale_bars(services: Services, base: datetime) -> None:
+    # given bars that closed half an hour ago, evaluated only now on start-up
+    strategy_id = await create_running(services, auto_trade=True)
+    first = await runner_for(services, strategy_id, base)
+    await play(services, [first], base, {i: CLOSES[i] for i in range(5)})
+    await play(services, [], base, {5: CLOSES[5], 6: CLOSES[6]})
+    await runner_for(services, strategy_id, datetime.now(UTC))
+    # then the signal is recorded but no order is placed on it
+    (signal,) = await stored_signals(services, strategy_id)
+    assert signal.side == "BUY" and signal.order_id is None
+
+
+async def test_a_daily_strategy_warms_up_on_the_daily_table_and_closes_at_midnight(
+    services: Services,
+) -> None:
+    # given the seeded daily history of 600519.SH, up to yesterday
+    async with services.sessions() as session:
+        history = list(
+            await session.scalars(
+                select(models.DailyBar)
+                .where(models.DailyBar.symbol_code == "600519.SH")
+                .order_by(models.DailyBar.day)
+            )
+        )
+    closes = [float(row.close) for row in history]
+    fast, slow = np.mean(closes[-2:]), np.mean(closes[-3:])
+    # a close far enough to force a cross today, in whichever direction is open
+    side, target = (
+        ("BUY", history[-1].close * 2) if fast <= slow else ("SELL", history[-1].close / 2)
+    )
+    today = floor_to_interval(datetime.now(UTC), KlineInterval.DAY_1)
+    created = await services.strategies.create(
+        services.demo_user_id,
+        StrategyDraft(
+            name="daily",
+            kind=StrategyKind.SMA_CROSS,
+            symbol="600519.SH",
+            interval=KlineInterval.DAY_1,
+            parameters=PARAMETERS,
+        ),
+    )
+    assert created.strategy is not None
+    strategy_id = created.strategy.id
+    await start_strategy(services, services.demo_user_id, strategy_id)
+    # when it starts today, then today's ticks arrive and midnight passes
+    runner = await runner_for(services, strategy_id, today + timedelta(hours=1))
+    assert await last_bar_at(services, strategy_id) == datetime.combine(
+        history[-1].day, datetime.min.time(), tzinfo=UTC
+    )
+    close = target.quantize(Decimal("0.01"))
+    ticks = [
+        Tick("600519.SH", today + timedelta(hours=h), p, p, p, Decimal(100))
+        for h, p in ((1, history[-1].close), (2, close))
+    ]
+    await services.timeseries.write_ticks(ticks)
+    for item in ticks:
+        await runner.on_tick(item, item.time)
+    await runner.on_timer(today + timedelta(days=1) - timedelta(seconds=1))
+    assert await stored_signals(services, strategy_id) == []
+    await runner.on_timer(today + timedelta(days=1) + GRACE)
+    # then today's bar, closed at midnight UTC, carries the signal
+    (signal,) = await stored_signals(services, strategy_id)
+    assert (signal.side, signal.bar_time, signal.price) == (side, today, close)
+    # and a restart rebuilds today's bar from the ticks without emitting it again
+    await runner_for(services, strategy_id, today + timedelta(days=1, minutes=1))
+    assert len(await stored_signals(services, strategy_id)) == 1
+    assert await last_bar_at(services, strategy_id) == today
