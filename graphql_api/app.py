@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +32,11 @@ from graphql_api.logging import configure_logging
 from graphql_api.runtime import open_services
 from graphql_api.services import Services
 from graphql_api.settings import Settings
+from graphql_api.ws_protocol import (
+    MultiplexLegacyWSHandler,
+    MultiplexTransportWSHandler,
+    shutdown_all,
+)
 from loaders import create_loaders
 from resolvers.context import Context
 from schema import schema
@@ -48,6 +53,9 @@ class QuantgraphGraphQL(GraphQL[Context, None]):
     """
 
     services: Services | None = None
+    # Shared subscriptions, per-socket send queues, limits (graphql_api.ws_protocol).
+    graphql_transport_ws_handler_class = MultiplexTransportWSHandler
+    graphql_ws_handler_class = MultiplexLegacyWSHandler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -144,7 +152,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = QuantgraphGraphQL(
         schema,
         keep_alive=True,
-        keep_alive_interval=15,
+        keep_alive_interval=settings.ws_keep_alive_interval_seconds,
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_seconds),
+        max_subscriptions_per_connection=settings.ws_max_subscriptions_per_connection,
         subscription_protocols=(
             GRAPHQL_TRANSPORT_WS_PROTOCOL,
             GRAPHQL_WS_PROTOCOL,
@@ -160,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             try:
                 yield
             finally:
+                await shutdown_all(graphql)  # no-op under GracefulServer (already done)
                 graphql.services = None
 
     async def healthz(_request: Request) -> Response:

@@ -55,17 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(host: str | None, port: int | None, workers: int) -> int:
     import uvicorn
 
+    from graphql_api.serving import run
     from graphql_api.settings import Settings
 
     settings = Settings()
-    uvicorn.run(
-        "graphql_api.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port if port is not None else settings.port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        ws="websockets-sansio",
+    run(
+        uvicorn.Config(
+            "graphql_api.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port if port is not None else settings.port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            ws="websockets-sansio",
+        )
     )
     return 0
 

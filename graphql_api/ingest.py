@@ -131,5 +131,13 @@ class TickIngestor:
             if not waiter.done():
                 waiter.set_result(None)
         # Sequential on purpose: it keeps each symbol's ticks in order on the bus.
-        for tick in batch:
-            await self._hub.publish(tick_channel(tick.symbol), encode_tick(tick))
+        # Best effort: the ticks are stored and their writers answered; a bus outage
+        # must neither fail them nor stop this loop (live subscribers miss them).
+        for published, tick in enumerate(batch):
+            try:
+                await self._hub.publish(tick_channel(tick.symbol), encode_tick(tick))
+            except Exception as error:
+                log.warning(
+                    "tick publish failed", unpublished=len(batch) - published, error=str(error)
+                )
+                break

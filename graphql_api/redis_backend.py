@@ -20,11 +20,12 @@ from broadcaster._backends.base import BroadcastBackend
 from redis import asyncio as redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = structlog.get_logger(__name__)
 
-_FAILURES = (RedisConnectionError, RedisTimeoutError, OSError)
+_FAILURES = (RedisConnectionError, RedisTimeoutError, RedisError, OSError)
 
 
 class RedisBroadcastBackend(BroadcastBackend):
@@ -114,9 +115,12 @@ class RedisBroadcastBackend(BroadcastBackend):
                             message=_text(message["data"]),
                         )
                     )
-            except _FAILURES as error:
+            except Exception as error:
+                # Any failure (a lost connection, a protocol error, a bug) takes the
+                # same path: mark delivery unhealthy, reconnect with backoff and
+                # resubscribe, so the reader never dies silently.
                 if self.healthy.is_set():
-                    log.warning("redis broadcast connection lost", error=str(error))
+                    log.warning("redis broadcast connection lost", error=repr(error))
                 self.healthy.clear()
                 await self._close_pubsub()
                 await asyncio.sleep(backoff)

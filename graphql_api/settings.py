@@ -50,6 +50,18 @@ class Settings(BaseSettings):
     max_page_size: int = Field(100, alias="MAX_PAGE_SIZE", ge=1)
     max_series_limit: int = Field(10_000, alias="MAX_SERIES_LIMIT", ge=1)
     subscriber_queue_size: int = Field(256, alias="SUBSCRIBER_QUEUE_SIZE", ge=1)
+    ws_multiplex: bool = Field(True, alias="WS_MULTIPLEX")
+    ws_send_queue_size: int = Field(256, alias="WS_SEND_QUEUE_SIZE", ge=1)
+    ws_keep_alive_interval_seconds: float = Field(
+        15.0, alias="WS_KEEP_ALIVE_INTERVAL_SECONDS", gt=0
+    )
+    ws_connection_init_timeout_seconds: float = Field(
+        10.0, alias="WS_CONNECTION_INIT_TIMEOUT_SECONDS", gt=0
+    )
+    ws_max_subscriptions_per_connection: int = Field(
+        100, alias="WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", ge=1
+    )
+    ws_max_connections_per_user: int = Field(20, alias="WS_MAX_CONNECTIONS_PER_USER", ge=0)
 
     demo_username: str = Field("demo", alias="DEMO_USERNAME")
     demo_password: str = Field(DEFAULT_DEMO_PASSWORD, alias="DEMO_PASSWORD", min_length=8)
