@@ -104,5 +104,10 @@ def _check_series_arguments(
     cap = info.context.services.settings.max_series_limit
     if not 1 <= limit <= cap:
         raise bad_user_input(f"limit must be between 1 and {cap}", argument="limit")
+    for name, moment in (("from", start), ("to", end)):
+        if moment is not None and moment.tzinfo is None:
+            raise bad_user_input(
+                f"{name} must carry a UTC offset, e.g. 2026-03-02T01:30:00Z", argument=name
+            )
     if start is not None and end is not None and start >= end:
         raise bad_user_input("from must be before to", argument="from")

@@ -176,6 +176,12 @@ async def test_series_arguments_are_checked(client: httpx.AsyncClient) -> None:
     )
     assert error_codes(body) == ["BAD_USER_INPUT"]
     body = await post(
+        client,
+        QUERY_KLINES,
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 5, "from": "2026-01-01T00:00:00"},
+    )
+    assert error_codes(body) == ["BAD_USER_INPUT"]  # a time without an offset is ambiguous
+    body = await post(
         client, QUERY_KLINES, {"symbol": "BTCUSDT", "interval": "MINUTE_2", "limit": 5}
     )
     assert error_codes(body) == ["BAD_USER_INPUT"]
