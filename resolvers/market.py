@@ -67,28 +67,15 @@ async def klines(
             end=_day_on_or_after(end) if end else None,
             limit=limit,
         )
-    return [daily_bar_to_bar(row) for row in rows]
+    return [symbol_repo.daily_bar_to_bar(row) for row in rows]
 
 
-async def daily_bars(info: Info, code: str, limit: int) -> list[models.DailyBar]:
+async def daily_bars(info: Info, code: str, limit: int) -> list[Bar]:
     cap = info.context.services.settings.max_series_limit
     if not 1 <= limit <= cap:
         raise bad_user_input(f"limit must be between 1 and {cap}", argument="limit")
-    return await info.context.loaders.daily_bars_by_symbol.load((code, limit))
-
-
-def daily_bar_to_bar(row: models.DailyBar) -> Bar:
-    """Daily bars are stored per calendar day; as klines they open at 00:00 UTC."""
-    return Bar(
-        symbol=row.symbol_code,
-        time=datetime.combine(row.day, time(0), tzinfo=UTC),
-        open=row.open,
-        high=row.high,
-        low=row.low,
-        close=row.close,
-        volume=row.volume,
-        trade_count=0,
-    )
+    rows = await info.context.loaders.daily_bars_by_symbol.load((code, limit))
+    return [symbol_repo.daily_bar_to_bar(row) for row in rows]
 
 
 def _day_on_or_after(moment: datetime) -> date:

@@ -88,8 +88,8 @@ class Symbol:
 
     @strawberry.field(description="The latest daily bars, oldest first.")
     async def daily_bars(self, info: Info, limit: int = 30) -> list[Kline]:
-        rows = await market_resolvers.daily_bars(info, self.code, limit)
-        return [Kline.from_domain(market_resolvers.daily_bar_to_bar(r), daily=True) for r in rows]
+        bars = await market_resolvers.daily_bars(info, self.code, limit)
+        return [Kline.from_domain(bar, daily=True) for bar in bars]
 
 
 def symbol_or_none(row: models.Symbol | None) -> Symbol | None:

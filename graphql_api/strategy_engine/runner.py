@@ -31,7 +31,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -358,7 +358,7 @@ class StrategyRunner:
             rows = await symbol_repo.daily_bars(
                 session, strategy.symbol, start=None, end=_next_day(now), limit=limit
             )
-        days = [daily_bar(row) for row in rows]
+        days = [symbol_repo.daily_bar_to_bar(row) for row in rows]
         hours = await self._services.timeseries.klines(
             strategy.symbol, KlineInterval.HOUR_1, None, None, limit * 24
         )
@@ -367,20 +367,6 @@ class StrategyRunner:
             day for day in days_from_hours(hours) if stored_until is None or day.time > stored_until
         ]
         return (days + from_ticks)[-limit:]
-
-
-def daily_bar(row: models.DailyBar) -> Bar:
-    """A stored daily bar as a bar opening at 00:00 UTC of its day."""
-    return Bar(
-        symbol=row.symbol_code,
-        time=datetime.combine(row.day, time(0), tzinfo=UTC),
-        open=row.open,
-        high=row.high,
-        low=row.low,
-        close=row.close,
-        volume=row.volume,
-        trade_count=0,
-    )
 
 
 def days_from_hours(hours: list[Bar]) -> list[Bar]:

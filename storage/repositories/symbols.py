@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
+from storage.timeseries import Bar
 
 
 async def symbols_by_codes(session: AsyncSession, codes: Sequence[str]) -> list[models.Symbol]:
@@ -88,3 +89,17 @@ async def exchanges(session: AsyncSession) -> list[str]:
         select(models.Symbol.exchange).distinct().order_by(models.Symbol.exchange)
     )
     return list(result)
+
+
+def daily_bar_to_bar(row: models.DailyBar) -> Bar:
+    """A stored daily bar as a bar opening at 00:00 UTC of its day."""
+    return Bar(
+        symbol=row.symbol_code,
+        time=datetime.combine(row.day, time(0), tzinfo=UTC),
+        open=row.open,
+        high=row.high,
+        low=row.low,
+        close=row.close,
+        volume=row.volume,
+        trade_count=0,
+    )
