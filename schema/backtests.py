@@ -1,8 +1,7 @@
 """Backtests, strategy kinds, strategy start/stop, bar imports and indicator series.
 
-The root fields are defined here, complete with permissions, as ``*_FIELD``
-objects; ``schema.query.Query`` and ``schema.mutation.Mutation`` list them
-(``kline_series = backtests.KLINE_SERIES_FIELD``).
+The functions here are the root fields' resolvers; ``schema.query.Query`` and
+``schema.mutation.Mutation`` declare the fields (``strawberry.field(resolver=...)``).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from schema.common import UserError, user_errors
 from schema.enums import KlineInterval, StrategyKind
-from schema.permissions import FEEDING, MARKET_DATA, SIGNED_IN, TRADING
 from schema.strategies import StrategyPayload, strategy_or_none
 from storage import timeseries as ts
 
@@ -405,46 +403,3 @@ async def kline_series(
 def _datetimes(times: Any) -> list[datetime]:
     naive: list[datetime] = np.asarray(times, dtype="datetime64[us]").tolist()
     return [moment.replace(tzinfo=UTC) for moment in naive]
-
-
-# --- root fields, for Query and Mutation -----------------------------------------------------
-
-KLINE_SERIES_FIELD: Any = strawberry.field(
-    resolver=kline_series,
-    permission_classes=MARKET_DATA,
-    description=(
-        "Bars whose start lies in [from, to) as columns, with indicators; same `limit` rule "
-        "as `klines`."
-    ),
-)
-STRATEGY_KINDS_FIELD: Any = strawberry.field(
-    resolver=strategy_kinds,
-    permission_classes=MARKET_DATA,
-    description="Every strategy kind with its rule and parameters.",
-)
-RUN_BACKTEST_FIELD: Any = strawberry.mutation(
-    resolver=run_backtest,
-    permission_classes=SIGNED_IN,
-    description=(
-        "Backtest a strategy kind over stored bars (nothing is stored). Fills at the next "
-        "bar's open; see docs/strategies.md."
-    ),
-)
-START_STRATEGY_FIELD: Any = strawberry.mutation(
-    resolver=start_strategy,
-    permission_classes=TRADING,
-    description="Start a STOPPED or ERROR strategy: it signals from the next closed bar on.",
-)
-STOP_STRATEGY_FIELD: Any = strawberry.mutation(
-    resolver=stop_strategy,
-    permission_classes=TRADING,
-    description="Stop a RUNNING strategy.",
-)
-IMPORT_BARS_FIELD: Any = strawberry.mutation(
-    resolver=import_bars,
-    permission_classes=FEEDING,
-    description=(
-        "Import daily bars from CSV (`date,open,high,low,close,volume` header), replacing "
-        "bars of the same days. All rows or none."
-    ),
-)
