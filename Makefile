@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: serve test lint check bench install test-servers clean
+.PHONY: serve test lint check bench bench-realtime bench-realtime-quick install test-servers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ check: test lint
 
 bench: install
 	$(BIN)/python -m bench.backtest_speed
+
+## Realtime/HTTP/ingest benchmarks against PostgreSQL + Redis, next to Node peers (needs npm).
+bench-realtime: install test-servers
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m bench.run
+
+bench-realtime-quick: install test-servers
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
