@@ -52,6 +52,8 @@ class Leadership:
         self._retry_interval = retry_interval
         self.is_leader = False
         self.fencing_token = 0
+        # The dedicated connection holding the advisory lock (None on SQLite).
+        self._connection: AsyncConnection | None = None
 
     async def run(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Loop forever: acquire, run ``work`` until leadership is lost, repeat."""
@@ -92,8 +94,6 @@ class Leadership:
             except Exception as error:
                 log.warning("leader lock connection lost", name=self.name, error=str(error))
                 return
-
-    _connection: AsyncConnection | None = None
 
     @contextlib.asynccontextmanager
     async def _acquire(self) -> AsyncIterator[bool]:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -231,52 +232,45 @@ class TDengineTimeSeriesStore:
         await self._submit(self._encode_bars(bars))
 
     def _encode_ticks(self, ticks: Sequence[Tick]) -> PendingBatch:
-        by_symbol: dict[str, dict[int, tuple[int, ...]]] = {}
-        for index, tick in enumerate(ticks):
-            try:
-                problem = symbol_problem(tick.symbol)
-                if problem is not None:
-                    raise ValueError(problem)
-                ts = encode_time(tick.time, self._precision)
-                row = (
-                    ts,
-                    encode_decimal(tick.last),
-                    encode_decimal(tick.bid),
-                    encode_decimal(tick.ask),
-                    encode_decimal(tick.volume),
-                )
-            except (ValueError, TypeError, AttributeError) as error:
-                raise TimeSeriesWriteError(
-                    f"tick #{index} ({getattr(tick, 'symbol', '?')!r}) cannot be stored: {error}; "
-                    f"nothing of the batch of {len(ticks)} was written"
-                ) from error
-            by_symbol.setdefault(tick.symbol, {})[ts] = row
+        by_symbol = self._encode_rows(
+            "tick", ticks, lambda t: (t.last, t.bid, t.ask, t.volume), lambda t: ()
+        )
         return self._batch(sql.TICKS, sql.TICK_COLUMNS, TICKS_PREFIX, by_symbol)
 
     def _encode_bars(self, bars: Sequence[Bar]) -> PendingBatch:
+        by_symbol = self._encode_rows(
+            "bar",
+            bars,
+            lambda b: (b.open, b.high, b.low, b.close, b.volume),
+            lambda b: (int(b.trade_count),),
+        )
+        return self._batch(sql.BARS_1M, sql.BAR_COLUMNS, BARS_1M_PREFIX, by_symbol)
+
+    def _encode_rows(
+        self,
+        kind: str,
+        items: Sequence[Tick | Bar],
+        decimals: Callable[[Any], tuple[Decimal, ...]],
+        integers: Callable[[Any], tuple[int, ...]],
+    ) -> dict[str, dict[int, tuple[int, ...]]]:
+        """Rows keyed by symbol and encoded time; any bad item fails the whole batch
+        before anything is sent."""
         by_symbol: dict[str, dict[int, tuple[int, ...]]] = {}
-        for index, bar in enumerate(bars):
+        for index, item in enumerate(items):
             try:
-                problem = symbol_problem(bar.symbol)
+                problem = symbol_problem(item.symbol)
                 if problem is not None:
                     raise ValueError(problem)
-                ts = encode_time(bar.time, self._precision)
-                row = (
-                    ts,
-                    encode_decimal(bar.open),
-                    encode_decimal(bar.high),
-                    encode_decimal(bar.low),
-                    encode_decimal(bar.close),
-                    encode_decimal(bar.volume),
-                    int(bar.trade_count),
-                )
+                ts = encode_time(item.time, self._precision)
+                encoded = [encode_decimal(value) for value in decimals(item)]
+                row = (ts, *encoded, *integers(item))
             except (ValueError, TypeError, AttributeError) as error:
                 raise TimeSeriesWriteError(
-                    f"bar #{index} ({getattr(bar, 'symbol', '?')!r}) cannot be stored: {error}; "
-                    f"nothing of the batch of {len(bars)} was written"
+                    f"{kind} #{index} ({getattr(item, 'symbol', '?')!r}) cannot be stored: "
+                    f"{error}; nothing of the batch of {len(items)} was written"
                 ) from error
-            by_symbol.setdefault(bar.symbol, {})[ts] = row
-        return self._batch(sql.BARS_1M, sql.BAR_COLUMNS, BARS_1M_PREFIX, by_symbol)
+            by_symbol.setdefault(item.symbol, {})[ts] = row
+        return by_symbol
 
     def _batch(
         self,
