@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
@@ -28,6 +27,8 @@ from strawberry.subscriptions import (
 from strawberry.types.unset import UnsetType
 
 from graphql_api.auth import AuthError
+from graphql_api.hardening import Hardening
+from graphql_api.http_view import GraphQLOverHTTP
 from graphql_api.logging import configure_logging
 from graphql_api.runtime import open_services
 from graphql_api.services import Services
@@ -39,11 +40,12 @@ from graphql_api.ws_protocol import (
 )
 from loaders import create_loaders
 from resolvers.context import Context
-from schema import schema
+from schema import build_schema
 
 
-class QuantgraphGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI app with our typed context and authentication.
+class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
+    """Strawberry's ASGI app with our typed context and authentication, speaking
+    GraphQL over HTTP as the spec has it (:mod:`graphql_api.http_view`).
 
     Over HTTP the context (and its loader cache) lives for one request and the
     token comes from ``Authorization: Bearer``. Over a WebSocket the context
@@ -149,8 +151,9 @@ _CLOSING: set[asyncio.Task[None]] = set()
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.environment == "production")
+    hardening = Hardening(settings)
     graphql = QuantgraphGraphQL(
-        schema,
+        build_schema(hardening.schema_extensions()),
         keep_alive=True,
         keep_alive_interval=settings.ws_keep_alive_interval_seconds,
         connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_seconds),
@@ -160,11 +163,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             GRAPHQL_WS_PROTOCOL,
             GRAPHQL_SSE_PROTOCOL,
         ),
+        allowed_origins=settings.cors_origins,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
+        async with open_services(settings) as services, hardening.running(services):
             graphql.services = services
             app.state.services = services
             try:
@@ -179,12 +183,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def index(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", index),
             Route("/healthz", healthz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *hardening.routes(),
         ],
+        middleware=hardening.middleware(),
         lifespan=lifespan,
     )
+    app.state.hardening = hardening
+    return app

@@ -58,14 +58,19 @@ class Leadership:
     async def run(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Loop forever: acquire, run ``work`` until leadership is lost, repeat."""
         while True:
-            async with self._acquire() as acquired:
-                if acquired:
-                    log.info("became leader", name=self.name, token=self.fencing_token)
-                    try:
-                        await self._run_while_leader(work)
-                    finally:
-                        self.is_leader = False
-                        log.info("leadership ended", name=self.name)
+            try:
+                async with self._acquire() as acquired:
+                    if acquired:
+                        log.info("became leader", name=self.name, token=self.fencing_token)
+                        try:
+                            await self._run_while_leader(work)
+                        finally:
+                            self.is_leader = False
+                            log.info("leadership ended", name=self.name)
+            except Exception as error:
+                # A database outage mid-election must not end the loop for good:
+                # this process would never lead again, and nobody would notice.
+                log.warning("leader election failed; retrying", name=self.name, error=str(error))
             await asyncio.sleep(self._retry_interval)
 
     async def _run_while_leader(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from graphql_api.activity import Activity
 from graphql_api.events import ORDERS_NEW_CHANNEL, decode_id_event, decode_tick, tick_channel
 from graphql_api.fills import apply_fill, close_order
 from graphql_api.hub import Hub, SlowConsumerError
@@ -122,6 +123,7 @@ class PaperMatcher:
         *,
         partial_fills: bool = False,
         resync_every: float = 5.0,
+        activity: Activity | None = None,
     ) -> None:
         self._sessions = sessions
         self._hub = hub
@@ -131,7 +133,7 @@ class PaperMatcher:
         self._partial_fills = partial_fills
         self._resync_every = resync_every
         self._book: dict[str, dict[int, RestingOrder]] = {}
-        self.fills = 0
+        self._activity = activity or Activity()
 
     async def run(self) -> None:
         """Match until cancelled; resubscribe (and resync) if we ever fall behind."""
@@ -237,7 +239,7 @@ class PaperMatcher:
             return
         row = outcome.order
         if outcome.trade is not None:
-            self.fills += 1
+            self._activity.fills += 1
         order.remaining = row.quantity - row.filled_quantity
         order.version = row.version
         if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):

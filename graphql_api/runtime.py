@@ -107,6 +107,7 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             services.orders,
             services.orders.limits,
             partial_fills=settings.partial_fills,
+            activity=services.activity,
         )
         leadership = Leadership(
             services.engine, "matcher", retry_interval=settings.leader_lease_seconds / 5
@@ -130,6 +131,7 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             ),
             name="simulated-feed",
         )
+    services.activity.tasks.update(tasks)
     try:
         yield tasks
     finally:

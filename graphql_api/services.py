@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.activity import Activity
 from graphql_api.auth import AuthService
 from graphql_api.hub import Hub
 from graphql_api.ingest import TickIngestor
@@ -30,3 +31,4 @@ class Services:
     strategies: StrategyService
     auth: AuthService
     demo_user_id: int
+    activity: Activity = field(default_factory=Activity)

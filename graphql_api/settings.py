@@ -11,7 +11,9 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from graphql_api.hardening_settings import HardeningSettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/quantgraph.db"
 # Development defaults only: production refuses to start with the default secret.
@@ -19,7 +21,7 @@ DEFAULT_JWT_SECRET = "quantgraph-development-secret-change-me"
 DEFAULT_DEMO_PASSWORD = "demo-password"
 
 
-class Settings(BaseSettings):
+class Settings(HardeningSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
     host: str = Field("127.0.0.1", alias="QUANTGRAPH_HOST")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.extensions import ErrorCodes, MaskInternalErrors, is_internal
+from schema.limits import ExtensionFactory
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import DecimalScalar
@@ -36,12 +38,13 @@ def _code(error: GraphQLError) -> Any:
     return (error.extensions or {}).get("code")
 
 
-def build_schema() -> QuantgraphSchema:
+def build_schema(extensions: Sequence[ExtensionFactory] = ()) -> QuantgraphSchema:
+    """The schema, with ``extensions`` after error codes and masking (hardening's, per app)."""
     return QuantgraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[ErrorCodes, MaskInternalErrors],
+        extensions=[ErrorCodes, MaskInternalErrors, *extensions],
         config=StrawberryConfig(scalar_map={Decimal: DecimalScalar}),
     )
 

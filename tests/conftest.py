@@ -177,6 +177,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "MARKET_FEED": "none",
         "BROADCAST_URL": "memory://",
         "TICK_FLUSH_INTERVAL_MS": 5,
+        "RATE_LIMIT": False,  # tests/hardening covers the limits; the rest measure behaviour
     }
     values.update(overrides)
     return Settings(**values)

@@ -213,6 +213,7 @@ class StrategyRunner:
         if signal is None:
             return
         self.signals_emitted += 1
+        self._services.activity.signals += 1
         if self.strategy.auto_trade and self._is_fresh(bar, now):
             await self._trade(signal)
         await self._services.hub.publish(

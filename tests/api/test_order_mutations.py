@@ -219,11 +219,13 @@ async def test_one_bad_tick_rejects_the_whole_batch(
 
 
 async def test_internal_errors_are_masked_with_a_request_id(
-    client: httpx.AsyncClient, app: Starlette
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given a database that has gone away under the server
-    unreachable = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/gone")
-    services_of(app).sessions.configure(bind=unreachable)
+    # given a resolver that fails with a bug's exception, carrying internals
+    async def broken(info: object, code: str) -> None:
+        raise RuntimeError("secret: password=hunter2 at /srv/app.py")
+
+    monkeypatch.setattr("resolvers.market.symbol", broken)
     # when a query needs it
     response = await client.post(
         "/graphql",
@@ -234,3 +236,23 @@ async def test_internal_errors_are_masked_with_a_request_id(
     error = response.json()["errors"][0]
     assert error["message"] == "Internal server error"
     assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-123"}
+
+
+async def test_an_unreachable_database_is_a_clear_retryable_error(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    # given a database that has gone away under the server
+    unreachable = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/gone")
+    services_of(app).sessions.configure(bind=unreachable)
+    # when a query needs it
+    response = await client.post(
+        "/graphql",
+        json={"query": '{ symbol(code: "BTCUSDT") { name } }'},
+        headers={"x-request-id": "req-124"},
+    )
+    # then it says the database is unavailable, without the driver's internals
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert error["extensions"]["requestId"] == "req-124"
+    assert "database" in error["message"]
+    assert "127.0.0.1" not in response.text and "asyncpg" not in response.text

@@ -98,6 +98,7 @@ async def test_market_buy_fills_on_the_next_tick_at_its_ask(trading: Services) -
     await asyncio.sleep(0.2)  # the matcher has the order in its book
     await trading.ingestor.ingest([tick("600519.SH", "1501.00", "1500.50", "1501.20")])
     filled = await status_becomes(trading, order.id, "FILLED")
+    assert trading.activity.fills == 1  # what /metrics reports as quantgraph_matcher_fills
     # then it filled at that tick's ask, and cash, position and trade agree to the cent
     assert filled.average_fill_price == Decimal("1501.20")
     notional = Decimal("150120.00")

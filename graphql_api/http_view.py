@@ -1,0 +1,139 @@
+"""GraphQL over HTTP as the spec has it, on top of Strawberry's ASGI view.
+
+Strawberry 0.341 always answers ``application/json`` with status 200, and
+turns request problems it detects itself (bad JSON, a mutation over GET…) into
+``text/plain`` bodies. :class:`GraphQLOverHTTP` adds:
+
+- ``application/graphql-response+json`` when the client's ``Accept`` prefers it,
+  with the spec's status codes: a *request error* (parse, validation, variable
+  coercion, or a refusal before execution) has no ``data`` entry and status 400;
+  once execution started the status is 200, even with field errors. Clients that
+  accept only ``application/json`` (or send no ``Accept``) keep the legacy 200.
+- JSON GraphQL error bodies with ``extensions.code`` for the view's own HTTP errors;
+- a 400, not a 500, for bodies that are not UTF-8, nest too deeply to decode,
+  or are JSON but not an object.
+
+Use it as the base class of the app's view (instead of ``strawberry.asgi.GraphQL``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+from typing_extensions import TypeVar
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+_JSON_TYPES = ("application/json", "application/*", "*/*")
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+ContextT = TypeVar("ContextT", default=None)
+RootValueT = TypeVar("RootValueT", default=None)
+
+
+def wants_graphql_response_json(accept: str | None) -> bool:
+    """Does ``Accept`` rank ``application/graphql-response+json`` at least as high as JSON?"""
+    if not accept or "graphql-response+json" not in accept:
+        return False
+    best_graphql = best_json = 0.0
+    for part in accept.split(","):
+        media_type, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media_type = media_type.lower()
+        if media_type == GRAPHQL_RESPONSE_JSON:
+            best_graphql = max(best_graphql, quality)
+        elif media_type in _JSON_TYPES:
+            best_json = max(best_json, quality)
+    return best_graphql > 0 and best_graphql >= best_json
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """No data, and no error tied to a field: execution never started."""
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(error.path is None for error in errors)
+
+
+def http_error_response(status_code: int, message: str) -> Response:
+    code = _HTTP_CODES.get(status_code, "BAD_REQUEST" if status_code < 500 else "INTERNAL")
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(json.dumps(body), status_code=status_code, media_type="application/json")
+
+
+class GraphQLOverHTTP(GraphQL[ContextT, RootValueT]):
+    def parse_json(self, data: str | bytes) -> Any:
+        # Strawberry assumes an object (or a batch list) and fails with a 500 on
+        # `true`, `1` or `"x"`; the same check suits the GET `variables`/`extensions`.
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, (dict, list)):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return parsed
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry turns JSONDecodeError into a 400 (HTTP) or a 4400 close
+        # (WebSocket); bytes that are not UTF-8 and absurdly deep nesting would
+        # otherwise escape as 500s.
+        try:
+            return super().decode_json(data)
+        except (UnicodeDecodeError, RecursionError) as error:
+            raise json.JSONDecodeError(
+                f"not a JSON document ({type(error).__name__})", "", 0
+            ) from None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            response = http_error_response(error.status_code, error.reason)
+        await response(scope, receive, send)
+
+    async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
+        sub_response = await super().get_sub_response(request)
+        if wants_graphql_response_json(request.headers.get("accept")):
+            # A mark for create_response, which does not see the request.
+            sub_response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
+        return sub_response
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if is_request_error(result) and wants_graphql_response_json(request.headers.get("accept")):
+            response.pop("data", None)
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if sub_response.headers.get("content-type") == GRAPHQL_RESPONSE_JSON:
+            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON  # replaces both
+            request_error = isinstance(response_data, dict) and "data" not in response_data
+            if request_error and not sub_response.status_code:
+                response.status_code = 400
+        return response

@@ -1,0 +1,132 @@
+"""The app with hardening at its defaults (rate limits on), which the rest of the
+suite turns off, and settings that start from a clean environment."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import event
+from starlette.applications import Starlette
+
+from graphql_api.app import create_app
+from graphql_api.hardening import Hardening
+from graphql_api.hardening_settings import HardeningSettings
+from graphql_api.settings import Settings
+from tests.conftest import http_client, login_token, sql_database
+from tests.support.servers import free_port
+
+HARDENING_ENV = [f.alias for f in HardeningSettings.model_fields.values() if f.alias is not None]
+
+
+HardenedSettings = Settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_hardening_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in HARDENING_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def hardened_settings(database_url: str, **overrides: Any) -> HardenedSettings:
+    values: dict[str, Any] = {
+        "DATABASE_URL": database_url,
+        "MARKET_FEED": "none",
+        "BROADCAST_URL": "memory://",
+        "TICK_FLUSH_INTERVAL_MS": 5,
+        "MATCHER_ENABLED": False,
+    }
+    values.update(overrides)
+    return HardenedSettings(**values)
+
+
+def create_hardened_app(settings: HardenedSettings) -> Starlette:
+    return create_app(settings)
+
+
+@contextlib.asynccontextmanager
+async def running_hardened_app(settings: HardenedSettings) -> AsyncIterator[Starlette]:
+    app = create_hardened_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@contextlib.asynccontextmanager
+async def live_hardened_server(settings: HardenedSettings) -> AsyncIterator[tuple[str, Starlette]]:
+    """A real uvicorn server with the hardened app (WebSocket handshakes need one)."""
+    app = create_hardened_app(settings)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="on", ws="websockets-sansio", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn exited before starting")
+            await asyncio.sleep(0.02)
+        yield f"127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def sqlite_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    async with sql_database(request, "sqlite") as url:
+        yield url
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a module (or parametrize) to change the hardened app's settings."""
+    return {}
+
+
+@pytest.fixture
+async def hardened_app(
+    sqlite_url: str, settings_overrides: dict[str, Any]
+) -> AsyncIterator[Starlette]:
+    async with running_hardened_app(hardened_settings(sqlite_url, **settings_overrides)) as app:
+        yield app
+
+
+@pytest.fixture
+async def trader(hardened_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """The demo TRADER, sending JSON (which passes CSRF prevention)."""
+    async with http_client(hardened_app, await login_token(hardened_app)) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous(hardened_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(hardened_app, None) as http:
+        yield http
+
+
+def hardening_of(app: Starlette) -> Hardening:
+    hardening: Hardening = app.state.hardening
+    return hardening
+
+
+@contextlib.contextmanager
+def counting_statements(app: Starlette) -> Iterator[list[str]]:
+    """SQL statements the app runs meanwhile: refusals before execution run none."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.services.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
