@@ -10,6 +10,7 @@ GraphQL operation and closes each socket with ``1001 server shutting down``
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 
 import structlog
@@ -21,6 +22,19 @@ log = structlog.get_logger(__name__)
 
 
 class GracefulServer(uvicorn.Server):
+    """Parameters:
+    gc_gen0_threshold: see :func:`tune_gc` (0 keeps the interpreter's defaults).
+    """
+
+    def __init__(self, config: uvicorn.Config, *, gc_gen0_threshold: int = 0) -> None:
+        super().__init__(config)
+        self._gc_gen0_threshold = gc_gen0_threshold
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # runs the app's lifespan startup first
+        if self.started and self._gc_gen0_threshold:
+            tune_gc(self._gc_gen0_threshold)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         with contextlib.suppress(Exception):
             closed = await shutdown_all()
@@ -29,7 +43,24 @@ class GracefulServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def run(config: uvicorn.Config) -> None:
+def tune_gc(gen0_threshold: int) -> None:
+    """Freeze what start-up built and collect the young generation less often.
+
+    A GraphQL response allocates tens of thousands of short-lived objects (one
+    per field and result), so the default threshold of 700 runs the cyclic
+    collector many times per request, each pass also walking the long-lived
+    schema, ORM and module objects. Freezing those after start-up takes them
+    out of every pass; a larger threshold makes passes rarer. Together they
+    roughly halve CPU per nested-orders request (see docs/benchmarks.md).
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(gen0_threshold, gen1, gen2)
+    log.info("garbage collector tuned", gen0_threshold=gen0_threshold, frozen=gc.get_freeze_count())
+
+
+def run(config: uvicorn.Config, *, gc_gen0_threshold: int = 0) -> None:
     """What ``uvicorn.run`` does, with :class:`GracefulServer` for a single worker.
 
     uvicorn's multi-worker supervisor builds a stock ``Server`` in each worker, so
@@ -40,7 +71,7 @@ def run(config: uvicorn.Config) -> None:
 
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
-    server = GracefulServer(config)
+    server = GracefulServer(config, gc_gen0_threshold=gc_gen0_threshold)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:

@@ -86,6 +86,9 @@ class Settings(HardeningSettings):
     strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
     leader_lease_seconds: float = Field(5.0, alias="LEADER_LEASE_SECONDS", gt=0)
 
+    shutdown_timeout_seconds: float = Field(30.0, alias="SHUTDOWN_TIMEOUT_SECONDS", gt=0)
+    gc_gen0_threshold: int = Field(20_000, alias="GC_GEN0_THRESHOLD", ge=0)
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:

@@ -71,7 +71,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if isinstance(value, str):
-            return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+            # fromisoformat is C code and reads the trailing "Z" as UTC: ~10x faster
+            # than strptime, which a page of orders calls hundreds of times.
+            return datetime.fromisoformat(value)
         if isinstance(value, datetime):
             return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         raise TypeError(f"unexpected datetime value {value!r}")
