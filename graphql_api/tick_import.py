@@ -15,33 +15,21 @@ ones are counted and reported with their reasons.
 from __future__ import annotations
 
 import csv
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from graphql_api.errors import ErrorCode, UserError
+from graphql_api.import_summary import ImportSummary
 from graphql_api.symbols import SymbolCatalog
 from graphql_api.tick_validation import TickDraft, check_tick
 from storage.timeseries import Tick, TimeSeriesStore
 
+__all__ = ["BATCH_SIZE", "REQUIRED_COLUMNS", "CsvFormatError", "import_ticks"]
+
 REQUIRED_COLUMNS = ("symbol", "time", "last")
 BATCH_SIZE = 5000
-
-
-@dataclass
-class ImportSummary:
-    read: int = 0
-    written: int = 0
-    rejected: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)
-
-    def reject(self, line: int, reason: str) -> None:
-        self.rejected += 1
-        self.reasons[reason] += 1
-        if len(self.examples) < 10:
-            self.examples.append(f"line {line}: {reason}")
 
 
 class CsvFormatError(Exception):
@@ -53,33 +41,56 @@ async def import_ticks(
     catalog: SymbolCatalog,
     store: TimeSeriesStore,
     *,
-    progress: Callable[[int], None] = lambda _: None,
+    batch_size: int = BATCH_SIZE,
 ) -> ImportSummary:
+    """Validate and write the ticks of a CSV stream, ``batch_size`` at a time.
+
+    Only one batch is held in memory, so files far larger than RAM import. A
+    line that cannot be decoded or parsed as CSV stops the import (the rest of
+    the file is suspect) and the valid rows before it are written: the
+    time-series store has no transactions, so "all or nothing" is not on offer.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
     summary = ImportSummary()
     reader = csv.DictReader(iter(rows))
-    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+    try:
+        fieldnames = reader.fieldnames or []
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise CsvFormatError(f"unreadable header: {error}") from error
+    missing = [c for c in REQUIRED_COLUMNS if c not in fieldnames]
     if missing:
         raise CsvFormatError(f"missing columns: {', '.join(missing)}")
     batch: list[Tick] = []
     now = datetime.now(UTC)
-    for line, row in _numbered(reader):
-        summary.read += 1
-        progress(1)
-        draft, problem = _parse(row)
-        if draft is None:
-            summary.reject(line, problem)
-            continue
-        spec = (await catalog.get_many([draft.symbol])).get(draft.symbol)
-        tick, errors = check_tick(draft, spec, now, timedelta(seconds=5), "row")
-        if tick is None:
-            summary.reject(line, "; ".join(e.message for e in errors))
-            continue
-        batch.append(tick)
-        if len(batch) >= BATCH_SIZE:
-            await store.write_ticks(batch)
-            summary.written += len(batch)
-            batch = []
-    if batch:
+    try:
+        for line, row in _numbered(reader):
+            summary.read += 1
+            draft = _parse(row)
+            if isinstance(draft, _Problem):
+                summary.reject(line, draft.reason, draft.detail)
+                continue
+            spec = (await catalog.get_many([draft.symbol])).get(draft.symbol)
+            tick, errors = check_tick(draft, spec, now, timedelta(seconds=5), "row")
+            if tick is None:
+                errors = _own_errors(draft, errors)
+                summary.reject(
+                    line,
+                    "; ".join(_reason(error) for error in errors),
+                    "; ".join(error.message for error in errors),
+                )
+                continue
+            batch.append(tick)
+            if len(batch) >= batch_size:
+                await store.write_ticks(batch)
+                summary.written += len(batch)
+                batch = []
+    except UnicodeDecodeError as error:
+        # The reader never got the line, so it is the one after the last counted.
+        summary.stopped = f"line {reader.line_num + 1}: {error}"
+    except csv.Error as error:
+        summary.stopped = f"line {reader.line_num}: {error}"
+    if batch:  # also when stopped: "everything before the bad line" is the simplest promise
         await store.write_ticks(batch)
         summary.written += len(batch)
     return summary
@@ -90,17 +101,53 @@ def _numbered(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]
         yield reader.line_num, row
 
 
-def _parse(row: dict[str, str]) -> tuple[TickDraft | None, str]:
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """Why a row could not even be turned into a draft tick."""
+
+    reason: str
+    detail: str
+
+
+def _parse(row: dict[str, str]) -> TickDraft | _Problem:
+    raw_time = row.get("time")
     try:
-        time = datetime.fromisoformat(row["time"].strip().replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None, f"time {row.get('time')!r} is not ISO 8601"
-    try:
-        last = Decimal(row["last"])
-        bid = Decimal(row["bid"]) if row.get("bid") else None
-        ask = Decimal(row["ask"]) if row.get("ask") else None
-        volume = Decimal(row["volume"]) if row.get("volume") else Decimal(0)
-    except (InvalidOperation, TypeError):
-        return None, "a price or volume is not a decimal number"
+        time = datetime.fromisoformat((raw_time or "").strip().replace("Z", "+00:00"))
+    except ValueError:
+        return _Problem("time is not ISO 8601", f"time {raw_time!r} is not ISO 8601")
+    numbers: dict[str, Decimal] = {}
+    for name in ("last", "bid", "ask", "volume"):
+        raw = (row.get(name) or "").strip()
+        if not raw and name != "last":
+            continue  # optional: bid/ask default to last, volume to 0
+        try:
+            numbers[name] = Decimal(raw)
+        except InvalidOperation:
+            return _Problem(
+                f"{name} is not a decimal number", f"{name} {raw!r} is not a decimal number"
+            )
     symbol = (row.get("symbol") or "").strip().upper()
-    return TickDraft(symbol, time, last, bid, ask, volume), ""
+    return TickDraft(
+        symbol,
+        time,
+        numbers["last"],
+        numbers.get("bid"),
+        numbers.get("ask"),
+        numbers.get("volume", Decimal(0)),
+    )
+
+
+def _own_errors(draft: TickDraft, errors: list[UserError]) -> list[UserError]:
+    """Drop an empty bid/ask column's echo of an error on ``last`` (they default to it)."""
+    on_last = {error.code for error in errors if error.field == "row.last"}
+    defaulted = {
+        f"row.{name}" for name, value in (("bid", draft.bid), ("ask", draft.ask)) if value is None
+    }
+    return [error for error in errors if not (error.field in defaulted and error.code in on_last)]
+
+
+def _reason(error: UserError) -> str:
+    """Group off-grid prices by column, not by value, so one cause is one summary line."""
+    if error.code is ErrorCode.INVALID_PRECISION:
+        return f"{error.field.rsplit('.', 1)[-1]} is not on the tick grid"
+    return error.message

@@ -2,40 +2,44 @@
 
 from __future__ import annotations
 
-import os
+import re
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
-from storage.engine import create_engine
+import pytest
+
+from graphql_api.auth import Role
+from storage.engine import create_engine, create_session_factory
+from storage.repositories import users as user_repo
 from storage.timeseries.sql import SqlTimeSeriesStore
+from tests.cli.support import COMMAND, quantgraph
+
+COMMANDS = (
+    "serve",
+    "migrate",
+    "seed",
+    "import-bars",
+    "import-ticks",
+    "create-user",
+    "export-schema",
+)
 
 
-def quantgraph(
-    *args: str, database_url: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "graphql_api.cli", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def test_help_lists_every_command_with_a_one_line_description() -> None:
+    result = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, check=True)
+    listed = dict(re.findall(r"^    ([a-z-]+) +(\S.*)$", result.stdout, re.MULTILINE))
+    assert sorted(listed) == sorted(COMMANDS), result.stdout
+    assert listed["import-bars"] == "import daily bars of one symbol from CSV"
+    assert listed["create-user"] == "create a user with a role"
 
 
-def test_help_lists_every_command() -> None:
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_its_own_help(command: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "graphql_api.cli", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
+        [*COMMAND, command, "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("serve", "migrate", "seed", "import-ticks", "export-schema", "create-user"):
-        assert command in result.stdout
+    assert result.stdout.startswith(f"usage: quantgraph {command}")
 
 
 async def test_import_ticks_writes_valid_rows_and_reports_rejected_ones(
@@ -55,9 +59,15 @@ async def test_import_ticks_writes_valid_rows_and_reports_rejected_ones(
     result = quantgraph("import-ticks", str(csv_file), database_url=database_url)
     # then the summary counts rows, the exit code says some were rejected
     assert result.returncode == 1, result.stderr
-    assert "rows read 5, written 2, rejected 3" in result.stdout
-    assert "unknown symbol" in result.stdout and "not ISO 8601" in result.stdout
-    assert "tick size" in result.stdout
+    assert result.stdout.splitlines() == [
+        "rows read 5, written 2, rejected 3",
+        "  rejected 1: unknown symbol 'NOPE.SH' (line 4)",
+        "  rejected 1: time is not ISO 8601 (line 5)",
+        "    e.g. line 5: time 'not-a-time' is not ISO 8601",
+        "  rejected 1: last is not on the tick grid (line 6)",
+        "    e.g. line 6: last 1500.001 is not a multiple of the tick size 0.01",
+    ]
+    assert result.stderr == ""
     engine = create_engine(database_url)
     try:
         ticks = await SqlTimeSeriesStore(engine).ticks("600519.SH", None, None, 10)
@@ -87,6 +97,50 @@ def test_create_user_then_refuses_a_duplicate(database_url: str) -> None:
     )
     assert again.returncode == 1
     assert "username" in again.stderr
+
+
+async def test_import_ticks_reads_stdin_in_small_batches(database_url: str) -> None:
+    rows = "".join(f"600519.SH,2026-03-02T01:31:0{n}Z,1500.0{n},,,1\n" for n in range(3))
+    result = quantgraph(
+        "import-ticks",
+        "-",
+        "--batch-size",
+        "2",
+        database_url=database_url,
+        stdin="symbol,time,last\n" + rows,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "rows read 3, written 3, rejected 0\n"
+    assert result.stderr == ""
+
+
+def test_import_commands_refuse_a_batch_size_below_one() -> None:
+    result = quantgraph("import-ticks", "-", "--batch-size", "0", database_url="sqlite://")
+    assert result.returncode == 2
+    assert "--batch-size: must be at least 1" in result.stderr
+
+
+async def test_create_user_accepts_every_role(database_url: str) -> None:
+    for role in Role:
+        result = quantgraph(
+            "create-user",
+            f"user-{role.value.lower()}",
+            "--role",
+            role.value,
+            "--password-stdin",
+            database_url=database_url,
+            stdin="long-enough-password\n",
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"created {role.value} user user-{role.value.lower()}" in result.stdout
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            for role in Role:
+                user = await user_repo.user_by_username(session, f"user-{role.value.lower()}")
+                assert user is not None and user.role == role.value
+    finally:
+        await engine.dispose()
 
 
 def test_export_schema_writes_the_checked_in_sdl(tmp_path: Path) -> None:
