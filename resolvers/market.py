@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
+from loaders.known import known
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from resolvers.pagination import Page, check_page_size, decode_cursor, page_from_rows
 from storage import models
 from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Bar, KlineInterval, Tick
+
+
+def known_symbol(info: Info, code: str) -> models.Symbol | None:
+    """The symbol row if this request's loader already has it (prefetched), else None."""
+    row = known(info.context.loaders.symbol_by_code, code)
+    return row if isinstance(row, models.Symbol) else None
 
 
 async def symbol(info: Info, code: str) -> models.Symbol | None:

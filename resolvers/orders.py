@@ -5,6 +5,7 @@ from __future__ import annotations
 from graphql_api.order_types import OrderRequest, OrderStatus
 from graphql_api.orders import OrderOutcome
 from resolvers.context import Info
+from resolvers.lookahead import selects
 from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id
 from storage import models
 from storage.repositories import orders as order_repo
@@ -36,7 +37,26 @@ async def orders(
         )
     for row in rows:
         info.context.loaders.order_by_id.prime(row.id, row)
+    await _prefetch_related(info, rows)
     return page_from_rows(rows, first)
+
+
+async def _prefetch_related(info: Info, rows: list[models.Order]) -> None:
+    """Load the page's symbols and strategies now, batched, so that ``Order.symbol``
+    and ``Order.strategy`` answer from the loaders without an await per row."""
+    loaders = info.context.loaders
+    if not loaders.symbol_by_code.cache:
+        return  # nothing would be kept (WebSocket contexts)
+    symbol_codes: set[str] = set()
+    if selects(info, "edges", "node", "symbol"):
+        symbol_codes.update(row.symbol_code for row in rows)
+    if selects(info, "edges", "node", "strategy"):
+        strategy_ids = {row.strategy_id for row in rows if row.strategy_id is not None}
+        strategies = await loaders.strategy_by_id.load_many(sorted(strategy_ids))
+        if selects(info, "edges", "node", "strategy", "symbol"):
+            symbol_codes.update(s.symbol_code for s in strategies if s is not None)
+    if symbol_codes:
+        await loaders.symbol_by_code.load_many(sorted(symbol_codes))
 
 
 async def strategy_orders(info: Info, strategy_id: int, first: int) -> list[models.Order]:

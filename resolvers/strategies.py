@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from graphql_api.strategies import StrategyDraft, StrategyOutcome
+from loaders.known import known
 from resolvers.context import Info
 from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id
 from storage import models
@@ -12,6 +13,12 @@ from storage.repositories import strategies as strategy_repo
 async def strategy(info: Info, strategy_id: str) -> models.Strategy | None:
     found = await info.context.loaders.strategy_by_id.load(parse_id(strategy_id))
     return found if found is not None and found.user_id == info.context.user_id else None
+
+
+def known_strategy(info: Info, strategy_id: int) -> models.Strategy | None:
+    """The strategy row if this request's loader already has it (prefetched), else None."""
+    row = known(info.context.loaders.strategy_by_id, strategy_id)
+    return row if isinstance(row, models.Strategy) else None
 
 
 async def strategy_by_id(info: Info, strategy_id: int) -> models.Strategy | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
 
@@ -90,6 +91,19 @@ class Symbol:
     async def daily_bars(self, info: Info, limit: int = 30) -> list[Kline]:
         bars = await market_resolvers.daily_bars(info, self.code, limit)
         return [Kline.from_domain(bar, daily=True) for bar in bars]
+
+
+def symbol_of(info: Info, code: str) -> Symbol | Awaitable[Symbol]:
+    """The ``Symbol`` of a row's symbol code, synchronously when its list resolver
+    prefetched it (no awaitable per row), else through the loader."""
+    row = market_resolvers.known_symbol(info, code)
+    return Symbol.from_row(row) if row is not None else _load_symbol(info, code)
+
+
+async def _load_symbol(info: Info, code: str) -> Symbol:
+    row = await info.context.loaders.symbol_by_code.load(code)
+    assert row is not None, "rows reference existing symbols"
+    return Symbol.from_row(row)
 
 
 def symbol_or_none(row: models.Symbol | None) -> Symbol | None:

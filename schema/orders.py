@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
@@ -15,7 +16,7 @@ from resolvers.context import Info
 from resolvers.pagination import parse_id
 from schema.common import UserError
 from schema.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-from schema.market import Symbol
+from schema.market import Symbol, symbol_of
 from storage import models
 
 if TYPE_CHECKING:
@@ -65,11 +66,9 @@ class Order:
             strategy_id=row.strategy_id,
         )
 
-    @strawberry.field(description="The instrument ordered.")
-    async def symbol(self, info: Info) -> Symbol:
-        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
-        assert row is not None, "orders reference existing symbols"
-        return Symbol.from_row(row)
+    @strawberry.field(description="The instrument ordered.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
 
     @strawberry.field(description="Its fills, oldest first.")
     async def fills(self, info: Info) -> list[Annotated[Trade, strawberry.lazy("schema.accounts")]]:
@@ -78,14 +77,22 @@ class Order:
         rows = await account_resolvers.order_fills(info, int(self.id))
         return [Trade.from_row(row) for row in rows]
 
-    @strawberry.field(description="The strategy that placed the order, if any.")
-    async def strategy(
-        self, info: Info
-    ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
+    @strawberry.field(
+        description="The strategy that placed the order, if any.",
+        graphql_type=Annotated["Strategy", strawberry.lazy("schema.strategies")] | None,
+    )
+    def strategy(self, info: Info) -> Strategy | Awaitable[Strategy | None] | None:
         from schema.strategies import Strategy
 
         if self.strategy_id is None:
             return None
+        row = strategy_resolvers.known_strategy(info, self.strategy_id)
+        return Strategy.from_row(row) if row is not None else self._load_strategy(info)
+
+    async def _load_strategy(self, info: Info) -> Strategy | None:
+        from schema.strategies import Strategy
+
+        assert self.strategy_id is not None
         row = await strategy_resolvers.strategy_by_id(info, self.strategy_id)
         return Strategy.from_row(row) if row is not None else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -16,7 +17,7 @@ from resolvers import strategies as strategy_resolvers
 from resolvers.context import Info
 from schema.common import UserError
 from schema.enums import KlineInterval, OrderSide, StrategyKind, StrategyStatus
-from schema.market import Symbol
+from schema.market import Symbol, symbol_of
 from storage import models
 from storage import timeseries as ts
 
@@ -52,11 +53,9 @@ class Strategy:
             symbol_code=row.symbol_code,
         )
 
-    @strawberry.field(description="The instrument it trades.")
-    async def symbol(self, info: Info) -> Symbol:
-        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
-        assert row is not None, "strategies reference existing symbols"
-        return Symbol.from_row(row)
+    @strawberry.field(description="The instrument it trades.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
 
     @strawberry.field(description="Its newest orders, newest first.")
     async def orders(
