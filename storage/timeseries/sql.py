@@ -23,6 +23,7 @@ from storage.timeseries.base import Bar, KlineInterval, Tick, TimeSeriesWriteErr
 from storage.timeseries.buckets import floor_to_interval, tick_range_for_bars
 
 _TICK_COLUMNS = ("symbol", "time", "last", "bid", "ask", "volume")
+_STREAM_PARTITION = 2000
 
 _PG_KLINES = """
 SELECT date_bin(make_interval(secs => :seconds), time, TIMESTAMPTZ '1970-01-01 00:00:00+00')
@@ -179,7 +180,11 @@ class SqlTimeSeriesStore:
             query = query.order_by(TickRow.time, TickRow.id)
         async with self._engine.connect() as connection:
             result = await connection.stream(query)
-            bars = await _aggregate(symbol, interval, result, limit, newest=newest)
+            # Partitions, not rows: each fetch crosses from the event loop to
+            # aiosqlite's thread, and per row that was most of the time.
+            bars = await _aggregate(
+                symbol, interval, result.partitions(_STREAM_PARTITION), limit, newest=newest
+            )
         if newest:
             bars.reverse()
         return bars
@@ -188,7 +193,7 @@ class SqlTimeSeriesStore:
 async def _aggregate(
     symbol: str,
     interval: KlineInterval,
-    rows: AsyncIterator[Any],
+    partitions: AsyncIterator[Sequence[Any]],
     limit: int,
     *,
     newest: bool,
@@ -208,26 +213,27 @@ async def _aggregate(
         opening, closing = (last, first) if newest else (first, last)
         return Bar(symbol, bucket, opening, high, low, closing, volume, count)
 
-    async for row in rows:
-        row_bucket = floor_to_interval(row.time, interval)
-        if row_bucket != bucket:
-            if bucket is not None:
-                bars.append(finish())
-                if len(bars) >= limit:
-                    return bars
-            bucket, first, high, low, volume, count = (
-                row_bucket,
-                row.last,
-                row.last,
-                row.last,
-                Decimal(0),
-                0,
-            )
-        high = max(high, row.last)
-        low = min(low, row.last)
-        last = row.last
-        volume += row.volume
-        count += 1
+    async for partition in partitions:
+        for row in partition:
+            row_bucket = floor_to_interval(row.time, interval)
+            if row_bucket != bucket:
+                if bucket is not None:
+                    bars.append(finish())
+                    if len(bars) >= limit:
+                        return bars
+                bucket, first, high, low, volume, count = (
+                    row_bucket,
+                    row.last,
+                    row.last,
+                    row.last,
+                    Decimal(0),
+                    0,
+                )
+            high = max(high, row.last)
+            low = min(low, row.last)
+            last = row.last
+            volume += row.volume
+            count += 1
     if bucket is not None and len(bars) < limit:
         bars.append(finish())
     return bars

@@ -15,6 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -52,7 +53,7 @@ from storage.timeseries.tdengine.naming import (
     subtable_name,
     symbol_problem,
 )
-from storage.timeseries.tdengine.pool import Row, connection_factory
+from storage.timeseries.tdengine.pool import Row, _WebSocketConnection, connection_factory
 
 T0 = datetime(2024, 3, 4, 9, 30, tzinfo=UTC)
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -763,3 +764,75 @@ async def test_a_split_batch_resumes_after_the_last_statement_that_landed(
     assert len(set(delivered)) == len(delivered)  # nothing re-sent after it had landed
     rows = [row for statement in delivered for row in re.findall(r"\((\d+), \d+", statement)]
     assert len(rows) == 200
+
+
+# --- connector panics and a flusher that died ---------------------------------------------
+
+
+class PanicException(BaseException):
+    """Stands in for ``pyo3_runtime.PanicException``: a BaseException, not a ``taosws.Error``."""
+
+
+class ConnectorError(Exception):
+    pass
+
+
+def test_a_websocket_connector_panic_becomes_a_transient_error() -> None:
+    class Panicking:
+        def query(self, statement: str) -> list[Row]:
+            raise PanicException("called `Option::unwrap()` on a `None` value")
+
+        def execute(self, statement: str) -> int:
+            raise ConnectorError("[0x2600] syntax error")
+
+        def close(self) -> None: ...
+
+    module = SimpleNamespace(Error=ConnectorError, connect=lambda **_: Panicking())
+    connection = _WebSocketConnection(module, parse_url("taosws://localhost/market"))
+    with pytest.raises(TDengineError, match="panicked") as panicked:
+        connection.query("SELECT 1")
+    assert panicked.value.transient
+    with pytest.raises(TDengineError) as rejected:
+        connection.execute("INSERT")
+    assert rejected.value.code == SYNTAX_ERROR
+    assert not rejected.value.transient
+
+
+def test_other_base_exceptions_pass_through_the_websocket_connection() -> None:
+    def interrupted(**_: object) -> object:
+        raise KeyboardInterrupt
+
+    module = SimpleNamespace(Error=ConnectorError, connect=interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _WebSocketConnection(module, parse_url("taosws://localhost/market"))
+
+
+async def test_a_flusher_ended_by_a_base_exception_is_replaced(
+    store: TDengineTimeSeriesStore, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.failure = TDengineError("Unable to establish connection", NETWORK_DOWN)
+    await store.write_ticks([tick(0)])
+    assert store.buffered_rows == 1
+
+    original = FakeConnection.execute
+
+    def panics(self: FakeConnection, statement: str) -> int:
+        raise PanicException("connector bug")
+
+    monkeypatch.setattr(FakeConnection, "execute", panics)
+    server.failure = None
+    flusher = store._flusher
+    assert flusher is not None
+    await asyncio.wait_for(asyncio.wait([flusher]), timeout=5)
+    assert isinstance(flusher.exception(), PanicException)  # the deliverer is gone
+
+    monkeypatch.setattr(FakeConnection, "execute", original)
+    await store.write_ticks([tick(1)])  # queues behind tick(0) and restarts delivery
+    for _ in range(200):
+        if store.buffered_rows == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert store.buffered_rows == 0
+    first, second = server.inserts()
+    assert "(1709544600000000" in first
+    assert "(1709544601000000" in second

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -75,28 +75,41 @@ class _WebSocketConnection:
 
     def __init__(self, module: Any, url: TDengineURL) -> None:
         self._errors: type[BaseException] = getattr(module, "Error", Exception)
-        try:
+        with _translated(self._errors):
             self._connection = module.connect(
                 host=url.host, port=url.port, user=url.user, password=url.password
             )
-        except self._errors as error:
-            raise _translate(error) from None
 
     def execute(self, sql: str) -> int:
-        try:
+        with _translated(self._errors):
             return int(self._connection.execute(sql) or 0)
-        except self._errors as error:
-            raise _translate(error) from None
 
     def query(self, sql: str) -> list[Row]:
-        try:
+        with _translated(self._errors):
             return [tuple(row) for row in self._connection.query(sql)]
-        except self._errors as error:
-            raise _translate(error) from None
 
     def close(self) -> None:
         with contextlib.suppress(self._errors):
             self._connection.close()
+
+
+@contextlib.contextmanager
+def _translated(errors: type[BaseException]) -> Iterator[None]:
+    """Connector errors as :class:`TDengineError`, Rust panics in taos-ws-py included.
+
+    pyo3 raises a panic as ``pyo3_runtime.PanicException``, a ``BaseException``
+    outside ``taosws.Error``: left alone it would bypass the pool's reconnect
+    and the store's retries, and could end the outage buffer's flusher task.
+    As a code-less (so transient) error the connection is dropped and replaced.
+    """
+    try:
+        yield
+    except errors as error:
+        raise _translate(error) from None
+    except BaseException as error:
+        if type(error).__name__ != "PanicException":
+            raise
+        raise TDengineError(f"taos-ws-py panicked: {error}") from error
 
 
 def _translate(error: BaseException) -> TDengineError:

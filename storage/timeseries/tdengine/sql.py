@@ -4,10 +4,14 @@ Every statement is plain SQL with literal values: identifiers come from
 :mod:`naming` (always ``[a-z0-9_]``), numbers are Python ints, and the only
 strings (symbol and exchange tags) go through :func:`quote`. Timestamps are
 integers in the database precision and read back with ``CAST(... AS BIGINT)``
-so no client time zone is ever involved, on either connector.
+so no client time zone is ever involved, on either connector: taospy turns a
+``TIMESTAMP`` into a naive local-time ``datetime`` (through float seconds), and
+taos-ws-py into a string.
 
-Column names avoid reserved words (``LAST``, ``OPEN``-style names would need
-backticks), hence ``last_price`` rather than ``last``.
+Column names avoid keywords of TDengine's parser: ``LAST`` is one (as are
+``FIRST``, ``COUNT``, ``VALUE``, ``PRECISION``), hence ``last_price`` rather
+than ``last``; ``open``/``high``/``low``/``close``/``volume`` are not, the
+``*_price`` names just keep ticks and bars alike.
 """
 
 from __future__ import annotations

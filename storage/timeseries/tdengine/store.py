@@ -16,7 +16,6 @@ delivers them, in order, once it is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -330,7 +329,9 @@ class TDengineTimeSeriesStore:
                 buffered_rows=self._buffer.rows,
                 error=str(cause) if cause else None,
             )
-            if self._flusher is None:
+            if self._flusher is None or self._flusher.done():
+                # done() too: a flusher ended by something other than Exception
+                # must not leave the buffer without a deliverer for good.
                 self._flusher = asyncio.create_task(
                     self._flush_buffer(), name="tdengine-retry-buffer"
                 )
@@ -537,8 +538,10 @@ class TDengineTimeSeriesStore:
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
             flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            # Wait for it to stop without re-raising whatever may have ended it.
+            await asyncio.wait([flusher])
+            if not flusher.cancelled() and flusher.exception() is not None:
+                log.error("tdengine_flusher_failed", error=repr(flusher.exception()))
         if len(self._buffer):
             try:
                 await asyncio.wait_for(self._drain(), timeout=self._close_timeout)
