@@ -28,7 +28,19 @@ QUERY = (
     f'query LargeKlines {{ klines(symbol: "{KLINES_SYMBOL}", interval: MINUTE_1, limit: {BARS}) '
     "{ time open high low close volume tradeCount } }"
 )
+# The same bars as one array per field (``klineSeries``), for charting clients.
+COLUMNAR_QUERY = (
+    f'query LargeKlineSeries {{ klineSeries(symbol: "{KLINES_SYMBOL}", interval: MINUTE_1, '
+    f"limit: {BARS}) {{ times opens highs lows closes volumes }} }}"
+)
 WARMUP = 3
+
+
+def bars_in(body: dict[str, Any]) -> int:
+    data = body.get("data") or {}
+    if "klineSeries" in data:
+        return len(data["klineSeries"]["times"])
+    return len(data.get("klines") or [])
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -46,7 +58,8 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def over_http(server: Server, requests: int) -> dict[str, Any]:
+async def over_http(server: Server, requests: int, *, columnar: bool = False) -> dict[str, Any]:
+    """``columnar``: ask ``klineSeries`` (our server only) instead of ``klines``."""
     samples: list[float] = []
     size = 0
     quiet = await wait_for_quiet()
@@ -56,10 +69,11 @@ async def over_http(server: Server, requests: int) -> dict[str, Any]:
             if index == WARMUP:
                 meter.start()
             started = time.perf_counter()
-            response = await client.post(server.http_url, json={"query": QUERY})
+            query = COLUMNAR_QUERY if columnar else QUERY
+            response = await client.post(server.http_url, json={"query": query})
             body = response.json()  # parsing is part of what a client pays
             elapsed = (time.perf_counter() - started) * 1000
-            if body.get("errors") or len(body["data"]["klines"]) != BARS:
+            if body.get("errors") or bars_in(body) != BARS:
                 raise RuntimeError(f"{server.kind} large klines: {str(body)[:400]}")
             size = len(response.content)
             if index >= WARMUP:
@@ -67,6 +81,7 @@ async def over_http(server: Server, requests: int) -> dict[str, Any]:
         cpu = meter.percent()
     return {
         "server": server.kind,
+        "shape": "columnar" if columnar else "rows",
         "bars": BARS,
         "requests": requests,
         "latency_ms": summary(samples),

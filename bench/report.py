@@ -107,11 +107,13 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     if not runs:
         targets.append(_target(name, "not measured", None))
     else:
-        latency = runs[0]["latency_ms"]
+        # The issue welcomes the columnar shape if it is what gets there: best of both.
+        best = min(runs, key=lambda run: run["latency_ms"]["p50"])
+        latency = best["latency_ms"]
         targets.append(
             _target(
                 name,
-                f"p50 {latency['p50']} ms, p99 {latency['p99']} ms",
+                f"p50 {latency['p50']} ms, p99 {latency['p99']} ms ({best.get('shape', 'rows')})",
                 latency["p50"] < KLINES_TARGET_MS,
             )
         )
@@ -195,8 +197,9 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for run in large.get("http", []):
             latency = run["latency_ms"]
+            shape = " (columnar `klineSeries`)" if run.get("shape") == "columnar" else ""
             lines.append(
-                f"| {run['server']} over HTTP | {latency['p50']} | {latency['p90']} | "
+                f"| {run['server']}{shape} over HTTP | {latency['p50']} | {latency['p90']} | "
                 f"{latency['max']} | {run['response_bytes']:,} |"
             )
         below = large.get("below_graphql") or {}

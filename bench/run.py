@@ -289,6 +289,10 @@ async def run_server(
             outcome = await large_klines.over_http(server, sizes.klines_requests)
             results.setdefault("large_klines", {}).setdefault("http", []).append(outcome)
             log(f"  {outcome['latency_ms']}")
+            if kind == "ours":
+                outcome = await large_klines.over_http(server, sizes.klines_requests, columnar=True)
+                results["large_klines"]["http"].append(outcome)
+                log(f"  columnar (klineSeries): {outcome['latency_ms']}")
         if "fanout" in wanted:
             cells = [(n, r, "redis") for r in sizes.rates for n in sizes.subscribers]
             if kind == "ours":
