@@ -3,23 +3,19 @@ suite turns off, and settings that start from a clean environment."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import event
 from starlette.applications import Starlette
 
-from graphql_api.app import create_app
 from graphql_api.hardening import Hardening
 from graphql_api.hardening_settings import HardeningSettings
 from graphql_api.settings import Settings
-from tests.conftest import http_client, login_token, sql_database
-from tests.support.servers import free_port
+from tests.conftest import http_client, login_token, running_app, sql_database
 
 HARDENING_ENV = [f.alias for f in HardeningSettings.model_fields.values() if f.alias is not None]
 
@@ -45,39 +41,6 @@ def hardened_settings(database_url: str, **overrides: Any) -> HardenedSettings:
     return HardenedSettings(**values)
 
 
-def create_hardened_app(settings: HardenedSettings) -> Starlette:
-    return create_app(settings)
-
-
-@contextlib.asynccontextmanager
-async def running_hardened_app(settings: HardenedSettings) -> AsyncIterator[Starlette]:
-    app = create_hardened_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@contextlib.asynccontextmanager
-async def live_hardened_server(settings: HardenedSettings) -> AsyncIterator[tuple[str, Starlette]]:
-    """A real uvicorn server with the hardened app (WebSocket handshakes need one)."""
-    app = create_hardened_app(settings)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="on", ws="websockets-sansio", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited before starting")
-            await asyncio.sleep(0.02)
-        yield f"127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-
-
 @pytest.fixture
 async def sqlite_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     async with sql_database(request, "sqlite") as url:
@@ -94,7 +57,7 @@ def settings_overrides() -> dict[str, Any]:
 async def hardened_app(
     sqlite_url: str, settings_overrides: dict[str, Any]
 ) -> AsyncIterator[Starlette]:
-    async with running_hardened_app(hardened_settings(sqlite_url, **settings_overrides)) as app:
+    async with running_app(hardened_settings(sqlite_url, **settings_overrides)) as app:
         yield app
 
 

@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schema import schema as app_schema
-from tests.conftest import http_client, login_token
-from tests.hardening.conftest import hardened_settings, running_hardened_app
+from tests.conftest import http_client, login_token, running_app
+from tests.hardening.conftest import hardened_settings
 
 SCHEMA: GraphQLSchema = app_schema._schema
 LEAKS = (
@@ -208,7 +208,7 @@ requests = st.one_of(
 @pytest.fixture
 async def fuzz_clients(sqlite_url: str) -> AsyncIterator[list[httpx.AsyncClient]]:
     settings = hardened_settings(sqlite_url, RATE_LIMIT=False)
-    async with running_hardened_app(settings) as app:
+    async with running_app(settings) as app:
         token = await login_token(app)
         async with http_client(app, token) as trader, http_client(app, None) as anonymous:
             yield [trader, anonymous]

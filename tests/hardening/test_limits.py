@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 
 from schema import schema as plain_schema
 from schema.limits import operation_cost
-from tests.conftest import http_client
-from tests.hardening.conftest import counting_statements, hardened_settings, running_hardened_app
+from tests.conftest import http_client, running_app
+from tests.hardening.conftest import counting_statements, hardened_settings
 from tests.support.graphql import error_codes, post
 
 QUERY_ORDERS_WITH_FILLS = """
@@ -102,7 +102,7 @@ def test_cost_model() -> None:
 
 async def test_introspection_can_be_disabled(sqlite_url: str) -> None:
     settings = hardened_settings(sqlite_url, INTROSPECTION=False)
-    async with running_hardened_app(settings) as app, http_client(app, None) as http:
+    async with running_app(settings) as app, http_client(app, None) as http:
         body = await post(http, "{ __schema { types { name } } }")
         assert set(error_codes(body)) == {"INTROSPECTION_DISABLED"}
         body = await post(http, "{ exchanges __typename }")

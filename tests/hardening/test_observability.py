@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from graphql_api.services import Services
-from tests.conftest import http_client
-from tests.hardening.conftest import hardened_settings, hardening_of, running_hardened_app
+from tests.conftest import http_client, running_app
+from tests.hardening.conftest import hardened_settings, hardening_of
 
 TIGHT = {"RATE_LIMIT_BURST": 15, "RATE_LIMIT_PER_SECOND": 0.001}
 
@@ -107,8 +107,8 @@ async def test_operation_names_cannot_grow_the_label_set(
 async def test_each_app_has_its_own_registry(sqlite_url: str) -> None:
     settings = hardened_settings(sqlite_url)
     async with (
-        running_hardened_app(settings) as first,
-        running_hardened_app(settings) as second,
+        running_app(settings) as first,
+        running_app(settings) as second,
         http_client(first, None) as one,
         http_client(second, None) as other,
     ):

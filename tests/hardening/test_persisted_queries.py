@@ -12,8 +12,8 @@ import pytest
 from starlette.applications import Starlette
 
 from graphql_api.persisted_queries import AllowListError, document_hash, load_allowlist
-from tests.conftest import http_client
-from tests.hardening.conftest import counting_statements, hardened_settings, running_hardened_app
+from tests.conftest import http_client, running_app
+from tests.hardening.conftest import counting_statements, hardened_settings
 from tests.support.graphql import Json, error_codes
 
 QUERY_EXCHANGES = "query Exchanges { exchanges }"
@@ -98,8 +98,8 @@ async def test_shared_through_redis_across_processes(sqlite_url: str, redis_url:
     )
     sha256 = document_hash(QUERY_EXCHANGES)
     async with (
-        running_hardened_app(settings) as first,
-        running_hardened_app(settings) as second,
+        running_app(settings) as first,
+        running_app(settings) as second,
         http_client(first, None) as one,
         http_client(second, None) as other,
     ):
@@ -123,7 +123,7 @@ def allowlist(tmp_path: Path) -> Path:
 
 async def test_allowlist_mode(sqlite_url: str, allowlist: Path) -> None:
     settings = hardened_settings(sqlite_url, PERSISTED_QUERIES_ALLOWLIST=str(allowlist))
-    async with running_hardened_app(settings) as app, http_client(app, None) as http:
+    async with running_app(settings) as app, http_client(app, None) as http:
         # listed: by hash, or in full
         body = await send(http, document_hash(QUERY_SYMBOLS), variables={"first": 1})
         assert "errors" not in body

@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 
 from graphql_api.auth import Role
 from graphql_api.ratelimit import BucketSpec, MemoryBuckets
-from tests.conftest import http_client, login_token, user_token
-from tests.hardening.conftest import counting_statements, hardened_settings, running_hardened_app
+from tests.conftest import http_client, login_token, running_app, user_token
+from tests.hardening.conftest import counting_statements, hardened_settings
 from tests.support.graphql import Json, error_codes
 
 QUERY_20_SYMBOLS = "{ symbols(first: 20) { edges { node { code } } } }"  # cost 20
@@ -99,7 +99,7 @@ async def test_aliased_orders_count_one_each(sqlite_url: str) -> None:
         "mutation ($i: PlaceOrderInput!) { a: placeOrder(input: $i) { order { id } } "
         "b: placeOrder(input: $i) { order { id } } }"
     )
-    async with running_hardened_app(settings) as app:
+    async with running_app(settings) as app:
         token = await login_token(app)
         async with http_client(app, token) as http:
             assert "errors" not in (await post(http, two_orders, {"i": ORDER})).json()
@@ -112,7 +112,7 @@ async def test_limits_hold_across_processes_through_redis(sqlite_url: str, redis
     settings = hardened_settings(
         sqlite_url, REDIS_URL=redis_url, REDIS_KEY_PREFIX=f"test-{uuid.uuid4().hex}:", **TIGHT
     )
-    async with running_hardened_app(settings) as first, running_hardened_app(settings) as second:
+    async with running_app(settings) as first, running_app(settings) as second:
         token = await login_token(first)
         async with http_client(first, token) as one, http_client(second, token) as other:
             # when: the user spends 60 of 70 points on the first

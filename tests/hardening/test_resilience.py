@@ -18,8 +18,8 @@ from graphql_api.resilience import (
     ServiceUnavailableError,
     with_timeout,
 )
-from tests.conftest import http_client, login_token, sql_database
-from tests.hardening.conftest import hardened_settings, hardening_of, running_hardened_app
+from tests.conftest import http_client, login_token, running_app, sql_database
+from tests.hardening.conftest import hardened_settings, hardening_of
 from tests.support.graphql import Json, error_codes
 from tests.support.restartable import RestartablePostgres
 from tests.support.servers import RedisProcess
@@ -108,7 +108,7 @@ async def test_database_outage_fails_fast_and_recovers() -> None:
             BREAKER_RESET_SECONDS=1,
             DB_CONNECT_TIMEOUT_SECONDS=2,
         )
-        async with running_hardened_app(settings) as app:
+        async with running_app(settings) as app:
             breaker = hardening_of(app).database_breaker
             async with http_client(app, await login_token(app)) as http:
                 assert "errors" not in await query(http)
@@ -159,7 +159,7 @@ async def test_redis_outage_degrades_and_recovers(sqlite_url: str) -> None:
             BREAKER_FAILURE_THRESHOLD=2,
             BREAKER_RESET_SECONDS=1,
         )
-        async with running_hardened_app(settings) as app:
+        async with running_app(settings) as app:
             hardening = hardening_of(app)
             assert hardening.limiter.shared  # REDIS_URL defaults to the broadcaster's
             async with http_client(app, await login_token(app)) as http:
@@ -197,7 +197,7 @@ async def test_statement_timeout_applies_to_every_pooled_connection(
 ) -> None:
     async with sql_database(request, "postgresql") as url:
         settings = hardened_settings(url, DB_STATEMENT_TIMEOUT_MS=250)
-        async with running_hardened_app(settings) as app:
+        async with running_app(settings) as app:
             engine = app.state.services.engine
             # connections opened during start-up, and new ones, alike
             async with engine.connect() as first, engine.connect() as second:

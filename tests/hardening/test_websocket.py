@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.hardening.conftest import hardened_settings, live_hardened_server
+from tests.conftest import live_server
+from tests.hardening.conftest import hardened_settings
 from tests.hardening.test_observability import value
 from tests.support.graphql import WsClient
 
@@ -21,7 +22,7 @@ SUBSCRIPTION_TICKS = 'subscription { ticks(symbols: ["600519.SH"]) { last } }'
 @pytest.fixture
 async def server(sqlite_url: str) -> AsyncIterator[tuple[str, Starlette]]:
     settings = hardened_settings(sqlite_url, CORS_ORIGINS="https://app.example")
-    async with live_hardened_server(settings) as running:
+    async with live_server(settings) as running:
         yield running
 
 
@@ -84,7 +85,7 @@ async def test_subscriptions_are_rate_limited(sqlite_url: str) -> None:
     settings = hardened_settings(
         sqlite_url, RATE_LIMIT_ANONYMOUS_BURST=1, RATE_LIMIT_ANONYMOUS_PER_SECOND=0.001
     )
-    async with live_hardened_server(settings) as (address, _app):
+    async with live_server(settings) as (address, _app):
         client = await WsClient.open(f"ws://{address}/graphql")
         try:
             await client.subscribe(SUBSCRIPTION_TICKS)  # takes the only point
