@@ -96,12 +96,7 @@ async def below_graphql(cluster: Cluster, requests: int) -> dict[str, Any]:
     engine = create_engine(cluster.database_url)
     store = SqlTimeSeriesStore(engine)
     connection = await asyncpg.connect(cluster.pg_dsn)
-    sql = (
-        _PG_KLINES.format(bounds="", direction="DESC")
-        .replace(":seconds", "$1")
-        .replace(":symbol", "$2")
-        .replace(":limit", "$3")
-    )
+    sql = _PG_KLINES.format(bounds="", direction="DESC")
     store_samples: list[float] = []
     sql_samples: list[float] = []
     quiet = await wait_for_quiet()

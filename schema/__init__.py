@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.extensions import ErrorCodes, MaskInternalErrors, is_internal
+from schema.fast_execution import FastExecutionContext
 from schema.limits import ExtensionFactory
 from schema.mutation import Mutation
 from schema.query import Query
@@ -46,6 +47,7 @@ def build_schema(extensions: Sequence[ExtensionFactory] = ()) -> QuantgraphSchem
         subscription=Subscription,
         extensions=[ErrorCodes, MaskInternalErrors, *extensions],
         config=StrawberryConfig(scalar_map={Decimal: DecimalScalar}),
+        execution_context_class=FastExecutionContext,
     )
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, or_, select, text
+from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,20 +25,25 @@ from storage.timeseries.buckets import floor_to_interval, tick_range_for_bars
 _TICK_COLUMNS = ("symbol", "time", "last", "bid", "ask", "volume")
 _STREAM_PARTITION = 2000
 
+# Positional parameters: it runs on asyncpg directly. $1 bar seconds, $2 symbol,
+# $3 limit, then the optional bounds. Open and close are the price of the
+# (time, id)-smallest and -largest tick: min/max over arrays compare in that
+# order without sorting each bucket (array_agg(... ORDER BY ...) did, at a
+# quarter of the query's time).
 _PG_KLINES = """
-SELECT date_bin(make_interval(secs => :seconds), time, TIMESTAMPTZ '1970-01-01 00:00:00+00')
+SELECT date_bin(make_interval(secs => $1), time, TIMESTAMPTZ '1970-01-01 00:00:00+00')
          AS bucket,
-       (array_agg(last ORDER BY time, id))[1] AS open,
+       (min(ARRAY[extract(epoch FROM time)::numeric, id::numeric, last]))[3] AS open,
        max(last) AS high,
        min(last) AS low,
-       (array_agg(last ORDER BY time DESC, id DESC))[1] AS close,
+       (max(ARRAY[extract(epoch FROM time)::numeric, id::numeric, last]))[3] AS close,
        sum(volume) AS volume,
        count(*) AS trade_count
 FROM ticks
-WHERE symbol = :symbol {bounds}
+WHERE symbol = $2 {bounds}
 GROUP BY bucket
 ORDER BY bucket {direction}
-LIMIT :limit
+LIMIT $3
 """
 
 
@@ -132,29 +137,22 @@ class SqlTimeSeriesStore:
         newest: bool,
     ) -> list[Bar]:
         bounds = ""
-        params: dict[str, Any] = {"seconds": interval.seconds, "symbol": symbol, "limit": limit}
+        params: list[Any] = [interval.seconds, symbol, limit]
         if lo is not None:
-            bounds += " AND time >= :lo"
-            params["lo"] = lo
+            params.append(lo)
+            bounds += f" AND time >= ${len(params)}"
         if hi is not None:
-            bounds += " AND time < :hi"
-            params["hi"] = hi
-        statement = text(_PG_KLINES.format(bounds=bounds, direction="DESC" if newest else "ASC"))
+            params.append(hi)
+            bounds += f" AND time < ${len(params)}"
+        sql = _PG_KLINES.format(bounds=bounds, direction="DESC" if newest else "ASC")
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(statement, params)).all()
-        bars = [
-            Bar(
-                symbol=symbol,
-                time=row.bucket,
-                open=row.open,
-                high=row.high,
-                low=row.low,
-                close=row.close,
-                volume=row.volume,
-                trade_count=row.trade_count,
-            )
-            for row in rows
-        ]
+            # asyncpg directly: SQLAlchemy's row processing doubled the time of
+            # a 10,000-bar read (the engine's pool, timeouts and breaker still apply).
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            rows = await driver.fetch(sql, *params)
+        bars = [Bar(symbol, row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows]
         if newest:
             bars.reverse()
         return bars
