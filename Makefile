@@ -22,6 +22,7 @@ serve: install
 
 test-servers:
 	bash scripts/install-test-servers.sh
+	bash scripts/install-browser.sh
 
 ## Install everything and run the whole test suite (starts its own PostgreSQL and Redis).
 test: install test-servers

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
@@ -26,6 +26,7 @@ from strawberry.subscriptions import (
 )
 from strawberry.types.unset import UnsetType
 
+from graphql_api import web
 from graphql_api.auth import AuthError
 from graphql_api.hardening import Hardening
 from graphql_api.http_view import GraphQLOverHTTP
@@ -67,6 +68,10 @@ class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
                 cleanup = _OPEN_SOCKETS.pop(id(scope), None)
                 if cleanup is not None:
                     cleanup()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # GraphiQL on our own static files (graphql_api.web), not Strawberry's CDN page.
+        return web.graphiql_response()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -180,12 +185,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def index(_request: Request) -> Response:
-        return RedirectResponse("/graphql")
-
     app = Starlette(
         routes=[
-            Route("/", index),
+            *web.routes(),
             Route("/healthz", healthz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),

@@ -1,0 +1,80 @@
+"""The browser pages: GraphiQL at ``/graphql`` and the live prices page at ``/``.
+
+Both are static HTML with hand-written JavaScript next to them in ``static/``;
+GraphiQL and React are vendored in ``static/vendor/`` (see its README) because
+Strawberry's own GraphiQL page loads them from a CDN, which production pages
+should not depend on and offline machines cannot reach. Every URL in the pages
+is relative (``static/…``, ``graphql``), so they also work under a path prefix
+as long as ``/static`` is mounted next to ``/graphql``.
+
+The pages come with a Content-Security-Policy that lets them load scripts from,
+and connect to, nothing but this origin: a page that holds a user's token should
+not be able to send it anywhere else, even through an injected script.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+PAGES_DIR = Path(__file__).resolve().parent
+STATIC_DIR = PAGES_DIR / "static"
+
+# No inline scripts. Inline styles are allowed: GraphiQL's dialogs (Radix) insert
+# them, and CSS cannot run code. data: covers the icons and fonts inlined in
+# GraphiQL's CSS; connect-src 'self' covers WebSockets to this host.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    )
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@cache
+def _read(name: str) -> str:
+    return (PAGES_DIR / name).read_text(encoding="utf-8")
+
+
+def graphiql_html() -> str:
+    """GraphiQL on the vendored assets, with subscriptions over graphql-transport-ws."""
+    return _read("graphiql.html")
+
+
+def live_html() -> str:
+    return _read("live.html")
+
+
+def graphiql_response() -> HTMLResponse:
+    """What ``render_graphql_ide`` of the GraphQL view returns."""
+    return HTMLResponse(graphiql_html(), headers=PAGE_HEADERS)
+
+
+async def live_page(_request: Request) -> HTMLResponse:
+    return HTMLResponse(live_html(), headers=PAGE_HEADERS)
+
+
+def routes() -> list[BaseRoute]:
+    """``/`` (the live page) and ``/static`` (the pages' scripts, styles and vendored assets)."""
+    return [
+        Route("/", live_page, methods=["GET"], name="live"),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
