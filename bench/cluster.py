@@ -142,6 +142,9 @@ def our_server_env(cluster: Cluster, port: int) -> dict[str, str]:
         "QUANTGRAPH_HOST": "127.0.0.1",
         # Access logs off (they are INFO): a production deployment would not log every request.
         "LOG_LEVEL": "warning",
+        # The load generators are one client firing as fast as it can: rate limits would
+        # answer 429 (the peers have none). Their cost is in bench/limits_overhead.py.
+        "RATE_LIMIT": "false",
     }
 
 

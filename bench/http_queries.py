@@ -161,6 +161,9 @@ async def run(
     core_busy = cores.percent()
     profiled = await sampling if sampling is not None else None
     latency = report["latency"]
+    if int(report.get("non2xx", 0)):
+        # Refusals (429, 5xx) are fast: counting them as requests would flatter the server.
+        raise RuntimeError(f"{server.kind} {workload}: {report['non2xx']} non-2xx responses")
     return {
         "server": server.kind,
         "workload": workload,

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from starlette.applications import Starlette
 from graphql_api.services import Services
 from storage.timeseries import Tick
 from tests.conftest import login_token
+from tests.support.npm import npm_ci
 
 pytestmark = pytest.mark.slow
 
@@ -71,24 +71,7 @@ def chromium() -> str:
 @pytest.fixture(scope="session")
 def driver() -> Path:
     """drive.mjs with playwright-core installed (npm ci from the lockfile)."""
-    npm = shutil.which("npm")
-    if shutil.which("node") is None or npm is None:
-        pytest.fail(
-            "the browser tests need `node` (20+) and `npm` on PATH: install Node.js 20 "
-            "(e.g. Debian's `nodejs` and `npm` packages)"
-        )
-    command = [npm, "ci", "--no-audit", "--no-fund"]
-    try:
-        result = subprocess.run(
-            command, cwd=DRIVER_DIR, capture_output=True, text=True, timeout=300, check=False
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"`{' '.join(command)}` in {DRIVER_DIR} took more than 300 s")
-    if result.returncode != 0:
-        pytest.fail(
-            f"`{' '.join(command)}` in {DRIVER_DIR} failed ({result.returncode}):\n"
-            f"{result.stdout}\n{result.stderr}"
-        )
+    npm_ci(DRIVER_DIR, needed_for="the browser test")
     return DRIVER
 
 

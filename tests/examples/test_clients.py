@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from graphql_api.services import Services
 from storage import models
 from storage.timeseries import Tick
 from tests.conftest import live_server, make_settings, sql_database
+from tests.support.npm import npm_ci
 
 pytestmark = pytest.mark.slow
 
@@ -50,25 +50,7 @@ class Feed:
 @pytest.fixture(scope="session")
 def node_client() -> Path:
     """examples/node with its dependencies installed (npm ci from the lockfile)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail(
-            "the Node example needs `node` (20+) and `npm` on PATH: install Node.js 20 "
-            "(e.g. Debian's `nodejs` and `npm` packages)"
-        )
-    has_lock = (NODE_DIR / "package-lock.json").exists()
-    command = [npm, "ci" if has_lock else "install", "--no-audit", "--no-fund"]
-    try:
-        result = subprocess.run(
-            command, cwd=NODE_DIR, capture_output=True, text=True, timeout=300, check=False
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"`{' '.join(command)}` in {NODE_DIR} took more than 300 s")
-    if result.returncode != 0:
-        pytest.fail(
-            f"`{' '.join(command)}` in {NODE_DIR} failed ({result.returncode}):\n"
-            f"{result.stdout}\n{result.stderr}"
-        )
+    npm_ci(NODE_DIR, needed_for="the Node example")
     return NODE_CLIENT
 
 
