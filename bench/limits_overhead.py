@@ -52,12 +52,13 @@ from graphql_api.app import QuantgraphGraphQL, create_app
 from graphql_api.hardening import Hardening
 from schema import QuantgraphSchema
 from schema.extensions import ErrorCodes, MaskInternalErrors
+from schema.fast_execution import FastExecutionContext
 from schema.limits import _with_code, limit_extensions, operation_cost
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import DecimalScalar
 from schema.subscription import Subscription
-from tests.hardening.conftest import create_hardened_app, hardened_settings
+from tests.hardening.conftest import hardened_settings
 
 RESULTS = Path(__file__).parent / "results" / "limits_overhead.json"
 QUERY = """
@@ -74,6 +75,7 @@ def build(extensions: list[Any]) -> QuantgraphSchema:
         subscription=Subscription,
         extensions=[ErrorCodes, MaskInternalErrors, *extensions],
         config=StrawberryConfig(scalar_map={Decimal: DecimalScalar}),
+        execution_context_class=FastExecutionContext,
     )
 
 
@@ -136,8 +138,19 @@ async def measure(database_url: str, requests: int) -> dict[str, Any]:
         RATE_LIMIT_ANONYMOUS_PER_SECOND=1e12,
         ACCESS_LOG=False,
     )
-    hardened = create_hardened_app(settings)
-    plain = create_app(settings)
+    hardened = create_app(settings)
+    # What can be switched off: rate limits, APQ, metrics, CSRF prevention (the
+    # query limits always run; the schema variants below isolate their cost).
+    plain = create_app(
+        hardened_settings(
+            database_url,
+            RATE_LIMIT=False,
+            PERSISTED_QUERIES=False,
+            METRICS=False,
+            CSRF_PREVENTION=False,
+            ACCESS_LOG=False,
+        )
+    )
     hardening: Hardening = hardened.state.hardening
     variants: dict[str, list[type[SchemaExtension] | Any]] = {
         "base": [],
