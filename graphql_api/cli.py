@@ -221,6 +221,7 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
             workers=workers,
             log_level=settings.log_level.lower(),
             ws="websockets-sansio",
+            ws_per_message_deflate=settings.ws_per_message_deflate,
             timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         ),
         gc_gen0_threshold=settings.gc_gen0_threshold,

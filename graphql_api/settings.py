@@ -57,6 +57,9 @@ class Settings(HardeningSettings):
     ws_keep_alive_interval_seconds: float = Field(
         15.0, alias="WS_KEEP_ALIVE_INTERVAL_SECONDS", gt=0
     )
+    # Compression is per socket: with it, serialize-once fans out to a deflate per
+    # subscriber per message (half the server's CPU at 1,000 subscribers).
+    ws_per_message_deflate: bool = Field(False, alias="WS_PER_MESSAGE_DEFLATE")
     ws_connection_init_timeout_seconds: float = Field(
         10.0, alias="WS_CONNECTION_INIT_TIMEOUT_SECONDS", gt=0
     )
