@@ -103,6 +103,16 @@ class Hub:
     async def publish(self, channel: str, message: str) -> None:
         await self._broadcast.publish(channel, message)
 
+    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        """In order; in one round trip when the bus can batch (Redis pipelines)."""
+        backend = getattr(self._broadcast, "_backend", None)
+        batched = getattr(backend, "publish_many", None)
+        if batched is not None:
+            await batched(messages)
+            return
+        for channel, message in messages:
+            await self._broadcast.publish(channel, message)
+
     @contextlib.asynccontextmanager
     async def subscribe(
         self, channels: Sequence[str], *, conflate: bool, capacity: int | None = None
