@@ -18,6 +18,7 @@ from redis import asyncio as redis
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
+from graphql_api.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.hardening_settings import HardeningSettings
 from graphql_api.http_guard import (
     AccessLogMiddleware,
@@ -194,6 +195,8 @@ class Hardening:
         remove = self.metrics.instrument_engine(engine)
         self.metrics.track_hub(services.hub)
         self.metrics.track_activity(services.activity)
+        if isinstance(services.timeseries, GuardedTimeSeriesStore):
+            self.metrics.track_breaker(services.timeseries.breaker)
         try:
             yield
         finally:

@@ -125,6 +125,10 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_started = None
 
+    def abandon_trial(self) -> None:
+        """A call that passed the gate was cancelled: it proves nothing either way."""
+        self._trial_started = None
+
     def record_failure(self) -> None:
         self._failures += 1
         self._trial_started = None

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.auth import AuthService
 from graphql_api.demo_data import seed_demo_data
+from graphql_api.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.hub import Hub
 from graphql_api.ingest import TickIngestor
 from graphql_api.leader import Leadership
@@ -27,6 +28,7 @@ from graphql_api.market_feed import RandomWalk, run_simulated_feed
 from graphql_api.matcher import PaperMatcher
 from graphql_api.orders import OrderService
 from graphql_api.redis_backend import RedisBroadcastBackend
+from graphql_api.resilience import CircuitBreaker
 from graphql_api.risk import RiskLimits
 from graphql_api.services import Services
 from graphql_api.settings import Settings
@@ -208,7 +210,13 @@ async def _open_timeseries(settings: Settings, engine: AsyncEngine) -> TimeSerie
             pool_size=settings.tdengine_pool_size,
             buffer_max_rows=settings.tdengine_buffer_rows,
         )
-        return store
+        breaker = CircuitBreaker(
+            "tdengine",
+            failure_threshold=settings.breaker_failure_threshold,
+            reset_timeout=settings.breaker_reset_seconds,
+        )
+        timeout = (settings.db_statement_timeout_ms or 30_000) / 1000
+        return GuardedTimeSeriesStore(store, breaker, timeout=timeout)
     return SqlTimeSeriesStore(engine)
 
 
