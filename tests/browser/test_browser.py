@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -32,7 +31,7 @@ from starlette.applications import Starlette
 from graphql_api.services import Services
 from storage.timeseries import Tick
 from tests.conftest import login_token
-from tests.support.npm import npm_ci
+from tests.support.npm import json_lines_of, npm_ci
 
 pytestmark = pytest.mark.slow
 
@@ -103,26 +102,13 @@ async def feeding_ticks(services: Services, interval: float = 0.2) -> AsyncItera
 
 
 async def run_driver(command: list[str], env: dict[str, str]) -> list[Json]:
-    """Run drive.mjs to completion without blocking the server's loop; its JSON lines."""
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    return await json_lines_of(
+        command,
         cwd=DRIVER_DIR,
-        env={**os.environ, **env},
+        timeout=DRIVER_TIMEOUT,
+        env=env,
+        failure_hint=f"; screenshots in {SCREENSHOTS}",
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), DRIVER_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.communicate()
-        pytest.fail(f"drive.mjs did not finish within {DRIVER_TIMEOUT} s")
-    output, errors = stdout.decode(), stderr.decode()
-    assert process.returncode == 0, (
-        f"drive.mjs failed (exit {process.returncode}; screenshots in {SCREENSHOTS}):\n"
-        f"{errors}\n{output}"
-    )
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 def event(lines: list[Json], name: str) -> Json:

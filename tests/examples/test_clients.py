@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -26,7 +25,7 @@ from graphql_api.services import Services
 from storage import models
 from storage.timeseries import Tick
 from tests.conftest import live_server, make_settings, sql_database
-from tests.support.npm import npm_ci
+from tests.support.npm import json_lines_of, npm_ci
 
 pytestmark = pytest.mark.slow
 
@@ -88,22 +87,7 @@ async def feeding_ticks(services: Services, interval: float = 0.2) -> AsyncItera
 
 
 async def run_client(command: Sequence[str]) -> list[Json]:
-    """Run a client to completion (without blocking the server's loop); its JSON lines."""
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), CLIENT_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.communicate()
-        pytest.fail(f"{command[:2]} did not finish within {CLIENT_TIMEOUT} s")
-    output, errors = stdout.decode(), stderr.decode()
-    assert process.returncode == 0, f"exit {process.returncode}\n{output}\n{errors}"
-    return [json.loads(line) for line in output.splitlines() if line.strip()]
+    return await json_lines_of(command, cwd=ROOT, timeout=CLIENT_TIMEOUT)
 
 
 def by_event(lines: list[Json], event: str) -> list[Json]:
