@@ -189,3 +189,19 @@ async def test_a_failed_batch_writes_nothing(store: TimeSeriesStore) -> None:
     with pytest.raises(TimeSeriesWriteError):
         await store.write_ticks([TICKS[0], bad, TICKS[1]])
     assert await store.ticks("600519.SH", None, None, 10) == []
+
+
+async def test_batches_out_of_order_give_the_same_bars(store: TimeSeriesStore) -> None:
+    # the same ticks, written as batches arriving out of time order
+    # (a late batch reopens a minute; equal times keep their write order)
+    late_first = [TICKS[4], TICKS[5], TICKS[6]], [TICKS[0], TICKS[1]], [TICKS[2], TICKS[3]]
+    for batch in late_first:
+        await store.write_ticks(batch)
+    for interval, expected in EXPECTED.items():
+        assert await store.klines("600519.SH", interval, None, None, 100) == expected
+    tie = [tick("BTCUSDT", 61, "1.00"), tick("BTCUSDT", 61, "2.00")]
+    await store.write_ticks(tie[:1])
+    await store.write_ticks(tie[1:])
+    minute_start = T0 + timedelta(minutes=1)
+    [minute] = await store.klines("BTCUSDT", KlineInterval.MINUTE_1, minute_start, None, 1)
+    assert (minute.open, minute.close, minute.trade_count) == (Decimal("1.00"), Decimal("2.00"), 2)
