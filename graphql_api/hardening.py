@@ -47,13 +47,18 @@ from schema.persisted_queries import persisted_queries
 from schema.rate_limiting import RateLimits, rate_limiting
 
 
-def tracing_extensions() -> list[ExtensionFactory]:
-    """OpenTelemetry spans per operation and resolver, when opentelemetry is installed.
+def tracing_extensions(enabled: bool) -> list[ExtensionFactory]:
+    """OpenTelemetry spans per operation and resolver (Strawberry's extension).
 
-    (Configure the SDK and exporter through the usual ``OTEL_*`` environment.)
+    Spans go to the global tracer provider: ``opentelemetry-instrument`` sets it
+    (and its exporter) from ``OTEL_*`` variables, or the embedding program does.
+    Asking for tracing without the packages fails at start-up rather than
+    silently tracing nothing.
     """
-    if importlib.util.find_spec("opentelemetry") is None:
+    if not enabled:
         return []
+    if importlib.util.find_spec("opentelemetry") is None:
+        raise RuntimeError("TRACING=true needs OpenTelemetry: pip install 'quantgraph[tracing]'")
     from strawberry.extensions.tracing import OpenTelemetryExtension
 
     return [OpenTelemetryExtension]
@@ -140,7 +145,7 @@ class Hardening:
             persisted_queries(self.store if self.allowlist is None else None, self.allowlist),
             *limit_extensions(self.limits),
         ]
-        extensions += tracing_extensions()
+        extensions += tracing_extensions(self.settings.tracing)
         if self.settings.rate_limit:
             extensions.append(
                 rate_limiting(

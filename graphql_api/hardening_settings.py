@@ -66,6 +66,7 @@ class HardeningSettings(BaseSettings):
 
     # Observability.
     metrics: bool = Field(True, alias="METRICS")
+    tracing: bool = Field(False, alias="TRACING")
 
     @field_validator("cors_origins", "rate_limit_exempt_roles", mode="before")
     @classmethod
