@@ -28,7 +28,6 @@ import shutil
 import statistics
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +45,11 @@ from starlette.routing import Route
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
-from strawberry.schema.config import StrawberryConfig
 
 from graphql_api.app import QuantgraphGraphQL, create_app
 from graphql_api.hardening import Hardening
-from schema import QuantgraphSchema
-from schema.extensions import ErrorCodes, MaskInternalErrors
-from schema.fast_execution import FastExecutionContext
+from schema import QuantgraphSchema, build_schema
 from schema.limits import _with_code, limit_extensions, operation_cost
-from schema.mutation import Mutation
-from schema.query import Query
-from schema.scalars import DecimalScalar
-from schema.subscription import Subscription
 from tests.hardening.conftest import hardened_settings
 
 RESULTS = Path(__file__).parent / "results" / "limits_overhead.json"
@@ -66,17 +58,6 @@ query Symbols {
   symbols(first: 20) { edges { cursor node { code name exchange quote { last time } } } }
 }
 """
-
-
-def build(extensions: list[Any]) -> QuantgraphSchema:
-    return QuantgraphSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        extensions=[ErrorCodes, MaskInternalErrors, *extensions],
-        config=StrawberryConfig(scalar_map={Decimal: DecimalScalar}),
-        execution_context_class=FastExecutionContext,
-    )
 
 
 def view_of(app: Starlette) -> QuantgraphGraphQL:
@@ -157,7 +138,7 @@ async def measure(database_url: str, requests: int) -> dict[str, Any]:
         "limits": list(limit_extensions(hardening.limits)),
         "all": hardening.schema_extensions(),
     }
-    schemas = {name: build(extensions) for name, extensions in variants.items()}
+    schemas = {name: build_schema(extensions) for name, extensions in variants.items()}
     timings: dict[str, list[float]] = {name: [] for name in [*schemas, "plain_app", "hardened_app"]}
     view = view_of(hardened)
     full_schema = view.schema

@@ -10,7 +10,6 @@ ingestor reports its own failures.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -59,22 +58,17 @@ class GuardedTimeSeriesStore:
         await self.store.close()
 
     async def _read(self, read: Callable[[], Awaitable[T]]) -> T:
-        self.breaker.check()
+        async def bounded() -> T:
+            return await with_timeout(read(), self._timeout, service=SERVICE)
+
         try:
-            result = await with_timeout(read(), self._timeout, service=SERVICE)
-        except asyncio.CancelledError:
-            self.breaker.abandon_trial()
+            return await self.breaker.call(bounded, is_failure=is_outage)
+        except ServiceUnavailableError:
             raise
         except Exception as error:
-            if not is_outage(error):
-                self.breaker.record_success()  # the server answered, with a refusal
-                raise
-            self.breaker.record_failure()
-            if isinstance(error, ServiceUnavailableError):
-                raise
-            raise ServiceUnavailableError(SERVICE, f"read failed: {error}") from error
-        self.breaker.record_success()
-        return result
+            if is_outage(error):
+                raise ServiceUnavailableError(SERVICE, f"read failed: {error}") from error
+            raise  # the server answered, with a refusal
 
 
 def is_outage(error: BaseException) -> bool:

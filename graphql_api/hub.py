@@ -103,10 +103,14 @@ class Hub:
     async def publish(self, channel: str, message: str) -> None:
         await self._broadcast.publish(channel, message)
 
+    @property
+    def backend(self) -> object:
+        """broadcaster's backend: ours for Redis reports its health and batches publishes."""
+        return getattr(self._broadcast, "_backend", None)
+
     async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
         """In order; in one round trip when the bus can batch (Redis pipelines)."""
-        backend = getattr(self._broadcast, "_backend", None)
-        batched = getattr(backend, "publish_many", None)
+        batched = getattr(self.backend, "publish_many", None)
         if batched is not None:
             await batched(messages)
             return

@@ -347,7 +347,7 @@ async def check_database(services: Any) -> None:
 
 
 async def check_broadcast(services: Any) -> None:
-    backend = broadcast_backend(services.hub)
+    backend = services.hub.backend
     if isinstance(backend, RedisBroadcastBackend) and not backend.healthy.is_set():
         raise RuntimeError("redis pub/sub connection is down (reconnecting)")
 
@@ -360,11 +360,6 @@ async def check_background(services: Any) -> None:
     stopped = services.activity.stopped_tasks()
     if stopped:
         raise RuntimeError(f"stopped: {', '.join(stopped)}")
-
-
-def broadcast_backend(hub: Hub) -> object:
-    broadcast = getattr(hub, "_broadcast", None)
-    return getattr(broadcast, "_backend", None)
 
 
 DEFAULT_CHECKS: dict[str, Check] = {

@@ -125,10 +125,6 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_started = None
 
-    def abandon_trial(self) -> None:
-        """A call that passed the gate was cancelled: it proves nothing either way."""
-        self._trial_started = None
-
     def record_failure(self) -> None:
         self._failures += 1
         self._trial_started = None
@@ -143,17 +139,21 @@ class CircuitBreaker:
         self,
         function: Callable[[], Awaitable[T]],
         *,
-        failures: tuple[type[BaseException], ...] = (Exception,),
+        is_failure: Callable[[Exception], bool] = lambda _error: True,
     ) -> T:
-        """Run ``function`` through the breaker; exceptions in ``failures`` count against it."""
+        """Run ``function`` through the breaker. An exception ``is_failure`` accepts
+        counts against it; any other one came from a dependency that answered."""
         self.check()
         try:
             result = await function()
-        except failures:
-            self.record_failure()
+        except Exception as error:
+            if is_failure(error):
+                self.record_failure()
+            else:
+                self.record_success()
             raise
         except BaseException:
-            self._trial_started = None
+            self._trial_started = None  # cancelled: it proves nothing either way
             raise
         self.record_success()
         return result

@@ -148,10 +148,7 @@ class SqlTimeSeriesStore:
         async with self._engine.connect() as connection:
             # asyncpg directly: SQLAlchemy's row processing doubled the time of
             # a 10,000-bar read (the engine's pool, timeouts and breaker still apply).
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            rows = await driver.fetch(sql, *params)
+            rows = await (await _asyncpg(connection)).fetch(sql, *params)
         bars = [Bar(symbol, row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows]
         if newest:
             bars.reverse()
@@ -237,12 +234,17 @@ async def _aggregate(
     return bars
 
 
-async def _copy_ticks(connection: AsyncConnection, ticks: Sequence[Tick]) -> None:
-    """``COPY`` the batch through asyncpg, inside the surrounding transaction."""
+async def _asyncpg(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under SQLAlchemy's, for COPY and row-heavy reads."""
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    await driver.copy_records_to_table(
+    return driver
+
+
+async def _copy_ticks(connection: AsyncConnection, ticks: Sequence[Tick]) -> None:
+    """``COPY`` the batch through asyncpg, inside the surrounding transaction."""
+    await (await _asyncpg(connection)).copy_records_to_table(
         "ticks",
         records=[(t.symbol, t.time, t.last, t.bid, t.ask, t.volume) for t in ticks],
         columns=list(_TICK_COLUMNS),

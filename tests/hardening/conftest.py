@@ -15,12 +15,9 @@ from starlette.applications import Starlette
 from graphql_api.hardening import Hardening
 from graphql_api.hardening_settings import HardeningSettings
 from graphql_api.settings import Settings
-from tests.conftest import http_client, login_token, running_app, sql_database
+from tests.conftest import http_client, login_token, make_settings, running_app, sql_database
 
 HARDENING_ENV = [f.alias for f in HardeningSettings.model_fields.values() if f.alias is not None]
-
-
-HardenedSettings = Settings
 
 
 @pytest.fixture(autouse=True)
@@ -29,16 +26,11 @@ def _clean_hardening_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def hardened_settings(database_url: str, **overrides: Any) -> HardenedSettings:
-    values: dict[str, Any] = {
-        "DATABASE_URL": database_url,
-        "MARKET_FEED": "none",
-        "BROADCAST_URL": "memory://",
-        "TICK_FLUSH_INTERVAL_MS": 5,
-        "MATCHER_ENABLED": False,
-    }
-    values.update(overrides)
-    return HardenedSettings(**values)
+def hardened_settings(database_url: str, **overrides: Any) -> Settings:
+    """The suite's settings with the limits back at their defaults (rate limits on)."""
+    return make_settings(
+        database_url, **{"RATE_LIMIT": True, "MATCHER_ENABLED": False, **overrides}
+    )
 
 
 @pytest.fixture

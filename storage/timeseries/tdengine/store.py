@@ -471,22 +471,7 @@ class TDengineTimeSeriesStore:
         rows = await self._query(
             sql.select_klines(self._database, symbol, interval, lo, hi, limit, newest=newest)
         )
-        bars = [
-            Bar(
-                symbol=symbol,
-                time=decode_time(row[0], self._precision),
-                open=decode_decimal(row[1]),
-                high=decode_decimal(row[2]),
-                low=decode_decimal(row[3]),
-                close=decode_decimal(row[4]),
-                volume=decode_decimal(row[5]),
-                trade_count=int(row[6]),
-            )
-            for row in rows
-        ]
-        if newest:
-            bars.reverse()
-        return bars
+        return self._bars(symbol, rows, newest=newest)
 
     async def minute_bars(
         self, symbol: str, start: datetime | None, end: datetime | None, limit: int
@@ -501,6 +486,10 @@ class TDengineTimeSeriesStore:
         rows = await self._query(
             sql.select_minute_bars(self._database, symbol, lo, hi, limit, newest=newest)
         )
+        return self._bars(symbol, rows, newest=newest)
+
+    def _bars(self, symbol: str, rows: Sequence[Sequence[Any]], *, newest: bool) -> list[Bar]:
+        """Decoded bars in ascending time (``newest`` queries run descending)."""
         bars = [
             Bar(
                 symbol=symbol,
