@@ -26,8 +26,8 @@ import enum
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api import backtest
 from graphql_api.errors import ErrorCode, UserError
+from graphql_api.number_text import NumberTextError, parse_plain_decimal
 from graphql_api.services import Services
 from graphql_api.strategy_rules import validate_parameters, warmup_bars
 from graphql_api.symbols import SymbolCatalog, SymbolSpec, is_multiple_of
@@ -42,12 +43,14 @@ from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
 from storage.timeseries import KlineInterval
+from storage.timeseries.buckets import day_range_for_bars
 
 __all__ = [
     "CSV_COLUMNS",
     "DEFAULT_COMMISSION_RATE",
     "DEFAULT_INITIAL_CASH",
     "IMPORT_BATCH_SIZE",
+    "MAX_BACKTEST_AMOUNT",
     "MAX_BACKTEST_BARS",
     "MAX_IMPORT_ROWS",
     "BacktestOutcome",
@@ -69,6 +72,9 @@ MAX_BACKTEST_BARS = 200_000
 MAX_IMPORT_ROWS = 100_000
 IMPORT_BATCH_SIZE = 5000
 DEFAULT_INITIAL_CASH = Decimal(1_000_000)
+# Largest initialCash or fixedQuantity: a quadrillion, far beyond any account,
+# keeps the ledger's products within its 40 exact digits for realistic prices.
+MAX_BACKTEST_AMOUNT = Decimal(10**15)
 DEFAULT_COMMISSION_RATE = Decimal("0.0003")
 CSV_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 
@@ -130,7 +136,22 @@ async def run_backtest(services: Services, request: BacktestRequest) -> Backtest
     prepared, errors = await prepare_backtest(services, request)
     if prepared is None:
         return BacktestOutcome(None, errors)
-    return BacktestOutcome(await compute_backtest(prepared), [])
+    try:
+        return BacktestOutcome(await compute_backtest(prepared), [])
+    except DecimalException:
+        # The ledger computes exactly (40 digits) and traps instead of rounding:
+        # amounts within the limits below fit, but stored prices can be large too.
+        return BacktestOutcome(
+            None,
+            [
+                UserError(
+                    "initialCash",
+                    ErrorCode.OUT_OF_RANGE,
+                    "the amounts are too large to compute exactly; "
+                    "use a smaller initialCash or fixedQuantity",
+                )
+            ],
+        )
 
 
 async def compute_backtest(prepared: PreparedBacktest) -> backtest.BacktestResult:
@@ -231,9 +252,13 @@ def _check_request(
         )
     if _utc(request.start) >= _utc(request.end):
         errors.append(UserError("to", ErrorCode.INVALID, "to must be after from"))
-    if not (request.initial_cash.is_finite() and request.initial_cash > 0):
+    if not (request.initial_cash.is_finite() and 0 < request.initial_cash <= MAX_BACKTEST_AMOUNT):
         errors.append(
-            UserError("initialCash", ErrorCode.OUT_OF_RANGE, "initialCash must be positive")
+            UserError(
+                "initialCash",
+                ErrorCode.OUT_OF_RANGE,
+                f"initialCash must be positive and at most {MAX_BACKTEST_AMOUNT}",
+            )
         )
     rate = request.commission_rate
     if not (rate.is_finite() and 0 <= rate < 1):
@@ -242,9 +267,13 @@ def _check_request(
         )
     quantity = request.fixed_quantity
     if quantity is not None:
-        if not (quantity.is_finite() and quantity > 0):
+        if not (quantity.is_finite() and 0 < quantity <= MAX_BACKTEST_AMOUNT):
             errors.append(
-                UserError("fixedQuantity", ErrorCode.OUT_OF_RANGE, "fixedQuantity must be positive")
+                UserError(
+                    "fixedQuantity",
+                    ErrorCode.OUT_OF_RANGE,
+                    f"fixedQuantity must be positive and at most {MAX_BACKTEST_AMOUNT}",
+                )
             )
         elif spec is not None and not is_multiple_of(quantity, spec.lot_size):
             errors.append(
@@ -267,9 +296,12 @@ async def _load_bars(
     if interval.is_intraday:
         bars = await services.timeseries.klines(symbol, interval, start, end, limit)
         return [(b.time, b.open, b.high, b.low, b.close) for b in bars]
+    days = day_range_for_bars(start, end)
+    if days is None:
+        return []
     async with services.sessions() as session:
         rows = await symbol_repo.daily_bars(
-            session, symbol, start=_first_day_from(start), end=_first_day_from(end), limit=limit
+            session, symbol, start=days[0], end=days[1], limit=limit
         )
     return [
         (datetime.combine(r.day, time(0), tzinfo=UTC), r.open, r.high, r.low, r.close) for r in rows
@@ -278,12 +310,6 @@ async def _load_bars(
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _first_day_from(moment: datetime) -> date:
-    """The first day whose 00:00 UTC start is not before ``moment`` (bars belong by start)."""
-    utc = moment.astimezone(UTC)
-    return utc.date() if utc.time() == time(0) else utc.date() + timedelta(days=1)
 
 
 # --- CSV import of daily bars ----------------------------------------------------------------
@@ -501,16 +527,10 @@ def _parse_row(cells: Sequence[str], spec: SymbolSpec) -> _Row | RejectedRow:
     numbers: dict[str, Decimal] = {}
     for name, raw in zip(CSV_COLUMNS[1:], raw_numbers, strict=True):
         try:
-            value = Decimal(raw)
-        except InvalidOperation:
+            value = parse_plain_decimal(raw)
+        except NumberTextError:
             return _reject(
                 ErrorCode.INVALID, f"{name} {raw!r} is not a number", f"{name} is not a number"
-            )
-        if not value.is_finite():
-            return _reject(
-                ErrorCode.INVALID,
-                f"{name} {raw!r} is not a finite number",
-                f"{name} is not a finite number",
             )
         numbers[name] = value
     for name in ("open", "high", "low", "close"):

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from graphql_api.number_text import NumberTextError, parse_ascii_int
+
 if TYPE_CHECKING:
     from graphql_api.backtests import ImportReport
     from graphql_api.import_summary import ImportSummary
@@ -192,8 +194,8 @@ def _add_import_options(command: argparse.ArgumentParser) -> None:
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
+        value = parse_ascii_int(text, max_digits=18)
+    except NumberTextError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")

@@ -11,7 +11,12 @@ turns request problems it detects itself (bad JSON, a mutation over GET…) into
   accept only ``application/json`` (or send no ``Accept``) keep the legacy 200.
 - JSON GraphQL error bodies with ``extensions.code`` for the view's own HTTP errors;
 - a 400, not a 500, for bodies that are not UTF-8, nest too deeply to decode,
-  or are JSON but not an object.
+  or are JSON but not an object;
+- a 400 for a subscription sent as a plain request: Strawberry would execute it
+  like a query and fail on the stream its resolver returns. Subscriptions
+  stream over a WebSocket, or over Server-Sent Events (the ``graphql-sse``
+  protocol, chosen by ``Accept: text/event-stream``), which never reaches
+  :meth:`GraphQLOverHTTP.execute_single`.
 
 Use it as the base class of the app's view (instead of ``strawberry.asgi.GraphQL``).
 """
@@ -21,13 +26,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from typing_extensions import TypeVar
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -79,6 +87,12 @@ def http_error_response(status_code: int, message: str) -> Response:
     return Response(json.dumps(body), status_code=status_code, media_type="application/json")
 
 
+SUBSCRIPTION_NEEDS_A_STREAM = (
+    "subscriptions stream over a WebSocket (graphql-transport-ws or graphql-ws) or "
+    "Server-Sent Events (POST with Accept: text/event-stream), not a plain HTTP request"
+)
+
+
 class GraphQLOverHTTP(GraphQL[ContextT, RootValueT]):
     def parse_json(self, data: str | bytes) -> Any:
         # Strawberry assumes an object (or a batch list) and fails with a 500 on
@@ -109,6 +123,40 @@ class GraphQLOverHTTP(GraphQL[ContextT, RootValueT]):
         except HTTPException as error:
             response = http_error_response(error.status_code, error.reason)
         await response(scope, receive, send)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: ContextT,
+        root_value: RootValueT | None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # Strawberry's method, with subscriptions left out of the allowed types:
+        # streaming transports (SSE) were picked before this point, and what
+        # reaches here is answered with one response, which a stream cannot be.
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        if not self.allow_queries_via_get and request_adapter.method == "GET":
+            allowed -= {OperationType.QUERY}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, SUBSCRIPTION_NEEDS_A_STREAM) from error
+            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
 
     async def get_sub_response(self, request: Request) -> Response:  # type: ignore[override]
         sub_response = await super().get_sub_response(request)

@@ -18,10 +18,11 @@ import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from graphql_api.errors import ErrorCode, UserError
 from graphql_api.import_summary import ImportSummary
+from graphql_api.number_text import NumberTextError, parse_plain_decimal
 from graphql_api.symbols import SymbolCatalog
 from graphql_api.tick_validation import TickDraft, check_tick
 from storage.timeseries import Tick, TimeSeriesStore
@@ -121,8 +122,8 @@ def _parse(row: dict[str, str]) -> TickDraft | _Problem:
         if not raw and name != "last":
             continue  # optional: bid/ask default to last, volume to 0
         try:
-            numbers[name] = Decimal(raw)
-        except InvalidOperation:
+            numbers[name] = parse_plain_decimal(raw)
+        except NumberTextError:
             return _Problem(
                 f"{name} is not a decimal number", f"{name} {raw!r} is not a decimal number"
             )

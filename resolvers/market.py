@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 
 from loaders.known import known
 from resolvers.context import Info
@@ -11,6 +11,7 @@ from resolvers.pagination import Page, check_page_size, decode_cursor, page_from
 from storage import models
 from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Bar, KlineInterval, Tick
+from storage.timeseries.buckets import day_range_for_bars
 
 
 def known_symbol(info: Info, code: str) -> models.Symbol | None:
@@ -66,14 +67,11 @@ async def klines(
     services = info.context.services
     if interval.is_intraday:
         return await services.timeseries.klines(code, interval, start, end, limit)
+    days = day_range_for_bars(start, end)
+    if days is None:
+        return []
     async with services.sessions() as session:
-        rows = await symbol_repo.daily_bars(
-            session,
-            code,
-            start=_day_on_or_after(start) if start else None,
-            end=_day_on_or_after(end) if end else None,
-            limit=limit,
-        )
+        rows = await symbol_repo.daily_bars(session, code, start=days[0], end=days[1], limit=limit)
     return [symbol_repo.daily_bar_to_bar(row) for row in rows]
 
 
@@ -83,13 +81,6 @@ async def daily_bars(info: Info, code: str, limit: int) -> list[Bar]:
         raise bad_user_input(f"limit must be between 1 and {cap}", argument="limit")
     rows = await info.context.loaders.daily_bars_by_symbol.load((code, limit))
     return [symbol_repo.daily_bar_to_bar(row) for row in rows]
-
-
-def _day_on_or_after(moment: datetime) -> date:
-    """The first day whose 00:00 UTC start is not before ``moment`` (bars belong by start)."""
-    utc = moment.astimezone(UTC)
-    day = utc.date()
-    return day if utc.time() == time(0) else day + timedelta(days=1)
 
 
 def _check_series_arguments(

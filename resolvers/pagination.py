@@ -7,9 +7,15 @@ import binascii
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from graphql_api.number_text import NumberTextError, parse_ascii_int
 from resolvers.errors import bad_user_input
 
 T = TypeVar("T")
+
+# Our ids are database keys: positive integers below 2^63 (18 digits always fit).
+MAX_ID_DIGITS = 18
+# A cursor is "<kind>:<key>" in base64; anything longer is not one of ours.
+MAX_CURSOR_LENGTH = 200
 
 
 def check_page_size(first: int, cap: int) -> int:
@@ -23,10 +29,14 @@ def encode_cursor(kind: str, key: str | int) -> str:
 
 
 def decode_cursor(kind: str, cursor: str | None) -> str | None:
+    """The key of a cursor of this ``kind`` (strict base64: no stray characters)."""
     if cursor is None:
         return None
     try:
-        decoded = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if len(cursor) > MAX_CURSOR_LENGTH or not cursor.isascii():
+            raise ValueError(cursor)
+        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
+        decoded = raw.decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise bad_user_input("after is not a valid cursor", argument="after") from None
     prefix, _, key = decoded.partition(":")
@@ -36,19 +46,22 @@ def decode_cursor(kind: str, cursor: str | None) -> str | None:
 
 
 def decode_int_cursor(kind: str, cursor: str | None) -> int | None:
+    """The id in a cursor of this ``kind``, read like :func:`parse_id`."""
     key = decode_cursor(kind, cursor)
     if key is None:
         return None
-    if not key.isdigit():
-        raise bad_user_input("after is not a valid cursor", argument="after")
-    return int(key)
+    try:
+        return parse_ascii_int(key, max_digits=MAX_ID_DIGITS)
+    except NumberTextError:
+        raise bad_user_input("after is not a valid cursor", argument="after") from None
 
 
 def parse_id(value: str, argument: str = "id") -> int:
-    """Our ids are positive integers; anything else cannot name an object."""
-    if not value.isdigit() or len(value) > 18:
-        raise bad_user_input(f"{argument} is not a valid id", argument=argument)
-    return int(value)
+    """Our ids are positive integers in ASCII digits; anything else cannot name an object."""
+    try:
+        return parse_ascii_int(value, max_digits=MAX_ID_DIGITS)
+    except NumberTextError:
+        raise bad_user_input(f"{argument} is not a valid id", argument=argument) from None
 
 
 @dataclass(frozen=True, slots=True)

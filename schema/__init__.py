@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,7 @@ from schema.fast_execution import FastExecutionContext
 from schema.limits import ExtensionFactory
 from schema.mutation import Mutation
 from schema.query import Query
-from schema.scalars import DecimalScalar
+from schema.scalars import DateTimeScalar, DecimalScalar
 from schema.subscription import Subscription
 
 log = structlog.get_logger("quantgraph.graphql")
@@ -46,7 +47,7 @@ def build_schema(extensions: Sequence[ExtensionFactory] = ()) -> QuantgraphSchem
         mutation=Mutation,
         subscription=Subscription,
         extensions=[ErrorCodes, MaskInternalErrors, *extensions],
-        config=StrawberryConfig(scalar_map={Decimal: DecimalScalar}),
+        config=StrawberryConfig(scalar_map={Decimal: DecimalScalar, datetime: DateTimeScalar}),
         execution_context_class=FastExecutionContext,
     )
 

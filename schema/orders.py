@@ -129,7 +129,9 @@ class PlaceOrderInput:
             limit_price=self.limit_price,
             time_in_force=domain.TimeInForce(self.time_in_force.value),
             client_order_id=self.client_order_id,
-            strategy_id=parse_id(self.strategy_id, "strategyId") if self.strategy_id else None,
+            strategy_id=(
+                parse_id(self.strategy_id, "strategyId") if self.strategy_id is not None else None
+            ),
         )
 
 

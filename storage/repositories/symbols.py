@@ -29,11 +29,12 @@ async def search_symbols(
     """A page of symbols in code order; keyset pagination on the primary key."""
     query = select(models.Symbol).order_by(models.Symbol.code).limit(limit)
     if search:
-        pattern = f"%{search.lower()}%"
+        # Literal text: autoescape escapes LIKE's wildcards (% and _) and its escape char.
+        text = search.lower()
         query = query.where(
             or_(
-                func.lower(models.Symbol.code).like(pattern),
-                func.lower(models.Symbol.name).like(pattern),
+                func.lower(models.Symbol.code).contains(text, autoescape=True),
+                func.lower(models.Symbol.name).contains(text, autoescape=True),
             )
         )
     if exchange:

@@ -116,7 +116,10 @@ class SqlTimeSeriesStore:
     ) -> list[Bar]:
         if not interval.is_intraday:
             raise ValueError(f"{interval.value} bars are not aggregated from ticks")
-        lo, hi = tick_range_for_bars(start, end, interval)
+        bounds = tick_range_for_bars(start, end, interval)
+        if bounds is None:
+            return []
+        lo, hi = bounds
         if self._postgres:
             return await self._postgres_klines(
                 symbol, interval, lo, hi, limit, newest=start is None

@@ -463,8 +463,10 @@ class TDengineTimeSeriesStore:
         sql.interval_unit(interval)  # ValueError for daily bars, like the SQL backend
         if limit <= 0 or symbol_problem(symbol) is not None:
             return []
-        first_bucket, end_bucket = tick_range_for_bars(start, end, interval)
-        lo, hi = self._bounds(first_bucket, end_bucket)
+        bounds = tick_range_for_bars(start, end, interval)
+        if bounds is None:
+            return []
+        lo, hi = self._bounds(*bounds)
         if lo is not None and hi is not None and lo >= hi:
             return []
         newest = start is None
