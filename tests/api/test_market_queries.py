@@ -65,6 +65,20 @@ async def test_symbols_filter_by_exchange_and_search(client: httpx.AsyncClient) 
     assert (node["tickSize"], node["lotSize"], node["currency"]) == ("0.01", "100", "CNY")
 
 
+async def test_symbol_search_is_literal_text(client: httpx.AsyncClient) -> None:
+    # given symbols whose codes and names hold neither LIKE wildcard nor its escape char
+    async def found(search: str) -> list[str]:
+        data = await execute(client, QUERY_SYMBOLS, {"first": 100, "search": search})
+        return [edge["node"]["code"] for edge in data["symbols"]["edges"]]
+
+    # then the wildcards and the escape char match only themselves
+    for search in ("_", "%", "%%", "6_0", "600%", "/", "\\", "/%", "\\%"):
+        assert await found(search) == [], search
+    # while ordinary text still matches anywhere in the code or the name
+    assert await found("0519") == ["600519.SH"]
+    assert await found(".sh")
+
+
 async def test_page_size_over_the_cap_is_a_bad_user_input_error(client: httpx.AsyncClient) -> None:
     body = await post(client, QUERY_SYMBOLS, {"first": 101})
     assert error_codes(body) == ["BAD_USER_INPUT"]

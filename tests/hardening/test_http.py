@@ -86,6 +86,33 @@ async def test_mutations_are_refused_over_get(trader: httpx.AsyncClient) -> None
     assert me.json()["data"]["me"]["username"] == "demo"
 
 
+@pytest.mark.parametrize("accept", [None, "application/json", GRAPHQL_RESPONSE_JSON])
+async def test_subscriptions_over_plain_http_are_refused(
+    anonymous: httpx.AsyncClient, accept: str | None
+) -> None:
+    # given a subscription POSTed without Accept: text/event-stream (so not graphql-sse)
+    headers = {"accept": accept} if accept else {}
+    response = await anonymous.post(
+        "/graphql",
+        json={"query": 'subscription { ticks(symbols: ["BTCUSDT"]) { last } }'},
+        headers=headers,
+    )
+    # then a 400 that says where subscriptions work, not an internal error
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert error_codes(body) == ["BAD_REQUEST"]
+    message = body["errors"][0]["message"]
+    assert "WebSocket" in message and "text/event-stream" in message
+    # and a GET cannot smuggle one in either
+    response = await anonymous.get(
+        "/graphql",
+        params={"query": 'subscription { ticks(symbols: ["BTCUSDT"]) { last } }'},
+        headers={"apollo-require-preflight": "true"},
+    )
+    assert response.status_code == 400
+    assert "WebSocket" in response.json()["errors"][0]["message"]
+
+
 # -- CORS ---------------------------------------------------------------------------
 
 
