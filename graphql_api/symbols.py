@@ -64,6 +64,10 @@ class SymbolCatalog:
             raise KeyError(code)
         return spec.currency
 
+    def cached(self, code: str) -> SymbolSpec | None:
+        """The spec if already loaded (every symbol is, from start-up on), without a query."""
+        return self._specs.get(code)
+
     def all(self) -> list[SymbolSpec]:
         return list(self._specs.values())
 

@@ -9,6 +9,7 @@ import strawberry
 
 from graphql_api.auth import TokenPair
 from resolvers import accounts as account_resolvers
+from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from schema.common import Connection, UserError
 from schema.enums import OrderSide, Role
@@ -39,18 +40,19 @@ class Position:
     symbol_code: strawberry.Private[str]
 
     @classmethod
-    def from_row(cls, row: models.Position) -> Position:
+    def from_row(cls, row: models.Position, scale: Amounts) -> Position:
+        code = row.symbol_code
         average = (
             (row.cost_basis / row.quantity).quantize(AVERAGE_COST_STEP, rounding=ROUND_HALF_UP)
             if row.quantity
             else None
         )
         return cls(
-            quantity=row.quantity,
-            cost_basis=row.cost_basis,
-            average_cost=average,
-            realized_pnl=row.realized_pnl,
-            symbol_code=row.symbol_code,
+            quantity=scale.quantity(row.quantity, code),
+            cost_basis=scale.quote_cash(row.cost_basis, code),
+            average_cost=scale.price(average, code) if average is not None else None,
+            realized_pnl=scale.quote_cash(row.realized_pnl, code),
+            symbol_code=code,
         )
 
     @strawberry.field(description="The instrument held.")
@@ -62,17 +64,21 @@ class Position:
     @strawberry.field(description="Latest trade price; null before the first tick.")
     async def last_price(self, info: Info) -> Decimal | None:
         tick = await info.context.loaders.quote_by_symbol.load(self.symbol_code)
-        return tick.last if tick else None
+        return amounts(info).price(tick.last, self.symbol_code) if tick else None
 
     @strawberry.field(description="quantity × last price.")
     async def market_value(self, info: Info) -> Decimal | None:
         last = await self.last_price(info)
-        return self.quantity * last if last is not None else None
+        if last is None:
+            return None
+        return amounts(info).quote_cash(self.quantity * last, self.symbol_code)
 
     @strawberry.field(description="market value - cost basis, at the latest quote.")
     async def unrealized_pnl(self, info: Info) -> Decimal | None:
         value = await self.market_value(info)
-        return value - self.cost_basis if value is not None else None
+        if value is None:
+            return None
+        return amounts(info).quote_cash(value - self.cost_basis, self.symbol_code)
 
 
 @strawberry.type(description="One fill of one of your orders.")
@@ -88,15 +94,16 @@ class Trade:
     symbol_code: strawberry.Private[str]
 
     @classmethod
-    def from_row(cls, row: models.Trade) -> Trade:
+    def from_row(cls, row: models.Trade, scale: Amounts) -> Trade:
+        code = row.symbol_code
         return cls(
             id=strawberry.ID(str(row.id)),
             order_id=strawberry.ID(str(row.order_id)),
             side=OrderSide(row.side),
-            quantity=row.quantity,
-            price=row.price,
-            commission=row.commission,
-            realized_pnl=row.realized_pnl,
+            quantity=scale.quantity(row.quantity, code),
+            price=scale.price(row.price, code),
+            commission=scale.quote_cash(row.commission, code),
+            realized_pnl=scale.quote_cash(row.realized_pnl, code),
             time=row.tick_time,
             symbol_code=row.symbol_code,
         )
@@ -113,26 +120,31 @@ class Account:
     @strawberry.field(description="Cash per currency, with what open orders reserve.")
     async def balances(self, info: Info) -> list[Balance]:
         rows = await account_resolvers.balances(info)
+        scale = amounts(info)
         return [
             Balance(
                 currency=row.currency,
-                cash=row.cash,
-                reserved=row.reserved,
-                buying_power=row.buying_power,
+                cash=scale.cash(row.cash, row.currency),
+                reserved=scale.cash(row.reserved, row.currency),
+                buying_power=scale.cash(row.buying_power, row.currency),
             )
             for row in rows
         ]
 
     @strawberry.field(description="Open positions.")
     async def positions(self, info: Info) -> list[Position]:
-        return [Position.from_row(row) for row in await account_resolvers.positions(info)]
+        scale = amounts(info)
+        return [Position.from_row(row, scale) for row in await account_resolvers.positions(info)]
 
     @strawberry.field(description="Your fills, newest first.")
     async def trades(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[Trade]:
         page = await account_resolvers.trades(info, first, after)
-        return Connection[Trade].build(page, kind="trade", key=lambda r: r.id, node=Trade.from_row)
+        scale = amounts(info)
+        return Connection[Trade].build(
+            page, kind="trade", key=lambda r: r.id, node=lambda r: Trade.from_row(r, scale)
+        )
 
 
 @strawberry.type(description="The signed-in user.")

@@ -19,6 +19,7 @@ from graphql_api import backtest as engine
 from graphql_api import backtests as domain
 from graphql_api.indicators import FloatArray, atr, bollinger, ema, macd, rsi, sma
 from resolvers import backtests as resolvers
+from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from schema.common import UserError, user_errors
@@ -107,16 +108,16 @@ class BacktestTrade:
     return_pct: float = strawberry.field(description="P&L over the entry notional, in percent.")
 
     @classmethod
-    def from_domain(cls, trade: engine.Trade) -> BacktestTrade:
+    def from_domain(cls, trade: engine.Trade, scale: Amounts, symbol: str) -> BacktestTrade:
         return cls(
             side=domain.TradeSide(trade.side),
-            quantity=trade.quantity,
+            quantity=scale.quantity(trade.quantity, symbol),
             entry_time=trade.entry_time,
-            entry_price=trade.entry_price,
+            entry_price=scale.price(trade.entry_price, symbol),
             exit_time=trade.exit_time,
-            exit_price=trade.exit_price,
-            pnl=trade.pnl,
-            commission=trade.commission,
+            exit_price=scale.price(trade.exit_price, symbol),
+            pnl=scale.quote_cash(trade.pnl, symbol),
+            commission=scale.quote_cash(trade.commission, symbol),
             return_pct=trade.return_pct,
         )
 
@@ -138,9 +139,13 @@ class BacktestResult:
     final_equity: Decimal = strawberry.field(description="Cash after the last fill.")
     total_commission: Decimal = strawberry.field(description="Commission paid on all fills.")
     outcome: strawberry.Private[engine.BacktestResult]
+    scale: strawberry.Private[Amounts]
+    symbol: strawberry.Private[str]
 
     @classmethod
-    def from_domain(cls, result: engine.BacktestResult) -> BacktestResult:
+    def from_domain(
+        cls, result: engine.BacktestResult, scale: Amounts, symbol: str
+    ) -> BacktestResult:
         return cls(
             total_return_pct=result.total_return_pct,
             cagr_pct=result.cagr_pct,
@@ -149,10 +154,12 @@ class BacktestResult:
             win_rate_pct=result.win_rate_pct,
             trade_count=result.trade_count,
             exposure_pct=result.exposure_pct,
-            initial_cash=result.initial_cash,
-            final_equity=result.final_equity,
-            total_commission=result.total_commission,
+            initial_cash=scale.quote_cash(result.initial_cash, symbol),
+            final_equity=scale.quote_cash(result.final_equity, symbol),
+            total_commission=scale.quote_cash(result.total_commission, symbol),
             outcome=result,
+            scale=scale,
+            symbol=symbol,
         )
 
     @strawberry.field(description="Equity at every bar's close, oldest first.")
@@ -165,7 +172,10 @@ class BacktestResult:
 
     @strawberry.field(description="Round trips in entry order.")
     def trades(self) -> list[BacktestTrade]:
-        return [BacktestTrade.from_domain(trade) for trade in self.outcome.trades]
+        return [
+            BacktestTrade.from_domain(trade, self.scale, self.symbol)
+            for trade in self.outcome.trades
+        ]
 
 
 @strawberry.type(description="Result of runBacktest.")
@@ -175,8 +185,14 @@ class RunBacktestPayload:
 
 
 async def run_backtest(info: Info, input: BacktestInput) -> RunBacktestPayload:
-    outcome = await resolvers.run_backtest(info, input.to_request())
-    result = BacktestResult.from_domain(outcome.result) if outcome.result is not None else None
+    request = input.to_request()
+    outcome = await resolvers.run_backtest(info, request)
+    symbol = request.symbol.strip().upper()
+    result = (
+        BacktestResult.from_domain(outcome.result, amounts(info), symbol)
+        if outcome.result is not None
+        else None
+    )
     return RunBacktestPayload(result=result, user_errors=user_errors(outcome.errors))
 
 
@@ -359,19 +375,25 @@ class KlineSeries:
     indicators: KlineIndicators = strawberry.field(description="Indicators over these bars.")
 
     @classmethod
-    def from_bars(cls, symbol: str, interval: ts.KlineInterval, bars: list[ts.Bar]) -> KlineSeries:
+    def from_bars(
+        cls, symbol: str, interval: ts.KlineInterval, bars: list[ts.Bar], scale: Amounts
+    ) -> KlineSeries:
         closes = [bar.close for bar in bars]
         highs = [bar.high for bar in bars]
         lows = [bar.low for bar in bars]
+
+        def prices(values: list[Decimal]) -> list[Decimal]:
+            return [scale.price(value, symbol) for value in values]
+
         return cls(
             symbol=symbol,
             interval=interval,
             times=[bar.time for bar in bars],
-            opens=[bar.open for bar in bars],
-            highs=highs,
-            lows=lows,
-            closes=closes,
-            volumes=[bar.volume for bar in bars],
+            opens=prices([bar.open for bar in bars]),
+            highs=prices(highs),
+            lows=prices(lows),
+            closes=prices(closes),
+            volumes=[scale.quantity(bar.volume, symbol) for bar in bars],
             indicators=KlineIndicators(
                 closes=resolvers.floats(closes),
                 highs=resolvers.floats(highs),
@@ -397,7 +419,7 @@ async def kline_series(
     code = symbol.upper()
     domain_interval = ts.KlineInterval(interval.value)
     bars = await resolvers.kline_series(info, code, domain_interval, from_, to, limit)
-    return KlineSeries.from_bars(code, domain_interval, bars)
+    return KlineSeries.from_bars(code, domain_interval, bars, amounts(info))
 
 
 def _datetimes(times: Any) -> list[datetime]:

@@ -9,6 +9,7 @@ from decimal import Decimal
 import strawberry
 
 from resolvers import market as market_resolvers
+from resolvers.amounts import Amounts, amounts, at_scale
 from resolvers.context import Info
 from storage import models
 from storage import timeseries as ts
@@ -24,14 +25,15 @@ class Tick:
     volume: Decimal = strawberry.field(description="Quantity traded in this tick.")
 
     @classmethod
-    def from_domain(cls, tick: ts.Tick) -> Tick:
+    def from_domain(cls, tick: ts.Tick, scale: Amounts) -> Tick:
+        code = tick.symbol
         return cls(
-            symbol=tick.symbol,
+            symbol=code,
             time=tick.time,
-            last=tick.last,
-            bid=tick.bid,
-            ask=tick.ask,
-            volume=tick.volume,
+            last=scale.price(tick.last, code),
+            bid=scale.price(tick.bid, code),
+            ask=scale.price(tick.ask, code),
+            volume=scale.quantity(tick.volume, code),
         )
 
 
@@ -48,14 +50,15 @@ class Kline:
     )
 
     @classmethod
-    def from_domain(cls, bar: ts.Bar, *, daily: bool = False) -> Kline:
+    def from_domain(cls, bar: ts.Bar, scale: Amounts, *, daily: bool = False) -> Kline:
+        code = bar.symbol
         return cls(
             time=bar.time,
-            open=bar.open,
-            high=bar.high,
-            low=bar.low,
-            close=bar.close,
-            volume=bar.volume,
+            open=scale.price(bar.open, code),
+            high=scale.price(bar.high, code),
+            low=scale.price(bar.low, code),
+            close=scale.price(bar.close, code),
+            volume=scale.quantity(bar.volume, code),
             trade_count=None if daily else bar.trade_count,
         )
 
@@ -77,20 +80,21 @@ class Symbol:
             name=row.name,
             exchange=row.exchange,
             currency=row.currency,
-            tick_size=row.tick_size,
-            lot_size=row.lot_size,
+            tick_size=at_scale(row.tick_size, row.tick_size),
+            lot_size=at_scale(row.lot_size, row.lot_size),
             tradable=row.tradable,
         )
 
     @strawberry.field(description="The latest tick, or null before the first one.")
     async def quote(self, info: Info) -> Tick | None:
         tick = await market_resolvers.quote(info, self.code)
-        return Tick.from_domain(tick) if tick else None
+        return Tick.from_domain(tick, amounts(info)) if tick else None
 
     @strawberry.field(description="The latest daily bars, oldest first.")
     async def daily_bars(self, info: Info, limit: int = 30) -> list[Kline]:
         bars = await market_resolvers.daily_bars(info, self.code, limit)
-        return [Kline.from_domain(bar, daily=True) for bar in bars]
+        scale = amounts(info)
+        return [Kline.from_domain(bar, scale, daily=True) for bar in bars]
 
 
 def symbol_of(info: Info, code: str) -> Symbol | Awaitable[Symbol]:

@@ -9,6 +9,7 @@ import strawberry
 
 from graphql_api.tick_validation import TickDraft
 from resolvers import auth, ingest, orders, strategies
+from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import backtests
 from schema.accounts import AuthPayload, AuthTokens, LogoutPayload, User
@@ -92,7 +93,8 @@ class Mutation:
     async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
         outcome = await orders.place_order(info, input.to_request())
         return PlaceOrderPayload(
-            order=order_or_none(outcome.order), user_errors=user_errors(outcome.errors)
+            order=order_or_none(outcome.order, amounts(info)),
+            user_errors=user_errors(outcome.errors),
         )
 
     @strawberry.mutation(
@@ -101,7 +103,8 @@ class Mutation:
     async def cancel_order(self, info: Info, id: strawberry.ID) -> CancelOrderPayload:
         outcome = await orders.cancel_order(info, id)
         return CancelOrderPayload(
-            order=order_or_none(outcome.order), user_errors=user_errors(outcome.errors)
+            order=order_or_none(outcome.order, amounts(info)),
+            user_errors=user_errors(outcome.errors),
         )
 
     @strawberry.mutation(

@@ -12,6 +12,7 @@ import strawberry
 from graphql_api import order_types as domain
 from resolvers import accounts as account_resolvers
 from resolvers import strategies as strategy_resolvers
+from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from resolvers.pagination import parse_id
 from schema.common import UserError
@@ -47,18 +48,19 @@ class Order:
     strategy_id: strawberry.Private[int | None]
 
     @classmethod
-    def from_row(cls, row: models.Order) -> Order:
+    def from_row(cls, row: models.Order, scale: Amounts) -> Order:
+        code = row.symbol_code
         return cls(
             id=strawberry.ID(str(row.id)),
             client_order_id=row.client_order_id,
             side=domain.OrderSide(row.side),
             type=domain.OrderType(row.type),
             time_in_force=domain.TimeInForce(row.time_in_force),
-            quantity=row.quantity,
-            limit_price=row.limit_price,
+            quantity=scale.quantity(row.quantity, code),
+            limit_price=_price(scale, row.limit_price, code),
             status=domain.OrderStatus(row.status),
-            filled_quantity=row.filled_quantity,
-            average_fill_price=row.average_fill_price,
+            filled_quantity=scale.quantity(row.filled_quantity, code),
+            average_fill_price=_price(scale, row.average_fill_price, code),
             reject_reason=row.reject_reason,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -75,7 +77,8 @@ class Order:
         from schema.accounts import Trade
 
         rows = await account_resolvers.order_fills(info, int(self.id))
-        return [Trade.from_row(row) for row in rows]
+        scale = amounts(info)
+        return [Trade.from_row(row, scale) for row in rows]
 
     @strawberry.field(
         description="The strategy that placed the order, if any.",
@@ -149,5 +152,9 @@ class CancelOrderPayload:
     user_errors: list[UserError] = strawberry.field(description="Why it could not be canceled.")
 
 
-def order_or_none(row: models.Order | None) -> Order | None:
-    return Order.from_row(row) if row is not None else None
+def order_or_none(row: models.Order | None, scale: Amounts) -> Order | None:
+    return Order.from_row(row, scale) if row is not None else None
+
+
+def _price(scale: Amounts, value: Decimal | None, code: str) -> Decimal | None:
+    return scale.price(value, code) if value is not None else None

@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers import accounts, market, orders, strategies
+from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import backtests
 from schema.accounts import User
@@ -68,7 +69,7 @@ class Query:
     )
     async def quote(self, info: Info, symbol: str) -> Tick | None:
         tick = await market.quote(info, symbol)
-        return Tick.from_domain(tick) if tick else None
+        return Tick.from_domain(tick, amounts(info)) if tick else None
 
     @strawberry.field(
         permission_classes=MARKET_DATA,
@@ -86,7 +87,8 @@ class Query:
         limit: int = 100,
     ) -> list[Tick]:
         rows = await market.ticks(info, symbol, from_, to, limit)
-        return [Tick.from_domain(tick) for tick in rows]
+        scale = amounts(info)
+        return [Tick.from_domain(tick, scale) for tick in rows]
 
     @strawberry.field(
         permission_classes=MARKET_DATA,
@@ -106,7 +108,8 @@ class Query:
         domain_interval = ts.KlineInterval(interval.value)
         bars = await market.klines(info, symbol, domain_interval, from_, to, limit)
         daily = not domain_interval.is_intraday
-        return [Kline.from_domain(bar, daily=daily) for bar in bars]
+        scale = amounts(info)
+        return [Kline.from_domain(bar, scale, daily=daily) for bar in bars]
 
     strategy_kinds: list[StrategyKindInfo] = strawberry.field(
         resolver=backtests.strategy_kinds,
@@ -144,10 +147,11 @@ class Query:
         after: str | None = None,
     ) -> Connection[Order]:
         page = await orders.orders(info, status, symbol, first, after)
+        scale = amounts(info)
         return Connection[Order].build(
-            page, kind="order", key=lambda row: row.id, node=Order.from_row
+            page, kind="order", key=lambda row: row.id, node=lambda row: Order.from_row(row, scale)
         )
 
     @strawberry.field(permission_classes=TRADING, description="One of your orders, or null.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
-        return order_or_none(await orders.order(info, id))
+        return order_or_none(await orders.order(info, id), amounts(info))

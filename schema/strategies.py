@@ -14,6 +14,7 @@ from graphql_api import order_types as order_domain
 from graphql_api import strategies as domain
 from resolvers import orders as order_resolvers
 from resolvers import strategies as strategy_resolvers
+from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from schema.common import UserError
 from schema.enums import KlineInterval, OrderSide, StrategyKind, StrategyStatus
@@ -64,12 +65,14 @@ class Strategy:
         from schema.orders import Order
 
         rows = await order_resolvers.strategy_orders(info, int(self.id), first)
-        return [Order.from_row(row) for row in rows]
+        scale = amounts(info)
+        return [Order.from_row(row, scale) for row in rows]
 
     @strawberry.field(description="Its newest signals, newest first.")
     async def signals(self, info: Info, first: int = 20) -> list[Signal]:
         rows = await strategy_resolvers.signals(info, int(self.id), first)
-        return [Signal.from_row(row) for row in rows]
+        scale = amounts(info)
+        return [Signal.from_row(row, scale) for row in rows]
 
 
 @strawberry.type(description="A buy or sell signal a strategy emitted on a closed bar.")
@@ -84,11 +87,11 @@ class Signal:
     symbol_code: strawberry.Private[str]
 
     @classmethod
-    def from_row(cls, row: models.Signal) -> Signal:
+    def from_row(cls, row: models.Signal, scale: Amounts) -> Signal:
         return cls(
             id=strawberry.ID(str(row.id)),
             side=order_domain.OrderSide(row.side),
-            price=row.price,
+            price=scale.price(row.price, row.symbol_code),
             bar_time=row.bar_time,
             reason=row.reason,
             created_at=row.created_at,

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from resolvers import subscriptions
+from resolvers.amounts import amounts
 from resolvers.context import Info
 from resolvers.pagination import parse_id
 from schema.market import Tick
@@ -25,8 +26,9 @@ class Subscription:
         ),
     )
     async def ticks(self, info: Info, symbols: list[str]) -> AsyncGenerator[Tick, None]:
+        scale = amounts(info)
         async for tick in subscriptions.tick_stream(info, symbols):
-            yield Tick.from_domain(tick)
+            yield Tick.from_domain(tick, scale)
 
     @strawberry.subscription(
         permission_classes=TRADING, description="Your strategies' signals, optionally filtered."
@@ -38,12 +40,14 @@ class Subscription:
         symbols: list[str] | None = None,
     ) -> AsyncGenerator[Signal, None]:
         wanted = parse_id(strategy_id, "strategyId") if strategy_id is not None else None
+        scale = amounts(info)
         async for row in subscriptions.signal_stream(info, wanted, symbols):
-            yield Signal.from_row(row)
+            yield Signal.from_row(row, scale)
 
     @strawberry.subscription(
         permission_classes=TRADING, description="Your orders' status changes and fills, in order."
     )
     async def order_updates(self, info: Info) -> AsyncGenerator[Order, None]:
+        scale = amounts(info)
         async for row in subscriptions.order_stream(info):
-            yield Order.from_row(row)
+            yield Order.from_row(row, scale)

@@ -19,6 +19,7 @@ import schema.market
 from graphql_api.events import encode_id_event, order_channel
 from graphql_api.multiplex import SLOW_CONSUMER_CLOSE
 from graphql_api.ws_protocol import RealtimeOptions
+from resolvers.amounts import Amounts
 from storage.timeseries import Tick
 from tests.conftest import http_client, login_token, make_settings
 from tests.realtime.conftest import RealtimeServer, closed_with, open_raw, realtime_server, until
@@ -69,9 +70,9 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
         calls["tick_stream"] += 1
         return stream(*args, **kwargs)
 
-    def counted_from_domain(value: Tick) -> schema.market.Tick:
+    def counted_from_domain(value: Tick, scale: Amounts) -> schema.market.Tick:
         calls["from_domain"] += 1
-        return from_domain(value)
+        return from_domain(value, scale)
 
     monkeypatch.setattr(resolvers.subscriptions, "tick_stream", counted_stream)
     monkeypatch.setattr(schema.market.Tick, "from_domain", staticmethod(counted_from_domain))
