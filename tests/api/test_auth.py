@@ -48,7 +48,7 @@ async def test_register_login_and_me(anonymous_client: httpx.AsyncClient) -> Non
     me = await execute(anonymous_client, QUERY_ME, headers={"authorization": f"Bearer {token}"})
     balances = {b["currency"]: b for b in me["me"]["account"]["balances"]}
     assert set(balances) == {"CNY", "USDT"}
-    assert balances["CNY"]["cash"] == balances["CNY"]["buyingPower"] == "1000000"
+    assert balances["CNY"]["cash"] == balances["CNY"]["buyingPower"] == "1000000.00"
     # the same username again is a conflict; weak passwords are refused
     again = await execute(anonymous_client, MUTATION_REGISTER, {"u": "alice", "p": "another-pw"})
     assert again["register"]["userErrors"] == [{"field": "username", "code": "CONFLICT"}]
