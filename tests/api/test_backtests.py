@@ -110,7 +110,7 @@ async def test_run_backtest_returns_metrics_curve_and_trades(client: httpx.Async
     assert payload["userErrors"] == []
     result = payload["result"]
     assert result["tradeCount"] == len(result["trades"]) > 0
-    assert result["initialCash"] == "1000000"
+    assert result["initialCash"] == "1000000.00"  # at the CNY scale
     final = Decimal(result["finalEquity"])
     assert final == Decimal(result["initialCash"]) + sum(
         Decimal(t["pnl"]) for t in result["trades"]

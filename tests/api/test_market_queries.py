@@ -72,11 +72,12 @@ async def test_symbol_search_is_literal_text(client: httpx.AsyncClient) -> None:
         return [edge["node"]["code"] for edge in data["symbols"]["edges"]]
 
     # then the wildcards and the escape char match only themselves
-    for search in ("_", "%", "%%", "6_0", "600%", "/", "\\", "/%", "\\%"):
+    for search in ("_", "%", "%%", "6_0", "600%", "\\", "/%", "/_", "//", "\\%"):
         assert await found(search) == [], search
-    # while ordinary text still matches anywhere in the code or the name
+    # while ordinary text, the escape char included, matches anywhere in the code or name
     assert await found("0519") == ["600519.SH"]
     assert await found(".sh")
+    assert "BTCUSDT" in await found(" / tether")  # "Bitcoin / Tether"
 
 
 async def test_page_size_over_the_cap_is_a_bad_user_input_error(client: httpx.AsyncClient) -> None:
