@@ -40,7 +40,8 @@ def decode_cursor(kind: str, cursor: str | None) -> str | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise bad_user_input("after is not a valid cursor", argument="after") from None
     prefix, _, key = decoded.partition(":")
-    if prefix != kind or not key:
+    # Our keys are ids and symbol codes: printable ASCII (no NUL for the database).
+    if prefix != kind or not key or not (key.isascii() and key.isprintable()):
         raise bad_user_input("after is not a cursor of this list", argument="after")
     return key
 

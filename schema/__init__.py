@@ -20,6 +20,7 @@ from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import DateTimeScalar, DecimalScalar
 from schema.subscription import Subscription
+from schema.text_inputs import RefuseNulCharacters
 
 log = structlog.get_logger("quantgraph.graphql")
 
@@ -46,7 +47,7 @@ def build_schema(extensions: Sequence[ExtensionFactory] = ()) -> QuantgraphSchem
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[ErrorCodes, MaskInternalErrors, *extensions],
+        extensions=[ErrorCodes, MaskInternalErrors, RefuseNulCharacters, *extensions],
         config=StrawberryConfig(scalar_map={Decimal: DecimalScalar, datetime: DateTimeScalar}),
         execution_context_class=FastExecutionContext,
     )

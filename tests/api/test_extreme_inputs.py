@@ -186,3 +186,44 @@ async def test_backtest_amounts_are_bounded(client: httpx.AsyncClient) -> None:
     # and up to a quadrillion computes exactly
     body = await post(client, RUN_BACKTEST, {**whole, "cash": "1000000000000000"})
     assert body["data"]["runBacktest"]["result"] is not None, body
+
+
+NUL_ARGUMENTS = [
+    ("query ($c: String!) { symbol(code: $c) { code } }", {"c": "A\x00"}),
+    ("query ($c: String) { symbols(search: $c) { edges { cursor } } }", {"c": "A\x00"}),
+    ("query ($c: String) { orders(symbol: $c) { edges { cursor } } }", {"c": "A\x00"}),
+    ("query ($c: String!) { klines(symbol: $c, interval: DAY_1) { close } }", {"c": "A\x00"}),
+    ("query ($c: String!) { ticks(symbol: $c) { last } }", {"c": "A\x00"}),
+    ('query { symbol(code: "A\\u0000") { code } }', {}),
+    (
+        "mutation ($c: String!) { createStrategy(input: {name: $c, kind: SMA_CROSS, "
+        'symbol: "BTCUSDT"}) { userErrors { code } } }',
+        {"c": "A\x00"},
+    ),
+    (
+        'mutation ($p: JSON) { createStrategy(input: {name: "x", kind: SMA_CROSS, '
+        'symbol: "BTCUSDT", parameters: $p}) { userErrors { code } } }',
+        {"p": {"fast\x00": 1}},
+    ),
+    (
+        'mutation ($c: String) { placeOrder(input: {symbol: "BTCUSDT", side: BUY, '
+        'type: MARKET, quantity: "0.01", clientOrderId: $c}) { userErrors { code } } }',
+        {"c": "A\x00"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), NUL_ARGUMENTS)
+async def test_nul_in_text_arguments_is_bad_user_input(
+    client: httpx.AsyncClient, query: str, variables: dict[str, object]
+) -> None:
+    # PostgreSQL cannot hold U+0000 in text: it used to be an internal error there
+    body = await post(client, query, variables)
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+    assert await order_count(client) == 0
+
+
+async def test_nul_in_a_cursor_key_is_bad_user_input(client: httpx.AsyncClient) -> None:
+    query = "query ($after: String) { symbols(after: $after) { edges { cursor } } }"
+    body = await post(client, query, {"after": cursor("symbol", "A\x00")})
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
