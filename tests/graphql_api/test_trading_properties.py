@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from graphql_api.fills import fit_buy_to_reservation
 from graphql_api.hub import Hub
 from graphql_api.matcher import PaperMatcher
 from graphql_api.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
 from graphql_api.orders import OrderService
-from graphql_api.risk import RiskLimits
+from graphql_api.risk import RiskLimits, reserved_cash
 from graphql_api.symbols import SymbolCatalog
 from storage import models
 from storage.engine import create_engine, create_session_factory
@@ -194,3 +195,44 @@ async def _check_invariants(sessions: Any, user_id: int) -> None:
     # position quantity equals net filled quantity
     net = sum((t.quantity if t.side == "BUY" else -t.quantity for t in trades), Decimal(0))
     assert sum((p.quantity for p in positions), Decimal(0)) == net
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    remaining_lots=st.integers(min_value=1, max_value=1000),
+    wanted_lots=st.integers(min_value=1, max_value=1000),
+    reserve_cents=st.integers(min_value=1, max_value=500_000),
+    price_cents=st.integers(min_value=1, max_value=500_000),
+    lot=st.sampled_from([Decimal(100), Decimal("0.001"), Decimal(1)]),
+    currency=st.sampled_from(["CNY", "USDT"]),
+)
+def test_a_buy_fill_never_spends_more_than_its_reservation(
+    remaining_lots: int,
+    wanted_lots: int,
+    reserve_cents: int,
+    price_cents: int,
+    lot: Decimal,
+    currency: str,
+) -> None:
+    rate = LIMITS.commission_rate
+    remaining, reserve = remaining_lots * lot, Decimal(reserve_cents) / 100
+    fill = fit_buy_to_reservation(
+        wanted=min(wanted_lots, remaining_lots) * lot,
+        remaining=remaining,
+        price=Decimal(price_cents) / 100,
+        reserve_price=reserve,
+        lot_size=lot,
+        commission_rate=rate,
+        currency=currency,
+    )
+    held = reserved_cash(remaining, reserve, rate)
+    cost = fill.quantity * Decimal(price_cents) / 100 + fill.commission
+    # whole lots, within the holding, and what stays open stays fully reserved
+    assert fill.quantity % lot == 0 and 0 <= fill.quantity <= remaining
+    assert cost <= held
+    if not fill.cancel_rest:
+        assert fill.quantity > 0
+        assert held - cost >= reserved_cash(remaining - fill.quantity, reserve, rate)
+    # at or below the reserve price the fill is never cut
+    if price_cents <= reserve_cents:
+        assert (fill.quantity, fill.cancel_rest) == (min(wanted_lots, remaining_lots) * lot, False)
