@@ -218,7 +218,7 @@ async def test_a_day_order_is_not_filled_by_a_tick_after_its_session_close(
     await matcher.resync()
     await matcher.on_tick(at(datetime.now(UTC), "000001.SZ", "10.50"))
     expired = await order_row(services, order.id)
-    assert (expired.status, expired.filled_quantity) == ("EXPIRED", 0)
+    assert (expired.status, expired.filled_quantity) == ("EXPIRED", Decimal(0))
 
 
 # --- what a BUY may spend ---------------------------------------------------
