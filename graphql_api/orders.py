@@ -36,6 +36,7 @@ from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
 from storage.repositories import strategies as strategy_repo
+from storage.repositories import symbols as symbol_repo
 from storage.timeseries import TimeSeriesStore
 
 
@@ -160,7 +161,8 @@ class OrderService:
         currency = await self._catalog.currency_of(spec.code)
         quote = (await self._timeseries.latest_ticks([spec.code])).get(spec.code)
         exposure = await self.exposure(session, user_id, spec, currency)
-        verdict = assess(request, spec, quote, exposure, self.limits)
+        previous_close = None if quote is not None else await _last_close(session, spec.code)
+        verdict = assess(request, spec, quote, exposure, self.limits, previous_close)
         now = datetime.now(UTC)
         order = models.Order(
             user_id=user_id,
@@ -250,6 +252,12 @@ def session_end(now: datetime, close_utc_minute: int) -> datetime:
         minutes=close_utc_minute
     )
     return today_close if today_close > now else today_close + timedelta(days=1)
+
+
+async def _last_close(session: AsyncSession, code: str) -> Decimal | None:
+    """The latest daily close: the price band's centre before a symbol's first tick."""
+    bars = (await symbol_repo.latest_daily_bars_by_codes(session, [code], 1)).get(code)
+    return bars[-1].close if bars else None
 
 
 def _replay(existing: models.Order, request: OrderRequest) -> OrderOutcome:

@@ -109,6 +109,8 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             services.orders,
             services.orders.limits,
             partial_fills=settings.partial_fills,
+            clock_tolerance=timedelta(milliseconds=settings.matcher_clock_tolerance_ms),
+            max_tick_lag=timedelta(seconds=settings.matcher_max_tick_lag_seconds),
             activity=services.activity,
         )
         leadership = Leadership(

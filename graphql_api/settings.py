@@ -85,6 +85,11 @@ class Settings(HardeningSettings):
     )
     allow_short_selling: bool = Field(False, alias="ALLOW_SHORT_SELLING")
     partial_fills: bool = Field(False, alias="PARTIAL_FILLS")
+    # A tick fills an order only if stamped at or after the order's creation,
+    # less this tolerance (for feeds whose clocks lag the server's); ticks older
+    # than the symbol's latest or than MATCHER_MAX_TICK_LAG_SECONDS drive no fills.
+    matcher_clock_tolerance_ms: int = Field(0, alias="MATCHER_CLOCK_TOLERANCE_MS", ge=0, le=60_000)
+    matcher_max_tick_lag_seconds: float = Field(5.0, alias="MATCHER_MAX_TICK_LAG_SECONDS", gt=0)
     matcher_enabled: bool = Field(True, alias="MATCHER_ENABLED")
     strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
     leader_lease_seconds: float = Field(5.0, alias="LEADER_LEASE_SECONDS", gt=0)

@@ -40,6 +40,7 @@ from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from graphql_api.events import encode_id_event, signal_channel
+from graphql_api.late_ticks import is_late
 from graphql_api.order_types import OrderRequest, OrderSide, OrderType
 from graphql_api.services import Services
 from graphql_api.strategies import StrategyStatus
@@ -314,7 +315,8 @@ class StrategyRunner:
 
     def _is_fresh(self, bar: Bar, now: datetime) -> bool:
         window = max(self.strategy.interval.duration, timedelta(minutes=1)) + self._grace
-        return now - bucket_end(bar.time, self.strategy.interval) <= window
+        closed_at = bucket_end(bar.time, self.strategy.interval)
+        return not is_late(closed_at, now=now, max_lag=window)
 
     async def _trade(self, signal: models.Signal) -> None:
         request = OrderRequest(
