@@ -324,6 +324,7 @@ def watched_versus_stored(watch: Watch, snapshot: Snapshot, user_id: int) -> lis
     if problems:
         problems.append(
             f"{watch.name}: its subscriptions ({watch.subscriptions}) ended: "
-            f"{watch.endings or 'never'}; {watch.events} events received"
+            f"{watch.endings or 'never'}; {watch.events} events received; "
+            f"{len(watch.refused_attempts)} attempts to subscribe refused"
         )
     return problems

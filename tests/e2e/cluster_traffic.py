@@ -354,8 +354,6 @@ class Watch:
     """What one watcher saw, for the audit."""
 
     name: str
-    user: str
-    process: str
     view: dict[int, Seen] = field(default_factory=dict)
     # Every end of an established subscription: "<how> during '<phase>'".
     endings: list[str] = field(default_factory=list)
@@ -363,6 +361,7 @@ class Watch:
     problems: list[str] = field(default_factory=list)
     events: int = 0
     subscriptions: int = 0
+    # Attempts to (re)subscribe that the server refused (e.g. while a dependency is down).
     refused_attempts: list[str] = field(default_factory=list)
 
 

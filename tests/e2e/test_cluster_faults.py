@@ -320,7 +320,7 @@ async def _run(
         )
         process = "A" if name == "alice" else "B"
         watchers[name] = OrderWatcher(
-            Watch(f"{name}'s orderUpdates on {process}", name, process),
+            Watch(f"{name}'s orderUpdates on {process}"),
             processes[process].ws,
             trader_clients[process],
             token,
@@ -346,6 +346,7 @@ async def _run(
     ]
     traffic.append(asyncio.create_task(feed.run(stop, max_calls=400, pause=0.25)))
     carol_problems: list[str] = []
+    settle_problems: list[str] = []
     try:
         # when Redis goes away under steady traffic, and comes back
         await asyncio.sleep(3)
@@ -361,16 +362,18 @@ async def _run(
         # her client's view must equal what is stored
         stuck = await _wait_for_no_open_market_orders(database, [user_ids["carol"]], 15)
         if stuck:
-            carol_problems.append(
+            settle_problems.append(
                 f"carol's MARKET orders never settled after Redis returned: {stuck}"
             )
         await poll(
-            lambda: watch_matches(
-                watchers["carol"].watch, database, user_ids["carol"], carol_problems
+            functools.partial(
+                watch_matches, watchers["carol"].watch, database, user_ids["carol"], carol_problems
             ),
             8,
         )
-        watching.pop("carol").cancel()
+        carol_watching = watching.pop("carol")
+        carol_watching.cancel()
+        await asyncio.gather(carol_watching, return_exceptions=True)
         await asyncio.sleep(2)
 
         # when PostgreSQL goes away under steady traffic, and comes back
@@ -388,7 +391,6 @@ async def _run(
 
     # then, once the cluster has settled…
     timeline.phase = "settling"
-    settle_problems: list[str] = []
     if not await poll(lambda: all_ready(list(processes.values())), 30):
         settle_problems.append("a process was still not ready 30 s after the faults")
     stuck = await _settle_market_orders(feed, database, list(user_ids.values()), 25)
