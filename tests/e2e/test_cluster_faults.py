@@ -344,7 +344,11 @@ async def _run(
         )
         for name, t in traders.items()
     ]
-    traffic.append(asyncio.create_task(feed.run(stop, max_calls=400, pause=0.25)))
+    # Two feed connections calling the same process at once: their ticks share
+    # write batches, and each call must still be stored whole or not at all.
+    traffic += [
+        asyncio.create_task(feed.run(stop, max_calls=400, pause=0.25)) for _lane in range(2)
+    ]
     carol_problems: list[str] = []
     settle_problems: list[str] = []
     try:
