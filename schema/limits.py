@@ -149,9 +149,10 @@ def refusals(
     schema: GraphQLSchema,
     document: DocumentNode,
     operation_name: str | None,
-    variables: Mapping[str, Any],
+    variables: Mapping[str, Any] | None,
 ) -> tuple[list[GraphQLError], int | None]:
-    """The limits ``document`` is over, and its cost (None when too deep to price).
+    """The limits ``document`` is over, and its cost (None when too deep to price,
+    or not asked for: ``variables`` None).
 
     Linear in the document's size, whatever its fragments expand to.
     """
@@ -195,6 +196,8 @@ def refusals(
                 maximumAliases=limits.max_aliases,
             )
         )
+    if variables is None:
+        return errors, None
     cost = operation_cost(schema, document, operation_name, variables, list_size=limits.list_size)
     if cost > limits.max_cost:
         errors.append(

@@ -195,7 +195,8 @@ class _Walker:
                 return TypeMetaFieldDef
         if not isinstance(parent, (GraphQLObjectType, GraphQLInterfaceType)):
             return None
-        return parent.fields.get(name)  # __typename is not there: a scalar, free
+        field: GraphQLField | None = parent.fields.get(name)
+        return field  # __typename is not there: a scalar, free
 
     def page_size(self, node: FieldNode, arguments: Mapping[str, Any]) -> int | None:
         given = {argument.name.value: argument.value for argument in node.arguments or ()}
