@@ -2,7 +2,7 @@
 
 Tests never assert on wall-clock speed; they can assert that handling a request
 made at most so many calls. :func:`call_budget` counts every Python function
-call on this thread and raises :class:`WorkBudgetExceeded` inside the code under
+call on this thread and raises :class:`WorkBudgetExceededError` inside the code under
 test once the budget is spent, so a runaway (exponential) walk fails the test
 quickly instead of hanging it.
 """
@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 
-class WorkBudgetExceeded(Exception):
+class WorkBudgetExceededError(Exception):
     pass
 
 
@@ -28,7 +28,7 @@ class Work:
 
 @contextlib.contextmanager
 def call_budget(limit: int) -> Iterator[Work]:
-    """Count calls meanwhile; past ``limit`` the next call raises ``WorkBudgetExceeded``."""
+    """Count calls meanwhile; past ``limit`` the next call raises ``WorkBudgetExceededError``."""
     work = Work()
 
     def profile(_frame: FrameType, event: str, _arg: Any) -> None:
@@ -36,7 +36,7 @@ def call_budget(limit: int) -> Iterator[Work]:
             work.calls += 1
             if work.calls > limit:
                 sys.setprofile(None)
-                raise WorkBudgetExceeded(f"more than {limit} calls")
+                raise WorkBudgetExceededError(f"more than {limit} calls")
 
     previous = sys.getprofile()
     sys.setprofile(profile)
