@@ -7,9 +7,10 @@ default, or ``list_size`` when it has none). ``orders(first: 100)`` with
 
 Introspection is priced like the rest: ``__schema`` and ``__type`` are objects,
 and its lists are as long as this schema makes them on average (``types`` is
-every type, ``fields`` the mean number of fields per type…), so one full
-introspection costs about as many objects as its answer holds, and thirty
-aliased copies cost thirty times that.
+every type, ``fields`` the mean number of fields per type…), and ``ofType``
+is part of the type reference it unwraps. One full introspection then costs a
+few times the objects its answer holds, and thirty aliased copies thirty times
+that.
 
 A fragment is priced once per place it can be spread from (its cost is
 proportional to the multiplier it is spread under), so fragments spread twice
@@ -171,6 +172,10 @@ class _Walker:
         named = get_named_type(definition.type)
         if is_leaf_type(named):
             return 0
+        if (parent.name, name) == ("__Type", "ofType"):
+            # The wrapped type of a list or non-null reference: priced with the
+            # reference (a chain of them is one type), not per level.
+            return self.selections(named, node.selection_set, multiplier)
         selection_set = node.selection_set
         if wrapper is not None and name in wrapper.item_fields:
             inner = _Wrapper(("node",), wrapper.items) if name == "edges" else None
