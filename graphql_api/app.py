@@ -42,6 +42,7 @@ from graphql_api.ws_protocol import (
 from loaders import create_loaders
 from resolvers.context import Context
 from schema import build_schema
+from schema.limits import QueryLimits
 
 
 class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
@@ -56,6 +57,8 @@ class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
     """
 
     services: Services | None = None
+    # What the shared-subscription path checks before it validates (as the schema does).
+    query_limits: QueryLimits = QueryLimits()
     # Shared subscriptions, per-socket send queues, limits (graphql_api.ws_protocol).
     graphql_transport_ws_handler_class = MultiplexTransportWSHandler
     graphql_ws_handler_class = MultiplexLegacyWSHandler
@@ -170,6 +173,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         allowed_origins=settings.cors_origins,
     )
+    graphql.query_limits = hardening.limits
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -221,6 +221,8 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
             workers=workers,
             log_level=settings.log_level.lower(),
             ws="websockets-sansio",
+            # Frames over the HTTP body limit are refused by uvicorn (close 1009).
+            ws_max_size=settings.max_body_bytes,
             ws_per_message_deflate=settings.ws_per_message_deflate,
             timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         ),

@@ -118,6 +118,7 @@ class Hardening:
             max_aliases=settings.query_max_aliases,
             max_tokens=settings.query_max_tokens,
             max_cost=settings.query_max_cost,
+            max_fields=settings.query_max_fields,
             list_size=settings.query_list_size,
             introspection=settings.introspection,
         )

@@ -65,6 +65,7 @@ from graphql import (
     get_operation_ast,
     parse,
     print_ast,
+    specified_rules,
     validate,
     visit,
 )
@@ -94,6 +95,7 @@ from graphql_api.multiplex import (
 from graphql_api.settings import Settings
 from loaders import create_loaders
 from resolvers.context import Context
+from schema.limits import QueryLimits, refusals, validation_rules
 
 log = structlog.get_logger(__name__)
 
@@ -211,22 +213,30 @@ class _Plan:
 
 @functools.lru_cache(maxsize=512)
 def _analyse(
-    schema: GraphQLSchema | None, query: str, operation_name: str | None
+    schema: GraphQLSchema | None, query: str, operation_name: str | None, limits: QueryLimits
 ) -> _Analysis | None:
-    """How a subscription document is shared, or None for Strawberry's own path."""
+    """How a subscription document is shared, or None for Strawberry's own path.
+
+    The document is parsed and checked against ``limits`` before graphql-core's
+    validation, as on Strawberry's path: what is over a limit (or invalid) takes
+    that path, which reports it.
+    """
     try:
-        document = parse(query)
+        document = parse(query, max_tokens=limits.max_tokens)
     except GraphQLError:
         return None
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
         return None
-    if schema is not None and validate(schema, document):
-        return None  # let Strawberry report the errors exactly as it always has
+    if schema is not None:
+        over, _cost = refusals(limits, schema, document, operation_name, None)
+        rules = validation_rules(tuple(specified_rules), limits.introspection)
+        if over or validate(schema, document, rules):
+            return None  # let Strawberry report the errors exactly as it always has
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    names = _root_fields(operation.selection_set, fragments, set())
+    names = _root_fields(operation.selection_set, fragments, {})
     if names is None:
         return None
     executable, conflate_field = query, None
@@ -250,20 +260,24 @@ def _analyse(
 def _root_fields(
     selections: SelectionSetNode,
     fragments: dict[str, FragmentDefinitionNode],
-    seen: set[str],
+    known: dict[str, frozenset[str] | None],
 ) -> frozenset[str] | None:
+    """Root field names through fragments; each fragment is looked at once (``known``)."""
     names: set[str] = set()
     for selection in selections.selections:
         if isinstance(selection, FieldNode):
             names.add(selection.name.value)
             continue
         if isinstance(selection, InlineFragmentNode):
-            inner = _root_fields(selection.selection_set, fragments, seen)
+            inner = _root_fields(selection.selection_set, fragments, known)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
-            if name in seen or name not in fragments:
+            if name not in fragments:
                 return None
-            inner = _root_fields(fragments[name].selection_set, fragments, seen | {name})
+            if name not in known:
+                known[name] = None  # while it is looked at: a spread back is a cycle
+                known[name] = _root_fields(fragments[name].selection_set, fragments, known)
+            inner = known[name]
         else:  # pragma: no cover - no other selection kinds exist
             return None
         if inner is None:
@@ -441,8 +455,12 @@ class _Connection:
         if variables is not None and not isinstance(variables, dict):
             return None
         schema = getattr(self.handler.schema, "_schema", None)
+        limits = getattr(self.view, "query_limits", None)
         analysis = _analyse(
-            schema if isinstance(schema, GraphQLSchema) else None, query, operation_name
+            schema if isinstance(schema, GraphQLSchema) else None,
+            query,
+            operation_name,
+            limits if isinstance(limits, QueryLimits) else QueryLimits(),
         )
         if analysis is None:
             return None
