@@ -211,6 +211,7 @@ async def _open_timeseries(settings: Settings, engine: AsyncEngine) -> TimeSerie
             keep_days=settings.tdengine_keep_days,
             pool_size=settings.tdengine_pool_size,
             buffer_max_rows=settings.tdengine_buffer_rows,
+            write_timeout=settings.tdengine_write_timeout_seconds,
         )
         breaker = CircuitBreaker(
             "tdengine",

@@ -40,6 +40,7 @@ class Settings(HardeningSettings):
     tdengine_keep_days: int | None = Field(None, alias="TDENGINE_KEEP_DAYS", ge=1)
     tdengine_pool_size: int = Field(4, alias="TDENGINE_POOL_SIZE", ge=1)
     tdengine_buffer_rows: int = Field(100_000, alias="TDENGINE_BUFFER_ROWS", ge=0)
+    tdengine_write_timeout_seconds: float = Field(1.0, alias="TDENGINE_WRITE_TIMEOUT_SECONDS", gt=0)
 
     market_feed: Literal["simulated", "none"] = Field("simulated", alias="MARKET_FEED")
     feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)

@@ -242,3 +242,18 @@ class TickRow(Base):
     bid: Mapped[Decimal] = mapped_column(ExactDecimal())
     ask: Mapped[Decimal] = mapped_column(ExactDecimal())
     volume: Mapped[Decimal] = mapped_column(ExactDecimal())
+
+
+class TickBatchKey(Base):
+    """Idempotency keys of ``ingestTicks`` batches, written in the same transaction as the ticks.
+
+    A retried batch whose key is here was stored already; ``digest`` tells a
+    retry (same ticks) from a reuse of the key for other ticks.
+    """
+
+    __tablename__ = "tick_batch_keys"
+
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

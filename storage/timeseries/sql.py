@@ -10,19 +10,39 @@ for the embedded default's volumes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+import asyncpg
+from sqlalchemy import insert, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.models import TickRow
-from storage.timeseries.base import Bar, KlineInterval, Tick, TimeSeriesWriteError, check_batch
+from storage.models import TickBatchKey, TickRow
+from storage.timeseries.base import (
+    Bar,
+    BatchKey,
+    BatchOutcome,
+    KlineInterval,
+    Tick,
+    TickBatch,
+    TimeSeriesWriteError,
+    check_batch,
+)
 from storage.timeseries.buckets import floor_to_interval, tick_range_for_bars
 
 _TICK_COLUMNS = ("symbol", "time", "last", "bid", "ask", "volume")
+# What a failed write raises: asyncpg's own errors too, as COPY bypasses SQLAlchemy.
+_WRITE_ERRORS = (
+    SQLAlchemyError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 _STREAM_PARTITION = 2000
 
 # Positional parameters: it runs on asyncpg directly. $1 bar seconds, $2 symbol,
@@ -66,10 +86,43 @@ class SqlTimeSeriesStore:
                     await connection.execute(
                         insert(TickRow), [_tick_params(tick) for tick in ticks]
                     )
-        except (SQLAlchemyError, OSError) as error:
+        except _WRITE_ERRORS as error:
             raise TimeSeriesWriteError(
                 f"tick batch of {len(ticks)} not written: {error}"
             ) from error
+
+    async def write_batches(self, batches: Sequence[TickBatch]) -> list[BatchOutcome]:
+        """One transaction for all of them: the keys first, then the ticks of new batches.
+
+        A failure before the commit leaves nothing behind; a connection lost during
+        the commit leaves the outcome unknown (``outcome_unknown``), which is what
+        the keys are for.
+        """
+        for batch in batches:
+            check_batch(batch.ticks)
+        committing = False
+        try:
+            async with self._engine.connect() as connection:
+                transaction = await connection.begin()
+                outcomes = await _claim_keys(connection, batches, postgres=self._postgres)
+                stored = [
+                    tick
+                    for batch, outcome in zip(batches, outcomes, strict=True)
+                    if outcome is BatchOutcome.STORED
+                    for tick in batch.ticks
+                ]
+                if stored:
+                    await _insert_ticks(connection, stored, postgres=self._postgres)
+                committing = True
+                await transaction.commit()
+        except _WRITE_ERRORS as error:
+            rows = sum(len(batch.ticks) for batch in batches)
+            state = "outcome unknown (lost during commit)" if committing else "not written"
+            raise TimeSeriesWriteError(
+                f"{len(batches)} tick batches ({rows} ticks) {state}: {error}",
+                outcome_unknown=committing,
+            ) from error
+        return outcomes
 
     async def ticks(
         self, symbol: str, start: datetime | None, end: datetime | None, limit: int
@@ -240,6 +293,75 @@ async def _asyncpg(connection: AsyncConnection) -> Any:
     driver = raw.driver_connection
     assert driver is not None
     return driver
+
+
+async def _claim_keys(
+    connection: AsyncConnection, batches: Sequence[TickBatch], *, postgres: bool
+) -> list[BatchOutcome]:
+    """Record the batches' keys; a key already recorded (now or by an earlier
+    transaction) makes its batch a replay or a conflict instead of a write.
+
+    ``ON CONFLICT DO NOTHING`` rather than a look-up first: two processes storing
+    the same key at once serialise on it, and the loser sees the winner's row.
+    """
+    first: dict[tuple[int, str], BatchKey] = {}
+    for batch in batches:
+        if batch.key is not None:
+            first.setdefault((batch.key.owner_id, batch.key.batch_id), batch.key)
+    claimed: set[tuple[int, str]] = set()
+    recorded: dict[tuple[int, str], str] = {}
+    if first:
+        now = datetime.now(UTC)
+        insert_key = postgres_insert if postgres else sqlite_insert
+        statement = (
+            insert_key(TickBatchKey)
+            .values(
+                [
+                    {
+                        "owner_id": key.owner_id,
+                        "batch_id": key.batch_id,
+                        "digest": key.digest,
+                        "created_at": now,
+                    }
+                    for key in first.values()
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(TickBatchKey.owner_id, TickBatchKey.batch_id)
+        )
+        claimed = {(row[0], row[1]) for row in await connection.execute(statement)}
+        recorded = {pair: first[pair].digest for pair in claimed}
+        others = [pair for pair in first if pair not in claimed]
+        if others:
+            existing = await connection.execute(
+                select(TickBatchKey.owner_id, TickBatchKey.batch_id, TickBatchKey.digest).where(
+                    tuple_(TickBatchKey.owner_id, TickBatchKey.batch_id).in_(others)
+                )
+            )
+            recorded.update({(row[0], row[1]): row[2] for row in existing})
+    outcomes: list[BatchOutcome] = []
+    for batch in batches:
+        if batch.key is None:
+            outcomes.append(BatchOutcome.STORED)
+            continue
+        pair = (batch.key.owner_id, batch.key.batch_id)
+        if pair in claimed and first[pair] is batch.key:
+            claimed.discard(pair)  # a second batch with this key in the group is a replay
+            outcomes.append(BatchOutcome.STORED)
+        elif recorded.get(pair) == batch.key.digest:
+            outcomes.append(BatchOutcome.REPLAYED)
+        else:
+            outcomes.append(BatchOutcome.CONFLICT)
+    return outcomes
+
+
+async def _insert_ticks(
+    connection: AsyncConnection, ticks: Sequence[Tick], *, postgres: bool
+) -> None:
+    if postgres:
+        await _copy_ticks(connection, ticks)
+    else:
+        await connection.execute(insert(TickRow), [_tick_params(tick) for tick in ticks])
 
 
 async def _copy_ticks(connection: AsyncConnection, ticks: Sequence[Tick]) -> None:
