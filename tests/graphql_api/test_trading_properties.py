@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from graphql_api.event_outbox import EventOutbox
 from graphql_api.hub import Hub
 from graphql_api.matcher import PaperMatcher
 from graphql_api.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
@@ -88,7 +89,7 @@ async def _run(template: Path, steps: list[dict[str, Any]], partial: bool) -> No
             catalog = SymbolCatalog(sessions)
             await catalog.load()
             store = SqlTimeSeriesStore(engine)
-            service = OrderService(sessions, catalog, store, hub, LIMITS)
+            service = OrderService(sessions, catalog, store, EventOutbox(sessions, hub), LIMITS)
             matcher = PaperMatcher(sessions, hub, catalog, service, LIMITS, partial_fills=partial)
             async with sessions() as session:
                 user = await session.scalar(
