@@ -262,6 +262,11 @@ def is_connection_failure(error: BaseException | None) -> bool:
             return True
         if type(error).__name__ in _DRIVER_CONNECTION_ERRORS:
             return True
+        if (
+            type(error).__module__.startswith("redis")
+            and type(error).__name__ in _REDIS_CONNECTION_ERRORS
+        ):
+            return True
         error = error.__cause__ or error.__context__
     return False
 
@@ -277,6 +282,12 @@ _DRIVER_CONNECTION_ERRORS = frozenset(
         "CrashShutdownError",
         "TooManyConnectionsError",
     }
+)
+
+
+# redis-py's own ConnectionError and TimeoutError are not the builtin ones.
+_REDIS_CONNECTION_ERRORS = frozenset(
+    {"ConnectionError", "TimeoutError", "BusyLoadingError", "MaxConnectionsError"}
 )
 
 
