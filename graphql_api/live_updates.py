@@ -13,8 +13,9 @@ update:
 
 Delivery is at least once underneath (the event relay may publish an event
 twice, and catch-up overlaps the live stream), so each stream drops what it has
-already shown: an order at a version not newer than the last one shown, a
-signal id already shown.
+already shown: an order at a version not newer than the last one shown (an
+event that names no version always shows the current row), a signal id
+already shown.
 """
 
 from __future__ import annotations
@@ -44,17 +45,27 @@ MAX_RETRY = 2.0
 
 
 class _Pending:
-    """Ids announced but not yet delivered, and whether a catch-up is due."""
+    """Ids announced but not yet delivered, and whether a catch-up is due.
+
+    Per id, the highest version announced, or None when an event named no
+    version (then the current row is shown whatever was shown before).
+    """
 
     def __init__(self) -> None:
-        self.ids: dict[int, None] = {}
+        self.ids: dict[int, int | None] = {}
         self.catch_up = False
 
     def absorb(self, message: str) -> None:
         if message == RESYNC:
             self.catch_up = True
-        else:
-            self.ids[int(decode_id_event(message)["id"])] = None
+            return
+        event = decode_id_event(message)
+        object_id = int(event["id"])
+        version = event.get("version")
+        if object_id in self.ids:
+            known = self.ids[object_id]
+            version = None if known is None or version is None else max(known, int(version))
+        self.ids[object_id] = None if version is None else int(version)
 
     def absorb_waiting(self, box: Mailbox) -> None:
         while (waiting := box.get_nowait()) is not None:
@@ -68,12 +79,12 @@ async def _load_when_available(
     arrive meanwhile are collected into ``pending`` (so the mailbox never overflows)."""
     delay = MIN_RETRY
     while True:
-        pending.absorb_waiting(box)
         try:
             return await load()
         except Exception as error:
             if as_service_unavailable(error) is None:
                 raise
+        pending.absorb_waiting(box)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
                 while True:
@@ -89,17 +100,18 @@ async def order_updates(
     since = datetime.now(UTC)
     pending = _Pending()
 
-    async def load() -> list[models.Order]:
-        ids, catch_up = list(pending.ids), pending.catch_up
+    async def load() -> list[tuple[models.Order, bool]]:
+        """(row, shown even at a version already shown) pairs."""
+        ids, catch_up = dict(pending.ids), pending.catch_up
         order = models.Order
         async with sessions() as session:
-            rows: list[models.Order] = []
+            rows: list[tuple[models.Order, bool]] = []
             if ids:
                 found = await session.scalars(
                     select(order).where(order.id.in_(ids), order.user_id == user_id)
                 )
                 by_id = {row.id: row for row in found}
-                rows = [by_id[i] for i in ids if i in by_id]
+                rows = [(by_id[i], ids[i] is None) for i in ids if i in by_id]
             if catch_up:
                 changed = await session.scalars(
                     select(order)
@@ -107,7 +119,7 @@ async def order_updates(
                     .order_by(order.updated_at, order.id)
                     .limit(CATCH_UP_LIMIT)
                 )
-                rows.extend(changed)
+                rows.extend((row, False) for row in changed)
         pending.ids.clear()
         pending.catch_up = False
         return rows
@@ -115,8 +127,8 @@ async def order_updates(
     async with hub.subscribe([order_channel(user_id)], conflate=False, resync=True) as box:
         while True:
             pending.absorb((await box.get()).message)
-            for row in await _load_when_available(box, pending, load):
-                if row.version > shown.get(row.id, -1):
+            for row, forced in await _load_when_available(box, pending, load):
+                if forced or row.version > shown.get(row.id, -1):
                     shown[row.id] = row.version
                     since = max(since, row.updated_at)
                     yield row
