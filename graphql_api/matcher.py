@@ -266,6 +266,8 @@ class PaperMatcher:
                 allow_short=self._limits.allow_short_selling,
                 lot_size=spec.lot_size,
             )
+            if outcome is not None:
+                self._orders.announce(session, outcome.order)
             await session.commit()
         if outcome is None:
             # Canceled or changed elsewhere: the database is the truth.
@@ -278,7 +280,6 @@ class PaperMatcher:
         order.version = row.version
         if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):
             self._forget(order)
-        await self._orders.announce(row)
         return outcome.filled
 
     async def _close(self, order: RestingOrder, status: OrderStatus) -> None:
@@ -286,10 +287,10 @@ class PaperMatcher:
             row = await close_order(
                 session, order_id=order.id, expected_version=order.version, status=status
             )
+            if row is not None:
+                self._orders.announce(session, row)
             await session.commit()
         self._forget(order)
-        if row is not None:
-            await self._orders.announce(row)
 
     def _forget(self, order: RestingOrder) -> None:
         resting = self._book.get(order.symbol)

@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.errors import ErrorCode, UserError
+from graphql_api.event_outbox import EventOutbox
 from graphql_api.events import ORDERS_NEW_CHANNEL, encode_id_event, encode_new_order, order_channel
-from graphql_api.hub import Hub
 from graphql_api.order_types import (
     MAX_CLIENT_ORDER_ID_LENGTH,
     OPEN_STATUSES,
@@ -51,7 +51,9 @@ class OrderService:
     sessions: one transaction per call.
     catalog: symbol metadata for validation.
     timeseries: latest quotes for market-order estimates and the price band.
-    hub: announces order changes on ``orders.<user id>`` and new orders to the matcher.
+    outbox: announces order changes on ``orders.<user id>`` and new orders to the
+        matcher, staged in the transaction that makes the change: an order the
+        caller is told about is announced, even if the bus is down right now.
     limits: the risk settings.
     """
 
@@ -60,13 +62,13 @@ class OrderService:
         sessions: SessionFactory,
         catalog: SymbolCatalog,
         timeseries: TimeSeriesStore,
-        hub: Hub,
+        outbox: EventOutbox,
         limits: RiskLimits,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
         self._timeseries = timeseries
-        self._hub = hub
+        self._outbox = outbox
         self.limits = limits
         # Serialises one user's placements in this process; across processes the
         # balance row lock (PostgreSQL) does the same.
@@ -91,6 +93,9 @@ class OrderService:
                 if existing is not None:
                     return _replay(existing, request)
             order = await self._accept_or_reject(session, user_id, request, spec)
+            self.announce(session, order)
+            if order.status == OrderStatus.NEW.value:
+                self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_new_order(order))
             try:
                 await session.commit()
             except IntegrityError:
@@ -103,9 +108,6 @@ class OrderService:
                 if existing is None:
                     raise
                 return _replay(existing, request)
-        await self.announce(order)
-        if order.status == OrderStatus.NEW.value:
-            await self._hub.publish(ORDERS_NEW_CHANNEL, encode_new_order(order))
         return OrderOutcome(order, [])
 
     async def cancel_order(self, user_id: int, order_id: int) -> OrderOutcome:
@@ -130,12 +132,14 @@ class OrderService:
             order.status = OrderStatus.CANCELED.value
             order.version += 1
             order.updated_at = datetime.now(UTC)
+            self.announce(session, order)
             await session.commit()
-        await self.announce(order)
         return OrderOutcome(order, [])
 
-    async def announce(self, order: models.Order) -> None:
-        await self._hub.publish(
+    def announce(self, session: AsyncSession, order: models.Order) -> None:
+        """Stage ``order``'s change in ``session``: published once (and only if) it commits."""
+        self._outbox.stage(
+            session,
             order_channel(order.user_id),
             encode_id_event("order", order.id, status=order.status, version=order.version),
         )

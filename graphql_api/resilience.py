@@ -275,6 +275,11 @@ def is_connection_failure(error: BaseException | None) -> bool:
             return True
         if type(error).__name__ in _DRIVER_CONNECTION_ERRORS:
             return True
+        if (
+            type(error).__module__.startswith("redis")
+            and type(error).__name__ in _REDIS_CONNECTION_ERRORS
+        ):
+            return True
         error = error.__cause__ or error.__context__
     return False
 
@@ -302,6 +307,12 @@ def _is_stuck_protocol(error: BaseException | None) -> bool:
             return True
         error = error.__cause__ or error.__context__
     return False
+
+
+# redis-py's own ConnectionError and TimeoutError are not the builtin ones.
+_REDIS_CONNECTION_ERRORS = frozenset(
+    {"ConnectionError", "TimeoutError", "BusyLoadingError", "MaxConnectionsError"}
+)
 
 
 def as_service_unavailable(error: BaseException | None) -> ServiceUnavailableError | None:

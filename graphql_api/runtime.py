@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.auth import AuthService
 from graphql_api.demo_data import seed_demo_data
+from graphql_api.event_outbox import EventOutbox
 from graphql_api.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.hub import Hub
 from graphql_api.ingest import TickIngestor
@@ -59,6 +60,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         try:
             async with open_broadcast(settings.broadcast_url) as broadcast:
                 hub = Hub(broadcast, capacity=settings.subscriber_queue_size)
+                outbox = EventOutbox(sessions, hub)
                 catalog = SymbolCatalog(sessions)
                 await catalog.load()
                 ingestor = TickIngestor(
@@ -69,7 +71,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     batch_size=settings.tick_batch_size,
                     max_future=timedelta(seconds=settings.max_tick_future_seconds),
                 )
-                auth = AuthService(sessions, settings, hub)
+                auth = AuthService(sessions, settings, hub, outbox)
                 await auth.load_revocations()
                 services = Services(
                     settings=settings,
@@ -77,9 +79,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     sessions=sessions,
                     timeseries=timeseries,
                     hub=hub,
+                    outbox=outbox,
                     catalog=catalog,
                     ingestor=ingestor,
-                    orders=OrderService(sessions, catalog, timeseries, hub, risk_limits(settings)),
+                    orders=OrderService(
+                        sessions, catalog, timeseries, outbox, risk_limits(settings)
+                    ),
                     strategies=StrategyService(sessions, catalog),
                     auth=auth,
                     demo_user_id=demo_user_id,
@@ -99,6 +104,7 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
     tasks: dict[str, asyncio.Task[None]] = {
         "ingestor": asyncio.create_task(services.ingestor.run(), name="tick-ingestor"),
         "revocations": asyncio.create_task(services.auth.run(), name="auth-revocations"),
+        "event-relay": asyncio.create_task(services.outbox.run(), name="event-relay"),
     }
     settings = services.settings
     if settings.matcher_enabled:
@@ -153,6 +159,10 @@ async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> Non
             await feed
     services.ingestor.stop()
     await tasks["ingestor"]
+    # What was committed just before shutdown goes out now if the bus takes it;
+    # otherwise it stays staged for the next process to relay.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(services.outbox.relay_once(), 5)
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -244,7 +254,11 @@ async def open_admin_services(settings: Settings | None = None) -> AsyncIterator
     try:
         await upgrade_to_head(engine)
         async with Broadcast("memory://") as broadcast:
-            yield AuthService(create_session_factory(engine), settings, Hub(broadcast))
+            sessions = create_session_factory(engine)
+            hub = Hub(broadcast)
+            # Revocations made here are staged in the database; the servers' relays
+            # put them on the cluster's bus.
+            yield AuthService(sessions, settings, hub, EventOutbox(sessions, hub))
     finally:
         await engine.dispose()
 

@@ -257,3 +257,20 @@ class TickBatchKey(Base):
     batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OutboxEvent(Base):
+    """A realtime event committed in the same transaction as the change it announces.
+
+    The event relay (:mod:`graphql_api.event_outbox`) publishes these rows to the
+    bus in id order and deletes them once the bus took them, so an answer that
+    says a change happened never depends on the bus being up at that moment.
+    (Not to be confused with a WebSocket connection's send queue.)
+    """
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

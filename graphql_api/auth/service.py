@@ -19,6 +19,7 @@ from graphql_api.auth import tokens
 from graphql_api.auth.passwords import hash_password, verify_password
 from graphql_api.auth.principal import Principal, Role
 from graphql_api.errors import ErrorCode, UserError
+from graphql_api.event_outbox import EventOutbox
 from graphql_api.hub import Hub
 from graphql_api.settings import Settings
 from storage import models
@@ -49,13 +50,18 @@ class AuthService:
     """Parameters:
     sessions: database sessions.
     settings: JWT secret and token lifetimes.
-    hub: carries revocations to the other server processes.
+    hub: carries revocations from the other server processes.
+    outbox: carries this process' revocations to them, staged in the transaction
+        that revokes (delivered once the bus takes them, even after an outage).
     """
 
-    def __init__(self, sessions: SessionFactory, settings: Settings, hub: Hub) -> None:
+    def __init__(
+        self, sessions: SessionFactory, settings: Settings, hub: Hub, outbox: EventOutbox
+    ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._hub = hub
+        self._outbox = outbox
         self._revoked: set[str] = set()
         self._on_revoke: list[Callable[[str], None]] = []
 
@@ -124,8 +130,9 @@ class AuthService:
                 raise AuthError("session revoked")
             if row.refresh_jti != claims.jti:
                 row.revoked_at = datetime.now(UTC)
+                self._outbox.stage(session, REVOCATION_CHANNEL, row.id)
                 await session.commit()
-                await self._announce_revocation(row.id)
+                self._revoke_locally(row.id)
                 raise AuthError("refresh token reused; session revoked")
             pair, row.refresh_jti = self._issue(user, row.id)
             row.expires_at = pair.refresh_expires_at
@@ -137,8 +144,9 @@ class AuthService:
             row = await session.get(models.AuthSession, principal.session_id)
             if row is not None and row.revoked_at is None:
                 row.revoked_at = datetime.now(UTC)
+                self._outbox.stage(session, REVOCATION_CHANNEL, row.id)
                 await session.commit()
-        await self._announce_revocation(principal.session_id)
+        self._revoke_locally(principal.session_id)
 
     # -- per request ------------------------------------------------------------------------
 
@@ -203,13 +211,6 @@ class AuthService:
         self._revoked.add(session_id)
         for callback in list(self._on_revoke):
             callback(session_id)
-
-    async def _announce_revocation(self, session_id: str) -> None:
-        self._revoke_locally(session_id)
-        try:
-            await self._hub.publish(REVOCATION_CHANNEL, session_id)
-        except Exception as error:  # the periodic resync will still catch it
-            log.warning("revocation not broadcast", error=str(error))
 
     def _issue(self, user: models.User, session_id: str) -> tuple[TokenPair, str]:
         secret = self._settings.jwt_secret

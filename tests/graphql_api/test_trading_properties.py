@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from graphql_api.event_outbox import EventOutbox
 from graphql_api.fills import fit_buy_to_reservation
 from graphql_api.hub import Hub
 from graphql_api.matcher import PaperMatcher
@@ -94,7 +95,7 @@ async def _run(template: Path, steps: list[dict[str, Any]], partial: bool) -> No
             catalog = SymbolCatalog(sessions)
             await catalog.load()
             store = SqlTimeSeriesStore(engine)
-            service = OrderService(sessions, catalog, store, hub, LIMITS)
+            service = OrderService(sessions, catalog, store, EventOutbox(sessions, hub), LIMITS)
             matcher = PaperMatcher(sessions, hub, catalog, service, LIMITS, partial_fills=partial)
             async with sessions() as session:
                 user = await session.scalar(
