@@ -92,14 +92,17 @@ class OrderService:
                 )
                 if existing is not None:
                     return _replay(existing, request)
-            order = await self._accept_or_reject(session, user_id, request, spec)
-            self.announce(session, order)
-            if order.status == OrderStatus.NEW.value:
-                self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_new_order(order))
             try:
+                order = await self._accept_or_reject(session, user_id, request, spec)
+                self.announce(session, order)
+                if order.status == OrderStatus.NEW.value:
+                    self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_new_order(order))
                 await session.commit()
             except IntegrityError:
-                # A concurrent request with the same clientOrderId won the race.
+                # A concurrent request with the same clientOrderId (in another
+                # process: this one serialises a user's placements) won the race.
+                # PostgreSQL reports it at the flush that assigns the order's id,
+                # SQLite at the commit; either way the stored order is the answer.
                 await session.rollback()
                 assert request.client_order_id is not None
                 existing = await order_repo.order_by_client_id(
