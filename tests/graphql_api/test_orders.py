@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from graphql_api.order_types import OrderRequest, OrderSide, OrderType
+from graphql_api.orders import OrderOutcome
 from graphql_api.runtime import open_services
 from storage import models
 from tests.conftest import make_settings, postgres_database
@@ -31,7 +32,7 @@ async def test_the_same_client_order_id_from_two_processes_stores_one_order(
     settings = make_settings(database_url)
     async with open_services(settings) as first, open_services(settings) as second:
         # when both place the same clientOrderId at the same moment, several times
-        outcomes = []
+        outcomes: list[OrderOutcome] = []
         for attempt in range(5):
             keyed = OrderRequest(
                 symbol="600519.SH",
