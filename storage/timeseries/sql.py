@@ -5,28 +5,46 @@ ingests with ``COPY``. SQLite keeps decimals as text (see ``storage.types``),
 where ``MAX``/``SUM`` would compare strings or round through floats, so its bars
 are aggregated in Python from the ordered tick stream: exact, and fast enough
 for the embedded default's volumes.
+
+Reads skip a row they cannot decode (a time outside what Python can hold, text
+that is not the canonical time format, a decimal that is not a finite number)
+and log it: such a row can only come from outside this code (an old version's
+writes, hand-made SQL), and one of them must not take down every read of its
+symbol, or a ``symbols`` page, until someone deletes it. Both dialects filter
+in SQL first, so the latest tick of a symbol is its latest *readable* one.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import Context, Decimal
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+import structlog
+from sqlalchemy import ColumnElement, String, insert, literal, or_, select, type_coerce
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import Label
 
 from storage.models import TickRow
 from storage.timeseries.base import Bar, KlineInterval, Tick, TimeSeriesWriteError, check_batch
 from storage.timeseries.buckets import floor_to_interval, tick_range_for_bars
+from storage.types import SQLITE_TIME_GLOB, parse_sqlite_time
+
+log = structlog.get_logger(__name__)
 
 _TICK_COLUMNS = ("symbol", "time", "last", "bid", "ask", "volume")
 _STREAM_PARTITION = 2000
+# PostgreSQL's timestamptz reaches 4713 BC and 294276 AD (and infinity); asyncpg
+# cannot hand those to Python, so reads keep to what a datetime can hold.
+_FIRST_READABLE = datetime.min.replace(tzinfo=UTC)
+_LAST_READABLE = datetime.max.replace(tzinfo=UTC)
+# A bar's volume is a sum of many ticks' volumes: wide enough never to round it.
+_EXACT_SUM = Context(prec=100)
 
 # Positional parameters: it runs on asyncpg directly. $1 bar seconds, $2 symbol,
-# $3 limit, then the optional bounds. Open and close are the price of the
+# $3 limit, $4/$5 the readable window, then the optional bounds. Open and close are the price of the
 # (time, id)-smallest and -largest tick: min/max over arrays compare in that
 # order without sorting each bucket (array_agg(... ORDER BY ...) did, at a
 # quarter of the query's time).
@@ -40,7 +58,7 @@ SELECT date_bin(make_interval(secs => $1), time, TIMESTAMPTZ '1970-01-01 00:00:0
        sum(volume) AS volume,
        count(*) AS trade_count
 FROM ticks
-WHERE symbol = $2 {bounds}
+WHERE symbol = $2 AND time BETWEEN $4 AND $5 {bounds}
 GROUP BY bucket
 ORDER BY bucket {direction}
 LIMIT $3
@@ -53,6 +71,11 @@ class SqlTimeSeriesStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # SQLite's text columns are read raw and decoded row by row (see _decode).
+        self._tick_columns = [
+            column if self._postgres or column.name in ("id", "symbol") else _raw(column)
+            for column in TickRow.__table__.columns
+        ]
 
     async def write_ticks(self, ticks: Sequence[Tick]) -> None:
         if not ticks:
@@ -74,7 +97,7 @@ class SqlTimeSeriesStore:
     async def ticks(
         self, symbol: str, start: datetime | None, end: datetime | None, limit: int
     ) -> list[Tick]:
-        query = select(TickRow).where(TickRow.symbol == symbol)
+        query = select(*self._tick_columns).where(TickRow.symbol == symbol, self._readable())
         if start is not None:
             query = query.where(TickRow.time >= start)
         if end is not None:
@@ -86,7 +109,7 @@ class SqlTimeSeriesStore:
             else:
                 query = query.order_by(TickRow.time.desc(), TickRow.id.desc()).limit(limit)
                 rows = list(reversed((await connection.execute(query)).all()))
-        return [_row_to_tick(row) for row in rows]
+        return [tick for row in rows if (tick := self._decode(row)) is not None]
 
     async def latest_ticks(self, symbols: Sequence[str]) -> dict[str, Tick]:
         if not symbols:
@@ -95,16 +118,18 @@ class SqlTimeSeriesStore:
         # over the symbols' whole history would scan every tick they ever had.
         latest_ids = [
             select(TickRow.id)
-            .where(TickRow.symbol == symbol)
+            .where(TickRow.symbol == symbol, self._readable())
             .order_by(TickRow.time.desc(), TickRow.id.desc())
             .limit(1)
             .scalar_subquery()
             for symbol in dict.fromkeys(symbols)
         ]
-        query = select(TickRow).where(or_(*(TickRow.id == latest for latest in latest_ids)))
+        query = select(*self._tick_columns).where(
+            or_(*(TickRow.id == latest for latest in latest_ids))
+        )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return {row.symbol: _row_to_tick(row) for row in rows}
+        return {tick.symbol: tick for row in rows if (tick := self._decode(row)) is not None}
 
     async def klines(
         self,
@@ -126,6 +151,24 @@ class SqlTimeSeriesStore:
     async def close(self) -> None:
         """The engine belongs to the caller; nothing of our own to release."""
 
+    def _readable(self) -> ColumnElement[bool]:
+        """Rows whose time this store can decode: cheap, and checked on the index."""
+        if self._postgres:
+            return TickRow.time.between(_FIRST_READABLE, _LAST_READABLE)
+        return _raw(TickRow.time).op("GLOB", is_comparison=True)(
+            literal(SQLITE_TIME_GLOB, String())
+        )
+
+    def _decode(self, row: Any) -> Tick | None:
+        """The row as a tick, or None (logged) when it cannot be one."""
+        try:
+            time = row.time if self._postgres else parse_sqlite_time(row.time)
+            values = [_decimal(getattr(row, name)) for name in ("last", "bid", "ask", "volume")]
+        except (ValueError, TypeError, ArithmeticError) as error:
+            log.warning("unreadable tick skipped", id=row.id, symbol=row.symbol, error=str(error))
+            return None
+        return Tick(row.symbol, time, *values)
+
     async def _postgres_klines(
         self,
         symbol: str,
@@ -137,7 +180,7 @@ class SqlTimeSeriesStore:
         newest: bool,
     ) -> list[Bar]:
         bounds = ""
-        params: list[Any] = [interval.seconds, symbol, limit]
+        params: list[Any] = [interval.seconds, symbol, limit, _FIRST_READABLE, _LAST_READABLE]
         if lo is not None:
             params.append(lo)
             bounds += f" AND time >= ${len(params)}"
@@ -164,7 +207,9 @@ class SqlTimeSeriesStore:
         *,
         newest: bool,
     ) -> list[Bar]:
-        query = select(TickRow.time, TickRow.last, TickRow.volume).where(TickRow.symbol == symbol)
+        query = select(
+            TickRow.id, _raw(TickRow.time), _raw(TickRow.last), _raw(TickRow.volume)
+        ).where(TickRow.symbol == symbol, self._readable())
         if lo is not None:
             query = query.where(TickRow.time >= lo)
         if hi is not None:
@@ -210,7 +255,13 @@ async def _aggregate(
 
     async for partition in partitions:
         for row in partition:
-            row_bucket = floor_to_interval(row.time, interval)
+            try:
+                time = parse_sqlite_time(row.time)
+                price, size = _decimal(row.last), _decimal(row.volume)
+            except (ValueError, TypeError, ArithmeticError) as error:
+                log.warning("unreadable tick skipped", id=row.id, symbol=symbol, error=str(error))
+                continue
+            row_bucket = floor_to_interval(time, interval)
             if row_bucket != bucket:
                 if bucket is not None:
                     bars.append(finish())
@@ -218,16 +269,16 @@ async def _aggregate(
                         return bars
                 bucket, first, high, low, volume, count = (
                     row_bucket,
-                    row.last,
-                    row.last,
-                    row.last,
+                    price,
+                    price,
+                    price,
                     Decimal(0),
                     0,
                 )
-            high = max(high, row.last)
-            low = min(low, row.last)
-            last = row.last
-            volume += row.volume
+            high = max(high, price)
+            low = min(low, price)
+            last = price
+            volume = _EXACT_SUM.add(volume, size)
             count += 1
     if bucket is not None and len(bars) < limit:
         bars.append(finish())
@@ -262,12 +313,13 @@ def _tick_params(tick: Tick) -> dict[str, Any]:
     }
 
 
-def _row_to_tick(row: Any) -> Tick:
-    return Tick(
-        symbol=row.symbol,
-        time=row.time,
-        last=row.last,
-        bid=row.bid,
-        ask=row.ask,
-        volume=row.volume,
-    )
+def _raw(column: Any) -> Label[str]:
+    """The column as the text SQLite holds, so a bad value fails one row, not the fetch."""
+    return type_coerce(column, String()).label(column.key)
+
+
+def _decimal(value: object) -> Decimal:
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
