@@ -42,16 +42,13 @@ def decimal_digits(value: Decimal) -> tuple[int, int]:
     """
     _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int), "decimal_digits needs a finite value"
-    significant = list(digits)
-    while exponent < 0 and len(significant) > 1 and significant[-1] == 0:
+    if not any(digits):
+        return 0, 0
+    significant = list(digits)  # never has leading zeros once the value is not zero
+    while exponent < 0 and significant[-1] == 0:
         significant.pop()
         exponent += 1
-    while len(significant) > 1 and significant[0] == 0:
-        significant.pop(0)
-    if significant == [0]:
-        return 0, 0
-    fraction = max(0, -exponent)
-    return max(0, len(significant) - fraction), fraction
+    return max(0, len(significant) + exponent), max(0, -exponent)
 
 
 def format_sqlite_time(value: datetime) -> str:

@@ -17,12 +17,22 @@ in SQL first, so the latest tick of a symbol is its latest *readable* one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, String, insert, literal, or_, select, type_coerce
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    String,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import Label
@@ -37,14 +47,19 @@ log = structlog.get_logger(__name__)
 _TICK_COLUMNS = ("symbol", "time", "last", "bid", "ask", "volume")
 _STREAM_PARTITION = 2000
 # PostgreSQL's timestamptz reaches 4713 BC and 294276 AD (and infinity); asyncpg
-# cannot hand those to Python, so reads keep to what a datetime can hold.
-_FIRST_READABLE = datetime.min.replace(tzinfo=UTC)
-_LAST_READABLE = datetime.max.replace(tzinfo=UTC)
+# cannot hand those to Python, so reads keep to what a datetime can hold. As SQL
+# literals: asyncpg sends datetime.min/max as -infinity/infinity.
+_PG_READABLE = (
+    "time BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+    "AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+)
+# How far back a quote looks past unreadable newest rows before giving up.
+_FALLBACK_ROWS = 100
 # A bar's volume is a sum of many ticks' volumes: wide enough never to round it.
 _EXACT_SUM = Context(prec=100)
 
 # Positional parameters: it runs on asyncpg directly. $1 bar seconds, $2 symbol,
-# $3 limit, $4/$5 the readable window, then the optional bounds. Open and close are the price of the
+# $3 limit, then the optional bounds. Open and close are the price of the
 # (time, id)-smallest and -largest tick: min/max over arrays compare in that
 # order without sorting each bucket (array_agg(... ORDER BY ...) did, at a
 # quarter of the query's time).
@@ -58,7 +73,7 @@ SELECT date_bin(make_interval(secs => $1), time, TIMESTAMPTZ '1970-01-01 00:00:0
        sum(volume) AS volume,
        count(*) AS trade_count
 FROM ticks
-WHERE symbol = $2 AND time BETWEEN $4 AND $5 {bounds}
+WHERE symbol = $2 AND {readable} {bounds}
 GROUP BY bucket
 ORDER BY bucket {direction}
 LIMIT $3
@@ -129,7 +144,17 @@ class SqlTimeSeriesStore:
         )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return {tick.symbol: tick for row in rows if (tick := self._decode(row)) is not None}
+        latest: dict[str, Tick] = {}
+        for row in rows:
+            tick = self._decode(row)
+            if tick is not None:
+                latest[tick.symbol] = tick
+                continue
+            # Rare: the newest row is unreadable. The newest readable one is the quote.
+            recent = await self.ticks(row.symbol, None, None, _FALLBACK_ROWS)
+            if recent:
+                latest[row.symbol] = recent[-1]
+        return latest
 
     async def klines(
         self,
@@ -154,7 +179,7 @@ class SqlTimeSeriesStore:
     def _readable(self) -> ColumnElement[bool]:
         """Rows whose time this store can decode: cheap, and checked on the index."""
         if self._postgres:
-            return TickRow.time.between(_FIRST_READABLE, _LAST_READABLE)
+            return literal_column(_PG_READABLE, Boolean())
         return _raw(TickRow.time).op("GLOB", is_comparison=True)(
             literal(SQLITE_TIME_GLOB, String())
         )
@@ -180,14 +205,16 @@ class SqlTimeSeriesStore:
         newest: bool,
     ) -> list[Bar]:
         bounds = ""
-        params: list[Any] = [interval.seconds, symbol, limit, _FIRST_READABLE, _LAST_READABLE]
+        params: list[Any] = [interval.seconds, symbol, limit]
         if lo is not None:
             params.append(lo)
             bounds += f" AND time >= ${len(params)}"
         if hi is not None:
             params.append(hi)
             bounds += f" AND time < ${len(params)}"
-        sql = _PG_KLINES.format(bounds=bounds, direction="DESC" if newest else "ASC")
+        sql = _PG_KLINES.format(
+            readable=_PG_READABLE, bounds=bounds, direction="DESC" if newest else "ASC"
+        )
         async with self._engine.connect() as connection:
             # asyncpg directly: SQLAlchemy's row processing doubled the time of
             # a 10,000-bar read (the engine's pool, timeouts and breaker still apply).
