@@ -12,12 +12,15 @@ import contextlib
 import getpass
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from graphql_api.backtests import ImportReport
     from graphql_api.import_summary import ImportSummary
+    from graphql_api.market_data_limits import TimeWindow
+    from graphql_api.settings import Settings
     from graphql_api.symbols import SymbolCatalog
     from storage.engine import SessionFactory
 
@@ -35,10 +38,14 @@ this order (header case and spaces do not matter, blank lines are skipped):
   date,open,high,low,close,volume
   2024-01-02,1520.00,1535.50,1510.00,1530.00,12300
 
-  date                    the day, YYYY-MM-DD; at most once per file
+  date                    the day, YYYY-MM-DD; at most once per file; not in the
+                          future nor older than MAX_BAR_AGE_YEARS (default 100)
   open, high, low, close  positive prices on the symbol's tick grid, with
                           high >= max(open, close) and low <= min(open, close)
   volume                  a number >= 0
+
+Numbers have at most 18 digits before the point and 10 after (more would be
+rounded by the database, so they are refused). A leading UTF-8 BOM is ignored.
 
 Rows are upserted by (symbol, day): re-importing a day replaces it. Without
 --all-or-nothing valid rows are written (committed every --batch-size rows)
@@ -54,10 +61,14 @@ then one tick per row:
   600519.SH,2026-03-02T01:30:00.250Z,1500.00,1499.99,1500.01,100
 
   symbol    a known symbol code (required)
-  time      ISO 8601 with a UTC offset, Z or +08:00; not in the future (required)
+  time      ISO 8601 with a UTC offset, Z or +08:00; not in the future nor
+            older than MAX_TICK_AGE_YEARS (default 30) (required)
   last      a positive price on the symbol's tick grid (required)
   bid, ask  optional, default last; on the tick grid, bid <= ask
   volume    optional, default 0; >= 0
+
+Numbers have at most 18 digits before the point and 10 after (more would be
+rounded by the database, so they are refused). A leading UTF-8 BOM is ignored.
 
 Rows are checked like ingestTicks and written --batch-size at a time straight
 to the time-series store (not replayed to live subscribers); bad rows are
@@ -271,17 +282,24 @@ async def _seed() -> int:
 
 async def _import_ticks(file: str, batch_size: int, progress: bool) -> int:
     from graphql_api.runtime import open_storage
+    from graphql_api.settings import Settings
     from graphql_api.tick_import import CsvFormatError, import_ticks
 
     source = _open_source(file)
     if source is None:
         return 2
+    settings = Settings()
+    window = _window(settings.max_tick_age_years, settings.max_tick_future_seconds)
     with source as data:
-        async with open_storage() as (catalog, store):
+        async with open_storage(settings) as (catalog, store):
             with _progress_bar(file, progress) as advance:
                 try:
                     summary = await import_ticks(
-                        _lines(data, advance), catalog, store, batch_size=batch_size
+                        _lines(data, advance),
+                        catalog,
+                        store,
+                        window=window,
+                        batch_size=batch_size,
                     )
                 except CsvFormatError as error:
                     print(f"error: {file}: {error}", file=sys.stderr)
@@ -293,18 +311,22 @@ async def _import_bars(
     file: str, symbol: str, all_or_nothing: bool, batch_size: int, progress: bool
 ) -> int:
     from graphql_api.backtests import import_bar_lines
+    from graphql_api.settings import Settings
 
     source = _open_source(file)
     if source is None:
         return 2
+    settings = Settings()
+    window = _window(settings.max_bar_age_years, settings.max_tick_future_seconds)
     with source as data:
-        async with _open_database() as (catalog, sessions):
+        async with _open_database(settings) as (catalog, sessions):
             with _progress_bar(file, progress) as advance:
                 report = await import_bar_lines(
                     catalog,
                     sessions,
                     symbol,
                     _lines(data, advance),
+                    window=window,
                     all_or_nothing=all_or_nothing,
                     batch_size=batch_size,
                 )
@@ -313,6 +335,13 @@ async def _import_bars(
             print(f"error: {file}: {error.message}", file=sys.stderr)
         return 2
     return _report(_bar_summary(report, all_or_nothing))
+
+
+def _window(max_age_years: int, max_future_seconds: int) -> TimeWindow:
+    from graphql_api.market_data_limits import TimeWindow
+
+    now = datetime.now(UTC)
+    return TimeWindow.around(now, max_age_years, timedelta(seconds=max_future_seconds))
 
 
 def _bar_summary(report: ImportReport, all_or_nothing: bool) -> ImportSummary:
@@ -393,14 +422,15 @@ def _count_lines(path: Path) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _open_database() -> AsyncIterator[tuple[SymbolCatalog, SessionFactory]]:
+async def _open_database(
+    settings: Settings,
+) -> AsyncIterator[tuple[SymbolCatalog, SessionFactory]]:
     """The symbol catalogue and sessions: all a daily-bar import needs (bars live in SQL)."""
-    from graphql_api.settings import Settings
     from graphql_api.symbols import SymbolCatalog
     from storage.engine import create_engine, create_session_factory
     from storage.migrate import upgrade_to_head
 
-    engine = create_engine(Settings().database_url)
+    engine = create_engine(settings.database_url)
     try:
         await upgrade_to_head(engine)
         sessions = create_session_factory(engine)

@@ -26,6 +26,7 @@ import structlog
 from graphql_api.errors import UserError
 from graphql_api.events import encode_tick, tick_channel
 from graphql_api.hub import Hub
+from graphql_api.market_data_limits import DEFAULT_MAX_TICK_AGE_YEARS, TimeWindow
 from graphql_api.symbols import SymbolCatalog
 from graphql_api.tick_validation import TickDraft, check_tick
 from storage.timeseries import Tick, TimeSeriesStore
@@ -62,6 +63,7 @@ class TickIngestor:
     flush_interval: the longest a tick waits for its batch.
     batch_size: a batch is written early once this many ticks wait.
     max_future: how far ahead of the server clock a tick time may be.
+    max_age_years: how far back a tick time may be.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class TickIngestor:
         flush_interval: float = 0.05,
         batch_size: int = 1000,
         max_future: timedelta = timedelta(seconds=5),
+        max_age_years: int = DEFAULT_MAX_TICK_AGE_YEARS,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -80,6 +83,7 @@ class TickIngestor:
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._max_future = max_future
+        self._max_age_years = max_age_years
         self._pending: list[_Call] = []
         self._pending_rows = 0
         self._wakeup = asyncio.Event()
@@ -92,13 +96,11 @@ class TickIngestor:
     ) -> tuple[list[Tick], list[UserError]]:
         """Check every draft; return the ticks only when all of them are valid."""
         specs = await self._catalog.get_many(sorted({d.symbol for d in drafts}))
-        now = datetime.now(UTC)
+        window = TimeWindow.around(datetime.now(UTC), self._max_age_years, self._max_future)
         errors: list[UserError] = []
         ticks: list[Tick] = []
         for index, draft in enumerate(drafts):
-            tick, problems = check_tick(
-                draft, specs.get(draft.symbol), now, self._max_future, f"{field}.{index}"
-            )
+            tick, problems = check_tick(draft, specs.get(draft.symbol), window, f"{field}.{index}")
             errors.extend(problems)
             if tick is not None:
                 ticks.append(tick)

@@ -70,6 +70,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     flush_interval=settings.tick_flush_interval_ms / 1000,
                     batch_size=settings.tick_batch_size,
                     max_future=timedelta(seconds=settings.max_tick_future_seconds),
+                    max_age_years=settings.max_tick_age_years,
                 )
                 auth = AuthService(sessions, settings, hub, outbox)
                 await auth.load_revocations()

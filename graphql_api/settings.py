@@ -14,6 +14,11 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from graphql_api.hardening_settings import HardeningSettings
+from graphql_api.market_data_limits import (
+    DEFAULT_MAX_BAR_AGE_YEARS,
+    DEFAULT_MAX_TICK_AGE_YEARS,
+    MAX_AGE_YEARS_LIMIT,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/quantgraph.db"
 # Development defaults only: production refuses to start with the default secret.
@@ -49,6 +54,13 @@ class Settings(HardeningSettings):
     tick_flush_interval_ms: int = Field(50, alias="TICK_FLUSH_INTERVAL_MS", ge=1)
     tick_batch_size: int = Field(1000, alias="TICK_BATCH_SIZE", ge=1)
     max_tick_future_seconds: int = Field(5, alias="MAX_TICK_FUTURE_SECONDS", ge=0)
+    # Older stamps are refused: typos (year 999) and epoch-zero bugs, never history.
+    max_tick_age_years: int = Field(
+        DEFAULT_MAX_TICK_AGE_YEARS, alias="MAX_TICK_AGE_YEARS", ge=1, le=MAX_AGE_YEARS_LIMIT
+    )
+    max_bar_age_years: int = Field(
+        DEFAULT_MAX_BAR_AGE_YEARS, alias="MAX_BAR_AGE_YEARS", ge=1, le=MAX_AGE_YEARS_LIMIT
+    )
 
     max_page_size: int = Field(100, alias="MAX_PAGE_SIZE", ge=1)
     max_series_limit: int = Field(10_000, alias="MAX_SERIES_LIMIT", ge=1)

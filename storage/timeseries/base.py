@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -123,6 +123,11 @@ class BatchOutcome(enum.Enum):
     """Its key was already recorded with other ticks: nothing stored."""
 
 
+# asyncpg writes datetime.min/max as -infinity/infinity, which no read returns as a time.
+_FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
+
+
 def check_batch(ticks: Sequence[Tick]) -> None:
     """Refuse a batch no backend could store faithfully, before any of it is written."""
     for index, tick in enumerate(ticks):
@@ -131,6 +136,8 @@ def check_batch(ticks: Sequence[Tick]) -> None:
             raise TimeSeriesWriteError(f"tick {index} ({tick.symbol}) has a non-finite value")
         if tick.time.tzinfo is None:
             raise TimeSeriesWriteError(f"tick {index} ({tick.symbol}) has a naive time")
+        if not _FIRST_INSTANT < tick.time < _LAST_INSTANT:
+            raise TimeSeriesWriteError(f"tick {index} ({tick.symbol}) is at the end of time")
 
 
 class TimeSeriesStore(Protocol):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from storage.timeseries.base import KlineInterval
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def floor_to_interval(moment: datetime, interval: KlineInterval) -> datetime:
@@ -28,6 +29,13 @@ def tick_range_for_bars(
     A bar belongs to the range by its start time; so a bar that starts before
     ``start`` is excluded whole rather than returned partially filled.
     """
-    lo = ceil_to_interval(start, interval) if start is not None else None
-    hi = ceil_to_interval(end, interval) if end is not None else None
+    try:
+        hi = ceil_to_interval(end, interval) if end is not None else None
+    except OverflowError:
+        hi = None  # past the last bucket that can start: every tick is before it
+    try:
+        lo = ceil_to_interval(start, interval) if start is not None else None
+    except OverflowError:
+        # No bucket can start at or after ``start``: an empty range, not an error.
+        return LATEST, LATEST
     return lo, hi

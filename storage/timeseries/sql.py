@@ -5,21 +5,41 @@ ingests with ``COPY``. SQLite keeps decimals as text (see ``storage.types``),
 where ``MAX``/``SUM`` would compare strings or round through floats, so its bars
 are aggregated in Python from the ordered tick stream: exact, and fast enough
 for the embedded default's volumes.
+
+Reads skip a row they cannot decode (a time outside what Python can hold, text
+that is not the canonical time format, a decimal that is not a finite number)
+and log it: such a row can only come from outside this code (an old version's
+writes, hand-made SQL), and one of them must not take down every read of its
+symbol, or a ``symbols`` page, until someone deletes it. Both dialects filter
+in SQL first, so the latest tick of a symbol is its latest *readable* one.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import asyncpg
-from sqlalchemy import insert, or_, select, tuple_
+import structlog
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    String,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import Label
 
 from storage.models import TickBatchKey, TickRow
 from storage.timeseries.base import (
@@ -33,6 +53,9 @@ from storage.timeseries.base import (
     check_batch,
 )
 from storage.timeseries.buckets import floor_to_interval, tick_range_for_bars
+from storage.types import SQLITE_TIME_GLOB, parse_sqlite_time
+
+log = structlog.get_logger(__name__)
 
 _TICK_COLUMNS = ("symbol", "time", "last", "bid", "ask", "volume")
 # What a failed write raises: asyncpg's own errors too, as COPY bypasses SQLAlchemy.
@@ -44,6 +67,17 @@ _WRITE_ERRORS = (
     asyncpg.InternalClientError,
 )
 _STREAM_PARTITION = 2000
+# PostgreSQL's timestamptz reaches 4713 BC and 294276 AD (and infinity); asyncpg
+# cannot hand those to Python, so reads keep to what a datetime can hold. As SQL
+# literals: asyncpg sends datetime.min/max as -infinity/infinity.
+_PG_READABLE = (
+    "time BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+    "AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+)
+# How far back a quote looks past unreadable newest rows before giving up.
+_FALLBACK_ROWS = 100
+# A bar's volume is a sum of many ticks' volumes: wide enough never to round it.
+_EXACT_SUM = Context(prec=100)
 
 # Positional parameters: it runs on asyncpg directly. $1 bar seconds, $2 symbol,
 # $3 limit, then the optional bounds. Open and close are the price of the
@@ -60,7 +94,7 @@ SELECT date_bin(make_interval(secs => $1), time, TIMESTAMPTZ '1970-01-01 00:00:0
        sum(volume) AS volume,
        count(*) AS trade_count
 FROM ticks
-WHERE symbol = $2 {bounds}
+WHERE symbol = $2 AND {readable} {bounds}
 GROUP BY bucket
 ORDER BY bucket {direction}
 LIMIT $3
@@ -73,6 +107,11 @@ class SqlTimeSeriesStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # SQLite's text columns are read raw and decoded row by row (see _decode).
+        self._tick_columns = [
+            column if self._postgres or column.name in ("id", "symbol") else _raw(column)
+            for column in TickRow.__table__.columns
+        ]
 
     async def write_ticks(self, ticks: Sequence[Tick]) -> None:
         if not ticks:
@@ -127,7 +166,7 @@ class SqlTimeSeriesStore:
     async def ticks(
         self, symbol: str, start: datetime | None, end: datetime | None, limit: int
     ) -> list[Tick]:
-        query = select(TickRow).where(TickRow.symbol == symbol)
+        query = select(*self._tick_columns).where(TickRow.symbol == symbol, self._readable())
         if start is not None:
             query = query.where(TickRow.time >= start)
         if end is not None:
@@ -139,7 +178,7 @@ class SqlTimeSeriesStore:
             else:
                 query = query.order_by(TickRow.time.desc(), TickRow.id.desc()).limit(limit)
                 rows = list(reversed((await connection.execute(query)).all()))
-        return [_row_to_tick(row) for row in rows]
+        return [tick for row in rows if (tick := self._decode(row)) is not None]
 
     async def latest_ticks(self, symbols: Sequence[str]) -> dict[str, Tick]:
         if not symbols:
@@ -148,16 +187,28 @@ class SqlTimeSeriesStore:
         # over the symbols' whole history would scan every tick they ever had.
         latest_ids = [
             select(TickRow.id)
-            .where(TickRow.symbol == symbol)
+            .where(TickRow.symbol == symbol, self._readable())
             .order_by(TickRow.time.desc(), TickRow.id.desc())
             .limit(1)
             .scalar_subquery()
             for symbol in dict.fromkeys(symbols)
         ]
-        query = select(TickRow).where(or_(*(TickRow.id == latest for latest in latest_ids)))
+        query = select(*self._tick_columns).where(
+            or_(*(TickRow.id == latest for latest in latest_ids))
+        )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return {row.symbol: _row_to_tick(row) for row in rows}
+        latest: dict[str, Tick] = {}
+        for row in rows:
+            tick = self._decode(row)
+            if tick is not None:
+                latest[tick.symbol] = tick
+                continue
+            # Rare: the newest row is unreadable. The newest readable one is the quote.
+            recent = await self.ticks(row.symbol, None, None, _FALLBACK_ROWS)
+            if recent:
+                latest[row.symbol] = recent[-1]
+        return latest
 
     async def klines(
         self,
@@ -179,6 +230,24 @@ class SqlTimeSeriesStore:
     async def close(self) -> None:
         """The engine belongs to the caller; nothing of our own to release."""
 
+    def _readable(self) -> ColumnElement[bool]:
+        """Rows whose time this store can decode: cheap, and checked on the index."""
+        if self._postgres:
+            return literal_column(_PG_READABLE, Boolean())
+        return _raw(TickRow.time).op("GLOB", is_comparison=True)(
+            literal(SQLITE_TIME_GLOB, String())
+        )
+
+    def _decode(self, row: Any) -> Tick | None:
+        """The row as a tick, or None (logged) when it cannot be one."""
+        try:
+            time = row.time if self._postgres else parse_sqlite_time(row.time)
+            values = [_decimal(getattr(row, name)) for name in ("last", "bid", "ask", "volume")]
+        except (ValueError, TypeError, ArithmeticError) as error:
+            log.warning("unreadable tick skipped", id=row.id, symbol=row.symbol, error=str(error))
+            return None
+        return Tick(row.symbol, time, *values)
+
     async def _postgres_klines(
         self,
         symbol: str,
@@ -197,7 +266,9 @@ class SqlTimeSeriesStore:
         if hi is not None:
             params.append(hi)
             bounds += f" AND time < ${len(params)}"
-        sql = _PG_KLINES.format(bounds=bounds, direction="DESC" if newest else "ASC")
+        sql = _PG_KLINES.format(
+            readable=_PG_READABLE, bounds=bounds, direction="DESC" if newest else "ASC"
+        )
         async with self._engine.connect() as connection:
             # asyncpg directly: SQLAlchemy's row processing doubled the time of
             # a 10,000-bar read (the engine's pool, timeouts and breaker still apply).
@@ -217,7 +288,9 @@ class SqlTimeSeriesStore:
         *,
         newest: bool,
     ) -> list[Bar]:
-        query = select(TickRow.time, TickRow.last, TickRow.volume).where(TickRow.symbol == symbol)
+        query = select(
+            TickRow.id, _raw(TickRow.time), _raw(TickRow.last), _raw(TickRow.volume)
+        ).where(TickRow.symbol == symbol, self._readable())
         if lo is not None:
             query = query.where(TickRow.time >= lo)
         if hi is not None:
@@ -263,7 +336,13 @@ async def _aggregate(
 
     async for partition in partitions:
         for row in partition:
-            row_bucket = floor_to_interval(row.time, interval)
+            try:
+                time = parse_sqlite_time(row.time)
+                price, size = _decimal(row.last), _decimal(row.volume)
+            except (ValueError, TypeError, ArithmeticError) as error:
+                log.warning("unreadable tick skipped", id=row.id, symbol=symbol, error=str(error))
+                continue
+            row_bucket = floor_to_interval(time, interval)
             if row_bucket != bucket:
                 if bucket is not None:
                     bars.append(finish())
@@ -271,16 +350,16 @@ async def _aggregate(
                         return bars
                 bucket, first, high, low, volume, count = (
                     row_bucket,
-                    row.last,
-                    row.last,
-                    row.last,
+                    price,
+                    price,
+                    price,
                     Decimal(0),
                     0,
                 )
-            high = max(high, row.last)
-            low = min(low, row.last)
-            last = row.last
-            volume += row.volume
+            high = max(high, price)
+            low = min(low, price)
+            last = price
+            volume = _EXACT_SUM.add(volume, size)
             count += 1
     if bucket is not None and len(bars) < limit:
         bars.append(finish())
@@ -384,12 +463,13 @@ def _tick_params(tick: Tick) -> dict[str, Any]:
     }
 
 
-def _row_to_tick(row: Any) -> Tick:
-    return Tick(
-        symbol=row.symbol,
-        time=row.time,
-        last=row.last,
-        bid=row.bid,
-        ask=row.ask,
-        volume=row.volume,
-    )
+def _raw(column: Any) -> Label[str]:
+    """The column as the text SQLite holds, so a bad value fails one row, not the fetch."""
+    return type_coerce(column, String()).label(column.key)
+
+
+def _decimal(value: object) -> Decimal:
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
