@@ -212,6 +212,21 @@ class _Plan:
 
 
 @functools.lru_cache(maxsize=512)
+def _is_query_or_mutation(query: object, operation_name: object, limits: QueryLimits) -> bool:
+    """Whether ``query`` selects a query or mutation (not a subscription).
+
+    Anything unreadable answers False: the subscription path reports it.
+    """
+    if not isinstance(query, str) or not isinstance(operation_name, str | None):
+        return False
+    try:
+        document = parse(query, max_tokens=limits.max_tokens)
+    except GraphQLError:
+        return False
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation is not OperationType.SUBSCRIPTION
+
+
 def _analyse(
     schema: GraphQLSchema | None, query: str, operation_name: str | None, limits: QueryLimits
 ) -> _Analysis | None:
@@ -447,6 +462,11 @@ class _Connection:
 
     # shared subscriptions
 
+    @property
+    def limits(self) -> QueryLimits:
+        limits = getattr(self.view, "query_limits", None)
+        return limits if isinstance(limits, QueryLimits) else QueryLimits()
+
     def plan(self, query: object, variables: object, operation_name: object) -> _Plan | None:
         if not self.options.multiplex or self.closing or not isinstance(query, str):
             return None
@@ -455,12 +475,11 @@ class _Connection:
         if variables is not None and not isinstance(variables, dict):
             return None
         schema = getattr(self.handler.schema, "_schema", None)
-        limits = getattr(self.view, "query_limits", None)
         analysis = _analyse(
             schema if isinstance(schema, GraphQLSchema) else None,
             query,
             operation_name,
-            limits if isinstance(limits, QueryLimits) else QueryLimits(),
+            self.limits,
         )
         if analysis is None:
             return None
@@ -703,6 +722,9 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             if self.tasks.get(operation_id) is task:
                 del self.tasks[operation_id]
             return  # the socket is being closed: nothing more is started on it
+        if _is_query_or_mutation(query, operation_name, realtime.limits):
+            await self._answer_once(operation_id, query, operation_name, variables)
+            return
         plan = realtime.plan(query, variables, operation_name)
         if plan is None:
             await super().handle_async_results(operation_id, query, operation_name, variables)
@@ -715,6 +737,36 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             if realtime._outbox is not None:
                 realtime._outbox.discard(operation_id)
             realtime.send_terminal(operation_id, None)
+            raise
+        finally:
+            if self.tasks.get(operation_id) is task:
+                del self.tasks[operation_id]
+
+    async def _answer_once(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        """A query or mutation: one ``data`` message, then ``complete``.
+
+        subscriptions-transport-ws carried them too, but Strawberry's legacy
+        handler only subscribes, which refuses them with an exception.
+        """
+        task = asyncio.current_task()
+        try:
+            result = await self.schema.execute(
+                query,
+                variable_values=variables,
+                context_value=self.context,
+                root_value=self.root_value,
+                operation_name=operation_name,
+            )
+            await self.send_data_message(result, operation_id)
+            await self.send_message({"type": "complete", "id": operation_id})
+        except asyncio.CancelledError:
+            await self.send_message({"type": "complete", "id": operation_id})
             raise
         finally:
             if self.tasks.get(operation_id) is task:

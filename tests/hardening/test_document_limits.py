@@ -219,9 +219,8 @@ async def test_websocket_refuses_bombs_and_unnamed_operations(
             'subscription B { ticks(symbols: ["BTCUSDT"]) { bid } }': (
                 "OPERATION_RESOLUTION_FAILURE"
             ),
+            BOMBS["objects"]: "QUERY_TOO_COMPLEX",  # a query: both protocols run them
         }
-        if protocol == "graphql-transport-ws":  # the legacy protocol runs subscriptions only
-            cases[BOMBS["objects"]] = "QUERY_TOO_COMPLEX"
         for query, code in cases.items():
             with call_budget(REFUSAL_CALLS):
                 await client.subscribe(query)
