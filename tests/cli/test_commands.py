@@ -22,6 +22,8 @@ COMMANDS = (
     "import-bars",
     "import-ticks",
     "create-user",
+    "set-role",
+    "remove-user",
     "export-schema",
 )
 
