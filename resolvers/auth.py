@@ -23,7 +23,7 @@ async def register(
         user, errors = await auth.register(username, password, address=address)
         if user is None:
             return None, None, errors
-        return user, await auth.login(username, password, address=address), []
+        return user, await auth.start_session(user), []
     except (RateLimitedError, HashingBusyError) as error:
         raise _refusal(info, error) from None
 

@@ -153,6 +153,10 @@ class AuthService:
             await self.throttle.charge(account=account, address=address)
             return None
         assert user is not None
+        return await self.start_session(user)
+
+    async def start_session(self, user: models.User) -> TokenPair:
+        """Tokens for a new session of ``user``, whose password was just checked or set."""
         async with self._sessions() as session:
             session_id = str(uuid.uuid4())
             pair, refresh_jti = self._issue(user, session_id)
