@@ -60,8 +60,16 @@ class IdentityCache:
             self._entries[user_id] = cached
             return cached[1]
         forgotten = self._forgotten
-        async with self._sessions() as session:
-            row = await user_repo.user_by_id(session, user_id)
+        try:
+            async with self._sessions() as session:
+                row = await user_repo.user_by_id(session, user_id)
+        except Exception:
+            if cached is None:
+                raise
+            # The database is away: a known user keeps their last known role meanwhile
+            # (a change published on the bus still drops it).
+            self._entries[user_id] = cached
+            return cached[1]
         identity = (
             Identity(row.id, row.username, Role(row.role), row.created_at)
             if row is not None

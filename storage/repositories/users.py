@@ -10,6 +10,8 @@ from storage import models
 
 async def user_by_username(session: AsyncSession, username: str) -> models.User | None:
     """Case- and width-insensitive: ``Demo`` finds ``demo`` (see :func:`models.username_key`)."""
+    if "\x00" in username:  # never stored, and PostgreSQL refuses it in a query
+        return None
     key = models.username_key(username)
     return await session.scalar(select(models.User).where(models.User.username_key == key))
 

@@ -70,6 +70,14 @@ async def test_wrong_password_is_a_user_error(anonymous_client: httpx.AsyncClien
     assert data["login"] == {"tokens": None, "userErrors": [{"code": "INVALID_CREDENTIALS"}]}
 
 
+async def test_a_username_no_user_can_have_is_just_a_wrong_sign_in(
+    anonymous_client: httpx.AsyncClient,
+) -> None:
+    for name in ("de\x00mo", "demo\u202e", "x" * 10_000):
+        data = await execute(anonymous_client, MUTATION_LOGIN, {"u": name, "p": "demo-password"})
+        assert data["login"] == {"tokens": None, "userErrors": [{"code": "INVALID_CREDENTIALS"}]}
+
+
 async def test_anonymous_may_read_market_data_but_not_trade(
     anonymous_client: httpx.AsyncClient,
 ) -> None:
