@@ -98,6 +98,8 @@ class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
             credential = f"Bearer {params['token']}"
         if credential is not None:
             await _authenticate(context, str(credential))
+            if context.auth_failure is not None:
+                raise context.auth_failure
             if context.principal is None:
                 raise ConnectionRejectionError({"reason": context.auth_error})
             _close_when_session_ends(context)
@@ -115,6 +117,8 @@ async def _authenticate(context: Context, header: str | None) -> None:
         context.principal = await context.services.auth.authenticate(token.strip())
     except AuthError as error:
         context.auth_error = str(error)
+    except Exception as error:  # the user's role could not be read: see Context.auth_failure
+        context.auth_failure = error
 
 
 def _close_when_session_ends(context: Context) -> None:
