@@ -141,6 +141,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     create_user.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    set_role = commands.add_parser(
+        "set-role",
+        help="change a user's role",
+        description="Change a user's role. Running servers apply it at once: the user's "
+        "open WebSockets close (4401) and the next request uses the new role.",
+    )
+    set_role.add_argument("username")
+    set_role.add_argument("role", choices=ROLES)
+    remove_user = commands.add_parser(
+        "remove-user",
+        help="delete a user and everything they own",
+        description="Delete a user with their orders, trades, positions, cash, strategies "
+        "and sessions. Their tokens stop working on every running server.",
+    )
+    remove_user.add_argument("username")
     export = commands.add_parser(
         "export-schema",
         help="print the GraphQL schema (SDL)",
@@ -166,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "create-user":
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
         return asyncio.run(_create_user(args.username, password, args.role))
+    if args.command == "set-role":
+        return asyncio.run(_set_role(args.username, args.role))
+    if args.command == "remove-user":
+        return asyncio.run(_remove_user(args.username))
     if args.command == "export-schema":
         return _export_schema(args.output)
     parser.error(f"unknown command {args.command}")
@@ -452,6 +471,31 @@ async def _create_user(username: str, password: str, role: str) -> int:
             print(f"error: {error.field}: {error.message}", file=sys.stderr)
         return 1
     print(f"created {role} user {username} (id {user.id})")
+    return 0
+
+
+async def _set_role(username: str, role: str) -> int:
+    from graphql_api.auth import Role
+    from graphql_api.runtime import open_admin_services
+
+    async with open_admin_services() as auth:
+        user = await auth.set_role(username, Role(role))
+    if user is None:
+        print(f"error: no user named {username!r}", file=sys.stderr)
+        return 1
+    print(f"{user.username} (id {user.id}) is now {role}")
+    return 0
+
+
+async def _remove_user(username: str) -> int:
+    from graphql_api.runtime import open_admin_services
+
+    async with open_admin_services() as auth:
+        removed = await auth.remove_user(username)
+    if not removed:
+        print(f"error: no user named {username!r}", file=sys.stderr)
+        return 1
+    print(f"removed user {username}")
     return 0
 
 

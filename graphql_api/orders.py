@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.errors import ErrorCode, UserError
 from graphql_api.event_outbox import EventOutbox
 from graphql_api.events import ORDERS_NEW_CHANNEL, encode_id_event, encode_new_order, order_channel
+from graphql_api.names import check_name
 from graphql_api.order_types import (
     MAX_CLIENT_ORDER_ID_LENGTH,
     OPEN_STATUSES,
@@ -242,14 +243,8 @@ class OrderService:
                 UserError("limitPrice", ErrorCode.NOT_ALLOWED, "a MARKET order takes no limitPrice")
             )
         client_id = request.client_order_id
-        if client_id is not None and not 1 <= len(client_id) <= MAX_CLIENT_ORDER_ID_LENGTH:
-            errors.append(
-                UserError(
-                    "clientOrderId",
-                    ErrorCode.OUT_OF_RANGE,
-                    f"clientOrderId must be 1 to {MAX_CLIENT_ORDER_ID_LENGTH} characters",
-                )
-            )
+        if client_id is not None:
+            errors += check_name("clientOrderId", client_id, max_length=MAX_CLIENT_ORDER_ID_LENGTH)
         return errors, spec
 
 

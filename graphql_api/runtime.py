@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.auth import AuthService
+from graphql_api.auth.secret import signing_secret
 from graphql_api.demo_data import seed_demo_data
 from graphql_api.event_outbox import EventOutbox
 from graphql_api.guarded_timeseries import GuardedTimeSeriesStore
@@ -28,6 +29,7 @@ from graphql_api.leader import Leadership
 from graphql_api.market_feed import RandomWalk, run_simulated_feed
 from graphql_api.matcher import PaperMatcher
 from graphql_api.orders import OrderService
+from graphql_api.ratelimit import RateLimiter
 from graphql_api.redis_backend import RedisBroadcastBackend
 from graphql_api.resilience import CircuitBreaker
 from graphql_api.risk import RiskLimits
@@ -47,7 +49,12 @@ log = structlog.get_logger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings, *, limiter: RateLimiter | None = None
+) -> AsyncIterator[Services]:
+    """``limiter``: the rate limiter's buckets (Redis-backed when configured), which
+    also count failed sign-ins; per process when None."""
+    secret = signing_secret(settings)  # before anything starts: a missing one stops start-up
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     try:
         if settings.auto_migrate:
@@ -72,7 +79,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     max_future=timedelta(seconds=settings.max_tick_future_seconds),
                     max_age_years=settings.max_tick_age_years,
                 )
-                auth = AuthService(sessions, settings, hub, outbox)
+                auth = AuthService(sessions, settings, hub, outbox, secret=secret, limiter=limiter)
                 await auth.load_revocations()
                 services = Services(
                     settings=settings,
@@ -90,9 +97,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     auth=auth,
                     demo_user_id=demo_user_id,
                 )
-                async with _background(services) as tasks:
-                    yield services
-                    await _stop(services, tasks)
+                try:
+                    async with _background(services) as tasks:
+                        yield services
+                        await _stop(services, tasks)
+                finally:
+                    auth.close()
                 await hub.close()
         finally:
             await timeseries.close()
@@ -249,7 +259,11 @@ async def _start_prices(services: Services) -> dict[str, Decimal]:
 
 @contextlib.asynccontextmanager
 async def open_admin_services(settings: Settings | None = None) -> AsyncIterator[AuthService]:
-    """Just enough of the runtime for CLI administration (no feed, matcher or listeners)."""
+    """Just enough of the runtime for CLI administration (no feed, matcher or listeners).
+
+    It issues no tokens, so it needs no signing secret; it is on the servers' bus
+    (``BROADCAST_URL``), so a role change or a removal reaches every running process.
+    """
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
     try:
@@ -257,9 +271,13 @@ async def open_admin_services(settings: Settings | None = None) -> AsyncIterator
         async with Broadcast("memory://") as broadcast:
             sessions = create_session_factory(engine)
             hub = Hub(broadcast)
-            # Revocations made here are staged in the database; the servers' relays
-            # put them on the cluster's bus.
-            yield AuthService(sessions, settings, hub, EventOutbox(sessions, hub))
+            # Revocations and user changes made here are staged in the database;
+            # the servers' relays put them on the cluster's bus.
+            auth = AuthService(sessions, settings, hub, EventOutbox(sessions, hub), secret=None)
+            try:
+                yield auth
+            finally:
+                auth.close()
     finally:
         await engine.dispose()
 

@@ -21,9 +21,9 @@ from graphql_api.market_data_limits import (
 )
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/quantgraph.db"
-# Development defaults only: production refuses to start with the default secret.
-DEFAULT_JWT_SECRET = "quantgraph-development-secret-change-me"
 DEFAULT_DEMO_PASSWORD = "demo-password"
+# Secrets that were once written in this source: anyone can sign tokens with them.
+PUBLIC_JWT_SECRETS = frozenset({"quantgraph-development-secret-change-me"})
 
 
 class Settings(HardeningSettings):
@@ -85,10 +85,19 @@ class Settings(HardeningSettings):
     demo_password: str = Field(DEFAULT_DEMO_PASSWORD, alias="DEMO_PASSWORD", min_length=8)
     demo_start_cash: Decimal = Field(Decimal("1000000"), alias="DEMO_START_CASH", ge=0)
 
-    jwt_secret: str = Field(DEFAULT_JWT_SECRET, alias="JWT_SECRET", min_length=16)
+    # Unset: the embedded default generates one per data directory (graphql_api.auth.secret).
+    jwt_secret: str | None = Field(None, alias="JWT_SECRET", min_length=16)
     access_token_ttl_seconds: int = Field(900, alias="ACCESS_TOKEN_TTL_SECONDS", ge=1)
     refresh_token_ttl_seconds: int = Field(7 * 24 * 3600, alias="REFRESH_TOKEN_TTL_SECONDS", ge=1)
     anonymous_market_data: bool = Field(True, alias="ANONYMOUS_MARKET_DATA")
+    # Guessing limits: failed sign-ins per account and per address, refilled over a window.
+    login_failures_per_account: int = Field(10, alias="LOGIN_FAILURES_PER_ACCOUNT", ge=1)
+    login_failures_per_address: int = Field(50, alias="LOGIN_FAILURES_PER_ADDRESS", ge=1)
+    login_failure_window_seconds: float = Field(300.0, alias="LOGIN_FAILURE_WINDOW_SECONDS", gt=0)
+    password_hash_workers: int = Field(2, alias="PASSWORD_HASH_WORKERS", ge=1)
+    password_hash_queue: int = Field(16, alias="PASSWORD_HASH_QUEUE", ge=1)
+    # How long a user's role is trusted without asking the database again.
+    role_cache_seconds: float = Field(5.0, alias="ROLE_CACHE_SECONDS", ge=0)
 
     commission_rate: Decimal = Field(Decimal("0.0003"), alias="COMMISSION_RATE", ge=0, lt=1)
     max_order_notional: Decimal = Field(Decimal("5000000"), alias="MAX_ORDER_NOTIONAL", gt=0)
@@ -111,8 +120,10 @@ class Settings(HardeningSettings):
     gc_gen0_threshold: int = Field(20_000, alias="GC_GEN0_THRESHOLD", ge=0)
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
+    def _refuse_public_or_missing_secret(self) -> Settings:
+        if self.jwt_secret in PUBLIC_JWT_SECRETS:
+            raise ValueError("JWT_SECRET is a value published in the source; set your own")
+        if self.environment == "production" and self.jwt_secret is None:
             raise ValueError("JWT_SECRET must be set to a secret of your own in production")
         return self
 
