@@ -34,6 +34,7 @@ FEED_PASSWORD = "bench-feed-password"
 # Settings shared by every quantgraph command of the run. Tokens outlive the run
 # (the default 15 minutes would expire during a full one).
 QUANTGRAPH_ENV = {
+    "JWT_SECRET": "a-benchmark-secret-of-32-characters",  # PostgreSQL requires one
     "DEMO_USERNAME": DEMO_USERNAME,
     "DEMO_PASSWORD": DEMO_PASSWORD,
     "ACCESS_TOKEN_TTL_SECONDS": "14400",

@@ -33,9 +33,6 @@ from typing import Any
 
 import httpx
 from graphql import (
-    DocumentNode,
-    ValidationContext,
-    ValidationRule,
     parse,
     specified_rules,
     validate,
@@ -43,13 +40,11 @@ from graphql import (
 from starlette.applications import Starlette
 from starlette.routing import Route
 from strawberry.extensions import SchemaExtension
-from strawberry.extensions.max_aliases import create_validator as alias_validator
-from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
 from graphql_api.app import QuantgraphGraphQL, create_app
 from graphql_api.hardening import Hardening
 from schema import QuantgraphSchema, build_schema
-from schema.limits import _with_code, limit_extensions, operation_cost
+from schema.limits import limit_extensions, refusals, validation_rules
 from tests.hardening.conftest import hardened_settings
 
 RESULTS = Path(__file__).parent / "results" / "limits_overhead.json"
@@ -81,24 +76,16 @@ def validation_micro(
 ) -> dict[str, float]:
     """Parse + validate alone (pure CPU, no noise from the database)."""
     limits = hardening.limits
-    rules = [
-        _with_code(depth_validator(limits.max_depth, None), "QUERY_TOO_DEEP"),
-        _with_code(alias_validator(limits.max_aliases), "TOO_MANY_ALIASES"),
-    ]
-
-    def cost_rule(document: DocumentNode) -> Any:
-        class Cost(ValidationRule):
-            def __init__(self, context: ValidationContext) -> None:
-                super().__init__(context)
-                operation_cost(context.schema, document, None, {}, list_size=limits.list_size)
-
-        return Cost
+    limited_rules = validation_rules(tuple(specified_rules), limits.introspection)
 
     def run(extra: bool) -> float:
         started = time.perf_counter()
         for _ in range(count):
             document = parse(QUERY, max_tokens=limits.max_tokens if extra else None)
-            chosen = [*specified_rules, *rules, cost_rule(document)] if extra else specified_rules
+            if extra:
+                errors, _cost = refusals(limits, schema._schema, document, None, {})
+                assert not errors
+            chosen = limited_rules if extra else specified_rules
             assert not validate(schema._schema, document, chosen)
         return (time.perf_counter() - started) / count * 1e6
 

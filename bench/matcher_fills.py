@@ -39,6 +39,7 @@ async def measure(database_url: str, orders: int) -> dict[str, float]:
         MARKET_FEED="none",
         DEMO_START_CASH="100000000",
         MAX_ORDER_NOTIONAL="100000000",
+        JWT_SECRET="a-benchmark-secret-of-32-characters",
     )
     async with open_services(settings) as services:
         price = Decimal("2.1500")

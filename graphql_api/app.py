@@ -42,6 +42,7 @@ from graphql_api.ws_protocol import (
 from loaders import create_loaders
 from resolvers.context import Context
 from schema import build_schema
+from schema.limits import QueryLimits
 
 
 class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
@@ -56,6 +57,8 @@ class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
     """
 
     services: Services | None = None
+    # What the shared-subscription path checks before it validates (as the schema does).
+    query_limits: QueryLimits = QueryLimits()
     # Shared subscriptions, per-socket send queues, limits (graphql_api.ws_protocol).
     graphql_transport_ws_handler_class = MultiplexTransportWSHandler
     graphql_ws_handler_class = MultiplexLegacyWSHandler
@@ -88,7 +91,7 @@ class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
             response=response,
         )
         if not is_websocket:
-            _authenticate(context, request.headers.get("authorization"))
+            await _authenticate(context, request.headers.get("authorization"))
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -97,14 +100,16 @@ class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
         if credential is None and params.get("token"):
             credential = f"Bearer {params['token']}"
         if credential is not None:
-            _authenticate(context, str(credential))
+            await _authenticate(context, str(credential))
+            if context.auth_failure is not None:
+                raise context.auth_failure
             if context.principal is None:
                 raise ConnectionRejectionError({"reason": context.auth_error})
             _close_when_session_ends(context)
         return None
 
 
-def _authenticate(context: Context, header: str | None) -> None:
+async def _authenticate(context: Context, header: str | None) -> None:
     if not header:
         return
     scheme, _, token = header.partition(" ")
@@ -112,21 +117,27 @@ def _authenticate(context: Context, header: str | None) -> None:
         context.auth_error = "Authorization must be 'Bearer <access token>'"
         return
     try:
-        context.principal = context.services.auth.authenticate(token.strip())
+        context.principal = await context.services.auth.authenticate(token.strip())
     except AuthError as error:
         context.auth_error = str(error)
+    except Exception as error:  # the user's role could not be read: see Context.auth_failure
+        context.auth_failure = error
 
 
 def _close_when_session_ends(context: Context) -> None:
-    """Close the socket when its session is revoked (anywhere) or its token expires."""
+    """Close the socket (4401) when its session is revoked (anywhere), its token expires,
+    or its user's role changes or the user is removed: the socket's principal was
+    read at ``connection_init``, so the client must sign in again to get the new one."""
     principal = context.principal
     websocket = context.request
     assert principal is not None and isinstance(websocket, WebSocket)
     loop = asyncio.get_running_loop()
     unsubscribe: Callable[[], None] = lambda: None  # noqa: E731
+    unsubscribe_user: Callable[[], None] = lambda: None  # noqa: E731
 
     def close(reason: str) -> None:
         unsubscribe()
+        unsubscribe_user()
         expiry.cancel()
         if websocket.client_state is WebSocketState.CONNECTED:
             task = loop.create_task(websocket.close(code=4401, reason=reason))
@@ -137,12 +148,18 @@ def _close_when_session_ends(context: Context) -> None:
         if session_id == principal.session_id:
             close("session revoked")
 
+    def on_user_change(user_id: int) -> None:
+        if user_id == principal.user_id:
+            close("user changed; sign in again")
+
     delay = max(0.0, (principal.expires_at - datetime.now(UTC)).total_seconds())
     expiry = loop.call_later(delay, close, "token expired")
     unsubscribe = context.services.auth.on_revoke(on_revoke)
+    unsubscribe_user = context.services.auth.on_user_change(on_user_change)
 
     def cleanup() -> None:
         unsubscribe()
+        unsubscribe_user()
         expiry.cancel()
 
     _OPEN_SOCKETS[id(websocket.scope)] = cleanup
@@ -170,10 +187,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         allowed_origins=settings.cors_origins,
     )
+    graphql.query_limits = hardening.limits
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_services(settings) as services, hardening.running(services):
+        async with (
+            open_services(settings, limiter=hardening.limiter) as services,
+            hardening.running(services),
+        ):
             graphql.services = services
             app.state.services = services
             try:

@@ -26,7 +26,7 @@ import enum
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, DecimalException
 from typing import Any
 
@@ -34,7 +34,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api import backtest
+from graphql_api.csv_lines import without_bom
 from graphql_api.errors import ErrorCode, UserError
+from graphql_api.market_data_limits import TimeWindow, check_digits
 from graphql_api.number_text import NumberTextError, parse_plain_decimal
 from graphql_api.services import Services
 from graphql_api.strategy_rules import validate_parameters, warmup_bars
@@ -357,11 +359,18 @@ async def import_bars(
     is also an error; a file-level error replaces the per-row report, since a
     file that is too big or unreadable says nothing useful about its rows.
     """
+    settings = services.settings
+    window = TimeWindow.around(
+        datetime.now(UTC),
+        settings.max_bar_age_years,
+        timedelta(seconds=settings.max_tick_future_seconds),
+    )
     report = await import_bar_lines(
         services.catalog,
         services.sessions,
         symbol,
         io.StringIO(text),
+        window=window,
         all_or_nothing=all_or_nothing,
         max_rows=max_rows,
     )
@@ -379,6 +388,7 @@ async def import_bar_lines(
     symbol: str,
     lines: Iterable[str],
     *,
+    window: TimeWindow,
     all_or_nothing: bool,
     max_rows: int | None = None,
     batch_size: int = IMPORT_BATCH_SIZE,
@@ -393,7 +403,8 @@ async def import_bar_lines(
     rejected; writing stops at the first bad row but checking goes on, so the
     report lists every bad row. A file-level problem (``max_rows`` exceeded,
     an undecodable line) stops the import; the valid rows before it are
-    written unless ``all_or_nothing``, as for ticks.
+    written unless ``all_or_nothing``, as for ticks. ``window`` bounds the
+    dates (fixed when the import starts).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -403,7 +414,7 @@ async def import_bar_lines(
         return ImportReport(
             0, 0, errors=[UserError("symbol", ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {code!r}")]
         )
-    rows = BarCsv(lines, spec)
+    rows = BarCsv(lines, spec, window)
     header_error = rows.check_header()
     if header_error is not None:
         return ImportReport(0, 0, errors=[header_error])
@@ -450,12 +461,15 @@ class BarCsv:
     :class:`RejectedRow`: the date is ``YYYY-MM-DD``, prices are positive and
     on the tick grid, ``high >= max(open, close)``, ``low <= min(open, close)``,
     volume is not negative, and no date appears twice (the first one wins).
+    The date lies in ``window`` and every number fits the stores' digits (see
+    :mod:`graphql_api.market_data_limits`). A leading byte-order mark is ignored.
     Only the dates seen are remembered, so any file length streams through.
     """
 
-    def __init__(self, lines: Iterable[str], spec: SymbolSpec) -> None:
-        self._reader = csv.reader(iter(lines))
+    def __init__(self, lines: Iterable[str], spec: SymbolSpec, window: TimeWindow) -> None:
+        self._reader = csv.reader(without_bom(lines))
         self._spec = spec
+        self._window = window
         self._first_line: dict[date, int] = {}
         self.read = 0
 
@@ -483,7 +497,7 @@ class BarCsv:
                 continue
             self.read += 1
             line = self._reader.line_num
-            parsed = _parse_row(cells, self._spec)
+            parsed = _parse_row(cells, self._spec, self._window)
             if isinstance(parsed, RejectedRow):
                 yield RejectedRow(line, parsed.code, parsed.reason, parsed.kind)
             elif parsed.day in self._first_line:
@@ -508,7 +522,7 @@ class _Row:
     volume: Decimal
 
 
-def _parse_row(cells: Sequence[str], spec: SymbolSpec) -> _Row | RejectedRow:
+def _parse_row(cells: Sequence[str], spec: SymbolSpec, window: TimeWindow) -> _Row | RejectedRow:
     if len(cells) != len(CSV_COLUMNS):
         return _reject(
             ErrorCode.INVALID,
@@ -524,6 +538,9 @@ def _parse_row(cells: Sequence[str], spec: SymbolSpec) -> _Row | RejectedRow:
             f"date {raw_date!r} is not a YYYY-MM-DD date",
             "date is not YYYY-MM-DD",
         )
+    out_of_window = window.check_day(day, "date")
+    if out_of_window is not None:
+        return _reject(out_of_window.code, out_of_window.message, "date is out of range")
     numbers: dict[str, Decimal] = {}
     for name, raw in zip(CSV_COLUMNS[1:], raw_numbers, strict=True):
         try:
@@ -532,6 +549,15 @@ def _parse_row(cells: Sequence[str], spec: SymbolSpec) -> _Row | RejectedRow:
             return _reject(
                 ErrorCode.INVALID, f"{name} {raw!r} is not a number", f"{name} is not a number"
             )
+        if not value.is_finite():
+            return _reject(
+                ErrorCode.INVALID,
+                f"{name} {raw!r} is not a finite number",
+                f"{name} is not a finite number",
+            )
+        too_long = check_digits(value, name, name)
+        if too_long is not None:
+            return _reject(too_long.code, too_long.message, f"{name} has too many digits")
         numbers[name] = value
     for name in ("open", "high", "low", "close"):
         price = numbers[name]

@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -20,6 +21,8 @@ from graphql_api.number_text import NumberTextError, parse_ascii_int
 if TYPE_CHECKING:
     from graphql_api.backtests import ImportReport
     from graphql_api.import_summary import ImportSummary
+    from graphql_api.market_data_limits import TimeWindow
+    from graphql_api.settings import Settings
     from graphql_api.symbols import SymbolCatalog
     from storage.engine import SessionFactory
 
@@ -37,10 +40,14 @@ this order (header case and spaces do not matter, blank lines are skipped):
   date,open,high,low,close,volume
   2024-01-02,1520.00,1535.50,1510.00,1530.00,12300
 
-  date                    the day, YYYY-MM-DD; at most once per file
+  date                    the day, YYYY-MM-DD; at most once per file; not in the
+                          future nor older than MAX_BAR_AGE_YEARS (default 100)
   open, high, low, close  positive prices on the symbol's tick grid, with
                           high >= max(open, close) and low <= min(open, close)
   volume                  a number >= 0
+
+Numbers have at most 18 digits before the point and 10 after (more would be
+rounded by the database, so they are refused). A leading UTF-8 BOM is ignored.
 
 Rows are upserted by (symbol, day): re-importing a day replaces it. Without
 --all-or-nothing valid rows are written (committed every --batch-size rows)
@@ -56,10 +63,14 @@ then one tick per row:
   600519.SH,2026-03-02T01:30:00.250Z,1500.00,1499.99,1500.01,100
 
   symbol    a known symbol code (required)
-  time      ISO 8601 with a UTC offset, Z or +08:00; not in the future (required)
+  time      ISO 8601 with a UTC offset, Z or +08:00; not in the future nor
+            older than MAX_TICK_AGE_YEARS (default 30) (required)
   last      a positive price on the symbol's tick grid (required)
   bid, ask  optional, default last; on the tick grid, bid <= ask
   volume    optional, default 0; >= 0
+
+Numbers have at most 18 digits before the point and 10 after (more would be
+rounded by the database, so they are refused). A leading UTF-8 BOM is ignored.
 
 Rows are checked like ingestTicks and written --batch-size at a time straight
 to the time-series store (not replayed to live subscribers); bad rows are
@@ -132,6 +143,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     create_user.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    set_role = commands.add_parser(
+        "set-role",
+        help="change a user's role",
+        description="Change a user's role. Running servers apply it at once: the user's "
+        "open WebSockets close (4401) and the next request uses the new role.",
+    )
+    set_role.add_argument("username")
+    set_role.add_argument("role", choices=ROLES)
+    remove_user = commands.add_parser(
+        "remove-user",
+        help="delete a user and everything they own",
+        description="Delete a user with their orders, trades, positions, cash, strategies "
+        "and sessions. Their tokens stop working on every running server.",
+    )
+    remove_user.add_argument("username")
     export = commands.add_parser(
         "export-schema",
         help="print the GraphQL schema (SDL)",
@@ -157,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "create-user":
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
         return asyncio.run(_create_user(args.username, password, args.role))
+    if args.command == "set-role":
+        return asyncio.run(_set_role(args.username, args.role))
+    if args.command == "remove-user":
+        return asyncio.run(_remove_user(args.username))
     if args.command == "export-schema":
         return _export_schema(args.output)
     parser.error(f"unknown command {args.command}")
@@ -223,6 +253,8 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
             workers=workers,
             log_level=settings.log_level.lower(),
             ws="websockets-sansio",
+            # Frames over the HTTP body limit are refused by uvicorn (close 1009).
+            ws_max_size=settings.max_body_bytes,
             ws_per_message_deflate=settings.ws_per_message_deflate,
             timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         ),
@@ -271,17 +303,24 @@ async def _seed() -> int:
 
 async def _import_ticks(file: str, batch_size: int, progress: bool) -> int:
     from graphql_api.runtime import open_storage
+    from graphql_api.settings import Settings
     from graphql_api.tick_import import CsvFormatError, import_ticks
 
     source = _open_source(file)
     if source is None:
         return 2
+    settings = Settings()
+    window = _window(settings.max_tick_age_years, settings.max_tick_future_seconds)
     with source as data:
-        async with open_storage() as (catalog, store):
+        async with open_storage(settings) as (catalog, store):
             with _progress_bar(file, progress) as advance:
                 try:
                     summary = await import_ticks(
-                        _lines(data, advance), catalog, store, batch_size=batch_size
+                        _lines(data, advance),
+                        catalog,
+                        store,
+                        window=window,
+                        batch_size=batch_size,
                     )
                 except CsvFormatError as error:
                     print(f"error: {file}: {error}", file=sys.stderr)
@@ -293,18 +332,22 @@ async def _import_bars(
     file: str, symbol: str, all_or_nothing: bool, batch_size: int, progress: bool
 ) -> int:
     from graphql_api.backtests import import_bar_lines
+    from graphql_api.settings import Settings
 
     source = _open_source(file)
     if source is None:
         return 2
+    settings = Settings()
+    window = _window(settings.max_bar_age_years, settings.max_tick_future_seconds)
     with source as data:
-        async with _open_database() as (catalog, sessions):
+        async with _open_database(settings) as (catalog, sessions):
             with _progress_bar(file, progress) as advance:
                 report = await import_bar_lines(
                     catalog,
                     sessions,
                     symbol,
                     _lines(data, advance),
+                    window=window,
                     all_or_nothing=all_or_nothing,
                     batch_size=batch_size,
                 )
@@ -313,6 +356,13 @@ async def _import_bars(
             print(f"error: {file}: {error.message}", file=sys.stderr)
         return 2
     return _report(_bar_summary(report, all_or_nothing))
+
+
+def _window(max_age_years: int, max_future_seconds: int) -> TimeWindow:
+    from graphql_api.market_data_limits import TimeWindow
+
+    now = datetime.now(UTC)
+    return TimeWindow.around(now, max_age_years, timedelta(seconds=max_future_seconds))
 
 
 def _bar_summary(report: ImportReport, all_or_nothing: bool) -> ImportSummary:
@@ -393,14 +443,15 @@ def _count_lines(path: Path) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _open_database() -> AsyncIterator[tuple[SymbolCatalog, SessionFactory]]:
+async def _open_database(
+    settings: Settings,
+) -> AsyncIterator[tuple[SymbolCatalog, SessionFactory]]:
     """The symbol catalogue and sessions: all a daily-bar import needs (bars live in SQL)."""
-    from graphql_api.settings import Settings
     from graphql_api.symbols import SymbolCatalog
     from storage.engine import create_engine, create_session_factory
     from storage.migrate import upgrade_to_head
 
-    engine = create_engine(Settings().database_url)
+    engine = create_engine(settings.database_url)
     try:
         await upgrade_to_head(engine)
         sessions = create_session_factory(engine)
@@ -422,6 +473,31 @@ async def _create_user(username: str, password: str, role: str) -> int:
             print(f"error: {error.field}: {error.message}", file=sys.stderr)
         return 1
     print(f"created {role} user {username} (id {user.id})")
+    return 0
+
+
+async def _set_role(username: str, role: str) -> int:
+    from graphql_api.auth import Role
+    from graphql_api.runtime import open_admin_services
+
+    async with open_admin_services() as auth:
+        user = await auth.set_role(username, Role(role))
+    if user is None:
+        print(f"error: no user named {username!r}", file=sys.stderr)
+        return 1
+    print(f"{user.username} (id {user.id}) is now {role}")
+    return 0
+
+
+async def _remove_user(username: str) -> int:
+    from graphql_api.runtime import open_admin_services
+
+    async with open_admin_services() as auth:
+        removed = await auth.remove_user(username)
+    if not removed:
+        print(f"error: no user named {username!r}", file=sys.stderr)
+        return 1
+    print(f"removed user {username}")
     return 0
 
 

@@ -160,7 +160,9 @@ async def seed_demo_data(
     await session.flush()
     for instrument in INSTRUMENTS:
         session.add_all(daily_history(instrument, today, rng))
-    user = await session.scalar(select(models.User).where(models.User.username == demo_username))
+    user = await session.scalar(
+        select(models.User).where(models.User.username_key == models.username_key(demo_username))
+    )
     if user is None:
         user = models.User(
             username=demo_username,

@@ -81,6 +81,7 @@ def encode_new_order(order: models.Order) -> str:
             "remaining": str(order.quantity - order.filled_quantity),
             "version": order.version,
             "expiresAt": None if order.expires_at is None else order.expires_at.isoformat(),
+            "createdAt": order.created_at.isoformat(),
         },
         separators=(",", ":"),
     )

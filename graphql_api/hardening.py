@@ -40,6 +40,7 @@ from graphql_api.persisted_queries import (
     load_allowlist,
 )
 from graphql_api.ratelimit import BucketSpec, RateLimiter
+from graphql_api.redis_backend import redis_client
 from graphql_api.resilience import CircuitBreaker, guard_engine
 from schema.limits import ExtensionFactory, QueryLimits, limit_extensions
 from schema.observation import ServiceErrors, operation_metrics
@@ -85,7 +86,7 @@ class Hardening:
         redis_url = settings.shared_redis_url
         # Short timeouts: a rate-limit check must never hang a request on Redis.
         self.redis: redis.Redis | None = (
-            redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            redis_client(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
             if redis_url
             else None
         )
@@ -118,6 +119,7 @@ class Hardening:
             max_aliases=settings.query_max_aliases,
             max_tokens=settings.query_max_tokens,
             max_cost=settings.query_max_cost,
+            max_fields=settings.query_max_fields,
             list_size=settings.query_list_size,
             introspection=settings.introspection,
         )

@@ -18,10 +18,12 @@ class HardeningSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
     # Query limits: refused before any resolver runs.
-    query_max_depth: int = Field(12, alias="QUERY_MAX_DEPTH", ge=1)
+    # Depth at most 64: the walkers of a document recurse as deep as it nests.
+    query_max_depth: int = Field(12, alias="QUERY_MAX_DEPTH", ge=1, le=64)
     query_max_aliases: int = Field(30, alias="QUERY_MAX_ALIASES", ge=0)
     query_max_tokens: int = Field(5000, alias="QUERY_MAX_TOKENS", ge=10)
     query_max_cost: int = Field(10_000, alias="QUERY_MAX_COST", ge=1)
+    query_max_fields: int = Field(1000, alias="QUERY_MAX_FIELDS", ge=1)
     query_list_size: int = Field(20, alias="QUERY_LIST_SIZE", ge=1)
     introspection: bool = Field(True, alias="INTROSPECTION")
 

@@ -5,7 +5,7 @@
 - :class:`AccessLogMiddleware`: one structured line per request (and per
   WebSocket connection), with what the GraphQL layer knew: user, operation.
 - :class:`BodyLimitMiddleware`: refuses bodies over a size with 413, before
-  Strawberry buffers them.
+  Strawberry buffers them, and closes WebSockets whose messages are over it (1009).
 - :class:`CsrfPreventionMiddleware`: Apollo Server's CSRF rule. A browser sends
   a cross-site request without a preflight only when it is "simple": GET, or
   POST with a form/text content type and no custom headers. Such requests must
@@ -174,13 +174,19 @@ class AccessLogMiddleware:
                 access_log.info("request", **fields)
 
 
+MESSAGE_TOO_BIG = 1009  # RFC 6455: a message too big to process
+
+
 class BodyLimitMiddleware:
     """Parameters:
-    max_bytes: the largest request body accepted.
+    max_bytes: the largest request body (or WebSocket message) accepted.
 
     A declared ``Content-Length`` over the limit is refused before reading; a
     body streamed without one is counted as it arrives and refused when it
-    crosses the limit (the app never sees the rest).
+    crosses the limit (the app never sees the rest). A WebSocket message over
+    the limit closes the socket with ``1009 message too big``; the app sees a
+    disconnect instead. (The server should refuse such frames first: the CLI
+    sets uvicorn's ``ws_max_size`` to the same limit.)
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
@@ -188,6 +194,9 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -219,6 +228,34 @@ class BodyLimitMiddleware:
             if started:
                 raise
             await self._refuse(send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        closed = False
+
+        async def limited_receive() -> Message:
+            nonlocal closed
+            message = await receive()
+            if message["type"] == "websocket.receive" and self._too_big(message):
+                closed = True
+                reason = f"message too big (limit {self.max_bytes} bytes)"
+                await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG, "reason": reason})
+                return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG, "reason": reason}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not closed:  # the socket is closed: what the app still sends goes nowhere
+                await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
+
+    def _too_big(self, message: Message) -> bool:
+        text = message.get("text")
+        if text is not None:
+            # A character is 1 to 4 bytes: encode only when the count cannot decide.
+            if len(text) > self.max_bytes:
+                return True
+            return len(text) * 4 > self.max_bytes and len(text.encode()) > self.max_bytes
+        return len(message.get("bytes") or b"") > self.max_bytes
 
     async def _refuse(self, send: Send) -> None:
         await send_graphql_error(

@@ -9,6 +9,11 @@ never hold up the channel or grow memory without bound:
 - lossless mailboxes (orders, signals) keep everything up to a bound and, past
   it, fail the subscription with :class:`SlowConsumerError` rather than drop
   an event silently.
+
+A bus that reconnects (Redis restarted) may have dropped what was published
+while this process was not listening. Mailboxes opened with ``resync=True``
+then receive :data:`RESYNC` on each of their channels, so their reader can
+catch up from the database.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from broadcaster._base import Unsubscribed
 log = structlog.get_logger(__name__)
 
 
+# Offered to ``resync`` mailboxes after the bus reconnected: events may have been missed.
+RESYNC = ""
+
+
 class SlowConsumerError(Exception):
     """A lossless subscriber fell further behind than its mailbox allows."""
 
@@ -39,8 +48,9 @@ class HubMessage:
 class Mailbox:
     """A bounded per-subscriber queue; see the module docstring for the two modes."""
 
-    def __init__(self, *, conflate: bool, capacity: int) -> None:
+    def __init__(self, *, conflate: bool, capacity: int, resync: bool = False) -> None:
         self.conflate = conflate
+        self.resync = resync
         self.capacity = capacity
         self._latest: OrderedDict[str, str] = OrderedDict()
         self._queue: deque[HubMessage] = deque()
@@ -60,6 +70,13 @@ class Mailbox:
         else:
             self._queue.append(HubMessage(channel, message))
         self._ready.set()
+
+    def get_nowait(self) -> HubMessage | None:
+        """The next message if one is waiting (lossless mailboxes), else None."""
+        if self.overflowed or not self._queue:
+            return None
+        self.delivered += 1
+        return self._queue.popleft()
 
     async def get(self) -> HubMessage:
         while True:
@@ -99,6 +116,16 @@ class Hub:
         self._broadcast = broadcast
         self._capacity = capacity
         self._channels: dict[str, _Channel] = {}
+        listeners = getattr(self.backend, "reconnect_listeners", None)
+        if isinstance(listeners, list):
+            listeners.append(self.bus_reconnected)
+
+    def bus_reconnected(self) -> None:
+        """Tell ``resync`` mailboxes that events may have been missed meanwhile."""
+        for channel in list(self._channels.values()):
+            for mailbox in list(channel.mailboxes):
+                if mailbox.resync:
+                    mailbox.offer(channel.name, RESYNC)
 
     async def publish(self, channel: str, message: str) -> None:
         await self._broadcast.publish(channel, message)
@@ -119,11 +146,17 @@ class Hub:
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, channels: Sequence[str], *, conflate: bool, capacity: int | None = None
+        self,
+        channels: Sequence[str],
+        *,
+        conflate: bool,
+        capacity: int | None = None,
+        resync: bool = False,
     ) -> AsyncIterator[Mailbox]:
         """Attach a mailbox to ``channels``; on entry the channels are live, so
-        anything published after this returns will be delivered."""
-        mailbox = Mailbox(conflate=conflate, capacity=capacity or self._capacity)
+        anything published after this returns will be delivered. With ``resync``
+        the mailbox also gets :data:`RESYNC` whenever the bus reconnected."""
+        mailbox = Mailbox(conflate=conflate, capacity=capacity or self._capacity, resync=resync)
         attached: list[_Channel] = []
         try:
             for name in dict.fromkeys(channels):

@@ -1,18 +1,24 @@
 """Tick ingestion: validate, batch-write to the time-series store, then publish.
 
 Writers (the simulated feed, ``ingestTicks``, imports) hand ticks to one
-:class:`TickIngestor` per process. It groups them into batches (a flush every
-``flush_interval`` or ``batch_size`` ticks, whichever comes first), writes each
-batch in one atomic call, and only then publishes the ticks — so a subscriber
-never sees a tick that a later query cannot find. ``ingest`` returns once its
-ticks are durable, which is the back-pressure writers feel.
+:class:`TickIngestor` per process. It groups their calls into batches (a flush
+every ``flush_interval`` or ``batch_size`` ticks, whichever comes first) and
+only then publishes the ticks — so a subscriber never sees a tick that a later
+query cannot find. ``ingest`` returns once its ticks are durable, which is the
+back-pressure writers feel.
+
+A call is never split: each group of whole calls (up to ``batch_size`` ticks,
+or one bigger call alone) is one atomic store write, and exactly that group's
+writers share its outcome. So what a writer is told is what was stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -20,13 +26,33 @@ import structlog
 from graphql_api.errors import UserError
 from graphql_api.events import encode_tick, tick_channel
 from graphql_api.hub import Hub
+from graphql_api.market_data_limits import DEFAULT_MAX_TICK_AGE_YEARS, TimeWindow
 from graphql_api.symbols import SymbolCatalog
 from graphql_api.tick_validation import TickDraft, check_tick
 from storage.timeseries import Tick, TimeSeriesStore
+from storage.timeseries.base import BatchKey, BatchOutcome, TickBatch
 
 log = structlog.get_logger(__name__)
 # Ticks per Redis pipeline: one round trip each, without building huge buffers.
 _PUBLISH_CHUNK = 500
+
+
+@dataclass(slots=True)
+class _Call:
+    """One writer's ticks and the future that tells it their outcome."""
+
+    batch: TickBatch
+    outcome: asyncio.Future[BatchOutcome]
+
+
+def batch_key(owner_id: int, batch_id: str, ticks: Sequence[Tick]) -> BatchKey:
+    """The idempotency key of a feed's batch; the digest covers every field of every tick."""
+    digest = hashlib.sha256()
+    for tick in ticks:
+        fields = (tick.symbol, tick.time.isoformat(), tick.last, tick.bid, tick.ask, tick.volume)
+        digest.update("|".join(str(field) for field in fields).encode())
+        digest.update(b"\n")
+    return BatchKey(owner_id, batch_id, digest.hexdigest())
 
 
 class TickIngestor:
@@ -37,6 +63,7 @@ class TickIngestor:
     flush_interval: the longest a tick waits for its batch.
     batch_size: a batch is written early once this many ticks wait.
     max_future: how far ahead of the server clock a tick time may be.
+    max_age_years: how far back a tick time may be.
     """
 
     def __init__(
@@ -48,6 +75,7 @@ class TickIngestor:
         flush_interval: float = 0.05,
         batch_size: int = 1000,
         max_future: timedelta = timedelta(seconds=5),
+        max_age_years: int = DEFAULT_MAX_TICK_AGE_YEARS,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -55,8 +83,9 @@ class TickIngestor:
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._max_future = max_future
-        self._pending: list[Tick] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._max_age_years = max_age_years
+        self._pending: list[_Call] = []
+        self._pending_rows = 0
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._closed = False
@@ -67,31 +96,33 @@ class TickIngestor:
     ) -> tuple[list[Tick], list[UserError]]:
         """Check every draft; return the ticks only when all of them are valid."""
         specs = await self._catalog.get_many(sorted({d.symbol for d in drafts}))
-        now = datetime.now(UTC)
+        window = TimeWindow.around(datetime.now(UTC), self._max_age_years, self._max_future)
         errors: list[UserError] = []
         ticks: list[Tick] = []
         for index, draft in enumerate(drafts):
-            tick, problems = check_tick(
-                draft, specs.get(draft.symbol), now, self._max_future, f"{field}.{index}"
-            )
+            tick, problems = check_tick(draft, specs.get(draft.symbol), window, f"{field}.{index}")
             errors.extend(problems)
             if tick is not None:
                 ticks.append(tick)
         return (ticks, errors) if not errors else ([], errors)
 
-    async def ingest(self, ticks: Sequence[Tick]) -> None:
-        """Queue validated ticks and wait until they are written (or the write failed)."""
+    async def ingest(self, ticks: Sequence[Tick], key: BatchKey | None = None) -> BatchOutcome:
+        """Queue validated ticks and wait until they are written (or the write failed).
+
+        All of them are stored or none; with a ``key``, a retry of a batch that
+        was stored already is not stored again (``REPLAYED``).
+        """
         if self._closed:
             raise RuntimeError("tick ingestor is closed")
         if not ticks:
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.extend(ticks)
-        self._waiters.append(waiter)
+            return BatchOutcome.STORED
+        outcome: asyncio.Future[BatchOutcome] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Call(TickBatch(list(ticks), key), outcome))
+        self._pending_rows += len(ticks)
         self._wakeup.set()
-        if len(self._pending) >= self._batch_size:
+        if self._pending_rows >= self._batch_size:
             self._full.set()
-        await waiter
+        return await outcome
 
     async def run(self) -> None:
         """The flush loop; returns after :meth:`stop`, once everything queued is written."""
@@ -115,30 +146,51 @@ class TickIngestor:
     async def _flush(self) -> None:
         self._wakeup.clear()
         self._full.clear()
-        batch, waiters = self._pending, self._waiters
-        self._pending, self._waiters = [], []
-        if not batch:
-            return
+        calls = self._pending
+        self._pending, self._pending_rows = [], 0
+        for group in self._groups(calls):
+            await self._write_group(group)
+
+    def _groups(self, calls: list[_Call]) -> list[list[_Call]]:
+        """Whole calls packed in order into groups of at most ``batch_size`` ticks."""
+        groups: list[list[_Call]] = []
+        rows = 0
+        for call in calls:
+            size = len(call.batch.ticks)
+            if not groups or rows + size > self._batch_size:
+                groups.append([])
+                rows = 0
+            groups[-1].append(call)
+            rows += size
+        return groups
+
+    async def _write_group(self, group: list[_Call]) -> None:
+        """One atomic write for the group; its writers, and only they, share the outcome."""
         try:
-            for start in range(0, len(batch), self._batch_size):
-                await self._store.write_ticks(batch[start : start + self._batch_size])
+            outcomes = await self._store.write_batches([call.batch for call in group])
         except Exception as error:
-            log.error("tick batch failed", size=len(batch), error=str(error))
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(error)
+            rows = sum(len(call.batch.ticks) for call in group)
+            log.error("tick batch failed", calls=len(group), size=rows, error=str(error))
+            for call in group:
+                if not call.outcome.done():
+                    call.outcome.set_exception(error)
             return
-        self.written += len(batch)
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        stored: list[Tick] = []
+        for call, outcome in zip(group, outcomes, strict=True):
+            if outcome is BatchOutcome.STORED:
+                stored.extend(call.batch.ticks)
+            if not call.outcome.done():
+                call.outcome.set_result(outcome)
+        self.written += len(stored)
         # In order (each symbol's ticks stay ordered on the bus), one round trip per
         # chunk. Best effort: the ticks are stored and their writers answered; a bus
         # outage must neither fail them nor stop this loop (live subscribers miss them).
-        messages = [(tick_channel(tick.symbol), encode_tick(tick)) for tick in batch]
+        messages = [(tick_channel(tick.symbol), encode_tick(tick)) for tick in stored]
         for start in range(0, len(messages), _PUBLISH_CHUNK):
             try:
                 await self._hub.publish_many(messages[start : start + _PUBLISH_CHUNK])
             except Exception as error:
-                log.warning("tick publish failed", unpublished=len(batch) - start, error=str(error))
+                log.warning(
+                    "tick publish failed", unpublished=len(stored) - start, error=str(error)
+                )
                 break

@@ -53,7 +53,12 @@ class RandomWalk:
 async def run_simulated_feed(
     walk: RandomWalk, ingestor: TickIngestor, *, ticks_per_second: float
 ) -> None:
-    """Emit about ``ticks_per_second`` ticks, in 100 ms slices, until cancelled."""
+    """Emit about ``ticks_per_second`` ticks, in 100 ms slices, until cancelled.
+
+    A feed that fell behind (a slow write, a paused process) skips ahead to now,
+    as a live market would, rather than replaying the slices it missed as a burst:
+    the rate stays the configured one, and the missed slices are never emitted.
+    """
     loop = asyncio.get_running_loop()
     slice_seconds = 0.1
     owed = 0.0
@@ -68,4 +73,7 @@ async def run_simulated_feed(
             except Exception as error:  # the feed must outlive a failed batch
                 log.warning("simulated ticks not stored", error=str(error))
         next_at += slice_seconds
-        await asyncio.sleep(max(0.0, next_at - loop.time()))
+        behind = loop.time() - next_at
+        if behind > 0:
+            next_at += behind  # skip the missed slices: no backlog to catch up
+        await asyncio.sleep(next_at - loop.time())

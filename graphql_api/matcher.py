@@ -5,14 +5,21 @@ in-memory book of open orders per symbol — loaded from the database when it
 takes over, fed with new orders from the ``orders.new`` channel and resynced
 periodically — and evaluates every tick of every symbol in arrival order:
 
-- MARKET orders fill on the first tick after they entered the book, at its ask
-  (buy) or bid (sell);
+- only ticks stamped at or after the order's creation fill it (less
+  ``clock_tolerance``, for feeds whose clocks lag ours), and late ticks —
+  older than the symbol's latest tick or than ``max_tick_lag`` (see
+  :mod:`graphql_api.late_ticks`) — are history and fill nothing: a back-dated
+  tick never fills at a price the market had before the order existed;
+- MARKET orders fill on the first such tick, at its ask (buy) or bid (sell);
 - LIMIT orders fill when a tick crosses (buy: ask <= limit, sell: bid >= limit),
   at that ask or bid — the limit price or better;
-- IOC orders get exactly one tick: what does not fill on it expires;
-- DAY orders expire at their symbol's session close;
+- IOC orders get exactly one such tick: what does not fill on it expires;
+- DAY orders expire at their symbol's session close, and no tick stamped at
+  or after it fills them (even before housekeeping has expired them);
 - with ``PARTIAL_FILLS``, a tick fills at most its own volume (in whole lots),
-  shared by the orders in time priority.
+  shared by the orders in time priority; only fills actually written consume
+  it (an order canceled meanwhile takes nothing);
+- a BUY spends at most what it reserved (:func:`graphql_api.fills.apply_fill`).
 
 Each fill is one transaction (:func:`graphql_api.fills.apply_fill`), fenced by
 the order's version, so a fill is never applied twice even across a failover.
@@ -23,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,10 +40,11 @@ from graphql_api.activity import Activity
 from graphql_api.events import ORDERS_NEW_CHANNEL, decode_id_event, decode_tick, tick_channel
 from graphql_api.fills import apply_fill, close_order
 from graphql_api.hub import Hub, SlowConsumerError
+from graphql_api.late_ticks import TickWatermark
 from graphql_api.order_types import OrderSide, OrderStatus, OrderType, TimeInForce
 from graphql_api.orders import OrderService
 from graphql_api.risk import RiskLimits
-from graphql_api.symbols import SymbolCatalog
+from graphql_api.symbols import SymbolCatalog, SymbolSpec
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
@@ -58,6 +66,8 @@ class RestingOrder:
     remaining: Decimal
     version: int
     expires_at: datetime | None
+    # When the order entered the book: no tick stamped before it may fill it.
+    created_at: datetime
 
     @classmethod
     def from_row(cls, row: models.Order) -> RestingOrder:
@@ -71,6 +81,7 @@ class RestingOrder:
             remaining=row.quantity - row.filled_quantity,
             version=row.version,
             expires_at=row.expires_at,
+            created_at=row.created_at,
         )
 
     @classmethod
@@ -86,6 +97,13 @@ class RestingOrder:
             remaining=Decimal(event["remaining"]),
             version=int(event["version"]),
             expires_at=datetime.fromisoformat(event["expiresAt"]) if event["expiresAt"] else None,
+            # An event from an older process has no createdAt: receiving it is
+            # later than the creation, so the rule only gets stricter.
+            created_at=(
+                datetime.fromisoformat(event["createdAt"])
+                if event.get("createdAt")
+                else datetime.now(UTC)
+            ),
         )
 
     def fill_price(self, tick: Tick) -> Decimal | None:
@@ -111,6 +129,9 @@ class PaperMatcher:
     limits: commission and short-selling settings.
     partial_fills: bound fills by tick volume.
     resync_every: seconds between full reloads of the book from the database.
+    clock_tolerance: how far before an order's creation a tick may be stamped
+        and still fill it (feeds whose clocks lag the server's).
+    max_tick_lag: a tick further behind the clock than this is late.
     """
 
     def __init__(
@@ -123,6 +144,8 @@ class PaperMatcher:
         *,
         partial_fills: bool = False,
         resync_every: float = 5.0,
+        clock_tolerance: timedelta = timedelta(0),
+        max_tick_lag: timedelta = timedelta(seconds=5),
         activity: Activity | None = None,
     ) -> None:
         self._sessions = sessions
@@ -134,6 +157,8 @@ class PaperMatcher:
         self._resync_every = resync_every
         self._book: dict[str, dict[int, RestingOrder]] = {}
         self._activity = activity or Activity()
+        self._clock_tolerance = clock_tolerance
+        self.watermark = TickWatermark(max_tick_lag)
 
     async def run(self) -> None:
         """Match until cancelled; resubscribe (and resync) if we ever fall behind."""
@@ -191,6 +216,8 @@ class PaperMatcher:
         self._book.setdefault(order.symbol, {})[order.id] = order
 
     async def on_tick(self, tick: Tick) -> None:
+        if not self.watermark.admit(tick, datetime.now(UTC)):
+            return
         resting = self._book.get(tick.symbol)
         if not resting:
             return
@@ -199,15 +226,20 @@ class PaperMatcher:
             return
         available = tick.volume if self._partial_fills else None
         for order in sorted(resting.values(), key=lambda o: o.id):
+            if tick.time < order.created_at - self._clock_tolerance:
+                continue  # a price from before the order existed; not even an IOC's tick
+            if order.expires_at is not None and tick.time >= order.expires_at:
+                await self._close(order, OrderStatus.EXPIRED)
+                continue
             price = order.fill_price(tick)
             quantity = order.remaining
             if price is not None and available is not None:
                 lots = (min(quantity, available) // spec.lot_size) * spec.lot_size
                 quantity = lots
             if price is not None and quantity > 0:
-                await self._fill(order, quantity, price, tick, spec.currency)
+                filled = await self._fill(order, quantity, price, tick, spec)
                 if available is not None:
-                    available -= quantity
+                    available -= filled
             if order.time_in_force is TimeInForce.IOC and order.id in resting:
                 await self._close(order, OrderStatus.EXPIRED)
 
@@ -218,8 +250,9 @@ class PaperMatcher:
                     await self._close(order, OrderStatus.EXPIRED)
 
     async def _fill(
-        self, order: RestingOrder, quantity: Decimal, price: Decimal, tick: Tick, currency: str
-    ) -> None:
+        self, order: RestingOrder, quantity: Decimal, price: Decimal, tick: Tick, spec: SymbolSpec
+    ) -> Decimal:
+        """Apply one fill; returns the quantity actually written (0 if none)."""
         async with self._sessions() as session:
             outcome = await apply_fill(
                 session,
@@ -228,15 +261,18 @@ class PaperMatcher:
                 quantity=quantity,
                 price=price,
                 tick_time=tick.time,
-                currency=currency,
+                currency=spec.currency,
                 commission_rate=self._limits.commission_rate,
                 allow_short=self._limits.allow_short_selling,
+                lot_size=spec.lot_size,
             )
+            if outcome is not None:
+                self._orders.announce(session, outcome.order)
             await session.commit()
         if outcome is None:
             # Canceled or changed elsewhere: the database is the truth.
             self._forget(order)
-            return
+            return Decimal(0)
         row = outcome.order
         if outcome.trade is not None:
             self._activity.fills += 1
@@ -244,17 +280,17 @@ class PaperMatcher:
         order.version = row.version
         if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):
             self._forget(order)
-        await self._orders.announce(row)
+        return outcome.filled
 
     async def _close(self, order: RestingOrder, status: OrderStatus) -> None:
         async with self._sessions() as session:
             row = await close_order(
                 session, order_id=order.id, expected_version=order.version, status=status
             )
+            if row is not None:
+                self._orders.announce(session, row)
             await session.commit()
         self._forget(order)
-        if row is not None:
-            await self._orders.announce(row)
 
     def _forget(self, order: RestingOrder) -> None:
         resting = self._book.get(order.symbol)

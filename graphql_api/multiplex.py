@@ -39,6 +39,8 @@ from typing import Protocol
 
 import structlog
 
+from graphql_api.resilience import as_service_unavailable
+
 log = structlog.get_logger(__name__)
 
 # WebSocket close used when a lossless subscriber falls too far behind.
@@ -158,16 +160,33 @@ class SharedStream:
                     await aclose()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("shared subscription failed", document=self.key.document[:12])
-            failure = Failure(
-                [
-                    {
-                        "message": "Internal server error",
-                        "extensions": {"code": "INTERNAL_SERVER_ERROR"},
-                    }
-                ]
-            )
+        except Exception as error:
+            unavailable = as_service_unavailable(error)
+            if unavailable is not None:
+                # Not a bug: say which dependency is down so the client resubscribes.
+                log.warning("shared subscription ended", service=unavailable.service)
+                failure = Failure(
+                    [
+                        {
+                            "message": f"{unavailable.service} is temporarily unavailable; "
+                            "resubscribe later",
+                            "extensions": {
+                                "code": "SERVICE_UNAVAILABLE",
+                                "service": unavailable.service,
+                            },
+                        }
+                    ]
+                )
+            else:
+                log.exception("shared subscription failed", document=self.key.document[:12])
+                failure = Failure(
+                    [
+                        {
+                            "message": "Internal server error",
+                            "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+                        }
+                    ]
+                )
         self._finish(failure)
 
     def _finish(self, failure: Failure | None) -> None:

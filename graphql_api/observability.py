@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphql_api.activity import Activity
+from graphql_api.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.hub import Hub, Mailbox
 from graphql_api.redis_backend import RedisBroadcastBackend
 from graphql_api.resilience import BreakerState, CircuitBreaker, with_timeout
@@ -362,8 +363,17 @@ async def check_background(services: Any) -> None:
         raise RuntimeError(f"stopped: {', '.join(stopped)}")
 
 
+async def check_timeseries(services: Any) -> None:
+    """The tick store, when it is not the database itself (TDengine): refused while it is
+    known to be down (writes buffered, circuit open), else one round trip."""
+    store = services.timeseries
+    if isinstance(store, GuardedTimeSeriesStore):
+        await store.probe()
+
+
 DEFAULT_CHECKS: dict[str, Check] = {
     "database": check_database,
+    "timeseries": check_timeseries,
     "broadcast": check_broadcast,
     "engines": check_background,
 }

@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.errors import ErrorCode, UserError
+from graphql_api.event_outbox import EventOutbox
 from graphql_api.events import ORDERS_NEW_CHANNEL, encode_id_event, encode_new_order, order_channel
-from graphql_api.hub import Hub
+from graphql_api.names import check_name
 from graphql_api.order_types import (
     MAX_CLIENT_ORDER_ID_LENGTH,
     OPEN_STATUSES,
@@ -36,6 +37,7 @@ from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
 from storage.repositories import strategies as strategy_repo
+from storage.repositories import symbols as symbol_repo
 from storage.timeseries import TimeSeriesStore
 
 
@@ -50,7 +52,9 @@ class OrderService:
     sessions: one transaction per call.
     catalog: symbol metadata for validation.
     timeseries: latest quotes for market-order estimates and the price band.
-    hub: announces order changes on ``orders.<user id>`` and new orders to the matcher.
+    outbox: announces order changes on ``orders.<user id>`` and new orders to the
+        matcher, staged in the transaction that makes the change: an order the
+        caller is told about is announced, even if the bus is down right now.
     limits: the risk settings.
     """
 
@@ -59,13 +63,13 @@ class OrderService:
         sessions: SessionFactory,
         catalog: SymbolCatalog,
         timeseries: TimeSeriesStore,
-        hub: Hub,
+        outbox: EventOutbox,
         limits: RiskLimits,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
         self._timeseries = timeseries
-        self._hub = hub
+        self._outbox = outbox
         self.limits = limits
         # Serialises one user's placements in this process; across processes the
         # balance row lock (PostgreSQL) does the same.
@@ -89,11 +93,17 @@ class OrderService:
                 )
                 if existing is not None:
                     return _replay(existing, request)
-            order = await self._accept_or_reject(session, user_id, request, spec)
             try:
+                order = await self._accept_or_reject(session, user_id, request, spec)
+                self.announce(session, order)
+                if order.status == OrderStatus.NEW.value:
+                    self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_new_order(order))
                 await session.commit()
             except IntegrityError:
-                # A concurrent request with the same clientOrderId won the race.
+                # A concurrent request with the same clientOrderId (in another
+                # process: this one serialises a user's placements) won the race.
+                # PostgreSQL reports it at the flush that assigns the order's id,
+                # SQLite at the commit; either way the stored order is the answer.
                 await session.rollback()
                 assert request.client_order_id is not None
                 existing = await order_repo.order_by_client_id(
@@ -102,9 +112,6 @@ class OrderService:
                 if existing is None:
                     raise
                 return _replay(existing, request)
-        await self.announce(order)
-        if order.status == OrderStatus.NEW.value:
-            await self._hub.publish(ORDERS_NEW_CHANNEL, encode_new_order(order))
         return OrderOutcome(order, [])
 
     async def cancel_order(self, user_id: int, order_id: int) -> OrderOutcome:
@@ -129,12 +136,14 @@ class OrderService:
             order.status = OrderStatus.CANCELED.value
             order.version += 1
             order.updated_at = datetime.now(UTC)
+            self.announce(session, order)
             await session.commit()
-        await self.announce(order)
         return OrderOutcome(order, [])
 
-    async def announce(self, order: models.Order) -> None:
-        await self._hub.publish(
+    def announce(self, session: AsyncSession, order: models.Order) -> None:
+        """Stage ``order``'s change in ``session``: published once (and only if) it commits."""
+        self._outbox.stage(
+            session,
             order_channel(order.user_id),
             encode_id_event("order", order.id, status=order.status, version=order.version),
         )
@@ -160,7 +169,8 @@ class OrderService:
         currency = await self._catalog.currency_of(spec.code)
         quote = (await self._timeseries.latest_ticks([spec.code])).get(spec.code)
         exposure = await self.exposure(session, user_id, spec, currency)
-        verdict = assess(request, spec, quote, exposure, self.limits)
+        previous_close = None if quote is not None else await _last_close(session, spec.code)
+        verdict = assess(request, spec, quote, exposure, self.limits, previous_close)
         now = datetime.now(UTC)
         order = models.Order(
             user_id=user_id,
@@ -233,14 +243,8 @@ class OrderService:
                 UserError("limitPrice", ErrorCode.NOT_ALLOWED, "a MARKET order takes no limitPrice")
             )
         client_id = request.client_order_id
-        if client_id is not None and not 1 <= len(client_id) <= MAX_CLIENT_ORDER_ID_LENGTH:
-            errors.append(
-                UserError(
-                    "clientOrderId",
-                    ErrorCode.OUT_OF_RANGE,
-                    f"clientOrderId must be 1 to {MAX_CLIENT_ORDER_ID_LENGTH} characters",
-                )
-            )
+        if client_id is not None:
+            errors += check_name("clientOrderId", client_id, max_length=MAX_CLIENT_ORDER_ID_LENGTH)
         return errors, spec
 
 
@@ -250,6 +254,12 @@ def session_end(now: datetime, close_utc_minute: int) -> datetime:
         minutes=close_utc_minute
     )
     return today_close if today_close > now else today_close + timedelta(days=1)
+
+
+async def _last_close(session: AsyncSession, code: str) -> Decimal | None:
+    """The latest daily close: the price band's centre before a symbol's first tick."""
+    bars = (await symbol_repo.latest_daily_bars_by_codes(session, [code], 1)).get(code)
+    return bars[-1].close if bars else None
 
 
 def _replay(existing: models.Order, request: OrderRequest) -> OrderOutcome:

@@ -51,27 +51,30 @@ class MemoryBuckets:
         self._max_keys = max_keys
         self._clock = clock
 
-    def take(self, key: str, spec: BucketSpec, cost: float) -> Decision:
+    def take(self, key: str, spec: BucketSpec, cost: float, need: float = 0.0) -> Decision:
         now = self._clock()
         tokens, updated = self._buckets.pop(key, (spec.burst, now))
         tokens = min(spec.burst, tokens + (now - updated) * spec.per_second)
-        if cost <= tokens:
+        required = max(cost, need)
+        if required <= tokens:
             tokens -= cost
             decision = Decision(True, tokens, 0.0)
         else:
-            decision = Decision(False, tokens, (cost - tokens) / spec.per_second)
+            decision = Decision(False, tokens, (required - tokens) / spec.per_second)
         self._buckets[key] = (tokens, now)
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
         return decision
 
 
-# KEYS[1]: bucket; ARGV: burst, per_second, cost. Returns {allowed, remaining, retry_after}.
+# KEYS[1]: bucket; ARGV: burst, per_second, cost, need (points that must be there, at least
+# cost). Returns {allowed, remaining, retry_after}.
 # Redis' own clock, so processes with skewed clocks still agree.
 _TAKE = """
 local burst = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local need = math.max(cost, tonumber(ARGV[4]) or 0)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -84,11 +87,11 @@ end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local allowed = 0
 local retry = 0
-if cost <= tokens then
+if need <= tokens then
   tokens = tokens - cost
   allowed = 1
 else
-  retry = (cost - tokens) / rate
+  retry = (need - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
@@ -122,15 +125,23 @@ class RateLimiter:
     def shared(self) -> bool:
         return self._redis is not None
 
-    async def take(self, key: str, spec: BucketSpec, cost: float) -> Decision:
-        """Take ``cost`` points (at most the whole bucket) from ``key``'s bucket of ``spec``."""
+    async def take(self, key: str, spec: BucketSpec, cost: float, *, need: float = 0.0) -> Decision:
+        """Take ``cost`` points (at most the whole bucket) from ``key``'s bucket of ``spec``.
+
+        ``need``: points that must be in the bucket for the take to be allowed,
+        when more than ``cost``; ``take(key, spec, 0, need=1)`` asks "is there
+        room for one more?" without using any (a failed sign-in is charged only
+        once it has failed).
+        """
         cost = min(max(cost, 0.0), spec.burst)
+        need = min(max(need, 0.0), spec.burst)
         bucket = f"{spec.name}:{key}"
         decision: Decision | None = None
         if self._script is not None and self._breaker.allow():
             try:
                 allowed, remaining, retry = await self._script(
-                    keys=[self._prefix + bucket], args=[spec.burst, spec.per_second, cost]
+                    keys=[self._prefix + bucket],
+                    args=[spec.burst, spec.per_second, cost, need],
                 )
             except (RedisError, OSError) as error:
                 self._breaker.record_failure()
@@ -139,10 +150,20 @@ class RateLimiter:
                 self._breaker.record_success()
                 decision = Decision(bool(int(allowed)), float(remaining), float(retry))
         if decision is None:
-            decision = self._memory.take(bucket, spec, cost)
+            decision = self._memory.take(bucket, spec, cost, need)
         if not decision.allowed:
             self.refused += 1
         return decision
+
+
+class RateLimitedError(Exception):
+    """A bucket outside the per-operation limits refused the caller (a domain-level limit,
+    such as failed sign-ins): becomes ``RATE_LIMITED`` with ``retryAfter``."""
+
+    def __init__(self, bucket: str, retry_after: float) -> None:
+        self.bucket = bucket
+        self.retry_after = round(retry_after, 3)
+        super().__init__(f"Rate limit exceeded ({bucket}): retry in {self.retry_after:g} s")
 
 
 def retry_after_header(seconds: float) -> str:
@@ -154,6 +175,7 @@ __all__ = [
     "BucketSpec",
     "Decision",
     "MemoryBuckets",
+    "RateLimitedError",
     "RateLimiter",
     "retry_after_header",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -20,11 +20,31 @@ from broadcaster import Event
 from broadcaster._backends.base import BroadcastBackend
 from redis import asyncio as redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = structlog.get_logger(__name__)
+
+
+def redis_client(url: str, **options: Any) -> redis.Redis:
+    """A client whose commands survive a Redis restart.
+
+    ``Redis.from_url`` builds connections without any retry, so after a restart
+    every idle pooled connection fails its next command once ("Connection
+    closed by server"). Retrying once on a connection error, after a short
+    backoff, reconnects that connection and runs the command again; a Redis
+    that is really down still fails fast (then the callers' breakers take over).
+    """
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        **options,
+    )
+
 
 _FAILURES = (RedisConnectionError, RedisTimeoutError, RedisError, OSError)
 
@@ -36,7 +56,7 @@ class RedisBroadcastBackend(BroadcastBackend):
     """
 
     def __init__(self, url: str, *, min_backoff: float = 0.1, max_backoff: float = 5.0) -> None:
-        self._client = redis.Redis.from_url(url, health_check_interval=10)
+        self._client = redis_client(url, health_check_interval=10)
         self._channels: set[str] = set()
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._pubsub: PubSub | None = None
@@ -45,6 +65,8 @@ class RedisBroadcastBackend(BroadcastBackend):
         self._max_backoff = max_backoff
         self.healthy = asyncio.Event()
         self.reconnects = 0
+        # Called after each reconnect: what was published meanwhile never reached us.
+        self.reconnect_listeners: list[Callable[[], None]] = []
 
     async def connect(self) -> None:
         # Fail fast at start-up: a server configured for Redis without one is misconfigured.
@@ -112,6 +134,8 @@ class RedisBroadcastBackend(BroadcastBackend):
                     self.reconnects += 1
                     backoff = self._min_backoff
                     log.info("redis broadcast reconnected", channels=len(self._channels))
+                    for listener in list(self.reconnect_listeners):
+                        listener()
                 assert self._pubsub is not None
                 message = await self._pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=1.0

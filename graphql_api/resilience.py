@@ -125,6 +125,15 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_started = None
 
+    def trip(self) -> None:
+        """Open now, whatever the count: the caller has proof the dependency is down."""
+        if self._opened_at is None:
+            self.opened += 1
+            log.warning("circuit opened", service=self.name, failures=self._failures + 1)
+        self._failures = max(self._failures, self.failure_threshold)
+        self._opened_at = self._clock()
+        self._trial_started = None
+
     def record_failure(self) -> None:
         self._failures += 1
         self._trial_started = None
@@ -233,6 +242,10 @@ def guard_engine(
     def handle_error(context: ExceptionContext) -> None:
         if is_connection_failure(context.original_exception) or context.is_disconnect:
             breaker.record_failure()
+            if _is_stuck_protocol(context.original_exception):
+                # asyncpg's protocol is stuck (the server died under it mid-exchange):
+                # the connection can never be used again, so it must leave the pool.
+                context.is_disconnect = True
 
     def after_cursor_execute(*_args: Any) -> None:
         breaker.record_success()
@@ -262,6 +275,11 @@ def is_connection_failure(error: BaseException | None) -> bool:
             return True
         if type(error).__name__ in _DRIVER_CONNECTION_ERRORS:
             return True
+        if (
+            type(error).__module__.startswith("redis")
+            and type(error).__name__ in _REDIS_CONNECTION_ERRORS
+        ):
+            return True
         error = error.__cause__ or error.__context__
     return False
 
@@ -276,7 +294,24 @@ _DRIVER_CONNECTION_ERRORS = frozenset(
         "AdminShutdownError",
         "CrashShutdownError",
         "TooManyConnectionsError",
+        "InternalClientError",  # "cannot switch to state ...; another operation is in progress"
     }
+)
+
+
+def _is_stuck_protocol(error: BaseException | None) -> bool:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if type(error).__name__ == "InternalClientError":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+# redis-py's own ConnectionError and TimeoutError are not the builtin ones.
+_REDIS_CONNECTION_ERRORS = frozenset(
+    {"ConnectionError", "TimeoutError", "BusyLoadingError", "MaxConnectionsError"}
 )
 
 

@@ -25,7 +25,8 @@ class RejectReason(enum.Enum):
     MAX_NOTIONAL_EXCEEDED = "MAX_NOTIONAL_EXCEEDED"
     INSUFFICIENT_BUYING_POWER = "INSUFFICIENT_BUYING_POWER"
     INSUFFICIENT_POSITION = "INSUFFICIENT_POSITION"
-    # Raised at fill time, when a market order's price moved past its reservation.
+    # At fill time: a MARKET buy's price ran past what it reserved. It fills what
+    # the reservation pays for (whole lots) and the rest is canceled with this.
     INSUFFICIENT_FUNDS_AT_FILL = "INSUFFICIENT_FUNDS_AT_FILL"
 
 
@@ -75,9 +76,13 @@ def reserve_price_for(
     return quote.ask * (1 + limits.market_order_buffer_percent / HUNDRED)
 
 
-def reserved_cash(remaining: Decimal, reserve_price: Decimal, limits: RiskLimits) -> Decimal:
-    """Cash held back for an open BUY: its remaining notional plus commission."""
-    return remaining * reserve_price * (1 + limits.commission_rate)
+def reserved_cash(remaining: Decimal, reserve_price: Decimal, commission_rate: Decimal) -> Decimal:
+    """Cash held back for an open BUY: its remaining notional plus commission.
+
+    The matcher's fills are bounded by the same amount
+    (:func:`graphql_api.fills.fit_buy_to_reservation`).
+    """
+    return remaining * reserve_price * (1 + commission_rate)
 
 
 def assess(
@@ -86,7 +91,16 @@ def assess(
     quote: Tick | None,
     exposure: Exposure,
     limits: RiskLimits,
+    previous_close: Decimal | None = None,
 ) -> Assessment:
+    """The verdict on one order.
+
+    The price band centres on the last tick's price; before a symbol's first
+    tick it centres on ``previous_close`` (the latest daily close), as
+    exchanges band pre-open orders around the previous close. With neither, a
+    LIMIT order is refused like a MARKET one (NO_MARKET_PRICE): a band that
+    cannot be checked is not skipped.
+    """
     reserve = reserve_price_for(request, quote, limits)
 
     def reject(reason: RejectReason) -> Assessment:
@@ -96,17 +110,20 @@ def assess(
         return reject(RejectReason.SYMBOL_NOT_TRADABLE)
     if request.type is OrderType.MARKET and quote is None:
         return reject(RejectReason.NO_MARKET_PRICE)
-    if request.type is OrderType.LIMIT and quote is not None:
+    if request.type is OrderType.LIMIT:
         assert request.limit_price is not None
-        band = quote.last * limits.price_band_percent / HUNDRED
-        if abs(request.limit_price - quote.last) > band:
+        reference = quote.last if quote is not None else previous_close
+        if reference is None:
+            return reject(RejectReason.NO_MARKET_PRICE)
+        band = reference * limits.price_band_percent / HUNDRED
+        if abs(request.limit_price - reference) > band:
             return reject(RejectReason.PRICE_OUT_OF_BAND)
     price = _notional_price(request, quote)
     if request.quantity * price > limits.max_order_notional:
         return reject(RejectReason.MAX_NOTIONAL_EXCEEDED)
     if request.side is OrderSide.BUY:
         assert reserve is not None
-        if reserved_cash(request.quantity, reserve, limits) > exposure.buying_power:
+        if reserved_cash(request.quantity, reserve, limits.commission_rate) > exposure.buying_power:
             return reject(RejectReason.INSUFFICIENT_BUYING_POWER)
     elif not limits.allow_short_selling and request.quantity > exposure.sellable:
         return reject(RejectReason.INSUFFICIENT_POSITION)

@@ -19,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.auth import AuthService
+from graphql_api.auth.secret import signing_secret
 from graphql_api.demo_data import seed_demo_data
+from graphql_api.event_outbox import EventOutbox
 from graphql_api.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.hub import Hub
 from graphql_api.ingest import TickIngestor
@@ -27,6 +29,7 @@ from graphql_api.leader import Leadership
 from graphql_api.market_feed import RandomWalk, run_simulated_feed
 from graphql_api.matcher import PaperMatcher
 from graphql_api.orders import OrderService
+from graphql_api.ratelimit import RateLimiter
 from graphql_api.redis_backend import RedisBroadcastBackend
 from graphql_api.resilience import CircuitBreaker
 from graphql_api.risk import RiskLimits
@@ -46,7 +49,12 @@ log = structlog.get_logger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings, *, limiter: RateLimiter | None = None
+) -> AsyncIterator[Services]:
+    """``limiter``: the rate limiter's buckets (Redis-backed when configured), which
+    also count failed sign-ins; per process when None."""
+    secret = signing_secret(settings)  # before anything starts: a missing one stops start-up
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     try:
         if settings.auto_migrate:
@@ -59,6 +67,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         try:
             async with open_broadcast(settings.broadcast_url) as broadcast:
                 hub = Hub(broadcast, capacity=settings.subscriber_queue_size)
+                outbox = EventOutbox(sessions, hub)
                 catalog = SymbolCatalog(sessions)
                 await catalog.load()
                 ingestor = TickIngestor(
@@ -68,8 +77,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     flush_interval=settings.tick_flush_interval_ms / 1000,
                     batch_size=settings.tick_batch_size,
                     max_future=timedelta(seconds=settings.max_tick_future_seconds),
+                    max_age_years=settings.max_tick_age_years,
                 )
-                auth = AuthService(sessions, settings, hub)
+                auth = AuthService(sessions, settings, hub, outbox, secret=secret, limiter=limiter)
                 await auth.load_revocations()
                 services = Services(
                     settings=settings,
@@ -77,16 +87,22 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     sessions=sessions,
                     timeseries=timeseries,
                     hub=hub,
+                    outbox=outbox,
                     catalog=catalog,
                     ingestor=ingestor,
-                    orders=OrderService(sessions, catalog, timeseries, hub, risk_limits(settings)),
+                    orders=OrderService(
+                        sessions, catalog, timeseries, outbox, risk_limits(settings)
+                    ),
                     strategies=StrategyService(sessions, catalog),
                     auth=auth,
                     demo_user_id=demo_user_id,
                 )
-                async with _background(services) as tasks:
-                    yield services
-                    await _stop(services, tasks)
+                try:
+                    async with _background(services) as tasks:
+                        yield services
+                        await _stop(services, tasks)
+                finally:
+                    auth.close()
                 await hub.close()
         finally:
             await timeseries.close()
@@ -99,6 +115,7 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
     tasks: dict[str, asyncio.Task[None]] = {
         "ingestor": asyncio.create_task(services.ingestor.run(), name="tick-ingestor"),
         "revocations": asyncio.create_task(services.auth.run(), name="auth-revocations"),
+        "event-relay": asyncio.create_task(services.outbox.run(), name="event-relay"),
     }
     settings = services.settings
     if settings.matcher_enabled:
@@ -109,6 +126,8 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             services.orders,
             services.orders.limits,
             partial_fills=settings.partial_fills,
+            clock_tolerance=timedelta(milliseconds=settings.matcher_clock_tolerance_ms),
+            max_tick_lag=timedelta(seconds=settings.matcher_max_tick_lag_seconds),
             activity=services.activity,
         )
         leadership = Leadership(
@@ -151,6 +170,10 @@ async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> Non
             await feed
     services.ingestor.stop()
     await tasks["ingestor"]
+    # What was committed just before shutdown goes out now if the bus takes it;
+    # otherwise it stays staged for the next process to relay.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(services.outbox.relay_once(), 5)
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -209,6 +232,7 @@ async def _open_timeseries(settings: Settings, engine: AsyncEngine) -> TimeSerie
             keep_days=settings.tdengine_keep_days,
             pool_size=settings.tdengine_pool_size,
             buffer_max_rows=settings.tdengine_buffer_rows,
+            write_timeout=settings.tdengine_write_timeout_seconds,
         )
         breaker = CircuitBreaker(
             "tdengine",
@@ -235,13 +259,25 @@ async def _start_prices(services: Services) -> dict[str, Decimal]:
 
 @contextlib.asynccontextmanager
 async def open_admin_services(settings: Settings | None = None) -> AsyncIterator[AuthService]:
-    """Just enough of the runtime for CLI administration (no feed, matcher or listeners)."""
+    """Just enough of the runtime for CLI administration (no feed, matcher or listeners).
+
+    It issues no tokens, so it needs no signing secret; it is on the servers' bus
+    (``BROADCAST_URL``), so a role change or a removal reaches every running process.
+    """
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
     try:
         await upgrade_to_head(engine)
         async with Broadcast("memory://") as broadcast:
-            yield AuthService(create_session_factory(engine), settings, Hub(broadcast))
+            sessions = create_session_factory(engine)
+            hub = Hub(broadcast)
+            # Revocations and user changes made here are staged in the database;
+            # the servers' relays put them on the cluster's bus.
+            auth = AuthService(sessions, settings, hub, EventOutbox(sessions, hub), secret=None)
+            try:
+                yield auth
+            finally:
+                auth.close()
     finally:
         await engine.dispose()
 

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.activity import Activity
 from graphql_api.auth import AuthService
+from graphql_api.event_outbox import EventOutbox
 from graphql_api.hub import Hub
 from graphql_api.ingest import TickIngestor
 from graphql_api.orders import OrderService
@@ -25,6 +26,7 @@ class Services:
     sessions: SessionFactory
     timeseries: TimeSeriesStore
     hub: Hub
+    outbox: EventOutbox
     catalog: SymbolCatalog
     ingestor: TickIngestor
     orders: OrderService

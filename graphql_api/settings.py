@@ -14,11 +14,16 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from graphql_api.hardening_settings import HardeningSettings
+from graphql_api.market_data_limits import (
+    DEFAULT_MAX_BAR_AGE_YEARS,
+    DEFAULT_MAX_TICK_AGE_YEARS,
+    MAX_AGE_YEARS_LIMIT,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/quantgraph.db"
-# Development defaults only: production refuses to start with the default secret.
-DEFAULT_JWT_SECRET = "quantgraph-development-secret-change-me"
 DEFAULT_DEMO_PASSWORD = "demo-password"
+# Secrets that were once written in this source: anyone can sign tokens with them.
+PUBLIC_JWT_SECRETS = frozenset({"quantgraph-development-secret-change-me"})
 
 
 class Settings(HardeningSettings):
@@ -40,6 +45,7 @@ class Settings(HardeningSettings):
     tdengine_keep_days: int | None = Field(None, alias="TDENGINE_KEEP_DAYS", ge=1)
     tdengine_pool_size: int = Field(4, alias="TDENGINE_POOL_SIZE", ge=1)
     tdengine_buffer_rows: int = Field(100_000, alias="TDENGINE_BUFFER_ROWS", ge=0)
+    tdengine_write_timeout_seconds: float = Field(1.0, alias="TDENGINE_WRITE_TIMEOUT_SECONDS", gt=0)
 
     market_feed: Literal["simulated", "none"] = Field("simulated", alias="MARKET_FEED")
     feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)
@@ -48,6 +54,13 @@ class Settings(HardeningSettings):
     tick_flush_interval_ms: int = Field(50, alias="TICK_FLUSH_INTERVAL_MS", ge=1)
     tick_batch_size: int = Field(1000, alias="TICK_BATCH_SIZE", ge=1)
     max_tick_future_seconds: int = Field(5, alias="MAX_TICK_FUTURE_SECONDS", ge=0)
+    # Older stamps are refused: typos (year 999) and epoch-zero bugs, never history.
+    max_tick_age_years: int = Field(
+        DEFAULT_MAX_TICK_AGE_YEARS, alias="MAX_TICK_AGE_YEARS", ge=1, le=MAX_AGE_YEARS_LIMIT
+    )
+    max_bar_age_years: int = Field(
+        DEFAULT_MAX_BAR_AGE_YEARS, alias="MAX_BAR_AGE_YEARS", ge=1, le=MAX_AGE_YEARS_LIMIT
+    )
 
     max_page_size: int = Field(100, alias="MAX_PAGE_SIZE", ge=1)
     max_series_limit: int = Field(10_000, alias="MAX_SERIES_LIMIT", ge=1)
@@ -72,10 +85,19 @@ class Settings(HardeningSettings):
     demo_password: str = Field(DEFAULT_DEMO_PASSWORD, alias="DEMO_PASSWORD", min_length=8)
     demo_start_cash: Decimal = Field(Decimal("1000000"), alias="DEMO_START_CASH", ge=0)
 
-    jwt_secret: str = Field(DEFAULT_JWT_SECRET, alias="JWT_SECRET", min_length=16)
+    # Unset: the embedded default generates one per data directory (graphql_api.auth.secret).
+    jwt_secret: str | None = Field(None, alias="JWT_SECRET", min_length=16)
     access_token_ttl_seconds: int = Field(900, alias="ACCESS_TOKEN_TTL_SECONDS", ge=1)
     refresh_token_ttl_seconds: int = Field(7 * 24 * 3600, alias="REFRESH_TOKEN_TTL_SECONDS", ge=1)
     anonymous_market_data: bool = Field(True, alias="ANONYMOUS_MARKET_DATA")
+    # Guessing limits: failed sign-ins per account and per address, refilled over a window.
+    login_failures_per_account: int = Field(10, alias="LOGIN_FAILURES_PER_ACCOUNT", ge=1)
+    login_failures_per_address: int = Field(50, alias="LOGIN_FAILURES_PER_ADDRESS", ge=1)
+    login_failure_window_seconds: float = Field(300.0, alias="LOGIN_FAILURE_WINDOW_SECONDS", gt=0)
+    password_hash_workers: int = Field(2, alias="PASSWORD_HASH_WORKERS", ge=1)
+    password_hash_queue: int = Field(16, alias="PASSWORD_HASH_QUEUE", ge=1)
+    # How long a user's role is trusted without asking the database again.
+    role_cache_seconds: float = Field(5.0, alias="ROLE_CACHE_SECONDS", ge=0)
 
     commission_rate: Decimal = Field(Decimal("0.0003"), alias="COMMISSION_RATE", ge=0, lt=1)
     max_order_notional: Decimal = Field(Decimal("5000000"), alias="MAX_ORDER_NOTIONAL", gt=0)
@@ -85,6 +107,11 @@ class Settings(HardeningSettings):
     )
     allow_short_selling: bool = Field(False, alias="ALLOW_SHORT_SELLING")
     partial_fills: bool = Field(False, alias="PARTIAL_FILLS")
+    # A tick fills an order only if stamped at or after the order's creation,
+    # less this tolerance (for feeds whose clocks lag the server's); ticks older
+    # than the symbol's latest or than MATCHER_MAX_TICK_LAG_SECONDS drive no fills.
+    matcher_clock_tolerance_ms: int = Field(0, alias="MATCHER_CLOCK_TOLERANCE_MS", ge=0, le=60_000)
+    matcher_max_tick_lag_seconds: float = Field(5.0, alias="MATCHER_MAX_TICK_LAG_SECONDS", gt=0)
     matcher_enabled: bool = Field(True, alias="MATCHER_ENABLED")
     strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
     leader_lease_seconds: float = Field(5.0, alias="LEADER_LEASE_SECONDS", gt=0)
@@ -93,8 +120,10 @@ class Settings(HardeningSettings):
     gc_gen0_threshold: int = Field(20_000, alias="GC_GEN0_THRESHOLD", ge=0)
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
+    def _refuse_public_or_missing_secret(self) -> Settings:
+        if self.jwt_secret in PUBLIC_JWT_SECRETS:
+            raise ValueError("JWT_SECRET is a value published in the source; set your own")
+        if self.environment == "production" and self.jwt_secret is None:
             raise ValueError("JWT_SECRET must be set to a secret of your own in production")
         return self
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graphql_api.errors import ErrorCode, UserError
+from graphql_api.names import check_name
 from graphql_api.strategy_rules import validate_parameters
 from graphql_api.symbols import SymbolCatalog
 from storage import models
@@ -140,14 +141,8 @@ class StrategyService:
         self, draft: StrategyDraft, *, kind: str
     ) -> tuple[dict[str, Any], list[UserError]]:
         errors: list[UserError] = []
-        if draft.name is not None and not 1 <= len(draft.name.strip()) <= MAX_NAME_LENGTH:
-            errors.append(
-                UserError(
-                    "name",
-                    ErrorCode.OUT_OF_RANGE,
-                    f"name must be 1 to {MAX_NAME_LENGTH} characters",
-                )
-            )
+        if draft.name is not None:
+            errors += check_name("name", draft.name, max_length=MAX_NAME_LENGTH)
         if draft.symbol is not None and not await self._catalog.get_many([draft.symbol]):
             errors.append(
                 UserError("symbol", ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {draft.symbol!r}")

@@ -7,10 +7,11 @@ conditional UPDATE (``... WHERE status IN (...)``), so two concurrent starts
 cannot both succeed, on any process.
 
 A start clears ``last_bar_at``: the strategy goes live from the current bar
-and never emits signals for bars that closed while it was stopped. After the
+and never emits signals for bars that closed while it was stopped. With the
 commit, the change is announced on :data:`CONTROL_CHANNEL` so the strategy
 engine (wherever the cluster runs it) picks it up at once instead of at its
-next poll.
+next poll. The announcement is staged in the transition's transaction (see
+:mod:`graphql_api.event_outbox`), so a bus outage delays it but never loses it.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ async def _transition(
                 .execution_options(synchronize_session=False)
             ),
         )
+        if result.rowcount:
+            services.outbox.stage(
+                session, CONTROL_CHANNEL, encode_id_event("strategy", strategy_id, status=to.value)
+            )
         await session.commit()
         strategy = await strategy_repo.strategy_for_user(session, user_id, strategy_id)
     if strategy is None:
@@ -110,9 +115,6 @@ async def _transition(
             strategy,
             [UserError("id", ErrorCode.NOT_ALLOWED, _refusal(strategy.status, allowed_from, to))],
         )
-    await services.hub.publish(
-        CONTROL_CHANNEL, encode_id_event("strategy", strategy.id, status=strategy.status)
-    )
     return StrategyOutcome(strategy, [])
 
 

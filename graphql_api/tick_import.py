@@ -6,8 +6,9 @@ Column format (header required, extra columns ignored)::
     600519.SH,2026-03-02T01:30:00.250Z,1500.00,1499.99,1500.01,100
 
 ``time`` is ISO 8601 with a UTC offset (``Z`` or ``+08:00``); ``bid``, ``ask``
-and ``volume`` may be empty (bid/ask default to last, volume to 0). Each row is
-validated like ``ingestTicks``; valid rows are written in batches straight to
+and ``volume`` may be empty (bid/ask default to last, volume to 0). A leading
+byte-order mark is ignored. Each row is validated like ``ingestTicks`` (the same
+time window and digit limits); valid rows are written in batches straight to
 the time-series store (history is not replayed to live subscribers), invalid
 ones are counted and reported with their reasons.
 """
@@ -17,11 +18,13 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
+from graphql_api.csv_lines import without_bom
 from graphql_api.errors import ErrorCode, UserError
 from graphql_api.import_summary import ImportSummary
+from graphql_api.market_data_limits import TimeWindow
 from graphql_api.number_text import NumberTextError, parse_plain_decimal
 from graphql_api.symbols import SymbolCatalog
 from graphql_api.tick_validation import TickDraft, check_tick
@@ -42,9 +45,13 @@ async def import_ticks(
     catalog: SymbolCatalog,
     store: TimeSeriesStore,
     *,
+    window: TimeWindow,
     batch_size: int = BATCH_SIZE,
 ) -> ImportSummary:
     """Validate and write the ticks of a CSV stream, ``batch_size`` at a time.
+
+    ``window`` is the time range a tick may carry (the server's settings, fixed
+    when the import starts).
 
     Only one batch is held in memory, so files far larger than RAM import. A
     line that cannot be decoded or parsed as CSV stops the import (the rest of
@@ -54,7 +61,7 @@ async def import_ticks(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     summary = ImportSummary()
-    reader = csv.DictReader(iter(rows))
+    reader = csv.DictReader(without_bom(rows))
     try:
         fieldnames = reader.fieldnames or []
     except (csv.Error, UnicodeDecodeError) as error:
@@ -63,7 +70,6 @@ async def import_ticks(
     if missing:
         raise CsvFormatError(f"missing columns: {', '.join(missing)}")
     batch: list[Tick] = []
-    now = datetime.now(UTC)
     try:
         for line, row in _numbered(reader):
             summary.read += 1
@@ -72,7 +78,7 @@ async def import_ticks(
                 summary.reject(line, draft.reason, draft.detail)
                 continue
             spec = (await catalog.get_many([draft.symbol])).get(draft.symbol)
-            tick, errors = check_tick(draft, spec, now, timedelta(seconds=5), "row")
+            tick, errors = check_tick(draft, spec, window, "row")
             if tick is None:
                 errors = _own_errors(draft, errors)
                 summary.reject(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from graphql_api.errors import ErrorCode, UserError
+from graphql_api.market_data_limits import TimeWindow, check_digits
 from graphql_api.symbols import SymbolSpec, is_multiple_of
 from storage.timeseries import Tick
 
@@ -26,11 +27,14 @@ class TickDraft:
 def check_tick(
     draft: TickDraft,
     spec: SymbolSpec | None,
-    now: datetime,
-    max_future: timedelta,
+    window: TimeWindow,
     path: str,
 ) -> tuple[Tick | None, list[UserError]]:
-    """The tick, or the problems with it (each naming ``path.<field>``)."""
+    """The tick, or the problems with it (each naming ``path.<field>``).
+
+    The time is checked against ``window`` before it is converted to UTC: a
+    year-1 time with a positive offset has no UTC equivalent at all.
+    """
     if spec is None:
         return None, [
             UserError(
@@ -40,8 +44,9 @@ def check_tick(
     if draft.time.tzinfo is None:
         return None, [UserError(f"{path}.time", ErrorCode.INVALID, "time must carry a UTC offset")]
     errors: list[UserError] = []
-    if draft.time > now + max_future:
-        errors.append(UserError(f"{path}.time", ErrorCode.OUT_OF_RANGE, "time is in the future"))
+    time_error = window.check_time(draft.time, f"{path}.time")
+    if time_error is not None:
+        errors.append(time_error)
     bid = draft.bid if draft.bid is not None else draft.last
     ask = draft.ask if draft.ask is not None else draft.last
     for name, price in (("last", draft.last), ("bid", bid), ("ask", ask)):
@@ -49,6 +54,8 @@ def check_tick(
             errors.append(
                 UserError(f"{path}.{name}", ErrorCode.OUT_OF_RANGE, f"{name} must be positive")
             )
+        elif (too_long := check_digits(price, f"{path}.{name}", name)) is not None:
+            errors.append(too_long)
         elif not is_multiple_of(price, spec.tick_size):
             errors.append(
                 UserError(
@@ -63,6 +70,8 @@ def check_tick(
         errors.append(
             UserError(f"{path}.volume", ErrorCode.OUT_OF_RANGE, "volume must not be negative")
         )
+    elif (too_long := check_digits(draft.volume, f"{path}.volume", "volume")) is not None:
+        errors.append(too_long)
     if errors:
         return None, errors
     tick = Tick(draft.symbol, draft.time.astimezone(UTC), draft.last, bid, ask, draft.volume)

@@ -65,6 +65,7 @@ from graphql import (
     get_operation_ast,
     parse,
     print_ast,
+    specified_rules,
     validate,
     visit,
 )
@@ -94,6 +95,7 @@ from graphql_api.multiplex import (
 from graphql_api.settings import Settings
 from loaders import create_loaders
 from resolvers.context import Context
+from schema.limits import QueryLimits, refusals, validation_rules
 
 log = structlog.get_logger(__name__)
 
@@ -210,23 +212,46 @@ class _Plan:
 
 
 @functools.lru_cache(maxsize=512)
-def _analyse(
-    schema: GraphQLSchema | None, query: str, operation_name: str | None
-) -> _Analysis | None:
-    """How a subscription document is shared, or None for Strawberry's own path."""
+def _is_query_or_mutation(query: object, operation_name: object, limits: QueryLimits) -> bool:
+    """Whether ``query`` selects a query or mutation (not a subscription).
+
+    Anything unreadable answers False: the subscription path reports it.
+    """
+    if not isinstance(query, str) or not isinstance(operation_name, str | None):
+        return False
     try:
-        document = parse(query)
+        document = parse(query, max_tokens=limits.max_tokens)
+    except GraphQLError:
+        return False
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation is not OperationType.SUBSCRIPTION
+
+
+def _analyse(
+    schema: GraphQLSchema | None, query: str, operation_name: str | None, limits: QueryLimits
+) -> _Analysis | None:
+    """How a subscription document is shared, or None for Strawberry's own path.
+
+    The document is parsed and checked against ``limits`` before graphql-core's
+    validation, as on Strawberry's path: what is over a limit (or invalid) takes
+    that path, which reports it.
+    """
+    try:
+        document = parse(query, max_tokens=limits.max_tokens)
     except GraphQLError:
         return None
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
         return None
-    if schema is not None and validate(schema, document):
-        return None  # let Strawberry report the errors exactly as it always has
+    if schema is not None:
+        over, _cost = refusals(limits, schema, document, operation_name, None)
+        rules = validation_rules(tuple(specified_rules), limits.introspection)
+        if over or validate(schema, document, rules):
+            return None  # let Strawberry report the errors exactly as it always has
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    names = _root_fields(operation.selection_set, fragments, set())
+    names = _root_fields(operation.selection_set, fragments, {})
     if names is None:
         return None
     executable, conflate_field = query, None
@@ -250,20 +275,24 @@ def _analyse(
 def _root_fields(
     selections: SelectionSetNode,
     fragments: dict[str, FragmentDefinitionNode],
-    seen: set[str],
+    known: dict[str, frozenset[str] | None],
 ) -> frozenset[str] | None:
+    """Root field names through fragments; each fragment is looked at once (``known``)."""
     names: set[str] = set()
     for selection in selections.selections:
         if isinstance(selection, FieldNode):
             names.add(selection.name.value)
             continue
         if isinstance(selection, InlineFragmentNode):
-            inner = _root_fields(selection.selection_set, fragments, seen)
+            inner = _root_fields(selection.selection_set, fragments, known)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
-            if name in seen or name not in fragments:
+            if name not in fragments:
                 return None
-            inner = _root_fields(fragments[name].selection_set, fragments, seen | {name})
+            if name not in known:
+                known[name] = None  # while it is looked at: a spread back is a cycle
+                known[name] = _root_fields(fragments[name].selection_set, fragments, known)
+            inner = known[name]
         else:  # pragma: no cover - no other selection kinds exist
             return None
         if inner is None:
@@ -433,6 +462,11 @@ class _Connection:
 
     # shared subscriptions
 
+    @property
+    def limits(self) -> QueryLimits:
+        limits = getattr(self.view, "query_limits", None)
+        return limits if isinstance(limits, QueryLimits) else QueryLimits()
+
     def plan(self, query: object, variables: object, operation_name: object) -> _Plan | None:
         if not self.options.multiplex or self.closing or not isinstance(query, str):
             return None
@@ -442,7 +476,10 @@ class _Connection:
             return None
         schema = getattr(self.handler.schema, "_schema", None)
         analysis = _analyse(
-            schema if isinstance(schema, GraphQLSchema) else None, query, operation_name
+            schema if isinstance(schema, GraphQLSchema) else None,
+            query,
+            operation_name,
+            self.limits,
         )
         if analysis is None:
             return None
@@ -685,6 +722,9 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             if self.tasks.get(operation_id) is task:
                 del self.tasks[operation_id]
             return  # the socket is being closed: nothing more is started on it
+        if _is_query_or_mutation(query, operation_name, realtime.limits):
+            await self._answer_once(operation_id, query, operation_name, variables)
+            return
         plan = realtime.plan(query, variables, operation_name)
         if plan is None:
             await super().handle_async_results(operation_id, query, operation_name, variables)
@@ -697,6 +737,36 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             if realtime._outbox is not None:
                 realtime._outbox.discard(operation_id)
             realtime.send_terminal(operation_id, None)
+            raise
+        finally:
+            if self.tasks.get(operation_id) is task:
+                del self.tasks[operation_id]
+
+    async def _answer_once(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        """A query or mutation: one ``data`` message, then ``complete``.
+
+        subscriptions-transport-ws carried them too, but Strawberry's legacy
+        handler only subscribes, which refuses them with an exception.
+        """
+        task = asyncio.current_task()
+        try:
+            result = await self.schema.execute(
+                query,
+                variable_values=variables,
+                context_value=self.context,
+                root_value=self.root_value,
+                operation_name=operation_name,
+            )
+            await self.send_data_message(result, operation_id)
+            await self.send_message({"type": "complete", "id": operation_id})
+        except asyncio.CancelledError:
+            await self.send_message({"type": "complete", "id": operation_id})
             raise
         finally:
             if self.tasks.get(operation_id) is task:

@@ -45,7 +45,7 @@ async def balances(info: Info) -> list[BalanceView]:
         if order.side == OrderSide.BUY.value and order.reserve_price is not None:
             remaining = order.quantity - order.filled_quantity
             reserved[currency] = reserved.get(currency, Decimal(0)) + reserved_cash(
-                remaining, order.reserve_price, limits
+                remaining, order.reserve_price, limits.commission_rate
             )
     return [
         BalanceView(row.currency, row.amount, reserved.get(row.currency, Decimal(0)))

@@ -35,6 +35,9 @@ class Context:
     principal: Principal | None = None
     # Why a presented token was refused, for a precise UNAUTHENTICATED message.
     auth_error: str | None = None
+    # Why a presented token could not be checked at all (the database is away): raised
+    # by the permission classes, so the client gets SERVICE_UNAVAILABLE, not a 500.
+    auth_failure: Exception | None = None
     # Set by Strawberry from the WebSocket ``connection_init`` payload.
     connection_params: dict[str, Any] | None = field(default=None)
 

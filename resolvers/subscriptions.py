@@ -1,20 +1,17 @@
 """Subscription sources: hub mailboxes turned into streams of rows or ticks.
 
 Events on the bus carry ids (orders, signals) or full ticks; rows are loaded
-fresh per event, so a subscriber always sees the object as it is now.
+fresh per event (:mod:`graphql_api.live_updates`, which also rides out bus and
+database outages), so a subscriber always sees the object as it is now.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from graphql_api.events import (
-    decode_id_event,
-    decode_tick,
-    order_channel,
-    signal_channel,
-    tick_channel,
-)
+from graphql_api.events import decode_tick, tick_channel
+from graphql_api.live_updates import order_updates, signal_updates
+from graphql_api.resilience import as_service_unavailable
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from storage import models
@@ -37,7 +34,14 @@ async def tick_stream(info: Info, symbols: list[str]) -> AsyncIterator[Tick]:
         raise bad_user_input(f"unknown symbols: {', '.join(unknown)}", argument="symbols")
     # Subscribe before reading the snapshot so no tick falls between the two.
     async with services.hub.subscribe([tick_channel(c) for c in codes], conflate=True) as box:
-        snapshot = await services.timeseries.latest_ticks(codes)
+        try:
+            snapshot = await services.timeseries.latest_ticks(codes)
+        except Exception as error:
+            # The store is down: live ticks still flow through the bus, so keep
+            # the subscription and skip the snapshot rather than end it.
+            if as_service_unavailable(error) is None:
+                raise
+            snapshot = {}
         for code in codes:
             if code in snapshot:
                 yield snapshot[code]
@@ -55,28 +59,16 @@ async def signal_stream(
     """The caller's signals, optionally narrowed to one strategy or some symbols."""
     wanted = {code.upper() for code in symbols} if symbols else None
     services = info.context.services
-    channel = signal_channel(info.context.user_id)
-    async with services.hub.subscribe([channel], conflate=False) as box:
-        while True:
-            event = decode_id_event((await box.get()).message)
-            if strategy_id is not None and event.get("strategyId") != strategy_id:
-                continue
-            if wanted is not None and event.get("symbol") not in wanted:
-                continue
-            async with services.sessions() as session:
-                signal = await session.get(models.Signal, int(event["id"]))
-            if signal is not None:
-                yield signal
+    async for signal in signal_updates(services.sessions, services.hub, info.context.user_id):
+        if strategy_id is not None and signal.strategy_id != strategy_id:
+            continue
+        if wanted is not None and signal.symbol_code not in wanted:
+            continue
+        yield signal
 
 
 async def order_stream(info: Info) -> AsyncIterator[models.Order]:
     """The caller's order changes, in the order they were published."""
     services = info.context.services
-    channel = order_channel(info.context.user_id)
-    async with services.hub.subscribe([channel], conflate=False) as box:
-        while True:
-            event = decode_id_event((await box.get()).message)
-            async with services.sessions() as session:
-                order = await session.get(models.Order, int(event["id"]))
-            if order is not None and order.user_id == info.context.user_id:
-                yield order
+    async for order in order_updates(services.sessions, services.hub, info.context.user_id):
+        yield order

@@ -13,7 +13,7 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from schema.extensions import ErrorCodes, MaskInternalErrors, is_internal
+from schema.extensions import ErrorCodes, MaskInternalErrors, OperationSelection, is_internal
 from schema.fast_execution import FastExecutionContext
 from schema.limits import ExtensionFactory
 from schema.mutation import Mutation
@@ -42,12 +42,19 @@ def _code(error: GraphQLError) -> Any:
 
 
 def build_schema(extensions: Sequence[ExtensionFactory] = ()) -> QuantgraphSchema:
-    """The schema, with ``extensions`` after error codes and masking (hardening's, per app)."""
+    """The schema, with ``extensions`` after error codes, masking and operation selection
+    (hardening's, per app)."""
     return QuantgraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[ErrorCodes, MaskInternalErrors, RefuseNulCharacters, *extensions],
+        extensions=[
+            ErrorCodes,
+            MaskInternalErrors,
+            RefuseNulCharacters,
+            OperationSelection,
+            *extensions,
+        ],
         config=StrawberryConfig(scalar_map={Decimal: DecimalScalar, datetime: DateTimeScalar}),
         execution_context_class=FastExecutionContext,
     )

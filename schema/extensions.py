@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import structlog
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 log = structlog.get_logger("quantgraph.graphql")
@@ -39,6 +39,30 @@ class ErrorCodes(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         yield
         _tag(self.execution_context.pre_execution_errors, "GRAPHQL_VALIDATION_FAILED")
+
+
+class OperationSelection(SchemaExtension):
+    """A document with several operations and no ``operationName`` is a request error.
+
+    The spec's *GetOperation* says so; Strawberry would otherwise run the first
+    operation (it takes the first one's name when none is given). Checked before
+    validation, so nothing else runs.
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        provided = getattr(context, "_provided_operation_name", None)
+        if document is not None and context.pre_execution_errors is None and provided is None:
+            operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+            if operations > 1:
+                context.pre_execution_errors = [
+                    GraphQLError(
+                        "Must provide operation name if query contains multiple operations.",
+                        extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
+                    )
+                ]
+        yield
 
 
 def is_internal(error: GraphQLError) -> bool:

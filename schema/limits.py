@@ -1,18 +1,20 @@
-"""Query limits, checked before any resolver runs.
+"""Query limits, checked before any resolver runs and before graphql-core's validation.
 
 - tokens (``TOO_MANY_TOKENS``): the parser stops past the limit, so a huge
   document costs no more than the limit to reject;
-- depth (``QUERY_TOO_DEEP``) and aliases (``TOO_MANY_ALIASES``): Strawberry's own
-  validation rules, with our error codes;
-- cost (``QUERY_TOO_COMPLEX``): a budget in the style of GitHub's and Shopify's.
-  An object costs 1, a scalar 0, and a list or connection multiplies everything
-  under it by its page size (the ``first``/``last``/``limit`` argument, its
-  default, or ``list_size`` when it has none). ``orders(first: 100)`` with
-  ``fills`` under each node costs 100 + 100 × 20 = 2,100. The cost is reported
-  in the response (``extensions.cost``) and weights rate limits;
+- then, in one pass linear in the document's size whatever its fragments
+  expand to (:mod:`schema.document_shape`, :mod:`schema.query_cost`):
+  fields once fragments are expanded (``QUERY_TOO_COMPLEX``), nesting and depth
+  (``QUERY_TOO_DEEP``), aliases (``TOO_MANY_ALIASES``) and cost
+  (``QUERY_TOO_COMPLEX``). A document over any of them is refused there, and
+  graphql-core's validation rules never see it;
+- graphql-core's validation, with the check that overlapping fields can be
+  merged (quadratic in the fields sharing a response name) held to a budget of
+  ``OVERLAP_BUDGET`` comparisons (``QUERY_TOO_COMPLEX`` past it);
 - introspection can be switched off (``INTROSPECTION_DISABLED``).
 
-Refusals are validation errors, so the GraphQL-over-HTTP layer answers 400.
+The cost is reported in the response (``extensions.cost``) and weights rate
+limits. Refusals are request errors, so the GraphQL-over-HTTP layer answers 400.
 """
 
 from __future__ import annotations
@@ -23,35 +25,25 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
-    GraphQLInterfaceType,
-    GraphQLList,
-    GraphQLNamedType,
-    GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLOutputType,
     GraphQLSchema,
-    InlineFragmentNode,
-    IntValueNode,
-    OperationDefinitionNode,
-    SelectionSetNode,
+    OverlappingFieldsCanBeMergedRule,
     ValidationContext,
-    ValidationRule,
-    VariableNode,
-    get_named_type,
-    is_leaf_type,
 )
-from graphql.pyutils import Undefined
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
-from strawberry.extensions.max_aliases import create_validator as alias_validator
-from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from graphql.validation.validate import ValidationAbortedError
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
+
+from schema.document_shape import document_shape
+from schema.query_cost import operation_cost
 
 ExtensionFactory = Callable[[], SchemaExtension]
-PAGE_ARGUMENTS = ("first", "last", "limit")
+
+# Units of graphql-core's overlapping-fields budget (a comparison of two fields
+# costs 2). Real documents spend a few hundred at most; 300 copies of
+# `me { username }` spend 224,000 (0.7 s of CPU) against graphql-core's default
+# of 500,000. This much takes about 15 ms at worst.
+OVERLAP_BUDGET = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +52,20 @@ class QueryLimits:
     max_aliases: int = 30
     max_tokens: int = 5000
     max_cost: int = 10_000
+    max_fields: int = 1000
     list_size: int = 20
     introspection: bool = True
+
+    @property
+    def max_nesting(self) -> int:
+        """Selection sets nested through fragments, everything counted (introspection
+        too): well past any real document, and low enough for recursive walkers."""
+        return 2 * self.max_depth + 16
 
 
 def limit_extensions(limits: QueryLimits) -> list[ExtensionFactory]:
     """The extensions enforcing ``limits``, as per-request factories."""
-    rules = (
-        _with_code(depth_validator(limits.max_depth, None), "QUERY_TOO_DEEP"),
-        _with_code(alias_validator(limits.max_aliases), "TOO_MANY_ALIASES"),
-    )
-    factories: list[ExtensionFactory] = [
-        lambda: TokenLimit(limits.max_tokens),
-        lambda: AddValidationRules(list(rules)),
-        lambda: QueryCost(limits.max_cost, limits.list_size),
-    ]
-    if not limits.introspection:
-        factories.append(lambda: AddValidationRules([NoIntrospection]))
-    return factories
+    return [lambda: TokenLimit(limits.max_tokens), lambda: DocumentLimits(limits)]
 
 
 class NoIntrospection(NoSchemaIntrospectionCustomRule):
@@ -88,26 +76,22 @@ class NoIntrospection(NoSchemaIntrospectionCustomRule):
         super().report_error(error)
 
 
-def _with_code(rule: type[ValidationRule], code: str) -> type[ValidationRule]:
-    """Strawberry's rules report plain errors from ``__init__``; give them our code."""
+class BudgetedOverlappingFields(OverlappingFieldsCanBeMergedRule):
+    """graphql-core's rule, aborting after ``OVERLAP_BUDGET`` units of work with a code."""
 
-    class Coded(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            report = context.on_error
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.rule_context.remaining_complexity_budget = OVERLAP_BUDGET
 
-            def tagged(error: GraphQLError) -> None:
-                error.extensions = {**(error.extensions or {}), "code": code}
-                report(error)
-
-            context.on_error = tagged  # type: ignore[method-assign]
-            try:
-                rule(context)
-            finally:
-                context.on_error = report  # type: ignore[method-assign]
-            super().__init__(context)
-
-    Coded.__name__ = f"{rule.__name__}With{code.title().replace('_', '')}"
-    return Coded
+    def enter_selection_set(self, *args: Any) -> None:
+        try:
+            super().enter_selection_set(*args)
+        except ValidationAbortedError:
+            raise ValidationAbortedError(
+                "Too many overlapping fields to check: "
+                "select each field once, or use fewer fragments that repeat fields",
+                extensions={"code": "QUERY_TOO_COMPLEX", "maximumComparisons": OVERLAP_BUDGET},
+            ) from None
 
 
 class TokenLimit(MaxTokensLimiter):
@@ -124,205 +108,129 @@ class TokenLimit(MaxTokensLimiter):
                 }
 
 
-class QueryCost(SchemaExtension):
-    """Computes the operation's cost during validation and refuses it over ``max_cost``.
+class DocumentLimits(SchemaExtension):
+    """Refuses a document over a limit before graphql-core's validation runs.
 
+    Setting ``pre_execution_errors`` before validation makes Strawberry skip it.
     The cost lands in ``extensions_results["cost"]`` (``{"requested", "maximum"}``),
     which Strawberry returns as ``extensions.cost`` and the rate limit reads.
     """
 
-    def __init__(self, max_cost: int, list_size: int) -> None:
-        self.max_cost = max_cost
-        self.list_size = list_size
+    def __init__(self, limits: QueryLimits) -> None:
+        self.limits = limits
 
     def on_validate(self) -> Iterator[None]:
-        execution_context = self.execution_context
-        max_cost, list_size = self.max_cost, self.list_size
-
-        class CostRule(ValidationRule):
-            def __init__(self, context: ValidationContext) -> None:
-                super().__init__(context)
-                cost = operation_cost(
-                    context.schema,
-                    context.document,
-                    execution_context.operation_name,
-                    execution_context.variables or {},
-                    list_size=list_size,
-                )
-                execution_context.extensions_results["cost"] = {
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            errors, cost = refusals(
+                self.limits,
+                context.schema._schema,
+                document,
+                context.operation_name,
+                context.variables or {},
+            )
+            if cost is not None:
+                context.extensions_results["cost"] = {
                     "requested": cost,
-                    "maximum": max_cost,
+                    "maximum": self.limits.max_cost,
                 }
-                if cost > max_cost:
-                    context.report_error(
-                        GraphQLError(
-                            f"Query cost {cost} exceeds the maximum of {max_cost}: "
-                            "ask for smaller pages or fewer nested lists",
-                            extensions={
-                                "code": "QUERY_TOO_COMPLEX",
-                                "cost": cost,
-                                "maximumCost": max_cost,
-                            },
-                        )
-                    )
-
-        execution_context.validation_rules = (*execution_context.validation_rules, CostRule)
+            if errors:
+                context.pre_execution_errors = errors
+            else:
+                context.validation_rules = validation_rules(
+                    context.validation_rules, self.limits.introspection
+                )
         yield
 
 
-def operation_cost(
+def refusals(
+    limits: QueryLimits,
     schema: GraphQLSchema,
     document: DocumentNode,
     operation_name: str | None,
-    variables: Mapping[str, Any],
-    *,
-    list_size: int = 20,
-) -> int:
-    """The cost of the operation that will run (the most expensive one if unclear)."""
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [op for op in operations if op.name and op.name.value == operation_name]
-    costs = [_Walker(schema, fragments, op, variables, list_size).operation() for op in operations]
-    return max(costs, default=0)
+    variables: Mapping[str, Any] | None,
+) -> tuple[list[GraphQLError], int | None]:
+    """The limits ``document`` is over, and its cost (None when too deep to price,
+    or not asked for: ``variables`` None).
 
-
-class _Walker:
-    def __init__(
-        self,
-        schema: GraphQLSchema,
-        fragments: Mapping[str, FragmentDefinitionNode],
-        operation: OperationDefinitionNode,
-        variables: Mapping[str, Any],
-        list_size: int,
-    ) -> None:
-        self.schema = schema
-        self.fragments = fragments
-        self.operation_node = operation
-        self.variables = variables
-        self.list_size = list_size
-        self.defaults = {
-            d.variable.name.value: d.default_value
-            for d in operation.variable_definitions or ()
-            if isinstance(d.default_value, IntValueNode)
-        }
-
-    def operation(self) -> int:
-        root = self.schema.get_root_type(self.operation_node.operation)
-        if root is None:
-            return 0
-        return self.selections(root, self.operation_node.selection_set, 1, frozenset())
-
-    def selections(
-        self,
-        parent: GraphQLNamedType,
-        selection_set: SelectionSetNode | None,
-        multiplier: int,
-        fragments_seen: frozenset[str],
-        wrapper: _Wrapper | None = None,
-    ) -> int:
-        """Cost of a selection set resolved ``multiplier`` times.
-
-        ``wrapper`` is set inside a connection (or an edge): its ``edges``/``nodes``
-        (an edge's ``node``) are the connection's items, already paid for.
-        """
-        if selection_set is None:
-            return 0
-        total = 0
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                total += self.field(parent, selection, multiplier, fragments_seen, wrapper)
-                continue
-            if isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                target = self.schema.get_type(condition.name.value) if condition else parent
-                fragment_set, seen = selection.selection_set, fragments_seen
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if fragment is None or name in fragments_seen:
-                    continue  # unknown or cyclic: the standard rules report it
-                target = self.schema.get_type(fragment.type_condition.name.value)
-                fragment_set, seen = fragment.selection_set, fragments_seen | {name}
-            else:
-                continue
-            total += self.selections(target or parent, fragment_set, multiplier, seen, wrapper)
-        return total
-
-    def field(
-        self,
-        parent: GraphQLNamedType,
-        node: FieldNode,
-        multiplier: int,
-        fragments_seen: frozenset[str],
-        wrapper: _Wrapper | None,
-    ) -> int:
-        name = node.name.value
-        if name.startswith("__") or not isinstance(
-            parent, (GraphQLObjectType, GraphQLInterfaceType)
-        ):
-            return 0
-        definition = parent.fields.get(name)
-        if definition is None:
-            return 0
-        named = get_named_type(definition.type)
-        if is_leaf_type(named):
-            return 0
-        selection_set = node.selection_set
-        if wrapper is not None and name in wrapper.item_fields:
-            inner = _Wrapper(("node",), wrapper.items) if name == "edges" else None
-            return self.selections(named, selection_set, wrapper.items, fragments_seen, inner)
-        size = self.page_size(node, definition.args)
-        if _is_connection(named):
-            count = multiplier * (size if size is not None else self.list_size)
-            connection = _Wrapper(("edges", "nodes"), count)
-            return count + self.selections(
-                named, selection_set, multiplier, fragments_seen, connection
+    Linear in the document's size, whatever its fragments expand to.
+    """
+    shape = document_shape(document, cap=max(limits.max_fields, limits.max_aliases) + 1)
+    errors: list[GraphQLError] = []
+    if shape.fields > limits.max_fields:
+        errors.append(
+            _error(
+                f"The document selects more than {limits.max_fields} fields once its "
+                "fragments are expanded: select less, or spread fragments fewer times",
+                "QUERY_TOO_COMPLEX",
+                maximumFields=limits.max_fields,
             )
-        if _is_list(definition.type):
-            count = multiplier * (size if size is not None else self.list_size)
-            return count + self.selections(named, selection_set, count, fragments_seen)
-        return multiplier + self.selections(named, selection_set, multiplier, fragments_seen)
+        )
+    if shape.nesting > limits.max_nesting:
+        errors.append(
+            _error(
+                f"Selection sets nest {shape.nesting} deep (through fragments); "
+                f"the maximum is {limits.max_nesting}",
+                "QUERY_TOO_DEEP",
+                nesting=shape.nesting,
+                maximumNesting=limits.max_nesting,
+            )
+        )
+        return errors, None  # the walkers below recurse as deep as the document nests
+    if shape.depth > limits.max_depth:
+        errors.append(
+            _error(
+                f"Query depth {shape.depth} exceeds the maximum of {limits.max_depth}",
+                "QUERY_TOO_DEEP",
+                depth=shape.depth,
+                maximumDepth=limits.max_depth,
+            )
+        )
+    if shape.aliases > limits.max_aliases:
+        errors.append(
+            _error(
+                f"More than {limits.max_aliases} aliases found "
+                f"(fragments expanded): allowed {limits.max_aliases}",
+                "TOO_MANY_ALIASES",
+                maximumAliases=limits.max_aliases,
+            )
+        )
+    if variables is None:
+        return errors, None
+    cost = operation_cost(schema, document, operation_name, variables, list_size=limits.list_size)
+    if cost > limits.max_cost:
+        errors.append(
+            _error(
+                f"Query cost {cost} exceeds the maximum of {limits.max_cost}: "
+                "ask for smaller pages or fewer nested lists",
+                "QUERY_TOO_COMPLEX",
+                cost=cost,
+                maximumCost=limits.max_cost,
+            )
+        )
+    return errors, cost
 
-    def page_size(self, node: FieldNode, arguments: Mapping[str, Any]) -> int | None:
-        given = {argument.name.value: argument.value for argument in node.arguments or ()}
-        for name in PAGE_ARGUMENTS:
-            if name not in arguments:
-                continue
-            value = given.get(name)
-            size: object = None
-            if isinstance(value, IntValueNode):
-                size = int(value.value)
-            elif isinstance(value, VariableNode):
-                variable = value.name.value
-                size = self.variables.get(variable)
-                if size is None and variable in self.defaults:
-                    size = int(self.defaults[variable].value)
-            if size is None or value is None:
-                default = arguments[name].default_value
-                size = default if default is not Undefined else None
-            if isinstance(size, int) and not isinstance(size, bool):
-                return max(size, 0)
-        return None
 
-
-@dataclass(frozen=True, slots=True)
-class _Wrapper:
-    item_fields: tuple[str, ...]
-    items: int
-
-
-def _is_list(type_: GraphQLOutputType) -> bool:
-    while isinstance(type_, GraphQLNonNull):
-        type_ = type_.of_type
-    return isinstance(type_, GraphQLList)
-
-
-def _is_connection(type_: GraphQLNamedType) -> bool:
-    return (
-        isinstance(type_, GraphQLObjectType)
-        and type_.name.endswith("Connection")
-        and "edges" in type_.fields
+def validation_rules(rules: tuple[Any, ...], introspection: bool) -> tuple[Any, ...]:
+    """graphql-core's rules with the overlapping-fields check budgeted (and no introspection)."""
+    replaced = tuple(
+        BudgetedOverlappingFields if rule is OverlappingFieldsCanBeMergedRule else rule
+        for rule in rules
     )
+    return replaced if introspection else (*replaced, NoIntrospection)
+
+
+def _error(message: str, code: str, **extensions: object) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+__all__ = [
+    "OVERLAP_BUDGET",
+    "ExtensionFactory",
+    "QueryLimits",
+    "limit_extensions",
+    "operation_cost",
+    "refusals",
+    "validation_rules",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
@@ -44,6 +45,17 @@ class TickInput:
             ask=self.ask,
             volume=self.volume,
         )
+
+
+BatchId = Annotated[
+    str | None,
+    strawberry.argument(
+        description=(
+            "Idempotency key of this batch (1 to 64 characters, per feed user): a retry with "
+            "the same key and ticks is answered as before and stores nothing twice."
+        )
+    ),
+]
 
 
 @strawberry.type(description="Result of ingestTicks: all ticks are stored, or none.")
@@ -172,8 +184,15 @@ class Mutation:
         permission_classes=FEEDING,
         description="Store and publish ticks from a data feed (all or nothing).",
     )
-    async def ingest_ticks(self, info: Info, ticks: list[TickInput]) -> IngestTicksPayload:
-        outcome = await ingest.ingest_ticks(info, [tick.to_draft() for tick in ticks])
+    async def ingest_ticks(
+        self,
+        info: Info,
+        ticks: list[TickInput],
+        batch_id: BatchId = None,
+    ) -> IngestTicksPayload:
+        outcome = await ingest.ingest_ticks(
+            info, [tick.to_draft() for tick in ticks], batch_id=batch_id
+        )
         return IngestTicksPayload(
             accepted=outcome.accepted, user_errors=user_errors(outcome.errors)
         )

@@ -18,6 +18,13 @@ def _unauthenticated_message(info: Info) -> str:
     return info.context.auth_error or "authentication required"
 
 
+def _raise_if_unchecked(info: Info) -> None:
+    """A token was presented but could not be checked (its user's role is read from
+    the database): fail the field with that cause, which becomes SERVICE_UNAVAILABLE."""
+    if info.context.auth_failure is not None:
+        raise info.context.auth_failure
+
+
 class IsAuthenticated(BasePermission):
     message = "authentication required"
     error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012 - Strawberry's API
@@ -25,6 +32,7 @@ class IsAuthenticated(BasePermission):
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         if info.context.principal is not None:
             return True
+        _raise_if_unchecked(info)
         self.message = _unauthenticated_message(info)
         return False
 
@@ -36,6 +44,7 @@ class CanReadMarketData(BasePermission):
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         if info.context.principal is not None:
             return True
+        _raise_if_unchecked(info)
         if info.context.auth_error is not None:
             # A bad token is refused even where anonymous access would be allowed.
             self.message = info.context.auth_error

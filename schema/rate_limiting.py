@@ -10,11 +10,19 @@ seconds; over HTTP the status is 429 with a ``Retry-After`` header.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    SelectionSetNode,
+    get_operation_ast,
+)
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
@@ -82,15 +90,13 @@ class RateLimit(SchemaExtension):
         document = self.execution_context.graphql_document
         if document is None or self.execution_context.operation_type is not OperationType.MUTATION:
             return 0
-        name = self.execution_context.operation_name
-        return sum(
-            1
-            for definition in document.definitions
-            if isinstance(definition, OperationDefinitionNode)
-            and (name is None or (definition.name and definition.name.value == name))
-            for selection in definition.selection_set.selections
-            if isinstance(selection, FieldNode) and selection.name.value == "placeOrder"
-        )
+        operation = get_operation_ast(document, self.execution_context.operation_name)
+        if operation is None:
+            return 0
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        return _root_field_count(operation.selection_set, "placeOrder", fragments, {})
 
     def _refuse(self, spec: BucketSpec, decision: Decision) -> GraphQLError:
         retry_after = round(decision.retry_after, 3)
@@ -104,6 +110,35 @@ class RateLimit(SchemaExtension):
             f"Rate limit exceeded ({spec.name}): retry in {retry_after:g} s",
             extensions={"code": "RATE_LIMITED", "retryAfter": retry_after, "bucket": spec.name},
         )
+
+
+def _root_field_count(
+    selection_set: SelectionSetNode,
+    field: str,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    known: dict[str, int],
+) -> int:
+    """How many times ``field`` is selected at this level, through fragments.
+
+    A fragment is counted once (``known``) however often it is spread, so this is
+    linear in the document; the query limits have already bounded the total.
+    """
+    count = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            count += selection.name.value == field
+        elif isinstance(selection, InlineFragmentNode):
+            count += _root_field_count(selection.selection_set, field, fragments, known)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is None:
+                continue
+            if name not in known:
+                known[name] = 0  # while it is counted: a spread back is a cycle
+                known[name] = _root_field_count(fragment.selection_set, field, fragments, known)
+            count += known[name]
+    return count
 
 
 def _client_address(context: object) -> str:

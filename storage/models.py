@@ -3,6 +3,7 @@ so these never clash with the GraphQL types of the same name."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 from storage.types import ExactDecimal, UtcDateTime
 
@@ -40,14 +41,30 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def username_key(username: str) -> str:
+    """The form usernames are compared in: NFKC, then case folded.
+
+    ``demo``, ``Demo`` and ``ｄｅｍｏ`` are one user; the name is shown as it was
+    registered, and looked up (and kept unique) by this key.
+    """
+    return unicodedata.normalize("NFKC", username).casefold()
+
+
 class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    username_key: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    @validates("username")
+    def _keep_key(self, _field: str, username: str) -> str:
+        # Every way of naming a user sets the key with it, so lookups never miss.
+        self.username_key = username_key(username)
+        return username
 
 
 class Symbol(Base):
@@ -242,3 +259,35 @@ class TickRow(Base):
     bid: Mapped[Decimal] = mapped_column(ExactDecimal())
     ask: Mapped[Decimal] = mapped_column(ExactDecimal())
     volume: Mapped[Decimal] = mapped_column(ExactDecimal())
+
+
+class TickBatchKey(Base):
+    """Idempotency keys of ``ingestTicks`` batches, written in the same transaction as the ticks.
+
+    A retried batch whose key is here was stored already; ``digest`` tells a
+    retry (same ticks) from a reuse of the key for other ticks.
+    """
+
+    __tablename__ = "tick_batch_keys"
+
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OutboxEvent(Base):
+    """A realtime event committed in the same transaction as the change it announces.
+
+    The event relay (:mod:`graphql_api.event_outbox`) publishes these rows to the
+    bus in id order and deletes them once the bus took them, so an answer that
+    says a change happened never depends on the bus being up at that moment.
+    (Not to be confused with a WebSocket connection's send queue.)
+    """
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -35,6 +35,7 @@ from storage.engine import create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
 from tests.support.servers import ServerUnavailableError, free_port, postgres_server, redis_server
 
+TEST_JWT_SECRET = "a-test-signing-secret-of-32-chars!"
 SETTINGS_ENV = [field.alias for field in Settings.model_fields.values() if field.alias is not None]
 
 
@@ -179,6 +180,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "TICK_FLUSH_INTERVAL_MS": 5,
         "RATE_LIMIT": False,  # tests/hardening covers the limits; the rest measure behaviour
     }
+    if not database_url.startswith("sqlite"):
+        # PostgreSQL is "production": it needs a configured secret (SQLite makes its own).
+        values["JWT_SECRET"] = TEST_JWT_SECRET
     values.update(overrides)
     return Settings(**values)
 

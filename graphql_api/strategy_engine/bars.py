@@ -14,7 +14,8 @@ bar must not close between two ticks of the same burst.
 Within a bucket, open and close follow tick *time* (ties: arrival order),
 as the store orders by time, so a tick that arrives slightly out of order
 cannot become the close. A tick for a bucket that has already closed is late
-and ignored; :attr:`BarBuilder.late_ticks` counts them.
+and ignored (the rule of :mod:`graphql_api.late_ticks`, at bucket granularity);
+:attr:`BarBuilder.late_ticks` counts them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from graphql_api.late_ticks import is_late
 from storage.timeseries import Bar, KlineInterval, Tick
 from storage.timeseries.buckets import floor_to_interval
 
@@ -120,7 +122,7 @@ class BarBuilder:
             self.late_ticks += 1
             return []
         current = self._bar
-        if current is not None and bucket < current.time:
+        if current is not None and is_late(bucket, latest=current.time):
             self.late_ticks += 1
             return []
         closed: list[Bar] = []

@@ -13,8 +13,10 @@ For each closed bar, in one transaction: ``last_bar_at`` moves forward (only
 forward, and only while the strategy is RUNNING) and the signal, if any, is
 inserted. The unique ``(strategy_id, bar_time)`` constraint makes a second
 signal for the same bar impossible; losing that race (IntegrityError) means
-another engine already emitted and published it. Only after the commit is the
-signal published on ``signals.<user id>``.
+another engine already emitted and published it. The signal's announcement on
+``signals.<user id>`` is staged in the transaction that finishes the signal
+(:mod:`graphql_api.event_outbox`): it reaches the bus once committed, even
+after a bus outage.
 
 With ``auto_trade``, a MARKET order of one lot (the symbol's lot size) goes
 through :meth:`OrderService.place_order` — the same validation and risk checks
@@ -38,8 +40,10 @@ from typing import Any
 import structlog
 from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.events import encode_id_event, signal_channel
+from graphql_api.late_ticks import is_late
 from graphql_api.order_types import OrderRequest, OrderSide, OrderType
 from graphql_api.services import Services
 from graphql_api.strategies import StrategyStatus
@@ -209,14 +213,19 @@ class StrategyRunner:
         if self.stopped or (self.last_bar_at is not None and bar.time <= self.last_bar_at):
             return
         live = self._feed(bar)
-        signal = await self._record(bar, live, now)
+        trades = self.strategy.auto_trade and self._is_fresh(bar, now)
+        # A signal that trades is announced with its order link, after the order.
+        signal = await self._record(bar, live, now, announce=not trades)
         if signal is None:
             return
         self.signals_emitted += 1
         self._services.activity.signals += 1
-        if self.strategy.auto_trade and self._is_fresh(bar, now):
+        if trades:
             await self._trade(signal)
-        await self._services.hub.publish(
+
+    def _announce(self, session: AsyncSession, signal: models.Signal) -> None:
+        self._services.outbox.stage(
+            session,
             signal_channel(self.strategy.user_id),
             encode_id_event(
                 "signal", signal.id, strategyId=self.strategy.id, symbol=self.strategy.symbol
@@ -224,9 +233,10 @@ class StrategyRunner:
         )
 
     async def _record(
-        self, bar: Bar, live: LiveSignal | None, now: datetime
+        self, bar: Bar, live: LiveSignal | None, now: datetime, *, announce: bool
     ) -> models.Signal | None:
-        """Advance ``last_bar_at`` to ``bar`` and insert its signal, in one transaction.
+        """Advance ``last_bar_at`` to ``bar`` and insert its signal, in one transaction
+        (with its announcement when ``announce``).
 
         Returns the stored signal, or None: no signal, already emitted by
         another engine, or the strategy is no longer RUNNING (sets ``stopped``).
@@ -260,6 +270,9 @@ class StrategyRunner:
                 )
                 session.add(signal)
             try:
+                if signal is not None and announce:
+                    await session.flush()  # the id, for the announcement
+                    self._announce(session, signal)
                 await session.commit()
             except IntegrityError:
                 # The signal of this bar exists: another engine (a leader that
@@ -314,7 +327,8 @@ class StrategyRunner:
 
     def _is_fresh(self, bar: Bar, now: datetime) -> bool:
         window = max(self.strategy.interval.duration, timedelta(minutes=1)) + self._grace
-        return now - bucket_end(bar.time, self.strategy.interval) <= window
+        closed_at = bucket_end(bar.time, self.strategy.interval)
+        return not is_late(closed_at, now=now, max_lag=window)
 
     async def _trade(self, signal: models.Signal) -> None:
         request = OrderRequest(
@@ -325,26 +339,29 @@ class StrategyRunner:
             client_order_id=f"signal-{signal.id}",
             strategy_id=self.strategy.id,
         )
+        order: models.Order | None = None
         try:
             outcome = await self._services.orders.place_order(self.strategy.user_id, request)
         except Exception:
             # The signal stands either way; a broken order path must not stop the engine.
             log.exception("auto-trade order failed", signal_id=signal.id)
-            return
-        if outcome.order is None:
-            log.warning(
-                "auto-trade order refused",
-                signal_id=signal.id,
-                errors=[f"{e.field}: {e.message}" for e in outcome.errors],
-            )
-            return
-        signal.order_id = outcome.order.id
+        else:
+            order = outcome.order
+            if order is None:
+                log.warning(
+                    "auto-trade order refused",
+                    signal_id=signal.id,
+                    errors=[f"{e.field}: {e.message}" for e in outcome.errors],
+                )
         async with self._services.sessions() as session:
-            await session.execute(
-                update(models.Signal)
-                .where(models.Signal.id == signal.id)
-                .values(order_id=outcome.order.id)
-            )
+            if order is not None:
+                signal.order_id = order.id
+                await session.execute(
+                    update(models.Signal)
+                    .where(models.Signal.id == signal.id)
+                    .values(order_id=order.id)
+                )
+            self._announce(session, signal)
             await session.commit()
 
     async def _history(self, limit: int, now: datetime) -> list[Bar]:

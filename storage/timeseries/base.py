@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -79,7 +79,53 @@ class Bar:
 
 
 class TimeSeriesWriteError(Exception):
-    """A batch could not be written; nothing of it was applied."""
+    """A batch could not be written; nothing of it was applied.
+
+    Unless ``outcome_unknown``: the connection failed while the store was
+    committing, so the batch may or may not be stored (a retry with the same
+    :class:`BatchKey` finds out without storing it twice).
+    """
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
+
+
+@dataclass(frozen=True, slots=True)
+class BatchKey:
+    """A feed's idempotency key for one batch of ticks.
+
+    ``owner_id`` scopes ``batch_id`` (one feed's ids never collide with another's);
+    ``digest`` fingerprints the ticks, so a retry (same key, same ticks) is told
+    apart from a reuse of the key for other ticks.
+    """
+
+    owner_id: int
+    batch_id: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class TickBatch:
+    """The ticks of one writer's call, optionally keyed for idempotent retries."""
+
+    ticks: Sequence[Tick]
+    key: BatchKey | None = None
+
+
+class BatchOutcome(enum.Enum):
+    """What became of one :class:`TickBatch` in :meth:`TimeSeriesStore.write_batches`."""
+
+    STORED = "stored"
+    REPLAYED = "replayed"
+    """Its key was already recorded with the same ticks: stored before, not again."""
+    CONFLICT = "conflict"
+    """Its key was already recorded with other ticks: nothing stored."""
+
+
+# asyncpg writes datetime.min/max as -infinity/infinity, which no read returns as a time.
+_FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 
 
 def check_batch(ticks: Sequence[Tick]) -> None:
@@ -90,6 +136,8 @@ def check_batch(ticks: Sequence[Tick]) -> None:
             raise TimeSeriesWriteError(f"tick {index} ({tick.symbol}) has a non-finite value")
         if tick.time.tzinfo is None:
             raise TimeSeriesWriteError(f"tick {index} ({tick.symbol}) has a naive time")
+        if not _FIRST_INSTANT < tick.time < _LAST_INSTANT:
+            raise TimeSeriesWriteError(f"tick {index} ({tick.symbol}) is at the end of time")
 
 
 class TimeSeriesStore(Protocol):
@@ -103,6 +151,13 @@ class TimeSeriesStore(Protocol):
 
     async def write_ticks(self, ticks: Sequence[Tick]) -> None:
         """Persist a batch atomically (all or nothing), raising TimeSeriesWriteError."""
+
+    async def write_batches(self, batches: Sequence[TickBatch]) -> list[BatchOutcome]:
+        """Persist several writers' batches together: all of them or none (group commit).
+
+        A keyed batch whose key is already recorded is not stored again; the
+        outcomes are in ``batches`` order. Raises TimeSeriesWriteError.
+        """
 
     async def ticks(
         self, symbol: str, start: datetime | None, end: datetime | None, limit: int

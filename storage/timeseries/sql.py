@@ -5,25 +5,79 @@ ingests with ``COPY``. SQLite keeps decimals as text (see ``storage.types``),
 where ``MAX``/``SUM`` would compare strings or round through floats, so its bars
 are aggregated in Python from the ordered tick stream: exact, and fast enough
 for the embedded default's volumes.
+
+Reads skip a row they cannot decode (a time outside what Python can hold, text
+that is not the canonical time format, a decimal that is not a finite number)
+and log it: such a row can only come from outside this code (an old version's
+writes, hand-made SQL), and one of them must not take down every read of its
+symbol, or a ``symbols`` page, until someone deletes it. Both dialects filter
+in SQL first, so the latest tick of a symbol is its latest *readable* one.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import Context, Decimal
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+import asyncpg
+import structlog
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    String,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import Label
 
-from storage.models import TickRow
-from storage.timeseries.base import Bar, KlineInterval, Tick, TimeSeriesWriteError, check_batch
+from storage.models import TickBatchKey, TickRow
+from storage.timeseries.base import (
+    Bar,
+    BatchKey,
+    BatchOutcome,
+    KlineInterval,
+    Tick,
+    TickBatch,
+    TimeSeriesWriteError,
+    check_batch,
+)
 from storage.timeseries.buckets import floor_to_interval, tick_range_for_bars
+from storage.types import SQLITE_TIME_GLOB, parse_sqlite_time
+
+log = structlog.get_logger(__name__)
 
 _TICK_COLUMNS = ("symbol", "time", "last", "bid", "ask", "volume")
+# What a failed write raises: asyncpg's own errors too, as COPY bypasses SQLAlchemy.
+_WRITE_ERRORS = (
+    SQLAlchemyError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 _STREAM_PARTITION = 2000
+# PostgreSQL's timestamptz reaches 4713 BC and 294276 AD (and infinity); asyncpg
+# cannot hand those to Python, so reads keep to what a datetime can hold. As SQL
+# literals: asyncpg sends datetime.min/max as -infinity/infinity.
+_PG_READABLE = (
+    "time BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+    "AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+)
+# How far back a quote looks past unreadable newest rows before giving up.
+_FALLBACK_ROWS = 100
+# A bar's volume is a sum of many ticks' volumes: wide enough never to round it.
+_EXACT_SUM = Context(prec=100)
 
 # Positional parameters: it runs on asyncpg directly. $1 bar seconds, $2 symbol,
 # $3 limit, then the optional bounds. Open and close are the price of the
@@ -40,7 +94,7 @@ SELECT date_bin(make_interval(secs => $1), time, TIMESTAMPTZ '1970-01-01 00:00:0
        sum(volume) AS volume,
        count(*) AS trade_count
 FROM ticks
-WHERE symbol = $2 {bounds}
+WHERE symbol = $2 AND {readable} {bounds}
 GROUP BY bucket
 ORDER BY bucket {direction}
 LIMIT $3
@@ -53,6 +107,11 @@ class SqlTimeSeriesStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # SQLite's text columns are read raw and decoded row by row (see _decode).
+        self._tick_columns = [
+            column if self._postgres or column.name in ("id", "symbol") else _raw(column)
+            for column in TickRow.__table__.columns
+        ]
 
     async def write_ticks(self, ticks: Sequence[Tick]) -> None:
         if not ticks:
@@ -66,15 +125,48 @@ class SqlTimeSeriesStore:
                     await connection.execute(
                         insert(TickRow), [_tick_params(tick) for tick in ticks]
                     )
-        except (SQLAlchemyError, OSError) as error:
+        except _WRITE_ERRORS as error:
             raise TimeSeriesWriteError(
                 f"tick batch of {len(ticks)} not written: {error}"
             ) from error
 
+    async def write_batches(self, batches: Sequence[TickBatch]) -> list[BatchOutcome]:
+        """One transaction for all of them: the keys first, then the ticks of new batches.
+
+        A failure before the commit leaves nothing behind; a connection lost during
+        the commit leaves the outcome unknown (``outcome_unknown``), which is what
+        the keys are for.
+        """
+        for batch in batches:
+            check_batch(batch.ticks)
+        committing = False
+        try:
+            async with self._engine.connect() as connection:
+                transaction = await connection.begin()
+                outcomes = await _claim_keys(connection, batches, postgres=self._postgres)
+                stored = [
+                    tick
+                    for batch, outcome in zip(batches, outcomes, strict=True)
+                    if outcome is BatchOutcome.STORED
+                    for tick in batch.ticks
+                ]
+                if stored:
+                    await _insert_ticks(connection, stored, postgres=self._postgres)
+                committing = True
+                await transaction.commit()
+        except _WRITE_ERRORS as error:
+            rows = sum(len(batch.ticks) for batch in batches)
+            state = "outcome unknown (lost during commit)" if committing else "not written"
+            raise TimeSeriesWriteError(
+                f"{len(batches)} tick batches ({rows} ticks) {state}: {error}",
+                outcome_unknown=committing,
+            ) from error
+        return outcomes
+
     async def ticks(
         self, symbol: str, start: datetime | None, end: datetime | None, limit: int
     ) -> list[Tick]:
-        query = select(TickRow).where(TickRow.symbol == symbol)
+        query = select(*self._tick_columns).where(TickRow.symbol == symbol, self._readable())
         if start is not None:
             query = query.where(TickRow.time >= start)
         if end is not None:
@@ -86,7 +178,7 @@ class SqlTimeSeriesStore:
             else:
                 query = query.order_by(TickRow.time.desc(), TickRow.id.desc()).limit(limit)
                 rows = list(reversed((await connection.execute(query)).all()))
-        return [_row_to_tick(row) for row in rows]
+        return [tick for row in rows if (tick := self._decode(row)) is not None]
 
     async def latest_ticks(self, symbols: Sequence[str]) -> dict[str, Tick]:
         if not symbols:
@@ -95,16 +187,28 @@ class SqlTimeSeriesStore:
         # over the symbols' whole history would scan every tick they ever had.
         latest_ids = [
             select(TickRow.id)
-            .where(TickRow.symbol == symbol)
+            .where(TickRow.symbol == symbol, self._readable())
             .order_by(TickRow.time.desc(), TickRow.id.desc())
             .limit(1)
             .scalar_subquery()
             for symbol in dict.fromkeys(symbols)
         ]
-        query = select(TickRow).where(or_(*(TickRow.id == latest for latest in latest_ids)))
+        query = select(*self._tick_columns).where(
+            or_(*(TickRow.id == latest for latest in latest_ids))
+        )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return {row.symbol: _row_to_tick(row) for row in rows}
+        latest: dict[str, Tick] = {}
+        for row in rows:
+            tick = self._decode(row)
+            if tick is not None:
+                latest[tick.symbol] = tick
+                continue
+            # Rare: the newest row is unreadable. The newest readable one is the quote.
+            recent = await self.ticks(row.symbol, None, None, _FALLBACK_ROWS)
+            if recent:
+                latest[row.symbol] = recent[-1]
+        return latest
 
     async def klines(
         self,
@@ -129,6 +233,24 @@ class SqlTimeSeriesStore:
     async def close(self) -> None:
         """The engine belongs to the caller; nothing of our own to release."""
 
+    def _readable(self) -> ColumnElement[bool]:
+        """Rows whose time this store can decode: cheap, and checked on the index."""
+        if self._postgres:
+            return literal_column(_PG_READABLE, Boolean())
+        return _raw(TickRow.time).op("GLOB", is_comparison=True)(
+            literal(SQLITE_TIME_GLOB, String())
+        )
+
+    def _decode(self, row: Any) -> Tick | None:
+        """The row as a tick, or None (logged) when it cannot be one."""
+        try:
+            time = row.time if self._postgres else parse_sqlite_time(row.time)
+            values = [_decimal(getattr(row, name)) for name in ("last", "bid", "ask", "volume")]
+        except (ValueError, TypeError, ArithmeticError) as error:
+            log.warning("unreadable tick skipped", id=row.id, symbol=row.symbol, error=str(error))
+            return None
+        return Tick(row.symbol, time, *values)
+
     async def _postgres_klines(
         self,
         symbol: str,
@@ -147,7 +269,9 @@ class SqlTimeSeriesStore:
         if hi is not None:
             params.append(hi)
             bounds += f" AND time < ${len(params)}"
-        sql = _PG_KLINES.format(bounds=bounds, direction="DESC" if newest else "ASC")
+        sql = _PG_KLINES.format(
+            readable=_PG_READABLE, bounds=bounds, direction="DESC" if newest else "ASC"
+        )
         async with self._engine.connect() as connection:
             # asyncpg directly: SQLAlchemy's row processing doubled the time of
             # a 10,000-bar read (the engine's pool, timeouts and breaker still apply).
@@ -167,7 +291,9 @@ class SqlTimeSeriesStore:
         *,
         newest: bool,
     ) -> list[Bar]:
-        query = select(TickRow.time, TickRow.last, TickRow.volume).where(TickRow.symbol == symbol)
+        query = select(
+            TickRow.id, _raw(TickRow.time), _raw(TickRow.last), _raw(TickRow.volume)
+        ).where(TickRow.symbol == symbol, self._readable())
         if lo is not None:
             query = query.where(TickRow.time >= lo)
         if hi is not None:
@@ -213,7 +339,13 @@ async def _aggregate(
 
     async for partition in partitions:
         for row in partition:
-            row_bucket = floor_to_interval(row.time, interval)
+            try:
+                time = parse_sqlite_time(row.time)
+                price, size = _decimal(row.last), _decimal(row.volume)
+            except (ValueError, TypeError, ArithmeticError) as error:
+                log.warning("unreadable tick skipped", id=row.id, symbol=symbol, error=str(error))
+                continue
+            row_bucket = floor_to_interval(time, interval)
             if row_bucket != bucket:
                 if bucket is not None:
                     bars.append(finish())
@@ -221,16 +353,16 @@ async def _aggregate(
                         return bars
                 bucket, first, high, low, volume, count = (
                     row_bucket,
-                    row.last,
-                    row.last,
-                    row.last,
+                    price,
+                    price,
+                    price,
                     Decimal(0),
                     0,
                 )
-            high = max(high, row.last)
-            low = min(low, row.last)
-            last = row.last
-            volume += row.volume
+            high = max(high, price)
+            low = min(low, price)
+            last = price
+            volume = _EXACT_SUM.add(volume, size)
             count += 1
     if bucket is not None and len(bars) < limit:
         bars.append(finish())
@@ -243,6 +375,75 @@ async def _asyncpg(connection: AsyncConnection) -> Any:
     driver = raw.driver_connection
     assert driver is not None
     return driver
+
+
+async def _claim_keys(
+    connection: AsyncConnection, batches: Sequence[TickBatch], *, postgres: bool
+) -> list[BatchOutcome]:
+    """Record the batches' keys; a key already recorded (now or by an earlier
+    transaction) makes its batch a replay or a conflict instead of a write.
+
+    ``ON CONFLICT DO NOTHING`` rather than a look-up first: two processes storing
+    the same key at once serialise on it, and the loser sees the winner's row.
+    """
+    first: dict[tuple[int, str], BatchKey] = {}
+    for batch in batches:
+        if batch.key is not None:
+            first.setdefault((batch.key.owner_id, batch.key.batch_id), batch.key)
+    claimed: set[tuple[int, str]] = set()
+    recorded: dict[tuple[int, str], str] = {}
+    if first:
+        now = datetime.now(UTC)
+        insert_key = postgres_insert if postgres else sqlite_insert
+        statement = (
+            insert_key(TickBatchKey)
+            .values(
+                [
+                    {
+                        "owner_id": key.owner_id,
+                        "batch_id": key.batch_id,
+                        "digest": key.digest,
+                        "created_at": now,
+                    }
+                    for key in first.values()
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(TickBatchKey.owner_id, TickBatchKey.batch_id)
+        )
+        claimed = {(row[0], row[1]) for row in await connection.execute(statement)}
+        recorded = {pair: first[pair].digest for pair in claimed}
+        others = [pair for pair in first if pair not in claimed]
+        if others:
+            existing = await connection.execute(
+                select(TickBatchKey.owner_id, TickBatchKey.batch_id, TickBatchKey.digest).where(
+                    tuple_(TickBatchKey.owner_id, TickBatchKey.batch_id).in_(others)
+                )
+            )
+            recorded.update({(row[0], row[1]): row[2] for row in existing})
+    outcomes: list[BatchOutcome] = []
+    for batch in batches:
+        if batch.key is None:
+            outcomes.append(BatchOutcome.STORED)
+            continue
+        pair = (batch.key.owner_id, batch.key.batch_id)
+        if pair in claimed and first[pair] is batch.key:
+            claimed.discard(pair)  # a second batch with this key in the group is a replay
+            outcomes.append(BatchOutcome.STORED)
+        elif recorded.get(pair) == batch.key.digest:
+            outcomes.append(BatchOutcome.REPLAYED)
+        else:
+            outcomes.append(BatchOutcome.CONFLICT)
+    return outcomes
+
+
+async def _insert_ticks(
+    connection: AsyncConnection, ticks: Sequence[Tick], *, postgres: bool
+) -> None:
+    if postgres:
+        await _copy_ticks(connection, ticks)
+    else:
+        await connection.execute(insert(TickRow), [_tick_params(tick) for tick in ticks])
 
 
 async def _copy_ticks(connection: AsyncConnection, ticks: Sequence[Tick]) -> None:
@@ -265,12 +466,13 @@ def _tick_params(tick: Tick) -> dict[str, Any]:
     }
 
 
-def _row_to_tick(row: Any) -> Tick:
-    return Tick(
-        symbol=row.symbol,
-        time=row.time,
-        last=row.last,
-        bid=row.bid,
-        ask=row.ask,
-        volume=row.volume,
-    )
+def _raw(column: Any) -> Label[str]:
+    """The column as the text SQLite holds, so a bad value fails one row, not the fetch."""
+    return type_coerce(column, String()).label(column.key)
+
+
+def _decimal(value: object) -> Decimal:
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number

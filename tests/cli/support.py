@@ -14,11 +14,11 @@ COMMAND = [sys.executable, "-m", "graphql_api.cli"]
 
 
 def quantgraph(
-    *args: str, database_url: str, stdin: str | None = None
+    *args: str, database_url: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*COMMAND, *args],
-        env=environment(database_url),
+        env={**environment(database_url), **env},
         input=stdin,
         capture_output=True,
         text=True,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +16,20 @@ from storage.engine import create_engine, create_session_factory
 from storage.repositories import users as user_repo
 from storage.timeseries.sql import SqlTimeSeriesStore
 from tests.cli.support import COMMAND, quantgraph
+from tests.conftest import http_client, make_settings, running_app, sql_database, user_token
+from tests.support.graphql import error_codes, post
+
+INGEST = (
+    'mutation { ingestTicks(ticks: [{symbol: "BTCUSDT", time: "2026-01-01T00:00:00Z", '
+    'last: "1.00"}]) { accepted } }'
+)
+
+
+@pytest.fixture
+async def sqlite_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    async with sql_database(request, "sqlite") as url:
+        yield url
+
 
 COMMANDS = (
     "serve",
@@ -22,6 +38,8 @@ COMMANDS = (
     "import-bars",
     "import-ticks",
     "create-user",
+    "set-role",
+    "remove-user",
     "export-schema",
 )
 
@@ -149,3 +167,73 @@ def test_export_schema_writes_the_checked_in_sdl(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     checked_in = Path(__file__).resolve().parents[2] / "schema.graphql"
     assert output.read_text() == checked_in.read_text()
+
+
+def test_create_user_refuses_another_case_of_a_taken_name_and_a_bad_password(
+    database_url: str,
+) -> None:
+    first = quantgraph(
+        "create-user", "Ops", "--password-stdin", database_url=database_url, stdin="pass-word-1\n"
+    )
+    assert first.returncode == 0, first.stderr
+    again = quantgraph(
+        "create-user", "OPS", "--password-stdin", database_url=database_url, stdin="pass-word-1\n"
+    )
+    assert again.returncode == 1
+    assert "that username is taken" in again.stderr
+    # a Windows line end leaves a carriage return in the password: refused, not stored
+    crlf = quantgraph(
+        "create-user", "ops2", "--password-stdin", database_url=database_url, stdin="pw-long-1\r\n"
+    )
+    assert crlf.returncode == 1
+    assert "password must not contain control" in crlf.stderr
+
+
+async def test_set_role_and_remove_user(database_url: str) -> None:
+    created = quantgraph(
+        "create-user", "temp", "--password-stdin", database_url=database_url, stdin="pw-long-12\n"
+    )
+    assert created.returncode == 0, created.stderr
+    changed = quantgraph("set-role", "TEMP", "FEED", database_url=database_url)
+    assert changed.returncode == 0, changed.stderr
+    assert "temp (id " in changed.stdout and "is now FEED" in changed.stdout
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            user = await user_repo.user_by_username(session, "temp")
+            assert user is not None and user.role == "FEED"
+        removed = quantgraph("remove-user", "temp", database_url=database_url)
+        assert removed.returncode == 0, removed.stderr
+        async with create_session_factory(engine)() as session:
+            assert await user_repo.user_by_username(session, "temp") is None
+    finally:
+        await engine.dispose()
+    for command in (("set-role", "nobody", "ADMIN"), ("remove-user", "nobody")):
+        missing = quantgraph(*command, database_url=database_url)
+        assert missing.returncode == 1
+        assert "no user named 'nobody'" in missing.stderr
+
+
+async def test_a_role_set_from_the_command_line_reaches_running_servers(
+    sqlite_url: str, redis_url: str
+) -> None:
+    # given: a server on Redis that has cached a VIEWER's role for an hour
+    settings = make_settings(sqlite_url, BROADCAST_URL=redis_url, ROLE_CACHE_SECONDS=3600)
+    async with running_app(settings) as app:
+        token = await user_token(app, "promoted", Role.VIEWER)
+        async with http_client(app, token) as client:
+            assert error_codes(await post(client, INGEST)) == ["FORBIDDEN"]
+            # when: an operator promotes them from another process
+            result = await asyncio.to_thread(
+                quantgraph,
+                "set-role",
+                "promoted",
+                "FEED",
+                database_url=sqlite_url,
+                BROADCAST_URL=redis_url,
+            )
+            assert result.returncode == 0, result.stderr
+            # then: the server hears of it on the bus (well before the cache would expire)
+            async with asyncio.timeout(30):
+                while error_codes(await post(client, INGEST)):  # noqa: ASYNC110 - polls a server
+                    await asyncio.sleep(0.05)

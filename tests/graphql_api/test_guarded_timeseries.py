@@ -15,6 +15,7 @@ import pytest
 from graphql_api.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.resilience import BreakerState, CircuitBreaker, ServiceUnavailableError
 from storage.timeseries import Bar, KlineInterval, Tick
+from storage.timeseries.base import BatchOutcome, TickBatch
 
 
 class FlakyStore:
@@ -24,6 +25,9 @@ class FlakyStore:
         self.reads = 0
 
     async def write_ticks(self, ticks: Sequence[Tick]) -> None: ...
+
+    async def write_batches(self, batches: Sequence[TickBatch]) -> list[BatchOutcome]:
+        return [BatchOutcome.STORED] * len(batches)
 
     async def ticks(
         self, symbol: str, start: datetime | None, end: datetime | None, limit: int
@@ -77,20 +81,21 @@ def guarded(store: FlakyStore, clock: Clock) -> GuardedTimeSeriesStore:
     return GuardedTimeSeriesStore(store, breaker, timeout=0.2)
 
 
-async def test_an_outage_opens_the_circuit_and_recovery_closes_it(
+async def test_an_outage_opens_the_circuit_at_once_and_recovery_closes_it(
     guarded: GuardedTimeSeriesStore, store: FlakyStore, clock: Clock
 ) -> None:
     # given a server that refuses connections
     store.failure = ConnectionRefusedError("connection refused")
-    for _ in range(2):
-        with pytest.raises(ServiceUnavailableError) as failed:
-            await guarded.ticks("BTCUSDT", None, None, 10)
-        assert failed.value.service == "tdengine"
-    assert state_of(guarded) is BreakerState.OPEN
-    # then further reads are refused without touching the server
-    with pytest.raises(ServiceUnavailableError):
+    with pytest.raises(ServiceUnavailableError) as failed:
         await guarded.ticks("BTCUSDT", None, None, 10)
-    assert store.reads == 2
+    assert failed.value.service == "tdengine"
+    # then one failed read is proof enough: the circuit opens at once…
+    assert state_of(guarded) is BreakerState.OPEN
+    # …and further reads are refused without touching the server
+    for _ in range(3):
+        with pytest.raises(ServiceUnavailableError):
+            await guarded.ticks("BTCUSDT", None, None, 10)
+    assert store.reads == 1
     # when it is back and the reset time has passed, one trial read closes the circuit
     store.failure = None
     clock.now += 5

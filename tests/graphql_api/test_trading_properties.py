@@ -2,7 +2,9 @@
 
 Each example runs the real OrderService and PaperMatcher against a fresh copy
 of the seeded SQLite database; ticks are handed to the matcher directly so
-every example is deterministic.
+every example is deterministic. Ticks are stamped with the current time, and
+some are back-dated (by milliseconds to days) to check that no tick from
+before an order's creation fills it.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from graphql_api.event_outbox import EventOutbox
+from graphql_api.fills import fit_buy_to_reservation
 from graphql_api.hub import Hub
 from graphql_api.matcher import PaperMatcher
 from graphql_api.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
 from graphql_api.orders import OrderService
-from graphql_api.risk import RiskLimits
+from graphql_api.risk import RiskLimits, reserved_cash
 from graphql_api.symbols import SymbolCatalog
 from storage import models
 from storage.engine import create_engine, create_session_factory
+from storage.repositories import accounts as account_repo
 from storage.timeseries import Tick
 from storage.timeseries.sql import SqlTimeSeriesStore
 
@@ -59,6 +64,8 @@ ticks = st.fixed_dictionaries(
         "price": prices,
         "spread": st.integers(min_value=0, max_value=3),
         "volume_lots": st.integers(min_value=0, max_value=800),
+        # 0: now; otherwise back-dated by this many milliseconds (up to two days)
+        "back_ms": st.sampled_from([0, 0, 0, 1, 5, 50, 1_000, 10_000, 172_800_000]),
     }
 )
 cancels = st.fixed_dictionaries({"kind": st.just("cancel"), "pick": st.integers(0, 50)})
@@ -88,19 +95,19 @@ async def _run(template: Path, steps: list[dict[str, Any]], partial: bool) -> No
             catalog = SymbolCatalog(sessions)
             await catalog.load()
             store = SqlTimeSeriesStore(engine)
-            service = OrderService(sessions, catalog, store, hub, LIMITS)
+            service = OrderService(sessions, catalog, store, EventOutbox(sessions, hub), LIMITS)
             matcher = PaperMatcher(sessions, hub, catalog, service, LIMITS, partial_fills=partial)
             async with sessions() as session:
                 user = await session.scalar(
                     select(models.User).where(models.User.username == "demo")
                 )
             assert user is not None
-            clock = datetime.now(UTC) - timedelta(hours=1)
+            clock = datetime.now(UTC)
             placed: list[int] = []
             for step in steps:
-                clock += timedelta(seconds=1)
                 if step["kind"] == "tick":
-                    tick = _tick(step, clock)
+                    clock = max(datetime.now(UTC), clock + timedelta(microseconds=1))
+                    tick = _tick(step, clock - timedelta(milliseconds=step["back_ms"]))
                     await store.write_ticks([tick])
                     await matcher.on_tick(tick)
                 elif step["kind"] == "order":
@@ -141,6 +148,10 @@ def _request(step: dict[str, Any]) -> OrderRequest:
 
 async def _check_invariants(sessions: Any, user_id: int) -> None:
     async with sessions() as session:
+        reserved = await account_repo.reserved_for_buys(
+            session, user_id, "CNY", LIMITS.commission_rate
+        )
+        reserved_sell = await account_repo.reserved_for_sells(session, user_id, SYMBOL)
         balances = list(
             await session.scalars(
                 select(models.CashBalance).where(models.CashBalance.user_id == user_id)
@@ -155,6 +166,18 @@ async def _check_invariants(sessions: Any, user_id: int) -> None:
     # cash never goes negative; no short positions without short selling
     assert all(b.amount >= 0 for b in balances)
     assert all(p.quantity >= 0 for p in positions)
+    # buying power never goes negative: no fill spends cash other orders reserve
+    assert cny.amount - reserved >= 0, (cny.amount, reserved)
+    # and the position covers what open sells reserve
+    held = next((p.quantity for p in positions if p.symbol_code == SYMBOL), Decimal(0))
+    assert held >= reserved_sell
+    for order in orders.values():
+        # a properly reserved order is never starved by another one's fill: only a
+        # MARKET buy (whose price can run past its reservation) is cut at fill time
+        if order.reject_reason == "INSUFFICIENT_FUNDS_AT_FILL":
+            assert order.type == "MARKET" and order.side == "BUY", order.id
+        if order.status == "CANCELED" and order.reject_reason == "INSUFFICIENT_POSITION":
+            raise AssertionError(f"sell {order.id} lost its reserved position")
     # cash + cost basis is conserved, apart from realised P&L and commission
     basis = sum((p.cost_basis for p in positions), Decimal(0))
     realized = sum((p.realized_pnl for p in positions), Decimal(0))
@@ -165,9 +188,52 @@ async def _check_invariants(sessions: Any, user_id: int) -> None:
     for trade in trades:
         assert trade.order_id in orders
         filled[trade.order_id] += trade.quantity
+        # no tick stamped before the order existed fills it
+        assert trade.tick_time >= orders[trade.order_id].created_at, trade.id
     for order_id, order in orders.items():
         assert filled.get(order_id, Decimal(0)) == order.filled_quantity
         assert order.filled_quantity <= order.quantity
     # position quantity equals net filled quantity
     net = sum((t.quantity if t.side == "BUY" else -t.quantity for t in trades), Decimal(0))
     assert sum((p.quantity for p in positions), Decimal(0)) == net
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    remaining_lots=st.integers(min_value=1, max_value=1000),
+    wanted_lots=st.integers(min_value=1, max_value=1000),
+    reserve_cents=st.integers(min_value=1, max_value=500_000),
+    price_cents=st.integers(min_value=1, max_value=500_000),
+    lot=st.sampled_from([Decimal(100), Decimal("0.001"), Decimal(1)]),
+    currency=st.sampled_from(["CNY", "USDT"]),
+)
+def test_a_buy_fill_never_spends_more_than_its_reservation(
+    remaining_lots: int,
+    wanted_lots: int,
+    reserve_cents: int,
+    price_cents: int,
+    lot: Decimal,
+    currency: str,
+) -> None:
+    rate = LIMITS.commission_rate
+    remaining, reserve = remaining_lots * lot, Decimal(reserve_cents) / 100
+    fill = fit_buy_to_reservation(
+        wanted=min(wanted_lots, remaining_lots) * lot,
+        remaining=remaining,
+        price=Decimal(price_cents) / 100,
+        reserve_price=reserve,
+        lot_size=lot,
+        commission_rate=rate,
+        currency=currency,
+    )
+    held = reserved_cash(remaining, reserve, rate)
+    cost = fill.quantity * Decimal(price_cents) / 100 + fill.commission
+    # whole lots, within the holding, and what stays open stays fully reserved
+    assert fill.quantity % lot == 0 and 0 <= fill.quantity <= remaining
+    assert cost <= held
+    if not fill.cancel_rest:
+        assert fill.quantity > 0
+        assert held - cost >= reserved_cash(remaining - fill.quantity, reserve, rate)
+    # at or below the reserve price the fill is never cut
+    if price_cents <= reserve_cents:
+        assert (fill.quantity, fill.cancel_rest) == (min(wanted_lots, remaining_lots) * lot, False)

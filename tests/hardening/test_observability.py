@@ -123,7 +123,7 @@ async def test_readiness(anonymous: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "broadcast": "ok", "engines": "ok"},
+        "checks": {"database": "ok", "timeseries": "ok", "broadcast": "ok", "engines": "ok"},
     }
     assert (await anonymous.get("/healthz")).json() == {"status": "ok"}
 

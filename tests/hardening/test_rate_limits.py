@@ -141,3 +141,18 @@ async def test_exempt_roles_are_not_limited(hardened_app: Starlette) -> None:
     async with http_client(hardened_app, token) as feed:
         for _ in range(5):  # 100 points against a 70-point bucket
             assert "errors" not in (await post(feed, QUERY_20_SYMBOLS)).json()
+
+
+async def test_place_order_in_a_fragment_draws_from_its_bucket(trader: httpx.AsyncClient) -> None:
+    # given: two orders spread through a fragment (they used to be uncounted)
+    mutation = (
+        "mutation ($i: PlaceOrderInput!) { ...Orders } "
+        "fragment Orders on Mutation { a: placeOrder(input: $i) { order { id } } "
+        "... on Mutation { b: placeOrder(input: $i) { order { id } } } }"
+    )
+    assert "errors" not in (await post(trader, mutation, {"i": ORDER})).json()
+    # when
+    refused = (await post(trader, mutation, {"i": ORDER})).json()
+    # then: 4 > PLACE_ORDER_BURST (2)
+    assert error_codes(refused) == ["RATE_LIMITED"]
+    assert refused["errors"][0]["extensions"]["bucket"] == "placeOrder"

@@ -98,3 +98,27 @@ async def test_subscriptions_are_rate_limited(sqlite_url: str) -> None:
             assert (await client.receive())["type"] == "complete"
         finally:
             await client.close()
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_queries_over_either_protocol_answer_once_then_complete(
+    server: tuple[str, Starlette], protocol: str
+) -> None:
+    # given a socket of either protocol (the legacy one carried queries too)
+    address, _app = server
+    client = await WsClient.open(f"ws://{address}/graphql", protocol=protocol)
+    try:
+        # when it sends a query, and a query with an error in a field
+        for query in ("{ exchanges }", '{ symbol(code: "NO.SUCH") { code } }'):
+            operation_id = await client.subscribe(query)
+            answer = await client.receive()
+            done = await client.receive()
+            # then one result, then complete: never an internal error
+            assert answer["type"] in {"data", "next"}, answer
+            assert answer["id"] == operation_id
+            assert "errors" not in answer["payload"], answer
+            assert done == {"type": "complete", "id": operation_id}
+        first = await client.subscribe("{ exchanges }")
+        assert (await client.receive())["payload"]["data"]["exchanges"], first
+    finally:
+        await client.close()

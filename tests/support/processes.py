@@ -24,7 +24,13 @@ class ServerProcess:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "QUANTGRAPH_PORT": str(self.port)}
+        # Every process of a cluster signs with the same secret (PostgreSQL requires one).
+        self.env = {
+            "JWT_SECRET": "a-test-cluster-secret-of-32-chars",
+            **os.environ,
+            **env,
+            "QUANTGRAPH_PORT": str(self.port),
+        }
         self.log_path = Path(tempfile.mkstemp(prefix="quantgraph-server-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -62,6 +62,12 @@ class RetryBuffer:
         self._rows -= batch.rows
         return batch
 
+    def discard(self, batch: PendingBatch) -> None:
+        """Remove ``batch`` if it is still at the head (delivery does not hold a lock,
+        so the buffer may have been cleared meanwhile)."""
+        if self._batches and self._batches[0] is batch:
+            self.pop()
+
     def clear(self) -> int:
         """Drop everything; the number of rows dropped."""
         dropped = self._rows

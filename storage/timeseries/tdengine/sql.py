@@ -124,6 +124,11 @@ def create_bars_1m_stable(database: str) -> str:
     )
 
 
+def server_status() -> str:
+    """Answered by a live server without touching any table (readiness probes)."""
+    return "SELECT SERVER_STATUS()"
+
+
 def database_precision(database: str) -> str:
     return (
         f"SELECT `precision` FROM information_schema.ins_databases WHERE name = {quote(database)}"

@@ -11,6 +11,13 @@ with backoff, and because every row is keyed by ``(sub-table, ts)`` a replay
 overwrites identical rows instead of duplicating them. While the server is
 unreachable, batches wait in a bounded in-memory buffer and a background task
 delivers them, in order, once it is back.
+
+A connector call on a dead server blocks its worker thread for as long as the
+connector's own timeouts (about 10 s for the native client), and a thread
+cannot be interrupted. So a write waits at most ``write_timeout`` for delivery,
+then leaves the batch to the buffer (a statement still running in the
+abandoned thread may land too: re-sending it overwrites the same rows), and no
+lock is ever held across a call into the connector.
 """
 
 from __future__ import annotations
@@ -24,7 +31,14 @@ from typing import Any
 
 import structlog
 
-from storage.timeseries.base import Bar, KlineInterval, Tick, TimeSeriesWriteError
+from storage.timeseries.base import (
+    Bar,
+    BatchOutcome,
+    KlineInterval,
+    Tick,
+    TickBatch,
+    TimeSeriesWriteError,
+)
 from storage.timeseries.buckets import tick_range_for_bars
 from storage.timeseries.tdengine import sql
 from storage.timeseries.tdengine.buffer import PendingBatch, RetryBuffer
@@ -85,6 +99,7 @@ class TDengineTimeSeriesStore:
         max_sql_bytes: int,
         exchange_for: Callable[[str], str],
         close_timeout: float,
+        write_timeout: float = 1.0,
     ) -> None:
         """Use :meth:`open`, which also prepares the database; this only wires parts together."""
         self._pool = pool
@@ -96,9 +111,10 @@ class TDengineTimeSeriesStore:
         self._max_sql_bytes = max_sql_bytes
         self._exchange_for = exchange_for
         self._close_timeout = close_timeout
-        self._write_lock = asyncio.Lock()
+        self._write_timeout = write_timeout
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        self._outage: str | None = None
         self.dropped_rows = 0
         """Buffered rows the server later refused outright (logged); 0 in a healthy system."""
 
@@ -117,6 +133,7 @@ class TDengineTimeSeriesStore:
         max_sql_bytes: int = 1_000_000,
         exchange_for: Callable[[str], str] | None = None,
         close_timeout: float = 5.0,
+        write_timeout: float = 1.0,
         connect: ConnectionFactory | None = None,
     ) -> TDengineTimeSeriesStore:
         """Connect, create the database and super tables if missing, and check their schema.
@@ -128,8 +145,9 @@ class TDengineTimeSeriesStore:
         integer timestamps would be misread. ``buffer_max_rows`` bounds the
         outage buffer (0 disables it: writes fail once retries are exhausted).
         ``exchange_for`` maps a symbol to its ``exchange`` tag (default: from
-        the ``.SH``/``.SZ``/... suffix). ``connect`` replaces the connector,
-        for tests and custom drivers.
+        the ``.SH``/``.SZ``/... suffix). ``write_timeout`` is the longest a
+        write waits for delivery (retries included) before its batch is left to
+        the buffer. ``connect`` replaces the connector, for tests and custom drivers.
         """
         try:
             chosen_precision = Precision(precision)
@@ -141,6 +159,8 @@ class TDengineTimeSeriesStore:
             raise TDengineConfigError(f"max_sql_bytes must be at least {_MIN_SQL_BYTES}")
         if write_retries < 0 or retry_backoff < 0 or buffer_max_rows < 0:
             raise TDengineConfigError("retry and buffer settings must not be negative")
+        if write_timeout <= 0:
+            raise TDengineConfigError("write_timeout must be positive")
         if keep_days is not None and keep_days < 1:
             raise TDengineConfigError("keep_days must be at least 1")
         if vgroups is not None and vgroups < 1:
@@ -159,6 +179,7 @@ class TDengineTimeSeriesStore:
             max_sql_bytes=max_sql_bytes,
             exchange_for=exchange_for or default_exchange,
             close_timeout=close_timeout,
+            write_timeout=write_timeout,
         )
         try:
             await store._prepare(parsed, keep_days, vgroups)
@@ -192,8 +213,7 @@ class TDengineTimeSeriesStore:
         """Delete the whole database, then close: for test teardown only, it cannot be undone."""
         if self._closed:
             raise TDengineError("the TDengine store is closed")
-        async with self._write_lock:
-            self._buffer.clear()  # nothing left to deliver into a database about to vanish
+        self._buffer.clear()  # nothing left to deliver into a database about to vanish
         await self._pool.run(partial(_execute, sql.drop_database(self._database)))
         await self.close()
 
@@ -210,6 +230,17 @@ class TDengineTimeSeriesStore:
         """Rows accepted by ``write_*`` but not yet confirmed by the server (outage buffer)."""
         return self._buffer.rows
 
+    @property
+    def outage(self) -> str | None:
+        """Why the last delivery failed, while writes are being buffered; ``None`` once
+        a delivery succeeds. Readers use it to fail fast instead of each waiting out
+        the connector's timeouts on a server already known to be down."""
+        return self._outage
+
+    async def ping(self) -> None:
+        """One cheap round trip (for readiness checks)."""
+        await self._query(sql.server_status())
+
     # --- writes ---------------------------------------------------------------------------
 
     async def write_ticks(self, ticks: Sequence[Tick]) -> None:
@@ -223,6 +254,17 @@ class TDengineTimeSeriesStore:
         if not ticks:
             return
         await self._submit(self._encode_ticks(ticks))
+
+    async def write_batches(self, batches: Sequence[TickBatch]) -> list[BatchOutcome]:
+        """All the batches' ticks as one batch, with the same guarantees as :meth:`write_ticks`.
+
+        Keys are not recorded: TDengine has no transaction to record them in with
+        the rows. It needs none, because rows are keyed by ``(symbol, time)``: a
+        retried batch overwrites its own rows instead of adding to them.
+        """
+        ticks = [tick for batch in batches for tick in batch.ticks]
+        await self.write_ticks(ticks)
+        return [BatchOutcome.STORED] * len(batches)
 
     async def write_minute_bars(self, bars: Sequence[Bar]) -> None:
         """Store imported minute bars (``bars_1m``); same delivery guarantees as ticks."""
@@ -303,89 +345,113 @@ class TDengineTimeSeriesStore:
         return PendingBatch(tuple(statements), rows=sum(len(rows) for rows in by_symbol.values()))
 
     async def _submit(self, batch: PendingBatch) -> None:
+        if self._closed:
+            raise TimeSeriesWriteError("the TDengine store is closed")
         cause: TDengineError | None = None
-        async with self._write_lock:
+        if not len(self._buffer):
+            try:
+                await self._deliver_in_time(batch)
+                self._outage = None
+                return
+            except TDengineError as error:
+                if not error.transient:
+                    raise TimeSeriesWriteError(_rejected(batch, error)) from error
+                cause = error
             if self._closed:
-                raise TimeSeriesWriteError("the TDengine store is closed")
-            if not len(self._buffer):
-                try:
-                    await self._deliver_with_retries(batch)
-                    return
-                except TDengineError as error:
-                    if not error.transient:
-                        raise TimeSeriesWriteError(_rejected(batch, error)) from error
-                    cause = error
-            # Either TDengine is unreachable now, or it was and older batches
-            # are still queued: keep arrival order by queueing behind them.
-            if not self._buffer.offer(batch):
                 raise TimeSeriesWriteError(
-                    "TDengine unavailable; buffer full "
-                    f"({self._buffer.rows} of {self._buffer.max_rows} rows buffered, "
-                    f"batch of {batch.rows} refused{_partly_applied(batch)})"
+                    f"the TDengine store closed while a batch of {batch.rows} rows was "
+                    f"being delivered{_partly_applied(batch)}"
                 ) from cause
-            log.warning(
-                "tdengine_write_buffered",
-                rows=batch.rows,
-                buffered_rows=self._buffer.rows,
-                error=str(cause) if cause else None,
-            )
-            if self._flusher is None or self._flusher.done():
-                # done() too: a flusher ended by something other than Exception
-                # must not leave the buffer without a deliverer for good.
-                self._flusher = asyncio.create_task(
-                    self._flush_buffer(), name="tdengine-retry-buffer"
-                )
+        # Either TDengine is unreachable now, or it was and older batches are
+        # still queued: keep arrival order by queueing behind them.
+        if not self._buffer.offer(batch):
+            raise TimeSeriesWriteError(
+                "TDengine unavailable; buffer full "
+                f"({self._buffer.rows} of {self._buffer.max_rows} rows buffered, "
+                f"batch of {batch.rows} refused{_partly_applied(batch)})"
+            ) from cause
+        if cause is not None:
+            self._outage = str(cause)
+        log.warning(
+            "tdengine_write_buffered",
+            rows=batch.rows,
+            buffered_rows=self._buffer.rows,
+            error=str(cause) if cause else None,
+        )
+        if self._flusher is None or self._flusher.done():
+            # done() too: a flusher ended by something other than Exception
+            # must not leave the buffer without a deliverer for good.
+            self._flusher = asyncio.create_task(self._flush_buffer(), name="tdengine-retry-buffer")
 
     async def _deliver(self, batch: PendingBatch) -> None:
-        """Send the batch's remaining statements once, recording progress as they succeed."""
+        """Send the batch's remaining statements once, recording progress as they succeed.
+
+        Cancelled mid-statement, the statement's thread runs on and may still land;
+        ``next_statement`` then stays put and the statement is sent again later.
+        """
         while not batch.done:
             await self._pool.run(partial(_execute, batch.statements[batch.next_statement]))
             batch.next_statement += 1
 
-    async def _deliver_with_retries(self, batch: PendingBatch) -> None:
+    async def _deliver_in_time(self, batch: PendingBatch) -> None:
+        """Deliver with retries and backoff, within ``write_timeout`` in all.
+
+        Running out of time is a transient failure: the caller buffers the batch.
+        """
         delay = self._retry_backoff
-        for attempt in range(self._write_retries + 1):
-            try:
-                await self._deliver(batch)
-                return
-            except TDengineError as error:
-                if not error.transient or attempt == self._write_retries:
-                    raise
-                log.info("tdengine_write_retry", attempt=attempt + 1, error=str(error))
-                await asyncio.sleep(delay)
-                delay *= 2
+        try:
+            async with asyncio.timeout(self._write_timeout):
+                for attempt in range(self._write_retries + 1):
+                    try:
+                        await self._deliver(batch)
+                        return
+                    except TDengineError as error:
+                        if not error.transient or attempt == self._write_retries:
+                            raise
+                        log.info("tdengine_write_retry", attempt=attempt + 1, error=str(error))
+                        await asyncio.sleep(delay)
+                        delay *= 2
+        except TimeoutError:
+            raise TDengineError(
+                f"no answer within {self._write_timeout:g}s (write deadline)"
+            ) from None
 
     async def _flush_buffer(self) -> None:
-        """Deliver buffered batches in order, backing off while TDengine stays unreachable."""
+        """Deliver buffered batches in order, backing off while TDengine stays unreachable.
+
+        No lock is held while a statement is in flight: writers only append to
+        the buffer, so a delivery blocked in the connector never blocks them.
+        """
         delay = self._retry_backoff
         while True:
-            async with self._write_lock:
-                batch = self._buffer.peek()
-                if batch is None:
-                    self._flusher = None
-                    log.info("tdengine_buffer_drained")
-                    return
-                try:
-                    await self._deliver(batch)
-                except TDengineError as error:
-                    batch.attempts += 1
-                    if not error.transient:
-                        self._buffer.pop()
-                        self.dropped_rows += batch.rows
-                        log.error(
-                            "tdengine_buffered_batch_rejected",
-                            rows=batch.rows,
-                            error=_rejected(batch, error),
-                        )
-                        continue
-                    failure: Exception = error
-                except Exception as error:  # keep the only deliverer alive; it is logged
-                    batch.attempts += 1
-                    failure = error
-                else:
-                    self._buffer.pop()
-                    delay = self._retry_backoff
+            batch = self._buffer.peek()
+            if batch is None:
+                self._flusher = None
+                log.info("tdengine_buffer_drained")
+                return
+            try:
+                await self._deliver(batch)
+            except TDengineError as error:
+                batch.attempts += 1
+                if not error.transient:
+                    self._buffer.discard(batch)
+                    self.dropped_rows += batch.rows
+                    log.error(
+                        "tdengine_buffered_batch_rejected",
+                        rows=batch.rows,
+                        error=_rejected(batch, error),
+                    )
                     continue
+                failure: Exception = error
+            except Exception as error:  # keep the only deliverer alive; it is logged
+                batch.attempts += 1
+                failure = error
+            else:
+                self._buffer.discard(batch)
+                self._outage = None  # the server answers; the rest is backlog
+                delay = self._retry_backoff
+                continue
+            self._outage = str(failure) or type(failure).__name__
             if batch.attempts & (batch.attempts - 1) == 0:  # 1st, 2nd, 4th, 8th... failure
                 log.warning(
                     "tdengine_still_unavailable",
@@ -546,10 +612,9 @@ class TDengineTimeSeriesStore:
         await self._pool.close()
 
     async def _drain(self) -> None:
-        async with self._write_lock:
-            while (batch := self._buffer.peek()) is not None:
-                await self._deliver(batch)
-                self._buffer.pop()
+        while (batch := self._buffer.peek()) is not None:
+            await self._deliver(batch)
+            self._buffer.discard(batch)
 
 
 def _partly_applied(batch: PendingBatch) -> str:
