@@ -37,7 +37,7 @@ from graphql_api import backtest
 from graphql_api.csv_lines import without_bom
 from graphql_api.errors import ErrorCode, UserError
 from graphql_api.market_data_limits import TimeWindow, check_digits
-from graphql_api.number_text import NumberTextError, parse_plain_decimal
+from graphql_api.number_text import NumberOutOfRangeError, NumberTextError, parse_plain_decimal
 from graphql_api.services import Services
 from graphql_api.strategy_rules import validate_parameters, warmup_bars
 from graphql_api.symbols import SymbolCatalog, SymbolSpec, is_multiple_of
@@ -545,6 +545,8 @@ def _parse_row(cells: Sequence[str], spec: SymbolSpec, window: TimeWindow) -> _R
     for name, raw in zip(CSV_COLUMNS[1:], raw_numbers, strict=True):
         try:
             value = parse_plain_decimal(raw)
+        except NumberOutOfRangeError as error:
+            return _reject(ErrorCode.OUT_OF_RANGE, str(error), f"{name} has too many digits")
         except NumberTextError:
             return _reject(
                 ErrorCode.INVALID, f"{name} {raw!r} is not a number", f"{name} is not a number"

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_DECIMAL_LENGTH",
     "MAX_FRACTION_DIGITS",
     "MAX_INTEGER_DIGITS",
+    "NumberOutOfRangeError",
     "NumberTextError",
     "parse_ascii_int",
     "parse_plain_decimal",
@@ -40,6 +41,10 @@ _PLAIN_DECIMAL = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?", re.ASCII)
 
 class NumberTextError(ValueError):
     """The text is not a number of the expected form; ``str()`` says why."""
+
+
+class NumberOutOfRangeError(NumberTextError):
+    """The text is a number, but with more digits than any amount here has."""
 
 
 def parse_ascii_int(text: str, *, max_digits: int) -> int:
@@ -63,11 +68,11 @@ def parse_plain_decimal(text: str) -> Decimal:
     integer = match.group(2).lstrip("0")
     fraction = (match.group(3) or "").rstrip("0")
     if len(integer) > MAX_INTEGER_DIGITS:
-        raise NumberTextError(
+        raise NumberOutOfRangeError(
             f"{text!r} has more than {MAX_INTEGER_DIGITS} digits before the decimal point"
         )
     if len(fraction) > MAX_FRACTION_DIGITS:
-        raise NumberTextError(
+        raise NumberOutOfRangeError(
             f"{text!r} has more than {MAX_FRACTION_DIGITS} digits after the decimal point"
         )
     return Decimal(text)

@@ -73,9 +73,12 @@ async def test_wrong_password_is_a_user_error(anonymous_client: httpx.AsyncClien
 async def test_a_username_no_user_can_have_is_just_a_wrong_sign_in(
     anonymous_client: httpx.AsyncClient,
 ) -> None:
-    for name in ("de\x00mo", "demo\u202e", "x" * 10_000):
+    for name in ("de\x07mo", "demo\u202e", "x" * 10_000):
         data = await execute(anonymous_client, MUTATION_LOGIN, {"u": name, "p": "demo-password"})
         assert data["login"] == {"tokens": None, "userErrors": [{"code": "INVALID_CREDENTIALS"}]}
+    # NUL is refused in every text argument before anything runs (tests/api/test_extreme_inputs)
+    body = await post(anonymous_client, MUTATION_LOGIN, {"u": "de\x00mo", "p": "demo-password"})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
 
 
 async def test_anonymous_may_read_market_data_but_not_trade(
@@ -363,7 +366,7 @@ async def test_usernames_are_case_insensitive(anonymous_client: httpx.AsyncClien
     [
         (" " * 8, "INVALID"),
         ("\t\n  \u3000  \t", "INVALID"),
-        ("password\x00suffix", "INVALID"),
+        ("password\x07suffix", "INVALID"),
         ("pass\u202eword", "INVALID"),
         ("x" * 257, "OUT_OF_RANGE"),
     ],
@@ -376,7 +379,7 @@ async def test_unusable_passwords_are_refused(
 
 
 @pytest.mark.parametrize(
-    "name", ["nul\x00name", "evil\u202egpj", "line\n", "zero\u200bwidth", "iso\u2066late"]
+    "name", ["bell\x07name", "evil\u202egpj", "line\n", "zero\u200bwidth", "iso\u2066late"]
 )
 async def test_names_refuse_control_and_invisible_characters(
     client: httpx.AsyncClient, anonymous_client: httpx.AsyncClient, name: str

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 
 from graphql_api.services import Services
-from tests.support.graphql import execute, post
+from tests.support.graphql import error_codes, execute, post
 
 MUTATION_INGEST = """
 mutation ($ticks: [TickInput!]!) {
@@ -106,10 +106,13 @@ async def test_ticks_are_accepted_up_to_the_configured_age(
 async def test_numbers_beyond_the_stores_digits_are_refused_not_rounded(
     feed_client: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    forty_digits = "1" * 40
+    # past what any amount has: refused as input, before the ingest rules
+    body = await post(feed_client, MUTATION_INGEST, {"ticks": [tick(recent(), volume="1" * 40)]})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    # past what the stores hold exactly
     refused = await ingest(
         feed_client,
-        tick(recent(), volume=forty_digits),
+        tick(recent(), volume="1" * 19),
         tick(recent(), volume="0.00000000001"),
         tick(recent(), last="1" * 19 + ".00"),
     )

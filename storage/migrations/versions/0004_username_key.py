@@ -36,7 +36,13 @@ def _key(username: str) -> str:
 
 
 def upgrade() -> None:
-    op.add_column("users", sa.Column("username_key", sa.String(length=64), nullable=True))
+    # Added NOT NULL with a placeholder default and made unique by an index, so
+    # that SQLite needs no table rebuild: rebuilding ``users`` drops it, which
+    # the foreign keys of every table that points at it refuse.
+    op.add_column(
+        "users",
+        sa.Column("username_key", sa.String(length=64), nullable=False, server_default=""),
+    )
     connection = op.get_bind()
     rows = connection.execute(sa.select(users.c.id, users.c.username).order_by(users.c.id))
     taken: set[str] = set()
@@ -49,12 +55,11 @@ def upgrade() -> None:
         connection.execute(
             users.update().where(users.c.id == user_id).values(username=username, username_key=key)
         )
-    with op.batch_alter_table("users") as batch:
-        batch.alter_column("username_key", existing_type=sa.String(length=64), nullable=False)
-        batch.create_unique_constraint(op.f("uq_users_username_key"), ["username_key"])
+    if connection.dialect.name != "sqlite":  # SQLite cannot drop a default in place
+        op.alter_column("users", "username_key", server_default=None)
+    op.create_index(op.f("ix_users_username_key"), "users", ["username_key"], unique=True)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.drop_constraint(op.f("uq_users_username_key"), type_="unique")
-        batch.drop_column("username_key")
+    op.drop_index(op.f("ix_users_username_key"), table_name="users")
+    op.drop_column("users", "username_key")
