@@ -27,6 +27,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from schema import schema as plain_schema
+from schema.limits import OVERLAP_BUDGET
 from schema.query_cost import operation_cost
 from tests.conftest import live_server
 from tests.hardening.conftest import counting_statements, hardened_settings
@@ -130,7 +131,10 @@ async def test_repeated_fields_are_refused_before_the_overlap_check_runs_away(
     assert response.status_code == 400
     body = response.json()
     assert error_codes(body) == ["QUERY_TOO_COMPLEX"]
-    assert body["errors"][0]["extensions"]["maximumComparisons"] == 5000
+    assert body["errors"][0]["extensions"]["maximumComparisons"] == OVERLAP_BUDGET
+    # a field repeated as fragments colocated on one selection repeat it is answered
+    repeated = await post(anonymous, "{ " + "me { username } " * 15 + "}")
+    assert error_codes(repeated.json()) == ["UNAUTHENTICATED"]
 
 
 async def test_depth_is_measured_through_fragments(anonymous: httpx.AsyncClient) -> None:
