@@ -27,7 +27,10 @@ both the per-socket conflation and the late-joiner replay.
 Also here: graphql-transport-ws server pings (Strawberry's ``keep_alive`` only
 covers the legacy protocol), a per-user connection limit (close ``4429 too many
 connections``), a connection-init timeout for the legacy protocol (close ``4408``,
-as graphql-transport-ws does), and :func:`shutdown_all`, which sends ``complete``
+as graphql-transport-ws does), a retryable refusal of ``connection_init`` while
+the token cannot be checked because a store is down (close ``1013``; the legacy
+protocol first gets a ``connection_error`` with ``SERVICE_UNAVAILABLE``), and
+:func:`shutdown_all`, which sends ``complete``
 for every active operation and closes each socket with ``1001 server shutting
 down``.
 
@@ -45,7 +48,7 @@ import json
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -74,8 +77,14 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
@@ -92,6 +101,7 @@ from graphql_api.multiplex import (
     SourceFactory,
     StreamKey,
 )
+from graphql_api.resilience import ServiceUnavailableError, as_service_unavailable
 from graphql_api.settings import Settings
 from loaders import create_loaders
 from resolvers.context import Context
@@ -110,6 +120,8 @@ TOO_MANY_CONNECTIONS_REASON = "too many connections"
 INIT_TIMEOUT = 4408
 INIT_TIMEOUT_REASON = "Connection initialisation timeout"
 GOING_AWAY = 1001
+# "Try again later" (RFC 6455): graphql-ws clients retry it; 4500 would end their retries.
+TRY_AGAIN_LATER = 1013
 GOING_AWAY_REASON = "server shutting down"
 _PING_OPERATION = "\x00ping"  # an outbox slot no client operation id can take
 
@@ -580,6 +592,40 @@ class _Connection:
         reason = f"{SLOW_CONSUMER_REASON} ({self.options.send_queue_size} events behind)"
         self.spawn(self._close(SLOW_CONSUMER_CLOSE, reason, None))
 
+    async def connection_init(self, init: Callable[[], Awaitable[None]]) -> None:
+        """Run Strawberry's ``connection_init`` handling; a store that is down while the
+        token is checked (the user's role is read from the database) closes the socket
+        ``1013`` instead of failing the connection abnormally."""
+        try:
+            await init()
+        except Exception as error:
+            unavailable = as_service_unavailable(error)
+            if unavailable is None:
+                raise
+            await self._refuse_unavailable(unavailable)
+
+    async def _refuse_unavailable(self, unavailable: ServiceUnavailableError) -> None:
+        log.warning(
+            "websocket refused: service unavailable",
+            service=unavailable.service,
+            reason=unavailable.reason,
+        )
+        self.closing = True
+        reason = f"{unavailable.service} unavailable; retry later"
+        if self.legacy:
+            payload: dict[str, object] = {
+                "message": reason,
+                "code": "SERVICE_UNAVAILABLE",
+                "service": unavailable.service,
+            }
+            if unavailable.retry_after:
+                payload["retryAfter"] = round(unavailable.retry_after, 3)
+            with contextlib.suppress(Exception):
+                await self.handler.websocket.send_json(
+                    {"type": "connection_error", "payload": payload}
+                )
+        await self._close(TRY_AGAIN_LATER, reason, None)
+
     async def _close(self, code: int, reason: str, timeout: float | None) -> None:
         # No timeout for a slow consumer: the close frame goes out when the peer
         # reads again (or the connection drops); nothing is queued for it meanwhile.
@@ -620,6 +666,11 @@ class MultiplexTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.realtime.refused:
             return
         await super().handle_message(message)
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await self.realtime.connection_init(
+            functools.partial(super().handle_connection_init, message)
+        )
 
     async def send_message(self, message: Message) -> None:
         if message["type"] == "connection_ack":
@@ -697,6 +748,11 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         if self.realtime.refused:
             return
         await super().handle_message(message)
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        await self.realtime.connection_init(
+            functools.partial(super().handle_connection_init, message)
+        )
 
     async def send_message(self, message: OperationMessage) -> None:
         if message["type"] == "connection_ack" and not self.realtime.admit():

@@ -4,11 +4,17 @@ The schema is read the way a client reads it, by introspection over HTTP. For
 each root field, each argument (and each field of an input object, at any
 depth) gets, in turn, every extreme value of its scalar type while the other
 required arguments hold ordinary values: non-ASCII digits, huge and tiny
-numbers, negative and empty values, NUL, bidi controls, calendar ends. Sent
-as a signed-in TRADER and anonymously, no request may end in an internal
-error; a refusal must carry a code. ``test_every_argument_survives_every_extreme``
-sweeps the whole table deterministically; ``test_extremes_in_combination``
-lets hypothesis combine extremes across several arguments of one field.
+numbers, negative and empty values, NUL, bidi controls, calendar ends. Each
+field is sent as a caller it admits (a signed-in TRADER, or a FEED user for
+``ingestTicks`` and ``importBars``, so their inputs are read rather than
+refused) and, for a few values, as the callers it refuses; no request may end
+in an internal error and a refusal must carry a code. The CSV text of
+``importBars`` gets extremes in every cell and in its shape. Sign-in fields
+(``register``, ``login``, ``refreshToken``) take a sample of the extremes,
+anonymously: each request may spend a deliberate password hash.
+``test_every_argument_survives_every_extreme`` sweeps the whole table
+deterministically; ``test_extremes_in_combination`` lets hypothesis combine
+extremes across several arguments of one field.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import base64
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -40,17 +47,20 @@ from graphql.pyutils import Undefined
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import http_client, login_token, running_app
+from graphql_api.auth import Role
+from tests.conftest import http_client, login_token, running_app, user_token
 from tests.hardening.conftest import hardened_settings
 
-# Signs the client out for the rest of the run; tests/api/test_auth.py covers it.
+# ``logout`` takes no argument, so there is nothing to fuzz, and it revokes the
+# caller's session: every later request of the sweep would be UNAUTHENTICATED.
+# tests/api/test_auth.py covers it.
 SKIPPED_FIELDS = {"logout"}
 
-# Auth inputs are being hardened separately; left out here until that lands
-# (they passed this sweep when it was written, but login spends a deliberate
-# password hash per request, about a second on a loaded machine: re-enable
-# them with a sample of the values rather than all of them).
-DEFERRED = {"register", "login", "refreshToken"}
+# Before sign-in: sent anonymously, with a sample of the extremes (SIGN_IN_EXTREMES),
+# since register and login spend a deliberate password hash per request (about a
+# second on a loaded machine). Kept out of the hypothesis combinations for the same
+# reason; their arguments are checked one by one anyway.
+SIGN_IN_FIELDS = frozenset({"register", "login", "refreshToken"})
 
 Json = dict[str, Any]
 
@@ -94,6 +104,86 @@ CURSOR_EXTREMES = [
     for kind, key in itertools.product(["symbol", "order", "strategy", "trade"], ["²", "9" * 30])
 ] + ["", "!!!!", "²", "a" * 5000]
 
+
+def recent_weekday() -> date:
+    """A day inside the bar window on which every market in the catalogue trades."""
+    day = datetime.now(UTC).date() - timedelta(days=3)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
+CSV_HEADER = "date,open,high,low,close,volume"
+CSV_ROW = {
+    "date": recent_weekday().isoformat(),
+    "open": "10",
+    "high": "11",
+    "low": "9",
+    "close": "10.5",
+    "volume": "1000",
+}
+ORDINARY_CSV = CSV_HEADER + "\n" + ",".join(CSV_ROW.values()) + "\n"
+CELL_EXTREMES: dict[str, list[str]] = {
+    "date": [
+        "9999-12-31",
+        "0001-01-01",
+        "２０２６-01-05",
+        "2026-02-30",
+        "2026-01-05T00:00:00+14:00",
+        "",
+        "\x00",
+        "\u202e2026-01-05",
+    ],
+    "number": [str(value) for value in EXTREMES["Decimal"]] + ["1e400", "-0", "Infinity", '"1"'],
+}
+
+
+def csv_with(column: str, cell: str) -> str:
+    row = dict(CSV_ROW, **{column: cell})
+    return CSV_HEADER + "\n" + ",".join(row.values()) + "\n"
+
+
+# Every cell of a row in turn, then the shape of the file itself.
+CSV_EXTREMES = (
+    [
+        csv_with(column, cell)
+        for column in CSV_ROW
+        for cell in CELL_EXTREMES["date" if column == "date" else "number"]
+    ]
+    + [
+        "",
+        CSV_HEADER,
+        ",".join(CSV_ROW.values()),  # no header
+        "\ufeff" + ORDINARY_CSV,
+        ORDINARY_CSV.replace("\n", "\r\n"),
+        ORDINARY_CSV.replace("\n", "\r"),
+        CSV_HEADER + ",extra\n" + ",".join(CSV_ROW.values()) + ",1\n",
+        CSV_HEADER + "\n" + ",".join(CSV_ROW.values())[:-3] + "\n",  # a short row
+        CSV_HEADER + "\n" + '"' + ",".join(CSV_ROW.values()) + "\n",  # an unclosed quote
+        CSV_HEADER.upper() + "\n" + ",".join(CSV_ROW.values()) + "\n",
+        CSV_HEADER + "\n" + ",".join(CSV_ROW.values()) * 2 + "\n",
+        CSV_HEADER + "\n" + (",".join(CSV_ROW.values()) + "\n") * 3,  # one day three times
+        CSV_HEADER + "\n" + "x" * 200_000 + "\n",
+        "\x00" + ORDINARY_CSV,
+    ]
+)
+# A sample for the sign-in fields (each request may cost a password hash).
+SIGN_IN_EXTREMES: dict[str, list[Any]] = {
+    "username": ["", "\x00", "²", "\u202edemo", "ＤＥＭＯ", "DEMO", "a" * 33, "a" * 65, "x" * 5000],
+    "password": ["", "\x00" * 8, " " * 8, "\u202e" + "p" * 8, "p" * 256, "p" * 257, "x" * 5000],
+    "refreshToken": [
+        "",
+        "\x00",
+        "a.b.c",
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.",  # alg "none"
+        "eyJhbGciOiJIUzI1NiJ9." + "A" * 5000 + ".sig",
+        "x" * 5000,
+    ],
+}
+# Batch ids are 1 to 64 characters; the neighbours of the bounds too.
+BATCH_ID_EXTREMES = [*NASTY_TEXT, "b" * 64, "b" * 65, "²" * 64]
+
+
 ORDINARY: dict[str, Any] = {
     "ID": "1",
     "Int": 5,
@@ -111,12 +201,22 @@ ORDINARY_BY_NAME: dict[str, Any] = {
     "to": "2026-12-01T00:00:00Z",
     "first": 5,
     "limit": 5,
+    "time": (datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
+    "csv": ORDINARY_CSV,
+    "username": "fuzz_user",
+    "password": "a-good-password",
 }
 
 
 def extremes_for(type_: GraphQLScalarType, name: str) -> list[Any]:
     if name in ("after", "before"):
         return CURSOR_EXTREMES
+    if name == "csv":
+        return CSV_EXTREMES
+    if name == "batchId":
+        return BATCH_ID_EXTREMES
+    if name in SIGN_IN_EXTREMES:
+        return SIGN_IN_EXTREMES[name]
     return EXTREMES.get(type_.name, NASTY_TEXT)
 
 
@@ -168,11 +268,13 @@ def scalar_slots(
         yield path, type_, in_list
 
 
-def roots(schema: GraphQLSchema) -> Iterator[tuple[str, str, GraphQLField]]:
+def roots(
+    schema: GraphQLSchema, leave_out: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, str, GraphQLField]]:
     for operation, root in (("query", schema.query_type), ("mutation", schema.mutation_type)):
         assert root is not None
         for name, field in root.fields.items():
-            if name not in SKIPPED_FIELDS | DEFERRED:
+            if name not in SKIPPED_FIELDS | leave_out:
                 yield operation, name, field
 
 
@@ -271,44 +373,83 @@ class Fuzzing:
 @pytest.fixture
 async def fuzzing(sqlite_url: str) -> AsyncIterator[Fuzzing]:
     settings = hardened_settings(
-        sqlite_url, RATE_LIMIT=False, QUERY_MAX_COST=1_000_000, ACCESS_LOG=False
+        sqlite_url,
+        RATE_LIMIT=False,
+        QUERY_MAX_COST=1_000_000,
+        ACCESS_LOG=False,
+        # Failed sign-ins are the sweep's business: let each reach the password check.
+        LOGIN_FAILURES_PER_ACCOUNT=100_000,
+        LOGIN_FAILURES_PER_ADDRESS=100_000,
     )
     async with running_app(settings) as app:
-        token = await login_token(app)
-        async with http_client(app, token) as trader, http_client(app, None) as anonymous:
+        trader_token = await login_token(app)
+        feed_token = await user_token(app, "fuzz_feed", Role.FEED)
+        async with (
+            http_client(app, trader_token) as trader,
+            http_client(app, feed_token) as feed,
+            http_client(app, None) as anonymous,
+        ):
             response = await anonymous.post("/graphql", json={"query": get_introspection_query()})
             schema = build_client_schema(response.json()["data"])
-            yield Fuzzing(schema, {"trader": trader, "anonymous": anonymous})
+            yield Fuzzing(schema, {"trader": trader, "feed": feed, "anonymous": anonymous})
+
+
+async def member_for(fuzzing: Fuzzing, operation: str, name: str, field: GraphQLField) -> str:
+    """The first of our signed-in callers the field lets in with ordinary arguments."""
+    body = document(fuzzing.schema, operation, name, baseline(field))
+    for who in ("trader", "feed"):
+        if await fuzzing.send(who, body):
+            return who
+    raise AssertionError(f"no caller of the sweep may call {name}")
 
 
 async def test_every_argument_survives_every_extreme(fuzzing: Fuzzing) -> None:
     schema = fuzzing.schema
     table = targets(schema)
-    # The walk reaches every kind of argument the brief names.
+    # The walk reaches every kind of argument the brief names, and every field but logout.
     kinds = {target.scalar.name for target in table}
     assert {"ID", "Decimal", "DateTime", "Int", "String"} <= kinds, kinds
     assert any(target.path[-1] == "after" for target in table)
+    reached = {target.field for target in table}
+    assert SIGN_IN_FIELDS | {"ingestTicks", "importBars"} <= reached, reached
+    assert {("ticks", "time"), ("ticks", "last"), ("batchId",), ("csv",)} <= {
+        target.path for target in table if target.field in ("ingestTicks", "importBars")
+    }
+    members: dict[str, str] = {}
     open_to_anonymous: dict[str, bool] = {}
     for target in table:
         root = schema.query_type if target.operation == "query" else schema.mutation_type
         assert root is not None
         field = root.fields[target.field]
-        if target.field not in open_to_anonymous:
+        if target.field not in members:
             body = document(schema, target.operation, target.field, baseline(field))
             open_to_anonymous[target.field] = await fuzzing.send("anonymous", body)
+            members[target.field] = (
+                "anonymous"
+                if target.field in SIGN_IN_FIELDS
+                else await member_for(fuzzing, target.operation, target.field, field)
+            )
+        member = members[target.field]
         for index, value in enumerate(extremes_for(target.scalar, target.path[-1])):
             values = with_value(baseline(field), field, target, value)
             body = document(schema, target.operation, target.field, values)
-            await fuzzing.send("trader", body)
-            # A field closed to anonymous callers refuses them whatever the input:
-            # a few values show it, the rest would only repeat the refusal.
-            if open_to_anonymous[target.field] or index < 3:
-                await fuzzing.send("anonymous", body)
+            assert await fuzzing.send(member, body) or target.field in SIGN_IN_FIELDS, (
+                member,
+                body,
+            )
+            if target.field in SIGN_IN_FIELDS:
+                continue  # one caller is enough before sign-in; each one may cost a hash
+            # Callers a field refuses are refused whatever the input: a few values
+            # show it, the rest would only repeat the refusal.
+            for who in sorted(fuzzing.clients.keys() - {member}):
+                if index < 3 or (who == "anonymous" and open_to_anonymous[target.field]):
+                    await fuzzing.send(who, body)
+    assert members["ingestTicks"] == members["importBars"] == "feed", members
 
 
 @st.composite
 def combined_extremes(draw: st.DrawFn, schema: GraphQLSchema) -> tuple[str, Json]:
-    operation, name, field = draw(st.sampled_from(list(roots(schema))))
+    operation, name, field = draw(st.sampled_from(list(roots(schema, SIGN_IN_FIELDS))))
     values = baseline(field)
     slots = [
         Target(operation, name, path, scalar, in_list)
@@ -319,7 +460,8 @@ def combined_extremes(draw: st.DrawFn, schema: GraphQLSchema) -> tuple[str, Json
         for target in draw(st.lists(st.sampled_from(slots), max_size=4, unique=True)):
             value = draw(st.sampled_from(extremes_for(target.scalar, target.path[-1])))
             values = with_value(values, field, target, value)
-    return draw(st.sampled_from(["trader", "anonymous"])), document(schema, operation, name, values)
+    who = draw(st.sampled_from(["trader", "feed", "anonymous"]))
+    return who, document(schema, operation, name, values)
 
 
 @settings(

@@ -1,20 +1,25 @@
-"""WebSocket handshakes: cross-site origins refused before the upgrade; live gauges."""
+"""WebSocket handshakes: cross-site origins refused before the upgrade; live gauges;
+connection_init refused as retryable while the database is down."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import live_server
-from tests.hardening.conftest import hardened_settings
+from tests.conftest import live_server, login_token
+from tests.hardening.conftest import hardened_settings, hardening_of
 from tests.hardening.test_observability import value
-from tests.support.graphql import WsClient
+from tests.support.graphql import Json, WsClient
+from tests.support.restartable import RestartablePostgres
 
 SUBSCRIPTION_TICKS = 'subscription { ticks(symbols: ["600519.SH"]) { last } }'
 
@@ -122,3 +127,71 @@ async def test_queries_over_either_protocol_answer_once_then_complete(
         assert (await client.receive())["payload"]["data"]["exchanges"], first
     finally:
         await client.close()
+
+
+async def init_while_database_is_down(
+    address: str, protocol: str, token: str
+) -> tuple[Json, Any, Any]:
+    """What a client that signs in over a socket hears: its last message and the close."""
+    connection = await connect(f"ws://{address}/graphql", subprotocols=[protocol])  # type: ignore[list-item]
+    messages: list[Json] = []
+    try:
+        await connection.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+        )
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                message = json.loads(await asyncio.wait_for(connection.recv(), 15))
+                if message["type"] != "ka":
+                    messages.append(message)
+    finally:
+        await connection.close()
+    return (messages[-1] if messages else {}), connection.close_code, connection.close_reason
+
+
+@pytest.mark.postgres
+async def test_connection_init_while_the_database_is_down_is_refused_as_retryable() -> None:
+    with RestartablePostgres() as postgres:
+        settings = hardened_settings(
+            postgres.url,
+            ROLE_CACHE_SECONDS=0,  # every connection_init reads the user's role
+            BREAKER_FAILURE_THRESHOLD=2,
+            BREAKER_RESET_SECONDS=5,
+            DB_CONNECT_TIMEOUT_SECONDS=2,
+        )
+        async with live_server(settings) as (address, app):
+            token = await login_token(app)
+            # given: the database goes away after the client signed in
+            postgres.stop()
+            # when: sockets of either protocol send connection_init, before and
+            # after the circuit opens
+            outcomes = [
+                await init_while_database_is_down(address, protocol, token)
+                for protocol in ("graphql-transport-ws", "graphql-ws") * 2
+            ]
+            # then: each is closed "try again later", saying which service is down
+            for protocol, (last, code, reason) in zip(
+                ("graphql-transport-ws", "graphql-ws") * 2, outcomes, strict=True
+            ):
+                assert code == 1013, (protocol, last, code, reason)
+                assert reason == "database unavailable; retry later", reason
+                if protocol == "graphql-ws":
+                    assert last["type"] == "connection_error", last
+                    assert last["payload"]["code"] == "SERVICE_UNAVAILABLE", last
+                else:
+                    assert last == {}, last  # no ack, nothing else
+            breaker = hardening_of(app).database_breaker
+            assert breaker.opened >= 1 and breaker.refused >= 1  # refused fast once open
+            # when: it comes back, the same token connects again
+            postgres.start()
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                try:
+                    client = await WsClient.open(
+                        f"ws://{address}/graphql", payload={"authorization": f"Bearer {token}"}
+                    )
+                    break
+                except (AssertionError, ConnectionClosed):
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.5)
+            await client.close()
