@@ -17,7 +17,7 @@ in SQL first, so the latest tick of a symbol is its latest *readable* one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     String,
+    delete,
     insert,
     literal,
     literal_column,
@@ -67,6 +68,11 @@ _WRITE_ERRORS = (
     asyncpg.InternalClientError,
 )
 _STREAM_PARTITION = 2000
+# How long a batch's idempotency key is remembered: a retry within it cannot
+# store the batch twice (Stripe keeps its keys 24 hours too). Old keys are
+# deleted by the writes that record new ones, at most once a minute.
+BATCH_KEY_RETENTION = timedelta(hours=24)
+_KEY_PRUNE_INTERVAL = timedelta(minutes=1)
 # PostgreSQL's timestamptz reaches 4713 BC and 294276 AD (and infinity); asyncpg
 # cannot hand those to Python, so reads keep to what a datetime can hold. As SQL
 # literals: asyncpg sends datetime.min/max as -infinity/infinity.
@@ -107,6 +113,7 @@ class SqlTimeSeriesStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._next_key_prune = datetime.min.replace(tzinfo=UTC)
         # SQLite's text columns are read raw and decoded row by row (see _decode).
         self._tick_columns = [
             column if self._postgres or column.name in ("id", "symbol") else _raw(column)
@@ -144,6 +151,14 @@ class SqlTimeSeriesStore:
             async with self._engine.connect() as connection:
                 transaction = await connection.begin()
                 outcomes = await _claim_keys(connection, batches, postgres=self._postgres)
+                now = datetime.now(UTC)
+                pruning = now >= self._next_key_prune and any(b.key for b in batches)
+                if pruning:
+                    await connection.execute(
+                        delete(TickBatchKey).where(
+                            TickBatchKey.created_at < now - BATCH_KEY_RETENTION
+                        )
+                    )
                 stored = [
                     tick
                     for batch, outcome in zip(batches, outcomes, strict=True)
@@ -154,6 +169,8 @@ class SqlTimeSeriesStore:
                     await _insert_ticks(connection, stored, postgres=self._postgres)
                 committing = True
                 await transaction.commit()
+                if pruning:
+                    self._next_key_prune = now + _KEY_PRUNE_INTERVAL
         except _WRITE_ERRORS as error:
             rows = sum(len(batch.ticks) for batch in batches)
             state = "outcome unknown (lost during commit)" if committing else "not written"
