@@ -7,25 +7,20 @@ Work is counted in Python calls (:mod:`tests.support.work`), never in seconds.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from graphql import (
-    FieldNode,
-    NameNode,
-    OperationDefinitionNode,
-    SelectionSetNode,
     get_introspection_query,
     parse,
-    print_ast,
 )
 from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from bench.hostile_documents import aliased_introspection
 from schema import schema as plain_schema
 from schema.limits import OVERLAP_BUDGET
 from schema.query_cost import operation_cost
@@ -65,29 +60,6 @@ BOMBS = {
 TICKS_BOMB = fragment_bomb(
     30, 'ticks(symbols: ["BTCUSDT"]) { last }', on="Subscription", operation="subscription"
 )
-
-
-def aliased_introspection(copies: int) -> str:
-    """GraphiQL's introspection query with its ``__schema`` selection ``copies`` times."""
-    document = parse(INTROSPECTION)
-    operation = document.definitions[0]
-    assert isinstance(operation, OperationDefinitionNode)
-    field = operation.selection_set.selections[0]
-    assert isinstance(field, FieldNode)
-    copied = tuple(
-        FieldNode(
-            alias=NameNode(value=f"a{i}"),
-            name=field.name,
-            arguments=field.arguments,
-            directives=field.directives,
-            selection_set=field.selection_set,
-        )
-        for i in range(copies)
-    )
-    operation = dataclasses.replace(operation, selection_set=SelectionSetNode(selections=copied))
-    return print_ast(
-        dataclasses.replace(document, definitions=(operation, *document.definitions[1:]))
-    )
 
 
 async def post(client: httpx.AsyncClient, query: str, **extra: Any) -> httpx.Response:
