@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from graphql_api import indicators
-from graphql_api.backtest import Bars, run_backtest
+from graphql_api.market import indicators
+from graphql_api.strategies.backtest import Bars, run_backtest
 
 COMMAND = ".venv/bin/python -m bench.backtest_speed"
 RESULTS = Path(__file__).parent / "results" / "backtest_speed.json"

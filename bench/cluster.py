@@ -98,7 +98,7 @@ async def prepare_database(postgres_url: str, redis_url: str, workdir: Path) -> 
     database_url = postgres_url.rsplit("/", 1)[0] + f"/{DATABASE}"
     cluster = Cluster(database_url=database_url, redis_url=redis_url, workdir=workdir)
     env = {"DATABASE_URL": database_url, **QUANTGRAPH_ENV}
-    cli = [sys.executable, "-m", "graphql_api.cli"]
+    cli = [sys.executable, "-m", "graphql_api.server.cli"]
     await run_checked([*cli, "migrate"], env=env)
     await run_checked([*cli, "seed"], env=env)
     await run_checked(
@@ -161,12 +161,13 @@ async def running_server(
     port = free_port()
     log_path = cluster.workdir / f"{kind}-{port}.log"
     if kind == "ours":
-        argv = [sys.executable, "-m", "graphql_api.cli", "serve"]
+        argv = [sys.executable, "-m", "graphql_api.server.cli", "serve"]
         if prelude:
             argv = [
                 sys.executable,
                 "-c",
-                f"{prelude}\nfrom graphql_api.cli import main\nraise SystemExit(main(['serve']))",
+                f"{prelude}\nfrom graphql_api.server.cli import main\n"
+                "raise SystemExit(main(['serve']))",
             ]
         env = our_server_env(cluster, port)
         cwd = None

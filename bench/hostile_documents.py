@@ -42,8 +42,8 @@ from graphql import (
     print_ast,
 )
 
-from graphql_api.app import create_app
-from graphql_api.settings import Settings
+from graphql_api.platform.settings import Settings
+from graphql_api.server.app import create_app
 
 RESULTS = Path(__file__).parent / "results" / "hostile_documents.json"
 PLAIN = "{ symbols(first: 20) { edges { node { code name quote { last } } } } }"

@@ -29,11 +29,11 @@ import asyncpg
 
 from bench.cluster import Cluster
 from bench.processes import wait_for_quiet
-from graphql_api.hub import Hub
-from graphql_api.ingest import TickIngestor
-from graphql_api.runtime import open_broadcast
-from graphql_api.symbols import SymbolCatalog
-from graphql_api.tick_validation import TickDraft
+from graphql_api.market.ingest import TickIngestor
+from graphql_api.market.symbols import SymbolCatalog
+from graphql_api.market.tick_validation import TickDraft
+from graphql_api.realtime.hub import Hub
+from graphql_api.server.runtime import open_broadcast
 from storage.engine import create_engine, create_session_factory
 from storage.timeseries import Tick
 from storage.timeseries.sql import SqlTimeSeriesStore

@@ -41,10 +41,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from strawberry.extensions import SchemaExtension
 
-from graphql_api.app import QuantgraphGraphQL, create_app
-from graphql_api.hardening import Hardening
+from graphql_api.hardening.query_limits.guard import limit_extensions, refusals, validation_rules
+from graphql_api.server.app import QuantgraphGraphQL, create_app
+from graphql_api.server.hardening import Hardening
 from schema import QuantgraphSchema, build_schema
-from schema.limits import limit_extensions, refusals, validation_rules
 from tests.hardening.conftest import hardened_settings
 
 RESULTS = Path(__file__).parent / "results" / "limits_overhead.json"

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from graphql_api.order_types import OrderRequest, OrderSide, OrderType
-from graphql_api.runtime import open_services
-from graphql_api.settings import Settings
+from graphql_api.platform.settings import Settings
+from graphql_api.server.runtime import open_services
+from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
 from storage import models
 from storage.timeseries import Tick
 from tests.support.servers import postgres_server

@@ -39,9 +39,9 @@ def serve(mode: str, port: int, database_url: str) -> None:
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
 
-    from graphql_api.app import QuantgraphGraphQL, create_app
-    from graphql_api.settings import Settings
-    from graphql_api.ws_protocol import RealtimeOptions, install, realtime_state
+    from graphql_api.platform.settings import Settings
+    from graphql_api.server.app import QuantgraphGraphQL, create_app
+    from graphql_api.server.ws_protocol import RealtimeOptions, install, realtime_state
     from storage.timeseries import Tick
 
     settings = Settings(

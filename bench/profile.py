@@ -25,7 +25,7 @@ _PREFIXES = ("/site-packages/", "/lib/python3")
 GC_FRAME = "[cyclic GC]"
 # Frames every sample of the server passes through: no information.
 _STARTUP = (
-    "<frozen runpy>", "graphql_api/cli.py", "uvicorn/main.py", "uvicorn/server.py",
+    "<frozen runpy>", "graphql_api/server/cli.py", "uvicorn/main.py", "uvicorn/server.py",
     "uvicorn/_compat.py", "asyncio/runners.py", "asyncio/base_events.py",
 )  # fmt: skip
 

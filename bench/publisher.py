@@ -6,7 +6,7 @@ Every ``--interval`` seconds (10 ms) it sends the ticks due so far, stamped with
 the current wall-clock time (the subscribers' latency reference):
 
 - ``redis``: PUBLISH on ``ticks.<SYMBOL>`` in quantgraph's wire format
-  (``graphql_api.events.encode_tick``), the channel every server process fans out
+  (``graphql_api.realtime.events.encode_tick``), the channel every server process fans out
   from; the same input for our server and the yoga peer;
 - ``mutation``: one ``ingestTicks`` mutation per batch to our server (the full
   path: validation, batched COPY into PostgreSQL, then publish), with a bounded
@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 from redis import asyncio as redis
 
-from graphql_api.events import encode_tick, tick_channel
+from graphql_api.realtime.events import encode_tick, tick_channel
 from storage.timeseries import Tick
 
 INGEST = """

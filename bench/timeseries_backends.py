@@ -63,7 +63,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.processes import wait_for_quiet
-from graphql_api.demo_data import INSTRUMENTS, Instrument
+from graphql_api.server.demo_data import INSTRUMENTS, Instrument
 from storage.engine import create_engine
 from storage.migrate import upgrade_to_head
 from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesStore

@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graphql_api.activity import Activity
 from graphql_api.auth import AuthService
-from graphql_api.event_outbox import EventOutbox
-from graphql_api.hub import Hub
-from graphql_api.ingest import TickIngestor
-from graphql_api.orders import OrderService
-from graphql_api.settings import Settings
-from graphql_api.strategies import StrategyService
-from graphql_api.symbols import SymbolCatalog
+from graphql_api.market.ingest import TickIngestor
+from graphql_api.market.symbols import SymbolCatalog
+from graphql_api.platform.activity import Activity
+from graphql_api.platform.settings import Settings
+from graphql_api.realtime.hub import Hub
+from graphql_api.realtime.outbox import EventOutbox
+from graphql_api.strategies.definitions import StrategyService
+from graphql_api.trading.orders import OrderService
 from storage.engine import SessionFactory
 from storage.timeseries import TimeSeriesStore
 

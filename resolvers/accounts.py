@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from graphql_api.auth import Role
-from graphql_api.order_types import OrderSide
-from graphql_api.risk import reserved_cash
+from graphql_api.trading.order_types import OrderSide
+from graphql_api.trading.risk import reserved_cash
 from resolvers.context import Info
 from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows
 from storage import models

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from decimal import Context, Decimal
 
-from graphql_api.accounts import currency_unit
-from graphql_api.symbols import SymbolCatalog
+from graphql_api.market.symbols import SymbolCatalog
+from graphql_api.trading.accounts import currency_unit
 from resolvers.context import Info
 
 # Wide enough that normalising or re-scaling any stored amount is exact.

@@ -7,8 +7,8 @@ from starlette.requests import HTTPConnection
 
 from graphql_api.auth import AuthError, TokenPair
 from graphql_api.auth.passwords import HashingBusyError
-from graphql_api.errors import ErrorCode, UserError
-from graphql_api.ratelimit import RateLimitedError
+from graphql_api.hardening.rate_limits.buckets import RateLimitedError
+from graphql_api.platform.errors import ErrorCode, UserError
 from resolvers.context import Info
 from resolvers.errors import rate_limited
 from storage import models

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from graphql_api import backtests, strategy_lifecycle
-from graphql_api.indicators import FloatArray
-from graphql_api.strategies import StrategyOutcome
-from graphql_api.strategy_rules import PARAMETER_SPECS, ParameterSpec
+from graphql_api.market.indicators import FloatArray
+from graphql_api.strategies import lifecycle as strategy_lifecycle
+from graphql_api.strategies.backtest import service as backtests
+from graphql_api.strategies.definitions import StrategyOutcome
+from graphql_api.strategies.rules import PARAMETER_SPECS, ParameterSpec
 from resolvers import market
 from resolvers.context import Info
 from resolvers.errors import bad_user_input

@@ -6,7 +6,7 @@ from graphql import GraphQLError
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from graphql_api.ratelimit import retry_after_header
+from graphql_api.hardening.rate_limits.buckets import retry_after_header
 
 
 def bad_user_input(message: str, *, argument: str | None = None) -> GraphQLError:

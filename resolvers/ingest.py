@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from graphql import GraphQLError
 
-from graphql_api.errors import ErrorCode, UserError
-from graphql_api.ingest import batch_key
-from graphql_api.tick_validation import TickDraft
+from graphql_api.market.ingest import batch_key
+from graphql_api.market.tick_validation import TickDraft
+from graphql_api.platform.errors import ErrorCode, UserError
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from storage.timeseries import TimeSeriesWriteError

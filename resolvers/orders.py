@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from graphql_api.order_types import OrderRequest, OrderStatus
-from graphql_api.orders import OrderOutcome
+from graphql_api.trading.order_types import OrderRequest, OrderStatus
+from graphql_api.trading.orders import OrderOutcome
 from resolvers.context import Info
 from resolvers.lookahead import selects
 from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id

@@ -7,7 +7,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from graphql_api.number_text import NumberTextError, parse_ascii_int
+from graphql_api.platform.number_text import NumberTextError, parse_ascii_int
 from resolvers.errors import bad_user_input
 
 T = TypeVar("T")

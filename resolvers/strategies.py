@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphql_api.strategies import StrategyDraft, StrategyOutcome
+from graphql_api.strategies.definitions import StrategyDraft, StrategyOutcome
 from loaders.known import known
 from resolvers.context import Info
 from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id

@@ -1,7 +1,7 @@
 """Subscription sources: hub mailboxes turned into streams of rows or ticks.
 
 Events on the bus carry ids (orders, signals) or full ticks; rows are loaded
-fresh per event (:mod:`graphql_api.live_updates`, which also rides out bus and
+fresh per event (:mod:`graphql_api.realtime.live_updates`, which also rides out bus and
 database outages), so a subscriber always sees the object as it is now.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from graphql_api.events import decode_tick, tick_channel
-from graphql_api.live_updates import order_updates, signal_updates
-from graphql_api.resilience import as_service_unavailable
+from graphql_api.platform.resilience import as_service_unavailable
+from graphql_api.realtime.events import decode_tick, tick_channel
+from graphql_api.realtime.live_updates import order_updates, signal_updates
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from storage import models

@@ -13,14 +13,19 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from schema.extensions import ErrorCodes, MaskInternalErrors, OperationSelection, is_internal
+from graphql_api.hardening.error_codes import (
+    ErrorCodes,
+    MaskInternalErrors,
+    OperationSelection,
+    is_internal,
+)
+from graphql_api.hardening.query_limits.guard import ExtensionFactory
+from graphql_api.hardening.text_inputs import RefuseNulCharacters
 from schema.fast_execution import FastExecutionContext
-from schema.limits import ExtensionFactory
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import DateTimeScalar, DecimalScalar
 from schema.subscription import Subscription
-from schema.text_inputs import RefuseNulCharacters
 
 log = structlog.get_logger("quantgraph.graphql")
 

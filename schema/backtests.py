@@ -15,9 +15,9 @@ import numpy as np
 import strawberry
 from strawberry.scalars import JSON
 
-from graphql_api import backtest as engine
-from graphql_api import backtests as domain
-from graphql_api.indicators import FloatArray, atr, bollinger, ema, macd, rsi, sma
+from graphql_api.market.indicators import FloatArray, atr, bollinger, ema, macd, rsi, sma
+from graphql_api.strategies import backtest as engine
+from graphql_api.strategies.backtest import service as domain
 from resolvers import backtests as resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info

@@ -7,7 +7,7 @@ from typing import Generic, TypeVar
 
 import strawberry
 
-from graphql_api import errors
+from graphql_api.platform import errors
 from resolvers.pagination import Page, encode_cursor
 from schema.enums import UserErrorCode
 

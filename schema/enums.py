@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import strawberry
 
-from graphql_api import order_types, strategies
 from graphql_api.auth import principal
-from graphql_api.errors import ErrorCode
+from graphql_api.platform.errors import ErrorCode
+from graphql_api.strategies import definitions as strategies
+from graphql_api.trading import order_types
 from storage import timeseries
 
 strawberry.enum(order_types.OrderSide, name="OrderSide", description="Buy or sell.")

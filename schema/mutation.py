@@ -8,7 +8,7 @@ from typing import Annotated
 
 import strawberry
 
-from graphql_api.tick_validation import TickDraft
+from graphql_api.market.tick_validation import TickDraft
 from resolvers import auth, ingest, orders, strategies
 from resolvers.amounts import amounts
 from resolvers.context import Info

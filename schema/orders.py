@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from graphql_api import order_types as domain
+from graphql_api.trading import order_types as domain
 from resolvers import accounts as account_resolvers
 from resolvers import strategies as strategy_resolvers
 from resolvers.amounts import Amounts, amounts

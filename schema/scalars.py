@@ -4,7 +4,7 @@ Strawberry's built-in ``Decimal`` serialises with ``str()``, which can print
 ``1.00E+6``, and accepts JSON numbers (already rounded through a float by the
 client's JSON encoder) and whatever ``Decimal()`` reads (exponents, NaN,
 full-width digits). Ours always writes positional notation and reads only
-strings like ``"-12.50"`` through :func:`graphql_api.number_text.parse_plain_decimal`
+strings like ``"-12.50"`` through :func:`graphql_api.platform.number_text.parse_plain_decimal`
 (ASCII digits, bounded size), so a price never changes on its way in or out.
 
 Strawberry's ``DateTime`` reads ISO 8601 but keeps the client's offset, so a
@@ -23,7 +23,7 @@ from decimal import Decimal
 import strawberry
 from graphql import GraphQLError
 
-from graphql_api.number_text import NumberTextError, parse_plain_decimal
+from graphql_api.platform.number_text import NumberTextError, parse_plain_decimal
 
 
 def serialize_decimal(value: Decimal) -> str:

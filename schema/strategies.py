@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from graphql_api import order_types as order_domain
-from graphql_api import strategies as domain
+from graphql_api.strategies import definitions as domain
+from graphql_api.trading import order_types as order_domain
 from resolvers import orders as order_resolvers
 from resolvers import strategies as strategy_resolvers
 from resolvers.amounts import Amounts, amounts

@@ -279,7 +279,7 @@ class TickBatchKey(Base):
 class OutboxEvent(Base):
     """A realtime event committed in the same transaction as the change it announces.
 
-    The event relay (:mod:`graphql_api.event_outbox`) publishes these rows to the
+    The event relay (:mod:`graphql_api.realtime.outbox`) publishes these rows to the
     bus in id order and deletes them once the bus took them, so an answer that
     says a change happened never depends on the bus being up at that moment.
     (Not to be confused with a WebSocket connection's send queue.)

@@ -25,12 +25,12 @@ import uvicorn
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
-from graphql_api.app import create_app
 from graphql_api.auth import Role
-from graphql_api.demo_data import seed_demo_data
-from graphql_api.runtime import open_services
+from graphql_api.platform.settings import DEFAULT_DEMO_PASSWORD, Settings
+from graphql_api.server.app import create_app
+from graphql_api.server.demo_data import seed_demo_data
+from graphql_api.server.runtime import open_services
 from graphql_api.services import Services
-from graphql_api.settings import DEFAULT_DEMO_PASSWORD, Settings
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
 from tests.support.servers import ServerUnavailableError, free_port, postgres_server, redis_server

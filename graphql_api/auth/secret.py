@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from graphql_api.settings import Settings
+from graphql_api.platform.settings import Settings
 
 SECRET_FILE_NAME = "jwt-secret"
 

@@ -15,18 +15,18 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from graphql_api.accounts import account_currencies, open_account
 from graphql_api.auth import tokens
 from graphql_api.auth.identities import USER_CHANGES_CHANNEL, IdentityCache
 from graphql_api.auth.passwords import PasswordHashing
 from graphql_api.auth.principal import Principal, Role
 from graphql_api.auth.throttle import AuthLimits, AuthThrottle
-from graphql_api.errors import ErrorCode, UserError
-from graphql_api.event_outbox import EventOutbox
-from graphql_api.hub import Hub
-from graphql_api.names import check_name, forbidden_character
-from graphql_api.ratelimit import RateLimiter
-from graphql_api.settings import Settings
+from graphql_api.hardening.rate_limits.buckets import RateLimiter
+from graphql_api.platform.errors import ErrorCode, UserError
+from graphql_api.platform.names import check_name, forbidden_character
+from graphql_api.platform.settings import Settings
+from graphql_api.realtime.hub import Hub
+from graphql_api.realtime.outbox import EventOutbox
+from graphql_api.trading.accounts import account_currencies, open_account
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import users as user_repo
@@ -146,8 +146,8 @@ class AuthService:
     ) -> TokenPair | None:
         """Tokens for a new session, or None for a wrong username or password.
 
-        Raises :class:`~graphql_api.ratelimit.RateLimitedError` once the account or the
-        address has failed too often, before any hashing.
+        Raises :class:`~graphql_api.hardening.rate_limits.buckets.RateLimitedError` once the
+        account or the address has failed too often, before any hashing.
         """
         if len(username) > MAX_USERNAME_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
             return None  # no such user or password can exist; not worth a hash

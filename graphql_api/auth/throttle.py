@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from graphql_api.ratelimit import BucketSpec, RateLimitedError, RateLimiter
+from graphql_api.hardening.rate_limits.buckets import BucketSpec, RateLimitedError, RateLimiter
 
 
 @dataclass(frozen=True, slots=True)

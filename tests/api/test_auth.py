@@ -17,9 +17,9 @@ from starlette.applications import Starlette
 
 from graphql_api.auth import Role
 from graphql_api.auth.secret import SECRET_FILE_NAME, SecretConfigurationError
-from graphql_api.runtime import open_services
+from graphql_api.platform.settings import Settings
+from graphql_api.server.runtime import open_services
 from graphql_api.services import Services
-from graphql_api.settings import Settings
 from tests.conftest import http_client, login_token, make_settings, running_app, user_token
 from tests.support.graphql import WsClient, error_codes, execute, post
 

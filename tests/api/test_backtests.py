@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from graphql_api.indicators import atr, bollinger, ema, macd, rsi, sma
+from graphql_api.market.indicators import atr, bollinger, ema, macd, rsi, sma
 from tests.support.graphql import error_codes, execute, post
 
 QUERY_STRATEGY_KINDS = """

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphql_api.auth import Role
-from graphql_api.market_data_limits import DECIMAL_FRACTION_DIGITS, DECIMAL_INTEGER_DIGITS
-from graphql_api.number_text import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS
+from graphql_api.market.value_ranges import DECIMAL_FRACTION_DIGITS, DECIMAL_INTEGER_DIGITS
+from graphql_api.platform.number_text import MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS
 from storage.types import decimal_digits
 from tests.conftest import http_client, make_settings, running_app, sql_database, user_token
 from tests.support.graphql import error_codes, post

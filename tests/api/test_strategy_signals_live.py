@@ -15,11 +15,11 @@ from decimal import Decimal
 import pytest
 from starlette.applications import Starlette
 
+from graphql_api.platform.settings import Settings
 from graphql_api.services import Services
-from graphql_api.settings import Settings
-from graphql_api.strategies import StrategyDraft, StrategyKind
-from graphql_api.strategy_engine import StrategyEngine
-from graphql_api.strategy_lifecycle import start_strategy
+from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
+from graphql_api.strategies.engine import StrategyEngine
+from graphql_api.strategies.lifecycle import start_strategy
 from storage.timeseries import KlineInterval, Tick
 from storage.timeseries.buckets import floor_to_interval
 from tests.conftest import login_token, make_settings

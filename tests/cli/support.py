@@ -10,7 +10,7 @@ from storage.engine import create_engine, create_session_factory
 from storage.models import DailyBar
 from storage.repositories import symbols as symbol_repo
 
-COMMAND = [sys.executable, "-m", "graphql_api.cli"]
+COMMAND = [sys.executable, "-m", "graphql_api.server.cli"]
 
 
 def quantgraph(

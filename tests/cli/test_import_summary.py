@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphql_api.import_summary import ImportSummary
+from graphql_api.market.imports.summary import ImportSummary
 
 
 def test_groups_rejections_by_reason_biggest_first_with_a_few_lines_each() -> None:

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
-from graphql_api.settings import Settings
+from graphql_api.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

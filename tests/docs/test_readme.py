@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphql_api.settings import Settings
+from graphql_api.platform.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

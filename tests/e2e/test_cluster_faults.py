@@ -74,7 +74,7 @@ def dsn(url: str) -> str:
 
 def cli(env: dict[str, str], *args: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "graphql_api.cli", *args],
+        [sys.executable, "-m", "graphql_api.server.cli", *args],
         env={**os.environ, **env},
         check=True,
         capture_output=True,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from graphql_api.settings import DEFAULT_DEMO_PASSWORD
+from graphql_api.platform.settings import DEFAULT_DEMO_PASSWORD
 from tests.conftest import postgres_database
 from tests.e2e.test_two_processes import MUTATION_INGEST, create_user, login
 from tests.support.graphql import execute

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graphql_api.settings import DEFAULT_DEMO_PASSWORD
+from graphql_api.platform.settings import DEFAULT_DEMO_PASSWORD
 from storage import models
 from storage.engine import create_engine
 from storage.timeseries import KlineInterval
@@ -71,7 +71,7 @@ async def database(cluster_database: str) -> AsyncIterator[AsyncEngine]:
 def create_feed_user(env: dict[str, str]) -> None:
     subprocess.run(
         [
-            *(sys.executable, "-m", "graphql_api.cli", "create-user", "feeder"),
+            *(sys.executable, "-m", "graphql_api.server.cli", "create-user", "feeder"),
             *("--role", "FEED", "--password-stdin"),
         ],
         input=FEED_PASSWORD + "\n",

@@ -59,7 +59,7 @@ def create_user(env: dict[str, str], username: str, role: str) -> None:
         [
             sys.executable,
             "-m",
-            "graphql_api.cli",
+            "graphql_api.server.cli",
             "create-user",
             username,
             "--role",

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphql_api.backtest import BacktestResult, Bars, run_backtest
-from graphql_api.backtest.metrics import cagr_pct, max_drawdown_pct, sharpe_ratio
-from graphql_api.strategy_rules import InvalidParametersError
+from graphql_api.strategies.backtest import BacktestResult, Bars, run_backtest
+from graphql_api.strategies.backtest.metrics import cagr_pct, max_drawdown_pct, sharpe_ratio
+from graphql_api.strategies.rules import InvalidParametersError
 
 D = Decimal
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -10,8 +10,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from graphql_api import backtest
-from graphql_api.backtests import (
+from graphql_api.platform.errors import ErrorCode
+from graphql_api.services import Services
+from graphql_api.strategies import backtest
+from graphql_api.strategies.backtest.service import (
     BacktestRequest,
     compute_backtest,
     import_bars,
@@ -19,8 +21,6 @@ from graphql_api.backtests import (
     prepare_backtest,
     run_backtest,
 )
-from graphql_api.errors import ErrorCode
-from graphql_api.services import Services
 from storage import models
 from storage.timeseries import KlineInterval, Tick
 from storage.timeseries.buckets import floor_to_interval

@@ -12,8 +12,8 @@ from datetime import datetime
 
 import pytest
 
-from graphql_api.guarded_timeseries import GuardedTimeSeriesStore
-from graphql_api.resilience import BreakerState, CircuitBreaker, ServiceUnavailableError
+from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
+from graphql_api.platform.resilience import BreakerState, CircuitBreaker, ServiceUnavailableError
 from storage.timeseries import Bar, KlineInterval, Tick
 from storage.timeseries.base import BatchOutcome, TickBatch
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from broadcaster import Broadcast
 
-from graphql_api.hub import Hub, SlowConsumerError
-from graphql_api.runtime import open_broadcast
+from graphql_api.realtime.hub import Hub, SlowConsumerError
+from graphql_api.server.runtime import open_broadcast
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -20,7 +20,7 @@ async def broadcast(request: pytest.FixtureRequest) -> AsyncIterator[Broadcast]:
 
 
 async def drain(box_get: object, count: int) -> list[str]:
-    from graphql_api.hub import Mailbox
+    from graphql_api.realtime.hub import Mailbox
 
     assert isinstance(box_get, Mailbox)
     return [(await asyncio.wait_for(box_get.get(), 5)).message for _ in range(count)]

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphql_api.indicators import (
+from graphql_api.market.indicators import (
     IncrementalATR,
     IncrementalBollinger,
     IncrementalEMA,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphql_api.indicators import atr, bollinger, ema, macd, rsi, sma
+from graphql_api.market.indicators import atr, bollinger, ema, macd, rsi, sma
 
 NAN = math.nan
 

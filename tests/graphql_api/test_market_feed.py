@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from graphql_api.market_feed import RandomWalk, run_simulated_feed
-from graphql_api.runtime import open_services
+from graphql_api.market.simulated_feed import RandomWalk, run_simulated_feed
+from graphql_api.server.runtime import open_services
 from tests.conftest import make_settings, sql_database
 
 

@@ -14,10 +14,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from graphql_api.events import ORDERS_NEW_CHANNEL, encode_new_order
-from graphql_api.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
-from graphql_api.runtime import open_services
+from graphql_api.realtime.events import ORDERS_NEW_CHANNEL, encode_new_order
+from graphql_api.server.runtime import open_services
 from graphql_api.services import Services
+from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
 from storage import models
 from storage.timeseries import Tick
 from tests.conftest import make_settings

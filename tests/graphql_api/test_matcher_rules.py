@@ -17,10 +17,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, select, update
 
-from graphql_api.matcher import PaperMatcher
-from graphql_api.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
-from graphql_api.runtime import open_services
+from graphql_api.server.runtime import open_services
 from graphql_api.services import Services
+from graphql_api.trading.matcher import PaperMatcher
+from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
 from storage import models
 from storage.repositories import accounts as account_repo
 from storage.timeseries import Tick

@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from graphql_api.order_types import OrderRequest, OrderSide, OrderType
-from graphql_api.orders import OrderOutcome
-from graphql_api.runtime import open_services
+from graphql_api.server.runtime import open_services
+from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
+from graphql_api.trading.orders import OrderOutcome
 from storage import models
 from tests.conftest import make_settings, postgres_database
 

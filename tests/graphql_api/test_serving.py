@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from graphql_api.serving import tune_gc
+from graphql_api.server.serving import tune_gc
 
 
 @pytest.fixture

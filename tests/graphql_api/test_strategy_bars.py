@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from graphql_api.strategy_engine.bars import BarBuilder
+from graphql_api.strategies.engine.bars import BarBuilder
 from storage.timeseries import Bar, KlineInterval, Tick
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)  # a 1m, 5m, 15m and 1h boundary

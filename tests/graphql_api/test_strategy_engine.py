@@ -15,11 +15,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from graphql_api.runtime import open_services
+from graphql_api.server.runtime import open_services
 from graphql_api.services import Services
-from graphql_api.strategies import StrategyDraft, StrategyKind
-from graphql_api.strategy_engine import StrategyEngine
-from graphql_api.strategy_lifecycle import start_strategy, stop_strategy
+from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
+from graphql_api.strategies.engine import StrategyEngine
+from graphql_api.strategies.lifecycle import start_strategy, stop_strategy
 from storage import models
 from storage.timeseries import KlineInterval, Tick
 from storage.timeseries.buckets import floor_to_interval

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import update
 
-from graphql_api.errors import ErrorCode
-from graphql_api.events import decode_id_event
+from graphql_api.platform.errors import ErrorCode
+from graphql_api.platform.settings import Settings
+from graphql_api.realtime.events import decode_id_event
 from graphql_api.services import Services
-from graphql_api.settings import Settings
-from graphql_api.strategies import StrategyDraft, StrategyKind
-from graphql_api.strategy_lifecycle import CONTROL_CHANNEL, start_strategy, stop_strategy
+from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
+from graphql_api.strategies.lifecycle import CONTROL_CHANNEL, start_strategy, stop_strategy
 from storage import models
 from tests.conftest import make_settings
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphql_api.indicators import ema, macd
-from graphql_api.strategy_rules import (
+from graphql_api.market.indicators import ema, macd
+from graphql_api.strategies.rules import (
     PARAMETER_SPECS,
     STRATEGY_KINDS,
     InvalidParametersError,

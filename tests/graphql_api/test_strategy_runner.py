@@ -18,13 +18,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from graphql_api.events import decode_id_event, signal_channel
+from graphql_api.platform.settings import Settings
+from graphql_api.realtime.events import decode_id_event, signal_channel
 from graphql_api.services import Services
-from graphql_api.settings import Settings
-from graphql_api.strategies import StrategyDraft, StrategyKind
-from graphql_api.strategy_engine.runner import RunningStrategy, StrategyRunner
-from graphql_api.strategy_lifecycle import start_strategy, stop_strategy
-from graphql_api.strategy_rules import signals
+from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
+from graphql_api.strategies.engine.runner import RunningStrategy, StrategyRunner
+from graphql_api.strategies.lifecycle import start_strategy, stop_strategy
+from graphql_api.strategies.rules import signals
 from storage import models
 from storage.timeseries import KlineInterval, Tick
 from storage.timeseries.buckets import floor_to_interval

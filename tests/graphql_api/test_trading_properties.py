@@ -23,14 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from graphql_api.event_outbox import EventOutbox
-from graphql_api.fills import fit_buy_to_reservation
-from graphql_api.hub import Hub
-from graphql_api.matcher import PaperMatcher
-from graphql_api.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
-from graphql_api.orders import OrderService
-from graphql_api.risk import RiskLimits, reserved_cash
-from graphql_api.symbols import SymbolCatalog
+from graphql_api.market.symbols import SymbolCatalog
+from graphql_api.realtime.hub import Hub
+from graphql_api.realtime.outbox import EventOutbox
+from graphql_api.trading.fills import fit_buy_to_reservation
+from graphql_api.trading.matcher import PaperMatcher
+from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
+from graphql_api.trading.orders import OrderService
+from graphql_api.trading.risk import RiskLimits, reserved_cash
 from storage import models
 from storage.engine import create_engine, create_session_factory
 from storage.repositories import accounts as account_repo

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import event
 from starlette.applications import Starlette
 
-from graphql_api.hardening import Hardening
-from graphql_api.hardening_settings import HardeningSettings
-from graphql_api.settings import Settings
+from graphql_api.platform.hardening_settings import HardeningSettings
+from graphql_api.platform.settings import Settings
+from graphql_api.server.hardening import Hardening
 from tests.conftest import http_client, login_token, make_settings, running_app, sql_database
 
 HARDENING_ENV = [f.alias for f in HardeningSettings.model_fields.values() if f.alias is not None]

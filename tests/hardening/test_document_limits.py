@@ -21,9 +21,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.hostile_documents import aliased_introspection
+from graphql_api.hardening.query_limits.cost import operation_cost
+from graphql_api.hardening.query_limits.guard import OVERLAP_BUDGET
 from schema import schema as plain_schema
-from schema.limits import OVERLAP_BUDGET
-from schema.query_cost import operation_cost
 from tests.conftest import live_server
 from tests.hardening.conftest import counting_statements, hardened_settings
 from tests.support.graphql import WsClient, error_codes

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from graphql_api.http_view import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
+from graphql_api.server.http_view import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
 from tests.hardening.conftest import counting_statements
 from tests.support.graphql import error_codes
 

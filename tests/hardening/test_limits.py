@@ -9,8 +9,8 @@ import pytest
 from graphql import parse
 from starlette.applications import Starlette
 
+from graphql_api.hardening.query_limits.guard import operation_cost
 from schema import schema as plain_schema
-from schema.limits import operation_cost
 from tests.conftest import http_client, running_app
 from tests.hardening.conftest import counting_statements, hardened_settings
 from tests.support.graphql import error_codes, post

@@ -11,7 +11,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from graphql_api.persisted_queries import AllowListError, document_hash, load_allowlist
+from graphql_api.hardening.persisted_queries.stores import (
+    AllowListError,
+    document_hash,
+    load_allowlist,
+)
 from tests.conftest import http_client, running_app
 from tests.hardening.conftest import counting_statements, hardened_settings
 from tests.support.graphql import Json, error_codes

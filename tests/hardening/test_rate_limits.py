@@ -10,7 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from graphql_api.auth import Role
-from graphql_api.ratelimit import BucketSpec, MemoryBuckets
+from graphql_api.hardening.rate_limits.buckets import BucketSpec, MemoryBuckets
 from tests.conftest import http_client, login_token, running_app, user_token
 from tests.hardening.conftest import counting_statements, hardened_settings
 from tests.support.graphql import Json, error_codes

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 
-from graphql_api.resilience import (
+from graphql_api.platform.resilience import (
     BreakerState,
     CircuitBreaker,
     ServiceUnavailableError,

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from broadcaster import Broadcast
 
-from graphql_api.event_outbox import EventOutbox
-from graphql_api.hub import Hub, Mailbox
+from graphql_api.realtime.hub import Hub, Mailbox
+from graphql_api.realtime.outbox import EventOutbox
 from storage.engine import SessionFactory, create_engine, create_session_factory
 from tests.conftest import sql_database
 

@@ -16,9 +16,9 @@ import pytest
 
 import resolvers.subscriptions
 import schema.market
-from graphql_api.events import encode_id_event, order_channel
-from graphql_api.multiplex import SLOW_CONSUMER_CLOSE
-from graphql_api.ws_protocol import RealtimeOptions
+from graphql_api.realtime.events import encode_id_event, order_channel
+from graphql_api.realtime.multiplex import SLOW_CONSUMER_CLOSE
+from graphql_api.server.ws_protocol import RealtimeOptions
 from resolvers.amounts import Amounts
 from storage.timeseries import Tick
 from tests.conftest import http_client, login_token, make_settings

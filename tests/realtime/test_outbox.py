@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Hashable
 
-from graphql_api.multiplex import (
+from graphql_api.realtime.multiplex import (
     Failure,
     Item,
     MultiplexRegistry,

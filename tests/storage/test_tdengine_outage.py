@@ -21,8 +21,8 @@ import pytest
 from starlette.applications import Starlette
 
 from graphql_api.auth import Role
-from graphql_api.guarded_timeseries import GuardedTimeSeriesStore
-from graphql_api.resilience import CircuitBreaker, ServiceUnavailableError
+from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
+from graphql_api.platform.resilience import CircuitBreaker, ServiceUnavailableError
 from storage.timeseries.base import Tick
 from storage.timeseries.tdengine import TDengineError, TDengineTimeSeriesStore, sql
 from storage.timeseries.tdengine.pool import Row

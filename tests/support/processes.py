@@ -45,7 +45,7 @@ class ServerProcess:
     def start(self, timeout: float = 60) -> None:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "graphql_api.cli", "serve"],
+                [sys.executable, "-m", "graphql_api.server.cli", "serve"],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,238 @@
+"""Query limits, checked before any resolver runs and before graphql-core's validation.
+
+- tokens (``TOO_MANY_TOKENS``): the parser stops past the limit, so a huge
+  document costs no more than the limit to reject;
+- then, in one pass linear in the document's size whatever its fragments
+  expand to (:mod:`.document_shape`, :mod:`.cost`):
+  fields once fragments are expanded (``QUERY_TOO_COMPLEX``), nesting and depth
+  (``QUERY_TOO_DEEP``), aliases (``TOO_MANY_ALIASES``) and cost
+  (``QUERY_TOO_COMPLEX``). A document over any of them is refused there, and
+  graphql-core's validation rules never see it;
+- graphql-core's validation, with the check that overlapping fields can be
+  merged (quadratic in the fields sharing a response name) held to a budget of
+  ``OVERLAP_BUDGET`` comparisons (``QUERY_TOO_COMPLEX`` past it);
+- introspection can be switched off (``INTROSPECTION_DISABLED``).
+
+The cost is reported in the response (``extensions.cost``) and weights rate
+limits. Refusals are request errors, so the GraphQL-over-HTTP layer answers 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OverlappingFieldsCanBeMergedRule,
+    ValidationContext,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation.validate import ValidationAbortedError
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
+
+from graphql_api.hardening.query_limits.cost import operation_cost
+from graphql_api.hardening.query_limits.document_shape import document_shape
+
+ExtensionFactory = Callable[[], SchemaExtension]
+
+# Units of graphql-core's overlapping-fields budget (a comparison of two fields
+# costs 2). Only fields that share a response name spend any: the README's and
+# the benchmarks' documents and GraphiQL's introspection spend 0, thirty copies
+# of `me { username }` spend 2,175, and 300 copies 224,000 (0.7 s of CPU)
+# against graphql-core's default of 500,000. 1,000 units take a few ms at most
+# (bench.hostile_documents) and admit some 20 repeats of a field in one selection.
+OVERLAP_BUDGET = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    max_cost: int = 10_000
+    max_fields: int = 1000
+    list_size: int = 20
+    introspection: bool = True
+
+    @property
+    def max_nesting(self) -> int:
+        """Selection sets nested through fragments, everything counted (introspection
+        too): well past any real document, and low enough for recursive walkers."""
+        return 2 * self.max_depth + 16
+
+
+def limit_extensions(limits: QueryLimits) -> list[ExtensionFactory]:
+    """The extensions enforcing ``limits``, as per-request factories."""
+    return [lambda: TokenLimit(limits.max_tokens), lambda: DocumentLimits(limits)]
+
+
+class NoIntrospection(NoSchemaIntrospectionCustomRule):
+    """graphql-core's rule (what Strawberry's ``DisableIntrospection`` adds), with a code."""
+
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions = {**(error.extensions or {}), "code": "INTROSPECTION_DISABLED"}
+        super().report_error(error)
+
+
+class BudgetedOverlappingFields(OverlappingFieldsCanBeMergedRule):
+    """graphql-core's rule, aborting after ``OVERLAP_BUDGET`` units of work with a code."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.rule_context.remaining_complexity_budget = OVERLAP_BUDGET
+
+    def enter_selection_set(self, *args: Any) -> None:
+        try:
+            super().enter_selection_set(*args)
+        except ValidationAbortedError:
+            raise ValidationAbortedError(
+                "Too many overlapping fields to check: "
+                "select each field once, or use fewer fragments that repeat fields",
+                extensions={"code": "QUERY_TOO_COMPLEX", "maximumComparisons": OVERLAP_BUDGET},
+            ) from None
+
+
+class TokenLimit(MaxTokensLimiter):
+    """Strawberry's token limit, with its own error code instead of a parse failure."""
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or []:
+            if "tokens. Parsing aborted." in error.message:
+                error.extensions = {
+                    **(error.extensions or {}),
+                    "code": "TOO_MANY_TOKENS",
+                    "maximumTokens": self.max_token_count,
+                }
+
+
+class DocumentLimits(SchemaExtension):
+    """Refuses a document over a limit before graphql-core's validation runs.
+
+    Setting ``pre_execution_errors`` before validation makes Strawberry skip it.
+    The cost lands in ``extensions_results["cost"]`` (``{"requested", "maximum"}``),
+    which Strawberry returns as ``extensions.cost`` and the rate limit reads.
+    """
+
+    def __init__(self, limits: QueryLimits) -> None:
+        self.limits = limits
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            errors, cost = refusals(
+                self.limits,
+                context.schema._schema,
+                document,
+                context.operation_name,
+                context.variables or {},
+            )
+            if cost is not None:
+                context.extensions_results["cost"] = {
+                    "requested": cost,
+                    "maximum": self.limits.max_cost,
+                }
+            if errors:
+                context.pre_execution_errors = errors
+            else:
+                context.validation_rules = validation_rules(
+                    context.validation_rules, self.limits.introspection
+                )
+        yield
+
+
+def refusals(
+    limits: QueryLimits,
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+) -> tuple[list[GraphQLError], int | None]:
+    """The limits ``document`` is over, and its cost (None when too deep to price,
+    or not asked for: ``variables`` None).
+
+    Linear in the document's size, whatever its fragments expand to.
+    """
+    shape = document_shape(document, cap=max(limits.max_fields, limits.max_aliases) + 1)
+    errors: list[GraphQLError] = []
+    if shape.fields > limits.max_fields:
+        errors.append(
+            _error(
+                f"The document selects more than {limits.max_fields} fields once its "
+                "fragments are expanded: select less, or spread fragments fewer times",
+                "QUERY_TOO_COMPLEX",
+                maximumFields=limits.max_fields,
+            )
+        )
+    if shape.nesting > limits.max_nesting:
+        errors.append(
+            _error(
+                f"Selection sets nest {shape.nesting} deep (through fragments); "
+                f"the maximum is {limits.max_nesting}",
+                "QUERY_TOO_DEEP",
+                nesting=shape.nesting,
+                maximumNesting=limits.max_nesting,
+            )
+        )
+        return errors, None  # the walkers below recurse as deep as the document nests
+    if shape.depth > limits.max_depth:
+        errors.append(
+            _error(
+                f"Query depth {shape.depth} exceeds the maximum of {limits.max_depth}",
+                "QUERY_TOO_DEEP",
+                depth=shape.depth,
+                maximumDepth=limits.max_depth,
+            )
+        )
+    if shape.aliases > limits.max_aliases:
+        errors.append(
+            _error(
+                f"More than {limits.max_aliases} aliases found "
+                f"(fragments expanded): allowed {limits.max_aliases}",
+                "TOO_MANY_ALIASES",
+                maximumAliases=limits.max_aliases,
+            )
+        )
+    if variables is None:
+        return errors, None
+    cost = operation_cost(schema, document, operation_name, variables, list_size=limits.list_size)
+    if cost > limits.max_cost:
+        errors.append(
+            _error(
+                f"Query cost {cost} exceeds the maximum of {limits.max_cost}: "
+                "ask for smaller pages or fewer nested lists",
+                "QUERY_TOO_COMPLEX",
+                cost=cost,
+                maximumCost=limits.max_cost,
+            )
+        )
+    return errors, cost
+
+
+def validation_rules(rules: tuple[Any, ...], introspection: bool) -> tuple[Any, ...]:
+    """graphql-core's rules with the overlapping-fields check budgeted (and no introspection)."""
+    replaced = tuple(
+        BudgetedOverlappingFields if rule is OverlappingFieldsCanBeMergedRule else rule
+        for rule in rules
+    )
+    return replaced if introspection else (*replaced, NoIntrospection)
+
+
+def _error(message: str, code: str, **extensions: object) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+__all__ = [
+    "OVERLAP_BUDGET",
+    "ExtensionFactory",
+    "QueryLimits",
+    "limit_extensions",
+    "operation_cost",
+    "refusals",
+    "validation_rules",
+]

@@ -1,0 +1,197 @@
+"""Tick ingestion: validate, batch-write to the time-series store, then publish.
+
+Writers (the simulated feed, ``ingestTicks``, imports) hand ticks to one
+:class:`TickIngestor` per process. It groups their calls into batches (a flush
+every ``flush_interval`` or ``batch_size`` ticks, whichever comes first) and
+only then publishes the ticks — so a subscriber never sees a tick that a later
+query cannot find. ``ingest`` returns once its ticks are durable, which is the
+back-pressure writers feel.
+
+A call is never split: each group of whole calls (up to ``batch_size`` ticks,
+or one bigger call alone) is one atomic store write, and exactly that group's
+writers share its outcome. So what a writer is told is what was stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from graphql_api.market.symbols import SymbolCatalog
+from graphql_api.market.tick_validation import TickDraft, check_tick
+from graphql_api.market.value_ranges import TimeWindow
+from graphql_api.platform.errors import UserError
+from graphql_api.platform.settings import DEFAULT_MAX_TICK_AGE_YEARS
+from graphql_api.realtime.events import encode_tick, tick_channel
+from graphql_api.realtime.hub import Hub
+from storage.timeseries import Tick, TimeSeriesStore
+from storage.timeseries.base import BatchKey, BatchOutcome, TickBatch
+
+log = structlog.get_logger(__name__)
+# Ticks per Redis pipeline: one round trip each, without building huge buffers.
+_PUBLISH_CHUNK = 500
+
+
+@dataclass(slots=True)
+class _Call:
+    """One writer's ticks and the future that tells it their outcome."""
+
+    batch: TickBatch
+    outcome: asyncio.Future[BatchOutcome]
+
+
+def batch_key(owner_id: int, batch_id: str, ticks: Sequence[Tick]) -> BatchKey:
+    """The idempotency key of a feed's batch; the digest covers every field of every tick."""
+    digest = hashlib.sha256()
+    for tick in ticks:
+        fields = (tick.symbol, tick.time.isoformat(), tick.last, tick.bid, tick.ask, tick.volume)
+        digest.update("|".join(str(field) for field in fields).encode())
+        digest.update(b"\n")
+    return BatchKey(owner_id, batch_id, digest.hexdigest())
+
+
+class TickIngestor:
+    """Parameters:
+    store: where batches are written.
+    hub: where written ticks are published.
+    catalog: symbol metadata for validation.
+    flush_interval: the longest a tick waits for its batch.
+    batch_size: a batch is written early once this many ticks wait.
+    max_future: how far ahead of the server clock a tick time may be.
+    max_age_years: how far back a tick time may be.
+    """
+
+    def __init__(
+        self,
+        store: TimeSeriesStore,
+        hub: Hub,
+        catalog: SymbolCatalog,
+        *,
+        flush_interval: float = 0.05,
+        batch_size: int = 1000,
+        max_future: timedelta = timedelta(seconds=5),
+        max_age_years: int = DEFAULT_MAX_TICK_AGE_YEARS,
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._catalog = catalog
+        self._flush_interval = flush_interval
+        self._batch_size = batch_size
+        self._max_future = max_future
+        self._max_age_years = max_age_years
+        self._pending: list[_Call] = []
+        self._pending_rows = 0
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._closed = False
+        self.written = 0
+
+    async def validate(
+        self, drafts: Sequence[TickDraft], *, field: str = "ticks"
+    ) -> tuple[list[Tick], list[UserError]]:
+        """Check every draft; return the ticks only when all of them are valid."""
+        specs = await self._catalog.get_many(sorted({d.symbol for d in drafts}))
+        window = TimeWindow.around(datetime.now(UTC), self._max_age_years, self._max_future)
+        errors: list[UserError] = []
+        ticks: list[Tick] = []
+        for index, draft in enumerate(drafts):
+            tick, problems = check_tick(draft, specs.get(draft.symbol), window, f"{field}.{index}")
+            errors.extend(problems)
+            if tick is not None:
+                ticks.append(tick)
+        return (ticks, errors) if not errors else ([], errors)
+
+    async def ingest(self, ticks: Sequence[Tick], key: BatchKey | None = None) -> BatchOutcome:
+        """Queue validated ticks and wait until they are written (or the write failed).
+
+        All of them are stored or none; with a ``key``, a retry of a batch that
+        was stored already is not stored again (``REPLAYED``).
+        """
+        if self._closed:
+            raise RuntimeError("tick ingestor is closed")
+        if not ticks:
+            return BatchOutcome.STORED
+        outcome: asyncio.Future[BatchOutcome] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Call(TickBatch(list(ticks), key), outcome))
+        self._pending_rows += len(ticks)
+        self._wakeup.set()
+        if self._pending_rows >= self._batch_size:
+            self._full.set()
+        return await outcome
+
+    async def run(self) -> None:
+        """The flush loop; returns after :meth:`stop`, once everything queued is written."""
+        while not self._closed:
+            await self._wakeup.wait()
+            if not self._closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self._flush_interval)
+            await self._flush()
+        await self._flush()
+
+    def stop(self) -> None:
+        """Refuse new ticks and let :meth:`run` finish after a final flush.
+
+        Never cancel ``run`` mid-write: a cancelled batch would be lost although
+        its writers were told nothing yet.
+        """
+        self._closed = True
+        self._wakeup.set()
+
+    async def _flush(self) -> None:
+        self._wakeup.clear()
+        self._full.clear()
+        calls = self._pending
+        self._pending, self._pending_rows = [], 0
+        for group in self._groups(calls):
+            await self._write_group(group)
+
+    def _groups(self, calls: list[_Call]) -> list[list[_Call]]:
+        """Whole calls packed in order into groups of at most ``batch_size`` ticks."""
+        groups: list[list[_Call]] = []
+        rows = 0
+        for call in calls:
+            size = len(call.batch.ticks)
+            if not groups or rows + size > self._batch_size:
+                groups.append([])
+                rows = 0
+            groups[-1].append(call)
+            rows += size
+        return groups
+
+    async def _write_group(self, group: list[_Call]) -> None:
+        """One atomic write for the group; its writers, and only they, share the outcome."""
+        try:
+            outcomes = await self._store.write_batches([call.batch for call in group])
+        except Exception as error:
+            rows = sum(len(call.batch.ticks) for call in group)
+            log.error("tick batch failed", calls=len(group), size=rows, error=str(error))
+            for call in group:
+                if not call.outcome.done():
+                    call.outcome.set_exception(error)
+            return
+        stored: list[Tick] = []
+        for call, outcome in zip(group, outcomes, strict=True):
+            if outcome is BatchOutcome.STORED:
+                stored.extend(call.batch.ticks)
+            if not call.outcome.done():
+                call.outcome.set_result(outcome)
+        self.written += len(stored)
+        # In order (each symbol's ticks stay ordered on the bus), one round trip per
+        # chunk. Best effort: the ticks are stored and their writers answered; a bus
+        # outage must neither fail them nor stop this loop (live subscribers miss them).
+        messages = [(tick_channel(tick.symbol), encode_tick(tick)) for tick in stored]
+        for start in range(0, len(messages), _PUBLISH_CHUNK):
+            try:
+                await self._hub.publish_many(messages[start : start + _PUBLISH_CHUNK])
+            except Exception as error:
+                log.warning(
+                    "tick publish failed", unpublished=len(stored) - start, error=str(error)
+                )
+                break

@@ -1,0 +1,133 @@
+"""Configuration, read once from the environment and typed.
+
+Every field maps to an environment variable of the same name in upper case
+(``DATABASE_URL``, ``QUANTGRAPH_PORT``…); the README's configuration table lists
+them all. A bad value fails at start-up naming the variable.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from graphql_api.platform.hardening_settings import HardeningSettings
+
+# How far back a tick or a daily bar from outside may be (see market/value_ranges.py).
+DEFAULT_MAX_TICK_AGE_YEARS = 30
+DEFAULT_MAX_BAR_AGE_YEARS = 100
+# Keeps the oldest allowed time well inside what a datetime can hold.
+MAX_AGE_YEARS_LIMIT = 1000
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/quantgraph.db"
+DEFAULT_DEMO_PASSWORD = "demo-password"
+# Secrets that were once written in this source: anyone can sign tokens with them.
+PUBLIC_JWT_SECRETS = frozenset({"quantgraph-development-secret-change-me"})
+
+
+class Settings(HardeningSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    host: str = Field("127.0.0.1", alias="QUANTGRAPH_HOST")
+    port: int = Field(8000, alias="QUANTGRAPH_PORT", ge=0, le=65535)
+    environment: Literal["development", "production"] = Field("development", alias="QUANTGRAPH_ENV")
+    log_level: str = Field("info", alias="LOG_LEVEL")
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, alias="DATABASE_URL")
+    database_pool_size: int = Field(10, alias="DATABASE_POOL_SIZE", ge=1)
+    auto_migrate: bool = Field(True, alias="AUTO_MIGRATE")
+    seed_demo_data: bool = Field(True, alias="SEED_DEMO_DATA")
+
+    broadcast_url: str = Field("memory://", alias="BROADCAST_URL")
+    tdengine_url: str | None = Field(None, alias="TDENGINE_URL")
+    tdengine_precision: Literal["ms", "us", "ns"] = Field("us", alias="TDENGINE_PRECISION")
+    tdengine_keep_days: int | None = Field(None, alias="TDENGINE_KEEP_DAYS", ge=1)
+    tdengine_pool_size: int = Field(4, alias="TDENGINE_POOL_SIZE", ge=1)
+    tdengine_buffer_rows: int = Field(100_000, alias="TDENGINE_BUFFER_ROWS", ge=0)
+    tdengine_write_timeout_seconds: float = Field(1.0, alias="TDENGINE_WRITE_TIMEOUT_SECONDS", gt=0)
+
+    market_feed: Literal["simulated", "none"] = Field("simulated", alias="MARKET_FEED")
+    feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)
+    feed_seed: int = Field(42, alias="FEED_SEED")
+
+    tick_flush_interval_ms: int = Field(50, alias="TICK_FLUSH_INTERVAL_MS", ge=1)
+    tick_batch_size: int = Field(1000, alias="TICK_BATCH_SIZE", ge=1)
+    max_tick_future_seconds: int = Field(5, alias="MAX_TICK_FUTURE_SECONDS", ge=0)
+    # Older stamps are refused: typos (year 999) and epoch-zero bugs, never history.
+    max_tick_age_years: int = Field(
+        DEFAULT_MAX_TICK_AGE_YEARS, alias="MAX_TICK_AGE_YEARS", ge=1, le=MAX_AGE_YEARS_LIMIT
+    )
+    max_bar_age_years: int = Field(
+        DEFAULT_MAX_BAR_AGE_YEARS, alias="MAX_BAR_AGE_YEARS", ge=1, le=MAX_AGE_YEARS_LIMIT
+    )
+
+    max_page_size: int = Field(100, alias="MAX_PAGE_SIZE", ge=1)
+    max_series_limit: int = Field(10_000, alias="MAX_SERIES_LIMIT", ge=1)
+    subscriber_queue_size: int = Field(256, alias="SUBSCRIBER_QUEUE_SIZE", ge=1)
+    ws_multiplex: bool = Field(True, alias="WS_MULTIPLEX")
+    ws_send_queue_size: int = Field(256, alias="WS_SEND_QUEUE_SIZE", ge=1)
+    ws_keep_alive_interval_seconds: float = Field(
+        15.0, alias="WS_KEEP_ALIVE_INTERVAL_SECONDS", gt=0
+    )
+    # Compression is per socket: with it, serialize-once fans out to a deflate per
+    # subscriber per message (half the server's CPU at 1,000 subscribers).
+    ws_per_message_deflate: bool = Field(False, alias="WS_PER_MESSAGE_DEFLATE")
+    ws_connection_init_timeout_seconds: float = Field(
+        10.0, alias="WS_CONNECTION_INIT_TIMEOUT_SECONDS", gt=0
+    )
+    ws_max_subscriptions_per_connection: int = Field(
+        100, alias="WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", ge=1
+    )
+    ws_max_connections_per_user: int = Field(20, alias="WS_MAX_CONNECTIONS_PER_USER", ge=0)
+
+    demo_username: str = Field("demo", alias="DEMO_USERNAME")
+    demo_password: str = Field(DEFAULT_DEMO_PASSWORD, alias="DEMO_PASSWORD", min_length=8)
+    demo_start_cash: Decimal = Field(Decimal("1000000"), alias="DEMO_START_CASH", ge=0)
+
+    # Unset: the embedded default generates one per data directory (graphql_api.auth.secret).
+    jwt_secret: str | None = Field(None, alias="JWT_SECRET", min_length=16)
+    access_token_ttl_seconds: int = Field(900, alias="ACCESS_TOKEN_TTL_SECONDS", ge=1)
+    refresh_token_ttl_seconds: int = Field(7 * 24 * 3600, alias="REFRESH_TOKEN_TTL_SECONDS", ge=1)
+    anonymous_market_data: bool = Field(True, alias="ANONYMOUS_MARKET_DATA")
+    # Guessing limits: failed sign-ins per account and per address, refilled over a window.
+    login_failures_per_account: int = Field(10, alias="LOGIN_FAILURES_PER_ACCOUNT", ge=1)
+    login_failures_per_address: int = Field(50, alias="LOGIN_FAILURES_PER_ADDRESS", ge=1)
+    login_failure_window_seconds: float = Field(300.0, alias="LOGIN_FAILURE_WINDOW_SECONDS", gt=0)
+    password_hash_workers: int = Field(2, alias="PASSWORD_HASH_WORKERS", ge=1)
+    password_hash_queue: int = Field(16, alias="PASSWORD_HASH_QUEUE", ge=1)
+    # How long a user's role is trusted without asking the database again.
+    role_cache_seconds: float = Field(5.0, alias="ROLE_CACHE_SECONDS", ge=0)
+
+    commission_rate: Decimal = Field(Decimal("0.0003"), alias="COMMISSION_RATE", ge=0, lt=1)
+    max_order_notional: Decimal = Field(Decimal("5000000"), alias="MAX_ORDER_NOTIONAL", gt=0)
+    price_band_percent: Decimal = Field(Decimal("10"), alias="PRICE_BAND_PERCENT", gt=0)
+    market_order_buffer_percent: Decimal = Field(
+        Decimal("5"), alias="MARKET_ORDER_BUFFER_PERCENT", ge=0
+    )
+    allow_short_selling: bool = Field(False, alias="ALLOW_SHORT_SELLING")
+    partial_fills: bool = Field(False, alias="PARTIAL_FILLS")
+    # A tick fills an order only if stamped at or after the order's creation,
+    # less this tolerance (for feeds whose clocks lag the server's); ticks older
+    # than the symbol's latest or than MATCHER_MAX_TICK_LAG_SECONDS drive no fills.
+    matcher_clock_tolerance_ms: int = Field(0, alias="MATCHER_CLOCK_TOLERANCE_MS", ge=0, le=60_000)
+    matcher_max_tick_lag_seconds: float = Field(5.0, alias="MATCHER_MAX_TICK_LAG_SECONDS", gt=0)
+    matcher_enabled: bool = Field(True, alias="MATCHER_ENABLED")
+    strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
+    leader_lease_seconds: float = Field(5.0, alias="LEADER_LEASE_SECONDS", gt=0)
+
+    shutdown_timeout_seconds: float = Field(30.0, alias="SHUTDOWN_TIMEOUT_SECONDS", gt=0)
+    gc_gen0_threshold: int = Field(20_000, alias="GC_GEN0_THRESHOLD", ge=0)
+
+    @model_validator(mode="after")
+    def _refuse_public_or_missing_secret(self) -> Settings:
+        if self.jwt_secret in PUBLIC_JWT_SECRETS:
+            raise ValueError("JWT_SECRET is a value published in the source; set your own")
+        if self.environment == "production" and self.jwt_secret is None:
+            raise ValueError("JWT_SECRET must be set to a secret of your own in production")
+        return self
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,302 @@
+"""Start and stop everything a server process runs, in dependency order.
+
+``open_services`` is an async context manager so the app's lifespan, the CLI
+and tests all get the same wiring and the same clean shutdown: stop the feed,
+flush the tick buffer, close the hub and broadcaster, release the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+import structlog
+from broadcaster import Broadcast
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from graphql_api.auth import AuthService
+from graphql_api.auth.secret import signing_secret
+from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
+from graphql_api.hardening.rate_limits.buckets import RateLimiter
+from graphql_api.market.ingest import TickIngestor
+from graphql_api.market.simulated_feed import RandomWalk, run_simulated_feed
+from graphql_api.market.symbols import SymbolCatalog
+from graphql_api.platform.leader import Leadership
+from graphql_api.platform.resilience import CircuitBreaker
+from graphql_api.platform.settings import Settings
+from graphql_api.realtime.hub import Hub
+from graphql_api.realtime.outbox import EventOutbox
+from graphql_api.realtime.redis_backend import RedisBroadcastBackend
+from graphql_api.server.demo_data import seed_demo_data
+from graphql_api.services import Services
+from graphql_api.strategies.definitions import StrategyService
+from graphql_api.strategies.engine.engine import StrategyEngine
+from graphql_api.trading.matcher import PaperMatcher
+from graphql_api.trading.orders import OrderService
+from graphql_api.trading.risk import RiskLimits
+from storage.engine import SessionFactory, create_engine, create_session_factory
+from storage.migrate import upgrade_to_head
+from storage.repositories import symbols as symbol_repo
+from storage.repositories import users as user_repo
+from storage.timeseries import TimeSeriesStore
+from storage.timeseries.sql import SqlTimeSeriesStore
+
+log = structlog.get_logger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings, *, limiter: RateLimiter | None = None
+) -> AsyncIterator[Services]:
+    """``limiter``: the rate limiter's buckets (Redis-backed when configured), which
+    also count failed sign-ins; per process when None."""
+    secret = signing_secret(settings)  # before anything starts: a missing one stops start-up
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    try:
+        if settings.auto_migrate:
+            await upgrade_to_head(engine)
+        sessions = create_session_factory(engine)
+        if settings.seed_demo_data:
+            await _seed(sessions, settings)
+        demo_user_id = await _demo_user_id(sessions, settings)
+        timeseries = await _open_timeseries(settings, engine)
+        try:
+            async with open_broadcast(settings.broadcast_url) as broadcast:
+                hub = Hub(broadcast, capacity=settings.subscriber_queue_size)
+                outbox = EventOutbox(sessions, hub)
+                catalog = SymbolCatalog(sessions)
+                await catalog.load()
+                ingestor = TickIngestor(
+                    timeseries,
+                    hub,
+                    catalog,
+                    flush_interval=settings.tick_flush_interval_ms / 1000,
+                    batch_size=settings.tick_batch_size,
+                    max_future=timedelta(seconds=settings.max_tick_future_seconds),
+                    max_age_years=settings.max_tick_age_years,
+                )
+                auth = AuthService(sessions, settings, hub, outbox, secret=secret, limiter=limiter)
+                await auth.load_revocations()
+                services = Services(
+                    settings=settings,
+                    engine=engine,
+                    sessions=sessions,
+                    timeseries=timeseries,
+                    hub=hub,
+                    outbox=outbox,
+                    catalog=catalog,
+                    ingestor=ingestor,
+                    orders=OrderService(
+                        sessions, catalog, timeseries, outbox, risk_limits(settings)
+                    ),
+                    strategies=StrategyService(sessions, catalog),
+                    auth=auth,
+                    demo_user_id=demo_user_id,
+                )
+                try:
+                    async with _background(services) as tasks:
+                        yield services
+                        await _stop(services, tasks)
+                finally:
+                    auth.close()
+                await hub.close()
+        finally:
+            await timeseries.close()
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Task[None]]]:
+    tasks: dict[str, asyncio.Task[None]] = {
+        "ingestor": asyncio.create_task(services.ingestor.run(), name="tick-ingestor"),
+        "revocations": asyncio.create_task(services.auth.run(), name="auth-revocations"),
+        "event-relay": asyncio.create_task(services.outbox.run(), name="event-relay"),
+    }
+    settings = services.settings
+    if settings.matcher_enabled:
+        matcher = PaperMatcher(
+            services.sessions,
+            services.hub,
+            services.catalog,
+            services.orders,
+            services.orders.limits,
+            partial_fills=settings.partial_fills,
+            clock_tolerance=timedelta(milliseconds=settings.matcher_clock_tolerance_ms),
+            max_tick_lag=timedelta(seconds=settings.matcher_max_tick_lag_seconds),
+            activity=services.activity,
+        )
+        leadership = Leadership(
+            services.engine, "matcher", retry_interval=settings.leader_lease_seconds / 5
+        )
+        tasks["matcher"] = asyncio.create_task(leadership.run(matcher.run), name="matcher")
+    if settings.strategy_engine_enabled:
+        engine = StrategyEngine(services)
+        strategy_leadership = Leadership(
+            services.engine, "strategy-engine", retry_interval=settings.leader_lease_seconds / 5
+        )
+        tasks["strategy-engine"] = asyncio.create_task(
+            strategy_leadership.run(engine.run), name="strategy-engine"
+        )
+    if settings.market_feed == "simulated":
+        walk = RandomWalk(
+            services.catalog.all(), await _start_prices(services), seed=settings.feed_seed
+        )
+        tasks["feed"] = asyncio.create_task(
+            run_simulated_feed(
+                walk, services.ingestor, ticks_per_second=settings.feed_ticks_per_second
+            ),
+            name="simulated-feed",
+        )
+    services.activity.tasks.update(tasks)
+    try:
+        yield tasks
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> None:
+    """Stop producers before the ingestor, so its final flush catches every accepted tick."""
+    feed = tasks.get("feed")
+    if feed is not None:
+        feed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feed
+    services.ingestor.stop()
+    await tasks["ingestor"]
+    # What was committed just before shutdown goes out now if the bus takes it;
+    # otherwise it stays staged for the next process to relay.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(services.outbox.relay_once(), 5)
+
+
+def risk_limits(settings: Settings) -> RiskLimits:
+    return RiskLimits(
+        commission_rate=settings.commission_rate,
+        max_order_notional=settings.max_order_notional,
+        price_band_percent=settings.price_band_percent,
+        market_order_buffer_percent=settings.market_order_buffer_percent,
+        allow_short_selling=settings.allow_short_selling,
+    )
+
+
+def open_broadcast(url: str) -> Broadcast:
+    """broadcaster for ``memory://``; our reconnecting backend for Redis."""
+    if url.startswith(("redis://", "rediss://")):
+        return Broadcast(backend=RedisBroadcastBackend(url))
+    return Broadcast(url)
+
+
+async def _seed(sessions: SessionFactory, settings: Settings) -> None:
+    async with sessions() as session:
+        try:
+            seeded = await seed_demo_data(
+                session,
+                demo_username=settings.demo_username,
+                demo_password=settings.demo_password,
+                start_cash=settings.demo_start_cash,
+            )
+            if seeded:
+                await session.commit()
+                log.info("seeded demo data")
+        except IntegrityError:
+            # Another process seeded at the same moment; its data is as good as ours.
+            await session.rollback()
+
+
+async def _demo_user_id(sessions: SessionFactory, settings: Settings) -> int:
+    async with sessions() as session:
+        user = await user_repo.user_by_username(session, settings.demo_username)
+        if user is None:
+            raise RuntimeError(
+                f"demo user {settings.demo_username!r} does not exist: run `quantgraph seed` "
+                "or start once with SEED_DEMO_DATA=true"
+            )
+        return user.id
+
+
+async def _open_timeseries(settings: Settings, engine: AsyncEngine) -> TimeSeriesStore:
+    """Ticks go to TDengine when configured; everything relational stays in SQL."""
+    if settings.tdengine_url:
+        from storage.timeseries.tdengine import TDengineTimeSeriesStore
+
+        store: TimeSeriesStore = await TDengineTimeSeriesStore.open(
+            settings.tdengine_url,
+            precision=settings.tdengine_precision,
+            keep_days=settings.tdengine_keep_days,
+            pool_size=settings.tdengine_pool_size,
+            buffer_max_rows=settings.tdengine_buffer_rows,
+            write_timeout=settings.tdengine_write_timeout_seconds,
+        )
+        breaker = CircuitBreaker(
+            "tdengine",
+            failure_threshold=settings.breaker_failure_threshold,
+            reset_timeout=settings.breaker_reset_seconds,
+        )
+        timeout = (settings.db_statement_timeout_ms or 30_000) / 1000
+        return GuardedTimeSeriesStore(store, breaker, timeout=timeout)
+    return SqlTimeSeriesStore(engine)
+
+
+async def _start_prices(services: Services) -> dict[str, Decimal]:
+    """Resume the walk from the latest tick, or the last daily close for a fresh database."""
+    codes = [spec.code for spec in services.catalog.all()]
+    latest = await services.timeseries.latest_ticks(codes)
+    prices = {code: tick.last for code, tick in latest.items()}
+    missing = [code for code in codes if code not in prices]
+    if missing:
+        async with services.sessions() as session:
+            bars = await symbol_repo.latest_daily_bars_by_codes(session, missing, 1)
+        prices.update({code: rows[-1].close for code, rows in bars.items() if rows})
+    return prices
+
+
+@contextlib.asynccontextmanager
+async def open_admin_services(settings: Settings | None = None) -> AsyncIterator[AuthService]:
+    """Just enough of the runtime for CLI administration (no feed, matcher or listeners).
+
+    It issues no tokens, so it needs no signing secret; it is on the servers' bus
+    (``BROADCAST_URL``), so a role change or a removal reaches every running process.
+    """
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade_to_head(engine)
+        async with Broadcast("memory://") as broadcast:
+            sessions = create_session_factory(engine)
+            hub = Hub(broadcast)
+            # Revocations and user changes made here are staged in the database;
+            # the servers' relays put them on the cluster's bus.
+            auth = AuthService(sessions, settings, hub, EventOutbox(sessions, hub), secret=None)
+            try:
+                yield auth
+            finally:
+                auth.close()
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_storage(
+    settings: Settings | None = None,
+) -> AsyncIterator[tuple[SymbolCatalog, TimeSeriesStore]]:
+    """The symbol catalogue and the time-series store, for offline imports."""
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade_to_head(engine)
+        catalog = SymbolCatalog(create_session_factory(engine))
+        await catalog.load()
+        store = await _open_timeseries(settings, engine)
+        try:
+            yield catalog, store
+        finally:
+            await store.close()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,303 @@
+"""The paper matching engine: fills resting orders against live ticks.
+
+One matcher runs per cluster (see :mod:`graphql_api.platform.leader`). It keeps an
+in-memory book of open orders per symbol — loaded from the database when it
+takes over, fed with new orders from the ``orders.new`` channel and resynced
+periodically — and evaluates every tick of every symbol in arrival order:
+
+- only ticks stamped at or after the order's creation fill it (less
+  ``clock_tolerance``, for feeds whose clocks lag ours), and late ticks —
+  older than the symbol's latest tick or than ``max_tick_lag`` (see
+  :mod:`graphql_api.market.late_ticks`) — are history and fill nothing: a back-dated
+  tick never fills at a price the market had before the order existed;
+- MARKET orders fill on the first such tick, at its ask (buy) or bid (sell);
+- LIMIT orders fill when a tick crosses (buy: ask <= limit, sell: bid >= limit),
+  at that ask or bid — the limit price or better;
+- IOC orders get exactly one such tick: what does not fill on it expires;
+- DAY orders expire at their symbol's session close, and no tick stamped at
+  or after it fills them (even before housekeeping has expired them);
+- with ``PARTIAL_FILLS``, a tick fills at most its own volume (in whole lots),
+  shared by the orders in time priority; only fills actually written consume
+  it (an order canceled meanwhile takes nothing);
+- a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.apply_fill`).
+
+Each fill is one transaction (:func:`graphql_api.trading.fills.apply_fill`), fenced by
+the order's version, so a fill is never applied twice even across a failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from graphql_api.market.late_ticks import TickWatermark
+from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
+from graphql_api.platform.activity import Activity
+from graphql_api.realtime.events import (
+    ORDERS_NEW_CHANNEL,
+    decode_id_event,
+    decode_tick,
+    tick_channel,
+)
+from graphql_api.realtime.hub import Hub, SlowConsumerError
+from graphql_api.trading.fills import apply_fill, close_order
+from graphql_api.trading.order_types import OrderSide, OrderStatus, OrderType, TimeInForce
+from graphql_api.trading.orders import OrderService
+from graphql_api.trading.risk import RiskLimits
+from storage import models
+from storage.engine import SessionFactory
+from storage.repositories import accounts as account_repo
+from storage.timeseries import Tick
+
+log = structlog.get_logger(__name__)
+
+MATCHER_MAILBOX = 100_000
+
+
+@dataclass(slots=True)
+class RestingOrder:
+    id: int
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    time_in_force: TimeInForce
+    limit_price: Decimal | None
+    remaining: Decimal
+    version: int
+    expires_at: datetime | None
+    # When the order entered the book: no tick stamped before it may fill it.
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.Order) -> RestingOrder:
+        return cls(
+            id=row.id,
+            symbol=row.symbol_code,
+            side=OrderSide(row.side),
+            type=OrderType(row.type),
+            time_in_force=TimeInForce(row.time_in_force),
+            limit_price=row.limit_price,
+            remaining=row.quantity - row.filled_quantity,
+            version=row.version,
+            expires_at=row.expires_at,
+            created_at=row.created_at,
+        )
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> RestingOrder:
+        """From ``encode_new_order``: booking a new order costs no query."""
+        return cls(
+            id=int(event["id"]),
+            symbol=str(event["symbol"]),
+            side=OrderSide(event["side"]),
+            type=OrderType(event["type"]),
+            time_in_force=TimeInForce(event["timeInForce"]),
+            limit_price=Decimal(event["limitPrice"]) if event["limitPrice"] else None,
+            remaining=Decimal(event["remaining"]),
+            version=int(event["version"]),
+            expires_at=datetime.fromisoformat(event["expiresAt"]) if event["expiresAt"] else None,
+            # An event from an older process has no createdAt: receiving it is
+            # later than the creation, so the rule only gets stricter.
+            created_at=(
+                datetime.fromisoformat(event["createdAt"])
+                if event.get("createdAt")
+                else datetime.now(UTC)
+            ),
+        )
+
+    def fill_price(self, tick: Tick) -> Decimal | None:
+        """The price this tick would fill at, or None if it does not cross."""
+        price = tick.ask if self.side is OrderSide.BUY else tick.bid
+        if price <= 0:
+            price = tick.last
+        if self.type is OrderType.MARKET:
+            return price
+        assert self.limit_price is not None
+        crosses = (
+            price <= self.limit_price if self.side is OrderSide.BUY else price >= self.limit_price
+        )
+        return price if crosses else None
+
+
+class PaperMatcher:
+    """Parameters:
+    sessions: database sessions (one transaction per fill).
+    hub: ticks in; order updates out (through ``orders``).
+    catalog: lot sizes and quote currencies.
+    orders: announces order changes.
+    limits: commission and short-selling settings.
+    partial_fills: bound fills by tick volume.
+    resync_every: seconds between full reloads of the book from the database.
+    clock_tolerance: how far before an order's creation a tick may be stamped
+        and still fill it (feeds whose clocks lag the server's).
+    max_tick_lag: a tick further behind the clock than this is late.
+    """
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        hub: Hub,
+        catalog: SymbolCatalog,
+        orders: OrderService,
+        limits: RiskLimits,
+        *,
+        partial_fills: bool = False,
+        resync_every: float = 5.0,
+        clock_tolerance: timedelta = timedelta(0),
+        max_tick_lag: timedelta = timedelta(seconds=5),
+        activity: Activity | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._hub = hub
+        self._catalog = catalog
+        self._orders = orders
+        self._limits = limits
+        self._partial_fills = partial_fills
+        self._resync_every = resync_every
+        self._book: dict[str, dict[int, RestingOrder]] = {}
+        self._activity = activity or Activity()
+        self._clock_tolerance = clock_tolerance
+        self.watermark = TickWatermark(max_tick_lag)
+
+    async def run(self) -> None:
+        """Match until cancelled; resubscribe (and resync) if we ever fall behind."""
+        while True:
+            try:
+                await self._run_once()
+            except SlowConsumerError:
+                log.warning("matcher fell behind the tick stream; resyncing")
+
+    async def _run_once(self) -> None:
+        channels = [tick_channel(spec.code) for spec in self._catalog.all()]
+        channels.append(ORDERS_NEW_CHANNEL)
+        async with self._hub.subscribe(channels, conflate=False, capacity=MATCHER_MAILBOX) as box:
+            await self.resync()
+            housekeeping = asyncio.create_task(self._housekeeping(), name="matcher-housekeeping")
+            try:
+                while True:
+                    message = await box.get()
+                    if message.channel == ORDERS_NEW_CHANNEL:
+                        self._add(RestingOrder.from_event(decode_id_event(message.message)))
+                    else:
+                        await self.on_tick(decode_tick(message.message))
+            finally:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
+
+    async def _housekeeping(self) -> None:
+        """Expire DAY orders every second; reload the book every ``resync_every`` seconds.
+
+        It shares the event loop with the tick loop, never running inside it, so
+        book changes happen between ticks, not in the middle of one.
+        """
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + self._resync_every
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.expire_day_orders(datetime.now(UTC))
+                if loop.time() >= next_resync:
+                    await self.resync()
+                    next_resync = loop.time() + self._resync_every
+            except Exception as error:  # a failed pass is retried on the next one
+                log.warning("matcher housekeeping failed", error=str(error))
+
+    async def resync(self) -> None:
+        async with self._sessions() as session:
+            rows = await account_repo.all_open_orders(session)
+        book: dict[str, dict[int, RestingOrder]] = {}
+        for row in rows:
+            book.setdefault(row.symbol_code, {})[row.id] = RestingOrder.from_row(row)
+        self._book = book
+
+    def _add(self, order: RestingOrder) -> None:
+        self._book.setdefault(order.symbol, {})[order.id] = order
+
+    async def on_tick(self, tick: Tick) -> None:
+        if not self.watermark.admit(tick, datetime.now(UTC)):
+            return
+        resting = self._book.get(tick.symbol)
+        if not resting:
+            return
+        spec = (await self._catalog.get_many([tick.symbol])).get(tick.symbol)
+        if spec is None:
+            return
+        available = tick.volume if self._partial_fills else None
+        for order in sorted(resting.values(), key=lambda o: o.id):
+            if tick.time < order.created_at - self._clock_tolerance:
+                continue  # a price from before the order existed; not even an IOC's tick
+            if order.expires_at is not None and tick.time >= order.expires_at:
+                await self._close(order, OrderStatus.EXPIRED)
+                continue
+            price = order.fill_price(tick)
+            quantity = order.remaining
+            if price is not None and available is not None:
+                lots = (min(quantity, available) // spec.lot_size) * spec.lot_size
+                quantity = lots
+            if price is not None and quantity > 0:
+                filled = await self._fill(order, quantity, price, tick, spec)
+                if available is not None:
+                    available -= filled
+            if order.time_in_force is TimeInForce.IOC and order.id in resting:
+                await self._close(order, OrderStatus.EXPIRED)
+
+    async def expire_day_orders(self, now: datetime) -> None:
+        for resting in list(self._book.values()):
+            for order in list(resting.values()):
+                if order.expires_at is not None and order.expires_at <= now:
+                    await self._close(order, OrderStatus.EXPIRED)
+
+    async def _fill(
+        self, order: RestingOrder, quantity: Decimal, price: Decimal, tick: Tick, spec: SymbolSpec
+    ) -> Decimal:
+        """Apply one fill; returns the quantity actually written (0 if none)."""
+        async with self._sessions() as session:
+            outcome = await apply_fill(
+                session,
+                order_id=order.id,
+                expected_version=order.version,
+                quantity=quantity,
+                price=price,
+                tick_time=tick.time,
+                currency=spec.currency,
+                commission_rate=self._limits.commission_rate,
+                allow_short=self._limits.allow_short_selling,
+                lot_size=spec.lot_size,
+            )
+            if outcome is not None:
+                self._orders.announce(session, outcome.order)
+            await session.commit()
+        if outcome is None:
+            # Canceled or changed elsewhere: the database is the truth.
+            self._forget(order)
+            return Decimal(0)
+        row = outcome.order
+        if outcome.trade is not None:
+            self._activity.fills += 1
+        order.remaining = row.quantity - row.filled_quantity
+        order.version = row.version
+        if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):
+            self._forget(order)
+        return outcome.filled
+
+    async def _close(self, order: RestingOrder, status: OrderStatus) -> None:
+        async with self._sessions() as session:
+            row = await close_order(
+                session, order_id=order.id, expected_version=order.version, status=status
+            )
+            if row is not None:
+                self._orders.announce(session, row)
+            await session.commit()
+        self._forget(order)
+
+    def _forget(self, order: RestingOrder) -> None:
+        resting = self._book.get(order.symbol)
+        if resting is not None:
+            resting.pop(order.id, None)

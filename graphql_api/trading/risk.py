@@ -1,0 +1,137 @@
+"""Pre-trade risk checks: pure functions over a snapshot of the account.
+
+``OrderService`` gathers the snapshot inside the placement transaction (with
+the user's balance row locked) and asks :func:`assess`; a refusal becomes a
+REJECTED order carrying the reason code.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from decimal import Decimal
+
+from graphql_api.market.symbols import SymbolSpec
+from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
+from storage.timeseries import Tick
+
+HUNDRED = Decimal(100)
+
+
+class RejectReason(enum.Enum):
+    SYMBOL_NOT_TRADABLE = "SYMBOL_NOT_TRADABLE"
+    NO_MARKET_PRICE = "NO_MARKET_PRICE"
+    PRICE_OUT_OF_BAND = "PRICE_OUT_OF_BAND"
+    MAX_NOTIONAL_EXCEEDED = "MAX_NOTIONAL_EXCEEDED"
+    INSUFFICIENT_BUYING_POWER = "INSUFFICIENT_BUYING_POWER"
+    INSUFFICIENT_POSITION = "INSUFFICIENT_POSITION"
+    # At fill time: a MARKET buy's price ran past what it reserved. It fills what
+    # the reservation pays for (whole lots) and the rest is canceled with this.
+    INSUFFICIENT_FUNDS_AT_FILL = "INSUFFICIENT_FUNDS_AT_FILL"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    commission_rate: Decimal
+    max_order_notional: Decimal
+    price_band_percent: Decimal
+    market_order_buffer_percent: Decimal
+    allow_short_selling: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What the account can still commit, in the order's quote currency / symbol."""
+
+    cash: Decimal
+    reserved_cash: Decimal
+    position: Decimal
+    reserved_sell: Decimal
+
+    @property
+    def buying_power(self) -> Decimal:
+        return self.cash - self.reserved_cash
+
+    @property
+    def sellable(self) -> Decimal:
+        return self.position - self.reserved_sell
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    reject: RejectReason | None
+    # Price at which cash stays reserved while a BUY is open (None for SELL).
+    reserve_price: Decimal | None
+
+
+def reserve_price_for(
+    request: OrderRequest, quote: Tick | None, limits: RiskLimits
+) -> Decimal | None:
+    if request.side is not OrderSide.BUY:
+        return None
+    if request.type is OrderType.LIMIT:
+        return request.limit_price
+    if quote is None:
+        return None
+    return quote.ask * (1 + limits.market_order_buffer_percent / HUNDRED)
+
+
+def reserved_cash(remaining: Decimal, reserve_price: Decimal, commission_rate: Decimal) -> Decimal:
+    """Cash held back for an open BUY: its remaining notional plus commission.
+
+    The matcher's fills are bounded by the same amount
+    (:func:`graphql_api.trading.fills.fit_buy_to_reservation`).
+    """
+    return remaining * reserve_price * (1 + commission_rate)
+
+
+def assess(
+    request: OrderRequest,
+    spec: SymbolSpec,
+    quote: Tick | None,
+    exposure: Exposure,
+    limits: RiskLimits,
+    previous_close: Decimal | None = None,
+) -> Assessment:
+    """The verdict on one order.
+
+    The price band centres on the last tick's price; before a symbol's first
+    tick it centres on ``previous_close`` (the latest daily close), as
+    exchanges band pre-open orders around the previous close. With neither, a
+    LIMIT order is refused like a MARKET one (NO_MARKET_PRICE): a band that
+    cannot be checked is not skipped.
+    """
+    reserve = reserve_price_for(request, quote, limits)
+
+    def reject(reason: RejectReason) -> Assessment:
+        return Assessment(reason, reserve)
+
+    if not spec.tradable:
+        return reject(RejectReason.SYMBOL_NOT_TRADABLE)
+    if request.type is OrderType.MARKET and quote is None:
+        return reject(RejectReason.NO_MARKET_PRICE)
+    if request.type is OrderType.LIMIT:
+        assert request.limit_price is not None
+        reference = quote.last if quote is not None else previous_close
+        if reference is None:
+            return reject(RejectReason.NO_MARKET_PRICE)
+        band = reference * limits.price_band_percent / HUNDRED
+        if abs(request.limit_price - reference) > band:
+            return reject(RejectReason.PRICE_OUT_OF_BAND)
+    price = _notional_price(request, quote)
+    if request.quantity * price > limits.max_order_notional:
+        return reject(RejectReason.MAX_NOTIONAL_EXCEEDED)
+    if request.side is OrderSide.BUY:
+        assert reserve is not None
+        if reserved_cash(request.quantity, reserve, limits.commission_rate) > exposure.buying_power:
+            return reject(RejectReason.INSUFFICIENT_BUYING_POWER)
+    elif not limits.allow_short_selling and request.quantity > exposure.sellable:
+        return reject(RejectReason.INSUFFICIENT_POSITION)
+    return Assessment(None, reserve)
+
+
+def _notional_price(request: OrderRequest, quote: Tick | None) -> Decimal:
+    if request.limit_price is not None:
+        return request.limit_price
+    assert quote is not None
+    return quote.ask if request.side is OrderSide.BUY else quote.bid
