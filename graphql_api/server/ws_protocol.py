@@ -568,6 +568,11 @@ class _Connection:
             stream.detach(member)
             member.finish(None)
 
+    def discard_queued(self, op_id: str) -> None:
+        """Drop what is queued for ``op_id`` and not yet sent (it was stopped)."""
+        if self._outbox is not None:
+            self._outbox.discard(op_id)
+
     def send_terminal(self, op_id: str, failure: Failure | None) -> None:
         if failure is None:
             self.outbox.offer_control(op_id, self.complete_text(op_id))
@@ -733,8 +738,7 @@ class MultiplexTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             failure = await realtime.run_shared(plan, operation.id)
         except asyncio.CancelledError:
             # The client completed it (or the socket went away): drop what is queued.
-            if realtime._outbox is not None:
-                realtime._outbox.discard(operation.id)
+            realtime.discard_queued(operation.id)
             raise
         if operation.completed:
             return
@@ -827,8 +831,7 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             realtime.send_terminal(operation_id, failure)
         except asyncio.CancelledError:
             # Stopped by the client: like Strawberry, confirm with ``complete``.
-            if realtime._outbox is not None:
-                realtime._outbox.discard(operation_id)
+            realtime.discard_queued(operation_id)
             realtime.send_terminal(operation_id, None)
             raise
         finally:
