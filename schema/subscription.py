@@ -1,4 +1,9 @@
-"""The Subscription root: live ticks, signals and order updates."""
+"""The Subscription root: live ticks, signals and order updates.
+
+Each field declares how the WebSocket transport may share its events
+(:mod:`schema.streams`); a field without a declaration is shared only between
+the same user's connections, and never conflated.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,15 @@ from schema.market import Tick
 from schema.orders import Order
 from schema.permissions import MARKET_DATA, TRADING
 from schema.strategies import Signal
+from schema.streams import StreamSharing
 
 
 @strawberry.type(description="Live streams over WebSocket (graphql-transport-ws or graphql-ws).")
 class Subscription:
     @strawberry.subscription(
         permission_classes=MARKET_DATA,
+        # The same for everyone of a role; a slow socket keeps the latest tick per symbol.
+        extensions=[StreamSharing(public=True, conflate_by="symbol")],
         description=(
             "Live ticks: first the latest known tick per symbol (snapshot), then every new "
             "one. A slow client skips to the freshest tick per symbol rather than lag."

@@ -52,6 +52,10 @@ class OperationSelection(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
+        # What the request named, not Strawberry's public ``operation_name``: that one
+        # falls back to the first operation's name, which cannot tell "none given"
+        # from "the first one given". Strawberry keeps the request's name only in this
+        # private attribute (an init-only field); tests/hardening covers both cases.
         provided = getattr(context, "_provided_operation_name", None)
         if document is not None and context.pre_execution_errors is None and provided is None:
             operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)

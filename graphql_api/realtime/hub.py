@@ -25,8 +25,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import structlog
-from broadcaster import Broadcast
-from broadcaster._base import Unsubscribed
+from broadcaster import Broadcast, BroadcastBackend
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +103,19 @@ class _Channel:
     task: asyncio.Task[None] | None = None
 
 
+class BroadcastWithBackend(Broadcast):
+    """A ``broadcaster.Broadcast`` that keeps the backend it was given in reach.
+
+    broadcaster keeps its backend private; the hub asks ours for Redis to batch
+    publishes and to report reconnects, and readiness asks it for its health.
+    ``backend`` is None when broadcaster picked its own from the URL.
+    """
+
+    def __init__(self, url: str | None = None, *, backend: BroadcastBackend | None = None) -> None:
+        super().__init__(url, backend=backend)
+        self.backend = backend
+
+
 class Hub:
     """Fans broadcaster channels out to in-process subscribers.
 
@@ -132,8 +144,11 @@ class Hub:
 
     @property
     def backend(self) -> object:
-        """broadcaster's backend: ours for Redis reports its health and batches publishes."""
-        return getattr(self._broadcast, "_backend", None)
+        """The bus backend we gave broadcaster (:class:`BroadcastWithBackend`), else None:
+        ours for Redis reports its health and batches publishes."""
+        if isinstance(self._broadcast, BroadcastWithBackend):
+            return self._broadcast.backend
+        return None
 
     async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
         """In order; in one round trip when the bus can batch (Redis pipelines)."""
@@ -181,6 +196,10 @@ class Hub:
     def channel_count(self) -> int:
         return len(self._channels)
 
+    def mailboxes(self) -> set[Mailbox]:
+        """Every mailbox attached to a channel now (for metrics)."""
+        return {mailbox for channel in self._channels.values() for mailbox in channel.mailboxes}
+
     async def close(self) -> None:
         tasks = [c.task for c in self._channels.values() if c.task is not None]
         self._channels.clear()
@@ -191,10 +210,10 @@ class Hub:
     async def _pump(self, channel: _Channel) -> None:
         async with self._broadcast.subscribe(channel.name) as subscriber:
             channel.ready.set()
-            while True:
-                try:
-                    event = await subscriber.get()
-                except Unsubscribed:
-                    return
+            # Ends when broadcaster unsubscribes (its ``Unsubscribed`` is not public).
+            # broadcaster annotates ``Subscriber.__aiter__`` as possibly None; it never is.
+            async for event in subscriber:  # type: ignore[union-attr]
+                if event is None:  # pragma: no cover - broadcaster never yields None
+                    continue
                 for mailbox in list(channel.mailboxes):
                     mailbox.offer(channel.name, event.message)

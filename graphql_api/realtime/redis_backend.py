@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
-from broadcaster import Event
-from broadcaster._backends.base import BroadcastBackend
+from broadcaster import BroadcastBackend, Event
 from redis import asyncio as redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry

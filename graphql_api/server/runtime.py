@@ -28,7 +28,7 @@ from graphql_api.market.symbols import SymbolCatalog
 from graphql_api.platform.leader import Leadership
 from graphql_api.platform.resilience import CircuitBreaker
 from graphql_api.platform.settings import Settings
-from graphql_api.realtime.hub import Hub
+from graphql_api.realtime.hub import BroadcastWithBackend, Hub
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.realtime.redis_backend import RedisBroadcastBackend
 from graphql_api.server.demo_data import seed_demo_data
@@ -187,9 +187,10 @@ def risk_limits(settings: Settings) -> RiskLimits:
 
 
 def open_broadcast(url: str) -> Broadcast:
-    """broadcaster for ``memory://``; our reconnecting backend for Redis."""
+    """broadcaster for ``memory://``; our reconnecting backend for Redis (kept in the
+    hub's reach, see :class:`BroadcastWithBackend`)."""
     if url.startswith(("redis://", "rediss://")):
-        return Broadcast(backend=RedisBroadcastBackend(url))
+        return BroadcastWithBackend(backend=RedisBroadcastBackend(url))
     return Broadcast(url)
 
 

@@ -9,20 +9,24 @@ WebSocket, and documents that do not parse, validate or name a subscription, tak
 Strawberry's own path unchanged.
 
 Sharing is keyed by (document, variables, operation name, scope). The scope is who
-the shared execution runs as, and therefore whose permissions it checks:
+the shared execution runs as, and therefore whose permissions it checks. What
+each subscription field allows is declared on the field in the schema
+(:mod:`schema.streams`) and read once per schema:
 
-- public fields (``PUBLIC_FIELDS``: ``ticks``) are shared by every subscriber of
-  the same *role* (``ANONYMOUS`` for no principal); the execution runs with the
-  principal of the subscriber that started it. Permission classes only look at
-  the role for these fields, so every member of the group gets the outcome it
-  would have got on its own (an anonymous group when ``ANONYMOUS_MARKET_DATA`` is
-  false gets the UNAUTHENTICATED error once, delivered to each member).
+- public fields (``StreamSharing(public=True)``: ``ticks``) are shared by every
+  subscriber of the same *role* (``ANONYMOUS`` for no principal); the execution
+  runs with the principal of the subscriber that started it. Permission classes
+  only look at the role for these fields, so every member of the group gets the
+  outcome it would have got on its own (an anonymous group when
+  ``ANONYMOUS_MARKET_DATA`` is false gets the UNAUTHENTICATED error once,
+  delivered to each member).
 - any other field (``orderUpdates``, ``signals``) is user-scoped: the scope holds
   the user id and role, so only the same user's connections share an execution.
 
-Conflating fields (``CONFLATE_BY``: ticks by symbol) are executed with one extra,
-aliased selection of the key field, which is popped before serialization and keys
-both the per-socket conflation and the late-joiner replay.
+Conflating fields (``StreamSharing(conflate_by=...)``: ticks by symbol) are
+executed with one extra, aliased selection of the key field, which is popped
+before serialization and keys both the per-socket conflation and the late-joiner
+replay.
 
 Also here: graphql-transport-ws server pings (Strawberry's ``keep_alive`` only
 covers the legacy protocol), a per-user connection limit (close ``4429 too many
@@ -53,6 +57,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import strawberry
 import structlog
 from graphql import (
     FieldNode,
@@ -106,13 +111,10 @@ from graphql_api.realtime.multiplex import (
 )
 from loaders import create_loaders
 from resolvers.context import Context
+from schema.streams import stream_declarations
 
 log = structlog.get_logger(__name__)
 
-# Subscription root fields whose result does not depend on who asks (beyond role).
-PUBLIC_FIELDS = frozenset({"ticks"})
-# Subscription root fields whose events conflate, and the field that keys them.
-CONFLATE_BY = {"ticks": "symbol"}
 KEY_ALIAS = "_qgConflationKey"
 
 TOO_MANY_CONNECTIONS = 4429
@@ -208,6 +210,34 @@ async def shutdown_all(
 
 
 @dataclass(frozen=True, slots=True)
+class _Streams:
+    """What a schema's subscription fields declare (:mod:`schema.streams`), by field name."""
+
+    public: frozenset[str]  # the result does not depend on who asks (beyond role)
+    conflate_by: Mapping[str, str]  # conflating fields and the event field that keys them
+
+
+_NO_STREAMS = _Streams(frozenset(), {})
+_STREAMS: weakref.WeakKeyDictionary[BaseSchema, _Streams] = weakref.WeakKeyDictionary()
+
+
+def _streams(schema: BaseSchema) -> _Streams:
+    """The declarations of ``schema``, read once per schema."""
+    if not isinstance(schema, strawberry.Schema):
+        return _NO_STREAMS  # nothing declared: every field user-scoped and lossless
+    streams = _STREAMS.get(schema)
+    if streams is None:
+        declared = stream_declarations(schema)
+        streams = _STREAMS[schema] = _Streams(
+            public=frozenset(name for name, d in declared.items() if d.public),
+            conflate_by={
+                name: d.conflate_by for name, d in declared.items() if d.conflate_by is not None
+            },
+        )
+    return streams
+
+
+@dataclass(frozen=True, slots=True)
 class _Analysis:
     digest: str
     public: bool
@@ -240,7 +270,11 @@ def _is_query_or_mutation(query: object, operation_name: object, limits: QueryLi
 
 
 def _analyse(
-    schema: GraphQLSchema | None, query: str, operation_name: str | None, limits: QueryLimits
+    schema: GraphQLSchema | None,
+    streams: _Streams,
+    query: str,
+    operation_name: str | None,
+    limits: QueryLimits,
 ) -> _Analysis | None:
     """How a subscription document is shared, or None for Strawberry's own path.
 
@@ -267,7 +301,7 @@ def _analyse(
     if names is None:
         return None
     executable, conflate_field = query, None
-    conflating = names & CONFLATE_BY.keys()
+    conflating = names & streams.conflate_by.keys()
     if conflating:
         top = operation.selection_set.selections
         root = top[0] if len(top) == 1 else None
@@ -278,10 +312,10 @@ def _analyse(
             for s in root.selection_set.selections
         ):
             return None
-        executable = print_ast(visit(document, _AddKey(root, CONFLATE_BY[root.name.value])))
+        executable = print_ast(visit(document, _AddKey(root, streams.conflate_by[root.name.value])))
         conflate_field = (root.alias or root.name).value
     digest = hashlib.sha256(print_ast(document).encode()).hexdigest()
-    return _Analysis(digest, names <= PUBLIC_FIELDS, executable, conflate_field)
+    return _Analysis(digest, names <= streams.public, executable, conflate_field)
 
 
 def _root_fields(
@@ -486,9 +520,12 @@ class _Connection:
             return None
         if variables is not None and not isinstance(variables, dict):
             return None
+        # Strawberry has no public accessor for the graphql-core schema it built
+        # (its own code reads ``_schema`` too); validation here needs that schema.
         schema = getattr(self.handler.schema, "_schema", None)
         analysis = _analyse(
             schema if isinstance(schema, GraphQLSchema) else None,
+            _streams(self.handler.schema),
             query,
             operation_name,
             self.limits,
@@ -530,6 +567,11 @@ class _Connection:
             stream, member = entry
             stream.detach(member)
             member.finish(None)
+
+    def discard_queued(self, op_id: str) -> None:
+        """Drop what is queued for ``op_id`` and not yet sent (it was stopped)."""
+        if self._outbox is not None:
+            self._outbox.discard(op_id)
 
     def send_terminal(self, op_id: str, failure: Failure | None) -> None:
         if failure is None:
@@ -696,8 +738,7 @@ class MultiplexTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             failure = await realtime.run_shared(plan, operation.id)
         except asyncio.CancelledError:
             # The client completed it (or the socket went away): drop what is queued.
-            if realtime._outbox is not None:
-                realtime._outbox.discard(operation.id)
+            realtime.discard_queued(operation.id)
             raise
         if operation.completed:
             return
@@ -790,8 +831,7 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             realtime.send_terminal(operation_id, failure)
         except asyncio.CancelledError:
             # Stopped by the client: like Strawberry, confirm with ``complete``.
-            if realtime._outbox is not None:
-                realtime._outbox.discard(operation_id)
+            realtime.discard_queued(operation_id)
             realtime.send_terminal(operation_id, None)
             raise
         finally:
@@ -840,8 +880,6 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
 
 __all__ = [
-    "CONFLATE_BY",
-    "PUBLIC_FIELDS",
     "MultiplexLegacyWSHandler",
     "MultiplexTransportWSHandler",
     "RealtimeOptions",

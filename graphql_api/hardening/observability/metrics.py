@@ -196,8 +196,8 @@ class _HubStats:
         self.overflowed = 0
 
     def sample(self) -> tuple[int, int]:
-        channels = list(getattr(self.hub, "_channels", {}).values())
-        mailboxes = {mailbox for channel in channels for mailbox in channel.mailboxes}
+        channels = self.hub.channel_count
+        mailboxes = self.hub.mailboxes()
         for mailbox in mailboxes:
             delivered, conflated, overflowed = self.seen.get(mailbox, (0, 0, False))
             self.delivered += mailbox.delivered - delivered
@@ -205,7 +205,7 @@ class _HubStats:
             if mailbox.overflowed and not overflowed:
                 self.overflowed += 1
             self.seen[mailbox] = (mailbox.delivered, mailbox.conflated, mailbox.overflowed)
-        return len(channels), len(mailboxes)
+        return channels, len(mailboxes)
 
 
 class _CallbackCollector:

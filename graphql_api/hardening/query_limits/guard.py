@@ -127,6 +127,7 @@ class DocumentLimits(SchemaExtension):
         if document is not None and context.pre_execution_errors is None:
             errors, cost = refusals(
                 self.limits,
+                # graphql-core's schema: Strawberry has no public accessor for it.
                 context.schema._schema,
                 document,
                 context.operation_name,
