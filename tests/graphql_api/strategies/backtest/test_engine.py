@@ -13,14 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graphql_api.strategies.backtest import BacktestResult, Bars, run_backtest
-from graphql_api.strategies.backtest.metrics import cagr_pct, max_drawdown_pct, sharpe_ratio
 from graphql_api.strategies.rules import InvalidParametersError
 
 D = Decimal
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
-# SMA(1) vs SMA(3) on these closes (see test_strategy_rules): sell on bar 3 (ignored when
-# long-only and flat), buy on bar 5, sell on bar 7, buy on bar 9 (the last bar: ignored).
+# SMA(1) vs SMA(3) on these closes (see strategies/rules/test_signals.py): sell on bar 3
+# (ignored when long-only and flat), buy on bar 5, sell on bar 7, buy on bar 9 (the last
+# bar: ignored).
 CLOSES = ["10", "10", "10", "9", "8", "12", "13", "7", "8", "9"]
 OPENS = ["10", "10", "10", "9.5", "8.5", "11", "12.5", "12", "7.5", "8.5"]
 CROSS = {"fast": 1, "slow": 3}
@@ -235,25 +235,6 @@ def test_times_in_other_zones_are_converted_to_utc() -> None:
     tokyo = timezone(timedelta(hours=9))
     bars = Bars.from_arrays([datetime(2024, 1, 1, 9, tzinfo=tokyo)], [1.0], [1.0], [1.0], [1.0])
     assert bars.time_at(0) == datetime(2024, 1, 1, 0, tzinfo=UTC)
-
-
-def test_sharpe_ratio_by_hand() -> None:
-    # Returns +10%, -10%, +10%: mean 1/30; deviations 1/15, -2/15, 1/15; sample variance
-    # (1 + 4 + 1) / 225 / 2 = 1/75.
-    equity = np.array([100.0, 110.0, 99.0, 108.9])
-    assert sharpe_ratio(equity, 252) == pytest.approx((1 / 30) * math.sqrt(75) * math.sqrt(252))
-    assert sharpe_ratio(np.array([100.0, 100.0, 100.0]), 252) == 0.0
-
-
-def test_max_drawdown_takes_the_worst_peak_to_trough() -> None:
-    # 120 -> 90 is 25%; 130 -> 117 only 10%.
-    assert max_drawdown_pct(np.array([100.0, 120.0, 90.0, 130.0, 117.0])) == pytest.approx(25.0)
-
-
-def test_cagr_by_hand() -> None:
-    assert cagr_pct(D(100), D(121), years=2.0) == pytest.approx(10.0)
-    assert cagr_pct(D(100), D(50), years=0.0) is None
-    assert cagr_pct(D(100), D(200), years=1e-6) is None  # overflows a float: undefined
 
 
 # Random markets: tick-grid random walks, opens one small move away from the previous close.

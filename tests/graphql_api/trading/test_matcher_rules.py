@@ -25,7 +25,7 @@ from storage import models
 from storage.repositories import accounts as account_repo
 from storage.timeseries import Tick
 from tests.conftest import make_settings
-from tests.graphql_api.test_matcher import order_row, place, status_becomes, tick
+from tests.graphql_api.trading.test_matcher import order_row, place, status_becomes, tick
 
 RATE = Decimal("0.0003")
 
