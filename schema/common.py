@@ -1,9 +1,9 @@
-"""Types shared by every domain: user errors and Relay-style connections."""
+"""Types shared by every domain: user errors, Relay-style connections, lazy references."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
 import strawberry
 
@@ -68,3 +68,16 @@ class Connection(Generic[NodeT]):
                 end_cursor=edges[-1].cursor if edges else None,
             ),
         )
+
+
+def lazy_class(reference: Any) -> Any:
+    """The class an ``Annotated["Name", strawberry.lazy("module")]`` reference names.
+
+    Types that point at each other (``Order.strategy``, ``Strategy.orders``) declare the
+    other side with such a reference instead of importing its module, so neither module
+    imports the other. A resolver that must build the other side's object looks the class
+    up here, the way the schema resolved the same reference when it was built. Callers
+    cache the result: the lookup is not free.
+    """
+    forward, lazy = get_args(reference)
+    return lazy.resolve_forward_ref(forward).resolve_type()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +17,8 @@ from resolvers import orders as order_resolvers
 from resolvers import strategies as strategy_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
-from schema.common import UserError
+from resolvers.errors import bad_user_input
+from schema.common import UserError, lazy_class
 from schema.enums import KlineInterval, OrderSide, StrategyKind, StrategyStatus
 from schema.market import Symbol, symbol_of
 from storage import models
@@ -24,6 +26,10 @@ from storage import timeseries as ts
 
 if TYPE_CHECKING:
     from schema.orders import Order
+
+# ``schema.orders`` points back at strategies (``Order.strategy``): neither module imports
+# the other, each names the other's type lazily.
+OrderRef = Annotated["Order", strawberry.lazy("schema.orders")]
 
 
 @strawberry.type(description="A trading strategy of the calling user.")
@@ -59,14 +65,11 @@ class Strategy:
         return symbol_of(info, self.symbol_code)
 
     @strawberry.field(description="Its newest orders, newest first.")
-    async def orders(
-        self, info: Info, first: int = 20
-    ) -> list[Annotated[Order, strawberry.lazy("schema.orders")]]:
-        from schema.orders import Order
-
+    async def orders(self, info: Info, first: int = 20) -> list[OrderRef]:
         rows = await order_resolvers.strategy_orders(info, int(self.id), first)
         scale = amounts(info)
-        return [Order.from_row(row, scale) for row in rows]
+        order_class = _order_class()
+        return [order_class.from_row(row, scale) for row in rows]
 
     @strawberry.field(description="Its newest signals, newest first.")
     async def signals(self, info: Info, first: int = 20) -> list[Signal]:
@@ -162,8 +165,6 @@ def _parameters(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        from resolvers.errors import bad_user_input
-
         raise bad_user_input("parameters must be a JSON object", argument="parameters")
     return value
 
@@ -184,3 +185,9 @@ class DeleteStrategyPayload:
 
 def strategy_or_none(row: models.Strategy | None) -> Strategy | None:
     return Strategy.from_row(row) if row is not None else None
+
+
+@functools.cache
+def _order_class() -> type[Order]:
+    found: type[Order] = lazy_class(OrderRef)
+    return found
