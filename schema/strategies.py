@@ -1,7 +1,10 @@
-"""Strategy and signal types, the strategy inputs and their payloads."""
+"""Strategy and signal types, the strategy inputs and their payloads, strategy kinds, and
+the resolvers of ``strategyKinds``, ``startStrategy`` and ``stopStrategy`` (declared as
+fields by ``schema.query.Query`` and ``schema.mutation.Mutation``)."""
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Awaitable
 from datetime import datetime
@@ -18,7 +21,7 @@ from resolvers import strategies as strategy_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
-from schema.common import UserError, lazy_class
+from schema.common import UserError, lazy_class, user_errors
 from schema.enums import KlineInterval, OrderSide, StrategyKind, StrategyStatus
 from schema.market import Symbol, symbol_of
 from storage import models
@@ -191,3 +194,81 @@ def strategy_or_none(row: models.Strategy | None) -> Strategy | None:
 def _order_class() -> type[Order]:
     found: type[Order] = lazy_class(OrderRef)
     return found
+
+
+# --- strategy kinds --------------------------------------------------------------------------
+
+
+@strawberry.enum(name="ParameterType", description="How a strategy parameter is read.")
+class ParameterType(enum.Enum):
+    INT = "int"
+    FLOAT = "float"
+
+
+_KIND_DESCRIPTIONS = {
+    "SMA_CROSS": "Buy when the fast simple moving average crosses above the slow one; "
+    "sell when it crosses below.",
+    "EMA_CROSS": "Buy when the fast exponential moving average crosses above the slow one; "
+    "sell when it crosses below.",
+    "RSI_REVERSION": "Buy when RSI climbs back above `lower` (leaves oversold); "
+    "sell when it falls back below `upper` (leaves overbought).",
+    "MACD_CROSS": "Buy when the MACD line crosses above its signal line; sell when it "
+    "crosses below.",
+    "BOLLINGER_BREAKOUT": "Buy when the close crosses above the upper band; sell when it "
+    "crosses below the middle band.",
+}
+
+
+@strawberry.type(description="One tunable parameter of a strategy kind.")
+class StrategyParameter:
+    name: str = strawberry.field(description="Key in the `parameters` JSON object.")
+    type: ParameterType = strawberry.field(description="INT (a count of bars) or FLOAT.")
+    default: float = strawberry.field(description="Value used when omitted.")
+    minimum: float = strawberry.field(description="Smallest allowed value (inclusive).")
+    maximum: float = strawberry.field(description="Largest allowed value (inclusive).")
+    description: str = strawberry.field(description="What it controls.")
+
+
+@strawberry.type(description="A signal rule strategies and backtests can use.")
+class StrategyKindInfo:
+    kind: StrategyKind = strawberry.field(description="The kind.")
+    description: str = strawberry.field(description="Its buy and sell rule.")
+    parameters: list[StrategyParameter] = strawberry.field(description="Its parameters.")
+
+
+def strategy_kinds() -> list[StrategyKindInfo]:
+    return [
+        StrategyKindInfo(
+            kind=StrategyKind(kind),
+            description=_KIND_DESCRIPTIONS.get(kind, ""),
+            parameters=[
+                StrategyParameter(
+                    name=spec.name,
+                    type=ParameterType(spec.type),
+                    default=float(spec.default),
+                    minimum=float(spec.minimum),
+                    maximum=float(spec.maximum),
+                    description=spec.description,
+                )
+                for spec in specs
+            ],
+        )
+        for kind, specs in strategy_resolvers.strategy_kinds()
+    ]
+
+
+# --- start / stop ----------------------------------------------------------------------------
+
+
+async def start_strategy(info: Info, id: strawberry.ID) -> StrategyPayload:
+    outcome = await strategy_resolvers.start_strategy(info, id)
+    return StrategyPayload(
+        strategy=strategy_or_none(outcome.strategy), user_errors=user_errors(outcome.errors)
+    )
+
+
+async def stop_strategy(info: Info, id: strawberry.ID) -> StrategyPayload:
+    outcome = await strategy_resolvers.stop_strategy(info, id)
+    return StrategyPayload(
+        strategy=strategy_or_none(outcome.strategy), user_errors=user_errors(outcome.errors)
+    )
