@@ -14,7 +14,7 @@ from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import backtests, bar_imports
 from schema import strategies as strategy_types
-from schema.accounts import AuthPayload, AuthTokens, LogoutPayload, User
+from schema.auth import AuthPayload, AuthTokens, LogoutPayload, User
 from schema.backtests import RunBacktestPayload
 from schema.bar_imports import ImportBarsPayload
 from schema.common import UserError, user_errors

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import accounts, market, orders, strategies
+from resolvers import auth, market, orders, strategies
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import indicators
 from schema import strategies as strategy_types
-from schema.accounts import User
+from schema.auth import User
 from schema.common import Connection
 from schema.enums import KlineInterval, OrderStatus
 from schema.indicators import KlineSeries
@@ -32,7 +32,7 @@ To = Annotated[datetime | None, strawberry.argument(description="Exclusive end (
 class Query:
     @strawberry.field(permission_classes=SIGNED_IN, description="The signed-in user.")
     async def me(self, info: Info) -> User | None:
-        row = await accounts.me(info)
+        row = await auth.me(info)
         return User.from_row(row) if row is not None else None
 
     @strawberry.field(
