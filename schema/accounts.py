@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -12,7 +13,7 @@ from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from schema.common import Connection
 from schema.enums import OrderSide
-from schema.market import Symbol
+from schema.market import Symbol, symbol_of
 from storage import models
 
 AVERAGE_COST_STEP = Decimal("1e-8")
@@ -54,11 +55,9 @@ class Position:
             symbol_code=code,
         )
 
-    @strawberry.field(description="The instrument held.")
-    async def symbol(self, info: Info) -> Symbol:
-        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
-        assert row is not None
-        return Symbol.from_row(row)
+    @strawberry.field(description="The instrument held.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
 
     @strawberry.field(description="Latest trade price; null before the first tick.")
     async def last_price(self, info: Info) -> Decimal | None:
@@ -107,11 +106,9 @@ class Trade:
             symbol_code=row.symbol_code,
         )
 
-    @strawberry.field(description="The instrument.")
-    async def symbol(self, info: Info) -> Symbol:
-        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
-        assert row is not None
-        return Symbol.from_row(row)
+    @strawberry.field(description="The instrument.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
 
 
 @strawberry.type(description="Your paper-trading account.")

@@ -1,9 +1,11 @@
-"""Types shared by every domain: user errors, Relay-style connections, lazy references."""
+"""Shared by every domain: user errors, Relay-style connections, time-range arguments and
+lazy references."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar, get_args
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar, get_args
 
 import strawberry
 
@@ -13,6 +15,12 @@ from schema.enums import UserErrorCode
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
+
+# The ``from`` / ``to`` arguments of every time-series query (ticks, klines, klineSeries).
+From = Annotated[
+    datetime | None, strawberry.argument(name="from", description="Inclusive start (UTC).")
+]
+To = Annotated[datetime | None, strawberry.argument(description="Exclusive end (UTC).")]
 
 
 @strawberry.type(description="A problem with the mutation's input; nothing was changed.")

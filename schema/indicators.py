@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
 
 import strawberry
 
@@ -13,6 +12,7 @@ from graphql_api.market.indicators import FloatArray, atr, bollinger, ema, macd,
 from resolvers import indicators as resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
+from schema.common import From, To
 from schema.enums import KlineInterval
 from storage import timeseries as ts
 
@@ -118,12 +118,6 @@ class KlineSeries:
                 lows=resolvers.floats(lows),
             ),
         )
-
-
-From = Annotated[
-    datetime | None, strawberry.argument(name="from", description="Inclusive start (UTC).")
-]
-To = Annotated[datetime | None, strawberry.argument(description="Exclusive end (UTC).")]
 
 
 async def kline_series(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
 import strawberry
 
 from resolvers import auth, market, orders, strategies
@@ -13,7 +10,7 @@ from resolvers.context import Info
 from schema import indicators
 from schema import strategies as strategy_types
 from schema.auth import User
-from schema.common import Connection
+from schema.common import Connection, From, To
 from schema.enums import KlineInterval, OrderStatus
 from schema.indicators import KlineSeries
 from schema.market import Kline, Symbol, Tick, symbol_or_none
@@ -21,11 +18,6 @@ from schema.orders import Order, order_or_none
 from schema.permissions import MARKET_DATA, SIGNED_IN, TRADING
 from schema.strategies import Strategy, StrategyKindInfo, strategy_or_none
 from storage import timeseries as ts
-
-From = Annotated[
-    datetime | None, strawberry.argument(name="from", description="Inclusive start (UTC).")
-]
-To = Annotated[datetime | None, strawberry.argument(description="Exclusive end (UTC).")]
 
 
 @strawberry.type(description="Read access to market, strategy and order data.")

@@ -110,11 +110,9 @@ class Signal:
         row = await strategy_resolvers.strategy_by_id(info, self.strategy_id)
         return Strategy.from_row(row) if row is not None else None
 
-    @strawberry.field(description="The instrument.")
-    async def symbol(self, info: Info) -> Symbol:
-        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
-        assert row is not None, "signals reference existing symbols"
-        return Symbol.from_row(row)
+    @strawberry.field(description="The instrument.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
 
 
 @strawberry.input(description="A new strategy. It starts STOPPED.")
