@@ -5,14 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from graphql_api.auth import Role
 from graphql_api.trading.order_types import OrderSide
 from graphql_api.trading.risk import reserved_cash
 from resolvers.context import Info
 from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows
 from storage import models
 from storage.repositories import accounts as account_repo
-from storage.repositories import users as user_repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +22,6 @@ class BalanceView:
     @property
     def buying_power(self) -> Decimal:
         return self.cash - self.reserved
-
-
-async def me(info: Info) -> models.User | None:
-    async with info.context.services.sessions() as session:
-        return await user_repo.user_by_id(session, info.context.user_id)
-
-
-def role_of(user: models.User) -> Role:
-    return Role(user.role)
 
 
 async def balances(info: Info) -> list[BalanceView]:

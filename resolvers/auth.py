@@ -1,17 +1,27 @@
-"""Register, log in, refresh and log out."""
+"""Identity: the signed-in user; register, log in, refresh and log out."""
 
 from __future__ import annotations
 
 from graphql import GraphQLError
 from starlette.requests import HTTPConnection
 
-from graphql_api.auth import AuthError, TokenPair
+from graphql_api.auth import AuthError, Role, TokenPair
 from graphql_api.auth.passwords import HashingBusyError
 from graphql_api.hardening.rate_limits.buckets import RateLimitedError
 from graphql_api.platform.errors import ErrorCode, UserError
 from resolvers.context import Info
 from resolvers.errors import rate_limited
 from storage import models
+from storage.repositories import users as user_repo
+
+
+async def me(info: Info) -> models.User | None:
+    async with info.context.services.sessions() as session:
+        return await user_repo.user_by_id(session, info.context.user_id)
+
+
+def role_of(user: models.User) -> Role:
+    return Role(user.role)
 
 
 async def register(

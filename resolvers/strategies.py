@@ -1,8 +1,11 @@
-"""Strategy resolvers: reads scoped to the caller, and the strategy mutations."""
+"""Strategy resolvers: reads scoped to the caller, strategy kinds, and the strategy
+mutations (create, update, delete, start, stop)."""
 
 from __future__ import annotations
 
+from graphql_api.strategies import lifecycle as strategy_lifecycle
 from graphql_api.strategies.definitions import StrategyDraft, StrategyOutcome
+from graphql_api.strategies.rules import PARAMETER_SPECS, ParameterSpec
 from loaders.known import known
 from resolvers.context import Info
 from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id
@@ -56,4 +59,20 @@ async def update_strategy(info: Info, strategy_id: str, draft: StrategyDraft) ->
 async def delete_strategy(info: Info, strategy_id: str) -> StrategyOutcome:
     return await info.context.services.strategies.delete(
         info.context.user_id, parse_id(strategy_id)
+    )
+
+
+def strategy_kinds() -> list[tuple[str, tuple[ParameterSpec, ...]]]:
+    return list(PARAMETER_SPECS.items())
+
+
+async def start_strategy(info: Info, strategy_id: str) -> StrategyOutcome:
+    return await strategy_lifecycle.start_strategy(
+        info.context.services, info.context.user_id, parse_id(strategy_id)
+    )
+
+
+async def stop_strategy(info: Info, strategy_id: str) -> StrategyOutcome:
+    return await strategy_lifecycle.stop_strategy(
+        info.context.services, info.context.user_id, parse_id(strategy_id)
     )

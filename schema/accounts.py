@@ -1,19 +1,19 @@
-"""The signed-in user, their account, and the auth payloads."""
+"""The caller's paper-trading account: balances, positions and fills."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import strawberry
 
-from graphql_api.auth import TokenPair
 from resolvers import accounts as account_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
-from schema.common import Connection, UserError
-from schema.enums import OrderSide, Role
-from schema.market import Symbol
+from schema.common import Connection
+from schema.enums import OrderSide
+from schema.market import Symbol, symbol_of
 from storage import models
 
 AVERAGE_COST_STEP = Decimal("1e-8")
@@ -55,11 +55,9 @@ class Position:
             symbol_code=code,
         )
 
-    @strawberry.field(description="The instrument held.")
-    async def symbol(self, info: Info) -> Symbol:
-        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
-        assert row is not None
-        return Symbol.from_row(row)
+    @strawberry.field(description="The instrument held.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
 
     @strawberry.field(description="Latest trade price; null before the first tick.")
     async def last_price(self, info: Info) -> Decimal | None:
@@ -108,11 +106,9 @@ class Trade:
             symbol_code=row.symbol_code,
         )
 
-    @strawberry.field(description="The instrument.")
-    async def symbol(self, info: Info) -> Symbol:
-        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
-        assert row is not None
-        return Symbol.from_row(row)
+    @strawberry.field(description="The instrument.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
 
 
 @strawberry.type(description="Your paper-trading account.")
@@ -145,53 +141,3 @@ class Account:
         return Connection[Trade].build(
             page, kind="trade", key=lambda r: r.id, node=lambda r: Trade.from_row(r, scale)
         )
-
-
-@strawberry.type(description="The signed-in user.")
-class User:
-    id: strawberry.ID = strawberry.field(description="User id.")
-    username: str = strawberry.field(description="Login name.")
-    role: Role = strawberry.field(description="What the user may do.")
-    created_at: datetime = strawberry.field(description="Registration time.")
-
-    @classmethod
-    def from_row(cls, row: models.User) -> User:
-        return cls(
-            id=strawberry.ID(str(row.id)),
-            username=row.username,
-            role=Role(row.role),
-            created_at=row.created_at,
-        )
-
-    @strawberry.field(description="Cash, positions and fills.")
-    def account(self) -> Account:
-        return Account()
-
-
-@strawberry.type(description="Tokens for a session: send the access token as a Bearer token.")
-class AuthTokens:
-    access_token: str = strawberry.field(description="Short-lived JWT for Authorization: Bearer.")
-    refresh_token: str = strawberry.field(description="Exchange it with refreshToken (rotates).")
-    access_token_expires_at: datetime = strawberry.field(description="Access token expiry.")
-    refresh_token_expires_at: datetime = strawberry.field(description="Refresh token expiry.")
-
-    @classmethod
-    def from_pair(cls, pair: TokenPair) -> AuthTokens:
-        return cls(
-            access_token=pair.access_token,
-            refresh_token=pair.refresh_token,
-            access_token_expires_at=pair.access_expires_at,
-            refresh_token_expires_at=pair.refresh_expires_at,
-        )
-
-
-@strawberry.type(description="Result of register, login and refreshToken.")
-class AuthPayload:
-    tokens: AuthTokens | None = strawberry.field(description="New tokens; null on errors.")
-    user: User | None = strawberry.field(description="The user (register only).")
-    user_errors: list[UserError] = strawberry.field(description="Why it failed.")
-
-
-@strawberry.type(description="Result of logout.")
-class LogoutPayload:
-    ok: bool = strawberry.field(description="The session is revoked on every server process.")

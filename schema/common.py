@@ -1,9 +1,11 @@
-"""Types shared by every domain: user errors and Relay-style connections."""
+"""Shared by every domain: user errors, Relay-style connections, time-range arguments and
+lazy references."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar, get_args
 
 import strawberry
 
@@ -13,6 +15,12 @@ from schema.enums import UserErrorCode
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
+
+# The ``from`` / ``to`` arguments of every time-series query (ticks, klines, klineSeries).
+From = Annotated[
+    datetime | None, strawberry.argument(name="from", description="Inclusive start (UTC).")
+]
+To = Annotated[datetime | None, strawberry.argument(description="Exclusive end (UTC).")]
 
 
 @strawberry.type(description="A problem with the mutation's input; nothing was changed.")
@@ -68,3 +76,16 @@ class Connection(Generic[NodeT]):
                 end_cursor=edges[-1].cursor if edges else None,
             ),
         )
+
+
+def lazy_class(reference: Any) -> Any:
+    """The class an ``Annotated["Name", strawberry.lazy("module")]`` reference names.
+
+    Types that point at each other (``Order.strategy``, ``Strategy.orders``) declare the
+    other side with such a reference instead of importing its module, so neither module
+    imports the other. A resolver that must build the other side's object looks the class
+    up here, the way the schema resolved the same reference when it was built. Callers
+    cache the result: the lookup is not free.
+    """
+    forward, lazy = get_args(reference)
+    return lazy.resolve_forward_ref(forward).resolve_type()

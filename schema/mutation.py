@@ -12,9 +12,11 @@ from graphql_api.market.tick_validation import TickDraft
 from resolvers import auth, ingest, orders, strategies
 from resolvers.amounts import amounts
 from resolvers.context import Info
-from schema import backtests
-from schema.accounts import AuthPayload, AuthTokens, LogoutPayload, User
-from schema.backtests import ImportBarsPayload, RunBacktestPayload
+from schema import backtests, bar_imports
+from schema import strategies as strategy_types
+from schema.auth import AuthPayload, AuthTokens, LogoutPayload, User
+from schema.backtests import RunBacktestPayload
+from schema.bar_imports import ImportBarsPayload
 from schema.common import UserError, user_errors
 from schema.orders import CancelOrderPayload, PlaceOrderInput, PlaceOrderPayload, order_or_none
 from schema.permissions import FEEDING, SIGNED_IN, TRADING
@@ -162,17 +164,17 @@ class Mutation:
         ),
     )
     start_strategy: StrategyPayload = strawberry.mutation(
-        resolver=backtests.start_strategy,
+        resolver=strategy_types.start_strategy,
         permission_classes=TRADING,
         description="Run a STOPPED (or ERROR) strategy on live bars.",
     )
     stop_strategy: StrategyPayload = strawberry.mutation(
-        resolver=backtests.stop_strategy,
+        resolver=strategy_types.stop_strategy,
         permission_classes=TRADING,
         description="Stop a RUNNING strategy.",
     )
     import_bars: ImportBarsPayload = strawberry.mutation(
-        resolver=backtests.import_bars,
+        resolver=bar_imports.import_bars,
         permission_classes=FEEDING,
         description=(
             "Import daily bars (shared market data, role FEED) from CSV text "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
@@ -15,14 +16,18 @@ from resolvers import strategies as strategy_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from resolvers.pagination import parse_id
-from schema.common import UserError
+from schema.accounts import Trade
+from schema.common import UserError, lazy_class
 from schema.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from schema.market import Symbol, symbol_of
 from storage import models
 
 if TYPE_CHECKING:
-    from schema.accounts import Trade
     from schema.strategies import Strategy
+
+# ``schema.strategies`` points back at orders (``Strategy.orders``): neither module imports
+# the other, each names the other's type lazily.
+StrategyRef = Annotated["Strategy", strawberry.lazy("schema.strategies")]
 
 
 @strawberry.type(description="A paper-traded order of the calling user.")
@@ -73,31 +78,25 @@ class Order:
         return symbol_of(info, self.symbol_code)
 
     @strawberry.field(description="Its fills, oldest first.")
-    async def fills(self, info: Info) -> list[Annotated[Trade, strawberry.lazy("schema.accounts")]]:
-        from schema.accounts import Trade
-
+    async def fills(self, info: Info) -> list[Trade]:
         rows = await account_resolvers.order_fills(info, int(self.id))
         scale = amounts(info)
         return [Trade.from_row(row, scale) for row in rows]
 
     @strawberry.field(
         description="The strategy that placed the order, if any.",
-        graphql_type=Annotated["Strategy", strawberry.lazy("schema.strategies")] | None,
+        graphql_type=StrategyRef | None,
     )
     def strategy(self, info: Info) -> Strategy | Awaitable[Strategy | None] | None:
-        from schema.strategies import Strategy
-
         if self.strategy_id is None:
             return None
         row = strategy_resolvers.known_strategy(info, self.strategy_id)
-        return Strategy.from_row(row) if row is not None else self._load_strategy(info)
+        return _strategy_class().from_row(row) if row is not None else self._load_strategy(info)
 
     async def _load_strategy(self, info: Info) -> Strategy | None:
-        from schema.strategies import Strategy
-
         assert self.strategy_id is not None
         row = await strategy_resolvers.strategy_by_id(info, self.strategy_id)
-        return Strategy.from_row(row) if row is not None else None
+        return _strategy_class().from_row(row) if row is not None else None
 
 
 @strawberry.input(description="A new order. Prices and quantities are decimal strings.")
@@ -158,3 +157,9 @@ def order_or_none(row: models.Order | None, scale: Amounts) -> Order | None:
 
 def _price(scale: Amounts, value: Decimal | None, code: str) -> Decimal | None:
     return scale.price(value, code) if value is not None else None
+
+
+@functools.cache
+def _strategy_class() -> type[Strategy]:
+    found: type[Strategy] = lazy_class(StrategyRef)
+    return found

@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
 import strawberry
 
-from resolvers import accounts, market, orders, strategies
+from resolvers import auth, market, orders, strategies
 from resolvers.amounts import amounts
 from resolvers.context import Info
-from schema import backtests
-from schema.accounts import User
-from schema.backtests import KlineSeries, StrategyKindInfo
-from schema.common import Connection
+from schema import indicators
+from schema import strategies as strategy_types
+from schema.auth import User
+from schema.common import Connection, From, To
 from schema.enums import KlineInterval, OrderStatus
+from schema.indicators import KlineSeries
 from schema.market import Kline, Symbol, Tick, symbol_or_none
 from schema.orders import Order, order_or_none
 from schema.permissions import MARKET_DATA, SIGNED_IN, TRADING
-from schema.strategies import Strategy, strategy_or_none
+from schema.strategies import Strategy, StrategyKindInfo, strategy_or_none
 from storage import timeseries as ts
-
-From = Annotated[
-    datetime | None, strawberry.argument(name="from", description="Inclusive start (UTC).")
-]
-To = Annotated[datetime | None, strawberry.argument(description="Exclusive end (UTC).")]
 
 
 @strawberry.type(description="Read access to market, strategy and order data.")
 class Query:
     @strawberry.field(permission_classes=SIGNED_IN, description="The signed-in user.")
     async def me(self, info: Info) -> User | None:
-        row = await accounts.me(info)
+        row = await auth.me(info)
         return User.from_row(row) if row is not None else None
 
     @strawberry.field(
@@ -112,11 +105,11 @@ class Query:
         return [Kline.from_domain(bar, scale, daily=daily) for bar in bars]
 
     strategy_kinds: list[StrategyKindInfo] = strawberry.field(
-        resolver=backtests.strategy_kinds,
+        resolver=strategy_types.strategy_kinds,
         description="Every strategy kind with the parameters it takes (names, types, ranges).",
     )
     kline_series: KlineSeries = strawberry.field(
-        resolver=backtests.kline_series,
+        resolver=indicators.kline_series,
         permission_classes=MARKET_DATA,
         description=(
             "Bars as columns (one array per field), for charting, with technical indicators "

@@ -1,7 +1,11 @@
-"""Strategy and signal types, the strategy inputs and their payloads."""
+"""Strategy and signal types, the strategy inputs and their payloads, strategy kinds, and
+the resolvers of ``strategyKinds``, ``startStrategy`` and ``stopStrategy`` (declared as
+fields by ``schema.query.Query`` and ``schema.mutation.Mutation``)."""
 
 from __future__ import annotations
 
+import enum
+import functools
 from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +20,8 @@ from resolvers import orders as order_resolvers
 from resolvers import strategies as strategy_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
-from schema.common import UserError
+from resolvers.errors import bad_user_input
+from schema.common import UserError, lazy_class, user_errors
 from schema.enums import KlineInterval, OrderSide, StrategyKind, StrategyStatus
 from schema.market import Symbol, symbol_of
 from storage import models
@@ -24,6 +29,10 @@ from storage import timeseries as ts
 
 if TYPE_CHECKING:
     from schema.orders import Order
+
+# ``schema.orders`` points back at strategies (``Order.strategy``): neither module imports
+# the other, each names the other's type lazily.
+OrderRef = Annotated["Order", strawberry.lazy("schema.orders")]
 
 
 @strawberry.type(description="A trading strategy of the calling user.")
@@ -59,14 +68,11 @@ class Strategy:
         return symbol_of(info, self.symbol_code)
 
     @strawberry.field(description="Its newest orders, newest first.")
-    async def orders(
-        self, info: Info, first: int = 20
-    ) -> list[Annotated[Order, strawberry.lazy("schema.orders")]]:
-        from schema.orders import Order
-
+    async def orders(self, info: Info, first: int = 20) -> list[OrderRef]:
         rows = await order_resolvers.strategy_orders(info, int(self.id), first)
         scale = amounts(info)
-        return [Order.from_row(row, scale) for row in rows]
+        order_class = _order_class()
+        return [order_class.from_row(row, scale) for row in rows]
 
     @strawberry.field(description="Its newest signals, newest first.")
     async def signals(self, info: Info, first: int = 20) -> list[Signal]:
@@ -104,11 +110,9 @@ class Signal:
         row = await strategy_resolvers.strategy_by_id(info, self.strategy_id)
         return Strategy.from_row(row) if row is not None else None
 
-    @strawberry.field(description="The instrument.")
-    async def symbol(self, info: Info) -> Symbol:
-        row = await info.context.loaders.symbol_by_code.load(self.symbol_code)
-        assert row is not None, "signals reference existing symbols"
-        return Symbol.from_row(row)
+    @strawberry.field(description="The instrument.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
 
 
 @strawberry.input(description="A new strategy. It starts STOPPED.")
@@ -162,8 +166,6 @@ def _parameters(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        from resolvers.errors import bad_user_input
-
         raise bad_user_input("parameters must be a JSON object", argument="parameters")
     return value
 
@@ -184,3 +186,87 @@ class DeleteStrategyPayload:
 
 def strategy_or_none(row: models.Strategy | None) -> Strategy | None:
     return Strategy.from_row(row) if row is not None else None
+
+
+@functools.cache
+def _order_class() -> type[Order]:
+    found: type[Order] = lazy_class(OrderRef)
+    return found
+
+
+# --- strategy kinds --------------------------------------------------------------------------
+
+
+@strawberry.enum(name="ParameterType", description="How a strategy parameter is read.")
+class ParameterType(enum.Enum):
+    INT = "int"
+    FLOAT = "float"
+
+
+_KIND_DESCRIPTIONS = {
+    "SMA_CROSS": "Buy when the fast simple moving average crosses above the slow one; "
+    "sell when it crosses below.",
+    "EMA_CROSS": "Buy when the fast exponential moving average crosses above the slow one; "
+    "sell when it crosses below.",
+    "RSI_REVERSION": "Buy when RSI climbs back above `lower` (leaves oversold); "
+    "sell when it falls back below `upper` (leaves overbought).",
+    "MACD_CROSS": "Buy when the MACD line crosses above its signal line; sell when it "
+    "crosses below.",
+    "BOLLINGER_BREAKOUT": "Buy when the close crosses above the upper band; sell when it "
+    "crosses below the middle band.",
+}
+
+
+@strawberry.type(description="One tunable parameter of a strategy kind.")
+class StrategyParameter:
+    name: str = strawberry.field(description="Key in the `parameters` JSON object.")
+    type: ParameterType = strawberry.field(description="INT (a count of bars) or FLOAT.")
+    default: float = strawberry.field(description="Value used when omitted.")
+    minimum: float = strawberry.field(description="Smallest allowed value (inclusive).")
+    maximum: float = strawberry.field(description="Largest allowed value (inclusive).")
+    description: str = strawberry.field(description="What it controls.")
+
+
+@strawberry.type(description="A signal rule strategies and backtests can use.")
+class StrategyKindInfo:
+    kind: StrategyKind = strawberry.field(description="The kind.")
+    description: str = strawberry.field(description="Its buy and sell rule.")
+    parameters: list[StrategyParameter] = strawberry.field(description="Its parameters.")
+
+
+def strategy_kinds() -> list[StrategyKindInfo]:
+    return [
+        StrategyKindInfo(
+            kind=StrategyKind(kind),
+            description=_KIND_DESCRIPTIONS.get(kind, ""),
+            parameters=[
+                StrategyParameter(
+                    name=spec.name,
+                    type=ParameterType(spec.type),
+                    default=float(spec.default),
+                    minimum=float(spec.minimum),
+                    maximum=float(spec.maximum),
+                    description=spec.description,
+                )
+                for spec in specs
+            ],
+        )
+        for kind, specs in strategy_resolvers.strategy_kinds()
+    ]
+
+
+# --- start / stop ----------------------------------------------------------------------------
+
+
+async def start_strategy(info: Info, id: strawberry.ID) -> StrategyPayload:
+    outcome = await strategy_resolvers.start_strategy(info, id)
+    return StrategyPayload(
+        strategy=strategy_or_none(outcome.strategy), user_errors=user_errors(outcome.errors)
+    )
+
+
+async def stop_strategy(info: Info, id: strawberry.ID) -> StrategyPayload:
+    outcome = await strategy_resolvers.stop_strategy(info, id)
+    return StrategyPayload(
+        strategy=strategy_or_none(outcome.strategy), user_errors=user_errors(outcome.errors)
+    )
