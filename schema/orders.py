@@ -25,8 +25,8 @@ from storage import models
 if TYPE_CHECKING:
     from schema.strategies import Strategy
 
-# ``schema.strategies`` points back at orders (``Strategy.orders``): neither module imports
-# the other, each names the other's type lazily.
+# ``schema.strategies`` imports this module (``Strategy.orders``); the way back
+# (``Order.strategy``) names Strategy lazily, so the two modules form no cycle.
 StrategyRef = Annotated["Strategy", strawberry.lazy("schema.strategies")]
 
 

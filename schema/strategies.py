@@ -5,11 +5,10 @@ fields by ``schema.query.Query`` and ``schema.mutation.Mutation``)."""
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -21,18 +20,12 @@ from resolvers import strategies as strategy_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
-from schema.common import UserError, lazy_class, user_errors
+from schema.common import UserError, user_errors
 from schema.enums import KlineInterval, OrderSide, StrategyKind, StrategyStatus
 from schema.market import Symbol, symbol_of
+from schema.orders import Order
 from storage import models
 from storage import timeseries as ts
-
-if TYPE_CHECKING:
-    from schema.orders import Order
-
-# ``schema.orders`` points back at strategies (``Order.strategy``): neither module imports
-# the other, each names the other's type lazily.
-OrderRef = Annotated["Order", strawberry.lazy("schema.orders")]
 
 
 @strawberry.type(description="A trading strategy of the calling user.")
@@ -68,11 +61,10 @@ class Strategy:
         return symbol_of(info, self.symbol_code)
 
     @strawberry.field(description="Its newest orders, newest first.")
-    async def orders(self, info: Info, first: int = 20) -> list[OrderRef]:
+    async def orders(self, info: Info, first: int = 20) -> list[Order]:
         rows = await order_resolvers.strategy_orders(info, int(self.id), first)
         scale = amounts(info)
-        order_class = _order_class()
-        return [order_class.from_row(row, scale) for row in rows]
+        return [Order.from_row(row, scale) for row in rows]
 
     @strawberry.field(description="Its newest signals, newest first.")
     async def signals(self, info: Info, first: int = 20) -> list[Signal]:
@@ -186,12 +178,6 @@ class DeleteStrategyPayload:
 
 def strategy_or_none(row: models.Strategy | None) -> Strategy | None:
     return Strategy.from_row(row) if row is not None else None
-
-
-@functools.cache
-def _order_class() -> type[Order]:
-    found: type[Order] = lazy_class(OrderRef)
-    return found
 
 
 # --- strategy kinds --------------------------------------------------------------------------
