@@ -6,7 +6,7 @@ import functools
 from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any, ForwardRef
 
 import strawberry
 
@@ -22,12 +22,10 @@ from schema.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from schema.market import Symbol, symbol_of
 from storage import models
 
-if TYPE_CHECKING:
-    from schema.strategies import Strategy
-
 # ``schema.strategies`` imports this module (``Strategy.orders``); the way back
-# (``Order.strategy``) names Strategy lazily, so the two modules form no cycle.
-StrategyRef = Annotated["Strategy", strawberry.lazy("schema.strategies")]
+# (``Order.strategy``) names Strategy lazily, so the two modules form no cycle. It is a
+# value, not a type alias: not even the type checker imports ``schema.strategies``.
+StrategyRef: Any = Annotated[ForwardRef("Strategy"), strawberry.lazy("schema.strategies")]
 
 
 @strawberry.type(description="A paper-traded order of the calling user.")
@@ -87,13 +85,13 @@ class Order:
         description="The strategy that placed the order, if any.",
         graphql_type=StrategyRef | None,
     )
-    def strategy(self, info: Info) -> Strategy | Awaitable[Strategy | None] | None:
+    def strategy(self, info: Info) -> object | Awaitable[object | None] | None:
         if self.strategy_id is None:
             return None
         row = strategy_resolvers.known_strategy(info, self.strategy_id)
         return _strategy_class().from_row(row) if row is not None else self._load_strategy(info)
 
-    async def _load_strategy(self, info: Info) -> Strategy | None:
+    async def _load_strategy(self, info: Info) -> object | None:
         assert self.strategy_id is not None
         row = await strategy_resolvers.strategy_by_id(info, self.strategy_id)
         return _strategy_class().from_row(row) if row is not None else None
@@ -160,6 +158,5 @@ def _price(scale: Amounts, value: Decimal | None, code: str) -> Decimal | None:
 
 
 @functools.cache
-def _strategy_class() -> type[Strategy]:
-    found: type[Strategy] = lazy_class(StrategyRef)
-    return found
+def _strategy_class() -> Any:
+    return lazy_class(StrategyRef)
