@@ -8,9 +8,10 @@ cannot both succeed, on any process.
 
 A start clears ``last_bar_at``: the strategy goes live from the current bar
 and never emits signals for bars that closed while it was stopped. With the
-commit, the change is announced on :data:`CONTROL_CHANNEL` so the strategy
-engine (wherever the cluster runs it) picks it up at once instead of at its
-next poll. The announcement is staged in the transition's transaction (see
+commit, the change is announced on
+:data:`~graphql_api.realtime.channels.CONTROL_CHANNEL` so the strategy engine
+(wherever the cluster runs it) picks it up at once instead of at its next
+poll. The announcement is staged in the transition's transaction (see
 :mod:`graphql_api.realtime.outbox`), so a bus outage delays it but never loses it.
 """
 
@@ -23,6 +24,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, update
 
 from graphql_api.platform.errors import ErrorCode, UserError
+from graphql_api.realtime.channels import CONTROL_CHANNEL
 from graphql_api.realtime.events import encode_id_event
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyOutcome, StrategyStatus
@@ -30,10 +32,7 @@ from graphql_api.strategies.rules import validate_parameters
 from storage import models
 from storage.repositories import strategies as strategy_repo
 
-__all__ = ["CONTROL_CHANNEL", "start_strategy", "stop_strategy"]
-
-# Announces status changes to the strategy engine; the payload is an id event.
-CONTROL_CHANNEL = "strategies.control"
+__all__ = ["start_strategy", "stop_strategy"]
 
 _PROBLEM_CODES = {code.value: code for code in ErrorCode}
 

@@ -10,10 +10,11 @@ from sqlalchemy import update
 
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.platform.settings import Settings
+from graphql_api.realtime.channels import CONTROL_CHANNEL
 from graphql_api.realtime.events import decode_id_event
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
-from graphql_api.strategies.lifecycle import CONTROL_CHANNEL, start_strategy, stop_strategy
+from graphql_api.strategies.lifecycle import start_strategy, stop_strategy
 from storage import models
 from tests.conftest import make_settings
 

@@ -19,7 +19,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from graphql_api.platform.settings import Settings
-from graphql_api.realtime.events import decode_id_event, signal_channel
+from graphql_api.realtime.channels import signal_channel
+from graphql_api.realtime.events import decode_id_event
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
 from graphql_api.strategies.engine.runner import RunningStrategy, StrategyRunner

@@ -7,7 +7,8 @@ so exactly one process evaluates strategies at a time; the unique
 
 Which strategies run is read from the ``strategies`` table: every
 ``poll_interval`` seconds, and at once when ``startStrategy``/``stopStrategy``
-(or anything else) publishes on :data:`CONTROL_CHANNEL`. Polling is the source
+(or anything else) publishes on
+:data:`~graphql_api.realtime.channels.CONTROL_CHANNEL`. Polling is the source
 of truth — a lost control message only delays a change by one poll — and it
 also notices strategies started on another process or edited while running
 (a changed ``updated_at`` rebuilds the runner).
@@ -29,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import select, update
 
-from graphql_api.realtime.events import decode_tick, tick_channel
+from graphql_api.realtime.channels import CONTROL_CHANNEL, tick_channel
+from graphql_api.realtime.events import decode_tick
 from graphql_api.realtime.hub import Mailbox, SlowConsumerError
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyStatus
@@ -39,10 +41,9 @@ from graphql_api.strategies.engine.runner import (
     StrategyConfigError,
     StrategyRunner,
 )
-from graphql_api.strategies.lifecycle import CONTROL_CHANNEL
 from storage import models
 
-__all__ = ["CONTROL_CHANNEL", "StrategyEngine"]
+__all__ = ["StrategyEngine"]
 
 log = structlog.get_logger(__name__)
 

@@ -43,7 +43,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.market.late_ticks import is_late
-from graphql_api.realtime.events import encode_id_event, signal_channel
+from graphql_api.realtime.channels import signal_channel
+from graphql_api.realtime.events import encode_id_event
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyStatus
 from graphql_api.strategies.engine.bars import DEFAULT_GRACE, BarBuilder, bucket_end
