@@ -27,14 +27,12 @@ from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.realtime.channels import CONTROL_CHANNEL
 from graphql_api.realtime.events import encode_id_event
 from graphql_api.services import Services
-from graphql_api.strategies.definitions import StrategyOutcome, StrategyStatus
+from graphql_api.strategies.definitions import StrategyOutcome, StrategyStatus, parameter_errors
 from graphql_api.strategies.rules import validate_parameters
 from storage import models
 from storage.repositories import strategies as strategy_repo
 
 __all__ = ["start_strategy", "stop_strategy"]
-
-_PROBLEM_CODES = {code.value: code for code in ErrorCode}
 
 
 async def start_strategy(services: Services, user_id: int, strategy_id: int) -> StrategyOutcome:
@@ -45,17 +43,7 @@ async def start_strategy(services: Services, user_id: int, strategy_id: int) -> 
         _, problems = validate_parameters(strategy.kind, strategy.parameters or {})
         if problems:
             # Only possible for rows written before a rule changed; say what to fix.
-            return StrategyOutcome(
-                strategy,
-                [
-                    UserError(
-                        "kind" if problem.code == "UNKNOWN_KIND" else problem.field,
-                        _PROBLEM_CODES.get(problem.code, ErrorCode.INVALID),
-                        problem.message,
-                    )
-                    for problem in problems
-                ],
-            )
+            return StrategyOutcome(strategy, parameter_errors(problems))
     return await _transition(
         services,
         user_id,

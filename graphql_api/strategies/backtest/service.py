@@ -44,6 +44,7 @@ from graphql_api.platform.number_text import (
 )
 from graphql_api.services import Services
 from graphql_api.strategies import backtest
+from graphql_api.strategies.definitions import parameter_errors
 from graphql_api.strategies.rules import validate_parameters, warmup_bars
 from storage import models
 from storage.engine import SessionFactory
@@ -89,7 +90,6 @@ TRADING_HOURS = {"SSE": 4.0, "SZSE": 4.0}
 DEFAULT_TRADING_HOURS = 6.5
 TRADING_DAYS = 252
 
-_PROBLEM_CODES = {code.value: code for code in ErrorCode}
 _UPSERT_CHUNK = 1000
 
 
@@ -242,16 +242,8 @@ def periods_per_year(exchange: str, interval: KlineInterval) -> float:
 def _check_request(
     request: BacktestRequest, spec: SymbolSpec | None
 ) -> tuple[dict[str, Any], list[UserError]]:
-    errors: list[UserError] = []
     normalised, problems = validate_parameters(request.kind, request.parameters)
-    for problem in problems:
-        errors.append(
-            UserError(
-                "kind" if problem.code == "UNKNOWN_KIND" else problem.field,
-                _PROBLEM_CODES.get(problem.code, ErrorCode.INVALID),
-                problem.message,
-            )
-        )
+    errors = parameter_errors(problems)
     if spec is None:
         errors.append(
             UserError("symbol", ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol!r}")
