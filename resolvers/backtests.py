@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from graphql_api.market.imports import bars as bar_imports
 from graphql_api.market.indicators import FloatArray
 from graphql_api.strategies import lifecycle as strategy_lifecycle
 from graphql_api.strategies.backtest import service as backtests
@@ -25,7 +26,10 @@ MAX_INDICATOR_PERIOD = 10_000
 
 
 async def run_backtest(info: Info, request: backtests.BacktestRequest) -> backtests.BacktestOutcome:
-    return await backtests.run_backtest(info.context.services, request)
+    services = info.context.services
+    return await backtests.run_backtest(
+        services.sessions, services.catalog, services.timeseries, request
+    )
 
 
 def strategy_kinds() -> list[tuple[str, tuple[ParameterSpec, ...]]]:
@@ -44,14 +48,19 @@ async def stop_strategy(info: Info, strategy_id: str) -> StrategyOutcome:
     )
 
 
-async def import_bars(info: Info, symbol: str, text: str) -> backtests.ImportReport:
+async def import_bars(info: Info, symbol: str, text: str) -> bar_imports.ImportReport:
     # Over GraphQL an import is all or nothing: a client retries a whole file.
-    return await backtests.import_bars(
-        info.context.services,
+    services = info.context.services
+    settings = services.settings
+    return await bar_imports.import_bars(
+        services.catalog,
+        services.sessions,
         symbol,
         text,
+        max_age_years=settings.max_bar_age_years,
+        max_future=timedelta(seconds=settings.max_tick_future_seconds),
         all_or_nothing=True,
-        max_rows=backtests.MAX_IMPORT_ROWS,
+        max_rows=bar_imports.MAX_IMPORT_ROWS,
     )
 
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, BinaryIO
 from graphql_api.platform.number_text import NumberTextError, parse_ascii_int
 
 if TYPE_CHECKING:
+    from graphql_api.market.imports.bars import ImportReport
     from graphql_api.market.imports.summary import ImportSummary
     from graphql_api.market.symbols import SymbolCatalog
     from graphql_api.market.value_ranges import TimeWindow
     from graphql_api.platform.settings import Settings
-    from graphql_api.strategies.backtest.service import ImportReport
     from storage.engine import SessionFactory
 
 ROLES = ("VIEWER", "TRADER", "FEED", "ADMIN")
@@ -331,8 +331,8 @@ async def _import_ticks(file: str, batch_size: int, progress: bool) -> int:
 async def _import_bars(
     file: str, symbol: str, all_or_nothing: bool, batch_size: int, progress: bool
 ) -> int:
+    from graphql_api.market.imports.bars import import_bar_lines
     from graphql_api.platform.settings import Settings
-    from graphql_api.strategies.backtest.service import import_bar_lines
 
     source = _open_source(file)
     if source is None:
