@@ -34,7 +34,8 @@ from graphql_api.realtime.redis_backend import RedisBroadcastBackend
 from graphql_api.server.demo_data import seed_demo_data
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyService
-from graphql_api.strategies.engine.engine import StrategyEngine
+from graphql_api.strategies.engine.bars import DEFAULT_GRACE
+from graphql_api.strategies.engine.engine import WORKER_MAILBOX, StrategyEngine
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskLimits
@@ -135,7 +136,7 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
         )
         tasks["matcher"] = asyncio.create_task(leadership.run(matcher.run), name="matcher")
     if settings.strategy_engine_enabled:
-        engine = StrategyEngine(services)
+        engine = strategy_engine(services)
         strategy_leadership = Leadership(
             services.engine, "strategy-engine", retry_interval=settings.leader_lease_seconds / 5
         )
@@ -174,6 +175,30 @@ async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> Non
     # otherwise it stays staged for the next process to relay.
     with contextlib.suppress(Exception):
         await asyncio.wait_for(services.outbox.relay_once(), 5)
+
+
+def strategy_engine(
+    services: Services,
+    *,
+    poll_interval: float = 1.0,
+    timer_interval: float = 0.5,
+    grace: timedelta = DEFAULT_GRACE,
+    mailbox_capacity: int = WORKER_MAILBOX,
+) -> StrategyEngine:
+    """The strategy engine on this process's stores (tests tune its timings)."""
+    return StrategyEngine(
+        sessions=services.sessions,
+        hub=services.hub,
+        timeseries=services.timeseries,
+        catalog=services.catalog,
+        outbox=services.outbox,
+        orders=services.orders,
+        activity=services.activity,
+        poll_interval=poll_interval,
+        timer_interval=timer_interval,
+        grace=grace,
+        mailbox_capacity=mailbox_capacity,
+    )
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
