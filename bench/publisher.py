@@ -33,7 +33,8 @@ from typing import Any
 import httpx
 from redis import asyncio as redis
 
-from graphql_api.realtime.events import encode_tick, tick_channel
+from graphql_api.realtime.channels import tick_channel
+from graphql_api.realtime.events import encode_tick
 from storage.timeseries import Tick
 
 INGEST = """

@@ -7,4 +7,7 @@ from resolvers.context import Info
 
 
 async def run_backtest(info: Info, request: backtests.BacktestRequest) -> backtests.BacktestOutcome:
-    return await backtests.run_backtest(info.context.services, request)
+    services = info.context.services
+    return await backtests.run_backtest(
+        services.sessions, services.catalog, services.timeseries, request
+    )

@@ -67,12 +67,14 @@ def strategy_kinds() -> list[tuple[str, tuple[ParameterSpec, ...]]]:
 
 
 async def start_strategy(info: Info, strategy_id: str) -> StrategyOutcome:
+    services = info.context.services
     return await strategy_lifecycle.start_strategy(
-        info.context.services, info.context.user_id, parse_id(strategy_id)
+        services.sessions, services.outbox, info.context.user_id, parse_id(strategy_id)
     )
 
 
 async def stop_strategy(info: Info, strategy_id: str) -> StrategyOutcome:
+    services = info.context.services
     return await strategy_lifecycle.stop_strategy(
-        info.context.services, info.context.user_id, parse_id(strategy_id)
+        services.sessions, services.outbox, info.context.user_id, parse_id(strategy_id)
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from graphql_api.platform.resilience import as_service_unavailable
-from graphql_api.realtime.events import decode_tick, tick_channel
+from graphql_api.realtime.channels import tick_channel
+from graphql_api.realtime.events import decode_tick
 from graphql_api.realtime.live_updates import order_updates, signal_updates
 from resolvers.context import Info
 from resolvers.errors import bad_user_input

@@ -19,8 +19,6 @@ from graphql_api.auth.principal import Role
 from storage.engine import SessionFactory
 from storage.repositories import users as user_repo
 
-USER_CHANGES_CHANNEL = "auth.users"
-
 
 @dataclass(frozen=True, slots=True)
 class Identity:

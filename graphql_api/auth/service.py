@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from graphql_api.auth import tokens
-from graphql_api.auth.identities import USER_CHANGES_CHANNEL, IdentityCache
+from graphql_api.auth.identities import IdentityCache
 from graphql_api.auth.passwords import PasswordHashing
 from graphql_api.auth.principal import Principal, Role
 from graphql_api.auth.throttle import AuthLimits, AuthThrottle
@@ -24,6 +24,7 @@ from graphql_api.hardening.rate_limits.buckets import RateLimiter
 from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.platform.names import check_name, forbidden_character
 from graphql_api.platform.settings import Settings
+from graphql_api.realtime.channels import REVOCATION_CHANNEL, USER_CHANGES_CHANNEL
 from graphql_api.realtime.hub import Hub
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.trading.accounts import account_currencies, open_account
@@ -34,7 +35,6 @@ from storage.repositories import users as user_repo
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-REVOCATION_CHANNEL = "auth.revocations"
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 MAX_USERNAME_LENGTH = 64  # longer is never a user (the column's width): refused unhashed
 MIN_PASSWORD_LENGTH = 8

@@ -28,7 +28,8 @@ from graphql_api.market.tick_validation import TickDraft, check_tick
 from graphql_api.market.value_ranges import TimeWindow
 from graphql_api.platform.errors import UserError
 from graphql_api.platform.settings import DEFAULT_MAX_TICK_AGE_YEARS
-from graphql_api.realtime.events import encode_tick, tick_channel
+from graphql_api.realtime.channels import tick_channel
+from graphql_api.realtime.events import encode_tick
 from graphql_api.realtime.hub import Hub
 from storage.timeseries import Tick, TimeSeriesStore
 from storage.timeseries.base import BatchKey, BatchOutcome, TickBatch

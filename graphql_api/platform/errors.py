@@ -27,6 +27,18 @@ class ErrorCode(enum.Enum):
     INVALID_TOKEN = "INVALID_TOKEN"
 
 
+_CODES_BY_NAME = {code.value: code for code in ErrorCode}
+
+
+def error_code_named(name: str, default: ErrorCode = ErrorCode.INVALID) -> ErrorCode:
+    """The :class:`ErrorCode` spelled ``name``, else ``default``.
+
+    Lower layers (the strategy rules) report problems with their own codes;
+    the ones that share a name with an :class:`ErrorCode` keep it.
+    """
+    return _CODES_BY_NAME.get(name, default)
+
+
 @dataclass(frozen=True, slots=True)
 class UserError:
     """One problem with the caller's input; ``field`` is a dotted path into the input."""

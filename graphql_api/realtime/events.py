@@ -1,4 +1,4 @@
-"""Wire format of realtime events on the broadcaster, and their channel names.
+"""Wire format of realtime events on the broadcaster (channel names: :mod:`.channels`).
 
 Events cross process boundaries (Redis), so they are JSON text with decimals as
 strings and times as ISO 8601 UTC — the same representation GraphQL uses.
@@ -13,21 +13,6 @@ from typing import Any
 
 from storage import models
 from storage.timeseries import Tick
-
-# Every newly accepted order, for the cluster's matcher (wherever it runs).
-ORDERS_NEW_CHANNEL = "orders.new"
-
-
-def tick_channel(symbol: str) -> str:
-    return f"ticks.{symbol}"
-
-
-def signal_channel(user_id: int) -> str:
-    return f"signals.{user_id}"
-
-
-def order_channel(user_id: int) -> str:
-    return f"orders.{user_id}"
 
 
 def encode_tick(tick: Tick) -> str:

@@ -29,7 +29,8 @@ from typing import TypeVar
 from sqlalchemy import select
 
 from graphql_api.platform.resilience import as_service_unavailable
-from graphql_api.realtime.events import decode_id_event, order_channel, signal_channel
+from graphql_api.realtime.channels import order_channel, signal_channel
+from graphql_api.realtime.events import decode_id_event
 from graphql_api.realtime.hub import RESYNC, Hub, Mailbox
 from storage import models
 from storage.engine import SessionFactory

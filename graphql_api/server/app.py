@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +30,7 @@ from graphql_api.hardening.query_limits.guard import QueryLimits
 from graphql_api.platform.logging import configure_logging
 from graphql_api.platform.settings import Settings
 from graphql_api.server import web
+from graphql_api.server.context import build_context
 from graphql_api.server.hardening import Hardening
 from graphql_api.server.http_view import GraphQLOverHTTP
 from graphql_api.server.runtime import open_services
@@ -40,7 +40,6 @@ from graphql_api.server.ws_protocol import (
     shutdown_all,
 )
 from graphql_api.services import Services
-from loaders import create_loaders
 from resolvers.context import Context
 from schema import build_schema
 
@@ -82,15 +81,8 @@ class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
         services = self.services
         if services is None:
             raise RuntimeError("services are not started (lifespan did not run)")
-        is_websocket = isinstance(request, WebSocket)
-        context = Context(
-            services=services,
-            loaders=create_loaders(services.sessions, services.timeseries, cache=not is_websocket),
-            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
-            request=request,
-            response=response,
-        )
-        if not is_websocket:
+        context = build_context(services, request, response=response)
+        if not isinstance(request, WebSocket):
             await _authenticate(context, request.headers.get("authorization"))
         return context
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, BinaryIO
 from graphql_api.platform.number_text import NumberTextError, parse_ascii_int
 
 if TYPE_CHECKING:
+    from graphql_api.market.imports.bars import ImportReport
     from graphql_api.market.imports.summary import ImportSummary
     from graphql_api.market.symbols import SymbolCatalog
     from graphql_api.market.value_ranges import TimeWindow
     from graphql_api.platform.settings import Settings
-    from graphql_api.strategies.backtest.service import ImportReport
     from storage.engine import SessionFactory
 
 ROLES = ("VIEWER", "TRADER", "FEED", "ADMIN")
@@ -265,38 +265,28 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
 
 async def _migrate() -> int:
     from graphql_api.platform.settings import Settings
-    from storage.engine import create_engine
-    from storage.migrate import upgrade_to_head
+    from graphql_api.server.database import open_database
 
-    engine = create_engine(Settings().database_url)
-    try:
-        await upgrade_to_head(engine)
-    finally:
-        await engine.dispose()
+    async with open_database(Settings()):
+        pass  # opening migrates
     print("database is at the latest migration")
     return 0
 
 
 async def _seed() -> int:
     from graphql_api.platform.settings import Settings
+    from graphql_api.server.database import open_database
     from graphql_api.server.demo_data import seed_demo_data
-    from storage.engine import create_engine, create_session_factory
-    from storage.migrate import upgrade_to_head
 
     settings = Settings()
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade_to_head(engine)
-        async with create_session_factory(engine)() as session:
-            seeded = await seed_demo_data(
-                session,
-                demo_username=settings.demo_username,
-                demo_password=settings.demo_password,
-                start_cash=settings.demo_start_cash,
-            )
-            await session.commit()
-    finally:
-        await engine.dispose()
+    async with open_database(settings) as database, database.sessions() as session:
+        seeded = await seed_demo_data(
+            session,
+            demo_username=settings.demo_username,
+            demo_password=settings.demo_password,
+            start_cash=settings.demo_start_cash,
+        )
+        await session.commit()
     print("seeded demo data" if seeded else "database already has symbols; nothing seeded")
     return 0
 
@@ -331,8 +321,8 @@ async def _import_ticks(file: str, batch_size: int, progress: bool) -> int:
 async def _import_bars(
     file: str, symbol: str, all_or_nothing: bool, batch_size: int, progress: bool
 ) -> int:
+    from graphql_api.market.imports.bars import import_bar_lines
     from graphql_api.platform.settings import Settings
-    from graphql_api.strategies.backtest.service import import_bar_lines
 
     source = _open_source(file)
     if source is None:
@@ -340,7 +330,7 @@ async def _import_bars(
     settings = Settings()
     window = _window(settings.max_bar_age_years, settings.max_tick_future_seconds)
     with source as data:
-        async with _open_database(settings) as (catalog, sessions):
+        async with _open_catalog(settings) as (catalog, sessions):
             with _progress_bar(file, progress) as advance:
                 report = await import_bar_lines(
                     catalog,
@@ -443,23 +433,17 @@ def _count_lines(path: Path) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _open_database(
+async def _open_catalog(
     settings: Settings,
 ) -> AsyncIterator[tuple[SymbolCatalog, SessionFactory]]:
     """The symbol catalogue and sessions: all a daily-bar import needs (bars live in SQL)."""
     from graphql_api.market.symbols import SymbolCatalog
-    from storage.engine import create_engine, create_session_factory
-    from storage.migrate import upgrade_to_head
+    from graphql_api.server.database import open_database
 
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade_to_head(engine)
-        sessions = create_session_factory(engine)
-        catalog = SymbolCatalog(sessions)
+    async with open_database(settings) as database:
+        catalog = SymbolCatalog(database.sessions)
         await catalog.load()
-        yield catalog, sessions
-    finally:
-        await engine.dispose()
+        yield catalog, database.sessions
 
 
 async def _create_user(username: str, password: str, role: str) -> int:

@@ -31,15 +31,16 @@ from graphql_api.platform.settings import Settings
 from graphql_api.realtime.hub import BroadcastWithBackend, Hub
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.realtime.redis_backend import RedisBroadcastBackend
+from graphql_api.server.database import open_database
 from graphql_api.server.demo_data import seed_demo_data
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyService
-from graphql_api.strategies.engine.engine import StrategyEngine
+from graphql_api.strategies.engine.bars import DEFAULT_GRACE
+from graphql_api.strategies.engine.engine import WORKER_MAILBOX, StrategyEngine
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskLimits
-from storage.engine import SessionFactory, create_engine, create_session_factory
-from storage.migrate import upgrade_to_head
+from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
 from storage.repositories import users as user_repo
 from storage.timeseries import TimeSeriesStore
@@ -55,11 +56,10 @@ async def open_services(
     """``limiter``: the rate limiter's buckets (Redis-backed when configured), which
     also count failed sign-ins; per process when None."""
     secret = signing_secret(settings)  # before anything starts: a missing one stops start-up
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    try:
-        if settings.auto_migrate:
-            await upgrade_to_head(engine)
-        sessions = create_session_factory(engine)
+    async with open_database(
+        settings, migrate=settings.auto_migrate, pool_size=settings.database_pool_size
+    ) as database:
+        engine, sessions = database.engine, database.sessions
         if settings.seed_demo_data:
             await _seed(sessions, settings)
         demo_user_id = await _demo_user_id(sessions, settings)
@@ -106,8 +106,6 @@ async def open_services(
                 await hub.close()
         finally:
             await timeseries.close()
-    finally:
-        await engine.dispose()
 
 
 @contextlib.asynccontextmanager
@@ -135,7 +133,7 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
         )
         tasks["matcher"] = asyncio.create_task(leadership.run(matcher.run), name="matcher")
     if settings.strategy_engine_enabled:
-        engine = StrategyEngine(services)
+        engine = strategy_engine(services)
         strategy_leadership = Leadership(
             services.engine, "strategy-engine", retry_interval=settings.leader_lease_seconds / 5
         )
@@ -174,6 +172,30 @@ async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> Non
     # otherwise it stays staged for the next process to relay.
     with contextlib.suppress(Exception):
         await asyncio.wait_for(services.outbox.relay_once(), 5)
+
+
+def strategy_engine(
+    services: Services,
+    *,
+    poll_interval: float = 1.0,
+    timer_interval: float = 0.5,
+    grace: timedelta = DEFAULT_GRACE,
+    mailbox_capacity: int = WORKER_MAILBOX,
+) -> StrategyEngine:
+    """The strategy engine on this process's stores (tests tune its timings)."""
+    return StrategyEngine(
+        sessions=services.sessions,
+        hub=services.hub,
+        timeseries=services.timeseries,
+        catalog=services.catalog,
+        outbox=services.outbox,
+        orders=services.orders,
+        activity=services.activity,
+        poll_interval=poll_interval,
+        timer_interval=timer_interval,
+        grace=grace,
+        mailbox_capacity=mailbox_capacity,
+    )
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -266,21 +288,16 @@ async def open_admin_services(settings: Settings | None = None) -> AsyncIterator
     (``BROADCAST_URL``), so a role change or a removal reaches every running process.
     """
     settings = settings or Settings()
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade_to_head(engine)
-        async with Broadcast("memory://") as broadcast:
-            sessions = create_session_factory(engine)
-            hub = Hub(broadcast)
-            # Revocations and user changes made here are staged in the database;
-            # the servers' relays put them on the cluster's bus.
-            auth = AuthService(sessions, settings, hub, EventOutbox(sessions, hub), secret=None)
-            try:
-                yield auth
-            finally:
-                auth.close()
-    finally:
-        await engine.dispose()
+    async with open_database(settings) as database, Broadcast("memory://") as broadcast:
+        sessions = database.sessions
+        hub = Hub(broadcast)
+        # Revocations and user changes made here are staged in the database;
+        # the servers' relays put them on the cluster's bus.
+        auth = AuthService(sessions, settings, hub, EventOutbox(sessions, hub), secret=None)
+        try:
+            yield auth
+        finally:
+            auth.close()
 
 
 @contextlib.asynccontextmanager
@@ -289,15 +306,11 @@ async def open_storage(
 ) -> AsyncIterator[tuple[SymbolCatalog, TimeSeriesStore]]:
     """The symbol catalogue and the time-series store, for offline imports."""
     settings = settings or Settings()
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade_to_head(engine)
-        catalog = SymbolCatalog(create_session_factory(engine))
+    async with open_database(settings) as database:
+        catalog = SymbolCatalog(database.sessions)
         await catalog.load()
-        store = await _open_timeseries(settings, engine)
+        store = await _open_timeseries(settings, database.engine)
         try:
             yield catalog, store
         finally:
             await store.close()
-    finally:
-        await engine.dispose()

@@ -109,7 +109,7 @@ from graphql_api.realtime.multiplex import (
     SourceFactory,
     StreamKey,
 )
-from loaders import create_loaders
+from graphql_api.server.context import build_context
 from resolvers.context import Context
 from schema.streams import stream_declarations
 
@@ -588,12 +588,10 @@ class _Connection:
         analysis = plan.analysis
 
         async def produce() -> AsyncIterator[Item]:
-            services = joiner.services
-            context = Context(
-                services=services,
-                loaders=create_loaders(services.sessions, services.timeseries, cache=False),
+            context = build_context(
+                joiner.services,
+                joiner.request,
                 request_id=f"shared-{uuid.uuid4().hex}",
-                request=joiner.request,
                 principal=joiner.principal,
                 auth_error=joiner.auth_error,
             )

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from graphql_api.market.symbols import SymbolCatalog
-from graphql_api.platform.errors import ErrorCode, UserError
+from graphql_api.platform.errors import ErrorCode, UserError, error_code_named
 from graphql_api.platform.names import check_name
-from graphql_api.strategies.rules import validate_parameters
+from graphql_api.strategies.rules import ParameterProblem, ProblemCode, validate_parameters
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import strategies as strategy_repo
@@ -51,9 +51,6 @@ class StrategyDraft:
 class StrategyOutcome:
     strategy: models.Strategy | None
     errors: list[UserError]
-
-
-_PROBLEM_CODES = {code.value: code for code in ErrorCode}
 
 
 class StrategyService:
@@ -151,11 +148,21 @@ class StrategyService:
         if draft.parameters is not None or draft.kind is not None:
             normalised, problems = validate_parameters(kind, draft.parameters or {})
             parameters = dict(normalised)
-            for problem in problems:
-                field = "kind" if problem.code == "UNKNOWN_KIND" else problem.field
-                code = _PROBLEM_CODES.get(problem.code, ErrorCode.INVALID)
-                errors.append(UserError(field, code, problem.message))
+            errors += parameter_errors(problems)
         return parameters, errors
+
+
+def parameter_errors(problems: Iterable[ParameterProblem]) -> list[UserError]:
+    """The user errors of a strategy's parameter problems (an unknown kind is the
+    ``kind`` field's)."""
+    return [
+        UserError(
+            "kind" if problem.code == ProblemCode.UNKNOWN_KIND else problem.field,
+            error_code_named(problem.code),
+            problem.message,
+        )
+        for problem in problems
+    ]
 
 
 def _not_found() -> StrategyOutcome:

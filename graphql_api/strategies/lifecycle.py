@@ -8,9 +8,10 @@ cannot both succeed, on any process.
 
 A start clears ``last_bar_at``: the strategy goes live from the current bar
 and never emits signals for bars that closed while it was stopped. With the
-commit, the change is announced on :data:`CONTROL_CHANNEL` so the strategy
-engine (wherever the cluster runs it) picks it up at once instead of at its
-next poll. The announcement is staged in the transition's transaction (see
+commit, the change is announced on
+:data:`~graphql_api.realtime.channels.CONTROL_CHANNEL` so the strategy engine
+(wherever the cluster runs it) picks it up at once instead of at its next
+poll. The announcement is staged in the transition's transaction (see
 :mod:`graphql_api.realtime.outbox`), so a bus outage delays it but never loses it.
 """
 
@@ -23,42 +24,32 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, update
 
 from graphql_api.platform.errors import ErrorCode, UserError
+from graphql_api.realtime.channels import CONTROL_CHANNEL
 from graphql_api.realtime.events import encode_id_event
-from graphql_api.services import Services
-from graphql_api.strategies.definitions import StrategyOutcome, StrategyStatus
+from graphql_api.realtime.outbox import EventOutbox
+from graphql_api.strategies.definitions import StrategyOutcome, StrategyStatus, parameter_errors
 from graphql_api.strategies.rules import validate_parameters
 from storage import models
+from storage.engine import SessionFactory
 from storage.repositories import strategies as strategy_repo
 
-__all__ = ["CONTROL_CHANNEL", "start_strategy", "stop_strategy"]
-
-# Announces status changes to the strategy engine; the payload is an id event.
-CONTROL_CHANNEL = "strategies.control"
-
-_PROBLEM_CODES = {code.value: code for code in ErrorCode}
+__all__ = ["start_strategy", "stop_strategy"]
 
 
-async def start_strategy(services: Services, user_id: int, strategy_id: int) -> StrategyOutcome:
-    async with services.sessions() as session:
+async def start_strategy(
+    sessions: SessionFactory, outbox: EventOutbox, user_id: int, strategy_id: int
+) -> StrategyOutcome:
+    async with sessions() as session:
         strategy = await strategy_repo.strategy_for_user(session, user_id, strategy_id)
         if strategy is None:
             return _not_found()
         _, problems = validate_parameters(strategy.kind, strategy.parameters or {})
         if problems:
             # Only possible for rows written before a rule changed; say what to fix.
-            return StrategyOutcome(
-                strategy,
-                [
-                    UserError(
-                        "kind" if problem.code == "UNKNOWN_KIND" else problem.field,
-                        _PROBLEM_CODES.get(problem.code, ErrorCode.INVALID),
-                        problem.message,
-                    )
-                    for problem in problems
-                ],
-            )
+            return StrategyOutcome(strategy, parameter_errors(problems))
     return await _transition(
-        services,
+        sessions,
+        outbox,
         user_id,
         strategy_id,
         allowed_from=(StrategyStatus.STOPPED, StrategyStatus.ERROR),
@@ -67,9 +58,12 @@ async def start_strategy(services: Services, user_id: int, strategy_id: int) -> 
     )
 
 
-async def stop_strategy(services: Services, user_id: int, strategy_id: int) -> StrategyOutcome:
+async def stop_strategy(
+    sessions: SessionFactory, outbox: EventOutbox, user_id: int, strategy_id: int
+) -> StrategyOutcome:
     return await _transition(
-        services,
+        sessions,
+        outbox,
         user_id,
         strategy_id,
         allowed_from=(StrategyStatus.RUNNING,),
@@ -79,7 +73,8 @@ async def stop_strategy(services: Services, user_id: int, strategy_id: int) -> S
 
 
 async def _transition(
-    services: Services,
+    sessions: SessionFactory,
+    outbox: EventOutbox,
     user_id: int,
     strategy_id: int,
     *,
@@ -88,7 +83,7 @@ async def _transition(
     values: dict[str, Any],
 ) -> StrategyOutcome:
     now = datetime.now(UTC)
-    async with services.sessions() as session:
+    async with sessions() as session:
         result = cast(
             CursorResult[Any],
             await session.execute(
@@ -103,7 +98,7 @@ async def _transition(
             ),
         )
         if result.rowcount:
-            services.outbox.stage(
+            outbox.stage(
                 session, CONTROL_CHANNEL, encode_id_event("strategy", strategy_id, status=to.value)
             )
         await session.commit()

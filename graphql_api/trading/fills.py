@@ -165,10 +165,8 @@ async def apply_fill(
     position is gone, the order is closed as CANCELED with the reason and no
     trade, cash or position is written.
     """
-    order = await session.scalar(
-        select(models.Order).where(models.Order.id == order_id).with_for_update()
-    )
-    if order is None or order.status not in OPEN_STATUSES or order.version != expected_version:
+    order = await _lock_open_order(session, order_id, expected_version)
+    if order is None:
         return None
     now = datetime.now(UTC)
     remaining = order.quantity - order.filled_quantity
@@ -268,10 +266,8 @@ async def close_order(
     reason: str | None = None,
 ) -> models.Order | None:
     """Expire or cancel an open order if it is still as the caller saw it."""
-    order = await session.scalar(
-        select(models.Order).where(models.Order.id == order_id).with_for_update()
-    )
-    if order is None or order.status not in OPEN_STATUSES or order.version != expected_version:
+    order = await _lock_open_order(session, order_id, expected_version)
+    if order is None:
         return None
     order.status = status.value
     if reason is not None:
@@ -279,6 +275,19 @@ async def close_order(
     order.version += 1
     order.updated_at = datetime.now(UTC)
     await session.flush()
+    return order
+
+
+async def _lock_open_order(
+    session: AsyncSession, order_id: int, expected_version: int
+) -> models.Order | None:
+    """The order, row-locked until the caller's transaction ends, if it is still open
+    and at ``expected_version`` (what the caller decided on); None when it moved on."""
+    order = await session.scalar(
+        select(models.Order).where(models.Order.id == order_id).with_for_update()
+    )
+    if order is None or order.status not in OPEN_STATUSES or order.version != expected_version:
+        return None
     return order
 
 

@@ -39,12 +39,8 @@ import structlog
 from graphql_api.market.late_ticks import TickWatermark
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
 from graphql_api.platform.activity import Activity
-from graphql_api.realtime.events import (
-    ORDERS_NEW_CHANNEL,
-    decode_id_event,
-    decode_tick,
-    tick_channel,
-)
+from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, tick_channel
+from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.fills import apply_fill, close_order
 from graphql_api.trading.order_types import OrderSide, OrderStatus, OrderType, TimeInForce

@@ -21,12 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec, is_multiple_of
 from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.platform.names import check_name
-from graphql_api.realtime.events import (
-    ORDERS_NEW_CHANNEL,
-    encode_id_event,
-    encode_new_order,
-    order_channel,
-)
+from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, order_channel
+from graphql_api.realtime.events import encode_id_event, encode_new_order
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.trading.order_types import (
     MAX_CLIENT_ORDER_ID_LENGTH,

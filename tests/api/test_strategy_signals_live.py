@@ -16,6 +16,7 @@ import pytest
 from starlette.applications import Starlette
 
 from graphql_api.platform.settings import Settings
+from graphql_api.server.runtime import strategy_engine
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
 from graphql_api.strategies.engine import StrategyEngine
@@ -43,7 +44,7 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def engine(server: tuple[str, Starlette]) -> AsyncIterator[StrategyEngine]:
     _address, app = server
-    running = StrategyEngine(app.state.services, poll_interval=0.2, timer_interval=0.1)
+    running = strategy_engine(app.state.services, poll_interval=0.2, timer_interval=0.1)
     task = asyncio.create_task(running.run())
     try:
         yield running
@@ -74,7 +75,9 @@ async def test_a_crossing_sequence_reaches_a_signals_subscriber(
     )
     assert created.strategy is not None
     strategy_id = created.strategy.id
-    assert not (await start_strategy(services, services.demo_user_id, strategy_id)).errors
+    assert not (
+        await start_strategy(services.sessions, services.outbox, services.demo_user_id, strategy_id)
+    ).errors
     deadline = asyncio.get_running_loop().time() + 10
     while strategy_id not in engine.running():
         assert asyncio.get_running_loop().time() < deadline, "engine did not pick it up"

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from starlette.applications import Starlette
 
-from graphql_api.realtime.events import encode_id_event, signal_channel
+from graphql_api.realtime.channels import signal_channel
+from graphql_api.realtime.events import encode_id_event
 from graphql_api.services import Services
 from storage import models
 from storage.timeseries import Tick

@@ -16,7 +16,8 @@ import pytest
 
 import resolvers.subscriptions
 import schema.market
-from graphql_api.realtime.events import encode_id_event, order_channel
+from graphql_api.realtime.channels import order_channel
+from graphql_api.realtime.events import encode_id_event
 from graphql_api.realtime.multiplex import SLOW_CONSUMER_CLOSE
 from graphql_api.server.ws_protocol import RealtimeOptions
 from resolvers.amounts import Amounts

@@ -20,7 +20,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import select
 
 from graphql_api.platform.resilience import as_service_unavailable
-from graphql_api.realtime.events import encode_id_event, order_channel
+from graphql_api.realtime.channels import order_channel
+from graphql_api.realtime.events import encode_id_event
 from graphql_api.services import Services
 from storage import models
 from storage.timeseries import Tick

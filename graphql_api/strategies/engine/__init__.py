@@ -9,7 +9,7 @@ See ``docs/strategies.md``.
 """
 
 from graphql_api.strategies.engine.bars import BarBuilder
-from graphql_api.strategies.engine.engine import CONTROL_CHANNEL, StrategyEngine
+from graphql_api.strategies.engine.engine import StrategyEngine
 from graphql_api.strategies.engine.runner import (
     RunningStrategy,
     StrategyConfigError,
@@ -17,7 +17,6 @@ from graphql_api.strategies.engine.runner import (
 )
 
 __all__ = [
-    "CONTROL_CHANNEL",
     "BarBuilder",
     "RunningStrategy",
     "StrategyConfigError",

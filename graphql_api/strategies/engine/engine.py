@@ -7,7 +7,8 @@ so exactly one process evaluates strategies at a time; the unique
 
 Which strategies run is read from the ``strategies`` table: every
 ``poll_interval`` seconds, and at once when ``startStrategy``/``stopStrategy``
-(or anything else) publishes on :data:`CONTROL_CHANNEL`. Polling is the source
+(or anything else) publishes on
+:data:`~graphql_api.realtime.channels.CONTROL_CHANNEL`. Polling is the source
 of truth — a lost control message only delays a change by one poll — and it
 also notices strategies started on another process or edited while running
 (a changed ``updated_at`` rebuilds the runner).
@@ -29,9 +30,12 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import select, update
 
-from graphql_api.realtime.events import decode_tick, tick_channel
-from graphql_api.realtime.hub import Mailbox, SlowConsumerError
-from graphql_api.services import Services
+from graphql_api.market.symbols import SymbolCatalog
+from graphql_api.platform.activity import Activity
+from graphql_api.realtime.channels import CONTROL_CHANNEL, tick_channel
+from graphql_api.realtime.events import decode_tick
+from graphql_api.realtime.hub import Hub, Mailbox, SlowConsumerError
+from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.strategies.definitions import StrategyStatus
 from graphql_api.strategies.engine.bars import DEFAULT_GRACE
 from graphql_api.strategies.engine.runner import (
@@ -39,10 +43,12 @@ from graphql_api.strategies.engine.runner import (
     StrategyConfigError,
     StrategyRunner,
 )
-from graphql_api.strategies.lifecycle import CONTROL_CHANNEL
+from graphql_api.trading.orders import OrderService
 from storage import models
+from storage.engine import SessionFactory
+from storage.timeseries import TimeSeriesStore
 
-__all__ = ["CONTROL_CHANNEL", "StrategyEngine"]
+__all__ = ["StrategyEngine"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +58,10 @@ RETRY_DELAY = 1.0
 
 class StrategyEngine:
     """Parameters:
-    services: the process's services.
+    sessions: the database (which strategies run; their rows).
+    hub: the tick channels and the control channel.
+    timeseries, catalog, outbox, orders, activity: for the runners
+        (see :class:`~graphql_api.strategies.engine.runner.StrategyRunner`).
     poll_interval: seconds between reads of the RUNNING strategies.
     timer_interval: seconds between timer checks that close quiet bars.
     grace: how long past a bucket's end (and its last tick) a bar waits for late ticks.
@@ -61,14 +70,26 @@ class StrategyEngine:
 
     def __init__(
         self,
-        services: Services,
         *,
+        sessions: SessionFactory,
+        hub: Hub,
+        timeseries: TimeSeriesStore,
+        catalog: SymbolCatalog,
+        outbox: EventOutbox,
+        orders: OrderService,
+        activity: Activity,
         poll_interval: float = 1.0,
         timer_interval: float = 0.5,
         grace: timedelta = DEFAULT_GRACE,
         mailbox_capacity: int = WORKER_MAILBOX,
     ) -> None:
-        self._services = services
+        self.sessions = sessions
+        self.hub = hub
+        self._timeseries = timeseries
+        self._catalog = catalog
+        self._outbox = outbox
+        self._orders = orders
+        self._activity = activity
         self._poll_interval = poll_interval
         self.timer_interval = timer_interval
         self.grace = grace
@@ -76,9 +97,18 @@ class StrategyEngine:
         self._workers: dict[str, _SymbolWorker] = {}
         self._wake = asyncio.Event()
 
-    @property
-    def services(self) -> Services:
-        return self._services
+    def new_runner(self, strategy: RunningStrategy) -> StrategyRunner:
+        """A runner for ``strategy`` on this engine's stores (not started)."""
+        return StrategyRunner(
+            strategy,
+            sessions=self.sessions,
+            timeseries=self._timeseries,
+            catalog=self._catalog,
+            outbox=self._outbox,
+            orders=self._orders,
+            activity=self._activity,
+            grace=self.grace,
+        )
 
     def running(self) -> set[int]:
         """Ids of the strategies whose runner has started (for tests and diagnostics)."""
@@ -109,7 +139,7 @@ class StrategyEngine:
 
     async def refresh(self) -> None:
         """Match the workers to the RUNNING strategies in the database."""
-        async with self._services.sessions() as session:
+        async with self.sessions() as session:
             rows = list(
                 await session.scalars(
                     select(models.Strategy).where(
@@ -139,7 +169,7 @@ class StrategyEngine:
 
     async def mark_error(self, strategy_id: int, reason: str) -> None:
         log.warning("strategy cannot run", strategy_id=strategy_id, reason=reason)
-        async with self._services.sessions() as session:
+        async with self.sessions() as session:
             await session.execute(
                 update(models.Strategy)
                 .where(
@@ -155,7 +185,7 @@ class StrategyEngine:
             await session.commit()
 
     async def _listen_control(self) -> None:
-        async with self._services.hub.subscribe([CONTROL_CHANNEL], conflate=True) as box:
+        async with self.hub.subscribe([CONTROL_CHANNEL], conflate=True) as box:
             while True:
                 await box.get()
                 self._wake.set()
@@ -172,7 +202,7 @@ class _SymbolWorker:
         self.task = asyncio.create_task(self._run(), name=f"strategy-engine:{symbol}")
 
     async def _run(self) -> None:
-        hub = self._engine.services.hub
+        hub = self._engine.hub
         while True:
             self.runners = {}
             try:
@@ -224,13 +254,13 @@ class _SymbolWorker:
             if sid in self.runners:
                 continue
             # Re-read the row: the poll's copy may predate the last bar recorded.
-            async with self._engine.services.sessions() as session:
+            async with self._engine.sessions() as session:
                 row = await session.get(models.Strategy, sid, populate_existing=True)
             if row is None or row.status != StrategyStatus.RUNNING.value:
                 continue
             try:
                 strategy = RunningStrategy.from_row(row)
-                runner = StrategyRunner(self._engine.services, strategy, grace=self._engine.grace)
+                runner = self._engine.new_runner(strategy)
                 await runner.start(datetime.now(UTC))
             except StrategyConfigError as error:
                 await self._engine.mark_error(sid, str(error))

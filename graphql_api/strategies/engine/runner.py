@@ -43,8 +43,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.market.late_ticks import is_late
-from graphql_api.realtime.events import encode_id_event, signal_channel
-from graphql_api.services import Services
+from graphql_api.market.symbols import SymbolCatalog
+from graphql_api.platform.activity import Activity
+from graphql_api.realtime.channels import signal_channel
+from graphql_api.realtime.events import encode_id_event
+from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.strategies.definitions import StrategyStatus
 from graphql_api.strategies.engine.bars import DEFAULT_GRACE, BarBuilder, bucket_end
 from graphql_api.strategies.rules import (
@@ -55,9 +58,11 @@ from graphql_api.strategies.rules import (
     warmup_bars,
 )
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
+from graphql_api.trading.orders import OrderService
 from storage import models
+from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
-from storage.timeseries import Bar, KlineInterval, Tick
+from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesStore
 from storage.timeseries.buckets import EPOCH, floor_to_interval
 
 __all__ = ["MAX_CATCHUP_BARS", "RunningStrategy", "StrategyConfigError", "StrategyRunner"]
@@ -115,8 +120,13 @@ class StrategyRunner:
     """Drives one strategy's live rule on closed bars.
 
     Parameters:
-        services: database, time-series store, hub and order service.
         strategy: the RUNNING strategy.
+        sessions: the database (the strategy row, its signals, daily bars).
+        timeseries: the stored bars that rebuild the rule's state.
+        catalog: the symbol's lot size (one auto-trade order).
+        outbox: where signal announcements are staged.
+        orders: places the auto-trade orders, with a user's checks.
+        activity: counts the signals emitted.
         grace: see :class:`~graphql_api.strategies.engine.bars.BarBuilder`.
         max_catchup_bars: bars closed while no engine ran that are evaluated on start.
 
@@ -127,13 +137,23 @@ class StrategyRunner:
 
     def __init__(
         self,
-        services: Services,
         strategy: RunningStrategy,
         *,
+        sessions: SessionFactory,
+        timeseries: TimeSeriesStore,
+        catalog: SymbolCatalog,
+        outbox: EventOutbox,
+        orders: OrderService,
+        activity: Activity,
         grace: timedelta = DEFAULT_GRACE,
         max_catchup_bars: int = MAX_CATCHUP_BARS,
     ) -> None:
-        self._services = services
+        self._sessions = sessions
+        self._timeseries = timeseries
+        self._catalog = catalog
+        self._outbox = outbox
+        self._orders = orders
+        self._activity = activity
         self.strategy = strategy
         self._grace = grace
         self._max_catchup = max_catchup_bars
@@ -152,7 +172,7 @@ class StrategyRunner:
             warmup = warmup_bars(strategy.kind, strategy.parameters)
         except InvalidParametersError as error:
             raise StrategyConfigError(f"invalid parameters: {error}") from error
-        spec = (await self._services.catalog.get_many([strategy.symbol])).get(strategy.symbol)
+        spec = (await self._catalog.get_many([strategy.symbol])).get(strategy.symbol)
         if spec is None:
             raise StrategyConfigError(f"unknown symbol {strategy.symbol!r}")
         self._lot_size = spec.lot_size
@@ -219,12 +239,12 @@ class StrategyRunner:
         if signal is None:
             return
         self.signals_emitted += 1
-        self._services.activity.signals += 1
+        self._activity.signals += 1
         if trades:
             await self._trade(signal)
 
     def _announce(self, session: AsyncSession, signal: models.Signal) -> None:
-        self._services.outbox.stage(
+        self._outbox.stage(
             session,
             signal_channel(self.strategy.user_id),
             encode_id_event(
@@ -242,7 +262,7 @@ class StrategyRunner:
         another engine, or the strategy is no longer RUNNING (sets ``stopped``).
         """
         strategy = models.Strategy
-        async with self._services.sessions() as session:
+        async with self._sessions() as session:
             advanced: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
                 update(strategy)
                 .where(
@@ -286,7 +306,7 @@ class StrategyRunner:
 
     async def _go_live(self, baseline: datetime) -> None:
         strategy = models.Strategy
-        async with self._services.sessions() as session:
+        async with self._sessions() as session:
             result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
                 update(strategy)
                 .where(
@@ -304,7 +324,7 @@ class StrategyRunner:
 
     async def _advance_only(self, bar: Bar) -> None:
         strategy = models.Strategy
-        async with self._services.sessions() as session:
+        async with self._sessions() as session:
             await session.execute(
                 update(strategy)
                 .where(
@@ -316,7 +336,7 @@ class StrategyRunner:
             await session.commit()
 
     async def _explain_no_advance(self, bar: Bar | None) -> None:
-        async with self._services.sessions() as session:
+        async with self._sessions() as session:
             row = await session.get(models.Strategy, self.strategy.id)
         if row is None or row.status != StrategyStatus.RUNNING.value:
             self.stopped = True
@@ -341,7 +361,7 @@ class StrategyRunner:
         )
         order: models.Order | None = None
         try:
-            outcome = await self._services.orders.place_order(self.strategy.user_id, request)
+            outcome = await self._orders.place_order(self.strategy.user_id, request)
         except Exception:
             # The signal stands either way; a broken order path must not stop the engine.
             log.exception("auto-trade order failed", signal_id=signal.id)
@@ -353,7 +373,7 @@ class StrategyRunner:
                     signal_id=signal.id,
                     errors=[f"{e.field}: {e.message}" for e in outcome.errors],
                 )
-        async with self._services.sessions() as session:
+        async with self._sessions() as session:
             if order is not None:
                 signal.order_id = order.id
                 await session.execute(
@@ -368,16 +388,16 @@ class StrategyRunner:
         """The latest ``limit`` stored bars (the last one possibly still open), oldest first."""
         strategy = self.strategy
         if strategy.interval.is_intraday:
-            return await self._services.timeseries.klines(
+            return await self._timeseries.klines(
                 strategy.symbol, strategy.interval, None, None, limit
             )
         # 1d: the daily table holds history; days after its last row come from ticks.
-        async with self._services.sessions() as session:
+        async with self._sessions() as session:
             rows = await symbol_repo.daily_bars(
                 session, strategy.symbol, start=None, end=_next_day(now), limit=limit
             )
         days = [symbol_repo.daily_bar_to_bar(row) for row in rows]
-        hours = await self._services.timeseries.klines(
+        hours = await self._timeseries.klines(
             strategy.symbol, KlineInterval.HOUR_1, None, None, limit * 24
         )
         stored_until = days[-1].time if days else None

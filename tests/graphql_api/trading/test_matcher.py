@@ -14,7 +14,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from graphql_api.realtime.events import ORDERS_NEW_CHANNEL, encode_new_order
+from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL
+from graphql_api.realtime.events import encode_new_order
 from graphql_api.server.runtime import open_services
 from graphql_api.services import Services
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType, TimeInForce

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from graphql_api.server.runtime import open_services
+from graphql_api.server.runtime import open_services, strategy_engine
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
 from graphql_api.strategies.engine import StrategyEngine
@@ -48,7 +48,7 @@ async def run_engine(engine: StrategyEngine) -> AsyncIterator[StrategyEngine]:
 @pytest.fixture
 async def engine(services: Services) -> AsyncIterator[StrategyEngine]:
     async with run_engine(
-        StrategyEngine(
+        strategy_engine(
             services, poll_interval=0.1, timer_interval=0.05, grace=timedelta(seconds=0.5)
         )
     ) as running:
@@ -92,7 +92,7 @@ async def running_strategy(services: Services, engine: StrategyEngine, symbol: s
     )
     assert created.strategy is not None
     strategy_id = created.strategy.id
-    await start_strategy(services, services.demo_user_id, strategy_id)
+    await start_strategy(services.sessions, services.outbox, services.demo_user_id, strategy_id)
 
     async def started() -> bool:
         return strategy_id in engine.running()
@@ -132,7 +132,7 @@ async def test_engine_runs_started_strategies_on_live_ticks(
         ("SELL", "SMA(2) crossed below SMA(3)"),
     ]
     # and stopping it removes its runner
-    await stop_strategy(services, services.demo_user_id, strategy_id)
+    await stop_strategy(services.sessions, services.outbox, services.demo_user_id, strategy_id)
 
     async def dropped() -> bool:
         return strategy_id not in engine.running()
@@ -145,7 +145,7 @@ async def test_a_worker_that_falls_behind_resyncs_without_duplicates(
 ) -> None:
     # given an engine whose tick mailbox holds a single tick
     async with run_engine(
-        StrategyEngine(
+        strategy_engine(
             services,
             poll_interval=0.1,
             timer_interval=0.05,

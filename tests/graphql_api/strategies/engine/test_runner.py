@@ -19,7 +19,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from graphql_api.platform.settings import Settings
-from graphql_api.realtime.events import decode_id_event, signal_channel
+from graphql_api.realtime.channels import signal_channel
+from graphql_api.realtime.events import decode_id_event
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
 from graphql_api.strategies.engine.runner import RunningStrategy, StrategyRunner
@@ -98,7 +99,9 @@ async def create_running(services: Services, *, auto_trade: bool = False) -> int
         ),
     )
     assert outcome.strategy is not None, outcome.errors
-    started = await start_strategy(services, services.demo_user_id, outcome.strategy.id)
+    started = await start_strategy(
+        services.sessions, services.outbox, services.demo_user_id, outcome.strategy.id
+    )
     assert not started.errors
     return outcome.strategy.id
 
@@ -107,7 +110,16 @@ async def runner_for(services: Services, strategy_id: int, now: datetime) -> Str
     async with services.sessions() as session:
         row = await session.get(models.Strategy, strategy_id)
     assert row is not None
-    runner = StrategyRunner(services, RunningStrategy.from_row(row), grace=GRACE)
+    runner = StrategyRunner(
+        RunningStrategy.from_row(row),
+        sessions=services.sessions,
+        timeseries=services.timeseries,
+        catalog=services.catalog,
+        outbox=services.outbox,
+        orders=services.orders,
+        activity=services.activity,
+        grace=GRACE,
+    )
     await runner.start(now)
     return runner
 
@@ -308,7 +320,7 @@ async def test_a_stopped_strategy_emits_nothing_more(services: Services, base: d
     runner = await runner_for(services, strategy_id, base)
     await play(services, [runner], base, {i: CLOSES[i] for i in range(5)})
     # when the user stops it before the crossing bar closes
-    await stop_strategy(services, services.demo_user_id, strategy_id)
+    await stop_strategy(services.sessions, services.outbox, services.demo_user_id, strategy_id)
     await play(services, [runner], base, {5: CLOSES[5], 6: CLOSES[6]})
     # then no signal is stored and the runner knows it is finished
     assert await stored_signals(services, strategy_id) == []
@@ -378,7 +390,7 @@ async def test_a_daily_strategy_warms_up_on_the_daily_table_and_closes_at_midnig
     )
     assert created.strategy is not None
     strategy_id = created.strategy.id
-    await start_strategy(services, services.demo_user_id, strategy_id)
+    await start_strategy(services.sessions, services.outbox, services.demo_user_id, strategy_id)
     # when it starts today, then today's ticks arrive and midnight passes
     runner = await runner_for(services, strategy_id, today + timedelta(hours=1))
     assert await last_bar_at(services, strategy_id) == datetime.combine(

@@ -1,0 +1,46 @@
+"""Every channel name on the bus, in one place.
+
+A channel is the contract between the process that stages or publishes an
+event and every process that listens for it; keeping the names together shows
+the whole bus at a glance and keeps publisher and listener from drifting
+apart. What travels on each channel is in :mod:`graphql_api.realtime.events`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CONTROL_CHANNEL",
+    "ORDERS_NEW_CHANNEL",
+    "REVOCATION_CHANNEL",
+    "USER_CHANGES_CHANNEL",
+    "order_channel",
+    "signal_channel",
+    "tick_channel",
+]
+
+# Every newly accepted order, for the cluster's matcher (wherever it runs).
+ORDERS_NEW_CHANNEL = "orders.new"
+
+# Strategy status changes, for the strategy engine; the payload is an id event.
+CONTROL_CHANNEL = "strategies.control"
+
+# Revoked session ids: every process forgets the session's tokens at once.
+REVOCATION_CHANNEL = "auth.revocations"
+
+# Ids of users whose role changed or who were removed: every process drops its cached identity.
+USER_CHANGES_CHANNEL = "auth.users"
+
+
+def tick_channel(symbol: str) -> str:
+    """The accepted ticks of one symbol."""
+    return f"ticks.{symbol}"
+
+
+def signal_channel(user_id: int) -> str:
+    """Signals of one user's strategies."""
+    return f"signals.{user_id}"
+
+
+def order_channel(user_id: int) -> str:
+    """Changes to one user's orders."""
+    return f"orders.{user_id}"
