@@ -75,7 +75,7 @@ def validation_micro(
     schema: QuantgraphSchema, hardening: Hardening, count: int
 ) -> dict[str, float]:
     """Parse + validate alone (pure CPU, no noise from the database)."""
-    limits = hardening.limits
+    limits = hardening.query_limits
     limited_rules = validation_rules(tuple(specified_rules), limits.introspection)
 
     def run(extra: bool) -> float:
@@ -122,7 +122,7 @@ async def measure(database_url: str, requests: int) -> dict[str, Any]:
     hardening: Hardening = hardened.state.hardening
     variants: dict[str, list[type[SchemaExtension] | Any]] = {
         "base": [],
-        "limits": list(limit_extensions(hardening.limits)),
+        "limits": list(limit_extensions(hardening.query_limits)),
         "all": hardening.schema_extensions(),
     }
     schemas = {name: build_schema(extensions) for name, extensions in variants.items()}

@@ -25,7 +25,7 @@ class BalanceView:
 
 
 async def balances(info: Info) -> list[BalanceView]:
-    limits = info.context.services.orders.limits
+    policy = info.context.services.orders.risk_policy
     async with info.context.services.sessions() as session:
         rows = await account_repo.balances(session, info.context.user_id)
         open_orders = await account_repo.open_orders_with_currency(session, info.context.user_id)
@@ -34,7 +34,7 @@ async def balances(info: Info) -> list[BalanceView]:
         if order.side == OrderSide.BUY.value and order.reserve_price is not None:
             remaining = order.quantity - order.filled_quantity
             reserved[currency] = reserved.get(currency, Decimal(0)) + reserved_cash(
-                remaining, order.reserve_price, limits.commission_rate
+                remaining, order.reserve_price, policy.commission_rate
             )
     return [
         BalanceView(row.currency, row.amount, reserved.get(row.currency, Decimal(0)))

@@ -179,7 +179,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         allowed_origins=settings.cors_origins,
     )
-    graphql.query_limits = hardening.limits
+    graphql.query_limits = hardening.query_limits
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

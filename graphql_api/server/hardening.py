@@ -114,7 +114,7 @@ class Hardening:
             breaker=self.redis_breaker,
             key_prefix=settings.redis_key_prefix,
         )
-        self.limits = QueryLimits(
+        self.query_limits = QueryLimits(
             max_depth=settings.query_max_depth,
             max_aliases=settings.query_max_aliases,
             max_tokens=settings.query_max_tokens,
@@ -145,7 +145,7 @@ class Hardening:
             operation_metrics(self.metrics),
             ServiceErrors,
             persisted_queries(self.store if self.allowlist is None else None, self.allowlist),
-            *limit_extensions(self.limits),
+            *limit_extensions(self.query_limits),
         ]
         extensions += tracing_extensions(self.settings.tracing)
         if self.settings.rate_limit:

@@ -39,7 +39,7 @@ from graphql_api.strategies.engine.bars import DEFAULT_GRACE
 from graphql_api.strategies.engine.engine import WORKER_MAILBOX, StrategyEngine
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.orders import OrderService
-from graphql_api.trading.risk import RiskLimits
+from graphql_api.trading.risk import RiskPolicy
 from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
 from storage.repositories import users as user_repo
@@ -91,7 +91,7 @@ async def open_services(
                     catalog=catalog,
                     ingestor=ingestor,
                     orders=OrderService(
-                        sessions, catalog, timeseries, outbox, risk_limits(settings)
+                        sessions, catalog, timeseries, outbox, risk_policy(settings)
                     ),
                     strategies=StrategyService(sessions, catalog),
                     auth=auth,
@@ -122,7 +122,7 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             services.hub,
             services.catalog,
             services.orders,
-            services.orders.limits,
+            services.orders.risk_policy,
             partial_fills=settings.partial_fills,
             clock_tolerance=timedelta(milliseconds=settings.matcher_clock_tolerance_ms),
             max_tick_lag=timedelta(seconds=settings.matcher_max_tick_lag_seconds),
@@ -198,8 +198,8 @@ def strategy_engine(
     )
 
 
-def risk_limits(settings: Settings) -> RiskLimits:
-    return RiskLimits(
+def risk_policy(settings: Settings) -> RiskPolicy:
+    return RiskPolicy(
         commission_rate=settings.commission_rate,
         max_order_notional=settings.max_order_notional,
         price_band_percent=settings.price_band_percent,

@@ -254,7 +254,7 @@ class _Plan:
 
 
 @functools.lru_cache(maxsize=512)
-def _is_query_or_mutation(query: object, operation_name: object, limits: QueryLimits) -> bool:
+def _is_query_or_mutation(query: object, operation_name: object, query_limits: QueryLimits) -> bool:
     """Whether ``query`` selects a query or mutation (not a subscription).
 
     Anything unreadable answers False: the subscription path reports it.
@@ -262,7 +262,7 @@ def _is_query_or_mutation(query: object, operation_name: object, limits: QueryLi
     if not isinstance(query, str) or not isinstance(operation_name, str | None):
         return False
     try:
-        document = parse(query, max_tokens=limits.max_tokens)
+        document = parse(query, max_tokens=query_limits.max_tokens)
     except GraphQLError:
         return False
     operation = get_operation_ast(document, operation_name)
@@ -274,24 +274,24 @@ def _analyse(
     streams: _Streams,
     query: str,
     operation_name: str | None,
-    limits: QueryLimits,
+    query_limits: QueryLimits,
 ) -> _Analysis | None:
     """How a subscription document is shared, or None for Strawberry's own path.
 
-    The document is parsed and checked against ``limits`` before graphql-core's
+    The document is parsed and checked against ``query_limits`` before graphql-core's
     validation, as on Strawberry's path: what is over a limit (or invalid) takes
     that path, which reports it.
     """
     try:
-        document = parse(query, max_tokens=limits.max_tokens)
+        document = parse(query, max_tokens=query_limits.max_tokens)
     except GraphQLError:
         return None
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
         return None
     if schema is not None:
-        over, _cost = refusals(limits, schema, document, operation_name, None)
-        rules = validation_rules(tuple(specified_rules), limits.introspection)
+        over, _cost = refusals(query_limits, schema, document, operation_name, None)
+        rules = validation_rules(tuple(specified_rules), query_limits.introspection)
         if over or validate(schema, document, rules):
             return None  # let Strawberry report the errors exactly as it always has
     fragments = {
@@ -509,7 +509,7 @@ class _Connection:
     # shared subscriptions
 
     @property
-    def limits(self) -> QueryLimits:
+    def query_limits(self) -> QueryLimits:
         limits = getattr(self.view, "query_limits", None)
         return limits if isinstance(limits, QueryLimits) else QueryLimits()
 
@@ -528,7 +528,7 @@ class _Connection:
             _streams(self.handler.schema),
             query,
             operation_name,
-            self.limits,
+            self.query_limits,
         )
         if analysis is None:
             return None
@@ -817,7 +817,7 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             if self.tasks.get(operation_id) is task:
                 del self.tasks[operation_id]
             return  # the socket is being closed: nothing more is started on it
-        if _is_query_or_mutation(query, operation_name, realtime.limits):
+        if _is_query_or_mutation(query, operation_name, realtime.query_limits):
             await self._answer_once(operation_id, query, operation_name, variables)
             return
         plan = realtime.plan(query, variables, operation_name)

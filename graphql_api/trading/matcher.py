@@ -45,7 +45,7 @@ from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.fills import apply_fill, close_order
 from graphql_api.trading.order_types import OrderSide, OrderStatus, OrderType, TimeInForce
 from graphql_api.trading.orders import OrderService
-from graphql_api.trading.risk import RiskLimits
+from graphql_api.trading.risk import RiskPolicy
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
@@ -127,7 +127,7 @@ class PaperMatcher:
     hub: ticks in; order updates out (through ``orders``).
     catalog: lot sizes and quote currencies.
     orders: announces order changes.
-    limits: commission and short-selling settings.
+    risk_policy: commission and short-selling settings.
     partial_fills: bound fills by tick volume.
     resync_every: seconds between full reloads of the book from the database.
     clock_tolerance: how far before an order's creation a tick may be stamped
@@ -141,7 +141,7 @@ class PaperMatcher:
         hub: Hub,
         catalog: SymbolCatalog,
         orders: OrderService,
-        limits: RiskLimits,
+        risk_policy: RiskPolicy,
         *,
         partial_fills: bool = False,
         resync_every: float = 5.0,
@@ -153,7 +153,7 @@ class PaperMatcher:
         self._hub = hub
         self._catalog = catalog
         self._orders = orders
-        self._limits = limits
+        self._risk_policy = risk_policy
         self._partial_fills = partial_fills
         self._resync_every = resync_every
         self._book: dict[str, dict[int, RestingOrder]] = {}
@@ -263,8 +263,8 @@ class PaperMatcher:
                 price=price,
                 tick_time=tick.time,
                 currency=spec.currency,
-                commission_rate=self._limits.commission_rate,
-                allow_short=self._limits.allow_short_selling,
+                commission_rate=self._risk_policy.commission_rate,
+                allow_short=self._risk_policy.allow_short_selling,
                 lot_size=spec.lot_size,
             )
             if outcome is not None:

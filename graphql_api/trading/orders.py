@@ -32,7 +32,7 @@ from graphql_api.trading.order_types import (
     OrderType,
     TimeInForce,
 )
-from graphql_api.trading.risk import Exposure, RiskLimits, assess
+from graphql_api.trading.risk import Exposure, RiskPolicy, assess
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
@@ -56,7 +56,7 @@ class OrderService:
     outbox: announces order changes on ``orders.<user id>`` and new orders to the
         matcher, staged in the transaction that makes the change: an order the
         caller is told about is announced, even if the bus is down right now.
-    limits: the risk settings.
+    risk_policy: commission, notional cap, price band, market-order buffer, short selling.
     """
 
     def __init__(
@@ -65,13 +65,13 @@ class OrderService:
         catalog: SymbolCatalog,
         timeseries: TimeSeriesStore,
         outbox: EventOutbox,
-        limits: RiskLimits,
+        risk_policy: RiskPolicy,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
         self._timeseries = timeseries
         self._outbox = outbox
-        self.limits = limits
+        self.risk_policy = risk_policy
         # Serialises one user's placements in this process; across processes the
         # balance row lock (PostgreSQL) does the same.
         self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -158,7 +158,7 @@ class OrderService:
         return Exposure(
             cash=balance.amount if balance else Decimal(0),
             reserved_cash=await account_repo.reserved_for_buys(
-                session, user_id, currency, self.limits.commission_rate
+                session, user_id, currency, self.risk_policy.commission_rate
             ),
             position=position.quantity if position else Decimal(0),
             reserved_sell=await account_repo.reserved_for_sells(session, user_id, spec.code),
@@ -171,7 +171,7 @@ class OrderService:
         quote = (await self._timeseries.latest_ticks([spec.code])).get(spec.code)
         exposure = await self.exposure(session, user_id, spec, currency)
         previous_close = None if quote is not None else await _last_close(session, spec.code)
-        verdict = assess(request, spec, quote, exposure, self.limits, previous_close)
+        verdict = assess(request, spec, quote, exposure, self.risk_policy, previous_close)
         now = datetime.now(UTC)
         order = models.Order(
             user_id=user_id,

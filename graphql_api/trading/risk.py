@@ -31,7 +31,14 @@ class RejectReason(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class RiskLimits:
+class RiskPolicy:
+    """The account-independent rules every order is held to (from settings).
+
+    Called a policy, not limits: besides the caps (notional, price band) it holds the
+    commission rate and whether short selling is allowed. In this code base "limits"
+    are the caps the server puts on a client's requests (query, rate, connection).
+    """
+
     commission_rate: Decimal
     max_order_notional: Decimal
     price_band_percent: Decimal
@@ -65,7 +72,7 @@ class Assessment:
 
 
 def reserve_price_for(
-    request: OrderRequest, quote: Tick | None, limits: RiskLimits
+    request: OrderRequest, quote: Tick | None, policy: RiskPolicy
 ) -> Decimal | None:
     if request.side is not OrderSide.BUY:
         return None
@@ -73,7 +80,7 @@ def reserve_price_for(
         return request.limit_price
     if quote is None:
         return None
-    return quote.ask * (1 + limits.market_order_buffer_percent / HUNDRED)
+    return quote.ask * (1 + policy.market_order_buffer_percent / HUNDRED)
 
 
 def reserved_cash(remaining: Decimal, reserve_price: Decimal, commission_rate: Decimal) -> Decimal:
@@ -90,7 +97,7 @@ def assess(
     spec: SymbolSpec,
     quote: Tick | None,
     exposure: Exposure,
-    limits: RiskLimits,
+    policy: RiskPolicy,
     previous_close: Decimal | None = None,
 ) -> Assessment:
     """The verdict on one order.
@@ -101,7 +108,7 @@ def assess(
     LIMIT order is refused like a MARKET one (NO_MARKET_PRICE): a band that
     cannot be checked is not skipped.
     """
-    reserve = reserve_price_for(request, quote, limits)
+    reserve = reserve_price_for(request, quote, policy)
 
     def reject(reason: RejectReason) -> Assessment:
         return Assessment(reason, reserve)
@@ -115,17 +122,17 @@ def assess(
         reference = quote.last if quote is not None else previous_close
         if reference is None:
             return reject(RejectReason.NO_MARKET_PRICE)
-        band = reference * limits.price_band_percent / HUNDRED
+        band = reference * policy.price_band_percent / HUNDRED
         if abs(request.limit_price - reference) > band:
             return reject(RejectReason.PRICE_OUT_OF_BAND)
     price = _notional_price(request, quote)
-    if request.quantity * price > limits.max_order_notional:
+    if request.quantity * price > policy.max_order_notional:
         return reject(RejectReason.MAX_NOTIONAL_EXCEEDED)
     if request.side is OrderSide.BUY:
         assert reserve is not None
-        if reserved_cash(request.quantity, reserve, limits.commission_rate) > exposure.buying_power:
+        if reserved_cash(request.quantity, reserve, policy.commission_rate) > exposure.buying_power:
             return reject(RejectReason.INSUFFICIENT_BUYING_POWER)
-    elif not limits.allow_short_selling and request.quantity > exposure.sellable:
+    elif not policy.allow_short_selling and request.quantity > exposure.sellable:
         return reject(RejectReason.INSUFFICIENT_POSITION)
     return Assessment(None, reserve)
 

@@ -23,14 +23,14 @@ from graphql_api.market.symbols import SymbolCatalog
 from graphql_api.realtime.hub import Hub
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.trading.orders import OrderService
-from graphql_api.trading.risk import RiskLimits
+from graphql_api.trading.risk import RiskPolicy
 from storage import models
 from storage.engine import SessionFactory, create_engine, create_session_factory
 from storage.timeseries.sql import SqlTimeSeriesStore
 from tests.conftest import sql_database
 
 # The server's defaults (see Settings), spelled out so the arithmetic in tests is visible.
-LIMITS = RiskLimits(
+POLICY = RiskPolicy(
     commission_rate=Decimal("0.0003"),
     max_order_notional=Decimal("5000000"),
     price_band_percent=Decimal("10"),
@@ -75,7 +75,7 @@ async def embedded(request: pytest.FixtureRequest) -> AsyncIterator[Embedded]:
                     catalog=catalog,
                     store=store,
                     outbox=outbox,
-                    orders=OrderService(sessions, catalog, store, outbox, LIMITS),
+                    orders=OrderService(sessions, catalog, store, outbox, POLICY),
                     demo_user_id=demo,
                 )
                 await hub.close()

@@ -16,7 +16,7 @@ from graphql_api.trading.fills import FillOutcome, apply_fill, position_after
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
 from storage import models
 from storage.timeseries import Tick
-from tests.graphql_api.conftest import LIMITS, Embedded
+from tests.graphql_api.conftest import POLICY, Embedded
 
 D = Decimal
 SYMBOL = "600519.SH"  # tick 0.01, lot 100, CNY; the demo user starts with 1,000,000 CNY
@@ -46,7 +46,7 @@ async def fill(
             price=D(price),
             tick_time=datetime.now(UTC),
             currency="CNY",
-            commission_rate=LIMITS.commission_rate,
+            commission_rate=POLICY.commission_rate,
             allow_short=False,
             lot_size=D(100),
         )
@@ -113,7 +113,7 @@ async def test_a_fill_not_committed_leaves_no_trace(embedded: Embedded) -> None:
             price=D("1500.00"),
             tick_time=datetime.now(UTC),
             currency="CNY",
-            commission_rate=LIMITS.commission_rate,
+            commission_rate=POLICY.commission_rate,
             allow_short=False,
             lot_size=D(100),
         )

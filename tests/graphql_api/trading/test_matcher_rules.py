@@ -43,7 +43,7 @@ def matcher_for(services: Services, **options: object) -> PaperMatcher:
         services.hub,
         services.catalog,
         services.orders,
-        services.orders.limits,
+        services.orders.risk_policy,
         resync_every=3600,
         **options,  # type: ignore[arg-type]
     )

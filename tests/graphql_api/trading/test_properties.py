@@ -30,7 +30,7 @@ from graphql_api.trading.fills import fit_buy_to_reservation
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
 from graphql_api.trading.orders import OrderService
-from graphql_api.trading.risk import RiskLimits, reserved_cash
+from graphql_api.trading.risk import RiskPolicy, reserved_cash
 from storage import models
 from storage.engine import create_engine, create_session_factory
 from storage.repositories import accounts as account_repo
@@ -39,7 +39,7 @@ from storage.timeseries.sql import SqlTimeSeriesStore
 
 SYMBOL = "000001.SZ"  # tick 0.01, lot 100, CNY
 START_CASH = Decimal("1000000")
-LIMITS = RiskLimits(
+POLICY = RiskPolicy(
     commission_rate=Decimal("0.0003"),
     max_order_notional=Decimal("5000000"),
     price_band_percent=Decimal("10"),
@@ -95,8 +95,8 @@ async def _run(template: Path, steps: list[dict[str, Any]], partial: bool) -> No
             catalog = SymbolCatalog(sessions)
             await catalog.load()
             store = SqlTimeSeriesStore(engine)
-            service = OrderService(sessions, catalog, store, EventOutbox(sessions, hub), LIMITS)
-            matcher = PaperMatcher(sessions, hub, catalog, service, LIMITS, partial_fills=partial)
+            service = OrderService(sessions, catalog, store, EventOutbox(sessions, hub), POLICY)
+            matcher = PaperMatcher(sessions, hub, catalog, service, POLICY, partial_fills=partial)
             async with sessions() as session:
                 user = await session.scalar(
                     select(models.User).where(models.User.username == "demo")
@@ -149,7 +149,7 @@ def _request(step: dict[str, Any]) -> OrderRequest:
 async def _check_invariants(sessions: Any, user_id: int) -> None:
     async with sessions() as session:
         reserved = await account_repo.reserved_for_buys(
-            session, user_id, "CNY", LIMITS.commission_rate
+            session, user_id, "CNY", POLICY.commission_rate
         )
         reserved_sell = await account_repo.reserved_for_sells(session, user_id, SYMBOL)
         balances = list(
@@ -215,7 +215,7 @@ def test_a_buy_fill_never_spends_more_than_its_reservation(
     lot: Decimal,
     currency: str,
 ) -> None:
-    rate = LIMITS.commission_rate
+    rate = POLICY.commission_rate
     remaining, reserve = remaining_lots * lot, Decimal(reserve_cents) / 100
     fill = fit_buy_to_reservation(
         wanted=min(wanted_lots, remaining_lots) * lot,

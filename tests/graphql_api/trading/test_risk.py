@@ -15,7 +15,7 @@ from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
 from graphql_api.trading.risk import (
     Exposure,
     RejectReason,
-    RiskLimits,
+    RiskPolicy,
     assess,
     reserve_price_for,
     reserved_cash,
@@ -25,7 +25,7 @@ from storage.timeseries import Tick
 D = Decimal
 SPEC = SymbolSpec("600519.SH", "SSE", "CNY", D("0.01"), D("100"), True, 7 * 60)
 QUOTE = Tick("600519.SH", datetime.now(UTC), D("1500.00"), D("1499.99"), D("1500.01"), D(500))
-LIMITS = RiskLimits(
+POLICY = RiskPolicy(
     commission_rate=D("0.0003"),
     max_order_notional=D("5000000"),
     price_band_percent=D("10"),
@@ -51,10 +51,10 @@ def refusal(
     spec: SymbolSpec = SPEC,
     quote: Tick | None = QUOTE,
     exposure: Exposure = RICH,
-    limits: RiskLimits = LIMITS,
+    policy: RiskPolicy = POLICY,
     previous_close: Decimal | None = None,
 ) -> RejectReason | None:
-    return assess(request, spec, quote, exposure, limits, previous_close).reject
+    return assess(request, spec, quote, exposure, policy, previous_close).reject
 
 
 def test_a_symbol_that_is_not_tradable_is_refused_whatever_the_order() -> None:
@@ -65,7 +65,7 @@ def test_a_symbol_that_is_not_tradable_is_refused_whatever_the_order() -> None:
 
 
 def test_a_market_order_needs_a_quote() -> None:
-    verdict = assess(buy(100), SPEC, None, RICH, LIMITS)
+    verdict = assess(buy(100), SPEC, None, RICH, POLICY)
     assert verdict.reject is RejectReason.NO_MARKET_PRICE
     assert verdict.reserve_price is None
     # a daily close does not price a MARKET order
@@ -105,10 +105,10 @@ def test_the_notional_cap_prices_a_limit_at_its_limit() -> None:
 
 
 def test_the_notional_cap_prices_a_market_buy_at_the_ask_and_a_sell_at_the_bid() -> None:
-    capped = replace(LIMITS, max_order_notional=D("150000.00"))
+    capped = replace(POLICY, max_order_notional=D("150000.00"))
     # 100 * ask 1500.01 = 150,001 is over; 100 * bid 1499.99 = 149,999 is under
-    assert refusal(buy(100), limits=capped) is RejectReason.MAX_NOTIONAL_EXCEEDED
-    assert refusal(sell(100), limits=capped) is None
+    assert refusal(buy(100), policy=capped) is RejectReason.MAX_NOTIONAL_EXCEEDED
+    assert refusal(sell(100), policy=capped) is None
 
 
 def test_a_buy_needs_its_notional_plus_commission_in_unreserved_cash() -> None:
@@ -129,10 +129,10 @@ def test_a_buy_needs_its_notional_plus_commission_in_unreserved_cash() -> None:
 
 
 def test_a_market_buy_reserves_the_ask_plus_the_buffer() -> None:
-    verdict = assess(buy(100), SPEC, QUOTE, RICH, LIMITS)
+    verdict = assess(buy(100), SPEC, QUOTE, RICH, POLICY)
     assert verdict.reserve_price == D("1575.0105")  # 1500.01 * 1.05
     # 100 * 1575.0105 * 1.0003 = 157,548.300315: more than the ask alone needs (150,046.00)
-    assert reserved_cash(D(100), D("1575.0105"), LIMITS.commission_rate) == D("157548.300315")
+    assert reserved_cash(D(100), D("1575.0105"), POLICY.commission_rate) == D("157548.300315")
     flat = Exposure(cash=D("157548.30"), reserved_cash=D(0), position=D(0), reserved_sell=D(0))
     assert refusal(buy(100), exposure=flat) is RejectReason.INSUFFICIENT_BUYING_POWER
     assert refusal(buy(100), exposure=replace(flat, cash=D("157548.31"))) is None
@@ -149,15 +149,15 @@ def test_a_sell_may_not_exceed_the_position_others_have_not_reserved() -> None:
 def test_short_selling_when_allowed_needs_no_position() -> None:
     flat = Exposure(cash=D(0), reserved_cash=D(0), position=D(0), reserved_sell=D(0))
     assert refusal(sell(100), exposure=flat) is RejectReason.INSUFFICIENT_POSITION
-    shorting = replace(LIMITS, allow_short_selling=True)
-    assert refusal(sell(100), exposure=flat, limits=shorting) is None
+    shorting = replace(POLICY, allow_short_selling=True)
+    assert refusal(sell(100), exposure=flat, policy=shorting) is None
 
 
 def test_reserve_prices_a_limit_buy_at_its_limit_and_a_sell_not_at_all() -> None:
-    assert reserve_price_for(buy(100, "1499.00"), QUOTE, LIMITS) == D("1499.00")
-    assert reserve_price_for(buy(100), None, LIMITS) is None
-    assert reserve_price_for(sell(100, "1499.00"), QUOTE, LIMITS) is None
-    assert assess(sell(100), SPEC, QUOTE, RICH, LIMITS).reserve_price is None
+    assert reserve_price_for(buy(100, "1499.00"), QUOTE, POLICY) == D("1499.00")
+    assert reserve_price_for(buy(100), None, POLICY) is None
+    assert reserve_price_for(sell(100, "1499.00"), QUOTE, POLICY) is None
+    assert assess(sell(100), SPEC, QUOTE, RICH, POLICY).reserve_price is None
 
 
 def test_reserved_cash_is_exact_decimal_arithmetic() -> None:

@@ -1,4 +1,4 @@
-"""``import-ticks`` and ``import-bars`` apply the market-data window and digit limits
+"""``import-ticks`` and ``import-bars`` apply the market-data value ranges (time window, digits)
 (SQLite and PostgreSQL), and ``import-ticks`` honours MAX_TICK_FUTURE_SECONDS."""
 
 from __future__ import annotations
