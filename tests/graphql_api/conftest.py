@@ -10,6 +10,7 @@ moves it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -51,33 +52,39 @@ class Embedded:
     demo_user_id: int
 
 
+@contextlib.asynccontextmanager
+async def open_embedded(url: str) -> AsyncIterator[Embedded]:
+    """The parts over the database at ``url`` (migrated and seeded), closed on exit."""
+    engine = create_engine(url)
+    try:
+        sessions = create_session_factory(engine)
+        async with Broadcast("memory://") as broadcast:
+            hub = Hub(broadcast)
+            catalog = SymbolCatalog(sessions)
+            await catalog.load()
+            store = SqlTimeSeriesStore(engine)
+            outbox = EventOutbox(sessions, hub)
+            async with sessions() as session:
+                demo = await session.scalar(
+                    select(models.User.id).where(models.User.username == "demo")
+                )
+            assert demo is not None
+            yield Embedded(
+                engine=engine,
+                sessions=sessions,
+                hub=hub,
+                catalog=catalog,
+                store=store,
+                outbox=outbox,
+                orders=OrderService(sessions, catalog, store, outbox, POLICY),
+                demo_user_id=demo,
+            )
+            await hub.close()
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
 async def embedded(request: pytest.FixtureRequest) -> AsyncIterator[Embedded]:
-    async with sql_database(request, "sqlite") as url:
-        engine = create_engine(url)
-        try:
-            sessions = create_session_factory(engine)
-            async with Broadcast("memory://") as broadcast:
-                hub = Hub(broadcast)
-                catalog = SymbolCatalog(sessions)
-                await catalog.load()
-                store = SqlTimeSeriesStore(engine)
-                outbox = EventOutbox(sessions, hub)
-                async with sessions() as session:
-                    demo = await session.scalar(
-                        select(models.User.id).where(models.User.username == "demo")
-                    )
-                assert demo is not None
-                yield Embedded(
-                    engine=engine,
-                    sessions=sessions,
-                    hub=hub,
-                    catalog=catalog,
-                    store=store,
-                    outbox=outbox,
-                    orders=OrderService(sessions, catalog, store, outbox, POLICY),
-                    demo_user_id=demo,
-                )
-                await hub.close()
-        finally:
-            await engine.dispose()
+    async with sql_database(request, "sqlite") as url, open_embedded(url) as parts:
+        yield parts

@@ -18,34 +18,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from broadcaster import Broadcast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from graphql_api.market.symbols import SymbolCatalog
-from graphql_api.realtime.hub import Hub
-from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.trading.fills import fit_buy_to_reservation
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
-from graphql_api.trading.orders import OrderService
-from graphql_api.trading.risk import RiskPolicy, reserved_cash
+from graphql_api.trading.risk import reserved_cash
 from storage import models
-from storage.engine import create_engine, create_session_factory
 from storage.repositories import accounts as account_repo
 from storage.timeseries import Tick
-from storage.timeseries.sql import SqlTimeSeriesStore
+from tests.graphql_api.conftest import POLICY, open_embedded
 
 SYMBOL = "000001.SZ"  # tick 0.01, lot 100, CNY
 START_CASH = Decimal("1000000")
-POLICY = RiskPolicy(
-    commission_rate=Decimal("0.0003"),
-    max_order_notional=Decimal("5000000"),
-    price_band_percent=Decimal("10"),
-    market_order_buffer_percent=Decimal("5"),
-    allow_short_selling=False,
-)
 
 prices = st.integers(min_value=900, max_value=1300).map(lambda cents: Decimal(cents) / 100)
 orders = st.fixed_dictionaries(
@@ -87,42 +74,32 @@ def test_invariants_hold_for_any_sequence(
 async def _run(template: Path, steps: list[dict[str, Any]], partial: bool) -> None:
     directory = Path(tempfile.mkdtemp(prefix="quantgraph-prop-"))
     shutil.copyfile(template, directory / "db.sqlite")
-    engine = create_engine(f"sqlite+aiosqlite:///{directory / 'db.sqlite'}")
     try:
-        sessions = create_session_factory(engine)
-        async with Broadcast("memory://") as broadcast:
-            hub = Hub(broadcast)
-            catalog = SymbolCatalog(sessions)
-            await catalog.load()
-            store = SqlTimeSeriesStore(engine)
-            service = OrderService(sessions, catalog, store, EventOutbox(sessions, hub), POLICY)
-            matcher = PaperMatcher(sessions, hub, catalog, service, POLICY, partial_fills=partial)
-            async with sessions() as session:
-                user = await session.scalar(
-                    select(models.User).where(models.User.username == "demo")
-                )
-            assert user is not None
+        async with open_embedded(f"sqlite+aiosqlite:///{directory / 'db.sqlite'}") as parts:
+            sessions, service = parts.sessions, parts.orders
+            matcher = PaperMatcher(
+                sessions, parts.hub, parts.catalog, service, POLICY, partial_fills=partial
+            )
+            user_id = parts.demo_user_id
             clock = datetime.now(UTC)
             placed: list[int] = []
             for step in steps:
                 if step["kind"] == "tick":
                     clock = max(datetime.now(UTC), clock + timedelta(microseconds=1))
                     tick = _tick(step, clock - timedelta(milliseconds=step["back_ms"]))
-                    await store.write_ticks([tick])
+                    await parts.store.write_ticks([tick])
                     await matcher.on_tick(tick)
                 elif step["kind"] == "order":
-                    outcome = await service.place_order(user.id, _request(step))
+                    outcome = await service.place_order(user_id, _request(step))
                     assert outcome.errors == []
                     assert outcome.order is not None
                     placed.append(outcome.order.id)
                     await matcher.resync()
                 elif placed:
-                    await service.cancel_order(user.id, placed[step["pick"] % len(placed)])
+                    await service.cancel_order(user_id, placed[step["pick"] % len(placed)])
                     await matcher.resync()
-                await _check_invariants(sessions, user.id)
-            await hub.close()
+                await _check_invariants(sessions, user_id)
     finally:
-        await engine.dispose()
         shutil.rmtree(directory, ignore_errors=True)
 
 
