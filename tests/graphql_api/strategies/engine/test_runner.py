@@ -141,10 +141,18 @@ async def last_bar_at(services: Services, strategy_id: int) -> datetime | None:
     return row.last_bar_at
 
 
+class Published(list[dict[str, object]]):
+    """Events in arrival order; ``arrived`` is set at each one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = asyncio.Event()
+
+
 @pytest.fixture
-async def published(services: Services) -> AsyncIterator[list[dict[str, object]]]:
+async def published(services: Services) -> AsyncIterator[Published]:
     """Every event on the demo user's signal channel, as it arrives."""
-    events: list[dict[str, object]] = []
+    events = Published()
 
     async def collect() -> None:
         async with services.hub.subscribe(
@@ -153,6 +161,7 @@ async def published(services: Services) -> AsyncIterator[list[dict[str, object]]
             ready.set()
             while True:
                 events.append(decode_id_event((await box.get()).message))
+                events.arrived.set()
 
     ready = asyncio.Event()
     task = asyncio.create_task(collect())
@@ -170,8 +179,21 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def wait_published(published: Published, count: int) -> None:
+    """Wait until ``count`` events arrived, then a little longer for any extra one.
+
+    Announcements travel through the outbox relay (a database read after the commit),
+    so under load they arrive some loop turns after the signal is stored.
+    """
+    async with asyncio.timeout(10):
+        while len(published) < count:
+            published.arrived.clear()
+            await published.arrived.wait()
+    await asyncio.sleep(0.2)
+
+
 async def test_a_crossing_tick_sequence_emits_exactly_the_expected_signals(
-    services: Services, base: datetime, published: list[dict[str, object]]
+    services: Services, base: datetime, published: Published
 ) -> None:
     # given a running SMA_CROSS(2, 3) with no stored history
     strategy_id = await create_running(services)
@@ -190,6 +212,7 @@ async def test_a_crossing_tick_sequence_emits_exactly_the_expected_signals(
     expected = signals("SMA_CROSS", PARAMETERS, [float(price(c)) for c in CLOSES])
     assert np.flatnonzero(expected).tolist() == [BUY_BAR, SELL_BAR]
     # and each was published once, after it was stored
+    await wait_published(published, len(rows))
     assert [(e["id"], e["strategyId"], e["symbol"]) for e in published] == [
         (row.id, strategy_id, SYMBOL) for row in rows
     ]
@@ -197,7 +220,7 @@ async def test_a_crossing_tick_sequence_emits_exactly_the_expected_signals(
 
 
 async def test_warm_up_replay_emits_nothing_even_over_a_cross(
-    services: Services, base: datetime, published: list[dict[str, object]]
+    services: Services, base: datetime, published: Published
 ) -> None:
     # given stored history that contains the BUY cross of bar 5
     for index, close in enumerate(CLOSES[:7]):
@@ -218,7 +241,7 @@ async def test_warm_up_replay_emits_nothing_even_over_a_cross(
 
 
 async def test_a_restart_replays_up_to_last_bar_at_and_never_re_emits(
-    services: Services, base: datetime, published: list[dict[str, object]]
+    services: Services, base: datetime, published: Published
 ) -> None:
     # given a runner that emitted the BUY and then died in the middle of bar 7
     strategy_id = await create_running(services)
@@ -236,6 +259,7 @@ async def test_a_restart_replays_up_to_last_bar_at_and_never_re_emits(
     await settle()
     rows = await stored_signals(services, strategy_id)
     assert [r.side for r in rows] == ["BUY", "SELL"]
+    await wait_published(published, 2)
     assert len(published) == 2
 
 
@@ -259,7 +283,7 @@ async def test_bars_closed_while_down_are_caught_up_once(
 
 
 async def test_two_runners_of_one_strategy_emit_each_signal_once(
-    services: Services, base: datetime, published: list[dict[str, object]]
+    services: Services, base: datetime, published: Published
 ) -> None:
     # given two engines running the same strategy (a leader that lost its lock
     # and the new one), fed the same ticks
@@ -273,11 +297,12 @@ async def test_two_runners_of_one_strategy_emit_each_signal_once(
     # then each signal exists once and was published once
     rows = await stored_signals(services, strategy_id)
     assert [r.side for r in rows] == ["BUY", "SELL"]
+    await wait_published(published, len(rows))
     assert sorted(int(str(e["id"])) for e in published) == sorted(r.id for r in rows)
 
 
 async def test_a_signal_for_an_evaluated_bar_cannot_be_stored_twice(
-    services: Services, base: datetime, published: list[dict[str, object]]
+    services: Services, base: datetime, published: Published
 ) -> None:
     # given the BUY of bar 5 emitted
     strategy_id = await create_running(services)
@@ -296,6 +321,7 @@ async def test_a_signal_for_an_evaluated_bar_cannot_be_stored_twice(
     await settle()
     # then the unique (strategy, bar) constraint keeps the one row, published once
     assert [r.id for r in await stored_signals(services, strategy_id)] == [buy.id]
+    await wait_published(published, 1)
     assert [e["id"] for e in published] == [buy.id]
     assert await last_bar_at(services, strategy_id) == base + timedelta(minutes=6)
     # and the database itself refuses a second row for the bar
