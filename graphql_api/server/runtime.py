@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import structlog
 from broadcaster import Broadcast
@@ -35,8 +36,7 @@ from graphql_api.server.database import open_database
 from graphql_api.server.demo_data import seed_demo_data
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyService
-from graphql_api.strategies.engine.bars import DEFAULT_GRACE
-from graphql_api.strategies.engine.engine import WORKER_MAILBOX, StrategyEngine
+from graphql_api.strategies.engine.engine import StrategyEngine
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
@@ -174,15 +174,10 @@ async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> Non
         await asyncio.wait_for(services.outbox.relay_once(), 5)
 
 
-def strategy_engine(
-    services: Services,
-    *,
-    poll_interval: float = 1.0,
-    timer_interval: float = 0.5,
-    grace: timedelta = DEFAULT_GRACE,
-    mailbox_capacity: int = WORKER_MAILBOX,
-) -> StrategyEngine:
-    """The strategy engine on this process's stores (tests tune its timings)."""
+def strategy_engine(services: Services, **timings: Any) -> StrategyEngine:
+    """The strategy engine on this process's stores; ``timings`` (poll and timer
+    intervals, grace, mailbox capacity) keep :class:`StrategyEngine`'s defaults unless
+    given (tests tune them)."""
     return StrategyEngine(
         sessions=services.sessions,
         hub=services.hub,
@@ -191,10 +186,7 @@ def strategy_engine(
         outbox=services.outbox,
         orders=services.orders,
         activity=services.activity,
-        poll_interval=poll_interval,
-        timer_interval=timer_interval,
-        grace=grace,
-        mailbox_capacity=mailbox_capacity,
+        **timings,
     )
 
 
