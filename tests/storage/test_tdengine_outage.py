@@ -30,19 +30,19 @@ from tests.conftest import http_client, make_settings, running_app, sql_database
 from tests.support.graphql import error_codes, post
 
 NETWORK_DOWN = 0x000B  # TSDB_CODE_RPC_NETWORK_UNAVAIL
-ROW = re.compile(r"\((\d+), (\d+), ")
+ROW = re.compile(r"\((\d+), (-?\d+), (\d+), ")
 
 
 class BlockingServer:
     """Stored rows, and an outage during which every call blocks ``block`` seconds, then fails.
 
-    Rows are keyed by (table, ts) and overwrite, as in TDengine.
+    Rows are keyed by (table, ts, seq) and overwrite, as in TDengine.
     """
 
     def __init__(self, block: float) -> None:
         self.block = block
         self.down = threading.Event()
-        self.rows: dict[tuple[str, int], int] = {}
+        self.rows: dict[tuple[str, int, int], int] = {}
         self.calls_while_down = 0
         self._lock = threading.Lock()
 
@@ -63,8 +63,8 @@ class BlockingServer:
             with self._lock:
                 for table_part in statement.split(" market.")[1:]:
                     table = table_part.split(" ", 1)[0]
-                    for ts, last in ROW.findall(table_part):
-                        self.rows[(table, int(ts))] = int(last)
+                    for ts, seq, last in ROW.findall(table_part):
+                        self.rows[(table, int(ts), int(seq))] = int(last)
         return 1
 
     def query(self, statement: str) -> list[Row]:
@@ -73,7 +73,10 @@ class BlockingServer:
             return [("us",)]
         if statement.startswith("DESCRIBE"):
             schema = sql.TICKS_SCHEMA if "ticks" in statement else sql.BARS_1M_SCHEMA
-            return [(name, kind, 8, "") for name, kind in schema.items()]
+            return [
+                (name, kind, 8, "COMPOSITE KEY" if name == sql.COMPOSITE_KEY_COLUMN else "")
+                for name, kind in schema.items()
+            ]
         return []
 
 
@@ -148,7 +151,7 @@ async def test_writes_go_to_the_buffer_within_their_deadline_while_calls_block(
     server.down.clear()
     await drained(store)
     assert store.outage is None
-    assert sorted(ts for _table, ts in server.rows) == sorted(
+    assert sorted(ts for _table, ts, _seq in server.rows) == sorted(
         int(tick(n).time.timestamp() * 1_000_000) for n in range(5)
     )
 

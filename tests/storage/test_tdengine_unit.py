@@ -23,8 +23,11 @@ from hypothesis import strategies as st
 
 from storage.timeseries.base import (
     Bar,
+    BatchKey,
+    BatchOutcome,
     KlineInterval,
     Tick,
+    TickBatch,
     TimeSeriesStore,
     TimeSeriesWriteError,
 )
@@ -54,6 +57,13 @@ from storage.timeseries.tdengine.naming import (
     symbol_problem,
 )
 from storage.timeseries.tdengine.pool import Row, _WebSocketConnection, connection_factory
+from storage.timeseries.tdengine.sequence import (
+    KEYED_INDEX_BITS,
+    SEQ_EPOCH_NS,
+    TAG_BITS,
+    WriteSequence,
+    keyed_sequence,
+)
 
 T0 = datetime(2024, 3, 4, 9, 30, tzinfo=UTC)
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -264,7 +274,7 @@ def _groups(rows_per_symbol: int, symbols: int = 3) -> list[sql.SubtableRows]:
             table=subtable_name(TICKS_PREFIX, f"{code:06d}.SH"),
             symbol=f"{code:06d}.SH",
             exchange="SSE",
-            rows=[(1_000_000 * n, 150_000_000 + n, 1, 2, 3) for n in range(rows_per_symbol)],
+            rows=[(1_000_000 * n, n, 150_000_000 + n, 1, 2, 3) for n in range(rows_per_symbol)],
         )
         for code in range(symbols)
     ]
@@ -278,11 +288,11 @@ def test_one_insert_for_many_tables_with_auto_create() -> None:
     first, second = (group.table for group in groups)
     assert statement == (
         f"INSERT INTO market.{first} USING market.ticks (symbol, exchange) "
-        "TAGS ('000000.SH', 'SSE') (ts, last_price, bid, ask, volume) VALUES "
-        "(0, 150000000, 1, 2, 3) (1000000, 150000001, 1, 2, 3) "
+        "TAGS ('000000.SH', 'SSE') (ts, seq, last_price, bid, ask, volume) VALUES "
+        "(0, 0, 150000000, 1, 2, 3) (1000000, 1, 150000001, 1, 2, 3) "
         f"market.{second} USING market.ticks (symbol, exchange) "
-        "TAGS ('000001.SH', 'SSE') (ts, last_price, bid, ask, volume) VALUES "
-        "(0, 150000000, 1, 2, 3) (1000000, 150000001, 1, 2, 3)"
+        "TAGS ('000001.SH', 'SSE') (ts, seq, last_price, bid, ask, volume) VALUES "
+        "(0, 0, 150000000, 1, 2, 3) (1000000, 1, 150000001, 1, 2, 3)"
     )
 
 
@@ -311,7 +321,7 @@ def test_tag_strings_are_escaped() -> None:
         "market",
         sql.TICKS,
         sql.TICK_COLUMNS,
-        [sql.SubtableRows("t_x_0", "A'); DROP DATABASE market; --", "", [(1, 1, 1, 1, 1)])],
+        [sql.SubtableRows("t_x_0", "A'); DROP DATABASE market; --", "", [(1, 1, 1, 1, 1, 1)])],
         4096,
     )
     assert "TAGS ('A\\'); DROP DATABASE market; --', '')" in statement
@@ -441,7 +451,11 @@ class FakeConnection:
             return [(self.server.precision,)]
         if statement.startswith("DESCRIBE"):
             schema = sql.TICKS_SCHEMA if "ticks" in statement else sql.BARS_1M_SCHEMA
-            return [(name, kind, 8, "") for name, kind in schema.items()]
+            # DESCRIBE's note column marks a second primary-key column (3.3.0+)
+            return [
+                (name, kind, 8, "COMPOSITE KEY" if index == 1 and name == "seq" else "")
+                for index, (name, kind) in enumerate(schema.items())
+            ]
         return self.server.answer(statement)
 
     def close(self) -> None:
@@ -510,6 +524,69 @@ async def test_incompatible_existing_schema_is_refused(monkeypatch: pytest.Monke
         await TDengineTimeSeriesStore.open("taos://localhost/market", connect=server.connect)
 
 
+def _describe_ticks_as(
+    monkeypatch: pytest.MonkeyPatch, rows: list[tuple[str, str, int, str]]
+) -> None:
+    original = FakeConnection.query
+
+    def described(self: FakeConnection, statement: str) -> list[Row]:
+        if statement == "DESCRIBE market.ticks":
+            return list(rows)
+        return original(self, statement)
+
+    monkeypatch.setattr(FakeConnection, "query", described)
+
+
+# What DESCRIBE showed for the ticks table of the version before the seq key.
+PREVIOUS_TICKS = [
+    ("ts", "TIMESTAMP", 8, ""),
+    ("last_price", "BIGINT", 8, ""),
+    ("bid", "BIGINT", 8, ""),
+    ("ask", "BIGINT", 8, ""),
+    ("volume", "BIGINT", 8, ""),
+    ("symbol", "VARCHAR", 32, "TAG"),
+    ("exchange", "VARCHAR", 16, "TAG"),
+]
+
+
+async def test_a_database_from_the_version_before_seq_is_refused_with_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = FakeServer()
+    _describe_ticks_as(monkeypatch, PREVIOUS_TICKS)
+    with pytest.raises(TDengineConfigError) as refused:
+        await TDengineTimeSeriesStore.open("taos://localhost/market", connect=server.connect)
+    message = str(refused.value)
+    assert "created by an earlier quantgraph version" in message
+    assert "Upgrading a database" in message and "new database" in message
+    assert not server.inserts()
+    assert server.closed == server.connections  # nothing left open
+
+
+async def test_a_seq_column_that_is_not_part_of_the_key_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plain_column = [PREVIOUS_TICKS[0], ("seq", "BIGINT", 8, ""), *PREVIOUS_TICKS[1:]]
+    _describe_ticks_as(monkeypatch, plain_column)
+    with pytest.raises(TDengineConfigError, match="not a PRIMARY KEY"):
+        await TDengineTimeSeriesStore.open("taos://localhost/market", connect=FakeServer().connect)
+    elsewhere = [*PREVIOUS_TICKS[:3], ("seq", "BIGINT", 8, ""), *PREVIOUS_TICKS[3:]]
+    _describe_ticks_as(monkeypatch, elsewhere)
+    with pytest.raises(TDengineConfigError, match="not as its second column"):
+        await TDengineTimeSeriesStore.open("taos://localhost/market", connect=FakeServer().connect)
+
+
+async def test_the_current_layout_with_its_composite_key_is_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    current = [PREVIOUS_TICKS[0], ("seq", "BIGINT", 8, "COMPOSITE KEY"), *PREVIOUS_TICKS[1:]]
+    _describe_ticks_as(monkeypatch, current)
+    store = await TDengineTimeSeriesStore.open(
+        "taos://localhost/market", connect=FakeServer().connect
+    )
+    await store.close()
+
+
 async def test_start_up_ddl_is_retried_while_the_database_settles(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -540,16 +617,112 @@ async def test_unreachable_server_at_start_up_is_an_error() -> None:
         await TDengineTimeSeriesStore.open("taos://localhost/market", connect=server.connect)
 
 
-async def test_write_is_one_insert_with_the_last_duplicate_winning(
+def _rows(statement: str) -> list[tuple[int, ...]]:
+    return [
+        tuple(int(value) for value in row.split(", "))
+        for row in re.findall(r"\((-?\d+(?:, -?\d+)+)\)", statement)
+    ]
+
+
+async def test_write_is_one_insert_keeping_equal_timestamps_in_write_order(
     store: TDengineTimeSeriesStore, server: FakeServer
 ) -> None:
     await store.write_ticks([tick(1, last="1"), tick(0), tick(1, last="2"), tick(0, "BTCUSDT")])
     [statement] = server.inserts()
     assert statement.count(" USING market.ticks ") == 2
-    assert "(1709544601000000, 200000000, " in statement
-    assert "(1709544601000000, 100000000, " not in statement
-    # time order within a table, whatever the batch order
-    assert statement.index("(1709544600000000, 168850000000") < statement.index("(1709544601")
+    assert "(ts, seq, last_price, bid, ask, volume)" in statement
+    rows = _rows(statement)
+    assert len(rows) == 4
+    moutai = [row for row in rows if row[2] in (100_000_000, 200_000_000, 168_850_000_000)][:3]
+    # (ts, seq) order within a table, whatever the batch order; both ticks at :01 kept,
+    # the one written first with the lower seq
+    assert [(row[0], row[2]) for row in moutai] == [
+        (1709544600000000, 168_850_000_000),
+        (1709544601000000, 100_000_000),
+        (1709544601000000, 200_000_000),
+    ]
+    assert moutai[1][1] < moutai[2][1]
+    assert len({row[1] for row in rows}) == 4  # one seq per tick
+
+
+async def test_later_batches_get_higher_seq_even_when_the_clock_stands_still(
+    server: FakeServer,
+) -> None:
+    store = await TDengineTimeSeriesStore.open("taos://localhost/market", connect=server.connect)
+    store._sequence = WriteSequence(clock_ns=lambda: SEQ_EPOCH_NS + 5_000, tag=7)
+    await store.write_ticks([tick(0), tick(0, last="2")])
+    await store.write_ticks([tick(0, last="3")])
+    await store.close()
+    first, second = (_rows(statement) for statement in server.inserts())
+    seqs = [row[1] for row in first + second]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    assert all(seq & 0xFFF == 7 for seq in seqs)  # the process tag in the low bits
+
+
+def test_the_sequence_follows_the_clock_and_never_goes_back() -> None:
+    now = [SEQ_EPOCH_NS + 10_000_000]
+    sequence = WriteSequence(clock_ns=lambda: now[0], tag=0)
+    first = sequence.take(3)
+    assert [value >> TAG_BITS for value in first] == [10_000, 10_001, 10_002]
+    now[0] -= 5_000_000  # the wall clock steps back 5 ms
+    assert sequence.take(1)[0] > first[-1]
+    now[0] += 1_000_000_000
+    assert sequence.take(1)[0] >> TAG_BITS == 1_005_000  # back in step with the clock
+    with pytest.raises(ValueError, match="tag must be"):
+        WriteSequence(tag=1 << TAG_BITS)
+
+
+def test_a_keyed_batch_gets_the_same_seq_every_time_and_others_do_not() -> None:
+    key = BatchKey(1, "feed-000042", "digest")
+    again = BatchKey(1, "feed-000042", "digest")
+    assert keyed_sequence(key, 3) == keyed_sequence(again, 3)
+    values = keyed_sequence(key, 3)
+    assert values == sorted(values) and all(value < 0 for value in values)
+    assert keyed_sequence(BatchKey(2, "feed-000042", "digest"), 3) != values
+    assert keyed_sequence(BatchKey(1, "feed-000043", "digest"), 3) != values
+
+
+async def test_a_retried_keyed_batch_sends_the_very_same_rows(
+    store: TDengineTimeSeriesStore, server: FakeServer
+) -> None:
+    key = BatchKey(7, "b-1", "d")
+    batch = TickBatch([tick(0), tick(0, last="2")], key)
+    assert await store.write_batches([batch]) == [BatchOutcome.STORED]
+    assert await store.write_batches([TickBatch(list(batch.ticks), key)]) == [BatchOutcome.STORED]
+    first, second = server.inserts()
+    assert first == second  # same (ts, seq) keys: TDengine overwrites, nothing doubles
+
+
+async def test_a_keyed_batch_too_big_for_its_seq_range_is_refused_whole(
+    store: TDengineTimeSeriesStore, server: FakeServer
+) -> None:
+    huge = TickBatch([tick(0)] * ((1 << KEYED_INDEX_BITS) + 1), BatchKey(1, "b", "d"))
+    with pytest.raises(TimeSeriesWriteError, match="at most 1048576 ticks"):
+        await store.write_batches([huge])
+    assert not server.inserts()
+
+
+async def test_a_batch_resent_after_an_ambiguous_failure_keeps_its_seq(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await TDengineTimeSeriesStore.open(
+        "taos://localhost/market", retry_backoff=0, connect=server.connect
+    )
+    original = FakeConnection.execute
+    attempts: list[str] = []
+
+    def lands_but_times_out_once(self: FakeConnection, statement: str) -> int:
+        if statement.startswith("INSERT"):
+            attempts.append(statement)
+            if len(attempts) == 1:
+                original(self, statement)  # it landed, but the answer was lost
+                raise TDengineError("query timeout", 0x0019)
+        return original(self, statement)
+
+    monkeypatch.setattr(FakeConnection, "execute", lands_but_times_out_once)
+    await store.write_ticks([tick(0), tick(0, last="2")])
+    await store.close()
+    assert len(attempts) == 2 and attempts[0] == attempts[1]
 
 
 async def test_invalid_values_fail_the_whole_batch_before_sending(

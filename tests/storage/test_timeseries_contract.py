@@ -17,6 +17,7 @@ import pytest
 
 from storage.engine import create_engine
 from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesStore, TimeSeriesWriteError
+from storage.timeseries.base import BatchKey, BatchOutcome, TickBatch
 from storage.timeseries.sql import SqlTimeSeriesStore
 from tests.conftest import sql_database
 
@@ -205,3 +206,58 @@ async def test_batches_out_of_order_give_the_same_bars(store: TimeSeriesStore) -
     minute_start = T0 + timedelta(minutes=1)
     [minute] = await store.klines("BTCUSDT", KlineInterval.MINUTE_1, minute_start, None, 1)
     assert (minute.open, minute.close, minute.trade_count) == (Decimal("1.00"), Decimal("2.00"), 2)
+
+
+# --- equal timestamps: real feeds print several trades in one microsecond -----------------
+
+TRADES = [
+    tick("ETHUSDT", 5, "3000.01", "0.5"),
+    tick("ETHUSDT", 5, "3000.02", "0.25"),
+    tick("ETHUSDT", 5, "2999.99", "1"),
+]
+
+
+async def test_equal_timestamps_in_one_batch_are_all_kept_in_write_order(
+    store: TimeSeriesStore,
+) -> None:
+    await store.write_ticks([tick("ETHUSDT", 4, "2999.00"), *TRADES, tick("ETHUSDT", 6, "3001")])
+    got = await store.ticks("ETHUSDT", T0 + timedelta(seconds=5), None, 10)
+    assert got[:3] == TRADES
+    # the latest N cut through the tie from the newest end, still ascending
+    assert await store.ticks("ETHUSDT", None, T0 + timedelta(seconds=6), 2) == TRADES[1:]
+    [minute] = await store.klines("ETHUSDT", KlineInterval.MINUTE_1, T0, None, 1)
+    assert (minute.open, minute.high, minute.low, minute.close) == (
+        Decimal("2999.00"),
+        Decimal("3001"),
+        Decimal("2999.00"),
+        Decimal("3001"),
+    )
+    assert (minute.volume, minute.trade_count) == (Decimal("3.75"), 5)
+
+
+async def test_equal_timestamps_across_batches_are_all_kept_in_write_order(
+    store: TimeSeriesStore,
+) -> None:
+    for trade in TRADES:
+        await store.write_ticks([trade])
+    assert await store.ticks("ETHUSDT", None, None, 10) == TRADES
+    assert (await store.latest_ticks(["ETHUSDT"]))["ETHUSDT"] == TRADES[-1]
+    [minute] = await store.klines("ETHUSDT", KlineInterval.MINUTE_1, None, None, 1)
+    assert (minute.open, minute.close, minute.trade_count) == (
+        Decimal("3000.01"),
+        Decimal("2999.99"),
+        3,
+    )
+
+
+async def test_a_retried_keyed_batch_is_stored_once(store: TimeSeriesStore) -> None:
+    key = BatchKey(owner_id=1, batch_id="feed-000001", digest="same ticks")
+    first = await store.write_batches([TickBatch(TRADES, key)])
+    # the client did not hear back and sends the very same batch again
+    again = await store.write_batches([TickBatch(list(TRADES), key)])
+    assert first == [BatchOutcome.STORED]
+    # TDengine records no keys (the retry overwrites its own rows), SQL says REPLAYED
+    assert again[0] in (BatchOutcome.REPLAYED, BatchOutcome.STORED)
+    assert await store.ticks("ETHUSDT", None, None, 10) == TRADES
+    [minute] = await store.klines("ETHUSDT", KlineInterval.MINUTE_1, None, None, 1)
+    assert minute.trade_count == 3

@@ -17,8 +17,9 @@ class PendingBatch:
 
     Statements before ``next_statement`` are known to have succeeded; a retry
     resumes at the first one not known to have succeeded. Re-sending a
-    statement that in fact landed is harmless: rows are keyed by
-    ``(sub-table, ts)``, so the same rows simply overwrite themselves.
+    statement that in fact landed is harmless: tick rows are keyed by
+    ``(sub-table, ts, seq)`` with ``seq`` fixed when the batch was encoded (bars
+    by ``(sub-table, ts)``), so the same rows simply overwrite themselves.
     """
 
     statements: tuple[str, ...]

@@ -25,7 +25,7 @@ from storage.timeseries.tdengine.codec import Precision
 TICKS = "ticks"
 BARS_1M = "bars_1m"
 
-TICK_COLUMNS = ("ts", "last_price", "bid", "ask", "volume")
+TICK_COLUMNS = ("ts", "seq", "last_price", "bid", "ask", "volume")
 BAR_COLUMNS = (
     "ts",
     "open_price",
@@ -36,11 +36,16 @@ BAR_COLUMNS = (
     "trade_count",
 )
 TAG_COLUMNS = ("symbol", "exchange")
+COMPOSITE_KEY_COLUMN = "seq"
+COMPOSITE_KEY_NOTE = "COMPOSITE KEY"
+"""What ``DESCRIBE`` shows in its note column for a second primary-key column."""
 
 # Expected ``DESCRIBE`` types, checked at start-up so an incompatible existing
 # schema (say, DOUBLE prices from another tool) fails loudly instead of rounding.
+# ``ticks`` is keyed by (ts, seq): see :mod:`storage.timeseries.tdengine.sequence`.
 TICKS_SCHEMA = {
     "ts": "TIMESTAMP",
+    "seq": "BIGINT",
     "last_price": "BIGINT",
     "bid": "BIGINT",
     "ask": "BIGINT",
@@ -110,7 +115,8 @@ def drop_database(database: str) -> str:
 def create_ticks_stable(database: str) -> str:
     return (
         f"CREATE STABLE IF NOT EXISTS {database}.{TICKS} "
-        "(ts TIMESTAMP, last_price BIGINT, bid BIGINT, ask BIGINT, volume BIGINT) "
+        "(ts TIMESTAMP, seq BIGINT PRIMARY KEY, last_price BIGINT, bid BIGINT, ask BIGINT, "
+        "volume BIGINT) "
         "TAGS (symbol VARCHAR(32), exchange VARCHAR(16))"
     )
 
@@ -229,7 +235,8 @@ def select_ticks(
 
     The super table is queried with a tag filter rather than the sub-table by
     name, so an unknown symbol is an empty result instead of a "table does not
-    exist" error.
+    exist" error. ``ORDER BY ts`` orders by the whole key ``(ts, seq)``, so
+    ticks with one timestamp come back in write order (checked on 3.3.6).
     """
     return (
         "SELECT CAST(ts AS BIGINT), last_price, bid, ask, volume "
@@ -243,7 +250,8 @@ def select_latest(database: str, symbols: Sequence[str]) -> str:
 
     ``LAST`` is used rather than ``LAST_ROW``: the store never writes NULLs, so
     both pick the same row, and ``CAST(LAST(ts) AS BIGINT)`` is the form
-    TDengine's own test-suite exercises.
+    TDengine's own test-suite exercises. Of ticks sharing the latest
+    timestamp, ``LAST`` takes the one with the highest ``seq``: the last written.
     """
     in_list = ", ".join(quote(symbol) for symbol in symbols)
     return (
@@ -266,8 +274,8 @@ def select_klines(
 
     ``INTERVAL`` windows start at Unix time 0 (no offset), are labelled by
     ``_wstart``, and empty windows are omitted (no ``FILL``), matching the SQL
-    backend. ``FIRST``/``LAST`` are the values at the earliest/latest timestamp
-    of the window: open and close.
+    backend. ``FIRST``/``LAST`` are the values at the earliest/latest key
+    ``(ts, seq)`` of the window: open and close, in write order at equal times.
     """
     return (
         "SELECT CAST(_wstart AS BIGINT), FIRST(last_price), MAX(last_price), MIN(last_price), "

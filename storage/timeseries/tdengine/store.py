@@ -7,8 +7,10 @@ mixed into tick-derived klines.
 
 TDengine has no transactions. A batch goes out as as few multi-table INSERT
 statements as the server's statement-size limit allows; failures are retried
-with backoff, and because every row is keyed by ``(sub-table, ts)`` a replay
-overwrites identical rows instead of duplicating them. While the server is
+with backoff, and because every tick row is keyed by ``(sub-table, ts, seq)``
+with ``seq`` fixed when the batch is encoded (:mod:`.sequence`), a replay
+overwrites identical rows instead of duplicating them, while two ticks with
+one timestamp are both kept. While the server is
 unreachable, batches wait in a bounded in-memory buffer and a background task
 delivers them, in order, once it is back.
 
@@ -66,6 +68,7 @@ from storage.timeseries.tdengine.pool import (
     Row,
     connection_factory,
 )
+from storage.timeseries.tdengine.sequence import WriteSequence, keyed_sequence
 from storage.timeseries.tdengine.url import TDengineURL, parse_url
 
 log = structlog.get_logger(__name__)
@@ -115,6 +118,7 @@ class TDengineTimeSeriesStore:
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self._outage: str | None = None
+        self._sequence = WriteSequence()
         self.dropped_rows = 0
         """Buffered rows the server later refused outright (logged); 0 in a healthy system."""
 
@@ -247,79 +251,119 @@ class TDengineTimeSeriesStore:
         """Write a batch; see the module docstring for what "atomic" can mean here.
 
         Invalid values (more than 8 decimal places, out of range, naive times,
-        bad symbols) fail the whole batch before anything is sent. Two ticks of
-        one symbol with the same timestamp are one row in TDengine: the later
-        one in the batch (or in a later batch) wins.
+        bad symbols) fail the whole batch before anything is sent. Ticks of one
+        symbol with the same timestamp are all kept, in write order, like the
+        SQL backend keeps them.
         """
         if not ticks:
             return
-        await self._submit(self._encode_ticks(ticks))
+        await self._submit(self._encode_ticks([TickBatch(ticks)]))
 
     async def write_batches(self, batches: Sequence[TickBatch]) -> list[BatchOutcome]:
         """All the batches' ticks as one batch, with the same guarantees as :meth:`write_ticks`.
 
         Keys are not recorded: TDengine has no transaction to record them in with
-        the rows. It needs none, because rows are keyed by ``(symbol, time)``: a
-        retried batch overwrites its own rows instead of adding to them.
+        the rows. A keyed batch's ``seq`` values come from its key instead
+        (:func:`.sequence.keyed_sequence`), so a client's retry of the batch
+        writes the same ``(ts, seq)`` keys and overwrites its own rows instead of
+        adding to them. The outcome is therefore ``STORED`` even for a replay.
         """
-        ticks = [tick for batch in batches for tick in batch.ticks]
-        await self.write_ticks(ticks)
+        if not any(batch.ticks for batch in batches):
+            return [BatchOutcome.STORED] * len(batches)
+        await self._submit(self._encode_ticks(batches))
         return [BatchOutcome.STORED] * len(batches)
 
     async def write_minute_bars(self, bars: Sequence[Bar]) -> None:
-        """Store imported minute bars (``bars_1m``); same delivery guarantees as ticks."""
+        """Store imported minute bars (``bars_1m``); same delivery guarantees as ticks.
+
+        A bar is the state of one minute, not an event: writing the same minute
+        again replaces it (the table is keyed by ``ts`` alone), so re-importing
+        corrected history never doubles a bar.
+        """
         if not bars:
             return
-        await self._submit(self._encode_bars(bars))
+        by_symbol: dict[str, dict[int, tuple[int, ...]]] = {}
+        for index, bar in enumerate(bars):
+            row = self._encode_row(
+                "bar",
+                index,
+                len(bars),
+                bar,
+                lambda b: (b.open, b.high, b.low, b.close, b.volume),
+                lambda b: (int(b.trade_count),),
+            )
+            by_symbol.setdefault(bar.symbol, {})[row[0]] = row
+        rows = {
+            symbol: [minutes[ts] for ts in sorted(minutes)] for symbol, minutes in by_symbol.items()
+        }
+        await self._submit(self._batch(sql.BARS_1M, sql.BAR_COLUMNS, BARS_1M_PREFIX, rows))
 
-    def _encode_ticks(self, ticks: Sequence[Tick]) -> PendingBatch:
-        by_symbol = self._encode_rows(
-            "tick", ticks, lambda t: (t.last, t.bid, t.ask, t.volume), lambda t: ()
-        )
-        return self._batch(sql.TICKS, sql.TICK_COLUMNS, TICKS_PREFIX, by_symbol)
+    def _encode_ticks(self, batches: Sequence[TickBatch]) -> PendingBatch:
+        """Every tick as a ``(ts, seq, ...)`` row; ``seq`` is fixed here, once."""
+        total = sum(len(batch.ticks) for batch in batches)
+        by_symbol: dict[str, list[tuple[int, ...]]] = {}
+        index = 0
+        for batch in batches:
+            count = len(batch.ticks)
+            try:
+                sequence = (
+                    keyed_sequence(batch.key, count)
+                    if batch.key is not None
+                    else self._sequence.take(count)
+                )
+            except ValueError as error:
+                raise TimeSeriesWriteError(
+                    f"{error}; nothing of the batch of {total} was written"
+                ) from error
+            encoded = [
+                self._encode_row(
+                    "tick", index + offset, total, tick, lambda t: (t.last, t.bid, t.ask, t.volume)
+                )
+                for offset, tick in enumerate(batch.ticks)
+            ]
+            for tick, (ts, *values), seq in zip(batch.ticks, encoded, sequence, strict=True):
+                by_symbol.setdefault(tick.symbol, []).append((ts, seq, *values))
+            index += len(encoded)
+        # (ts, seq) order per table is what TDengine ingests fastest; the same
+        # key twice (a keyed batch replayed within one group) is one row.
+        rows = {
+            symbol: sorted({row[:2]: row for row in symbol_rows}.values())
+            for symbol, symbol_rows in by_symbol.items()
+        }
+        return self._batch(sql.TICKS, sql.TICK_COLUMNS, TICKS_PREFIX, rows)
 
-    def _encode_bars(self, bars: Sequence[Bar]) -> PendingBatch:
-        by_symbol = self._encode_rows(
-            "bar",
-            bars,
-            lambda b: (b.open, b.high, b.low, b.close, b.volume),
-            lambda b: (int(b.trade_count),),
-        )
-        return self._batch(sql.BARS_1M, sql.BAR_COLUMNS, BARS_1M_PREFIX, by_symbol)
-
-    def _encode_rows(
+    def _encode_row(
         self,
         kind: str,
-        items: Sequence[Tick | Bar],
+        index: int,
+        total: int,
+        item: Tick | Bar,
         decimals: Callable[[Any], tuple[Decimal, ...]],
-        integers: Callable[[Any], tuple[int, ...]],
-    ) -> dict[str, dict[int, tuple[int, ...]]]:
-        """Rows keyed by symbol and encoded time; any bad item fails the whole batch
-        before anything is sent."""
-        by_symbol: dict[str, dict[int, tuple[int, ...]]] = {}
-        for index, item in enumerate(items):
-            try:
-                problem = symbol_problem(item.symbol)
-                if problem is not None:
-                    raise ValueError(problem)
-                ts = encode_time(item.time, self._precision)
-                encoded = [encode_decimal(value) for value in decimals(item)]
-                row = (ts, *encoded, *integers(item))
-            except (ValueError, TypeError, AttributeError) as error:
-                raise TimeSeriesWriteError(
-                    f"{kind} #{index} ({getattr(item, 'symbol', '?')!r}) cannot be stored: "
-                    f"{error}; nothing of the batch of {len(items)} was written"
-                ) from error
-            by_symbol.setdefault(item.symbol, {})[ts] = row
-        return by_symbol
+        integers: Callable[[Any], tuple[int, ...]] = lambda _: (),
+    ) -> tuple[int, ...]:
+        """``(ts, *decimals, *integers)`` as integers; any bad item fails the whole
+        batch before anything is sent."""
+        try:
+            problem = symbol_problem(item.symbol)
+            if problem is not None:
+                raise ValueError(problem)
+            ts = encode_time(item.time, self._precision)
+            encoded = [encode_decimal(value) for value in decimals(item)]
+            return (ts, *encoded, *integers(item))
+        except (ValueError, TypeError, AttributeError) as error:
+            raise TimeSeriesWriteError(
+                f"{kind} #{index} ({getattr(item, 'symbol', '?')!r}) cannot be stored: "
+                f"{error}; nothing of the batch of {total} was written"
+            ) from error
 
     def _batch(
         self,
         stable: str,
         columns: Sequence[str],
         prefix: str,
-        by_symbol: dict[str, dict[int, tuple[int, ...]]],
+        by_symbol: dict[str, list[tuple[int, ...]]],
     ) -> PendingBatch:
+        """INSERT statements for rows already encoded and ordered per symbol."""
         groups = []
         for symbol, rows in by_symbol.items():
             exchange = self._exchange_for(symbol)
@@ -335,8 +379,7 @@ class TDengineTimeSeriesStore:
                     table=subtable_name(prefix, symbol),
                     symbol=symbol,
                     exchange=exchange,
-                    # Time order per table is what TDengine ingests fastest.
-                    rows=[rows[ts] for ts in sorted(rows)],
+                    rows=rows,
                 )
             )
         statements = sql.insert_statements(
@@ -666,6 +709,8 @@ def _check_schema(conn: Connection, database: str, stable: str, expected: dict[s
         return
     actual = {str(row[0]).lower(): str(row[1]).upper() for row in rows if len(row) >= 2}
     actual = {name: "VARCHAR" if kind == "BINARY" else kind for name, kind in actual.items()}
+    if stable == sql.TICKS:
+        _check_composite_key(database, rows, actual)
     wrong = {
         name: actual.get(name, "missing")
         for name, kind in expected.items()
@@ -675,4 +720,38 @@ def _check_schema(conn: Connection, database: str, stable: str, expected: dict[s
         raise TDengineConfigError(
             f"{database}.{stable} exists with an incompatible schema {wrong}; expected {expected} "
             "(prices are BIGINT scaled by 10^8: see docs/tdengine.md)"
+        )
+
+
+def _check_composite_key(database: str, rows: Sequence[Row], actual: dict[str, str]) -> None:
+    """Refuse a ``ticks`` table whose rows are keyed by ``ts`` alone.
+
+    Such a table (made by a version before ``seq``, or by hand) would silently
+    keep only the last of several ticks with one timestamp. A primary-key column
+    cannot be added to an existing table, so the store cannot migrate it in
+    place; the message says how (docs/tdengine.md, "Upgrading a database").
+    """
+    key = sql.COMPOSITE_KEY_COLUMN
+    if key not in actual:
+        old_layout = set(sql.TICKS_SCHEMA) - {key}
+        made_by = "an earlier quantgraph version" if set(actual) == old_layout else "another tool"
+        raise TDengineConfigError(
+            f"{database}.{sql.TICKS} was created by {made_by}, without the {key!r} key column: "
+            "ticks with equal timestamps would overwrite each other. Point TDENGINE_URL at a "
+            "new database (quantgraph creates it) and copy the old ticks over, as described "
+            "under 'Upgrading a database' in docs/tdengine.md"
+        )
+    second = rows[1] if len(rows) > 1 else ()
+    note = str(second[3]).strip().upper() if len(second) > 3 else None
+    if not second or str(second[0]).lower() != key:
+        raise TDengineConfigError(
+            f"{database}.{sql.TICKS} has {key!r}, but not as its second column: it is not part "
+            "of the row key, so ticks with equal timestamps would overwrite each other "
+            "(see 'Upgrading a database' in docs/tdengine.md)"
+        )
+    if note is not None and note != sql.COMPOSITE_KEY_NOTE:
+        raise TDengineConfigError(
+            f"{database}.{sql.TICKS}.{key} is not a PRIMARY KEY column (DESCRIBE notes "
+            f"{note!r}): ticks with equal timestamps would overwrite each other "
+            "(see 'Upgrading a database' in docs/tdengine.md)"
         )
