@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from graphql_api.trading.order_types import OrderRequest, OrderStatus
-from graphql_api.trading.orders import OrderOutcome
+from graphql_api.trading.orders import MAX_BATCH_ORDERS, OrderOutcome
 from resolvers.context import Info
+from resolvers.errors import bad_user_input
 from resolvers.lookahead import selects
 from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id
 from storage import models
@@ -66,6 +67,14 @@ async def strategy_orders(info: Info, strategy_id: int, first: int) -> list[mode
 
 async def place_order(info: Info, request: OrderRequest) -> OrderOutcome:
     return await info.context.services.orders.place_order(info.context.user_id, request)
+
+
+async def place_orders(info: Info, requests: list[OrderRequest]) -> list[OrderOutcome]:
+    if not 1 <= len(requests) <= MAX_BATCH_ORDERS:
+        raise bad_user_input(
+            f"inputs must hold between 1 and {MAX_BATCH_ORDERS} orders", argument="inputs"
+        )
+    return await info.context.services.orders.place_orders(info.context.user_id, requests)
 
 
 async def cancel_order(info: Info, order_id: str) -> OrderOutcome:

@@ -112,6 +112,27 @@ class Mutation:
         )
 
     @strawberry.mutation(
+        permission_classes=TRADING,
+        description=(
+            "Place up to 100 paper orders in one request. Each input gets its own payload, in "
+            "order, decided as if the orders were placed one after the other: an order can use "
+            "what an earlier one left, never what it reserved, and a bad input fails alone. "
+            "They are written together (with other orders arriving at the same moment)."
+        ),
+    )
+    async def place_orders(
+        self, info: Info, inputs: list[PlaceOrderInput]
+    ) -> list[PlaceOrderPayload]:
+        outcomes = await orders.place_orders(info, [item.to_request() for item in inputs])
+        return [
+            PlaceOrderPayload(
+                order=order_or_none(outcome.order, amounts(info)),
+                user_errors=user_errors(outcome.errors),
+            )
+            for outcome in outcomes
+        ]
+
+    @strawberry.mutation(
         permission_classes=TRADING, description="Cancel one of your NEW or PARTIALLY_FILLED orders."
     )
     async def cancel_order(self, info: Info, id: strawberry.ID) -> CancelOrderPayload:

@@ -1,26 +1,36 @@
 """Order entry: validate, make idempotent, check risk, persist, announce.
 
-``place_order`` is the one path every order takes — GraphQL, strategies with
-``autoTrade`` and tests alike — so the rules live here once. Malformed orders
-(unknown symbol, off-grid price, …) are refused with user errors and leave no
-row; well-formed orders that policy refuses are stored as REJECTED with a
-reason code, so the user can see what was refused and why.
+``place_order`` / ``place_orders`` are the one path every order takes —
+GraphQL, strategies with ``autoTrade`` and tests alike — so the rules live here
+once. Malformed orders (unknown symbol, off-grid price, …) are refused with
+user errors and leave no row; well-formed orders that policy refuses are stored
+as REJECTED with a reason code, so the user can see what was refused and why.
+
+Well-formed orders are written by group commit (:mod:`graphql_api.platform.group_commit`):
+those that arrive while a batch is being written go together in the next
+transaction (:func:`graphql_api.trading.placement.place_batch`), each decided
+as if placed alone, in arrival order. A caller is answered only once its
+order is committed. If a batch fails for a reason other than the database
+being unavailable (a concurrent placement of the same ``clientOrderId`` in
+another process, say), its orders are retried one by one, so one order's
+problem never fails another's.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec, is_multiple_of
 from graphql_api.platform.errors import ErrorCode, UserError
+from graphql_api.platform.group_commit import GroupCommit
 from graphql_api.platform.names import check_name
+from graphql_api.platform.resilience import as_service_unavailable
 from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, order_channel
 from graphql_api.realtime.events import encode_id_event, encode_new_order
 from graphql_api.realtime.outbox import EventOutbox
@@ -30,27 +40,26 @@ from graphql_api.trading.order_types import (
     OrderRequest,
     OrderStatus,
     OrderType,
-    TimeInForce,
 )
-from graphql_api.trading.risk import Exposure, RiskPolicy, assess
+from graphql_api.trading.placement import OrderOutcome, Placement, place_batch, replay
+from graphql_api.trading.risk import Exposure, RiskPolicy
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
-from storage.repositories import strategies as strategy_repo
-from storage.repositories import symbols as symbol_repo
-from storage.timeseries import TimeSeriesStore
+from storage.timeseries import Tick, TimeSeriesStore
 
+__all__ = ["MAX_BATCH_ORDERS", "OrderOutcome", "OrderService"]
 
-@dataclass(frozen=True, slots=True)
-class OrderOutcome:
-    order: models.Order | None
-    errors: list[UserError]
+log = structlog.get_logger(__name__)
+
+MAX_BATCH_ORDERS = 100
+"""The most orders one placement transaction takes (and ``placeOrders`` accepts)."""
 
 
 class OrderService:
     """Parameters:
-    sessions: one transaction per call.
+    sessions: one transaction per batch of placements, or per cancel.
     catalog: symbol metadata for validation.
     timeseries: latest quotes for market-order estimates and the price band.
     outbox: announces order changes on ``orders.<user id>`` and new orders to the
@@ -72,48 +81,94 @@ class OrderService:
         self._timeseries = timeseries
         self._outbox = outbox
         self.risk_policy = risk_policy
-        # Serialises one user's placements in this process; across processes the
-        # balance row lock (PostgreSQL) does the same.
-        self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # One batch in flight per process; across processes the balance row
+        # locks serialise placements of the same account.
+        self.placements: GroupCommit[Placement, OrderOutcome] = GroupCommit(
+            self._write_batch, max_batch=MAX_BATCH_ORDERS
+        )
 
     async def place_order(self, user_id: int, request: OrderRequest) -> OrderOutcome:
-        errors, spec = await self._validate(request)
-        if errors:
-            return OrderOutcome(None, errors)
-        assert spec is not None
-        async with self._user_locks[user_id], self._sessions() as session:
-            if request.strategy_id is not None and (
-                await strategy_repo.strategy_for_user(session, user_id, request.strategy_id) is None
+        [outcome] = await self.place_orders(user_id, [request])
+        return outcome
+
+    async def place_orders(
+        self, user_id: int, requests: Sequence[OrderRequest]
+    ) -> list[OrderOutcome]:
+        """Each request's outcome, in order; invalid ones are refused without a row.
+
+        The valid ones are queued together, so they are decided in this order
+        (an order may use what an earlier one left, never what it reserved).
+        """
+        outcomes: list[OrderOutcome | None] = []
+        placements: list[Placement] = []
+        for request in requests:
+            errors, spec = await self._validate(request)
+            if errors:
+                outcomes.append(OrderOutcome(None, errors))
+                continue
+            assert spec is not None
+            currency = await self._catalog.currency_of(spec.code)
+            placements.append(Placement(user_id, request, spec, currency))
+            outcomes.append(None)
+        placed = iter(await self.placements.submit(placements) if placements else [])
+        return [outcome if outcome is not None else next(placed) for outcome in outcomes]
+
+    async def _write_batch(self, placements: list[Placement]) -> list[OrderOutcome | BaseException]:
+        try:
+            quotes = await self._timeseries.latest_ticks(sorted({p.spec.code for p in placements}))
+            return list(await self._commit(placements, quotes))
+        except Exception as error:
+            if as_service_unavailable(error) is not None or (
+                len(placements) == 1 and not isinstance(error, IntegrityError)
             ):
-                return OrderOutcome(
-                    None, [UserError("strategyId", ErrorCode.NOT_FOUND, "strategy not found")]
-                )
-            if request.client_order_id is not None:
-                existing = await order_repo.order_by_client_id(
-                    session, user_id, request.client_order_id
-                )
-                if existing is not None:
-                    return _replay(existing, request)
+                return [error] * len(placements)
+            log.info("placement batch failed; placing its orders one by one", error=str(error))
+            quotes = {}
+        results: list[OrderOutcome | BaseException] = []
+        for placement in placements:
             try:
-                order = await self._accept_or_reject(session, user_id, request, spec)
+                results.append(await self._commit_alone(placement))
+            except Exception as error:
+                results.append(error)
+        return results
+
+    async def _commit(
+        self, placements: Sequence[Placement], quotes: dict[str, Tick]
+    ) -> list[OrderOutcome]:
+        async with self._sessions() as session:
+            outcomes, created = await place_batch(
+                session,
+                placements,
+                quotes=quotes,
+                policy=self.risk_policy,
+                now=datetime.now(UTC),
+            )
+            for order in created:
                 self.announce(session, order)
                 if order.status == OrderStatus.NEW.value:
                     self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_new_order(order))
-                await session.commit()
-            except IntegrityError:
-                # A concurrent request with the same clientOrderId (in another
-                # process: this one serialises a user's placements) won the race.
-                # PostgreSQL reports it at the flush that assigns the order's id,
-                # SQLite at the commit; either way the stored order is the answer.
-                await session.rollback()
-                assert request.client_order_id is not None
+            await session.commit()
+        return outcomes
+
+    async def _commit_alone(self, placement: Placement) -> OrderOutcome:
+        quotes = await self._timeseries.latest_ticks([placement.spec.code])
+        try:
+            [outcome] = await self._commit([placement], quotes)
+        except IntegrityError:
+            # A concurrent request with the same clientOrderId in another process
+            # won the race. PostgreSQL reports it at the flush that assigns the
+            # order's id, SQLite at the commit; either way the stored order is the answer.
+            client_order_id = placement.request.client_order_id
+            if client_order_id is None:
+                raise
+            async with self._sessions() as session:
                 existing = await order_repo.order_by_client_id(
-                    session, user_id, request.client_order_id
+                    session, placement.user_id, client_order_id
                 )
-                if existing is None:
-                    raise
-                return _replay(existing, request)
-        return OrderOutcome(order, [])
+            if existing is None:
+                raise
+            return replay(existing, placement.request)
+        return outcome
 
     async def cancel_order(self, user_id: int, order_id: int) -> OrderOutcome:
         async with self._sessions() as session:
@@ -164,43 +219,6 @@ class OrderService:
             reserved_sell=await account_repo.reserved_for_sells(session, user_id, spec.code),
         )
 
-    async def _accept_or_reject(
-        self, session: AsyncSession, user_id: int, request: OrderRequest, spec: SymbolSpec
-    ) -> models.Order:
-        currency = await self._catalog.currency_of(spec.code)
-        quote = (await self._timeseries.latest_ticks([spec.code])).get(spec.code)
-        exposure = await self.exposure(session, user_id, spec, currency)
-        previous_close = None if quote is not None else await _last_close(session, spec.code)
-        verdict = assess(request, spec, quote, exposure, self.risk_policy, previous_close)
-        now = datetime.now(UTC)
-        order = models.Order(
-            user_id=user_id,
-            client_order_id=request.client_order_id,
-            symbol_code=request.symbol,
-            strategy_id=request.strategy_id,
-            side=request.side.value,
-            type=request.type.value,
-            time_in_force=request.time_in_force.value,
-            quantity=request.quantity,
-            limit_price=request.limit_price,
-            status=OrderStatus.NEW.value if verdict.reject is None else OrderStatus.REJECTED.value,
-            filled_quantity=Decimal(0),
-            average_fill_price=None,
-            reject_reason=verdict.reject.value if verdict.reject else None,
-            reserve_price=verdict.reserve_price,
-            expires_at=(
-                session_end(now, spec.session_close_utc_minute)
-                if request.time_in_force is TimeInForce.DAY
-                else None
-            ),
-            version=0,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(order)
-        await session.flush()
-        return order
-
     async def _validate(self, request: OrderRequest) -> tuple[list[UserError], SymbolSpec | None]:
         errors: list[UserError] = []
         spec = (await self._catalog.get_many([request.symbol])).get(request.symbol)
@@ -247,42 +265,3 @@ class OrderService:
         if client_id is not None:
             errors += check_name("clientOrderId", client_id, max_length=MAX_CLIENT_ORDER_ID_LENGTH)
         return errors, spec
-
-
-def session_end(now: datetime, close_utc_minute: int) -> datetime:
-    """The next session close after ``now`` (DAY orders expire then)."""
-    today_close = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
-        minutes=close_utc_minute
-    )
-    return today_close if today_close > now else today_close + timedelta(days=1)
-
-
-async def _last_close(session: AsyncSession, code: str) -> Decimal | None:
-    """The latest daily close: the price band's centre before a symbol's first tick."""
-    bars = (await symbol_repo.latest_daily_bars_by_codes(session, [code], 1)).get(code)
-    return bars[-1].close if bars else None
-
-
-def _replay(existing: models.Order, request: OrderRequest) -> OrderOutcome:
-    """Idempotency: the same request again gets the same order; a different one is a conflict."""
-    same = (
-        existing.symbol_code == request.symbol
-        and existing.side == request.side.value
-        and existing.type == request.type.value
-        and existing.quantity == request.quantity
-        and existing.limit_price == request.limit_price
-        and existing.time_in_force == request.time_in_force.value
-        and existing.strategy_id == request.strategy_id
-    )
-    if same:
-        return OrderOutcome(existing, [])
-    return OrderOutcome(
-        None,
-        [
-            UserError(
-                "clientOrderId",
-                ErrorCode.CONFLICT,
-                "clientOrderId was already used for a different order",
-            )
-        ],
-    )

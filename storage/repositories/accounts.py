@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
@@ -138,3 +138,114 @@ async def trades_for_orders(session: AsyncSession, order_ids: Sequence[int]) -> 
         select(models.Trade).where(models.Trade.order_id.in_(order_ids)).order_by(models.Trade.id)
     )
     return list(result)
+
+
+# --- several accounts at once: one query each for a batch of placements ---------------------
+
+UserCurrency = tuple[int, str]
+UserSymbol = tuple[int, str]
+
+
+async def lock_balances(
+    session: AsyncSession, keys: Sequence[UserCurrency]
+) -> dict[UserCurrency, models.CashBalance]:
+    """The balance rows of ``keys``, locked (PostgreSQL) in (user, currency) order.
+
+    A fixed lock order keeps two batches that share accounts from deadlocking;
+    a single placement locks only one row, so it cannot deadlock against a batch.
+    """
+    if not keys:
+        return {}
+    result = await session.scalars(
+        select(models.CashBalance)
+        .where(tuple_(models.CashBalance.user_id, models.CashBalance.currency).in_(sorted(keys)))
+        .order_by(models.CashBalance.user_id, models.CashBalance.currency)
+        .with_for_update()
+    )
+    return {(row.user_id, row.currency): row for row in result}
+
+
+async def positions_for(
+    session: AsyncSession, keys: Sequence[UserSymbol]
+) -> dict[UserSymbol, models.Position]:
+    if not keys:
+        return {}
+    result = await session.scalars(
+        select(models.Position).where(
+            tuple_(models.Position.user_id, models.Position.symbol_code).in_(sorted(keys))
+        )
+    )
+    return {(row.user_id, row.symbol_code): row for row in result}
+
+
+async def reserved_for_buys_by_account(
+    session: AsyncSession, keys: Sequence[UserCurrency], commission_rate: Decimal
+) -> dict[UserCurrency, Decimal]:
+    """:func:`reserved_for_buys` for several (user, currency) pairs in one query."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    remaining = models.Order.quantity - models.Order.filled_quantity
+    where = (
+        models.Order.user_id.in_(sorted({user for user, _ in wanted})),
+        models.Order.status.in_(OPEN_STATUSES),
+        models.Order.side == "BUY",
+        models.Order.reserve_price.is_not(None),
+        models.Symbol.currency.in_(sorted({currency for _, currency in wanted})),
+    )
+    totals: dict[UserCurrency, Decimal] = dict.fromkeys(wanted, Decimal(0))
+    if session.get_bind().dialect.name == "postgresql":
+        grouped = await session.execute(
+            select(
+                models.Order.user_id,
+                models.Symbol.currency,
+                func.sum(remaining * models.Order.reserve_price),
+            )
+            .join(models.Symbol, models.Symbol.code == models.Order.symbol_code)
+            .where(*where)
+            .group_by(models.Order.user_id, models.Symbol.currency)
+        )
+        for user_id, currency, total in grouped:
+            if (user_id, currency) in wanted:
+                totals[(user_id, currency)] = total or Decimal(0)
+    else:
+        rows = await session.execute(
+            select(
+                models.Order.user_id,
+                models.Symbol.currency,
+                models.Order.quantity,
+                models.Order.filled_quantity,
+                models.Order.reserve_price,
+            )
+            .join(models.Symbol, models.Symbol.code == models.Order.symbol_code)
+            .where(*where)
+        )
+        for user_id, currency, quantity, filled, price in rows:
+            if (user_id, currency) in wanted and price is not None:
+                totals[(user_id, currency)] += (quantity - filled) * price
+    return {key: total * (1 + commission_rate) for key, total in totals.items()}
+
+
+async def reserved_for_sells_by_position(
+    session: AsyncSession, keys: Sequence[UserSymbol]
+) -> dict[UserSymbol, Decimal]:
+    """:func:`reserved_for_sells` for several (user, symbol) pairs in one query."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(
+            models.Order.user_id,
+            models.Order.symbol_code,
+            models.Order.quantity,
+            models.Order.filled_quantity,
+        ).where(
+            tuple_(models.Order.user_id, models.Order.symbol_code).in_(sorted(wanted)),
+            models.Order.status.in_(OPEN_STATUSES),
+            models.Order.side == "SELL",
+        )
+    )
+    totals: dict[UserSymbol, Decimal] = dict.fromkeys(wanted, Decimal(0))
+    for user_id, symbol_code, quantity, filled in rows:
+        totals[(user_id, symbol_code)] += quantity - filled
+    return totals

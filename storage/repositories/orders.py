@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
@@ -78,3 +78,17 @@ async def latest_orders_by_strategy_ids(
         if order.strategy_id is not None:
             grouped[order.strategy_id].append(order)
     return grouped
+
+
+async def orders_by_client_ids(
+    session: AsyncSession, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], models.Order]:
+    """Orders by ``(user_id, client_order_id)``, for idempotent replays of a batch."""
+    if not keys:
+        return {}
+    result = await session.scalars(
+        select(models.Order).where(
+            tuple_(models.Order.user_id, models.Order.client_order_id).in_(sorted(set(keys)))
+        )
+    )
+    return {(row.user_id, row.client_order_id or ""): row for row in result}

@@ -58,3 +58,15 @@ async def latest_signals_by_strategy_ids(
     for signal in await session.scalars(query):
         grouped[signal.strategy_id].append(signal)
     return grouped
+
+
+async def strategy_owners(session: AsyncSession, ids: Sequence[int]) -> dict[int, int]:
+    """``{strategy id: owner's user id}`` for the strategies of ``ids`` that exist."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(models.Strategy.id, models.Strategy.user_id).where(
+            models.Strategy.id.in_(sorted(set(ids)))
+        )
+    )
+    return {int(row[0]): int(row[1]) for row in rows}

@@ -131,6 +131,49 @@ async def test_client_order_id_makes_placement_idempotent(
     assert await count(app, models.Order) == 1
 
 
+MUTATION_PLACE_ORDERS = """
+mutation ($inputs: [PlaceOrderInput!]!) {
+  placeOrders(inputs: $inputs) {
+    order { id status rejectReason clientOrderId }
+    userErrors { field code }
+  }
+}
+"""
+
+
+async def test_place_orders_answers_each_input_in_order(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    inputs = [
+        limit_buy(clientOrderId="batch-1"),
+        limit_buy(quantity="150"),  # not a whole lot: fails alone
+        limit_buy(clientOrderId="batch-1"),  # the same request again: the same order
+        limit_buy(quantity="10000"),  # 15,004,500 CNY: over the notional cap, REJECTED
+        limit_buy(clientOrderId="batch-2"),
+    ]
+    payloads = (await execute(client, MUTATION_PLACE_ORDERS, {"inputs": inputs}))["placeOrders"]
+    assert [p["order"]["status"] if p["order"] else None for p in payloads] == [
+        "NEW",
+        None,
+        "NEW",
+        "REJECTED",
+        "NEW",
+    ]
+    assert payloads[1]["userErrors"] == [{"field": "quantity", "code": "INVALID_PRECISION"}]
+    assert payloads[2]["order"]["id"] == payloads[0]["order"]["id"]
+    assert payloads[3]["order"]["rejectReason"] == "MAX_NOTIONAL_EXCEEDED"
+    assert await count(app, models.Order) == 3
+
+
+@pytest.mark.parametrize("size", [0, 101])
+async def test_place_orders_takes_one_to_a_hundred(
+    client: httpx.AsyncClient, app: Starlette, size: int
+) -> None:
+    body = await post(client, MUTATION_PLACE_ORDERS, {"inputs": [limit_buy()] * size})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert await count(app, models.Order) == 0
+
+
 async def test_cancel_order_once_then_a_clear_error(client: httpx.AsyncClient) -> None:
     placed = await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy()})
     order_id = placed["placeOrder"]["order"]["id"]

@@ -29,6 +29,10 @@ ORDER = {
     "limitPrice": "1500.00",
 }
 
+ORDER_LITERAL = (
+    '{symbol: "600519.SH", side: BUY, type: LIMIT, quantity: "100", limitPrice: "1500.00"}'
+)
+
 # Buckets that (practically) do not refill during a test.
 TIGHT = {
     "RATE_LIMIT_BURST": 70,
@@ -105,6 +109,28 @@ async def test_aliased_orders_count_one_each(sqlite_url: str) -> None:
             assert "errors" not in (await post(http, two_orders, {"i": ORDER})).json()
             refused = (await post(http, two_orders, {"i": ORDER})).json()  # 4 > 3
             assert error_codes(refused) == ["RATE_LIMITED"]
+
+
+async def test_place_orders_draws_one_point_per_order(sqlite_url: str) -> None:
+    # the user's own bucket is roomy here: only the order bucket is under test
+    overrides = {**TIGHT, "PLACE_ORDER_BURST": 5, "RATE_LIMIT_BURST": 10_000}
+    settings = hardened_settings(sqlite_url, **overrides)
+    batch = (
+        "mutation ($inputs: [PlaceOrderInput!]!) { placeOrders(inputs: $inputs) { order { id } } }"
+    )
+    two = f"[{ORDER_LITERAL}, {ORDER_LITERAL}]"
+    inline = f"mutation {{ placeOrders(inputs: {two}) {{ order {{ id }} }} }}"
+    async with running_app(settings) as app:
+        token = await login_token(app)
+        async with http_client(app, token) as http:
+            body = (await post(http, batch, {"inputs": [ORDER] * 3})).json()
+            assert "errors" not in body, body
+            assert len(body["data"]["placeOrders"]) == 3
+            refused = (await post(http, inline)).json()  # 3 + 2 = 5: fits
+            assert "errors" not in refused, refused
+            refused = (await post(http, batch, {"inputs": [ORDER]})).json()  # 6 > 5
+            assert error_codes(refused) == ["RATE_LIMITED"]
+            assert refused["errors"][0]["extensions"]["bucket"] == "placeOrder"
 
 
 async def test_limits_hold_across_processes_through_redis(sqlite_url: str, redis_url: str) -> None:

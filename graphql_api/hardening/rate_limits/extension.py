@@ -3,8 +3,8 @@
 Runs after validation (so it knows the cost computed by
 :class:`graphql_api.hardening.query_limits.guard.QueryCost`) and before any resolver. A
 signed-in user draws from their own bucket, an anonymous client from its IP address's;
-``placeOrder`` also draws one point per order from a stricter bucket of its
-own. A refusal is the GraphQL error ``RATE_LIMITED`` with ``retryAfter``
+``placeOrder`` and ``placeOrders`` also draw one point per order from a
+stricter bucket of their own. A refusal is the GraphQL error ``RATE_LIMITED`` with ``retryAfter``
 seconds; over HTTP the status is 429 with a ``Retry-After`` header.
 """
 
@@ -20,7 +20,9 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
+    ListValueNode,
     SelectionSetNode,
+    VariableNode,
     get_operation_ast,
 )
 from starlette.requests import HTTPConnection
@@ -101,7 +103,8 @@ class RateLimit(SchemaExtension):
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        return _root_field_count(operation.selection_set, "placeOrder", fragments, {})
+        variables = self.execution_context.variables or {}
+        return _orders_placed(operation.selection_set, fragments, {}, variables)
 
     def _refuse(self, spec: BucketSpec, decision: Decision) -> GraphQLError:
         retry_after = round(decision.retry_after, 3)
@@ -117,13 +120,14 @@ class RateLimit(SchemaExtension):
         )
 
 
-def _root_field_count(
+def _orders_placed(
     selection_set: SelectionSetNode,
-    field: str,
     fragments: Mapping[str, FragmentDefinitionNode],
     known: dict[str, int],
+    variables: Mapping[str, object],
 ) -> int:
-    """How many times ``field`` is selected at this level, through fragments.
+    """How many orders the root fields at this level place, through fragments:
+    one per ``placeOrder``, one per input of ``placeOrders``.
 
     A fragment is counted once (``known``) however often it is spread, so this is
     linear in the document; the query limits have already bounded the total.
@@ -131,9 +135,12 @@ def _root_field_count(
     count = 0
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
-            count += selection.name.value == field
+            if selection.name.value == "placeOrder":
+                count += 1
+            elif selection.name.value == "placeOrders":
+                count += _inputs_count(selection, variables)
         elif isinstance(selection, InlineFragmentNode):
-            count += _root_field_count(selection.selection_set, field, fragments, known)
+            count += _orders_placed(selection.selection_set, fragments, known, variables)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
@@ -141,9 +148,27 @@ def _root_field_count(
                 continue
             if name not in known:
                 known[name] = 0  # while it is counted: a spread back is a cycle
-                known[name] = _root_field_count(fragment.selection_set, field, fragments, known)
+                known[name] = _orders_placed(fragment.selection_set, fragments, known, variables)
             count += known[name]
     return count
+
+
+def _inputs_count(field: FieldNode, variables: Mapping[str, object]) -> int:
+    """The length of ``placeOrders(inputs:)``, written inline or passed as a variable.
+
+    A single object where a list is expected is a list of one (GraphQL's input
+    coercion); anything unreadable counts as one, and the resolver refuses it.
+    """
+    for argument in field.arguments or ():
+        if argument.name.value != "inputs":
+            continue
+        value = argument.value
+        if isinstance(value, ListValueNode):
+            return max(len(value.values), 1)
+        if isinstance(value, VariableNode):
+            passed = variables.get(value.name.value)
+            return max(len(passed), 1) if isinstance(passed, list) else 1
+    return 1
 
 
 def _client_address(context: object) -> str:

@@ -19,7 +19,8 @@ from graphql_api.platform.errors import ErrorCode
 from graphql_api.realtime.events import decode_id_event
 from graphql_api.server.runtime import open_services
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
-from graphql_api.trading.orders import OrderOutcome, session_end
+from graphql_api.trading.orders import OrderOutcome
+from graphql_api.trading.placement import session_end
 from storage import models
 from storage.timeseries import Tick
 from tests.conftest import make_settings, postgres_database
