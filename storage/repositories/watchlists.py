@@ -93,7 +93,7 @@ async def watchlists_with_symbols(
     if watchlist_id is not None:
         query = query.where(models.Watchlist.id == watchlist_id)
     lists: dict[int, tuple[models.Watchlist, list[str]]] = {}
-    for watchlist, code in (await session.execute(query)).tuples():
+    for watchlist, code in await session.execute(query):
         _, codes = lists.setdefault(watchlist.id, (watchlist, []))
         if code is not None:
             codes.append(code)
