@@ -14,7 +14,7 @@ from graphql_api.platform.settings import Settings
 from graphql_api.realtime.channels import watchlist_channel
 from graphql_api.realtime.events import decode_id_event
 from graphql_api.services import Services
-from graphql_api.watchlists.lists import WatchlistOutcome, read_watchlists
+from graphql_api.watchlists.lists import WatchlistOutcome, WatchlistService, read_watchlists
 from storage import models
 from tests.conftest import make_settings
 
@@ -279,3 +279,37 @@ async def test_every_change_is_announced_on_the_owners_channel(services: Service
         ("watchlist", watchlist_id, change)
         for change in ("created", "changed", "changed", "changed", "renamed", "deleted")
     ]
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_edits_from_two_processes_are_serialised_by_the_database(
+    services: Services,
+) -> None:
+    """Two services with their own in-process locks stand for two server processes:
+    only the lock on the user's row keeps their edits of one list apart."""
+    user = services.demo_user_id
+    first, second = (
+        WatchlistService(
+            services.sessions, services.catalog, services.outbox, max_watchlists=3, max_symbols=8
+        )
+        for _ in range(2)
+    )
+    watchlist_id = await create(services, "Crypto")
+    symbols = ["BTCUSDT", "ETHUSDT", "600519.SH", "000001.SZ", "BNBUSDT", "SOLUSDT"]
+    outcomes = await asyncio.gather(
+        *(
+            (first if n % 2 else second).add(user, watchlist_id, [code], None)
+            for n, code in enumerate(symbols)
+        ),
+        *(first.create(user, f"list {n}", []) for n in range(2)),
+        *(second.create(user, f"list {n + 2}", []) for n in range(2)),
+    )
+    assert all(outcome.errors == [] for outcome in outcomes[: len(symbols)])
+    found = await stored(services, watchlist_id)
+    assert found is not None and sorted(found[1]) == sorted(symbols)
+    # one list existed: two more fit under the limit of three, whichever process asked
+    created = [outcome for outcome in outcomes[len(symbols) :] if not outcome.errors]
+    assert len(created) == 2
+    assert len(await read_watchlists(services.sessions, user)) == 3
