@@ -1,6 +1,6 @@
-"""Watchlists: the type, the mutations' payloads and resolvers, and the live quote type
-(declared as fields by ``schema.query.Query``, ``schema.mutation.Mutation`` and
-``schema.subscription.Subscription``)."""
+"""Watchlists: the type, the mutations' payloads and arguments, and the live quote type
+(the fields themselves are declared by ``schema.query.Query``, ``schema.mutation.Mutation``
+and ``schema.subscription.Subscription``)."""
 
 from __future__ import annotations
 
