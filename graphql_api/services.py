@@ -15,6 +15,7 @@ from graphql_api.realtime.hub import Hub
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.strategies.definitions import StrategyService
 from graphql_api.trading.orders import OrderService
+from graphql_api.watchlists.lists import WatchlistService
 from storage.engine import SessionFactory
 from storage.timeseries import TimeSeriesStore
 
@@ -31,6 +32,7 @@ class Services:
     ingestor: TickIngestor
     orders: OrderService
     strategies: StrategyService
+    watchlists: WatchlistService
     auth: AuthService
     demo_user_id: int
     activity: Activity = field(default_factory=Activity)

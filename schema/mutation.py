@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 
 from graphql_api.market.tick_validation import TickDraft
-from resolvers import auth, ingest, orders, strategies
+from resolvers import auth, ingest, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import backtests, bar_imports
@@ -26,6 +26,14 @@ from schema.strategies import (
     StrategyPayload,
     UpdateStrategyInput,
     strategy_or_none,
+)
+from schema.watchlists import (
+    DeleteWatchlistPayload,
+    InitialSymbols,
+    Position,
+    SymbolCodes,
+    WatchlistName,
+    WatchlistPayload,
 )
 
 
@@ -174,6 +182,71 @@ class Mutation:
         )
         return DeleteStrategyPayload(
             deleted_strategy_id=deleted, user_errors=user_errors(outcome.errors)
+        )
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Create a watchlist, empty or with symbols (each once, in the order given).",
+    )
+    async def create_watchlist(
+        self, info: Info, name: WatchlistName, symbols: InitialSymbols = None
+    ) -> WatchlistPayload:
+        outcome = await watchlists.create_watchlist(info, name, symbols or [])
+        return WatchlistPayload.from_outcome(outcome)
+
+    @strawberry.mutation(permission_classes=SIGNED_IN, description="Rename one of your watchlists.")
+    async def rename_watchlist(
+        self, info: Info, id: strawberry.ID, name: WatchlistName
+    ) -> WatchlistPayload:
+        return WatchlistPayload.from_outcome(await watchlists.rename_watchlist(info, id, name))
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description=(
+            "Add symbols to a watchlist at `position`; ones already on it stay where they are."
+        ),
+    )
+    async def add_to_watchlist(
+        self, info: Info, id: strawberry.ID, symbols: SymbolCodes, position: Position = None
+    ) -> WatchlistPayload:
+        outcome = await watchlists.add_to_watchlist(info, id, symbols, position)
+        return WatchlistPayload.from_outcome(outcome)
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Remove symbols from a watchlist; ones not on it are ignored.",
+    )
+    async def remove_from_watchlist(
+        self, info: Info, id: strawberry.ID, symbols: SymbolCodes
+    ) -> WatchlistPayload:
+        outcome = await watchlists.remove_from_watchlist(info, id, symbols)
+        return WatchlistPayload.from_outcome(outcome)
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description=(
+            "Put a watchlist in a new order: `symbols` must be exactly its symbols, each once."
+        ),
+    )
+    async def reorder_watchlist(
+        self, info: Info, id: strawberry.ID, symbols: SymbolCodes
+    ) -> WatchlistPayload:
+        outcome = await watchlists.reorder_watchlist(info, id, symbols)
+        return WatchlistPayload.from_outcome(outcome)
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Delete one of your watchlists (its live quote subscriptions complete).",
+    )
+    async def delete_watchlist(self, info: Info, id: strawberry.ID) -> DeleteWatchlistPayload:
+        outcome = await watchlists.delete_watchlist(info, id)
+        deleted = (
+            strawberry.ID(str(outcome.watchlist.id))
+            if outcome.watchlist is not None and not outcome.errors
+            else None
+        )
+        return DeleteWatchlistPayload(
+            deleted_watchlist_id=deleted, user_errors=user_errors(outcome.errors)
         )
 
     run_backtest: RunBacktestPayload = strawberry.mutation(

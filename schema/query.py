@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers import auth, market, orders, strategies
+from resolvers import auth, market, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import indicators
@@ -17,6 +17,7 @@ from schema.market import Kline, Symbol, Tick, symbol_or_none
 from schema.orders import Order, order_or_none
 from schema.permissions import MARKET_DATA, SIGNED_IN, TRADING
 from schema.strategies import Strategy, StrategyKindInfo, strategy_or_none
+from schema.watchlists import Watchlist, watchlist_or_none
 from storage import timeseries as ts
 
 
@@ -148,3 +149,16 @@ class Query:
     @strawberry.field(permission_classes=TRADING, description="One of your orders, or null.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         return order_or_none(await orders.order(info, id), amounts(info))
+
+    @strawberry.field(
+        permission_classes=SIGNED_IN,
+        description=(
+            "Your watchlists, oldest first (their number is capped per user, so not paged)."
+        ),
+    )
+    async def watchlists(self, info: Info) -> list[Watchlist]:
+        return [Watchlist.from_domain(found) for found in await watchlists.watchlists(info)]
+
+    @strawberry.field(permission_classes=SIGNED_IN, description="One of your watchlists, or null.")
+    async def watchlist(self, info: Info, id: strawberry.ID) -> Watchlist | None:
+        return watchlist_or_none(await watchlists.watchlist(info, id))

@@ -1,4 +1,4 @@
-"""The Subscription root: live ticks, signals and order updates.
+"""The Subscription root: live ticks, watchlist quotes, signals and order updates.
 
 Each field declares how the WebSocket transport may share its events
 (:mod:`schema.streams`); a field without a declaration is shared only between
@@ -11,15 +11,16 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from resolvers import subscriptions
+from resolvers import subscriptions, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from resolvers.pagination import parse_id
 from schema.market import Tick
 from schema.orders import Order
-from schema.permissions import MARKET_DATA, TRADING
+from schema.permissions import MARKET_DATA, SIGNED_IN, TRADING
 from schema.strategies import Signal
 from schema.streams import StreamSharing
+from schema.watchlists import WatchlistQuote
 
 
 @strawberry.type(description="Live streams over WebSocket (graphql-transport-ws or graphql-ws).")
@@ -37,6 +38,26 @@ class Subscription:
         scale = amounts(info)
         async for tick in subscriptions.tick_stream(info, symbols):
             yield Tick.from_domain(tick, scale)
+
+    @strawberry.subscription(
+        permission_classes=SIGNED_IN,
+        # Your own list; a slow socket keeps the latest event per symbol (a removal
+        # replaces that symbol's pending tick, so a late joiner never sees it as listed).
+        extensions=[StreamSharing(conflate_by="symbol")],
+        description=(
+            "Live quotes of one of your watchlists: first every symbol on it, in order, with "
+            "its latest tick, then every new tick. Follows changes to the list: an added "
+            "symbol comes with its latest tick, a removed one once with `onWatchlist: false`, "
+            "a reorder re-sends the symbols that moved; deleting the list completes the "
+            "subscription. A list that is not yours is a NOT_FOUND error."
+        ),
+    )
+    async def watchlist_quotes(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[WatchlistQuote, None]:
+        scale = amounts(info)
+        async for quote in watchlists.quote_stream(info, id):
+            yield WatchlistQuote.from_domain(quote, scale)
 
     @strawberry.subscription(
         permission_classes=TRADING, description="Your strategies' signals, optionally filtered."

@@ -291,3 +291,53 @@ class OutboxEvent(Base):
     channel: Mapped[str] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+def watchlist_name_key(name: str) -> str:
+    """The form watchlist names are compared in: trimmed, NFKC, case folded.
+
+    ``Tech`` and ``tech `` are one name for one user (a ``CONFLICT``); the name
+    is shown as it was given, trimmed.
+    """
+    return unicodedata.normalize("NFKC", name.strip()).casefold()
+
+
+class Watchlist(Base):
+    """A user's named list of symbols; the symbols and their order are its entries."""
+
+    __tablename__ = "watchlists"
+    __table_args__ = (
+        UniqueConstraint("user_id", "name_key", name="uq_watchlists_user_id_name_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    name_key: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    @validates("name")
+    def _keep_key(self, _field: str, name: str) -> str:
+        # Every way of naming a list sets the key with it, so uniqueness never misses.
+        self.name_key = watchlist_name_key(name)
+        return name
+
+
+class WatchlistEntry(Base):
+    """One symbol on a watchlist at ``position`` (0-based, dense: 0 … n-1).
+
+    Every edit rewrites a list's entries in one transaction, so positions never
+    need shifting in place (which a unique position would forbid mid-update).
+    """
+
+    __tablename__ = "watchlist_entries"
+    __table_args__ = (
+        UniqueConstraint("watchlist_id", "position", name="uq_watchlist_entries_position"),
+    )
+
+    watchlist_id: Mapped[int] = mapped_column(
+        ForeignKey("watchlists.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)

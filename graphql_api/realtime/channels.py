@@ -16,6 +16,7 @@ __all__ = [
     "order_channel",
     "signal_channel",
     "tick_channel",
+    "watchlist_channel",
 ]
 
 # Every newly accepted order, for the cluster's matcher (wherever it runs).
@@ -44,3 +45,8 @@ def signal_channel(user_id: int) -> str:
 def order_channel(user_id: int) -> str:
     """Changes to one user's orders."""
     return f"orders.{user_id}"
+
+
+def watchlist_channel(user_id: int) -> str:
+    """Changes to one user's watchlists (created, edited, deleted); the payload is an id event."""
+    return f"watchlists.{user_id}"

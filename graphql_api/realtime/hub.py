@@ -57,6 +57,8 @@ class Mailbox:
         self.overflowed = False
         self.conflated = 0
         self.delivered = 0
+        # The channels this mailbox is attached to (kept by the hub).
+        self.channels: dict[str, _Channel] = {}
 
     def offer(self, channel: str, message: str) -> None:
         if self.conflate:
@@ -69,6 +71,12 @@ class Mailbox:
         else:
             self._queue.append(HubMessage(channel, message))
         self._ready.set()
+
+    def drop(self, channel: str) -> None:
+        """Forget what ``channel`` left undelivered (the mailbox no longer listens to it)."""
+        self._latest.pop(channel, None)
+        if any(message.channel == channel for message in self._queue):
+            self._queue = deque(message for message in self._queue if message.channel != channel)
 
     def get_nowait(self) -> HubMessage | None:
         """The next message if one is waiting (lossless mailboxes), else None."""
@@ -170,27 +178,46 @@ class Hub:
     ) -> AsyncIterator[Mailbox]:
         """Attach a mailbox to ``channels``; on entry the channels are live, so
         anything published after this returns will be delivered. With ``resync``
-        the mailbox also gets :data:`RESYNC` whenever the bus reconnected."""
+        the mailbox also gets :data:`RESYNC` whenever the bus reconnected. Inside,
+        :meth:`listen` and :meth:`unlisten` change the mailbox's channels."""
         mailbox = Mailbox(conflate=conflate, capacity=capacity or self._capacity, resync=resync)
-        attached: list[_Channel] = []
         try:
-            for name in dict.fromkeys(channels):
-                channel = self._channels.get(name)
-                if channel is None:
-                    channel = _Channel(name)
-                    self._channels[name] = channel
-                    channel.task = asyncio.create_task(self._pump(channel), name=f"hub:{name}")
-                channel.mailboxes.add(mailbox)
-                attached.append(channel)
-            await asyncio.gather(*(channel.ready.wait() for channel in attached))
+            await self.listen(mailbox, channels)
             yield mailbox
         finally:
-            for channel in attached:
-                channel.mailboxes.discard(mailbox)
-                if not channel.mailboxes and self._channels.get(channel.name) is channel:
-                    del self._channels[channel.name]
-                    if channel.task is not None:
-                        channel.task.cancel()
+            self.unlisten(mailbox, list(mailbox.channels))
+
+    async def listen(self, mailbox: Mailbox, channels: Sequence[str]) -> None:
+        """Attach ``mailbox`` (from :meth:`subscribe`) to more channels; they are live
+        when this returns. A stream whose set of channels changes (a watchlist's
+        symbols) moves this way without a gap on the channels it keeps."""
+        added: list[_Channel] = []
+        for name in dict.fromkeys(channels):
+            if name in mailbox.channels:
+                continue
+            channel = self._channels.get(name)
+            if channel is None:
+                channel = _Channel(name)
+                self._channels[name] = channel
+                channel.task = asyncio.create_task(self._pump(channel), name=f"hub:{name}")
+            channel.mailboxes.add(mailbox)
+            mailbox.channels[name] = channel
+            added.append(channel)
+        await asyncio.gather(*(channel.ready.wait() for channel in added))
+
+    def unlisten(self, mailbox: Mailbox, channels: Sequence[str]) -> None:
+        """Detach ``mailbox`` from ``channels``: nothing more of theirs is delivered,
+        including what they left in the mailbox."""
+        for name in channels:
+            channel = mailbox.channels.pop(name, None)
+            if channel is None:
+                continue
+            mailbox.drop(name)
+            channel.mailboxes.discard(mailbox)
+            if not channel.mailboxes and self._channels.get(channel.name) is channel:
+                del self._channels[channel.name]
+                if channel.task is not None:
+                    channel.task.cancel()
 
     @property
     def channel_count(self) -> int:

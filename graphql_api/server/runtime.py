@@ -40,6 +40,7 @@ from graphql_api.strategies.engine.engine import StrategyEngine
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
+from graphql_api.watchlists.lists import WatchlistService
 from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
 from storage.repositories import users as user_repo
@@ -94,6 +95,13 @@ async def open_services(
                         sessions, catalog, timeseries, outbox, risk_policy(settings)
                     ),
                     strategies=StrategyService(sessions, catalog),
+                    watchlists=WatchlistService(
+                        sessions,
+                        catalog,
+                        outbox,
+                        max_watchlists=settings.max_watchlists_per_user,
+                        max_symbols=settings.max_watchlist_symbols,
+                    ),
                     auth=auth,
                     demo_user_id=demo_user_id,
                 )

@@ -104,3 +104,60 @@ async def _exchange(a: ServerProcess, b: ServerProcess) -> None:
         finally:
             await ws.close()
     await asyncio.sleep(0)
+
+
+async def test_a_watchlist_edited_on_one_process_is_followed_by_a_subscriber_on_another(
+    cluster_database: str, redis_url: str
+) -> None:
+    env = {"DATABASE_URL": cluster_database, "BROADCAST_URL": redis_url, "MARKET_FEED": "none"}
+    create_user(env, "feeder", "FEED")
+    create_user(env, "trader", "TRADER")
+    with server_processes(2, env) as (a, b):
+        async with (
+            httpx.AsyncClient(base_url=a.http) as feed,
+            httpx.AsyncClient(base_url=a.http) as trader,
+        ):
+            feed.headers["authorization"] = f"Bearer {await login(feed, 'feeder')}"
+            token = await login(trader, "trader")
+            trader.headers["authorization"] = f"Bearer {token}"
+            created = await execute(
+                trader,
+                'mutation { createWatchlist(name: "Crypto", symbols: ["ETHUSDT"]) '
+                "{ watchlist { id } userErrors { code } } }",
+            )
+            watchlist_id = created["createWatchlist"]["watchlist"]["id"]
+            ws = await WsClient.open(b.ws, payload={"authorization": f"Bearer {token}"})
+            try:
+                # given a subscriber on B
+                await ws.subscribe(
+                    "subscription ($id: ID!) { watchlistQuotes(id: $id) "
+                    "{ symbol position quote { last } } }",
+                    {"id": watchlist_id},
+                )
+                first = (await ws.next_data())["watchlistQuotes"]
+                assert (first["symbol"], first["position"]) == ("ETHUSDT", 0)
+                # when A adds a symbol, and then a tick of it arrives on A
+                await execute(
+                    trader,
+                    "mutation ($id: ID!) { addToWatchlist(id: $id, symbols: "
+                    '["BTCUSDT"], position: 0) { userErrors { code } } }',
+                    {"id": watchlist_id},
+                )
+                added = [(await ws.next_data())["watchlistQuotes"] for _ in range(2)]
+                assert [(q["symbol"], q["position"]) for q in added] == [
+                    ("BTCUSDT", 0),
+                    ("ETHUSDT", 1),
+                ]
+                await execute(feed, MUTATION_INGEST, ingest_body("95123.45"))
+                live = (await ws.next_data())["watchlistQuotes"]
+                # then B's subscription followed the edit and gets the new symbol's ticks
+                assert (live["symbol"], live["quote"]) == ("BTCUSDT", {"last": "95123.45"})
+                # and deleting the list on A completes it on B
+                await execute(
+                    trader,
+                    "mutation ($id: ID!) { deleteWatchlist(id: $id) { userErrors { code } } }",
+                    {"id": watchlist_id},
+                )
+                assert (await ws.receive())["type"] == "complete"
+            finally:
+                await ws.close()

@@ -10,9 +10,13 @@ from schema.streams import StreamSharing, stream_declarations
 
 def test_ticks_are_public_and_conflate_by_symbol_other_streams_are_per_user() -> None:
     declared = stream_declarations(schema)
-    assert set(declared) == {"ticks"}
+    assert set(declared) == {"ticks", "watchlistQuotes"}
     assert declared["ticks"].public
     assert declared["ticks"].conflate_by == "symbol"
+    # a watchlist is its owner's: shared only between their connections, but a slow
+    # socket still skips to the latest quote per symbol
+    assert not declared["watchlistQuotes"].public
+    assert declared["watchlistQuotes"].conflate_by == "symbol"
 
 
 def test_every_conflation_key_is_a_field_of_the_events() -> None:

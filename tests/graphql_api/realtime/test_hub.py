@@ -73,3 +73,27 @@ async def test_lossless_subscriber_that_falls_behind_is_failed_not_silently_drop
         with pytest.raises(SlowConsumerError):
             await stalled.get()
     await hub.close()
+
+
+async def test_a_mailbox_moves_between_channels_without_a_gap(broadcast: Broadcast) -> None:
+    hub = Hub(broadcast, capacity=100)
+    async with hub.subscribe(["ticks.A", "ticks.B"], conflate=True) as box:
+        # given a message of B waiting unread
+        await hub.publish("ticks.B", "B0")
+        await asyncio.sleep(0.2)
+        # when the mailbox adds C and drops B
+        await hub.listen(box, ["ticks.C", "ticks.A"])
+        hub.unlisten(box, ["ticks.B"])
+        assert set(box.channels) == {"ticks.A", "ticks.C"}
+        assert hub.channel_count == 2
+        # then C is live at once, A kept listening, and nothing of B arrives, not even
+        # what was already waiting
+        await hub.publish("ticks.B", "B1")
+        await hub.publish("ticks.C", "C0")
+        await hub.publish("ticks.A", "A0")
+        assert await drain(box, 2) == ["C0", "A0"]
+        await asyncio.sleep(0.2)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(box.get(), 0.2)
+    assert hub.channel_count == 0
+    await hub.close()
