@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedList
 
 from graphql_api.trading.order_types import OrderSide, OrderType, TimeInForce
 from storage import models
@@ -139,9 +139,14 @@ class OrderBook:
 
     def __init__(self) -> None:
         self._orders: dict[int, RestingOrder] = {}
-        # price -> {id: order}; sortedcontainers ships no type hints, hence Any.
-        self._bids: Any = SortedDict()
-        self._asks: Any = SortedDict()
+        # Each side: its level prices in order, and price -> {id: order}. A
+        # SortedList beside a dict rather than a SortedDict: reading the best
+        # price is then one index, which every tick does on both sides.
+        # (sortedcontainers ships no type hints, hence Any.)
+        self._bid_prices: Any = SortedList()
+        self._bids: dict[Decimal, dict[int, RestingOrder]] = {}
+        self._ask_prices: Any = SortedList()
+        self._asks: dict[Decimal, dict[int, RestingOrder]] = {}
         self._immediate: dict[int, RestingOrder] = {}
         # (expires_at, sequence, order): the sequence breaks ties without ever
         # comparing orders, even when an id is booked again at the same expiry.
@@ -166,11 +171,13 @@ class OrderBook:
         """Book ``order``; one already booked under its id is replaced."""
         self.discard(order.id)
         self._orders[order.id] = order
-        if _in_levels(order):
-            side = self._bids if order.side is OrderSide.BUY else self._asks
-            level: dict[int, RestingOrder] | None = side.get(order.limit_price)
+        if order.limit_price is not None and _in_levels(order):
+            buy = order.side is OrderSide.BUY
+            side = self._bids if buy else self._asks
+            level = side.get(order.limit_price)
             if level is None:
                 level = side[order.limit_price] = {}
+                (self._bid_prices if buy else self._ask_prices).add(order.limit_price)
             level[order.id] = order
         else:
             self._immediate[order.id] = order
@@ -182,12 +189,14 @@ class OrderBook:
         order = self._orders.pop(order_id, None)
         if order is None:
             return None
-        if _in_levels(order):
-            side = self._bids if order.side is OrderSide.BUY else self._asks
-            level: dict[int, RestingOrder] = side[order.limit_price]
+        if order.limit_price is not None and _in_levels(order):
+            buy = order.side is OrderSide.BUY
+            side = self._bids if buy else self._asks
+            level = side[order.limit_price]
             del level[order_id]
             if not level:
                 del side[order.limit_price]
+                (self._bid_prices if buy else self._ask_prices).remove(order.limit_price)
         else:
             del self._immediate[order_id]
         if order.expires_at is not None:
@@ -196,12 +205,12 @@ class OrderBook:
 
     def bids(self) -> Iterator[tuple[Decimal, list[RestingOrder]]]:
         """Price levels of the LIMIT buys, best (highest) first, each in time (id) order."""
-        for price in reversed(self._bids):
+        for price in reversed(self._bid_prices):
             yield price, sorted(self._bids[price].values(), key=_by_id)
 
     def asks(self) -> Iterator[tuple[Decimal, list[RestingOrder]]]:
         """Price levels of the LIMIT sells, best (lowest) first, each in time (id) order."""
-        for price in self._asks:
+        for price in self._ask_prices:
             yield price, sorted(self._asks[price].values(), key=_by_id)
 
     def acting(self, tick: Tick, clock_tolerance: timedelta) -> list[RestingOrder]:
@@ -215,20 +224,30 @@ class OrderBook:
         # created_at - tolerance <= tick.time  <=>  created_at <= tick.time + tolerance
         newest = tick.time + clock_tolerance
         found: dict[int, RestingOrder] = {}
-        for price in self._bids.irange(minimum=buy_price(tick), reverse=True):
-            for order in self._bids[price].values():
-                if order.created_at <= newest:
-                    found[order.id] = order
-        for price in self._asks.irange(maximum=sell_price(tick)):
-            for order in self._asks[price].values():
-                if order.created_at <= newest:
-                    found[order.id] = order
+        # The best level first (O(1)): most ticks cross neither side, and an
+        # iterator over no levels costs more than the comparison.
+        prices = self._bid_prices
+        buy = buy_price(tick)
+        if prices and prices[-1] >= buy:
+            for price in prices.irange(minimum=buy, reverse=True):
+                for order in self._bids[price].values():
+                    if order.created_at <= newest:
+                        found[order.id] = order
+        prices = self._ask_prices
+        sell = sell_price(tick)
+        if prices and prices[0] <= sell:
+            for price in prices.irange(maximum=sell):
+                for order in self._asks[price].values():
+                    if order.created_at <= newest:
+                        found[order.id] = order
         for order in self._immediate.values():
             if order.created_at <= newest:
                 found[order.id] = order
-        for order in self.due(tick.time):
-            if order.created_at <= newest:
-                found[order.id] = order
+        expiries = self._expiries
+        if expiries and expiries[0][0] <= tick.time:
+            for order in self.due(tick.time):
+                if order.created_at <= newest:
+                    found[order.id] = order
         if len(found) < 2:
             return list(found.values())
         return sorted(found.values(), key=_by_id)

@@ -165,7 +165,7 @@ class PaperMatcher:
         if not self.watermark.admit(tick, datetime.now(UTC)):
             return
         book = self._books.get(tick.symbol)
-        if book is None:
+        if not book:
             return
         # Only the orders the tick can act on, in time (id) priority; collected
         # before any await, since fills take orders out of the book as they go.
