@@ -8,8 +8,9 @@ about, so the work per tick is proportional to the orders that act on it:
 - **bids**: resting LIMIT BUY orders in price levels, best (highest) first;
 - **asks**: resting LIMIT SELL orders in price levels, best (lowest) first;
   a tick crosses a prefix of the levels on each side (a buy at ``ask <= limit``,
-  a sell at ``bid >= limit``), found in O(log levels) and walked level by
-  level; levels beyond the tick's price are never visited;
+  a sell at ``bid >= limit``): the best price alone says whether it crosses any
+  (O(1)), and the crossed levels are found in O(log levels) and walked level
+  by level; levels beyond the tick's price are never visited;
 - **immediate**: MARKET and IOC orders, which act on their next eligible tick
   whether they cross or not (MARKET fills at any price; IOC expires what does
   not fill), so they are never in a level;
@@ -147,6 +148,10 @@ class OrderBook:
         self._bids: dict[Decimal, dict[int, RestingOrder]] = {}
         self._ask_prices: Any = SortedList()
         self._asks: dict[Decimal, dict[int, RestingOrder]] = {}
+        # The best prices, kept as levels come and go: a tick that crosses
+        # nothing is told so by two comparisons.
+        self._best_bid: Decimal | None = None
+        self._best_ask: Decimal | None = None
         self._immediate: dict[int, RestingOrder] = {}
         # (expires_at, sequence, order): the sequence breaks ties without ever
         # comparing orders, even when an id is booked again at the same expiry.
@@ -178,6 +183,7 @@ class OrderBook:
             if level is None:
                 level = side[order.limit_price] = {}
                 (self._bid_prices if buy else self._ask_prices).add(order.limit_price)
+                self._set_best()
             level[order.id] = order
         else:
             self._immediate[order.id] = order
@@ -197,6 +203,7 @@ class OrderBook:
             if not level:
                 del side[order.limit_price]
                 (self._bid_prices if buy else self._ask_prices).remove(order.limit_price)
+                self._set_best()
         else:
             del self._immediate[order_id]
         if order.expires_at is not None:
@@ -221,21 +228,25 @@ class OrderBook:
         that acts on any tick (MARKET, IOC), or whose limit it crosses. An order skipped
         for being younger than the tick is passed over, never a reason to stop looking.
         """
+        buy, sell = buy_price(tick), sell_price(tick)
+        best_bid, best_ask = self._best_bid, self._best_ask
+        crosses_bids = best_bid is not None and best_bid >= buy
+        crosses_asks = best_ask is not None and best_ask <= sell
+        expiries = self._expiries
+        reaches_expiry = bool(expiries) and expiries[0][0] <= tick.time
+        if not (crosses_bids or crosses_asks or reaches_expiry or self._immediate):
+            return []  # most ticks: nothing crossed, nothing due, nothing waiting
         # created_at - tolerance <= tick.time  <=>  created_at <= tick.time + tolerance
         newest = tick.time + clock_tolerance
         found: dict[int, RestingOrder] = {}
-        # The best level first (O(1)): most ticks cross neither side, and an
-        # iterator over no levels costs more than the comparison.
         prices = self._bid_prices
-        buy = buy_price(tick)
-        if prices and prices[-1] >= buy:
+        if crosses_bids:
             for price in prices.irange(minimum=buy, reverse=True):
                 for order in self._bids[price].values():
                     if order.created_at <= newest:
                         found[order.id] = order
         prices = self._ask_prices
-        sell = sell_price(tick)
-        if prices and prices[0] <= sell:
+        if crosses_asks:
             for price in prices.irange(maximum=sell):
                 for order in self._asks[price].values():
                     if order.created_at <= newest:
@@ -243,8 +254,7 @@ class OrderBook:
         for order in self._immediate.values():
             if order.created_at <= newest:
                 found[order.id] = order
-        expiries = self._expiries
-        if expiries and expiries[0][0] <= tick.time:
+        if reaches_expiry:
             for order in self.due(tick.time):
                 if order.created_at <= newest:
                     found[order.id] = order
@@ -287,6 +297,10 @@ class OrderBook:
     def expiry_entries(self) -> int:
         """Heap entries, forgotten ones included (at most twice the live ones, plus slack)."""
         return len(self._expiries)
+
+    def _set_best(self) -> None:
+        self._best_bid = self._bid_prices[-1] if self._bid_prices else None
+        self._best_ask = self._ask_prices[0] if self._ask_prices else None
 
     def _forget_expiry(self) -> None:
         self._forgotten_expiries += 1
