@@ -1,9 +1,15 @@
 """The paper matching engine: fills resting orders against live ticks.
 
 One matcher runs per cluster (see :mod:`graphql_api.platform.leader`). It keeps an
-in-memory book of open orders per symbol — loaded from the database when it
-takes over, fed with new orders from the ``orders.new`` channel and resynced
-periodically — and evaluates every tick of every symbol in arrival order:
+in-memory price-time order book per symbol (:class:`graphql_api.trading.book.OrderBook`)
+— loaded from the database when it takes over, fed with new orders from the
+``orders.new`` channel and rebuilt from the database periodically — and evaluates
+every tick of every symbol in arrival order. A tick touches only the orders it
+acts on: the best price levels it crosses, MARKET and IOC orders, and orders
+whose expiry it reaches; they are processed in time (id) priority across both
+sides, so its cost does not grow with the orders resting away from the market,
+and the once-a-second DAY expiry reads an expiry heap instead of scanning the
+book. The rules:
 
 - only ticks stamped at or after the order's creation fill it (less
   ``clock_tolerance``, for feeds whose clocks lag ours), and late ticks —
@@ -29,10 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import structlog
 
@@ -42,11 +46,11 @@ from graphql_api.platform.activity import Activity
 from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, tick_channel
 from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
+from graphql_api.trading.book import OrderBook, RestingOrder
 from graphql_api.trading.fills import apply_fill, close_order
-from graphql_api.trading.order_types import OrderSide, OrderStatus, OrderType, TimeInForce
+from graphql_api.trading.order_types import OrderStatus, TimeInForce
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
-from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
 from storage.timeseries import Tick
@@ -54,71 +58,6 @@ from storage.timeseries import Tick
 log = structlog.get_logger(__name__)
 
 MATCHER_MAILBOX = 100_000
-
-
-@dataclass(slots=True)
-class RestingOrder:
-    id: int
-    symbol: str
-    side: OrderSide
-    type: OrderType
-    time_in_force: TimeInForce
-    limit_price: Decimal | None
-    remaining: Decimal
-    version: int
-    expires_at: datetime | None
-    # When the order entered the book: no tick stamped before it may fill it.
-    created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: models.Order) -> RestingOrder:
-        return cls(
-            id=row.id,
-            symbol=row.symbol_code,
-            side=OrderSide(row.side),
-            type=OrderType(row.type),
-            time_in_force=TimeInForce(row.time_in_force),
-            limit_price=row.limit_price,
-            remaining=row.quantity - row.filled_quantity,
-            version=row.version,
-            expires_at=row.expires_at,
-            created_at=row.created_at,
-        )
-
-    @classmethod
-    def from_event(cls, event: dict[str, Any]) -> RestingOrder:
-        """From ``encode_new_order``: booking a new order costs no query."""
-        return cls(
-            id=int(event["id"]),
-            symbol=str(event["symbol"]),
-            side=OrderSide(event["side"]),
-            type=OrderType(event["type"]),
-            time_in_force=TimeInForce(event["timeInForce"]),
-            limit_price=Decimal(event["limitPrice"]) if event["limitPrice"] else None,
-            remaining=Decimal(event["remaining"]),
-            version=int(event["version"]),
-            expires_at=datetime.fromisoformat(event["expiresAt"]) if event["expiresAt"] else None,
-            # An event from an older process has no createdAt: receiving it is
-            # later than the creation, so the rule only gets stricter.
-            created_at=(
-                datetime.fromisoformat(event["createdAt"])
-                if event.get("createdAt")
-                else datetime.now(UTC)
-            ),
-        )
-
-    def fill_price(self, tick: Tick) -> Decimal | None:
-        """The price this tick would fill at, or None if it does not cross."""
-        price = tick.ask if self.side is OrderSide.BUY else tick.bid
-        if price <= 0:
-            price = tick.last
-        if self.type is OrderType.MARKET:
-            return price
-        assert self.limit_price is not None
-        crosses = (
-            price <= self.limit_price if self.side is OrderSide.BUY else price >= self.limit_price
-        )
-        return price if crosses else None
 
 
 class PaperMatcher:
@@ -156,7 +95,7 @@ class PaperMatcher:
         self._risk_policy = risk_policy
         self._partial_fills = partial_fills
         self._resync_every = resync_every
-        self._book: dict[str, dict[int, RestingOrder]] = {}
+        self._books: dict[str, OrderBook] = {}
         self._activity = activity or Activity()
         self._clock_tolerance = clock_tolerance
         self.watermark = TickWatermark(max_tick_lag)
@@ -208,25 +147,38 @@ class PaperMatcher:
     async def resync(self) -> None:
         async with self._sessions() as session:
             rows = await account_repo.all_open_orders(session)
-        book: dict[str, dict[int, RestingOrder]] = {}
+        books: dict[str, OrderBook] = {}
         for row in rows:
-            book.setdefault(row.symbol_code, {})[row.id] = RestingOrder.from_row(row)
-        self._book = book
+            book = books.get(row.symbol_code)
+            if book is None:
+                book = books[row.symbol_code] = OrderBook()
+            book.add(RestingOrder.from_row(row))
+        self._books = books
 
     def _add(self, order: RestingOrder) -> None:
-        self._book.setdefault(order.symbol, {})[order.id] = order
+        book = self._books.get(order.symbol)
+        if book is None:
+            book = self._books[order.symbol] = OrderBook()
+        book.add(order)
 
     async def on_tick(self, tick: Tick) -> None:
         if not self.watermark.admit(tick, datetime.now(UTC)):
             return
-        resting = self._book.get(tick.symbol)
-        if not resting:
+        book = self._books.get(tick.symbol)
+        if not book:
+            return
+        # Only the orders the tick can act on, in time (id) priority; collected
+        # before any await, since fills take orders out of the book as they go.
+        acting = book.acting(tick, self._clock_tolerance)
+        if not acting:
             return
         spec = (await self._catalog.get_many([tick.symbol])).get(tick.symbol)
         if spec is None:
             return
         available = tick.volume if self._partial_fills else None
-        for order in sorted(resting.values(), key=lambda o: o.id):
+        for order in acting:
+            if order.id not in book:
+                continue  # closed meanwhile (the expiry pass runs between our awaits)
             if tick.time < order.created_at - self._clock_tolerance:
                 continue  # a price from before the order existed; not even an IOC's tick
             if order.expires_at is not None and tick.time >= order.expires_at:
@@ -241,14 +193,16 @@ class PaperMatcher:
                 filled = await self._fill(order, quantity, price, tick, spec)
                 if available is not None:
                     available -= filled
-            if order.time_in_force is TimeInForce.IOC and order.id in resting:
+            if order.time_in_force is TimeInForce.IOC and order.id in book:
                 await self._close(order, OrderStatus.EXPIRED)
 
     async def expire_day_orders(self, now: datetime) -> None:
-        for resting in list(self._book.values()):
-            for order in list(resting.values()):
-                if order.expires_at is not None and order.expires_at <= now:
-                    await self._close(order, OrderStatus.EXPIRED)
+        """Close every order whose ``expires_at`` has passed: read from each book's
+        expiry heap, so the pass costs the orders due, not the whole book."""
+        due = [order for book in list(self._books.values()) for order in book.due(now)]
+        for order in due:
+            if self._holds(order):
+                await self._close(order, OrderStatus.EXPIRED)
 
     async def _fill(
         self, order: RestingOrder, quantity: Decimal, price: Decimal, tick: Tick, spec: SymbolSpec
@@ -293,7 +247,11 @@ class PaperMatcher:
             await session.commit()
         self._forget(order)
 
+    def _holds(self, order: RestingOrder) -> bool:
+        book = self._books.get(order.symbol)
+        return book is not None and order.id in book
+
     def _forget(self, order: RestingOrder) -> None:
-        resting = self._book.get(order.symbol)
-        if resting is not None:
-            resting.pop(order.id, None)
+        book = self._books.get(order.symbol)
+        if book is not None:
+            book.discard(order.id)

@@ -1,0 +1,315 @@
+"""One symbol's open orders, indexed so a tick finds the orders it acts on.
+
+The matcher used to sort every resting order of a symbol on every tick and
+test each one; a book of 100,000 orders far from the market then cost 52 ms a
+tick. :class:`OrderBook` keeps the same orders in the shapes a tick asks
+about, so the work per tick is proportional to the orders that act on it:
+
+- **bids**: resting LIMIT BUY orders in price levels, best (highest) first;
+- **asks**: resting LIMIT SELL orders in price levels, best (lowest) first;
+  a tick crosses a prefix of the levels on each side (a buy at ``ask <= limit``,
+  a sell at ``bid >= limit``): the best price alone says whether it crosses any
+  (O(1)), and the crossed levels are found in O(log levels) and walked level
+  by level; levels beyond the tick's price are never visited;
+- **immediate**: MARKET and IOC orders, which act on their next eligible tick
+  whether they cross or not (MARKET fills at any price; IOC expires what does
+  not fill), so they are never in a level;
+- **expiries**: a binary heap keyed by ``expires_at`` holding every order that has
+  an expiry, for the once-a-second DAY expiry and for the tick that reaches an
+  order's ``expires_at`` (it closes the order instead of filling it).
+
+Removing an order drops it from its level at once but leaves its heap entry
+behind (lazy deletion): an entry counts only while the book still holds that
+very order object. Forgotten entries are popped when they reach the top, and
+the heap is rebuilt from the live orders when they outnumber them, so it
+stays within twice the live size (plus a small slack) however many orders
+come and go before their expiry.
+
+Which orders a tick acts on (:meth:`OrderBook.acting`) is exactly the set the
+old scan did something to, in the same order (ascending id across both sides:
+time priority is global, and with partial fills the tick's volume is shared in
+that order). The book holds no locks, does no I/O and knows nothing of the
+database: the matcher decides what each acting order does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from graphql_api.trading.order_types import OrderSide, OrderType, TimeInForce
+from storage import models
+from storage.timeseries import Tick
+
+# Below this many forgotten heap entries the heap is never rebuilt: rebuilding
+# a tiny heap to save a few entries costs more than it saves.
+_EXPIRY_SLACK = 64
+
+
+@dataclass(slots=True)
+class RestingOrder:
+    id: int
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    time_in_force: TimeInForce
+    limit_price: Decimal | None
+    remaining: Decimal
+    version: int
+    expires_at: datetime | None
+    # When the order entered the book: no tick stamped before it may fill it.
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.Order) -> RestingOrder:
+        return cls(
+            id=row.id,
+            symbol=row.symbol_code,
+            side=OrderSide(row.side),
+            type=OrderType(row.type),
+            time_in_force=TimeInForce(row.time_in_force),
+            limit_price=row.limit_price,
+            remaining=row.quantity - row.filled_quantity,
+            version=row.version,
+            expires_at=row.expires_at,
+            created_at=row.created_at,
+        )
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> RestingOrder:
+        """From ``encode_new_order``: booking a new order costs no query."""
+        return cls(
+            id=int(event["id"]),
+            symbol=str(event["symbol"]),
+            side=OrderSide(event["side"]),
+            type=OrderType(event["type"]),
+            time_in_force=TimeInForce(event["timeInForce"]),
+            limit_price=Decimal(event["limitPrice"]) if event["limitPrice"] else None,
+            remaining=Decimal(event["remaining"]),
+            version=int(event["version"]),
+            expires_at=datetime.fromisoformat(event["expiresAt"]) if event["expiresAt"] else None,
+            # An event from an older process has no createdAt: receiving it is
+            # later than the creation, so the rule only gets stricter.
+            created_at=(
+                datetime.fromisoformat(event["createdAt"])
+                if event.get("createdAt")
+                else datetime.now(UTC)
+            ),
+        )
+
+    def fill_price(self, tick: Tick) -> Decimal | None:
+        """The price this tick would fill at, or None if it does not cross."""
+        price = buy_price(tick) if self.side is OrderSide.BUY else sell_price(tick)
+        if self.type is OrderType.MARKET:
+            return price
+        assert self.limit_price is not None
+        crosses = (
+            price <= self.limit_price if self.side is OrderSide.BUY else price >= self.limit_price
+        )
+        return price if crosses else None
+
+
+def buy_price(tick: Tick) -> Decimal:
+    """What a BUY pays on this tick: the ask, or the last price when there is no ask."""
+    return tick.ask if tick.ask > 0 else tick.last
+
+
+def sell_price(tick: Tick) -> Decimal:
+    """What a SELL gets on this tick: the bid, or the last price when there is no bid."""
+    return tick.bid if tick.bid > 0 else tick.last
+
+
+def _in_levels(order: RestingOrder) -> bool:
+    """Whether the order waits for a price (rather than acting on its next tick)."""
+    return (
+        order.type is OrderType.LIMIT
+        and order.time_in_force is not TimeInForce.IOC
+        and order.limit_price is not None
+    )
+
+
+class OrderBook:
+    """The open orders of one symbol, by price level, immediacy and expiry."""
+
+    def __init__(self) -> None:
+        self._orders: dict[int, RestingOrder] = {}
+        # Each side: its level prices in order, and price -> {id: order}. A
+        # SortedList beside a dict rather than a SortedDict: reading the best
+        # price is then one index, which every tick does on both sides.
+        # (sortedcontainers ships no type hints, hence Any.)
+        self._bid_prices: Any = SortedList()
+        self._bids: dict[Decimal, dict[int, RestingOrder]] = {}
+        self._ask_prices: Any = SortedList()
+        self._asks: dict[Decimal, dict[int, RestingOrder]] = {}
+        # The best prices, kept as levels come and go: a tick that crosses
+        # nothing is told so by two comparisons.
+        self._best_bid: Decimal | None = None
+        self._best_ask: Decimal | None = None
+        self._immediate: dict[int, RestingOrder] = {}
+        # (expires_at, sequence, order): the sequence breaks ties without ever
+        # comparing orders, even when an id is booked again at the same expiry.
+        self._expiries: list[tuple[datetime, int, RestingOrder]] = []
+        self._sequence = itertools.count()
+        self._forgotten_expiries = 0
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._orders
+
+    def get(self, order_id: int) -> RestingOrder | None:
+        return self._orders.get(order_id)
+
+    def orders(self) -> list[RestingOrder]:
+        """Every order in the book, by id."""
+        return sorted(self._orders.values(), key=_by_id)
+
+    def add(self, order: RestingOrder) -> None:
+        """Book ``order``; one already booked under its id is replaced."""
+        self.discard(order.id)
+        self._orders[order.id] = order
+        if order.limit_price is not None and _in_levels(order):
+            buy = order.side is OrderSide.BUY
+            side = self._bids if buy else self._asks
+            level = side.get(order.limit_price)
+            if level is None:
+                level = side[order.limit_price] = {}
+                (self._bid_prices if buy else self._ask_prices).add(order.limit_price)
+                self._set_best()
+            level[order.id] = order
+        else:
+            self._immediate[order.id] = order
+        if order.expires_at is not None:
+            heapq.heappush(self._expiries, (order.expires_at, next(self._sequence), order))
+
+    def discard(self, order_id: int) -> RestingOrder | None:
+        """Take the order with this id out of the book (if it is there) and return it."""
+        order = self._orders.pop(order_id, None)
+        if order is None:
+            return None
+        if order.limit_price is not None and _in_levels(order):
+            buy = order.side is OrderSide.BUY
+            side = self._bids if buy else self._asks
+            level = side[order.limit_price]
+            del level[order_id]
+            if not level:
+                del side[order.limit_price]
+                (self._bid_prices if buy else self._ask_prices).remove(order.limit_price)
+                self._set_best()
+        else:
+            del self._immediate[order_id]
+        if order.expires_at is not None:
+            self._forget_expiry()
+        return order
+
+    def bids(self) -> Iterator[tuple[Decimal, list[RestingOrder]]]:
+        """Price levels of the LIMIT buys, best (highest) first, each in time (id) order."""
+        for price in reversed(self._bid_prices):
+            yield price, sorted(self._bids[price].values(), key=_by_id)
+
+    def asks(self) -> Iterator[tuple[Decimal, list[RestingOrder]]]:
+        """Price levels of the LIMIT sells, best (lowest) first, each in time (id) order."""
+        for price in self._ask_prices:
+            yield price, sorted(self._asks[price].values(), key=_by_id)
+
+    def acting(self, tick: Tick, clock_tolerance: timedelta) -> list[RestingOrder]:
+        """The orders ``tick`` acts on, in the order the matcher must process them (by id).
+
+        That is every order the tick may touch (stamped no earlier than the order's
+        creation less ``clock_tolerance``) that it expires (``expires_at <= tick.time``),
+        that acts on any tick (MARKET, IOC), or whose limit it crosses. An order skipped
+        for being younger than the tick is passed over, never a reason to stop looking.
+        """
+        buy, sell = buy_price(tick), sell_price(tick)
+        best_bid, best_ask = self._best_bid, self._best_ask
+        crosses_bids = best_bid is not None and best_bid >= buy
+        crosses_asks = best_ask is not None and best_ask <= sell
+        expiries = self._expiries
+        reaches_expiry = bool(expiries) and expiries[0][0] <= tick.time
+        if not (crosses_bids or crosses_asks or reaches_expiry or self._immediate):
+            return []  # most ticks: nothing crossed, nothing due, nothing waiting
+        # created_at - tolerance <= tick.time  <=>  created_at <= tick.time + tolerance
+        newest = tick.time + clock_tolerance
+        found: dict[int, RestingOrder] = {}
+        prices = self._bid_prices
+        if crosses_bids:
+            for price in prices.irange(minimum=buy, reverse=True):
+                for order in self._bids[price].values():
+                    if order.created_at <= newest:
+                        found[order.id] = order
+        prices = self._ask_prices
+        if crosses_asks:
+            for price in prices.irange(maximum=sell):
+                for order in self._asks[price].values():
+                    if order.created_at <= newest:
+                        found[order.id] = order
+        for order in self._immediate.values():
+            if order.created_at <= newest:
+                found[order.id] = order
+        if reaches_expiry:
+            for order in self.due(tick.time):
+                if order.created_at <= newest:
+                    found[order.id] = order
+        if len(found) < 2:
+            return list(found.values())
+        return sorted(found.values(), key=_by_id)
+
+    def due(self, now: datetime) -> list[RestingOrder]:
+        """The orders whose ``expires_at`` is at or before ``now``, by id.
+
+        Reads the heap without popping live entries: an order stays in it until it
+        leaves the book, so a caller that is interrupted loses nothing.
+        """
+        heap = self._expiries
+        orders = self._orders
+        # Forgotten entries on top would otherwise be walked again on every tick.
+        while heap and orders.get(heap[0][2].id) is not heap[0][2]:
+            heapq.heappop(heap)
+            self._forgotten_expiries -= 1
+        if not heap or heap[0][0] > now:
+            return []
+        # The entries at or before ``now`` form a subtree under the root of the
+        # heap: a walk that stops at later entries visits only them (and their
+        # children), O(due) instead of O(book).
+        found: list[RestingOrder] = []
+        pending = [0]
+        size = len(heap)
+        while pending:
+            index = pending.pop()
+            order = heap[index][2]
+            if orders.get(order.id) is order:
+                found.append(order)
+            for child in (2 * index + 1, 2 * index + 2):
+                if child < size and heap[child][0] <= now:
+                    pending.append(child)
+        found.sort(key=_by_id)
+        return found
+
+    @property
+    def expiry_entries(self) -> int:
+        """Heap entries, forgotten ones included (at most twice the live ones, plus slack)."""
+        return len(self._expiries)
+
+    def _set_best(self) -> None:
+        self._best_bid = self._bid_prices[-1] if self._bid_prices else None
+        self._best_ask = self._ask_prices[0] if self._ask_prices else None
+
+    def _forget_expiry(self) -> None:
+        self._forgotten_expiries += 1
+        if self._forgotten_expiries > max(_EXPIRY_SLACK, len(self._expiries) // 2):
+            orders = self._orders
+            self._expiries = [e for e in self._expiries if orders.get(e[2].id) is e[2]]
+            heapq.heapify(self._expiries)
+            self._forgotten_expiries = 0
+
+
+def _by_id(order: RestingOrder) -> int:
+    return order.id
