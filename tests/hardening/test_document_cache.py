@@ -3,19 +3,25 @@ nothing a client can observe changes (answers, errors, limits, rate limits, metr
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+import graphql
 import httpx
 import pytest
 import strawberry.schema.schema
 from starlette.applications import Starlette
 
 from graphql_api.hardening.persisted_queries.stores import document_hash
+from graphql_api.hardening.query_limits import document_cache
+from graphql_api.server import ws_protocol
+from storage.timeseries import Tick
 from graphql_api.hardening.text_inputs import MESSAGE
-from tests.conftest import http_client, login_token, running_app
+from tests.conftest import http_client, live_server, login_token, running_app
 from tests.hardening.conftest import counting_statements, hardened_settings, hardening_of
 from tests.hardening.test_observability import scrape, value
-from tests.support.graphql import Json, error_codes, post
+from tests.support.graphql import Json, WsClient, error_codes, post
 
 QUERY_SYMBOLS = "query Symbols($first: Int!) { symbols(first: $first) { edges { node { code } } } }"
 QUERY_ORDERS_WITH_FILLS = """
@@ -49,15 +55,16 @@ DOCUMENTS = {
 
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The documents Strawberry's execution parses (its own ``parse``, counted)."""
+    """The documents parsed by Strawberry's execution, the document cache and the
+    WebSocket protocol (graphql-core's ``parse`` where each of them calls it, counted)."""
     parsed: list[str] = []
-    original = getattr(strawberry.schema.schema, "parse")  # noqa: B009 (not re-exported)
 
     def counting_parse(source: Any, **options: Any) -> Any:
         parsed.append(str(source))
-        return original(source, **options)
+        return graphql.parse(source, **options)
 
-    monkeypatch.setattr(strawberry.schema.schema, "parse", counting_parse)
+    for module in (strawberry.schema.schema, document_cache, ws_protocol):
+        monkeypatch.setattr(module, "parse", counting_parse)
     return parsed
 
 
@@ -250,3 +257,44 @@ async def test_the_cache_is_bounded(
             for document in documents[len(documents) - kept :]:
                 assert "errors" not in await post(anonymous, document)
             assert len(parses) == before
+
+
+@pytest.mark.parametrize("cache_size", [1000, 0])
+async def test_websocket_operations_parse_through_the_same_cache(
+    sqlite_url: str, cache_size: int, parses: list[str]
+) -> None:
+    query = "query Exchanges { exchanges }"
+    subscription = 'subscription Ticks { ticks(symbols: ["600519.SH"]) { symbol } }'
+    settings = hardened_settings(sqlite_url, DOCUMENT_CACHE_SIZE=cache_size)
+    async with live_server(settings) as (address, app):
+        price = Decimal("1700.00")
+        tick = Tick("600519.SH", datetime.now(UTC), price, price, price, Decimal(1))
+        await app.state.services.ingestor.ingest([tick])
+        # given: the query once over HTTP
+        async with http_client(app, None) as anonymous:
+            assert "errors" not in await post(anonymous, query)
+        client = await WsClient.open(f"ws://{address}/graphql")
+        try:
+            # when: the same query and a subscription, each twice, over a WebSocket
+            for _ in range(2):
+                op_id = await client.subscribe(query)
+                assert (await client.next_data())["exchanges"]
+                assert await client.receive() == {"id": op_id, "type": "complete"}
+            for _ in range(2):
+                await client.subscribe(subscription)
+                snapshot = await client.next_data()  # the latest known tick first
+                assert snapshot["ticks"]["symbol"] == "600519.SH"
+        finally:
+            await client.close()
+        cache = hardening_of(app).document_cache
+    if cache_size:
+        # then: each document was parsed once, whichever path took it
+        assert (parses.count(query), parses.count(subscription)) == (1, 1)
+        # (the shared execution runs the subscription with its conflation key added:
+        # a third text, parsed once too)
+        assert len(parses) == len(set(parses)) == len(cache) == 3
+    else:
+        # (without the cache: the protocol's looks, then the execution's parse, each time)
+        assert parses.count(query) == 1 + 2 * 2
+        assert parses.count(subscription) >= 2
+        assert len(cache) == 0

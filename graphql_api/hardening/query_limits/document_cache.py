@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
 
 from graphql_api.hardening.query_limits.document_shape import Shape
 
@@ -141,6 +141,21 @@ class DocumentCache:
             self.bytes -= evicted.size
             self.evictions += 1
         return entry
+
+    def parse(self, text: str, max_tokens: int | None) -> DocumentNode:
+        """``text`` parsed, from the cache or now (then kept); a syntax error raises
+        graphql-core's GraphQLError, as ``graphql.parse`` does.
+
+        For callers outside Strawberry's execution (the WebSocket protocol deciding
+        how to run an operation); the execution itself goes through the query limits.
+        """
+        digest, size = document_digest(text)
+        entry = self.get(digest, max_tokens)
+        if entry is not None:
+            return entry.document
+        document = parse(text, max_tokens=max_tokens)
+        self.put(digest, size, document, max_tokens)
+        return document
 
 
 def copy_error(error: GraphQLError) -> GraphQLError:
