@@ -15,9 +15,9 @@ from starlette.applications import Starlette
 
 from graphql_api.hardening.persisted_queries.stores import document_hash
 from graphql_api.hardening.query_limits import document_cache
+from graphql_api.hardening.text_inputs import MESSAGE
 from graphql_api.server import ws_protocol
 from storage.timeseries import Tick
-from graphql_api.hardening.text_inputs import MESSAGE
 from tests.conftest import http_client, live_server, login_token, running_app
 from tests.hardening.conftest import counting_statements, hardened_settings, hardening_of
 from tests.hardening.test_observability import scrape, value
