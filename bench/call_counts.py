@@ -9,10 +9,14 @@ to check that a refactor changed nothing, or to see where a speed-up came from.
 - ``read``: one typical query (a page of symbols with their quotes, the query of
   :mod:`bench.limits_overhead`) through the fully hardened app, over httpx's
   ASGI transport, on a fresh SQLite database;
+- ``trivial``: ``{ __typename }`` the same way: what a request costs besides its
+  resolvers (transport, parsing, validation, limits, metrics);
 - ``order``: one resting LIMIT order through the real ``OrderService``
   (validation, idempotency, risk, the transaction and its outbox event).
 
     .venv/bin/python -m bench.call_counts [--requests 200] [--orders 200]
+
+``DOCUMENT_CACHE_SIZE=0`` in the environment measures without the document cache.
 
 Writes bench/results/call_counts.json.
 """
@@ -43,6 +47,7 @@ from tests.hardening.conftest import hardened_settings
 
 RESULTS = Path(__file__).parent / "results" / "call_counts.json"
 WARM_UP = 30
+TRIVIAL = "{ __typename }"
 
 
 def calls_per_item(profile: cProfile.Profile, items: int) -> float:
@@ -51,7 +56,7 @@ def calls_per_item(profile: cProfile.Profile, items: int) -> float:
     return round(total / items, 1)
 
 
-async def read_calls(database_url: str, requests: int) -> float:
+async def read_calls(database_url: str, requests: int, query: str = QUERY) -> float:
     settings = hardened_settings(
         database_url,
         RATE_LIMIT_ANONYMOUS_BURST=1e12,
@@ -64,10 +69,10 @@ async def read_calls(database_url: str, requests: int) -> float:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             for _ in range(WARM_UP):
-                await client.post("/graphql", json={"query": QUERY})
+                await client.post("/graphql", json={"query": query})
             profile.enable()
             for _ in range(requests):
-                response = await client.post("/graphql", json={"query": QUERY})
+                response = await client.post("/graphql", json={"query": query})
             profile.disable()
             assert "errors" not in response.json(), response.text
     return calls_per_item(profile, requests)
@@ -111,6 +116,9 @@ def main() -> None:
         read = asyncio.run(
             read_calls(f"sqlite+aiosqlite:///{directory / 'read.db'}", args.requests)
         )
+        trivial = asyncio.run(
+            read_calls(f"sqlite+aiosqlite:///{directory / 'trivial.db'}", args.requests, TRIVIAL)
+        )
         order = asyncio.run(
             order_calls(f"sqlite+aiosqlite:///{directory / 'order.db'}", args.orders)
         )
@@ -123,6 +131,7 @@ def main() -> None:
         ),
         "machine": {"python": platform.python_version()},
         "calls_per_read_request": read,
+        "calls_per_trivial_request": trivial,
         "calls_per_order": order,
     }
     RESULTS.parent.mkdir(exist_ok=True)

@@ -51,8 +51,14 @@ KLINES = (
 )
 
 
+# What a request costs besides its resolvers: transport, parsing, validation, limits.
+TRIVIAL = "{ __typename }"
+
+
 def query_for(workload: str, kind: str, demo_user_id: int) -> str | None:
     """The query text of ``workload`` for a server kind, or None if it does not serve it."""
+    if workload == "trivial":
+        return TRIVIAL
     if workload == "orders":
         return postgraphile_orders(demo_user_id) if kind == "postgraphile" else ORDERS
     if workload == "klines":
@@ -65,6 +71,10 @@ def check_answer(workload: str, kind: str, body: dict[str, Any]) -> int:
     if body.get("errors") or not body.get("data"):
         raise RuntimeError(f"{kind} {workload}: {json.dumps(body)[:500]}")
     data = body["data"]
+    if workload == "trivial":
+        if data != {"__typename": "Query"}:
+            raise RuntimeError(f"{kind} trivial: {data}")
+        return 1
     if workload == "orders":
         edges = (data.get("orders") or data.get("allOrders"))["edges"]
         nodes = [edge["node"] for edge in edges]

@@ -8,8 +8,9 @@ migrates and seeds a database, then runs each server under test pinned to core 0
 one at a time, with the load generators on core 1:
 
 - ``fanout``: graphql-ws subscribers to one symbol's ticks (ours, yoga peer);
-- ``http``: nested orders query and 1-minute klines at 32 connections with
-  autocannon (ours, yoga peer, PostGraphile 4 for orders);
+- ``http``: nested orders query, 1-minute klines and ``{ __typename }`` at 32
+  connections with autocannon (ours, yoga peer, PostGraphile 4 for orders and
+  ``{ __typename }``);
 - ``klines``: ``klines(limit: 10000)`` end to end (ours, yoga peer);
 - ``ingest``: ticks into PostgreSQL through our store and TickIngestor vs raw COPY.
 
@@ -272,7 +273,7 @@ async def run_server(
                 feed=await login(server, FEED_USERNAME, FEED_PASSWORD),
             )
         if "http" in wanted:
-            for workload in ("orders", "klines"):
+            for workload in ("orders", "klines", "trivial"):
                 log(f"{kind}: http {workload} ...")
                 outcome = await unless_noisy(
                     partial(

@@ -34,24 +34,38 @@ def _refusal() -> GraphQLError:
     return GraphQLError(MESSAGE, extensions={"code": "BAD_USER_INPUT"})
 
 
+class NulInDocument(ValidationRule):
+    """A NUL in a string literal of the document.
+
+    One class for every request, whose outcome depends on the document alone: the
+    document cache keeps validation results per document and set of rules, and a
+    class made per request would be a new set of rules each time.
+    """
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.reported = False
+
+    def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
+        if NUL in node.value and not self.reported:
+            self.reported = True
+            self.report_error(_refusal())
+
+
+class NulInVariables(NulInDocument):
+    """The variables hold a NUL: refused once, first, and literals not reported again."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.reported = True
+        context.report_error(_refusal())
+
+
 class RefuseNulCharacters(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
-        variables = self.execution_context.variables
-
-        class NulRule(ValidationRule):
-            def __init__(self, context: ValidationContext) -> None:
-                super().__init__(context)
-                self.reported = holds_nul(variables)
-                if self.reported:
-                    context.report_error(_refusal())
-
-            def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
-                if NUL in node.value and not self.reported:
-                    self.reported = True
-                    self.report_error(_refusal())
-
+        rule = NulInVariables if holds_nul(self.execution_context.variables) else NulInDocument
         self.execution_context.validation_rules = (
             *self.execution_context.validation_rules,
-            NulRule,
+            rule,
         )
         yield

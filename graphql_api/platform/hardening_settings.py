@@ -26,6 +26,9 @@ class HardeningSettings(BaseSettings):
     query_max_fields: int = Field(1000, alias="QUERY_MAX_FIELDS", ge=1)
     query_list_size: int = Field(20, alias="QUERY_LIST_SIZE", ge=1)
     introspection: bool = Field(True, alias="INTROSPECTION")
+    # Parsed and validated documents kept per process (0: parse and validate every time).
+    document_cache_size: int = Field(1000, alias="DOCUMENT_CACHE_SIZE", ge=0)
+    document_cache_max_bytes: int = Field(500_000, alias="DOCUMENT_CACHE_MAX_BYTES", ge=0)
 
     # Persisted queries.
     persisted_queries: bool = Field(True, alias="PERSISTED_QUERIES")

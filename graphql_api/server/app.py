@@ -26,6 +26,7 @@ from strawberry.subscriptions import (
 from strawberry.types.unset import UnsetType
 
 from graphql_api.auth import AuthError
+from graphql_api.hardening.query_limits.document_cache import DocumentCache
 from graphql_api.hardening.query_limits.guard import QueryLimits
 from graphql_api.platform.logging import configure_logging
 from graphql_api.platform.settings import Settings
@@ -58,6 +59,8 @@ class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
     services: Services | None = None
     # What the shared-subscription path checks before it validates (as the schema does).
     query_limits: QueryLimits = QueryLimits()
+    # The schema's parsed documents, which the WebSocket protocol parses through too.
+    document_cache: DocumentCache | None = None
     # Shared subscriptions, per-socket send queues, limits (graphql_api.server.ws_protocol).
     graphql_transport_ws_handler_class = MultiplexTransportWSHandler
     graphql_ws_handler_class = MultiplexLegacyWSHandler
@@ -180,6 +183,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         allowed_origins=settings.cors_origins,
     )
     graphql.query_limits = hardening.query_limits
+    graphql.document_cache = hardening.document_cache
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

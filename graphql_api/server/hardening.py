@@ -1,7 +1,8 @@
 """Production hardening, assembled for the app factory.
 
 Like :mod:`graphql_api.server.app`, this sits at the top of the import graph: it wires
-schema extensions (query limits, persisted queries, rate limits, metrics),
+schema extensions (query limits and the document cache, persisted queries, rate
+limits, metrics),
 ASGI middlewares (request ids, access log, metrics, CORS, body limit, CSRF),
 the ``/metrics`` and ``/readyz`` routes, and the database and Redis breakers,
 from one set of settings. Nothing does I/O until :meth:`Hardening.running`.
@@ -39,6 +40,7 @@ from graphql_api.hardening.persisted_queries.stores import (
     RedisStore,
     load_allowlist,
 )
+from graphql_api.hardening.query_limits.document_cache import DocumentCache
 from graphql_api.hardening.query_limits.guard import ExtensionFactory, QueryLimits, limit_extensions
 from graphql_api.hardening.rate_limits.buckets import BucketSpec, RateLimiter
 from graphql_api.hardening.rate_limits.extension import RateLimits, rate_limiting
@@ -123,6 +125,9 @@ class Hardening:
             list_size=settings.query_list_size,
             introspection=settings.introspection,
         )
+        self.document_cache = DocumentCache(
+            max_entries=settings.document_cache_size, max_bytes=settings.document_cache_max_bytes
+        )
         self.rate_limits = RateLimits(
             user=BucketSpec("user", settings.rate_limit_burst, settings.rate_limit_per_second),
             anonymous=BucketSpec(
@@ -136,6 +141,7 @@ class Hardening:
             exempt_roles=frozenset(role.upper() for role in settings.rate_limit_exempt_roles),
         )
         self.metrics.track_breaker(self.database_breaker)
+        self.metrics.track_document_cache(self.document_cache)
         if self.redis is not None:
             self.metrics.track_breaker(self.redis_breaker)
 
@@ -145,7 +151,7 @@ class Hardening:
             operation_metrics(self.metrics),
             ServiceErrors,
             persisted_queries(self.store if self.allowlist is None else None, self.allowlist),
-            *limit_extensions(self.query_limits),
+            *limit_extensions(self.query_limits, self.document_cache),
         ]
         extensions += tracing_extensions(self.settings.tracing)
         if self.settings.rate_limit:

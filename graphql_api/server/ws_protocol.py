@@ -60,6 +60,7 @@ from typing import Any
 import strawberry
 import structlog
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -94,6 +95,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
+from graphql_api.hardening.query_limits.document_cache import DocumentCache
 from graphql_api.hardening.query_limits.guard import QueryLimits, refusals, validation_rules
 from graphql_api.platform.resilience import ServiceUnavailableError, as_service_unavailable
 from graphql_api.platform.settings import Settings
@@ -253,8 +255,20 @@ class _Plan:
     operation_name: str | None
 
 
-@functools.lru_cache(maxsize=512)
-def _is_query_or_mutation(query: object, operation_name: object, query_limits: QueryLimits) -> bool:
+def _parse(query: str, query_limits: QueryLimits, cache: DocumentCache | None) -> DocumentNode:
+    """``query`` parsed under the token limit, through the app's document cache when it has
+    one (the execution that follows then finds it there); raises GraphQLError."""
+    if cache is not None and cache.enabled:
+        return cache.parse(query, query_limits.max_tokens)
+    return parse(query, max_tokens=query_limits.max_tokens)
+
+
+def _is_query_or_mutation(
+    query: object,
+    operation_name: object,
+    query_limits: QueryLimits,
+    cache: DocumentCache | None = None,
+) -> bool:
     """Whether ``query`` selects a query or mutation (not a subscription).
 
     Anything unreadable answers False: the subscription path reports it.
@@ -262,7 +276,7 @@ def _is_query_or_mutation(query: object, operation_name: object, query_limits: Q
     if not isinstance(query, str) or not isinstance(operation_name, str | None):
         return False
     try:
-        document = parse(query, max_tokens=query_limits.max_tokens)
+        document = _parse(query, query_limits, cache)
     except GraphQLError:
         return False
     operation = get_operation_ast(document, operation_name)
@@ -275,6 +289,7 @@ def _analyse(
     query: str,
     operation_name: str | None,
     query_limits: QueryLimits,
+    cache: DocumentCache | None = None,
 ) -> _Analysis | None:
     """How a subscription document is shared, or None for Strawberry's own path.
 
@@ -283,7 +298,7 @@ def _analyse(
     that path, which reports it.
     """
     try:
-        document = parse(query, max_tokens=query_limits.max_tokens)
+        document = _parse(query, query_limits, cache)
     except GraphQLError:
         return None
     operation = get_operation_ast(document, operation_name)
@@ -513,6 +528,11 @@ class _Connection:
         limits = getattr(self.view, "query_limits", None)
         return limits if isinstance(limits, QueryLimits) else QueryLimits()
 
+    @property
+    def document_cache(self) -> DocumentCache | None:
+        cache = getattr(self.view, "document_cache", None)
+        return cache if isinstance(cache, DocumentCache) else None
+
     def plan(self, query: object, variables: object, operation_name: object) -> _Plan | None:
         if not self.options.multiplex or self.closing or not isinstance(query, str):
             return None
@@ -529,6 +549,7 @@ class _Connection:
             query,
             operation_name,
             self.query_limits,
+            self.document_cache,
         )
         if analysis is None:
             return None
@@ -817,7 +838,9 @@ class MultiplexLegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             if self.tasks.get(operation_id) is task:
                 del self.tasks[operation_id]
             return  # the socket is being closed: nothing more is started on it
-        if _is_query_or_mutation(query, operation_name, realtime.query_limits):
+        if _is_query_or_mutation(
+            query, operation_name, realtime.query_limits, realtime.document_cache
+        ):
             await self._answer_once(operation_id, query, operation_name, variables)
             return
         plan = realtime.plan(query, variables, operation_name)

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphql_api.hardening.query_limits.document_cache import DocumentCache
 from graphql_api.platform.activity import Activity
 from graphql_api.platform.resilience import BreakerState, CircuitBreaker
 from graphql_api.realtime.hub import Hub, Mailbox
@@ -126,6 +127,29 @@ class Metrics:
 
     def track_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
         self._callbacks.gauges[name] = (documentation, read)
+
+    def track_document_cache(self, cache: DocumentCache) -> None:
+        """Hits and misses of the parsed-document cache, and what it holds."""
+        self.track_counter(
+            "quantgraph_document_cache_hits",
+            "GraphQL documents taken parsed from the document cache.",
+            lambda: float(cache.hits),
+        )
+        self.track_counter(
+            "quantgraph_document_cache_misses",
+            "GraphQL documents parsed because the document cache did not have them.",
+            lambda: float(cache.misses),
+        )
+        self.track_gauge(
+            "quantgraph_document_cache_entries",
+            "Parsed documents in the document cache.",
+            lambda: float(len(cache)),
+        )
+        self.track_gauge(
+            "quantgraph_document_cache_bytes",
+            "Total size of the cached documents' text.",
+            lambda: float(cache.bytes),
+        )
 
     def track_activity(self, activity: Activity) -> None:
         """Fills and signals made by this process (while it leads the matcher / engine)."""

@@ -13,6 +13,11 @@
   ``OVERLAP_BUDGET`` comparisons (``QUERY_TOO_COMPLEX`` past it);
 - introspection can be switched off (``INTROSPECTION_DISABLED``).
 
+With a :class:`~graphql_api.hardening.query_limits.document_cache.DocumentCache`,
+a document seen before is neither parsed, measured nor validated again: its
+tree, shape and validation errors come from the cache, while the limits are
+compared and the cost computed from this request's variables every time.
+
 The cost is reported in the response (``extensions.cost``) and weights rate
 limits. Refusals are request errors, so the GraphQL-over-HTTP layer answers 400.
 """
@@ -35,7 +40,12 @@ from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
 from graphql_api.hardening.query_limits.cost import operation_cost
-from graphql_api.hardening.query_limits.document_shape import document_shape
+from graphql_api.hardening.query_limits.document_cache import (
+    CachedDocument,
+    DocumentCache,
+    document_digest,
+)
+from graphql_api.hardening.query_limits.document_shape import Shape, document_shape
 
 ExtensionFactory = Callable[[], SchemaExtension]
 
@@ -64,10 +74,20 @@ class QueryLimits:
         too): well past any real document, and low enough for recursive walkers."""
         return 2 * self.max_depth + 16
 
+    @property
+    def shape_cap(self) -> int:
+        """Where the shape's counts stop growing: just past the largest count limit."""
+        return max(self.max_fields, self.max_aliases) + 1
 
-def limit_extensions(limits: QueryLimits) -> list[ExtensionFactory]:
-    """The extensions enforcing ``limits``, as per-request factories."""
-    return [lambda: TokenLimit(limits.max_tokens), lambda: DocumentLimits(limits)]
+
+def limit_extensions(
+    limits: QueryLimits, cache: DocumentCache | None = None
+) -> list[ExtensionFactory]:
+    """The extensions enforcing ``limits``, as per-request factories; ``cache`` keeps
+    parsed and validated documents across requests."""
+    if cache is not None and not cache.enabled:
+        cache = None
+    return [lambda: TokenLimit(limits.max_tokens), lambda: DocumentLimits(limits, cache)]
 
 
 class NoIntrospection(NoSchemaIntrospectionCustomRule):
@@ -116,22 +136,57 @@ class DocumentLimits(SchemaExtension):
     Setting ``pre_execution_errors`` before validation makes Strawberry skip it.
     The cost lands in ``extensions_results["cost"]`` (``{"requested", "maximum"}``),
     which Strawberry returns as ``extensions.cost`` and the rate limit reads.
+
+    With a ``cache``, parsing a known text is skipped (the tree is set before
+    Strawberry would parse), and so is validating a known document (its errors,
+    none for a valid one, are set before Strawberry would validate). A new text
+    is parsed and validated by Strawberry as usual and the outcome kept
+    afterwards. The limits are compared on every request, cached or not.
+
+    Parameters:
+    limits: the query limits.
+    cache: the app's document cache, or None to parse and validate every time.
     """
 
-    def __init__(self, limits: QueryLimits) -> None:
+    def __init__(self, limits: QueryLimits, cache: DocumentCache | None = None) -> None:
         self.limits = limits
+        self.cache = cache
+        self._entry: CachedDocument | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query
+        if self.cache is None or context.graphql_document is not None or not isinstance(query, str):
+            yield
+            return
+        digest, size = document_digest(query)
+        max_tokens = context.parse_options.get("max_tokens")
+        entry = self.cache.get(digest, max_tokens)
+        if entry is not None:
+            context.graphql_document = entry.document  # Strawberry does not parse then
+        yield
+        document = context.graphql_document
+        if entry is None and document is not None and not context.pre_execution_errors:
+            entry = self.cache.put(digest, size, document, max_tokens)
+        self._entry = entry
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
+        learning: tuple[CachedDocument, GraphQLSchema, tuple[Any, ...]] | None = None
         if document is not None and context.pre_execution_errors is None:
+            # graphql-core's schema: Strawberry has no public accessor for it.
+            schema = context.schema._schema
+            entry = self._entry
+            if entry is not None and entry.document is not document:
+                entry = None  # another extension replaced the tree
             errors, cost = refusals(
                 self.limits,
-                # graphql-core's schema: Strawberry has no public accessor for it.
-                context.schema._schema,
+                schema,
                 document,
                 context.operation_name,
                 context.variables or {},
+                shape=self._shape(entry, document),
             )
             if cost is not None:
                 context.extensions_results["cost"] = {
@@ -141,10 +196,27 @@ class DocumentLimits(SchemaExtension):
             if errors:
                 context.pre_execution_errors = errors
             else:
-                context.validation_rules = validation_rules(
-                    context.validation_rules, self.limits.introspection
-                )
+                rules = validation_rules(context.validation_rules, self.limits.introspection)
+                context.validation_rules = rules
+                if entry is not None:
+                    known = entry.validation_errors(schema, rules)
+                    if known is not None:
+                        context.pre_execution_errors = known  # [] when valid: Strawberry skips
+                    else:
+                        learning = entry, schema, rules
         yield
+        if learning is not None and context.pre_execution_errors is not None:
+            entry, schema, rules = learning
+            entry.remember_validation(schema, rules, context.pre_execution_errors)
+
+    def _shape(self, entry: CachedDocument | None, document: DocumentNode) -> Shape:
+        cap = self.limits.shape_cap
+        if entry is not None and entry.shape is not None and entry.shape[0] == cap:
+            return entry.shape[1]
+        shape = document_shape(document, cap=cap)
+        if entry is not None:
+            entry.shape = (cap, shape)
+        return shape
 
 
 def refusals(
@@ -153,13 +225,17 @@ def refusals(
     document: DocumentNode,
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
+    *,
+    shape: Shape | None = None,
 ) -> tuple[list[GraphQLError], int | None]:
     """The limits ``document`` is over, and its cost (None when too deep to price,
-    or not asked for: ``variables`` None).
+    or not asked for: ``variables`` None). ``shape``: the document's, if already measured
+    (with ``limits.shape_cap``).
 
     Linear in the document's size, whatever its fragments expand to.
     """
-    shape = document_shape(document, cap=max(limits.max_fields, limits.max_aliases) + 1)
+    if shape is None:
+        shape = document_shape(document, cap=limits.shape_cap)
     errors: list[GraphQLError] = []
     if shape.fields > limits.max_fields:
         errors.append(
@@ -230,6 +306,7 @@ def _error(message: str, code: str, **extensions: object) -> GraphQLError:
 
 __all__ = [
     "OVERLAP_BUDGET",
+    "DocumentLimits",
     "ExtensionFactory",
     "QueryLimits",
     "limit_extensions",
