@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.seed import create_database
 from graphql_api.platform.settings import Settings
 from graphql_api.server.runtime import open_services
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
@@ -93,18 +94,7 @@ def main() -> None:
 
 
 async def _prepare_and_measure(server_url: str, orders: int) -> dict[str, float]:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    dsn = make_url(server_url).set(drivername="postgresql").render_as_string(False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute("CREATE DATABASE bench_matcher")
-    finally:
-        await connection.close()
-    return await measure(
-        make_url(server_url).set(database="bench_matcher").render_as_string(False), orders
-    )
+    return await measure(await create_database(server_url, "bench_matcher"), orders)
 
 
 if __name__ == "__main__":

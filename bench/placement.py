@@ -29,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench.seed import create_database
 from graphql_api.platform.settings import Settings
 from graphql_api.server.runtime import open_services
 from graphql_api.services import Services
@@ -111,19 +112,6 @@ async def measure(database_url: str, orders: int, rounds: int) -> dict[str, Any]
     return figures
 
 
-async def _postgres_database(server_url: str) -> str:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    dsn = make_url(server_url).set(drivername="postgresql").render_as_string(False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute("CREATE DATABASE bench_placement")
-    finally:
-        await connection.close()
-    return make_url(server_url).set(database="bench_placement").render_as_string(False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=2000)
@@ -144,7 +132,7 @@ def main() -> None:
             result["sqlite"] = asyncio.run(measure(url, args.orders, args.rounds))
     if "postgresql" in backends:
         with postgres_server() as server:
-            url = asyncio.run(_postgres_database(server))
+            url = asyncio.run(create_database(server, "bench_placement"))
             result["postgresql"] = asyncio.run(measure(url, args.orders, args.rounds))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

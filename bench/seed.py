@@ -149,3 +149,16 @@ def kline_ticks(end: datetime, rng: random.Random) -> list[tuple[object, ...]]:
                 )
             )
     return records
+
+
+async def create_database(server_url: str, name: str) -> str:
+    """Create database ``name`` on the server of ``server_url``; its SQLAlchemy URL."""
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(server_url).set(drivername="postgresql").render_as_string(False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return make_url(server_url).set(database=name).render_as_string(False)
