@@ -35,6 +35,30 @@ from storage.engine import create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
 from tests.support.servers import ServerUnavailableError, free_port, postgres_server, redis_server
 
+
+def _dump_asyncio_tasks(signum: int, frame: object) -> None:
+    """On SIGUSR1, print every asyncio task's stack: what a hung test is waiting for."""
+    import sys
+    import traceback
+
+    try:
+        loop = asyncio.get_event_loop()
+        tasks = asyncio.all_tasks(loop)
+    except RuntimeError:
+        tasks = set()
+    print(f"\n--- {len(tasks)} asyncio tasks ---", file=sys.stderr)
+    for task in tasks:
+        print(f"task {task.get_name()}: {task!r}", file=sys.stderr)
+        task.print_stack(limit=20, file=sys.stderr)
+    traceback.print_stack(frame, file=sys.stderr)  # type: ignore[arg-type]
+    sys.stderr.flush()
+
+
+if hasattr(__import__("signal"), "SIGUSR1"):
+    import signal
+
+    signal.signal(signal.SIGUSR1, _dump_asyncio_tasks)
+
 TEST_JWT_SECRET = "a-test-signing-secret-of-32-chars!"
 SETTINGS_ENV = [field.alias for field in Settings.model_fields.values() if field.alias is not None]
 

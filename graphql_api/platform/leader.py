@@ -29,6 +29,8 @@ from storage import models
 log = structlog.get_logger(__name__)
 
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+RELEASE_TIMEOUT_SECONDS = 5.0
+"""The longest giving up the lock may take; past it the connection is abandoned."""
 
 
 def lock_key(name: str) -> int:
@@ -127,14 +129,18 @@ class Leadership:
                 yield True
             finally:
                 self._connection = None
+                # Bounded: a connection left mid-query by a cancelled watchdog must not
+                # hang the hand-over; closing it releases the lock anyway.
                 with contextlib.suppress(Exception):
-                    await connection.execute(
-                        text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(self.name)}
-                    )
-                    await connection.commit()
+                    async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                        await connection.execute(
+                            text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(self.name)}
+                        )
+                        await connection.commit()
         finally:
             with contextlib.suppress(Exception):
-                await connection.close()
+                async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                    await connection.close()
 
     async def _record_lease(self) -> int:
         async with self._engine.begin() as connection:

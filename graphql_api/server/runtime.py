@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import io
+from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -164,7 +165,27 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
     finally:
         for task in tasks.values():
             task.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await _await_stopped(tasks.values())
+
+
+SHUTDOWN_GRACE_SECONDS = 15.0
+"""How long shutdown waits for cancelled background tasks before giving up on them."""
+
+
+async def _await_stopped(tasks: Iterable[asyncio.Task[None]]) -> None:
+    """Wait for cancelled tasks to end, but not forever: a task stuck in a driver call
+    must not keep the process (or a test's teardown) from shutting down. One that
+    does not end in time is logged with where it is stuck, and left behind."""
+    _, pending = await asyncio.wait(set(tasks), timeout=SHUTDOWN_GRACE_SECONDS)
+    for task in pending:
+        where = io.StringIO()
+        task.print_stack(limit=30, file=where)
+        log.error(
+            "background task did not stop at shutdown",
+            task=task.get_name(),
+            grace_seconds=SHUTDOWN_GRACE_SECONDS,
+            where=where.getvalue()[-4000:],
+        )
 
 
 async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> None:
