@@ -176,7 +176,10 @@ async def _await_stopped(tasks: Iterable[asyncio.Task[None]]) -> None:
     """Wait for cancelled tasks to end, but not forever: a task stuck in a driver call
     must not keep the process (or a test's teardown) from shutting down. One that
     does not end in time is logged with where it is stuck, and left behind."""
-    _, pending = await asyncio.wait(set(tasks), timeout=SHUTDOWN_GRACE_SECONDS)
+    done, pending = await asyncio.wait(set(tasks), timeout=SHUTDOWN_GRACE_SECONDS)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", task=task.get_name(), exc_info=task.exception())
     for task in pending:
         where = io.StringIO()
         task.print_stack(limit=30, file=where)
@@ -196,7 +199,10 @@ async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> Non
         with contextlib.suppress(asyncio.CancelledError):
             await feed
     services.ingestor.stop()
-    await tasks["ingestor"]
+    ingestor = tasks["ingestor"]
+    await asyncio.wait([ingestor], timeout=SHUTDOWN_GRACE_SECONDS)
+    if not ingestor.done():
+        ingestor.cancel()  # its final flush is stuck; _await_stopped reports it
     # What was committed just before shutdown goes out now if the bus takes it;
     # otherwise it stays staged for the next process to relay.
     with contextlib.suppress(Exception):
