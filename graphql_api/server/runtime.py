@@ -172,10 +172,11 @@ SHUTDOWN_GRACE_SECONDS = 15.0
 """How long shutdown waits for cancelled background tasks before giving up on them."""
 
 
-async def _await_stopped(tasks: Iterable[asyncio.Task[None]]) -> None:
+async def _await_stopped(tasks: Iterable[asyncio.Task[None]]) -> list[str]:
     """Wait for cancelled tasks to end, but not forever: a task stuck in a driver call
     must not keep the process (or a test's teardown) from shutting down. One that
-    does not end in time is logged with where it is stuck, and left behind."""
+    does not end in time is logged with where it is stuck, and left behind; the
+    names of those are returned."""
     done, pending = await asyncio.wait(set(tasks), timeout=SHUTDOWN_GRACE_SECONDS)
     for task in done:
         if not task.cancelled() and task.exception() is not None:
@@ -189,6 +190,7 @@ async def _await_stopped(tasks: Iterable[asyncio.Task[None]]) -> None:
             grace_seconds=SHUTDOWN_GRACE_SECONDS,
             where=where.getvalue()[-4000:],
         )
+    return sorted(task.get_name() for task in pending)
 
 
 async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> None:
