@@ -123,7 +123,6 @@ class OrderService:
             ):
                 return [error] * len(placements)
             log.info("placement batch failed; placing its orders one by one", error=str(error))
-            quotes = {}
         results: list[OrderOutcome | BaseException] = []
         for placement in placements:
             try:
