@@ -52,10 +52,19 @@ class RedisBroadcastBackend(BroadcastBackend):
     """Parameters:
     url: ``redis://`` or ``rediss://`` URL.
     min_backoff / max_backoff: reconnect delays in seconds (doubling in between).
+    client_options: passed on to redis-py's client (e.g. a ``parser_class`` to compare
+        RESP parsers in ``bench.bus_reader``).
     """
 
-    def __init__(self, url: str, *, min_backoff: float = 0.1, max_backoff: float = 5.0) -> None:
-        self._client = redis_client(url, health_check_interval=10)
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_backoff: float = 0.1,
+        max_backoff: float = 5.0,
+        **client_options: Any,
+    ) -> None:
+        self._client = redis_client(url, health_check_interval=10, **client_options)
         self._channels: set[str] = set()
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._pubsub: PubSub | None = None
