@@ -2,11 +2,17 @@
 
 Every tick a server process fans out arrives as one Redis pub/sub message, so
 the reader's cost per message is paid once per tick per process, before any
-subscriber sees it. A publisher process (on the other core) sends ``--messages``
-tick-sized messages in pipelines; this process reads them through the backend
-and measures its own CPU time, once with redis-py's pure-Python RESP3 parser
-and once with the hiredis parser (the default when ``hiredis`` is installed),
-alternating, ``--runs`` times each. Medians in microseconds of CPU per message.
+subscriber sees it. A publisher process (on another core) sends ``--messages``
+tick-sized messages in pipelines; this process reads them and measures its own
+CPU time. Three readers, alternating, ``--runs`` times each:
+
+- ``redis-py get_message (python parser)``: the backend's former loop, one
+  ``PubSub.get_message`` per message, with redis-py's pure-Python RESP3 parser;
+- ``redis-py get_message (hiredis)``: the same loop with the hiredis parser;
+- ``bulk reader (hiredis)``: the backend as it is (a buffer per read, parsed by
+  hiredis in one go), up to the queue broadcaster reads from.
+
+Medians in microseconds of CPU per message.
 
     taskset -c 1 .venv/bin/python -m bench.bus_reader
 
@@ -28,8 +34,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from redis import asyncio as redis
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP3Parser
-from redis.utils import HIREDIS_AVAILABLE
 
 from graphql_api.realtime.channels import tick_channel
 from graphql_api.realtime.events import encode_tick
@@ -39,7 +45,12 @@ from tests.support.servers import redis_server
 
 RESULTS = Path(__file__).parent / "results" / "bus_reader.json"
 SYMBOL = "BTCUSDT"
-PARSERS: dict[str, Any] = {"python (RESP3)": _AsyncRESP3Parser, "hiredis": _AsyncHiredisParser}
+READERS = (
+    "redis-py get_message (python parser)",
+    "redis-py get_message (hiredis)",
+    "bulk reader (hiredis)",
+)
+PARSERS: dict[str, Any] = {READERS[0]: _AsyncRESP3Parser, READERS[1]: _AsyncHiredisParser}
 
 
 def sample_message() -> str:
@@ -50,8 +61,6 @@ def sample_message() -> str:
 
 async def publish(url: str, count: int, message: str) -> None:
     """The publisher process: ``count`` messages in pipelines of 500."""
-    from redis import asyncio as redis
-
     client = redis.Redis.from_url(url)
     channel = tick_channel(SYMBOL)
     for _ in range(0, count, 500):
@@ -71,17 +80,21 @@ def _other_cores() -> None:
         os.sched_setaffinity(0, others)
 
 
-async def read_once(url: str, parser: Any, count: int) -> float:
+async def start_publisher(url: str, count: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bus_reader", "--publish", url, "--messages", str(count),
+        preexec_fn=_other_cores,
+    )  # fmt: skip
+
+
+async def read_with_backend(url: str, count: int) -> float:
     """Microseconds of this process' CPU per message read through the backend."""
-    backend = RedisBroadcastBackend(url, parser_class=parser)
+    backend = RedisBroadcastBackend(url)
     await backend.connect()
     try:
         await backend.subscribe(tick_channel(SYMBOL))
         await asyncio.sleep(0.2)
-        publisher = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.bus_reader", "--publish", url, "--messages", str(count),
-            preexec_fn=_other_cores,
-        )  # fmt: skip
+        publisher = await start_publisher(url, count)
         await backend.next_published()
         started = time.process_time()
         for _ in range(count - 1):
@@ -93,11 +106,39 @@ async def read_once(url: str, parser: Any, count: int) -> float:
         await backend.disconnect()
 
 
+async def read_with_get_message(url: str, parser: Any, count: int) -> float:
+    """The same through redis-py's ``PubSub.get_message``, one call per message (the
+    backend's former loop, into the same kind of queue)."""
+    client = redis.Redis.from_url(url, health_check_interval=10, parser_class=parser)
+    pubsub = client.pubsub()
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    try:
+        await pubsub.subscribe(tick_channel(SYMBOL))
+        publisher = await start_publisher(url, count)
+        received = 0
+        started = 0.0
+        while received < count:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is not None and message["type"] == "message":
+                queue.put_nowait((message["channel"].decode(), message["data"].decode()))
+                queue.get_nowait()
+                received += 1
+                if received == 1:
+                    started = time.process_time()
+        spent = time.process_time() - started
+        await asyncio.wait_for(publisher.wait(), 60)
+        return spent / (count - 1) * 1e6
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
 async def measure(url: str, count: int, runs: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in PARSERS}
+    samples: dict[str, list[float]] = {name: [] for name in READERS}
     for _ in range(runs):
         for name, parser in PARSERS.items():
-            samples[name].append(await read_once(url, parser, count))
+            samples[name].append(await read_with_get_message(url, parser, count))
+        samples[READERS[2]].append(await read_with_backend(url, count))
     return samples
 
 
@@ -111,9 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.publish:
         asyncio.run(publish(args.publish, args.messages, sample_message()))
         return 0
-    if not HIREDIS_AVAILABLE:
-        print("hiredis is not installed (pip install -e .)", file=sys.stderr)
-        return 1
     with redis_server() as url:
         samples = asyncio.run(measure(url, args.messages, args.runs))
     medians = {name: round(statistics.median(values), 1) for name, values in samples.items()}
@@ -126,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         "messages_per_run": args.messages,
         "cpu_us_per_message_median": medians,
         "samples_us": {name: [round(v, 1) for v in values] for name, values in samples.items()},
-        "hiredis_vs_python": round(medians["python (RESP3)"] / medians["hiredis"], 2),
+        "ratios_vs_bulk_reader": {
+            name: round(medians[name] / medians[READERS[2]], 2) for name in READERS[:2]
+        },
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["cpu_us_per_message_median"]), "ratio", result["hiredis_vs_python"])
+    print(json.dumps(medians), json.dumps(result["ratios_vs_bulk_reader"]))
     return 0
 
 
