@@ -10,7 +10,11 @@ CPU time. Three readers, alternating, ``--runs`` times each:
   ``PubSub.get_message`` per message, with redis-py's pure-Python RESP3 parser;
 - ``redis-py get_message (hiredis)``: the same loop with the hiredis parser;
 - ``bulk reader (hiredis)``: the backend as it is (a buffer per read, parsed by
-  hiredis in one go), up to the queue broadcaster reads from.
+  hiredis in one go), up to the queue broadcaster reads from;
+- ``hub mailbox via broadcaster``: the backend, broadcaster's queues and the
+  hub's per-channel pump task, up to a subscriber's mailbox (the former path);
+- ``hub mailbox, direct``: the backend handing each message to the hub, which
+  puts it in the mailbox in the same step (the path now).
 
 Medians in microseconds of CPU per message.
 
@@ -34,11 +38,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from broadcaster import BroadcastBackend, Event
 from redis import asyncio as redis
 from redis._parsers import _AsyncHiredisParser, _AsyncRESP3Parser
 
 from graphql_api.realtime.channels import tick_channel
 from graphql_api.realtime.events import encode_tick
+from graphql_api.realtime.hub import BroadcastWithBackend, Hub
 from graphql_api.realtime.redis_backend import RedisBroadcastBackend
 from storage.timeseries import Tick
 from tests.support.servers import redis_server
@@ -49,6 +55,8 @@ READERS = (
     "redis-py get_message (python parser)",
     "redis-py get_message (hiredis)",
     "bulk reader (hiredis)",
+    "hub mailbox via broadcaster",
+    "hub mailbox, direct",
 )
 PARSERS: dict[str, Any] = {READERS[0]: _AsyncRESP3Parser, READERS[1]: _AsyncHiredisParser}
 
@@ -133,12 +141,62 @@ async def read_with_get_message(url: str, parser: Any, count: int) -> float:
         await client.aclose()
 
 
+class QueuedBackend(BroadcastBackend):
+    """Our backend behind broadcaster's interface only, so the hub takes broadcaster's
+    path (queues and a pump task per channel), as it did before ``dispatch_to``."""
+
+    def __init__(self, url: str) -> None:
+        self.inner = RedisBroadcastBackend(url)
+
+    async def connect(self) -> None:
+        await self.inner.connect()
+
+    async def disconnect(self) -> None:
+        await self.inner.disconnect()
+
+    async def subscribe(self, channel: str) -> None:
+        await self.inner.subscribe(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        await self.inner.unsubscribe(channel)
+
+    async def publish(self, channel: str, message: Any) -> None:
+        await self.inner.publish(channel, message)
+
+    async def next_published(self) -> Event:
+        return await self.inner.next_published()
+
+
+async def read_through_hub(url: str, count: int, *, direct: bool) -> float:
+    """Microseconds of CPU per message from the socket to a subscriber's mailbox."""
+    backend: BroadcastBackend = RedisBroadcastBackend(url) if direct else QueuedBackend(url)
+    broadcast = BroadcastWithBackend(backend=backend)
+    await broadcast.connect()
+    hub = Hub(broadcast, capacity=count + 10)
+    try:
+        async with hub.subscribe([tick_channel(SYMBOL)], conflate=False) as mailbox:
+            await asyncio.sleep(0.2)
+            publisher = await start_publisher(url, count)
+            await mailbox.get()
+            started = time.process_time()
+            for _ in range(count - 1):
+                await mailbox.get()
+            spent = time.process_time() - started
+            await asyncio.wait_for(publisher.wait(), 60)
+        return spent / (count - 1) * 1e6
+    finally:
+        await hub.close()
+        await broadcast.disconnect()
+
+
 async def measure(url: str, count: int, runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in READERS}
     for _ in range(runs):
         for name, parser in PARSERS.items():
             samples[name].append(await read_with_get_message(url, parser, count))
         samples[READERS[2]].append(await read_with_backend(url, count))
+        samples[READERS[3]].append(await read_through_hub(url, count, direct=False))
+        samples[READERS[4]].append(await read_through_hub(url, count, direct=True))
     return samples
 
 
@@ -167,10 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         "ratios_vs_bulk_reader": {
             name: round(medians[name] / medians[READERS[2]], 2) for name in READERS[:2]
         },
+        "hub_via_broadcaster_vs_direct": round(medians[READERS[3]] / medians[READERS[4]], 2),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(medians), json.dumps(result["ratios_vs_bulk_reader"]))
+    print(json.dumps(medians, indent=1))
+    print("vs bulk reader:", json.dumps(result["ratios_vs_bulk_reader"]))
+    print("hub via broadcaster / direct:", result["hub_via_broadcaster_vs_direct"])
     return 0
 
 

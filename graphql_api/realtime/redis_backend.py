@@ -73,6 +73,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         self._channels: set[str] = set()
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._pubsub: RedisSubscriber | None = None
+        self._deliver: Callable[[str, str], None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
@@ -95,16 +96,34 @@ class RedisBroadcastBackend(BroadcastBackend):
         await self._client.aclose()
 
     async def subscribe(self, channel: str) -> None:
+        self.add_channel(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self.remove_channel(channel)
+
+    def add_channel(self, channel: str) -> None:
+        """Subscribe to ``channel`` now: the command is written before this returns, so
+        a :meth:`remove_channel` after it is always sent after it."""
         self._channels.add(channel)
         if self._pubsub is not None:
             with contextlib.suppress(*_FAILURES):  # the reader resubscribes on reconnect
                 self._pubsub.subscribe([channel])
 
-    async def unsubscribe(self, channel: str) -> None:
+    def remove_channel(self, channel: str) -> None:
         self._channels.discard(channel)
         if self._pubsub is not None:
             with contextlib.suppress(*_FAILURES):
                 self._pubsub.unsubscribe([channel])
+
+    def dispatch_to(self, deliver: Callable[[str, str], None]) -> None:
+        """Hand every message read to ``deliver(channel, message)``, in the reader task
+        and in arrival order, instead of queueing it for broadcaster. The hub takes
+        this path: no queue and no task switch per message, and nothing piles up
+        here when a subscriber falls behind (its mailbox bounds it). One hub per
+        backend: channels are not counted per taker, so a second one is refused."""
+        if self._deliver is not None:
+            raise RuntimeError("this bus backend already delivers to a hub")
+        self._deliver = deliver
 
     async def publish(self, channel: str, message: Any) -> None:
         await self._client.publish(channel, message)
@@ -148,8 +167,14 @@ class RedisBroadcastBackend(BroadcastBackend):
                     for listener in list(self.reconnect_listeners):
                         listener()
                 assert self._pubsub is not None
-                for channel, message in await self._pubsub.read():
-                    self._queue.put_nowait(Event(channel=channel, message=message))
+                messages = await self._pubsub.read()
+                deliver = self._deliver
+                if deliver is not None:
+                    for channel, message in messages:
+                        deliver(channel, message)
+                else:
+                    for channel, message in messages:
+                        self._queue.put_nowait(Event(channel=channel, message=message))
             except Exception as error:
                 # Any failure (a lost connection, a protocol error, a bug) takes the
                 # same path: mark delivery unhealthy, reconnect with backoff and
