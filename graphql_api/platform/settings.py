@@ -52,7 +52,8 @@ class Settings(HardeningSettings):
     feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)
     feed_seed: int = Field(42, alias="FEED_SEED")
 
-    tick_flush_interval_ms: int = Field(50, alias="TICK_FLUSH_INTERVAL_MS", ge=1)
+    # 0: group commit (a batch is written as soon as the previous write is done).
+    tick_flush_interval_ms: int = Field(0, alias="TICK_FLUSH_INTERVAL_MS", ge=0, le=60_000)
     tick_batch_size: int = Field(1000, alias="TICK_BATCH_SIZE", ge=1)
     max_tick_future_seconds: int = Field(5, alias="MAX_TICK_FUTURE_SECONDS", ge=0)
     # Older stamps are refused: typos (year 999) and epoch-zero bugs, never history.
