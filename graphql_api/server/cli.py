@@ -284,7 +284,7 @@ async def _seed() -> int:
             session,
             demo_username=settings.demo_username,
             demo_password=settings.demo_password,
-            start_cash=settings.demo_start_cash,
+            start_cash=settings.start_cash,
         )
         await session.commit()
     print("seeded demo data" if seeded else "database already has symbols; nothing seeded")
