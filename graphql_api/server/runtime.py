@@ -339,7 +339,7 @@ async def open_admin_services(settings: Settings | None = None) -> AsyncIterator
 @contextlib.asynccontextmanager
 async def open_instrument_admin(
     settings: Settings | None = None,
-) -> AsyncIterator[InstrumentService]:
+) -> AsyncIterator[tuple[InstrumentService, SessionFactory]]:
     """Instrument administration for the CLI (``import-symbols``), like
     :func:`open_admin_services`: changes are staged in the database and the servers'
     relays put them on the cluster's bus, so every running process reloads them."""
@@ -349,9 +349,8 @@ async def open_instrument_admin(
         hub = Hub(broadcast)
         catalog = SymbolCatalog(sessions)
         await catalog.load()
-        yield InstrumentService(
-            sessions, catalog, EventOutbox(sessions, hub), start_cash=settings.start_cash
-        )
+        outbox = EventOutbox(sessions, hub)
+        yield InstrumentService(sessions, catalog, outbox, start_cash=settings.start_cash), sessions
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,7 @@ resting orders; validation; the audit; and who may do any of it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,11 +16,19 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from graphql_api.auth import Role
+from graphql_api.market.symbols import SymbolSpec
 from graphql_api.platform.settings import Settings
 from graphql_api.services import Services
 from storage import models
 from storage.timeseries import Tick
-from tests.conftest import http_client, make_settings, user_token
+from tests.conftest import (
+    http_client,
+    login_token,
+    make_settings,
+    postgres_database,
+    running_app,
+    user_token,
+)
 from tests.support.graphql import error_codes, execute, post
 
 SYMBOL = (
@@ -376,3 +384,55 @@ async def test_the_audit_says_who_did_what_when_newest_first_in_pages(
     assert error_codes(await post(admin, AUDIT, {"first": 5, "after": "junk"})) == [
         "BAD_USER_INPUT"
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_every_process_sees_a_change_at_once_over_redis(
+    postgres_url: str, postgres_template: str, redis_url: str
+) -> None:
+    """Two server processes (two apps) on one PostgreSQL and one Redis: what an admin
+    changes on A is what B's catalogue holds, without waiting for a miss or a restart."""
+    async with postgres_database(postgres_url, postgres_template) as url:
+        settings = make_settings(url, BROADCAST_URL=redis_url)
+        async with running_app(settings) as a, running_app(settings) as b:
+            b_services: Services = b.state.services
+            async with (
+                http_client(a, await user_token(a, "root", Role.ADMIN)) as admin,
+                http_client(b, await login_token(b)) as trader_on_b,
+            ):
+                # a new symbol reaches B's catalogue (not just its database)
+                await execute(admin, CREATE, {"input": aapl()})
+                await until(lambda: b_services.catalog.cached("AAPL") is not None)
+                # a halt on A refuses orders placed on B
+                await execute(admin, HALT, {"code": "BTCUSDT"})
+                await until(lambda: not spec_on(b_services, "BTCUSDT").tradable)
+                await b_services.ingestor.ingest([tick("BTCUSDT", "95000.00")])
+                refused = await place(trader_on_b, limit_order("BTCUSDT", "BUY", "0.01", "95000"))
+                assert refused["rejectReason"] == "SYMBOL_NOT_TRADABLE"
+                # a new tick size on A holds B's orders to the new grid
+                await execute(admin, RESUME, {"code": "BTCUSDT"})
+                await execute(admin, UPDATE, {"input": {"code": "BTCUSDT", "tickSize": "0.5"}})
+                await until(lambda: spec_on(b_services, "BTCUSDT").tick_size == Decimal("0.5"))
+                payload = await execute(
+                    trader_on_b, PLACE, limit_order("BTCUSDT", "BUY", "0.01", "94000.25")
+                )
+                assert [e["code"] for e in payload["placeOrder"]["userErrors"]] == [
+                    "INVALID_PRECISION"
+                ]
+                accepted = await place(
+                    trader_on_b, limit_order("BTCUSDT", "BUY", "0.01", "94000.5")
+                )
+                assert accepted["status"] == "NEW"
+
+
+def spec_on(services: Services, code: str) -> SymbolSpec:
+    spec = services.catalog.cached(code)
+    assert spec is not None
+    return spec
+
+
+async def until(condition: Callable[[], bool], timeout: float = 15) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - waits on another component's state
+            await asyncio.sleep(0.02)

@@ -1,0 +1,177 @@
+"""The instrument service on the embedded database and the in-process bus: one
+transaction per change, announced to every catalogue that follows the bus; and the
+draft rules on their own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from graphql_api.market.instruments import (
+    Actor,
+    InstrumentService,
+    SessionDraft,
+    SymbolChanges,
+    SymbolDraft,
+)
+from graphql_api.market.instruments.drafts import canonical_step, check_draft
+from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
+from graphql_api.platform.errors import ErrorCode
+from storage import models
+from tests.graphql_api.conftest import Embedded
+
+D = Decimal
+ROOT = Actor(None, "cli:test")
+START_CASH = D("5000")
+
+
+def draft(**overrides: object) -> SymbolDraft:
+    values: dict[str, object] = {
+        "code": "AAPL",
+        "name": "Apple Inc.",
+        "exchange": "NASDAQ",
+        "currency": "USD",
+        "tick_size": D("0.01"),
+        "lot_size": D("1"),
+        "session": SessionDraft(1200),
+    }
+    values.update(overrides)
+    return SymbolDraft(**values)  # type: ignore[arg-type]
+
+
+def service(embedded: Embedded, start_cash: Decimal = START_CASH) -> InstrumentService:
+    return InstrumentService(embedded.sessions, embedded.catalog, embedded.outbox, start_cash)
+
+
+@contextlib.asynccontextmanager
+async def other_process(embedded: Embedded) -> AsyncIterator[SymbolCatalog]:
+    """Another process's catalogue on the same bus and database, following changes."""
+    catalog = SymbolCatalog(embedded.sessions)
+    await catalog.load()
+    follower = asyncio.create_task(catalog.follow(embedded.hub))
+    try:
+        await asyncio.sleep(0.05)  # subscribed
+        yield catalog
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - waits on the follower task
+            await asyncio.sleep(0.01)
+
+
+async def test_changes_reach_every_catalogue_through_the_bus(embedded: Embedded) -> None:
+    instruments = service(embedded)
+    async with other_process(embedded) as elsewhere:
+        seen: list[SymbolSpec] = []
+        elsewhere.on_change(seen.append)
+        # when a symbol is listed, halted and given a new tick size here
+        assert (await instruments.create(ROOT, draft())).errors == []
+        assert (await instruments.set_tradable(ROOT, "AAPL", False)).errors == []
+        changes = SymbolChanges(tick_size=D("0.05"))
+        assert (await instruments.update(ROOT, "AAPL", changes)).errors == []
+        # then this process knows at once, before anything is on the bus
+        assert embedded.catalog.cached("AAPL") == SymbolSpec(
+            "AAPL", "NASDAQ", "USD", D("0.05"), D("1"), False, 1200
+        )
+        assert elsewhere.cached("AAPL") is None
+        # and the other process once the relay has put the events on the bus
+        assert await embedded.outbox.relay_once() == 3
+        await until(lambda: elsewhere.cached("AAPL") == embedded.catalog.cached("AAPL"))
+        assert seen[-1].tick_size == D("0.05")
+
+
+async def test_refused_changes_write_and_announce_nothing(embedded: Embedded) -> None:
+    instruments = service(embedded)
+    refused = [
+        await instruments.create(ROOT, draft(code="BTCUSDT")),
+        await instruments.create(ROOT, draft(tick_size=D("-1"), name="")),
+        await instruments.update(ROOT, "NOPE", SymbolChanges(name="x")),
+        await instruments.update(ROOT, "BTCUSDT", SymbolChanges(lot_size=D("NaN"))),
+        await instruments.set_tradable(ROOT, "NOPE", False),
+        await instruments.set_tradable(ROOT, "BTCUSDT", True),  # already tradable: no change
+    ]
+    assert [outcome.errors != [] for outcome in refused] == [True] * 5 + [False]
+    assert await embedded.outbox.backlog() == 0
+    async with embedded.sessions() as session:
+        audited = await session.scalar(select(func.count()).select_from(models.SymbolAudit))
+    assert audited == 0
+
+
+async def test_a_new_currency_opens_a_balance_for_every_user_in_the_same_transaction(
+    embedded: Embedded,
+) -> None:
+    async with embedded.sessions() as session:
+        users = await session.scalar(select(func.count()).select_from(models.User))
+    outcome = await service(embedded, D("250000")).create(ROOT, draft())
+    assert outcome.errors == []
+    async with embedded.sessions() as session:
+        balances = list(
+            await session.scalars(
+                select(models.CashBalance).where(models.CashBalance.currency == "USD")
+            )
+        )
+        [audit] = list(await session.scalars(select(models.SymbolAudit)))
+    assert len(balances) == users
+    assert {balance.amount for balance in balances} == {D("250000")}
+    assert (audit.action, audit.actor_id, audit.actor_name) == ("CREATE", None, "cli:test")
+    assert audit.at.tzinfo is not None
+    # a second symbol in USD leaves the balances as they are
+    await service(embedded, D("1")).create(ROOT, draft(code="MSFT", name="Microsoft"))
+    async with embedded.sessions() as session:
+        amounts = set(
+            await session.scalars(
+                select(models.CashBalance.amount).where(models.CashBalance.currency == "USD")
+            )
+        )
+    assert amounts == {D("250000")}
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("0.010", "0.01"),
+        ("100", "100"),
+        ("1E+2", "100"),
+        ("0.00001", "0.00001"),
+        ("5", "5"),
+        ("1.50", "1.5"),
+    ],
+)
+def test_steps_are_stored_without_trailing_zeros_and_never_change_value(
+    given: str, stored: str
+) -> None:
+    assert format(canonical_step(D(given)), "f") == stored
+    assert canonical_step(D(given)) == D(given)
+
+
+def test_a_draft_reports_every_problem_at_once() -> None:
+    _, errors = check_draft(
+        draft(
+            code="",
+            name="",
+            exchange="",
+            currency="",
+            tick_size=D("0"),
+            lot_size=D("Infinity"),
+            session=SessionDraft(99999),
+        )
+    )
+    assert {(error.field, error.code) for error in errors} == {
+        ("code", ErrorCode.INVALID),
+        ("name", ErrorCode.OUT_OF_RANGE),
+        ("exchange", ErrorCode.INVALID),
+        ("currency", ErrorCode.INVALID),
+        ("tickSize", ErrorCode.OUT_OF_RANGE),
+        ("lotSize", ErrorCode.OUT_OF_RANGE),
+        ("session.closeUtcMinute", ErrorCode.OUT_OF_RANGE),
+    }
