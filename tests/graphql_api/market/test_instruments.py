@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -22,7 +23,10 @@ from graphql_api.market.instruments import (
 from graphql_api.market.instruments.drafts import canonical_step, check_draft
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
 from graphql_api.platform.errors import ErrorCode
+from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
 from storage import models
+from storage.repositories import symbols as symbol_repo
+from storage.timeseries import Tick
 from tests.graphql_api.conftest import Embedded
 
 D = Decimal
@@ -175,3 +179,55 @@ def test_a_draft_reports_every_problem_at_once() -> None:
         ("lotSize", ErrorCode.OUT_OF_RANGE),
         ("session.closeUtcMinute", ErrorCode.OUT_OF_RANGE),
     }
+
+
+class CrashError(Exception):
+    """Stands for any failure late in a change's transaction (here: writing the audit)."""
+
+
+def crash(*_args: object, **_kwargs: object) -> None:
+    raise CrashError
+
+
+async def test_a_change_that_fails_late_leaves_nothing_behind(
+    embedded: Embedded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a resting order that a new tick size would cancel
+    await embedded.store.write_ticks([tick("BTCUSDT", "95000.00")])
+    placed = await embedded.orders.place_order(
+        embedded.demo_user_id,
+        OrderRequest("BTCUSDT", OrderSide.BUY, OrderType.LIMIT, D("0.01"), D("94000.50")),
+    )
+    assert placed.order is not None and placed.order.status == "NEW"
+    backlog = await embedded.outbox.backlog()
+    # when writing the audit fails, after the symbol, balances and cancellations were staged
+    monkeypatch.setattr(symbol_repo, "add_audit", crash)
+    instruments = service(embedded)
+    with pytest.raises(CrashError):
+        await instruments.create(ROOT, draft())
+    with pytest.raises(CrashError):
+        await instruments.update(ROOT, "BTCUSDT", SymbolChanges(tick_size=D("1")))
+    with pytest.raises(CrashError):
+        await instruments.set_tradable(ROOT, "BTCUSDT", False)
+    # then none of it was written, and nothing was announced
+    async with embedded.sessions() as session:
+        assert await session.get(models.Symbol, "AAPL") is None
+        usd = await session.scalar(
+            select(func.count())
+            .select_from(models.CashBalance)
+            .where(models.CashBalance.currency == "USD")
+        )
+        bitcoin = await session.get(models.Symbol, "BTCUSDT")
+        order = await session.get(models.Order, placed.order.id)
+    assert usd == 0
+    assert bitcoin is not None and (bitcoin.tick_size, bitcoin.tradable) == (D("0.01"), True)
+    assert order is not None and (order.status, order.version) == ("NEW", placed.order.version)
+    assert await embedded.outbox.backlog() == backlog
+    assert embedded.catalog.cached("AAPL") is None
+    spec = embedded.catalog.cached("BTCUSDT")
+    assert spec is not None and (spec.tick_size, spec.tradable) == (D("0.01"), True)
+
+
+def tick(symbol: str, price: str) -> Tick:
+    value = D(price)
+    return Tick(symbol, datetime.now(UTC), value, value, value, D(1))
