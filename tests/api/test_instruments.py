@@ -240,16 +240,19 @@ async def test_only_an_admin_administers_symbols(
         assert error_codes(await post(anonymous_client, query, variables)) == ["UNAUTHENTICATED"]
 
 
-async def test_unknown_symbols_are_not_found(admin: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("code", ["NOPE", "x" * 5000, "٣", "%_"])
+async def test_unknown_symbols_are_not_found(admin: httpx.AsyncClient, code: str) -> None:
     for query, variables, field in (
-        (UPDATE, {"input": {"code": "NOPE", "name": "x"}}, "updateSymbol"),
-        (HALT, {"code": "NOPE"}, "haltSymbol"),
-        (RESUME, {"code": "NOPE"}, "resumeSymbol"),
+        (UPDATE, {"input": {"code": code, "name": "x"}}, "updateSymbol"),
+        (HALT, {"code": code}, "haltSymbol"),
+        (RESUME, {"code": code}, "resumeSymbol"),
     ):
         payload = (await execute(admin, query, variables))[field]
         assert payload["symbol"] is None
-        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [("code", "NOT_FOUND")]
-    assert (await execute(admin, AUDIT, {"symbol": "NOPE", "first": 5}))["symbolAudit"] == {
+        [error] = payload["userErrors"]
+        assert (error["field"], error["code"]) == ("code", "NOT_FOUND")
+        assert len(error["message"]) < 100
+    assert (await execute(admin, AUDIT, {"symbol": code, "first": 5}))["symbolAudit"] == {
         "edges": [],
         "pageInfo": {"hasNextPage": False, "endCursor": None},
     }

@@ -25,12 +25,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.market.instruments.drafts import (
+    CODE_PATTERN,
     SymbolChanges,
     SymbolDraft,
     canonical_code,
@@ -94,7 +96,9 @@ def snapshot(row: models.Symbol) -> dict[str, Any]:
 
 
 def _not_found(code: str) -> SymbolOutcome:
-    return SymbolOutcome(None, [UserError("code", ErrorCode.NOT_FOUND, f"no symbol {code!r}")])
+    # A code that could never be listed is not echoed back (it may be megabytes long).
+    message = f"no symbol {code!r}" if CODE_PATTERN.fullmatch(code) else "no such symbol"
+    return SymbolOutcome(None, [UserError("code", ErrorCode.NOT_FOUND, message)])
 
 
 def _taken(code: str) -> UserError:
@@ -175,6 +179,8 @@ class InstrumentService:
         code = canonical_code(code)
         if errors:
             return SymbolOutcome(None, errors)
+        if not CODE_PATTERN.fullmatch(code):
+            return _not_found(code)
         async with self._sessions() as session:
             row = await symbol_repo.symbol_for_update(session, code)
             if row is None:
@@ -190,7 +196,11 @@ class InstrumentService:
                 row.session_close_utc_minute = changes.session.close_utc_minute
             if snapshot(row) == before:
                 return SymbolOutcome(row, [])
-            canceled = await self._cancel_misfits(session, row)
+            grids_changed = (row.tick_size, row.lot_size) != (
+                Decimal(before["tickSize"]),
+                Decimal(before["lotSize"]),
+            )
+            canceled = await self._cancel_misfits(session, row) if grids_changed else 0
             self._record(session, actor, AuditAction.UPDATE, before, row)
             await session.commit()
         await self._catalog.refresh([code])
@@ -199,6 +209,8 @@ class InstrumentService:
     async def set_tradable(self, actor: Actor, code: str, tradable: bool) -> SymbolOutcome:
         """Halt (``tradable`` false) or resume trading; the same state again is a no-op."""
         code = canonical_code(code)
+        if not CODE_PATTERN.fullmatch(code):
+            return _not_found(code)
         async with self._sessions() as session:
             row = await symbol_repo.symbol_for_update(session, code)
             if row is None:
@@ -217,10 +229,13 @@ class InstrumentService:
         self, code: str | None, *, before_id: int | None, limit: int
     ) -> list[models.SymbolAudit]:
         """Audit rows, newest first, of one symbol (any case) or of all."""
+        wanted = canonical_code(code) if code is not None else None
+        if wanted is not None and not CODE_PATTERN.fullmatch(wanted):
+            return []  # never listed, so never changed
         async with self._sessions() as session:
             return await symbol_repo.audit_page(
                 session,
-                code=canonical_code(code) if code is not None else None,
+                code=wanted,
                 before_id=before_id,
                 limit=limit,
             )
