@@ -58,7 +58,9 @@ mutation ($input: PlaceOrderInput!) {
   placeOrder(input: $input) { order { id status rejectReason } userErrors { field code } }
 }
 """
-ORDER = "query ($id: ID!) { order(id: $id) { status rejectReason filledQuantity } }"
+ORDER = """
+query ($id: ID!) { order(id: $id) { status rejectReason filledQuantity averageFillPrice } }
+"""
 BALANCES = "{ me { account { balances { currency cash } } } }"
 IMPORT_BARS = """
 mutation ($symbol: String!, $csv: String!) {
@@ -184,6 +186,11 @@ async def test_an_admin_lists_aapl_and_it_is_imported_backtested_and_funded(
     # and a trader can place an order on it right away (banded around the last close, 189)
     order = await place(client, limit_order("AAPL", "BUY", "10", "185.00"))
     assert (order["status"], order["rejectReason"]) == ("NEW", None)
+    # and the matcher, running since before AAPL existed, follows its ticks
+    services: Services = app.state.services
+    await services.ingestor.ingest([tick("AAPL", "184.50")])
+    filled = await wait_for_status(client, order["id"], "FILLED")
+    assert filled["averageFillPrice"] == "184.50"
 
 
 async def test_bad_input_is_refused_with_typed_errors_and_writes_nothing(
@@ -296,8 +303,11 @@ async def test_a_halt_refuses_new_orders_and_leaves_resting_ones_until_resumed(
     assert resumed["symbol"]["tradable"] is True
     accepted = await place(client, limit_order("BTCUSDT", "BUY", "0.01", "94500.00"))
     assert accepted["status"] == "NEW"
-    await services.ingestor.ingest([tick("BTCUSDT", "93900.00")])
-    await wait_for_status(client, resting["id"], "FILLED")
+    await services.ingestor.ingest([tick("BTCUSDT", "93800.00")])
+    filled = await wait_for_status(client, resting["id"], "FILLED")
+    # at the price of the tick after the resume: the matcher, which takes ticks in
+    # order, had passed over the one during the halt
+    assert filled["averageFillPrice"] == "93800.00"
     actions = [
         edge["node"]["action"]
         for edge in (await execute(admin, AUDIT, {"symbol": "BTCUSDT", "first": 10}))[
