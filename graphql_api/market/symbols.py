@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 import structlog
 
 from graphql_api.realtime.channels import SYMBOL_CHANGES_CHANNEL
-from graphql_api.realtime.hub import RESYNC, Hub
+from graphql_api.realtime.hub import RESYNC, Hub, SlowConsumerError
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
@@ -112,23 +112,45 @@ class SymbolCatalog:
 
         return remove
 
-    async def follow(self, hub: Hub, *, resync_every: float = 60.0) -> None:
+    async def follow(self, hub: Hub, *, resync_every: float = 60.0, capacity: int = 10_000) -> None:
         """Reload each symbol announced on the bus, until cancelled.
 
-        After the bus reconnected (events may be lost) and every ``resync_every``
-        seconds without news, everything is reloaded: a backstop, as for revocations.
+        After the bus reconnected (events may be lost), every ``resync_every``
+        seconds without news, and when more than ``capacity`` announcements were
+        waiting (this process fell behind), everything is reloaded: a backstop, as
+        for revocations. Announcements that arrive together (an import of many
+        symbols) are reloaded in one query.
         """
-        async with hub.subscribe([SYMBOL_CHANGES_CHANNEL], conflate=False, resync=True) as box:
+        behind = False
+        while True:
+            try:
+                await self._follow(hub, resync_every, capacity, reload_first=behind)
+            except SlowConsumerError:
+                log.warning("symbol catalogue fell behind the bus; reloading everything")
+                behind = True
+
+    async def _follow(
+        self, hub: Hub, resync_every: float, capacity: int, *, reload_first: bool
+    ) -> None:
+        channels = [SYMBOL_CHANGES_CHANNEL]
+        async with hub.subscribe(channels, conflate=False, capacity=capacity, resync=True) as box:
+            if reload_first:  # listening again: nothing announced from now on is missed
+                with contextlib.suppress(Exception):
+                    await self._reload_all()
             while True:
                 try:
-                    message = await asyncio.wait_for(box.get(), resync_every)
+                    first = await asyncio.wait_for(box.get(), resync_every)
                 except TimeoutError:
-                    message = None
+                    codes = {RESYNC}
+                else:
+                    codes = {first.message}
+                    while (more := box.get_nowait()) is not None:
+                        codes.add(more.message)
                 try:
-                    if message is None or message.message == RESYNC:
+                    if RESYNC in codes:
                         await self._reload_all()
                     else:
-                        await self.refresh([message.message])
+                        await self.refresh(sorted(codes))
                 except Exception as error:  # the next event or resync retries
                     log.warning("symbol catalogue reload failed", error=repr(error))
 

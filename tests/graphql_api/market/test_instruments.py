@@ -23,6 +23,7 @@ from graphql_api.market.instruments import (
 from graphql_api.market.instruments.drafts import canonical_step, check_draft
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
 from graphql_api.platform.errors import ErrorCode
+from graphql_api.realtime.channels import SYMBOL_CHANGES_CHANNEL
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
 from storage import models
 from storage.repositories import symbols as symbol_repo
@@ -231,3 +232,40 @@ async def test_a_change_that_fails_late_leaves_nothing_behind(
 def tick(symbol: str, price: str) -> Tick:
     value = D(price)
     return Tick(symbol, datetime.now(UTC), value, value, value, D(1))
+
+
+async def test_a_catalogue_that_falls_behind_the_bus_reloads_everything_and_goes_on(
+    embedded: Embedded,
+) -> None:
+    catalog = SymbolCatalog(embedded.sessions)
+    await catalog.load()
+    follower = asyncio.create_task(catalog.follow(embedded.hub, capacity=3))
+    try:
+        await asyncio.sleep(0.05)  # subscribed
+        # given a symbol listed behind the follower's back, and a burst of announcements
+        # larger than its mailbox, in which that symbol's own announcement is missing
+        async with embedded.sessions() as session:
+            session.add(
+                models.Symbol(
+                    code="QUIET",
+                    name="Quiet",
+                    exchange="NASDAQ",
+                    currency="USD",
+                    tick_size=D("0.01"),
+                    lot_size=D("1"),
+                    tradable=True,
+                    session_close_utc_minute=0,
+                )
+            )
+            await session.commit()
+        await embedded.hub.publish_many([(SYMBOL_CHANGES_CHANNEL, "BTCUSDT")] * 20)
+        # then it reloads everything, and still follows what comes next
+        await until(lambda: catalog.cached("QUIET") is not None)
+        assert (await service(embedded).create(ROOT, draft())).errors == []
+        await embedded.outbox.relay_once()
+        await until(lambda: catalog.cached("AAPL") is not None)
+        assert not follower.done()
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
