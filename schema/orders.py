@@ -44,7 +44,12 @@ class Order:
     average_fill_price: Decimal | None = strawberry.field(
         description="Volume-weighted fill price; null before the first fill."
     )
-    reject_reason: str | None = strawberry.field(description="Why a REJECTED order was refused.")
+    reject_reason: str | None = strawberry.field(
+        description=(
+            "Why a REJECTED order was refused, or why the server canceled an open one "
+            "(e.g. TICK_SIZE_CHANGED)."
+        )
+    )
     created_at: datetime = strawberry.field(description="When the order was accepted.")
     updated_at: datetime = strawberry.field(description="Last status change.")
     symbol_code: strawberry.Private[str]

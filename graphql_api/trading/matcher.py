@@ -25,7 +25,9 @@ book. The rules:
 - with ``PARTIAL_FILLS``, a tick fills at most its own volume (in whole lots),
   shared by the orders in time priority; only fills actually written consume
   it (an order canceled meanwhile takes nothing);
-- a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.apply_fill`).
+- a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.apply_fill`);
+- a halted symbol's ticks fill nothing: its orders rest as they are until it resumes
+  (DAY orders still expire at the session close).
 
 Each fill is one transaction (:func:`graphql_api.trading.fills.apply_fill`), fenced by
 the order's version, so a fill is never applied twice even across a failover.
@@ -43,7 +45,11 @@ import structlog
 from graphql_api.market.late_ticks import TickWatermark
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
 from graphql_api.platform.activity import Activity
-from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, tick_channel
+from graphql_api.realtime.channels import (
+    ORDERS_NEW_CHANNEL,
+    SYMBOL_CHANGES_CHANNEL,
+    tick_channel,
+)
 from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.book import OrderBook, RestingOrder
@@ -110,7 +116,8 @@ class PaperMatcher:
 
     async def _run_once(self) -> None:
         channels = [tick_channel(spec.code) for spec in self._catalog.all()]
-        channels.append(ORDERS_NEW_CHANNEL)
+        # A symbol listed while we run is announced here: start following its ticks.
+        channels += [ORDERS_NEW_CHANNEL, SYMBOL_CHANGES_CHANNEL]
         async with self._hub.subscribe(channels, conflate=False, capacity=MATCHER_MAILBOX) as box:
             await self.resync()
             housekeeping = asyncio.create_task(self._housekeeping(), name="matcher-housekeeping")
@@ -119,6 +126,8 @@ class PaperMatcher:
                     message = await box.get()
                     if message.channel == ORDERS_NEW_CHANNEL:
                         self._add(RestingOrder.from_event(decode_id_event(message.message)))
+                    elif message.channel == SYMBOL_CHANGES_CHANNEL:
+                        await self._hub.listen(box, [tick_channel(message.message)])
                     else:
                         await self.on_tick(decode_tick(message.message))
             finally:
@@ -173,8 +182,8 @@ class PaperMatcher:
         if not acting:
             return
         spec = (await self._catalog.get_many([tick.symbol])).get(tick.symbol)
-        if spec is None:
-            return
+        if spec is None or not spec.tradable:
+            return  # a halted symbol's orders rest untouched until it resumes
         available = tick.volume if self._partial_fills else None
         for order in acting:
             if order.id not in book:
