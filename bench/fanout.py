@@ -65,13 +65,18 @@ async def run_cell(
     duration: float,
     feed_token: str | None = None,
     profile_to: Path | None = None,
+    stalled: int = 0,
 ) -> dict[str, Any]:
     """One measurement: ``subscribers`` clients, ``rate`` ticks/s published via ``mode``.
+
+    ``stalled``: that many of the subscribers stop reading when publishing starts
+    (slow consumers); the figures are the others', and the server's RSS is taken
+    at the start and the end of the measured window.
 
     ``feed_token`` authenticates the ``mutation`` publisher (a FEED user of our server).
     With ``profile_to``, py-spy samples the server during the measured window.
     """
-    label = f"{server.kind}-{mode}-{subscribers}x{rate}"
+    label = f"{server.kind}-{mode}-{subscribers}x{rate}" + (f"-stalled{stalled}" if stalled else "")
     quiet = await wait_for_quiet()
     loadgen = await spawn(
         "loadgen",
@@ -90,6 +95,8 @@ async def run_cell(
             str(duration),
             "--connect-timeout",
             str(CONNECT_TIMEOUT),
+            "--stalled",
+            str(stalled),
         ],
         cpu=LOAD_CPU,
         cwd=PEERS / "loadgen",
@@ -128,6 +135,7 @@ async def run_cell(
         stdin.write(b"go\n")
         await stdin.drain()
         await asyncio.sleep(warmup)
+        memory_at_start = memory_mb(server.pid)
         server_cpu, loadgen_cpu, cores = CpuMeter(server.pid), CpuMeter(loadgen.pid), CoreMeter()
         server_cpu.start()
         loadgen_cpu.start()
@@ -157,6 +165,7 @@ async def run_cell(
         "server": server.kind,
         "publish_via": mode,
         "subscribers": subscribers,
+        "stalled_subscribers": stalled,
         "rate": rate,
         "published_per_s": round(published_rate, 1),
         "offered_per_s": round(offered),
@@ -166,7 +175,7 @@ async def run_cell(
         "per_subscriber_messages": result["perSubscriber"],
         "connect_s": round(float(ready["connectSeconds"]), 2),
         "cpu_percent": cpu,
-        "server_memory": memory,
+        "server_memory": {**memory, "rss_mb_at_start": memory_at_start["rss_mb"]},
         # Core 0 busy beyond the server: other processes competing with it.
         "core0_other_percent": round(max(0.0, core_busy.get(SERVER_CPU, 0.0) - cpu["server"]), 1),
         "core_busy_percent": core_busy,

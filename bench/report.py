@@ -16,6 +16,8 @@ def _cell(
 ) -> dict[str, Any] | None:
     cells: list[dict[str, Any]] = results.get("fanout", [])
     for cell in cells:
+        if cell.get("stalled_subscribers", 0):
+            continue  # a slow-consumer cell is not the plain one
         if (cell["server"], cell["publish_via"], cell["subscribers"], cell["rate"]) == (
             server, "redis", subscribers, rate,
         ):  # fmt: skip
@@ -125,9 +127,14 @@ def fanout_line(cell: dict[str, Any]) -> str:
     return (
         f"{cell['deliveries_per_s']:,} deliveries/s of {cell['offered_per_s']:,} offered; "
         f"p50 {latency['p50']} p99 {latency['p99']} max {latency['max']} ms; "
-        f"server CPU {cell['cpu_percent']['server']}% RSS {cell['server_memory']['rss_mb']} MiB; "
+        f"server CPU {cell['cpu_percent']['server']}% RSS {_rss(cell['server_memory'])} MiB; "
         f"loadgen CPU {cell['cpu_percent']['loadgen']}%; errors {cell['errors']}"
     )
+
+
+def _rss(memory: dict[str, Any]) -> str:
+    start = memory.get("rss_mb_at_start")
+    return f"{start} -> {memory['rss_mb']}" if start is not None else str(memory["rss_mb"])
 
 
 def http_line(run: dict[str, Any]) -> str:
@@ -137,6 +144,11 @@ def http_line(run: dict[str, Any]) -> str:
         f"server CPU {run['cpu_percent']['server']}%; non-2xx {run['non_2xx']}, "
         f"errors {run['errors']}"
     )
+
+
+def _via(cell: dict[str, Any]) -> str:
+    stalled = cell.get("stalled_subscribers", 0)
+    return f"{cell['publish_via']}, {stalled} stalled" if stalled else str(cell["publish_via"])
 
 
 def _mark(met: bool | None) -> str:
@@ -156,7 +168,7 @@ def markdown(results: dict[str, Any]) -> str:
         for cell in cells:
             latency = cell["latency_ms"]
             lines.append(
-                f"| {cell['server']} | {cell['publish_via']} | {cell['subscribers']} | "
+                f"| {cell['server']} | {_via(cell)} | {cell['subscribers']} | "
                 f"{cell['rate']} | {cell['offered_per_s']:,} | {cell['deliveries_per_s']:,} | "
                 f"{latency['p50']} | {latency['p99']} | {latency['max']} | "
                 f"{cell['cpu_percent']['server']} | {cell['server_memory']['rss_mb']} | "

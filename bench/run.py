@@ -66,13 +66,25 @@ SERVERS = ("ours", "yoga", "postgraphile")
 
 
 @dataclass(frozen=True)
+class Cell:
+    """One fan-out measurement: subscribers, ticks/s, publish mode, stalled subscribers."""
+
+    subscribers: int
+    rate: int
+    mode: str = "redis"
+    stalled: int = 0
+
+
+@dataclass(frozen=True)
 class Sizes:
     subscribers: tuple[int, ...]
     rates: tuple[int, ...]
     # (subscribers, rate) cells for our server with ticks sent through ingestTicks.
     mutation_cells: tuple[tuple[int, int], ...]
-    # (subscribers, rate, mode) cells chosen with --cells; replaces the two above when set.
-    only_cells: tuple[tuple[int, int, str], ...]
+    # (subscribers, rate) cells published to Redis with 10 % of the subscribers stalled.
+    stalled_cells: tuple[tuple[int, int], ...]
+    # Cells chosen with --cells; replace the three above when set.
+    only_cells: tuple[Cell, ...]
     fanout_warmup: float
     fanout_seconds: float
     http_warmup: float
@@ -99,6 +111,7 @@ FULL = Sizes(
     strategies=20,
     profile_cell=(1000, 1000),
     profile_mode="redis",
+    stalled_cells=((1000, 1000),),
     only_cells=(),
 )
 QUICK = Sizes(
@@ -115,6 +128,7 @@ QUICK = Sizes(
     strategies=20,
     profile_cell=(200, 1000),
     profile_mode="redis",
+    stalled_cells=((200, 1000),),
     only_cells=(),
 )
 
@@ -164,9 +178,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cells",
-        help="comma-separated fan-out cells MODE:SUBSCRIBERSxRATE, e.g. "
-        "'redis:1000x100,mutation:1000x100' (overrides the sizes; with --profile the "
-        "last one is also run under py-spy)",
+        help="comma-separated fan-out cells MODE:SUBSCRIBERSxRATE[:stalled=PERCENT], e.g. "
+        "'redis:1000x100,mutation:1000x100,redis:1000x1000:stalled=10' (overrides the "
+        "sizes; with --profile the last one is also run under py-spy)",
     )
     parser.add_argument(
         "--ours-prelude",
@@ -196,16 +210,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _cells(parser: argparse.ArgumentParser, text: str) -> tuple[tuple[int, int, str], ...]:
-    cells: list[tuple[int, int, str]] = []
+def _cells(parser: argparse.ArgumentParser, text: str) -> tuple[Cell, ...]:
+    cells: list[Cell] = []
     for item in (part.strip() for part in text.split(",")):
-        mode, _, shape = item.partition(":")
+        mode, _, rest = item.partition(":")
+        shape, _, option = rest.partition(":")
         subscribers, _, rate = shape.partition("x")
         if mode not in ("redis", "mutation") or not subscribers.isdigit() or not rate.isdigit():
             parser.error(f"--cells: MODE:SUBSCRIBERSxRATE, MODE redis or mutation (got {item!r})")
         if int(subscribers) < 1 or int(rate) < 1:
             parser.error(f"--cells: positive counts (got {item!r})")
-        cells.append((int(subscribers), int(rate), mode))
+        percent = option.removeprefix("stalled=")
+        if option and (not option.startswith("stalled=") or not percent.isdigit()):
+            parser.error(f"--cells: the option is stalled=PERCENT (got {item!r})")
+        stalled = int(subscribers) * int(percent or 0) // 100
+        cells.append(Cell(int(subscribers), int(rate), mode, stalled))
     return tuple(cells)
 
 
@@ -232,9 +251,12 @@ async def run(args: argparse.Namespace, command: str, workdir: Path) -> dict[str
     if args.subscribers or args.rates:
         sizes = replace(sizes, profile_cell=(sizes.subscribers[-1], sizes.rates[-1]))
     if args.cells:
-        subscribers, rate, mode = args.cells[-1]
+        last = args.cells[-1]
         sizes = replace(
-            sizes, only_cells=args.cells, profile_cell=(subscribers, rate), profile_mode=mode
+            sizes,
+            only_cells=args.cells,
+            profile_cell=(last.subscribers, last.rate),
+            profile_mode=last.mode,
         )
     results: dict[str, Any] = {
         "command": command,
@@ -329,18 +351,24 @@ async def run_server(
                 results["large_klines"]["http"].append(outcome)
                 log(f"  columnar (klineSeries): {outcome['latency_ms']}")
         if "fanout" in wanted:
-            cells = [(n, r, "redis") for r in sizes.rates for n in sizes.subscribers]
+            cells = [Cell(n, r) for r in sizes.rates for n in sizes.subscribers]
             if kind == "ours":
-                cells += [(n, r, "mutation") for n, r in sizes.mutation_cells]
+                cells += [Cell(n, r, "mutation") for n, r in sizes.mutation_cells]
+            cells += [Cell(n, r, "redis", n // 10) for n, r in sizes.stalled_cells]
             if sizes.only_cells:
-                cells = [cell for cell in sizes.only_cells if kind == "ours" or cell[2] == "redis"]
-            for subscribers, rate, mode in cells:
-                log(f"{kind}: fan-out {subscribers} subscribers x {rate} ticks/s via {mode} ...")
+                cells = [c for c in sizes.only_cells if kind == "ours" or c.mode == "redis"]
+            for spec in cells:
+                stalled = f", {spec.stalled} of them stalled" if spec.stalled else ""
+                log(
+                    f"{kind}: fan-out {spec.subscribers} subscribers{stalled} x {spec.rate} "
+                    f"ticks/s via {spec.mode} ..."
+                )
                 cell = await unless_noisy(
                     partial(
-                        fanout.run_cell, cluster, server, subscribers=subscribers, rate=rate,
-                        mode=mode, warmup=sizes.fanout_warmup, duration=sizes.fanout_seconds,
-                        feed_token=tokens.feed,
+                        fanout.run_cell, cluster, server, subscribers=spec.subscribers,
+                        rate=spec.rate, mode=spec.mode, warmup=sizes.fanout_warmup,
+                        duration=sizes.fanout_seconds, feed_token=tokens.feed,
+                        stalled=spec.stalled,
                     )
                 )  # fmt: skip
                 assert cell is not None

@@ -9,6 +9,9 @@
 //      (discarded) and --duration seconds (measured);
 //   4. prints {"event":"result",...}, disposes every client and exits.
 // Latency = receive wall-clock time - the tick's `time` field (same machine clock).
+// With --stalled K, the first K subscribers stop reading their sockets at "go" (slow
+// consumers: the kernel buffers fill and the server must cope); the figures are the
+// other subscribers' only.
 // Everything is bounded: a client that fails to connect within --connect-timeout
 // seconds aborts the run with {"event":"error"} and exit code 2.
 
@@ -28,6 +31,7 @@ const { values: opts } = parseArgs({
     duration: { type: 'string', default: '10' },
     'connect-concurrency': { type: 'string', default: '50' },
     'connect-timeout': { type: 'string', default: '120' },
+    stalled: { type: 'string', default: '0' },
   },
 });
 
@@ -37,6 +41,7 @@ const DURATION_MS = Number(opts.duration) * 1000;
 const CONCURRENCY = Number(opts['connect-concurrency']);
 const CONNECT_TIMEOUT_MS = Number(opts['connect-timeout']) * 1000;
 const FIELD = opts.field;
+const STALLED = Math.min(N, Number(opts.stalled));
 
 // Latency histogram: 0.1 ms buckets up to 60 s, plus an overflow bucket.
 const BUCKET_MS = 0.1;
@@ -69,6 +74,7 @@ function tickTimeMs(iso) {
 }
 
 function record(index, data) {
+  if (index < STALLED && phase !== 'connecting') return;
   if (phase === 'measure') {
     const tick = data?.[FIELD];
     if (!tick) return;
@@ -97,13 +103,32 @@ function percentile(p) {
 
 const clients = [];
 const disposers = [];
+// The socket of each subscriber, by index (to stall the first STALLED of them).
+const sockets = new Array(N);
+
+function trackedWebSocket(index) {
+  return class extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      sockets[index] = this;
+    }
+  };
+}
+
+function stall() {
+  for (let i = 0; i < STALLED; i += 1) {
+    // ws keeps its net.Socket here; pausing it stops reading, so the kernel's
+    // receive buffer fills and the server's writes to this client back up.
+    sockets[i]?._socket?.pause();
+  }
+}
 
 function startClient(index) {
   return new Promise((resolve, reject) => {
     let first = true;
     const client = createClient({
       url: opts.url,
-      webSocketImpl: WebSocket,
+      webSocketImpl: trackedWebSocket(index),
       lazy: true,
       retryAttempts: 0,
       keepAlive: 0,
@@ -195,6 +220,7 @@ async function main() {
   }
   emit({ event: 'ready', subscribers: N, connectSeconds: (now() - connectStarted) / 1000 });
   await waitForGo();
+  stall();
   phase = 'warmup';
   await sleep(WARMUP_MS);
   phase = 'measure';
@@ -204,13 +230,15 @@ async function main() {
   const seconds = (now() - started) / 1000;
   let minPerClient = Infinity;
   let maxPerClient = 0;
-  for (const count of perClient) {
+  for (let i = STALLED; i < N; i += 1) {
+    const count = perClient[i];
     if (count < minPerClient) minPerClient = count;
     if (count > maxPerClient) maxPerClient = count;
   }
   emit({
     event: 'result',
     subscribers: N,
+    stalled: STALLED,
     seconds,
     messages: measured,
     warmupMessages,
