@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -60,10 +61,10 @@ async def production_like_app(request: pytest.FixtureRequest) -> AsyncIterator[S
             yield app
 
 
-async def wait_until(check: object, timeout: float = 15) -> None:
+async def wait_until(check: object, timeout: float = 30, what: object = "") -> None:
     deadline = time.monotonic() + timeout
     while not await check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, f"condition not met in time {what}"
         await asyncio.sleep(0.05)
 
 
@@ -87,20 +88,25 @@ async def fill_an_order_from_ingested_ticks(app: Starlette) -> None:
         await asyncio.sleep(0.2)  # the matcher has it in its book
 
         async def filled() -> bool:
+            # at the simulated walk's price: a tick far above it would cost more than
+            # the order reserved, and the order would be canceled instead of filled
+            latest = (await services.timeseries.latest_ticks([SYMBOL]))[SYMBOL]
+            cent = Decimal("0.01")
             tick = {
                 "symbol": SYMBOL,
                 "time": datetime.now(UTC).isoformat(),
-                "last": "1500.00",
-                "bid": "1499.99",
-                "ask": "1500.01",
+                "last": str(latest.last),
+                "bid": str(latest.last - cent),
+                "ask": str(latest.last + cent),
                 "volume": "1000",
             }
             sent = await execute(feed, INGEST, {"ticks": [tick]})
             assert sent["ingestTicks"] == {"accepted": 1, "userErrors": []}
-            status = await execute(trader, ORDER_STATUS, {"id": order_id})
-            return bool(status["order"]["status"] == "FILLED")
+            status = (await execute(trader, ORDER_STATUS, {"id": order_id}))["order"]["status"]
+            assert status in {"NEW", "PARTIALLY_FILLED", "FILLED"}, status
+            return bool(status == "FILLED")
 
-        await wait_until(filled)
+        await wait_until(filled, what=(services.activity, services.ingestor.health))
 
 
 def sample_names(exposition: str) -> set[str]:
