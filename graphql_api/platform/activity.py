@@ -41,12 +41,33 @@ class StreamProgress:
 
     Measured on this process's monotonic clock from when each message arrived
     here, so neither a feed's clock nor back-dated ticks distort it. The consumer
-    sets ``backlog`` while it is subscribed, and ``in_flight`` to the arrival
-    time of the message it is working on (None between messages).
+    calls :meth:`attach` when it has subscribed, :meth:`take` with each message's
+    arrival time, :meth:`done` when it has processed it, and :meth:`detach` when
+    it stops.
     """
 
     backlog: Backlog | None = None
+    # Arrival of the message being processed (None between messages).
     in_flight: float | None = None
+    # When the consumer last took a message (or subscribed): a subscribed consumer
+    # that takes nothing while ticks are stored is cut off from the bus.
+    last_taken: float | None = None
+
+    def attach(self, backlog: Backlog) -> None:
+        self.backlog, self.in_flight, self.last_taken = backlog, None, time.monotonic()
+
+    def take(self, received: float | None) -> None:
+        self.in_flight, self.last_taken = received, time.monotonic()
+
+    def done(self) -> None:
+        self.in_flight = None
+
+    def detach(self) -> None:
+        self.backlog = self.in_flight = self.last_taken = None
+
+    def idle(self, now: float) -> float:
+        """Seconds since a subscribed consumer last took a message; 0 when not subscribed."""
+        return 0.0 if self.last_taken is None else max(0.0, now - self.last_taken)
 
     def waiting(self) -> int:
         """Messages received and not yet fully processed (the one in hand included)."""

@@ -123,20 +123,20 @@ class PaperMatcher:
             await self.resync()
             housekeeping = asyncio.create_task(self._housekeeping(), name="matcher-housekeeping")
             progress = self._activity.matcher  # the lag metrics read it when scraped
-            progress.backlog = box
+            progress.attach(box)
             try:
                 while True:
                     message = await box.get()
-                    progress.in_flight = message.received
+                    progress.take(message.received)
                     if message.channel == ORDERS_NEW_CHANNEL:
                         self._add(RestingOrder.from_event(decode_id_event(message.message)))
                     elif message.channel == SYMBOL_CHANGES_CHANNEL:
                         await self._hub.listen(box, [tick_channel(message.message)])
                     else:
                         await self.on_tick(decode_tick(message.message))
-                    progress.in_flight = None
+                    progress.done()
             finally:
-                progress.backlog = progress.in_flight = None
+                progress.detach()
                 housekeeping.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await housekeeping

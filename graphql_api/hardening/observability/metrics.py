@@ -330,6 +330,12 @@ def _activity_families(activity: Activity) -> Iterator[Metric]:
         value=progress.lag(time.monotonic()),
     )
     yield GaugeMetricFamily(
+        "quantgraph_matcher_idle_seconds",
+        "Seconds since this process' matcher last took a tick or new order from the bus "
+        "(since it started leading, before the first); 0 when not leading.",
+        value=progress.idle(time.monotonic()),
+    )
+    yield GaugeMetricFamily(
         "quantgraph_matcher_backlog",
         "Ticks and new orders received and not yet processed by this process' matcher.",
         value=progress.waiting(),

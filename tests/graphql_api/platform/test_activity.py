@@ -65,3 +65,20 @@ def test_a_fill_is_timed_from_its_tick_arrival_only_when_there_is_one() -> None:
     activity.fill_committed()
     assert (activity.fills, activity.fill_latency.count) == (2, 1)
     assert activity.fill_latency.sum >= 0.2
+
+
+def test_idle_is_the_time_since_a_subscribed_consumer_last_took_a_message() -> None:
+    progress = StreamProgress()
+    assert progress.idle(time.monotonic() + 100) == 0.0  # not subscribed: not idle
+    progress.attach(Mailbox(conflate=False, capacity=10))
+    attached = time.monotonic()
+    assert progress.idle(attached + 30) >= 29.9  # counts from the subscription
+    progress.take(attached)
+    assert progress.in_flight == attached
+    taken = progress.last_taken
+    assert taken is not None and taken >= attached
+    progress.done()
+    assert progress.in_flight is None
+    assert progress.idle(taken + 5) == pytest.approx(5)
+    progress.detach()
+    assert (progress.backlog, progress.last_taken, progress.idle(taken + 100)) == (None, None, 0.0)

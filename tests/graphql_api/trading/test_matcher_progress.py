@@ -88,6 +88,7 @@ async def test_a_streamed_fill_is_timed_and_the_matcher_catches_up(running: Serv
     assert activity.matcher.backlog is not None  # subscribed: it leads
     assert activity.matcher.waiting() == 0
     assert activity.matcher.lag(time.monotonic()) == 0.0
+    assert activity.matcher.idle(time.monotonic()) < 5  # it took that tick moments ago
     assert activity.matcher_overflows == 0
 
 
