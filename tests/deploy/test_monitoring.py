@@ -171,6 +171,16 @@ def test_every_alert_has_a_severity_and_runbook_annotations() -> None:
         assert len(annotations["description"].split()) >= 15, f"{name}: say what to do"
 
 
+def test_every_alert_is_explained_in_the_operations_guide() -> None:
+    guide = (DEPLOY.parent / "docs" / "operations.md").read_text()
+    alerts_section = guide.split("\n## Alerts\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(\w+)` \| (?:page|warning) \|", alerts_section, re.M))
+    assert documented == set(alert_rules())
+    for name, rule in alert_rules().items():
+        row = re.search(rf"^\| `{name}` \| (\w+) \|", alerts_section, re.M)
+        assert row is not None and row.group(1) == rule["labels"]["severity"], name
+
+
 def test_every_alert_is_unit_tested_quiet_first_then_firing() -> None:
     """Each alert has a test where it is quiet at first (pending or not yet true) and
     fires later, so both its condition and its ``for:`` are pinned."""

@@ -37,7 +37,7 @@ from tests.support.promtool import run_promtool
 
 PLACE_ORDER = """
 mutation ($input: PlaceOrderInput!) {
-  placeOrder(input: $input) { order { id status } userErrors { field code } }
+  placeOrder(input: $input) { order { id status rejectReason } userErrors { field code } }
 }
 """
 INGEST = """
@@ -81,9 +81,15 @@ async def fill_an_order_from_ingested_ticks(app: Starlette) -> None:
             return services.activity.leaders["matcher"].is_leader
 
         await wait_until(leading)
+
+        async def quoted() -> bool:  # a MARKET order needs a quote (NO_MARKET_PRICE)
+            return SYMBOL in await services.timeseries.latest_ticks([SYMBOL])
+
+        await wait_until(quoted)
         order = {"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": "100"}
         placed = await execute(trader, PLACE_ORDER, {"input": order})
         assert placed["placeOrder"]["userErrors"] == []
+        assert placed["placeOrder"]["order"]["status"] == "NEW", placed
         order_id = placed["placeOrder"]["order"]["id"]
         await asyncio.sleep(0.2)  # the matcher has it in its book
 
@@ -174,3 +180,4 @@ async def test_the_exported_values_say_what_happened(
         assert 0 <= age < 10, (source, age)
     assert values[("quantgraph_tick_batch_write_seconds_count", ())] >= 1
     assert values[("quantgraph_matcher_overflows_total", ())] == 0
+    assert 0 <= values[("quantgraph_matcher_idle_seconds", ())] < 10  # the leader takes ticks
