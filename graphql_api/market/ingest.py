@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from graphql_api.market.source_health import MarketDataHealth, TickSource
 from graphql_api.market.symbols import SymbolCatalog
 from graphql_api.market.tick_validation import TickDraft, check_tick
 from graphql_api.market.value_ranges import TimeWindow
@@ -50,6 +52,7 @@ class _Call:
 
     batch: TickBatch
     outcome: asyncio.Future[BatchOutcome]
+    source: TickSource
 
 
 def batch_key(owner_id: int, batch_id: str, ticks: Sequence[Tick]) -> BatchKey:
@@ -98,6 +101,7 @@ class TickIngestor:
         self._full = asyncio.Event()
         self._closed = False
         self.written = 0
+        self.health = MarketDataHealth()
 
     async def validate(
         self, drafts: Sequence[TickDraft], *, field: str = "ticks"
@@ -114,18 +118,25 @@ class TickIngestor:
                 ticks.append(tick)
         return (ticks, errors) if not errors else ([], errors)
 
-    async def ingest(self, ticks: Sequence[Tick], key: BatchKey | None = None) -> BatchOutcome:
+    async def ingest(
+        self,
+        ticks: Sequence[Tick],
+        key: BatchKey | None = None,
+        *,
+        source: TickSource = TickSource.API,
+    ) -> BatchOutcome:
         """Queue validated ticks and wait until they are written (or the write failed).
 
         All of them are stored or none; with a ``key``, a retry of a batch that
-        was stored already is not stored again (``REPLAYED``).
+        was stored already is not stored again (``REPLAYED``). ``source`` is whom
+        the market-data health metrics count them for.
         """
         if self._closed:
             raise RuntimeError("tick ingestor is closed")
         if not ticks:
             return BatchOutcome.STORED
         outcome: asyncio.Future[BatchOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Call(TickBatch(list(ticks), key), outcome))
+        self._pending.append(_Call(TickBatch(list(ticks), key), outcome, source))
         self._pending_rows += len(ticks)
         self._wakeup.set()
         if self._pending_rows >= self._batch_size:
@@ -178,19 +189,27 @@ class TickIngestor:
 
     async def _write_group(self, group: list[_Call]) -> None:
         """One atomic write for the group; its writers, and only they, share the outcome."""
+        health = self.health
+        started = time.monotonic()
         try:
             outcomes = await self._store.write_batches([call.batch for call in group])
         except Exception as error:
+            health.batch_seconds.observe(time.monotonic() - started)
+            health.failed_batches += 1
             rows = sum(len(call.batch.ticks) for call in group)
             log.error("tick batch failed", calls=len(group), size=rows, error=str(error))
             for call in group:
+                health.failed(call.source, len(call.batch.ticks))
                 if not call.outcome.done():
                     call.outcome.set_exception(error)
             return
+        now = time.monotonic()
+        health.batch_seconds.observe(now - started)
         stored: list[Tick] = []
         for call, outcome in zip(group, outcomes, strict=True):
             if outcome is BatchOutcome.STORED:
                 stored.extend(call.batch.ticks)
+                health.stored(call.source, len(call.batch.ticks), now)
             if not call.outcome.done():
                 call.outcome.set_result(outcome)
         self.written += len(stored)

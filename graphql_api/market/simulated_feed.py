@@ -16,6 +16,7 @@ from decimal import Decimal
 import structlog
 
 from graphql_api.market.ingest import TickIngestor
+from graphql_api.market.source_health import TickSource
 from graphql_api.market.symbols import SymbolSpec, quantize
 from storage.timeseries import Tick
 
@@ -58,6 +59,7 @@ async def run_simulated_feed(
     as a live market would, rather than replaying the slices it missed as a burst:
     the rate stays the configured one, and the missed slices are never emitted.
     """
+    ingestor.health.expect(TickSource.SIMULATED)
     loop = asyncio.get_running_loop()
     slice_seconds = 0.1
     owed = 0.0
@@ -68,7 +70,8 @@ async def run_simulated_feed(
         if count:
             now = datetime.now(UTC)
             try:
-                await ingestor.ingest([walk.next_tick(now) for _ in range(count)])
+                ticks = [walk.next_tick(now) for _ in range(count)]
+                await ingestor.ingest(ticks, source=TickSource.SIMULATED)
             except Exception as error:  # the feed must outlive a failed batch
                 log.warning("simulated ticks not stored", error=str(error))
         next_at += slice_seconds

@@ -55,6 +55,9 @@ class Settings(HardeningSettings):
     market_feed: Literal["simulated", "none"] = Field("simulated", alias="MARKET_FEED")
     feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)
     feed_seed: int = Field(42, alias="FEED_SEED")
+    # An outside feed calls ingestTicks all the time: its last-tick age is a metric
+    # from start-up on, so an alert sees it stop (docs/operations.md, "Alerts").
+    external_feed_expected: bool = Field(False, alias="EXTERNAL_FEED_EXPECTED")
 
     # 0: group commit (a batch is written as soon as the previous write is done).
     tick_flush_interval_ms: int = Field(0, alias="TICK_FLUSH_INTERVAL_MS", ge=0, le=60_000)

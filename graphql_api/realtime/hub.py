@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,9 @@ class SlowConsumerError(Exception):
 class HubMessage:
     channel: str
     message: str
+    # ``time.monotonic()`` when it reached this process (lossless mailboxes only): how
+    # long a consumer let it wait is its lag (``quantgraph_matcher_lag_seconds``).
+    received: float | None = None
 
 
 class Mailbox:
@@ -77,8 +81,16 @@ class Mailbox:
         elif len(self._queue) >= self.capacity:
             self.overflowed = True
         else:
-            self._queue.append(HubMessage(channel, message))
+            self._queue.append(HubMessage(channel, message, time.monotonic()))
         self._ready.set()
+
+    def waiting(self) -> int:
+        """Messages waiting to be read."""
+        return len(self._queue) + len(self._latest)
+
+    def oldest_received(self) -> float | None:
+        """When the oldest waiting message arrived (lossless mailboxes); None if none waits."""
+        return self._queue[0].received if self._queue else None
 
     def drop(self, channel: str) -> None:
         """Forget what ``channel`` left undelivered (the mailbox no longer listens to it)."""

@@ -208,6 +208,7 @@ class Hardening:
         remove = self.metrics.instrument_engine(engine)
         self.metrics.track_hub(services.hub)
         self.metrics.track_activity(services.activity)
+        self.metrics.track_market_data(services.ingestor.health)
         if isinstance(services.timeseries, GuardedTimeSeriesStore):
             self.metrics.track_breaker(services.timeseries.breaker)
         try:

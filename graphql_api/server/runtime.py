@@ -27,6 +27,7 @@ from graphql_api.hardening.rate_limits.buckets import RateLimiter
 from graphql_api.market.ingest import TickIngestor
 from graphql_api.market.instruments import InstrumentService
 from graphql_api.market.simulated_feed import RandomWalk, run_simulated_feed
+from graphql_api.market.source_health import TickSource
 from graphql_api.market.symbols import SymbolCatalog
 from graphql_api.platform.leader import Leadership
 from graphql_api.platform.resilience import CircuitBreaker
@@ -148,6 +149,7 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             services.engine, "matcher", retry_interval=settings.leader_lease_seconds / 5
         )
         tasks["matcher"] = asyncio.create_task(leadership.run(matcher.run), name="matcher")
+        services.activity.leaders["matcher"] = leadership
     if settings.strategy_engine_enabled:
         engine = strategy_engine(services)
         strategy_leadership = Leadership(
@@ -156,6 +158,7 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
         tasks["strategy-engine"] = asyncio.create_task(
             strategy_leadership.run(engine.run), name="strategy-engine"
         )
+        services.activity.leaders["strategy-engine"] = strategy_leadership
     if settings.market_feed == "simulated":
         walk = RandomWalk(
             services.catalog.all(), await _start_prices(services), seed=settings.feed_seed
@@ -166,6 +169,8 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             ),
             name="simulated-feed",
         )
+    if settings.external_feed_expected:
+        services.ingestor.health.expect(TickSource.API)
     services.activity.tasks.update(tasks)
     try:
         yield tasks

@@ -112,6 +112,7 @@ class PaperMatcher:
             try:
                 await self._run_once()
             except SlowConsumerError:
+                self._activity.matcher_overflows += 1
                 log.warning("matcher fell behind the tick stream; resyncing")
 
     async def _run_once(self) -> None:
@@ -121,16 +122,21 @@ class PaperMatcher:
         async with self._hub.subscribe(channels, conflate=False, capacity=MATCHER_MAILBOX) as box:
             await self.resync()
             housekeeping = asyncio.create_task(self._housekeeping(), name="matcher-housekeeping")
+            progress = self._activity.matcher  # the lag metrics read it when scraped
+            progress.attach(box)
             try:
                 while True:
                     message = await box.get()
+                    progress.take(message.received)
                     if message.channel == ORDERS_NEW_CHANNEL:
                         self._add(RestingOrder.from_event(decode_id_event(message.message)))
                     elif message.channel == SYMBOL_CHANGES_CHANNEL:
                         await self._hub.listen(box, [tick_channel(message.message)])
                     else:
                         await self.on_tick(decode_tick(message.message))
+                    progress.done()
             finally:
+                progress.detach()
                 housekeeping.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await housekeeping
@@ -239,7 +245,7 @@ class PaperMatcher:
             return Decimal(0)
         row = outcome.order
         if outcome.trade is not None:
-            self._activity.fills += 1
+            self._activity.fill_committed()
         order.remaining = row.quantity - row.filled_quantity
         order.version = row.version
         if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):

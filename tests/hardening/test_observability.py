@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
+from graphql_api.market.source_health import TickSource
 from graphql_api.services import Services
 from tests.conftest import http_client, running_app
 from tests.hardening.conftest import hardened_settings, hardening_of
@@ -153,6 +155,40 @@ async def test_fills_and_signals_are_exported(
     text = await scrape(anonymous)
     assert value(text, "quantgraph_matcher_fills_total") == 3
     assert value(text, "quantgraph_strategy_signals_total") == 2
+
+
+async def test_matcher_lag_and_market_data_health_are_exported(
+    anonymous: httpx.AsyncClient, hardened_app: Starlette
+) -> None:
+    # given a matcher working on a tick that arrived 3 s ago, and a stalled expected feed
+    services: Services = hardened_app.state.services
+    services.activity.matcher.in_flight = time.monotonic() - 3
+    services.activity.fill_committed()
+    services.ingestor.health.expect(TickSource.SIMULATED)
+    services.ingestor.health.sources[TickSource.SIMULATED].expected_since = time.monotonic() - 40
+    # when scraped
+    text = await scrape(anonymous)
+    # then
+    assert value(text, "quantgraph_matcher_lag_seconds") >= 3
+    assert value(text, "quantgraph_matcher_backlog") == 1
+    assert value(text, "quantgraph_matcher_fill_latency_seconds_count") == 1
+    assert value(text, "quantgraph_matcher_fill_latency_seconds_bucket", le="2.5") == 0
+    assert value(text, "quantgraph_matcher_fill_latency_seconds_bucket", le="5.0") == 1
+    age = "quantgraph_market_data_last_tick_age_seconds"
+    assert value(text, age, source="simulated") >= 40
+    # a source not expected here has no age (MarketDataSourceDown cannot fire for it)
+    assert ("api",) not in {
+        tuple(labels.values()) for (name, labels) in _labelled(text) if name == age
+    }
+    assert value(text, "quantgraph_market_data_ticks_total", source="api") == 0
+
+
+def _labelled(text: str) -> list[tuple[str, dict[str, str]]]:
+    return [
+        (sample.name, sample.labels)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
 
 
 async def test_metrics_exposition_is_bounded(anonymous: httpx.AsyncClient) -> None:

@@ -18,7 +18,12 @@ from weakref import WeakKeyDictionary
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -26,7 +31,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphql_api.hardening.query_limits.document_cache import DocumentCache
+from graphql_api.market.source_health import MarketDataHealth
 from graphql_api.platform.activity import Activity
+from graphql_api.platform.latency import LatencyHistogram
 from graphql_api.platform.resilience import BreakerState, CircuitBreaker
 from graphql_api.realtime.hub import Hub, Mailbox
 
@@ -152,7 +159,8 @@ class Metrics:
         )
 
     def track_activity(self, activity: Activity) -> None:
-        """Fills and signals made by this process (while it leads the matcher / engine)."""
+        """Fills and signals made by this process (while it leads the matcher / engine),
+        who leads, and how far the matcher is behind the tick stream."""
         self.track_counter(
             "quantgraph_matcher_fills",
             "Fills made by this process' paper matcher.",
@@ -163,6 +171,17 @@ class Metrics:
             "Strategy signals emitted by this process' strategy engine.",
             lambda: float(activity.signals),
         )
+        self.track_counter(
+            "quantgraph_matcher_overflows",
+            "Times this process' matcher fell so far behind that its mailbox overflowed: "
+            "the ticks in it were skipped and the book resynced.",
+            lambda: float(activity.matcher_overflows),
+        )
+        self._callbacks.families.append(lambda: _activity_families(activity))
+
+    def track_market_data(self, health: MarketDataHealth) -> None:
+        """Ticks stored and lost per source, each source's last tick age, batch writes."""
+        self._callbacks.families.append(lambda: _market_data_families(health))
 
     def track_breaker(self, breaker: CircuitBreaker) -> None:
         self._callbacks.breakers[breaker.name] = breaker
@@ -238,6 +257,8 @@ class _CallbackCollector:
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self.hub: _HubStats | None = None
+        # Producers of whole (labelled or histogram) families, read at scrape time.
+        self.families: list[Callable[[], Iterable[Metric]]] = []
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected lazily; nothing to check for duplicates at registration
@@ -283,6 +304,95 @@ class _CallbackCollector:
                 "(events are never dropped silently).",
                 value=self.hub.overflowed,
             )
+        for produce in self.families:
+            try:
+                families = list(produce())
+            except Exception:  # a broken producer must not break the whole scrape
+                log.exception("metric family callback failed")
+                continue
+            yield from families
+
+
+def _activity_families(activity: Activity) -> Iterator[Metric]:
+    leaders = GaugeMetricFamily(
+        "quantgraph_leader",
+        "1 while this process leads the cluster singleton (matcher, strategy engine).",
+        labels=["singleton"],
+    )
+    for name, leader in sorted(activity.leaders.items()):
+        leaders.add_metric([name], float(leader.is_leader))
+    yield leaders
+    progress = activity.matcher
+    yield GaugeMetricFamily(
+        "quantgraph_matcher_lag_seconds",
+        "How long the oldest tick (or new order) not yet processed by this process' "
+        "matcher has waited since it reached the process; 0 when caught up or not leading.",
+        value=progress.lag(time.monotonic()),
+    )
+    yield GaugeMetricFamily(
+        "quantgraph_matcher_idle_seconds",
+        "Seconds since this process' matcher last took a tick or new order from the bus "
+        "(since it started leading, before the first); 0 when not leading.",
+        value=progress.idle(time.monotonic()),
+    )
+    yield GaugeMetricFamily(
+        "quantgraph_matcher_backlog",
+        "Ticks and new orders received and not yet processed by this process' matcher.",
+        value=progress.waiting(),
+    )
+    yield _histogram(
+        "quantgraph_matcher_fill_latency_seconds",
+        "From a tick's arrival in this process to the commit of a fill it made "
+        "(mailbox wait, matching and the fill's transaction).",
+        activity.fill_latency,
+    )
+
+
+def _market_data_families(health: MarketDataHealth) -> Iterator[Metric]:
+    now = time.monotonic()
+    stored = CounterMetricFamily(
+        "quantgraph_market_data_ticks",
+        "Ticks stored by this process, by source (simulated feed, ingestTicks).",
+        labels=["source"],
+    )
+    failed = CounterMetricFamily(
+        "quantgraph_market_data_tick_failures",
+        "Ticks lost because their batch write failed (their writers were told), by source.",
+        labels=["source"],
+    )
+    age = GaugeMetricFamily(
+        "quantgraph_market_data_last_tick_age_seconds",
+        "Seconds since this process last stored a tick from the source (since it was "
+        "expected, before its first tick); only sources expected to run here.",
+        labels=["source"],
+    )
+    for source, counts in health.sources.items():
+        stored.add_metric([source.value], counts.stored)
+        failed.add_metric([source.value], counts.failed)
+        seconds = counts.age(now)
+        if seconds is not None:
+            age.add_metric([source.value], seconds)
+    yield stored
+    yield failed
+    yield age
+    yield CounterMetricFamily(
+        "quantgraph_tick_batch_failures",
+        "Tick batch writes (one atomic write of a group of calls) that failed.",
+        value=health.failed_batches,
+    )
+    yield _histogram(
+        "quantgraph_tick_batch_write_seconds",
+        "Time of one atomic tick batch write to the tick store.",
+        health.batch_seconds,
+    )
+
+
+def _histogram(name: str, documentation: str, histogram: LatencyHistogram) -> Metric:
+    buckets = [
+        ("+Inf" if bound == float("inf") else repr(bound), count)
+        for bound, count in histogram.cumulative()
+    ]
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=histogram.sum)
 
 
 def _read(read: Callable[[], float]) -> float:
