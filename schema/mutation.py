@@ -18,7 +18,14 @@ from schema.auth import AuthPayload, AuthTokens, LogoutPayload, User
 from schema.backtests import RunBacktestPayload
 from schema.bar_imports import ImportBarsPayload
 from schema.common import UserError, user_errors
-from schema.orders import CancelOrderPayload, PlaceOrderInput, PlaceOrderPayload, order_or_none
+from schema.orders import (
+    CancelAllOrdersPayload,
+    CancelOrderPayload,
+    Order,
+    PlaceOrderInput,
+    PlaceOrderPayload,
+    order_or_none,
+)
 from schema.permissions import FEEDING, SIGNED_IN, TRADING
 from schema.strategies import (
     CreateStrategyInput,
@@ -147,6 +154,28 @@ class Mutation:
         outcome = await orders.cancel_order(info, id)
         return CancelOrderPayload(
             order=order_or_none(outcome.order, amounts(info)),
+            user_errors=user_errors(outcome.errors),
+        )
+
+    @strawberry.mutation(
+        permission_classes=TRADING,
+        description=(
+            "Cancel all your NEW and PARTIALLY_FILLED orders, or those of one symbol, in one "
+            "transaction: each releases its reservation and is announced on orderUpdates."
+        ),
+    )
+    async def cancel_all_orders(
+        self,
+        info: Info,
+        symbol: Annotated[
+            str | None, strawberry.argument(description="Only this symbol's orders.")
+        ] = None,
+    ) -> CancelAllOrdersPayload:
+        outcome = await orders.cancel_all_orders(info, symbol)
+        scale = amounts(info)
+        return CancelAllOrdersPayload(
+            orders=[Order.from_row(row, scale) for row in outcome.orders],
+            count=len(outcome.orders),
             user_errors=user_errors(outcome.errors),
         )
 

@@ -149,6 +149,17 @@ class CancelOrderPayload:
     user_errors: list[UserError] = strawberry.field(description="Why it could not be canceled.")
 
 
+@strawberry.type(description="Result of cancelAllOrders.")
+class CancelAllOrdersPayload:
+    orders: list[Order] = strawberry.field(
+        description="The orders canceled, by id (empty when none was open)."
+    )
+    count: int = strawberry.field(description="How many orders were canceled.")
+    user_errors: list[UserError] = strawberry.field(
+        description="Why nothing was canceled (an unknown symbol)."
+    )
+
+
 def order_or_none(row: models.Order | None, scale: Amounts) -> Order | None:
     return Order.from_row(row, scale) if row is not None else None
 

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import structlog
 
@@ -118,7 +119,7 @@ class PaperMatcher:
                 while True:
                     message = await box.get()
                     if message.channel == ORDERS_NEW_CHANNEL:
-                        self._add(RestingOrder.from_event(decode_id_event(message.message)))
+                        self.on_order_event(decode_id_event(message.message))
                     else:
                         await self.on_tick(decode_tick(message.message))
             finally:
@@ -155,7 +156,28 @@ class PaperMatcher:
             book.add(RestingOrder.from_row(row))
         self._books = books
 
-    def _add(self, order: RestingOrder) -> None:
+    def book(self, symbol: str) -> OrderBook | None:
+        """The book of ``symbol`` as the matcher holds it now (for inspection)."""
+        return self._books.get(symbol)
+
+    def on_order_event(self, event: dict[str, Any]) -> None:
+        """Book a new or amended order, or drop a canceled one (``orders.new``).
+
+        An event older than what the book holds (a lower version: the matcher
+        filled the order since, or a resync read a later row) changes nothing.
+        """
+        book = self._books.get(str(event["symbol"]))
+        held = book.get(int(event["id"])) if book is not None else None
+        if held is not None and held.version > int(event["version"]):
+            return
+        if event.get("kind") == "closed":
+            if book is not None:
+                book.discard(int(event["id"]))
+            return
+        self.book_order(RestingOrder.from_event(event))
+
+    def book_order(self, order: RestingOrder) -> None:
+        """Book ``order``, replacing what the book held under its id."""
         book = self._books.get(order.symbol)
         if book is None:
             book = self._books[order.symbol] = OrderBook()
@@ -177,8 +199,10 @@ class PaperMatcher:
             return
         available = tick.volume if self._partial_fills else None
         for order in acting:
-            if order.id not in book:
-                continue  # closed meanwhile (the expiry pass runs between our awaits)
+            if book.get(order.id) is not order:
+                # closed meanwhile (the expiry pass runs between our awaits), or
+                # replaced by an amendment: this copy's version is stale
+                continue
             if tick.time < order.created_at - self._clock_tolerance:
                 continue  # a price from before the order existed; not even an IOC's tick
             if order.expires_at is not None and tick.time >= order.expires_at:
@@ -193,7 +217,7 @@ class PaperMatcher:
                 filled = await self._fill(order, quantity, price, tick, spec)
                 if available is not None:
                     available -= filled
-            if order.time_in_force is TimeInForce.IOC and order.id in book:
+            if order.time_in_force is TimeInForce.IOC and book.get(order.id) is order:
                 await self._close(order, OrderStatus.EXPIRED)
 
     async def expire_day_orders(self, now: datetime) -> None:
@@ -249,9 +273,10 @@ class PaperMatcher:
 
     def _holds(self, order: RestingOrder) -> bool:
         book = self._books.get(order.symbol)
-        return book is not None and order.id in book
+        return book is not None and book.get(order.id) is order
 
     def _forget(self, order: RestingOrder) -> None:
+        """Drop ``order`` from its book, unless an amendment has booked a newer copy."""
         book = self._books.get(order.symbol)
-        if book is not None:
+        if book is not None and book.get(order.id) is order:
             book.discard(order.id)

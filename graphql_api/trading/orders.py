@@ -19,6 +19,7 @@ problem never fails another's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -32,7 +33,7 @@ from graphql_api.platform.group_commit import GroupCommit
 from graphql_api.platform.names import check_name
 from graphql_api.platform.resilience import as_service_unavailable
 from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, order_channel
-from graphql_api.realtime.events import encode_id_event, encode_new_order
+from graphql_api.realtime.events import encode_closed_order, encode_id_event, encode_new_order
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.trading.order_types import (
     MAX_CLIENT_ORDER_ID_LENGTH,
@@ -49,12 +50,20 @@ from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
 from storage.timeseries import Tick, TimeSeriesStore
 
-__all__ = ["MAX_BATCH_ORDERS", "OrderOutcome", "OrderService"]
+__all__ = ["MAX_BATCH_ORDERS", "CancelAllOutcome", "OrderOutcome", "OrderService"]
 
 log = structlog.get_logger(__name__)
 
 MAX_BATCH_ORDERS = 100
 """The most orders one placement transaction takes (and ``placeOrders`` accepts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllOutcome:
+    """The orders ``cancel_all_orders`` canceled (by id), or why it canceled none."""
+
+    orders: list[models.Order]
+    errors: list[UserError]
 
 
 class OrderService:
@@ -186,14 +195,40 @@ class OrderService:
                         )
                     ],
                 )
-            # Reservations are derived from open orders, so closing the order
-            # releases its cash or quantity in the same commit.
-            order.status = OrderStatus.CANCELED.value
-            order.version += 1
-            order.updated_at = datetime.now(UTC)
-            self.announce(session, order)
+            self._cancel(session, order, datetime.now(UTC))
             await session.commit()
         return OrderOutcome(order, [])
+
+    async def cancel_all_orders(self, user_id: int, symbol: str | None = None) -> CancelAllOutcome:
+        """Cancel every open order of ``user_id`` (of one ``symbol`` if given) in one
+        transaction; each is announced as a single cancel would be."""
+        if symbol is not None and (await self._catalog.get_many([symbol])).get(symbol) is None:
+            return CancelAllOutcome(
+                [], [UserError("symbol", ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")]
+            )
+        async with self._sessions() as session:
+            orders = await order_repo.open_orders_for_user(
+                session, user_id, symbol_code=symbol, for_update=True
+            )
+            now = datetime.now(UTC)
+            for order in orders:
+                self._cancel(session, order, now)
+            await session.commit()
+        return CancelAllOutcome(orders, [])
+
+    def _cancel(self, session: AsyncSession, order: models.Order, now: datetime) -> None:
+        """Close a locked open order as CANCELED and stage its announcements.
+
+        Reservations are derived from open orders, so closing the order releases
+        its cash or quantity in the same commit. The version bump fences off a
+        fill the matcher computed from the order as it was; the ``closed`` event
+        takes it out of the matcher's book without waiting for that.
+        """
+        order.status = OrderStatus.CANCELED.value
+        order.version += 1
+        order.updated_at = now
+        self.announce(session, order)
+        self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_closed_order(order))
 
     def announce(self, session: AsyncSession, order: models.Order) -> None:
         """Stage ``order``'s change in ``session``: published once (and only if) it commits."""

@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
+from graphql_api.auth import Role
 from graphql_api.services import Services
 from storage import models
 from storage.engine import create_engine
+from tests.conftest import http_client, user_token
 from tests.support.graphql import error_codes, execute, post
 
 MUTATION_PLACE_ORDER = """
@@ -188,6 +190,52 @@ async def test_cancel_order_once_then_a_clear_error(client: httpx.AsyncClient) -
     assert [e["code"] for e in missing["cancelOrder"]["userErrors"]] == ["NOT_FOUND"]
     body = await post(client, MUTATION_CANCEL_ORDER, {"id": "abc"})
     assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
+MUTATION_CANCEL_ALL = """
+mutation ($symbol: String) {
+  cancelAllOrders(symbol: $symbol) {
+    orders { id status } count userErrors { field code }
+  }
+}
+"""
+
+
+async def test_cancel_all_orders_of_a_symbol_then_the_rest_and_never_anothers(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    # given two open orders on one symbol and one on another
+    ids = [
+        (await execute(client, MUTATION_PLACE_ORDER, {"input": order}))["placeOrder"]["order"]["id"]
+        for order in (
+            limit_buy(),
+            limit_buy(limitPrice="1490.00"),
+            limit_buy(symbol="BTCUSDT", quantity="0.1", limitPrice="95000.00"),
+        )
+    ]
+    # when another user cancels all of theirs, nothing of the demo user's moves
+    async with http_client(app, await user_token(app, "bob", Role.TRADER)) as bob:
+        theirs = await execute(bob, MUTATION_CANCEL_ALL)
+    assert theirs["cancelAllOrders"] == {"orders": [], "count": 0, "userErrors": []}
+    # and an unknown symbol is the API's usual typed error
+    unknown = await execute(client, MUTATION_CANCEL_ALL, {"symbol": "NOPE.SH"})
+    assert unknown["cancelAllOrders"] == {
+        "orders": [],
+        "count": 0,
+        "userErrors": [{"field": "symbol", "code": "UNKNOWN_SYMBOL"}],
+    }
+    # when the user cancels one symbol's orders (spelled in any case), then the rest
+    first = await execute(client, MUTATION_CANCEL_ALL, {"symbol": "600519.sh"})
+    rest = await execute(client, MUTATION_CANCEL_ALL)
+    # then each call cancels what it names, once
+    assert first["cancelAllOrders"] == {
+        "orders": [{"id": ids[0], "status": "CANCELED"}, {"id": ids[1], "status": "CANCELED"}],
+        "count": 2,
+        "userErrors": [],
+    }
+    assert rest["cancelAllOrders"]["orders"] == [{"id": ids[2], "status": "CANCELED"}]
+    again = await execute(client, MUTATION_CANCEL_ALL)
+    assert again["cancelAllOrders"]["count"] == 0
 
 
 async def test_orders_filter_and_paginate(client: httpx.AsyncClient) -> None:
