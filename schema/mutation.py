@@ -19,6 +19,7 @@ from schema.backtests import RunBacktestPayload
 from schema.bar_imports import ImportBarsPayload
 from schema.common import UserError, user_errors
 from schema.orders import (
+    AmendOrderPayload,
     CancelAllOrdersPayload,
     CancelOrderPayload,
     Order,
@@ -153,6 +154,38 @@ class Mutation:
     async def cancel_order(self, info: Info, id: strawberry.ID) -> CancelOrderPayload:
         outcome = await orders.cancel_order(info, id)
         return CancelOrderPayload(
+            order=order_or_none(outcome.order, amounts(info)),
+            user_errors=user_errors(outcome.errors),
+        )
+
+    @strawberry.mutation(
+        permission_classes=TRADING,
+        description=(
+            "Change the price and/or total quantity of one of your resting LIMIT orders (NEW "
+            "or PARTIALLY_FILLED; GTC or DAY), held to the placement's checks and risk rules. "
+            "A smaller quantity keeps the order's time priority; a new price or a larger "
+            "quantity sends it to the back of its price level, as exchanges do."
+        ),
+    )
+    async def amend_order(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        limit_price: Annotated[
+            Decimal | None, strawberry.argument(description="New limit price, on the tick grid.")
+        ] = None,
+        quantity: Annotated[
+            Decimal | None,
+            strawberry.argument(
+                description=(
+                    "New total quantity (filled part included): a multiple of the lot size, "
+                    "above what is already filled."
+                )
+            ),
+        ] = None,
+    ) -> AmendOrderPayload:
+        outcome = await orders.amend_order(info, id, limit_price, quantity)
+        return AmendOrderPayload(
             order=order_or_none(outcome.order, amounts(info)),
             user_errors=user_errors(outcome.errors),
         )

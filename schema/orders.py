@@ -149,6 +149,14 @@ class CancelOrderPayload:
     user_errors: list[UserError] = strawberry.field(description="Why it could not be canceled.")
 
 
+@strawberry.type(description="Result of amendOrder.")
+class AmendOrderPayload:
+    order: Order | None = strawberry.field(
+        description="The order as it is now (unchanged when there are userErrors)."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why it could not be amended.")
+
+
 @strawberry.type(description="Result of cancelAllOrders.")
 class CancelAllOrdersPayload:
     orders: list[Order] = strawberry.field(

@@ -157,6 +157,11 @@ class Order(Base):
     # a MARKET order the latest ask plus the configured buffer.
     reserve_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Time priority: an order ranks by its id until an amendment sends it to the
+    # back of its queue; then it ranks right after the newest order at that moment
+    # (queue_anchor, that order's id), amendments at one anchor by queued_at.
+    queue_anchor: Mapped[int | None] = mapped_column(BigId)
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Bumped by every fill or status change: a matcher that lost its lock
     # cannot apply a fill computed from a stale row (optimistic fencing).
     version: Mapped[int] = mapped_column(Integer, default=0)

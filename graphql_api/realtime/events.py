@@ -68,6 +68,8 @@ def encode_new_order(order: models.Order) -> str:
             "version": order.version,
             "expiresAt": None if order.expires_at is None else order.expires_at.isoformat(),
             "createdAt": order.created_at.isoformat(),
+            "queueAnchor": order.queue_anchor,
+            "queuedAt": None if order.queued_at is None else order.queued_at.isoformat(),
         },
         separators=(",", ":"),
     )

@@ -26,10 +26,14 @@ stays within twice the live size (plus a small slack) however many orders
 come and go before their expiry.
 
 Which orders a tick acts on (:meth:`OrderBook.acting`) is exactly the set the
-old scan did something to, in the same order (ascending id across both sides:
-time priority is global, and with partial fills the tick's volume is shared in
-that order). The book holds no locks, does no I/O and knows nothing of the
-database: the matcher decides what each acting order does.
+old scan did something to, in the same order (time priority across both sides:
+global, and with partial fills the tick's volume is shared in that order).
+Time priority is ascending id, except that an amendment which changes the
+price or raises the quantity sends the order to the back of its queue
+(:attr:`RestingOrder.priority`), as exchanges do; the amended order is booked
+again under its id, replacing the old copy. The book holds no locks, does no
+I/O and knows nothing of the database: the matcher decides what each acting
+order does.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -66,6 +70,21 @@ class RestingOrder:
     expires_at: datetime | None
     # When the order entered the book: no tick stamped before it may fill it.
     created_at: datetime
+    # Where an amendment sent it: behind the order with this id (see ``priority``).
+    queue_anchor: int | None = None
+    queued_at: datetime | None = None
+    # Time priority, smallest first: (id, 0, id) for an order never sent to the
+    # back of its queue; (anchor, microseconds of queued_at, id) after an
+    # amendment, i.e. behind every order that existed when it was amended and
+    # ahead of every later one. Fixed for the object's life: an amendment books
+    # a new object.
+    priority: tuple[int, int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.queue_anchor is None or self.queued_at is None:
+            self.priority = (self.id, 0, self.id)
+        else:
+            self.priority = (self.queue_anchor, _micros(self.queued_at), self.id)
 
     @classmethod
     def from_row(cls, row: models.Order) -> RestingOrder:
@@ -80,6 +99,8 @@ class RestingOrder:
             version=row.version,
             expires_at=row.expires_at,
             created_at=row.created_at,
+            queue_anchor=row.queue_anchor,
+            queued_at=row.queued_at,
         )
 
     @classmethod
@@ -102,6 +123,10 @@ class RestingOrder:
                 if event.get("createdAt")
                 else datetime.now(UTC)
             ),
+            queue_anchor=event.get("queueAnchor"),
+            queued_at=(
+                datetime.fromisoformat(event["queuedAt"]) if event.get("queuedAt") else None
+            ),
         )
 
     def fill_price(self, tick: Tick) -> Decimal | None:
@@ -114,6 +139,15 @@ class RestingOrder:
             price <= self.limit_price if self.side is OrderSide.BUY else price >= self.limit_price
         )
         return price if crosses else None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(time: datetime) -> int:
+    """Exact microseconds since the epoch (a float timestamp would round them)."""
+    aware = time if time.tzinfo is not None else time.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(microseconds=1)
 
 
 def buy_price(tick: Tick) -> Decimal:
@@ -211,17 +245,18 @@ class OrderBook:
         return order
 
     def bids(self) -> Iterator[tuple[Decimal, list[RestingOrder]]]:
-        """Price levels of the LIMIT buys, best (highest) first, each in time (id) order."""
+        """Price levels of the LIMIT buys, best (highest) first, each in time priority."""
         for price in reversed(self._bid_prices):
-            yield price, sorted(self._bids[price].values(), key=_by_id)
+            yield price, sorted(self._bids[price].values(), key=_by_priority)
 
     def asks(self) -> Iterator[tuple[Decimal, list[RestingOrder]]]:
-        """Price levels of the LIMIT sells, best (lowest) first, each in time (id) order."""
+        """Price levels of the LIMIT sells, best (lowest) first, each in time priority."""
         for price in self._ask_prices:
-            yield price, sorted(self._asks[price].values(), key=_by_id)
+            yield price, sorted(self._asks[price].values(), key=_by_priority)
 
     def acting(self, tick: Tick, clock_tolerance: timedelta) -> list[RestingOrder]:
-        """The orders ``tick`` acts on, in the order the matcher must process them (by id).
+        """The orders ``tick`` acts on, in the order the matcher must process them (time
+        priority: by id, with amended orders where their amendment queued them).
 
         That is every order the tick may touch (stamped no earlier than the order's
         creation less ``clock_tolerance``) that it expires (``expires_at <= tick.time``),
@@ -260,7 +295,7 @@ class OrderBook:
                     found[order.id] = order
         if len(found) < 2:
             return list(found.values())
-        return sorted(found.values(), key=_by_id)
+        return sorted(found.values(), key=_by_priority)
 
     def due(self, now: datetime) -> list[RestingOrder]:
         """The orders whose ``expires_at`` is at or before ``now``, by id.
@@ -313,3 +348,7 @@ class OrderBook:
 
 def _by_id(order: RestingOrder) -> int:
     return order.id
+
+
+def _by_priority(order: RestingOrder) -> tuple[int, int, int]:
+    return order.priority

@@ -99,8 +99,14 @@ def assess(
     exposure: Exposure,
     policy: RiskPolicy,
     previous_close: Decimal | None = None,
+    open_quantity: Decimal | None = None,
 ) -> Assessment:
     """The verdict on one order.
+
+    ``open_quantity`` is what the order still has to trade, and so reserves: the
+    whole quantity for a new order (the default), the unfilled rest for an
+    amended one (whose ``exposure`` then leaves out its own current
+    reservation). The notional cap applies to the whole order either way.
 
     The price band centres on the last tick's price; before a symbol's first
     tick it centres on ``previous_close`` (the latest daily close), as
@@ -128,11 +134,12 @@ def assess(
     price = _notional_price(request, quote)
     if request.quantity * price > policy.max_order_notional:
         return reject(RejectReason.MAX_NOTIONAL_EXCEEDED)
+    reserving = request.quantity if open_quantity is None else open_quantity
     if request.side is OrderSide.BUY:
         assert reserve is not None
-        if reserved_cash(request.quantity, reserve, policy.commission_rate) > exposure.buying_power:
+        if reserved_cash(reserving, reserve, policy.commission_rate) > exposure.buying_power:
             return reject(RejectReason.INSUFFICIENT_BUYING_POWER)
-    elif not policy.allow_short_selling and request.quantity > exposure.sellable:
+    elif not policy.allow_short_selling and reserving > exposure.sellable:
         return reject(RejectReason.INSUFFICIENT_POSITION)
     return Assessment(None, reserve)
 

@@ -50,6 +50,11 @@ async def open_orders_for_user(
     return list(await session.scalars(query))
 
 
+async def newest_order_id(session: AsyncSession) -> int | None:
+    """The highest order id so far (of any user): an order re-queued now ranks after it."""
+    return await session.scalar(select(func.max(models.Order.id)))
+
+
 async def order_by_client_id(
     session: AsyncSession, user_id: int, client_order_id: str
 ) -> models.Order | None:

@@ -238,6 +238,45 @@ async def test_cancel_all_orders_of_a_symbol_then_the_rest_and_never_anothers(
     assert again["cancelAllOrders"]["count"] == 0
 
 
+MUTATION_AMEND = """
+mutation ($id: ID!, $limitPrice: Decimal, $quantity: Decimal) {
+  amendOrder(id: $id, limitPrice: $limitPrice, quantity: $quantity) {
+    order { id status quantity limitPrice } userErrors { field code }
+  }
+}
+"""
+
+
+async def test_amend_order_changes_price_and_quantity_of_your_own_order_only(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    placed = await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy(quantity="300")})
+    order_id = placed["placeOrder"]["order"]["id"]
+    smaller = await execute(client, MUTATION_AMEND, {"id": order_id, "quantity": "200"})
+    assert smaller["amendOrder"] == {
+        "order": {"id": order_id, "status": "NEW", "quantity": "200", "limitPrice": "1500.00"},
+        "userErrors": [],
+    }
+    repriced = await execute(
+        client, MUTATION_AMEND, {"id": order_id, "limitPrice": "1490.00", "quantity": "100"}
+    )
+    assert repriced["amendOrder"]["order"]["limitPrice"] == "1490.00"
+    assert repriced["amendOrder"]["order"]["quantity"] == "100"
+    too_dear = await execute(client, MUTATION_AMEND, {"id": order_id, "quantity": "1000"})
+    assert too_dear["amendOrder"]["userErrors"] == [
+        {"field": "quantity", "code": "INSUFFICIENT_BUYING_POWER"}
+    ]
+    assert too_dear["amendOrder"]["order"]["quantity"] == "100"
+    async with http_client(app, await user_token(app, "bob", Role.TRADER)) as bob:
+        theirs = await execute(bob, MUTATION_AMEND, {"id": order_id, "quantity": "100"})
+    assert theirs["amendOrder"] == {
+        "order": None,
+        "userErrors": [{"field": "id", "code": "NOT_FOUND"}],
+    }
+    body = await post(client, MUTATION_AMEND, {"id": "abc", "quantity": "100"})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
 async def test_orders_filter_and_paginate(client: httpx.AsyncClient) -> None:
     for price in ("1500.00", "1501.00", "1502.00"):
         await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy(limitPrice=price)})

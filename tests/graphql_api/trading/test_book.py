@@ -124,6 +124,22 @@ def test_booking_an_id_again_replaces_the_order() -> None:
     assert len(book) == 1
 
 
+def test_an_amended_order_sent_to_the_back_ranks_after_every_older_order() -> None:
+    book = book_of([order(1), order(2), order(3), order(4, OrderSide.SELL, "10.00")])
+    # order 1 amended (a new quantity) when 4 was the newest order
+    book.add(dataclasses.replace(order(1, remaining="200"), queue_anchor=4, queued_at=T0))
+    # and order 2 a moment later, at the same anchor
+    book.add(
+        dataclasses.replace(
+            order(2, remaining="200"), queue_anchor=4, queued_at=T0 + timedelta(milliseconds=1)
+        )
+    )
+    book.add(order(5))  # placed after both amendments
+    assert levels(book.bids()) == [("10.00", [3, 1, 2, 5])]
+    # a tick crossing both sides processes them in that same priority
+    assert ids(book.acting(tick("10.00", "10.00"), timedelta(0))) == [3, 4, 1, 2, 5]
+
+
 # --- which orders a tick acts on ------------------------------------------------
 
 
@@ -266,9 +282,13 @@ def test_resync_and_the_new_order_event_book_the_same_order() -> None:
         expires_at=T0 + timedelta(hours=5),
         created_at=T0,
         updated_at=T0,
+        queue_anchor=12,
+        queued_at=T0 + timedelta(minutes=1),
     )
     from_event = RestingOrder.from_event(decode_id_event(encode_new_order(row)))
     assert from_event == RestingOrder.from_row(row)
+    assert from_event.priority == RestingOrder.from_row(row).priority
+    assert from_event.priority[0] == 12
 
 
 # --- the property: the book names what the old scan did -------------------------
@@ -277,15 +297,28 @@ def test_resync_and_the_new_order_event_book_the_same_order() -> None:
 def reference_acting(
     resting: dict[int, RestingOrder], tick: Tick, tolerance: timedelta
 ) -> list[RestingOrder]:
-    """The former matcher: every resting order by id, each deciding for itself."""
+    """The former matcher: every resting order in time priority, each deciding for itself."""
     acting = []
-    for each in sorted(resting.values(), key=lambda o: o.id):
+    for each in by_priority(resting):
         if tick.time < each.created_at - tolerance:
             continue
         expired = each.expires_at is not None and tick.time >= each.expires_at
         if expired or each.time_in_force is TimeInForce.IOC or each.fill_price(tick) is not None:
             acting.append(each)
     return acting
+
+
+def by_priority(resting: dict[int, RestingOrder]) -> list[RestingOrder]:
+    """Time priority, spelled out: by id, except that an order an amendment sent to
+    the back ranks after the newest order at that moment (its anchor), and
+    amendments to one anchor rank in the order they were made."""
+
+    def key(each: RestingOrder) -> tuple[int, datetime, int]:
+        if each.queue_anchor is None or each.queued_at is None:
+            return (each.id, datetime.min.replace(tzinfo=UTC), each.id)
+        return (each.queue_anchor, each.queued_at, each.id)
+
+    return sorted(resting.values(), key=key)
 
 
 def process(
@@ -354,6 +387,16 @@ ticks_st = st.fixed_dictionaries(
 )
 others_st = st.one_of(
     st.fixed_dictionaries({"kind": st.just("cancel"), "pick": st.integers(0, 1_000)}),
+    # an amendment: a smaller quantity keeps the place, a new price or a larger
+    # quantity goes to the back (booked again under the same id)
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("amend"),
+            "pick": st.integers(0, 1_000),
+            "price": st.one_of(st.none(), prices),
+            "lots": st.integers(min_value=-3, max_value=3),
+        }
+    ),
     st.fixed_dictionaries({"kind": st.just("rebook"), "pick": st.integers(0, 1_000)}),
     st.fixed_dictionaries({"kind": st.just("expire"), "ms": st.integers(-5, 30)}),
 )
@@ -402,6 +445,32 @@ def test_the_book_acts_on_what_the_old_scan_acted_on(
                 again = dataclasses.replace(reference[chosen])
                 book.add(again)
                 reference[chosen] = dataclasses.replace(again)
+        elif step["kind"] == "amend":
+            resting = [
+                o
+                for o in reference.values()
+                if o.type is OrderType.LIMIT and o.time_in_force is not TimeInForce.IOC
+            ]
+            if not resting:
+                continue
+            chosen_order = sorted(resting, key=lambda o: o.id)[step["pick"] % len(resting)]
+            new_price = step["price"] if step["price"] is not None else chosen_order.limit_price
+            new_remaining = max(LOT, chosen_order.remaining + step["lots"] * LOT)
+            requeued = new_price != chosen_order.limit_price or (
+                new_remaining > chosen_order.remaining
+            )
+            amended = dataclasses.replace(
+                chosen_order,
+                limit_price=new_price,
+                remaining=new_remaining,
+                version=chosen_order.version + 1,
+                queue_anchor=next_id - 1 if requeued else chosen_order.queue_anchor,
+                queued_at=(
+                    T0 + timedelta(milliseconds=clock) if requeued else chosen_order.queued_at
+                ),
+            )
+            book.add(amended)
+            reference[amended.id] = dataclasses.replace(amended)
         elif step["kind"] == "expire":
             now = T0 + timedelta(milliseconds=clock + step["ms"])
             due = book.due(now)
@@ -439,7 +508,7 @@ def test_the_book_acts_on_what_the_old_scan_acted_on(
                 partial,
             )
             # the old scan: every order, not only the acting ones
-            everything = sorted(reference.values(), key=lambda o: o.id)
+            everything = by_priority(reference)
             want = process(
                 everything,
                 lambda o: o.id in reference,
@@ -461,7 +530,7 @@ def reference_levels(
     resting: dict[int, RestingOrder], side: OrderSide
 ) -> list[tuple[str, list[int]]]:
     by_price: dict[Decimal, list[int]] = {}
-    for each in sorted(resting.values(), key=lambda o: o.id):
+    for each in by_priority(resting):
         if (
             each.side is side
             and each.type is OrderType.LIMIT

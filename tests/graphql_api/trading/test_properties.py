@@ -1,4 +1,5 @@
-"""Trading invariants under random sequences of orders, cancels and ticks (hypothesis).
+"""Trading invariants under random sequences of orders, cancels, amendments and ticks
+(hypothesis).
 
 Each example runs the real OrderService and PaperMatcher against a fresh copy
 of the seeded SQLite database; ticks are handed to the matcher directly so
@@ -55,8 +56,21 @@ ticks = st.fixed_dictionaries(
         "back_ms": st.sampled_from([0, 0, 0, 1, 5, 50, 1_000, 10_000, 172_800_000]),
     }
 )
-cancels = st.fixed_dictionaries({"kind": st.just("cancel"), "pick": st.integers(0, 50)})
-steps = st.lists(st.one_of(orders, orders, ticks, ticks, ticks, cancels), min_size=1, max_size=30)
+cancels = st.one_of(
+    st.fixed_dictionaries({"kind": st.just("cancel"), "pick": st.integers(0, 50)}),
+    st.fixed_dictionaries({"kind": st.just("cancel_all")}),
+)
+amends = st.fixed_dictionaries(
+    {
+        "kind": st.just("amend"),
+        "pick": st.integers(0, 50),
+        "price": st.one_of(st.none(), prices),
+        "lots": st.one_of(st.none(), st.integers(min_value=1, max_value=600)),
+    }
+)
+steps = st.lists(
+    st.one_of(orders, orders, ticks, ticks, ticks, cancels, amends), min_size=1, max_size=30
+)
 
 
 @settings(
@@ -95,7 +109,19 @@ async def _run(template: Path, steps: list[dict[str, Any]], partial: bool) -> No
                     assert outcome.order is not None
                     placed.append(outcome.order.id)
                     await matcher.resync()
-                elif placed:
+                elif step["kind"] == "cancel_all":
+                    await service.cancel_all_orders(user_id)
+                    await matcher.resync()
+                elif step["kind"] == "amend" and placed:
+                    # refusals (not resting, too dear, ...) are fine: they must change nothing
+                    await service.amend_order(
+                        user_id,
+                        placed[step["pick"] % len(placed)],
+                        limit_price=step["price"],
+                        quantity=None if step["lots"] is None else Decimal(step["lots"] * 100),
+                    )
+                    await matcher.resync()
+                elif step["kind"] == "cancel" and placed:
                     await service.cancel_order(user_id, placed[step["pick"] % len(placed)])
                     await matcher.resync()
                 await _check_invariants(sessions, user_id)
