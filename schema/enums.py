@@ -29,7 +29,9 @@ strawberry.enum(
     name="TimeInForce",
     description=(
         "GTC: good till canceled; DAY: expires at the symbol's session end; "
-        "IOC: whatever cannot fill on the next tick is canceled."
+        "GTD: good till the order's expiresAt; "
+        "IOC: whatever cannot fill on the next tick expires; "
+        "FOK: fills completely on the next tick or expires without any fill."
     ),
 )
 TimeInForce = order_types.TimeInForce

@@ -45,6 +45,12 @@ class Order:
         description="Volume-weighted fill price; null before the first fill."
     )
     reject_reason: str | None = strawberry.field(description="Why a REJECTED order was refused.")
+    expires_at: datetime | None = strawberry.field(
+        description=(
+            "When the order expires if still open: the session close for DAY, the given time "
+            "for GTD; null for GTC (and for IOC, FOK and MARKET, which act on their next tick)."
+        )
+    )
     created_at: datetime = strawberry.field(description="When the order was accepted.")
     updated_at: datetime = strawberry.field(description="Last status change.")
     symbol_code: strawberry.Private[str]
@@ -65,6 +71,7 @@ class Order:
             filled_quantity=scale.quantity(row.filled_quantity, code),
             average_fill_price=_price(scale, row.average_fill_price, code),
             reject_reason=row.reject_reason,
+            expires_at=row.expires_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
             symbol_code=row.symbol_code,
@@ -109,6 +116,13 @@ class PlaceOrderInput:
     time_in_force: TimeInForce = strawberry.field(
         default=domain.TimeInForce.GTC, description="Defaults to GTC."
     )
+    expires_at: datetime | None = strawberry.field(
+        default=None,
+        description=(
+            "GTD only (and required there): when the order expires, with a UTC offset, in the "
+            "future."
+        ),
+    )
     client_order_id: str | None = strawberry.field(
         default=None,
         description=(
@@ -129,6 +143,7 @@ class PlaceOrderInput:
             limit_price=self.limit_price,
             time_in_force=domain.TimeInForce(self.time_in_force.value),
             client_order_id=self.client_order_id,
+            expires_at=self.expires_at,
             strategy_id=(
                 parse_id(self.strategy_id, "strategyId") if self.strategy_id is not None else None
             ),

@@ -1,7 +1,7 @@
 """Amending a resting LIMIT order: a new price and/or quantity, as exchanges allow.
 
-Only a LIMIT order that rests in the book (GTC or DAY; NEW or
-PARTIALLY_FILLED) can be amended: MARKET and IOC orders act on their next
+Only a LIMIT order that rests in the book (GTC, DAY or GTD; NEW or
+PARTIALLY_FILLED) can be amended: MARKET, IOC and FOK orders act on their next
 tick and never wait to be changed. ``quantity`` is the new *total* quantity,
 filled part included (as in Binance's ``order.amend.keepPriority`` and CME
 Globex's order modify); it must stay above what is already filled, or the
@@ -40,7 +40,9 @@ from graphql_api.trading.risk import Exposure, RejectReason, reserved_cash
 from storage import models
 
 # Time in force of the LIMIT orders that rest in a price level.
-RESTING_TIME_IN_FORCE = frozenset({TimeInForce.GTC.value, TimeInForce.DAY.value})
+RESTING_TIME_IN_FORCE = frozenset(
+    {TimeInForce.GTC.value, TimeInForce.DAY.value, TimeInForce.GTD.value}
+)
 
 
 def not_amendable(order: models.Order) -> list[UserError]:
@@ -59,7 +61,7 @@ def not_amendable(order: models.Order) -> list[UserError]:
                 "id",
                 ErrorCode.NOT_AMENDABLE,
                 f"a {order.type} {order.time_in_force} order does not rest; only LIMIT orders "
-                "that are GTC or DAY can be amended",
+                "that are GTC, DAY or GTD can be amended",
             )
         ]
     return []

@@ -11,11 +11,11 @@ about, so the work per tick is proportional to the orders that act on it:
   a sell at ``bid >= limit``): the best price alone says whether it crosses any
   (O(1)), and the crossed levels are found in O(log levels) and walked level
   by level; levels beyond the tick's price are never visited;
-- **immediate**: MARKET and IOC orders, which act on their next eligible tick
-  whether they cross or not (MARKET fills at any price; IOC expires what does
-  not fill), so they are never in a level;
+- **immediate**: MARKET, IOC and FOK orders, which act on their next eligible
+  tick whether they cross or not (MARKET fills at any price; IOC expires what
+  does not fill; FOK fills all or expires all), so they are never in a level;
 - **expiries**: a binary heap keyed by ``expires_at`` holding every order that has
-  an expiry, for the once-a-second DAY expiry and for the tick that reaches an
+  an expiry (DAY, GTD), for the once-a-second expiry pass and for the tick that reaches an
   order's ``expires_at`` (it closes the order instead of filling it).
 
 Removing an order drops it from its level at once but leaves its heap entry
@@ -48,7 +48,12 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from graphql_api.trading.order_types import OrderSide, OrderType, TimeInForce
+from graphql_api.trading.order_types import (
+    IMMEDIATE_TIME_IN_FORCE,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
 from storage import models
 from storage.timeseries import Tick
 
@@ -164,7 +169,7 @@ def _in_levels(order: RestingOrder) -> bool:
     """Whether the order waits for a price (rather than acting on its next tick)."""
     return (
         order.type is OrderType.LIMIT
-        and order.time_in_force is not TimeInForce.IOC
+        and order.time_in_force not in IMMEDIATE_TIME_IN_FORCE
         and order.limit_price is not None
     )
 

@@ -5,7 +5,7 @@ in-memory price-time order book per symbol (:class:`graphql_api.trading.book.Ord
 — loaded from the database when it takes over, fed with new orders from the
 ``orders.new`` channel and rebuilt from the database periodically — and evaluates
 every tick of every symbol in arrival order. A tick touches only the orders it
-acts on: the best price levels it crosses, MARKET and IOC orders, and orders
+acts on: the best price levels it crosses, MARKET, IOC and FOK orders, and orders
 whose expiry it reaches; they are processed in time (id) priority across both
 sides, so its cost does not grow with the orders resting away from the market,
 and the once-a-second DAY expiry reads an expiry heap instead of scanning the
@@ -20,8 +20,13 @@ book. The rules:
 - LIMIT orders fill when a tick crosses (buy: ask <= limit, sell: bid >= limit),
   at that ask or bid — the limit price or better;
 - IOC orders get exactly one such tick: what does not fill on it expires;
-- DAY orders expire at their symbol's session close, and no tick stamped at
-  or after it fills them (even before housekeeping has expired them);
+- FOK orders get exactly one such tick too, and fill on it completely or not
+  at all (it does not cross, its volume is short, or the reservation cannot
+  pay for all of it): then the whole order expires (or is canceled with the
+  reservation's reason) without a trade and takes no volume;
+- DAY orders expire at their symbol's session close, GTD orders at their own
+  ``expires_at``, and no tick stamped at or after it fills them (even before
+  housekeeping has expired them);
 - with ``PARTIAL_FILLS``, a tick fills at most its own volume (in whole lots),
   shared by the orders in time priority; only fills actually written consume
   it (an order canceled meanwhile takes nothing);
@@ -49,7 +54,7 @@ from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.book import OrderBook, RestingOrder
 from graphql_api.trading.fills import apply_fill, close_order
-from graphql_api.trading.order_types import OrderStatus, TimeInForce
+from graphql_api.trading.order_types import IMMEDIATE_TIME_IN_FORCE, OrderStatus, TimeInForce
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
 from storage.engine import SessionFactory
@@ -204,7 +209,7 @@ class PaperMatcher:
                 # replaced by an amendment: this copy's version is stale
                 continue
             if tick.time < order.created_at - self._clock_tolerance:
-                continue  # a price from before the order existed; not even an IOC's tick
+                continue  # a price from before the order existed; not even an IOC's or FOK's tick
             if order.expires_at is not None and tick.time >= order.expires_at:
                 await self._close(order, OrderStatus.EXPIRED)
                 continue
@@ -213,11 +218,14 @@ class PaperMatcher:
             if price is not None and available is not None:
                 lots = (min(quantity, available) // spec.lot_size) * spec.lot_size
                 quantity = lots
+            all_or_none = order.time_in_force is TimeInForce.FOK
+            if all_or_none and quantity < order.remaining:
+                quantity = Decimal(0)  # the tick cannot fill all of it: kill, consume nothing
             if price is not None and quantity > 0:
-                filled = await self._fill(order, quantity, price, tick, spec)
+                filled = await self._fill(order, quantity, price, tick, spec, all_or_none)
                 if available is not None:
                     available -= filled
-            if order.time_in_force is TimeInForce.IOC and book.get(order.id) is order:
+            if order.time_in_force in IMMEDIATE_TIME_IN_FORCE and book.get(order.id) is order:
                 await self._close(order, OrderStatus.EXPIRED)
 
     async def expire_day_orders(self, now: datetime) -> None:
@@ -229,7 +237,13 @@ class PaperMatcher:
                 await self._close(order, OrderStatus.EXPIRED)
 
     async def _fill(
-        self, order: RestingOrder, quantity: Decimal, price: Decimal, tick: Tick, spec: SymbolSpec
+        self,
+        order: RestingOrder,
+        quantity: Decimal,
+        price: Decimal,
+        tick: Tick,
+        spec: SymbolSpec,
+        all_or_none: bool = False,
     ) -> Decimal:
         """Apply one fill; returns the quantity actually written (0 if none)."""
         async with self._sessions() as session:
@@ -244,6 +258,7 @@ class PaperMatcher:
                 commission_rate=self._risk_policy.commission_rate,
                 allow_short=self._risk_policy.allow_short_selling,
                 lot_size=spec.lot_size,
+                all_or_none=all_or_none,
             )
             if outcome is not None:
                 self._orders.announce(session, outcome.order)

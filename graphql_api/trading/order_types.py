@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 
@@ -21,6 +22,14 @@ class TimeInForce(enum.Enum):
     GTC = "GTC"
     DAY = "DAY"
     IOC = "IOC"
+    # Fill or kill: the whole quantity on the next eligible tick, or nothing.
+    FOK = "FOK"
+    # Good till date: rests until its explicit ``expires_at``.
+    GTD = "GTD"
+
+
+# Orders that act on their next eligible tick and never rest in a price level.
+IMMEDIATE_TIME_IN_FORCE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 
 
 class OrderStatus(enum.Enum):
@@ -46,3 +55,5 @@ class OrderRequest:
     time_in_force: TimeInForce = TimeInForce.GTC
     client_order_id: str | None = None
     strategy_id: int | None = None
+    # GTD only: when the order expires (aware).
+    expires_at: datetime | None = None

@@ -36,7 +36,7 @@ from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, order_channel
 from graphql_api.realtime.events import encode_closed_order, encode_id_event, encode_new_order
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.trading import amendment
-from graphql_api.trading.order_checks import check_limit_price, check_quantity
+from graphql_api.trading.order_checks import check_expiry, check_limit_price, check_quantity
 from graphql_api.trading.order_types import (
     MAX_CLIENT_ORDER_ID_LENGTH,
     OPEN_STATUSES,
@@ -367,6 +367,7 @@ class OrderService:
             errors.append(
                 UserError("limitPrice", ErrorCode.NOT_ALLOWED, "a MARKET order takes no limitPrice")
             )
+        errors += check_expiry(request.time_in_force, request.expires_at, datetime.now(UTC))
         client_id = request.client_order_id
         if client_id is not None:
             errors += check_name("clientOrderId", client_id, max_length=MAX_CLIENT_ORDER_ID_LENGTH)

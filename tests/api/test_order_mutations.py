@@ -277,6 +277,38 @@ async def test_amend_order_changes_price_and_quantity_of_your_own_order_only(
     assert error_codes(body) == ["BAD_USER_INPUT"]
 
 
+async def test_every_order_shows_when_it_expires(client: httpx.AsyncClient) -> None:
+    query = """
+    mutation ($input: PlaceOrderInput!) {
+      placeOrder(input: $input) { order { timeInForce expiresAt } userErrors { field code } }
+    }
+    """
+    gtc = await execute(client, query, {"input": limit_buy()})
+    day = await execute(client, query, {"input": limit_buy(timeInForce="DAY")})
+    gtd = await execute(
+        client,
+        query,
+        {"input": limit_buy(timeInForce="GTD", expiresAt="2099-01-02T15:00:00+08:00")},
+    )
+    fok = await execute(client, query, {"input": limit_buy(timeInForce="FOK")})
+    past = await execute(
+        client, query, {"input": limit_buy(timeInForce="GTD", expiresAt="2020-01-01T00:00:00Z")}
+    )
+    assert gtc["placeOrder"]["order"] == {"timeInForce": "GTC", "expiresAt": None}
+    # A-shares close at 15:00 Beijing, 07:00 UTC
+    day_expiry = datetime.fromisoformat(day["placeOrder"]["order"]["expiresAt"])
+    assert (day_expiry.utcoffset(), day_expiry.hour, day_expiry.minute) == (timedelta(0), 7, 0)
+    assert gtd["placeOrder"]["order"] == {
+        "timeInForce": "GTD",
+        "expiresAt": "2099-01-02T07:00:00+00:00",
+    }
+    assert fok["placeOrder"]["order"] == {"timeInForce": "FOK", "expiresAt": None}
+    assert past["placeOrder"] == {
+        "order": None,
+        "userErrors": [{"field": "expiresAt", "code": "OUT_OF_RANGE"}],
+    }
+
+
 async def test_orders_filter_and_paginate(client: httpx.AsyncClient) -> None:
     for price in ("1500.00", "1501.00", "1502.00"):
         await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy(limitPrice=price)})

@@ -22,7 +22,12 @@ from hypothesis import strategies as st
 
 from graphql_api.realtime.events import decode_id_event, encode_new_order
 from graphql_api.trading.book import OrderBook, RestingOrder
-from graphql_api.trading.order_types import OrderSide, OrderType, TimeInForce
+from graphql_api.trading.order_types import (
+    IMMEDIATE_TIME_IN_FORCE,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
 from storage import models
 from storage.timeseries import Tick
 
@@ -111,10 +116,20 @@ def test_equal_prices_written_differently_share_a_level_and_an_empty_level_goes(
     assert len(book) == 0
 
 
-def test_market_and_ioc_orders_wait_in_no_level() -> None:
-    book = book_of([order(1, limit=None), order(2, limit="10.00", tif=TimeInForce.IOC), order(3)])
-    assert levels(book.bids()) == [("10.00", [3])]
-    assert ids(book.orders()) == [1, 2, 3]
+def test_market_ioc_and_fok_orders_wait_in_no_level() -> None:
+    book = book_of(
+        [
+            order(1, limit=None),
+            order(2, limit="10.00", tif=TimeInForce.IOC),
+            order(3),
+            order(4, limit="10.00", tif=TimeInForce.FOK),
+            order(5, limit="10.00", tif=TimeInForce.GTD, expires_ms=1_000),
+        ]
+    )
+    assert levels(book.bids()) == [("10.00", [3, 5])]
+    assert ids(book.orders()) == [1, 2, 3, 4, 5]
+    # the immediate ones act on a tick that crosses nothing; the resting ones do not
+    assert ids(book.acting(tick("1.00", "11.00"), timedelta(0))) == [1, 2, 4]
 
 
 def test_booking_an_id_again_replaces_the_order() -> None:
@@ -303,7 +318,8 @@ def reference_acting(
         if tick.time < each.created_at - tolerance:
             continue
         expired = each.expires_at is not None and tick.time >= each.expires_at
-        if expired or each.time_in_force is TimeInForce.IOC or each.fill_price(tick) is not None:
+        immediate = each.time_in_force in IMMEDIATE_TIME_IN_FORCE
+        if expired or immediate or each.fill_price(tick) is not None:
             acting.append(each)
     return acting
 
@@ -345,6 +361,8 @@ def process(
         quantity = each.remaining
         if price is not None and available is not None:
             quantity = (min(quantity, available) // LOT) * LOT
+        if each.time_in_force is TimeInForce.FOK and quantity < each.remaining:
+            quantity = Decimal(0)  # all or nothing: takes no volume
         if price is not None and quantity > 0:
             events.append(("filled", each.id, quantity))
             each.remaining -= quantity
@@ -352,7 +370,7 @@ def process(
                 available -= quantity
             if each.remaining == 0:
                 forget(each)
-        if each.time_in_force is TimeInForce.IOC and still_there(each):
+        if each.time_in_force in IMMEDIATE_TIME_IN_FORCE and still_there(each):
             events.append(("ioc-expired", each.id, each.remaining))
             forget(each)
     return events
@@ -449,7 +467,7 @@ def test_the_book_acts_on_what_the_old_scan_acted_on(
             resting = [
                 o
                 for o in reference.values()
-                if o.type is OrderType.LIMIT and o.time_in_force is not TimeInForce.IOC
+                if o.type is OrderType.LIMIT and o.time_in_force not in IMMEDIATE_TIME_IN_FORCE
             ]
             if not resting:
                 continue
@@ -534,7 +552,7 @@ def reference_levels(
         if (
             each.side is side
             and each.type is OrderType.LIMIT
-            and each.time_in_force is not TimeInForce.IOC
+            and each.time_in_force not in IMMEDIATE_TIME_IN_FORCE
         ):
             assert each.limit_price is not None
             by_price.setdefault(each.limit_price, []).append(each.id)

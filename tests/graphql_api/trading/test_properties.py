@@ -44,6 +44,8 @@ orders = st.fixed_dictionaries(
         "lots": st.integers(min_value=1, max_value=600),
         "price": prices,
         "tif": st.sampled_from(list(TimeInForce)),
+        # GTD only: expires this long after placement (some within the example)
+        "expires_ms": st.sampled_from([300, 86_400_000]),
     }
 )
 ticks = st.fixed_dictionaries(
@@ -103,6 +105,7 @@ async def _run(template: Path, steps: list[dict[str, Any]], partial: bool) -> No
                     tick = _tick(step, clock - timedelta(milliseconds=step["back_ms"]))
                     await parts.store.write_ticks([tick])
                     await matcher.on_tick(tick)
+                    await matcher.expire_day_orders(datetime.now(UTC))
                 elif step["kind"] == "order":
                     outcome = await service.place_order(user_id, _request(step))
                     assert outcome.errors == []
@@ -144,8 +147,17 @@ def _tick(step: dict[str, Any], clock: datetime) -> Tick:
 
 def _request(step: dict[str, Any]) -> OrderRequest:
     limit = step["price"] if step["type"] is OrderType.LIMIT else None
+    gtd = step["tif"] is TimeInForce.GTD
     return OrderRequest(
-        SYMBOL, step["side"], step["type"], Decimal(step["lots"] * 100), limit, step["tif"]
+        SYMBOL,
+        step["side"],
+        step["type"],
+        Decimal(step["lots"] * 100),
+        limit,
+        step["tif"],
+        expires_at=(
+            datetime.now(UTC) + timedelta(milliseconds=step["expires_ms"]) if gtd else None
+        ),
     )
 
 
@@ -181,6 +193,9 @@ async def _check_invariants(sessions: Any, user_id: int) -> None:
             assert order.type == "MARKET" and order.side == "BUY", order.id
         if order.status == "CANCELED" and order.reject_reason == "INSUFFICIENT_POSITION":
             raise AssertionError(f"sell {order.id} lost its reserved position")
+        # fill or kill: all of it, or nothing
+        if order.time_in_force == "FOK":
+            assert order.filled_quantity in (0, order.quantity), order.id
     # cash + cost basis is conserved, apart from realised P&L and commission
     basis = sum((p.cost_basis for p in positions), Decimal(0))
     realized = sum((p.realized_pnl for p in positions), Decimal(0))
@@ -191,8 +206,10 @@ async def _check_invariants(sessions: Any, user_id: int) -> None:
     for trade in trades:
         assert trade.order_id in orders
         filled[trade.order_id] += trade.quantity
-        # no tick stamped before the order existed fills it
+        # no tick stamped before the order existed fills it, nor one at or after its expiry
         assert trade.tick_time >= orders[trade.order_id].created_at, trade.id
+        expires_at = orders[trade.order_id].expires_at
+        assert expires_at is None or trade.tick_time < expires_at, trade.id
     for order_id, order in orders.items():
         assert filled.get(order_id, Decimal(0)) == order.filled_quantity
         assert order.filled_quantity <= order.quantity
