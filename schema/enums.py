@@ -20,7 +20,11 @@ OrderSide = order_types.OrderSide
 strawberry.enum(
     order_types.OrderType,
     name="OrderType",
-    description="MARKET fills at the next tick's price; LIMIT rests until the price is reached.",
+    description=(
+        "MARKET fills at the next tick's price; LIMIT rests until the price is reached; "
+        "STOP and STOP_LIMIT wait until the last price reaches stopPrice, then act as "
+        "MARKET or LIMIT."
+    ),
 )
 OrderType = order_types.OrderType
 

@@ -35,10 +35,21 @@ class Order:
         description="The caller's idempotency key, if one was given."
     )
     side: OrderSide = strawberry.field(description="BUY or SELL.")
-    type: OrderType = strawberry.field(description="MARKET or LIMIT.")
+    type: OrderType = strawberry.field(description="MARKET, LIMIT, STOP or STOP_LIMIT.")
     time_in_force: TimeInForce = strawberry.field(description="How long the order may rest.")
     quantity: Decimal = strawberry.field(description="Ordered quantity.")
-    limit_price: Decimal | None = strawberry.field(description="Limit price (LIMIT orders only).")
+    limit_price: Decimal | None = strawberry.field(
+        description="Limit price (LIMIT and STOP_LIMIT orders only)."
+    )
+    stop_price: Decimal | None = strawberry.field(
+        description="Trigger price (STOP and STOP_LIMIT orders only)."
+    )
+    triggered_at: datetime | None = strawberry.field(
+        description=(
+            "When a tick's last price reached the stop price (stop orders only; null while "
+            "waiting). From then on the order acts as a MARKET or LIMIT order."
+        )
+    )
     status: OrderStatus = strawberry.field(description="Current status.")
     filled_quantity: Decimal = strawberry.field(description="Quantity filled so far.")
     average_fill_price: Decimal | None = strawberry.field(
@@ -67,6 +78,8 @@ class Order:
             time_in_force=domain.TimeInForce(row.time_in_force),
             quantity=scale.quantity(row.quantity, code),
             limit_price=_price(scale, row.limit_price, code),
+            stop_price=_price(scale, row.stop_price, code),
+            triggered_at=row.triggered_at,
             status=domain.OrderStatus(row.status),
             filled_quantity=scale.quantity(row.filled_quantity, code),
             average_fill_price=_price(scale, row.average_fill_price, code),
@@ -108,10 +121,20 @@ class Order:
 class PlaceOrderInput:
     symbol: str = strawberry.field(description="Symbol code.")
     side: OrderSide = strawberry.field(description="BUY or SELL.")
-    type: OrderType = strawberry.field(description="MARKET or LIMIT.")
+    type: OrderType = strawberry.field(description="MARKET, LIMIT, STOP or STOP_LIMIT.")
     quantity: Decimal = strawberry.field(description="A positive multiple of the lot size.")
     limit_price: Decimal | None = strawberry.field(
-        default=None, description="Required for LIMIT, forbidden for MARKET; on the tick grid."
+        default=None,
+        description=(
+            "Required for LIMIT and STOP_LIMIT, forbidden for MARKET and STOP; on the tick grid."
+        ),
+    )
+    stop_price: Decimal | None = strawberry.field(
+        default=None,
+        description=(
+            "Required for STOP and STOP_LIMIT (forbidden otherwise), on the tick grid: a buy "
+            "triggers when the last price is at or above it, a sell at or below it."
+        ),
     )
     time_in_force: TimeInForce = strawberry.field(
         default=domain.TimeInForce.GTC, description="Defaults to GTC."
@@ -141,6 +164,7 @@ class PlaceOrderInput:
             type=domain.OrderType(self.type.value),
             quantity=self.quantity,
             limit_price=self.limit_price,
+            stop_price=self.stop_price,
             time_in_force=domain.TimeInForce(self.time_in_force.value),
             client_order_id=self.client_order_id,
             expires_at=self.expires_at,

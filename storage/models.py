@@ -145,10 +145,14 @@ class Order(Base):
         ForeignKey("strategies.id", ondelete="SET NULL"), nullable=True
     )
     side: Mapped[str] = mapped_column(String(4))
-    type: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(16))
     time_in_force: Mapped[str] = mapped_column(String(4))
     quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
     limit_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    # STOP / STOP_LIMIT: the last price that triggers the order, and when a tick did
+    # (from then on it acts as a MARKET / LIMIT order).
+    stop_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    triggered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     status: Mapped[str] = mapped_column(String(20))
     filled_quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
     average_fill_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())

@@ -70,6 +70,8 @@ def encode_new_order(order: models.Order) -> str:
             "createdAt": order.created_at.isoformat(),
             "queueAnchor": order.queue_anchor,
             "queuedAt": None if order.queued_at is None else order.queued_at.isoformat(),
+            "stopPrice": None if order.stop_price is None else str(order.stop_price),
+            "triggered": order.triggered_at is not None,
         },
         separators=(",", ":"),
     )

@@ -286,6 +286,21 @@ async def close_order(
     return order
 
 
+async def trigger_order(
+    session: AsyncSession, *, order_id: int, expected_version: int, at: datetime
+) -> models.Order | None:
+    """Record that a tick stamped ``at`` triggered a stop order, if it is still as the
+    caller saw it (fenced like a fill: a trigger is recorded once)."""
+    order = await _lock_open_order(session, order_id, expected_version)
+    if order is None or order.triggered_at is not None:
+        return None
+    order.triggered_at = at
+    order.version += 1
+    order.updated_at = datetime.now(UTC)
+    await session.flush()
+    return order
+
+
 async def _lock_open_order(
     session: AsyncSession, order_id: int, expected_version: int
 ) -> models.Order | None:

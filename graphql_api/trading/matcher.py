@@ -17,6 +17,9 @@ book. The rules:
   :mod:`graphql_api.market.late_ticks`) — are history and fill nothing: a back-dated
   tick never fills at a price the market had before the order existed;
 - MARKET orders fill on the first such tick, at its ask (buy) or bid (sell);
+- STOP and STOP_LIMIT orders wait until a tick's last price reaches their stop
+  price (buy: at or above, sell: at or below); the trigger is recorded (its
+  own version bump), and from that tick on they act as MARKET / LIMIT orders;
 - LIMIT orders fill when a tick crosses (buy: ask <= limit, sell: bid >= limit),
   at that ask or bid — the limit price or better;
 - IOC orders get exactly one such tick: what does not fill on it expires;
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -53,7 +57,7 @@ from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, tick_channel
 from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.book import OrderBook, RestingOrder
-from graphql_api.trading.fills import apply_fill, close_order
+from graphql_api.trading.fills import apply_fill, close_order, trigger_order
 from graphql_api.trading.order_types import IMMEDIATE_TIME_IN_FORCE, OrderStatus, TimeInForce
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
@@ -194,6 +198,11 @@ class PaperMatcher:
         book = self._books.get(tick.symbol)
         if not book:
             return
+        # Stops this tick's last price triggers act as MARKET / LIMIT from it on,
+        # this tick included (the trade that triggers a stop is the market it meets).
+        for order in book.triggered_by(tick, self._clock_tolerance):
+            if order.expires_at is None or tick.time < order.expires_at:
+                await self._trigger(order, tick)
         # Only the orders the tick can act on, in time (id) priority; collected
         # before any await, since fills take orders out of the book as they go.
         acting = book.acting(tick, self._clock_tolerance)
@@ -213,6 +222,8 @@ class PaperMatcher:
             if order.expires_at is not None and tick.time >= order.expires_at:
                 await self._close(order, OrderStatus.EXPIRED)
                 continue
+            if order.waiting_for_stop:
+                continue  # a stop this tick did not trigger acts only on its expiry
             price = order.fill_price(tick)
             quantity = order.remaining
             if price is not None and available is not None:
@@ -275,6 +286,21 @@ class PaperMatcher:
         if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):
             self._forget(order)
         return outcome.filled
+
+    async def _trigger(self, order: RestingOrder, tick: Tick) -> None:
+        """Record that ``tick`` triggered a stop, then book it as the order it now is."""
+        async with self._sessions() as session:
+            row = await trigger_order(
+                session, order_id=order.id, expected_version=order.version, at=tick.time
+            )
+            if row is not None:
+                self._orders.announce(session, row)
+            await session.commit()
+        if row is None:
+            self._forget(order)  # canceled or amended meanwhile: the database is the truth
+            return
+        if self._holds(order):
+            self.book_order(replace(order, triggered=True, version=row.version))
 
     async def _close(self, order: RestingOrder, status: OrderStatus) -> None:
         async with self._sessions() as session:

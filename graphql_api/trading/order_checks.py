@@ -11,7 +11,12 @@ from decimal import Decimal
 
 from graphql_api.market.symbols import SymbolSpec, is_multiple_of
 from graphql_api.platform.errors import ErrorCode, UserError
-from graphql_api.trading.order_types import TimeInForce
+from graphql_api.trading.order_types import (
+    IMMEDIATE_TIME_IN_FORCE,
+    STOP_TYPES,
+    OrderType,
+    TimeInForce,
+)
 
 
 def check_quantity(quantity: Decimal, spec: SymbolSpec | None) -> list[UserError]:
@@ -70,3 +75,43 @@ def check_expiry(
     if expires_at <= now:
         return [UserError("expiresAt", ErrorCode.OUT_OF_RANGE, "expiresAt must be in the future")]
     return []
+
+
+def check_stop(
+    order_type: OrderType,
+    stop_price: Decimal | None,
+    time_in_force: TimeInForce,
+    spec: SymbolSpec | None,
+) -> list[UserError]:
+    """A STOP or STOP_LIMIT order needs a stop price on the tick grid and a time in
+    force that lets it wait (GTC, DAY, GTD); no other order takes a stop price."""
+    if order_type not in STOP_TYPES:
+        if stop_price is None:
+            return []
+        return [UserError("stopPrice", ErrorCode.NOT_ALLOWED, "only stop orders take a stopPrice")]
+    errors: list[UserError] = []
+    if stop_price is None:
+        errors.append(
+            UserError(
+                "stopPrice", ErrorCode.REQUIRED, f"a {order_type.value} order needs a stopPrice"
+            )
+        )
+    elif not stop_price.is_finite() or stop_price <= 0:
+        errors.append(UserError("stopPrice", ErrorCode.OUT_OF_RANGE, "stopPrice must be positive"))
+    elif spec is not None and not is_multiple_of(stop_price, spec.tick_size):
+        errors.append(
+            UserError(
+                "stopPrice",
+                ErrorCode.INVALID_PRECISION,
+                f"stopPrice {stop_price} is not a multiple of the tick size {spec.tick_size}",
+            )
+        )
+    if time_in_force in IMMEDIATE_TIME_IN_FORCE:
+        errors.append(
+            UserError(
+                "timeInForce",
+                ErrorCode.NOT_ALLOWED,
+                "a stop order waits for its trigger: GTC, DAY or GTD, not IOC or FOK",
+            )
+        )
+    return errors

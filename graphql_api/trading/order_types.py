@@ -16,6 +16,14 @@ class OrderSide(enum.Enum):
 class OrderType(enum.Enum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
+    # Wait for the last price to reach ``stop_price``, then act as MARKET / LIMIT.
+    STOP = "STOP"
+    STOP_LIMIT = "STOP_LIMIT"
+
+
+STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+# The types that carry a limit price.
+LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
 
 
 class TimeInForce(enum.Enum):
@@ -57,3 +65,5 @@ class OrderRequest:
     strategy_id: int | None = None
     # GTD only: when the order expires (aware).
     expires_at: datetime | None = None
+    # STOP and STOP_LIMIT only: the last price that triggers the order.
+    stop_price: Decimal | None = None

@@ -36,8 +36,14 @@ from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, order_channel
 from graphql_api.realtime.events import encode_closed_order, encode_id_event, encode_new_order
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.trading import amendment
-from graphql_api.trading.order_checks import check_expiry, check_limit_price, check_quantity
+from graphql_api.trading.order_checks import (
+    check_expiry,
+    check_limit_price,
+    check_quantity,
+    check_stop,
+)
 from graphql_api.trading.order_types import (
+    LIMIT_TYPES,
     MAX_CLIENT_ORDER_ID_LENGTH,
     OPEN_STATUSES,
     OrderRequest,
@@ -361,12 +367,17 @@ class OrderService:
                 UserError("symbol", ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol!r}")
             )
         errors += check_quantity(request.quantity, spec)
-        if request.type is OrderType.LIMIT:
+        if request.type in LIMIT_TYPES:
             errors += check_limit_price(request.limit_price, spec)
         elif request.limit_price is not None:
             errors.append(
-                UserError("limitPrice", ErrorCode.NOT_ALLOWED, "a MARKET order takes no limitPrice")
+                UserError(
+                    "limitPrice",
+                    ErrorCode.NOT_ALLOWED,
+                    f"a {request.type.value} order takes no limitPrice",
+                )
             )
+        errors += check_stop(request.type, request.stop_price, request.time_in_force, spec)
         errors += check_expiry(request.time_in_force, request.expires_at, datetime.now(UTC))
         client_id = request.client_order_id
         if client_id is not None:

@@ -175,6 +175,7 @@ def new_order(placement: Placement, verdict: Assessment, now: datetime) -> model
         time_in_force=request.time_in_force.value,
         quantity=request.quantity,
         limit_price=request.limit_price,
+        stop_price=request.stop_price,
         status=OrderStatus.NEW.value if accepted else OrderStatus.REJECTED.value,
         filled_quantity=Decimal(0),
         average_fill_price=None,
@@ -205,6 +206,7 @@ def replay(existing: models.Order, request: OrderRequest) -> OrderOutcome:
         and existing.type == request.type.value
         and existing.quantity == request.quantity
         and existing.limit_price == request.limit_price
+        and existing.stop_price == request.stop_price
         and existing.time_in_force == request.time_in_force.value
         and existing.strategy_id == request.strategy_id
         and (

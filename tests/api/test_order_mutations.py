@@ -309,6 +309,35 @@ async def test_every_order_shows_when_it_expires(client: httpx.AsyncClient) -> N
     }
 
 
+async def test_a_stop_limit_order_shows_its_stop_and_waits_for_its_trigger(
+    client: httpx.AsyncClient,
+) -> None:
+    query = """
+    mutation ($input: PlaceOrderInput!) {
+      placeOrder(input: $input) {
+        order { type status limitPrice stopPrice triggeredAt } userErrors { field code }
+      }
+    }
+    """
+    placed = await execute(
+        client,
+        query,
+        {"input": limit_buy(type="STOP_LIMIT", stopPrice="1550.00", limitPrice="1555.00")},
+    )
+    assert placed["placeOrder"] == {
+        "order": {
+            "type": "STOP_LIMIT",
+            "status": "NEW",
+            "limitPrice": "1555.00",
+            "stopPrice": "1550.00",
+            "triggeredAt": None,
+        },
+        "userErrors": [],
+    }
+    missing = await execute(client, query, {"input": limit_buy(type="STOP")})
+    assert {"field": "stopPrice", "code": "REQUIRED"} in missing["placeOrder"]["userErrors"]
+
+
 async def test_orders_filter_and_paginate(client: httpx.AsyncClient) -> None:
     for price in ("1500.00", "1501.00", "1502.00"):
         await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy(limitPrice=price)})

@@ -115,6 +115,8 @@ def test_a_new_order_tells_the_matcher_everything_it_books_on() -> None:
         # never amended to the back of its queue: it ranks by its id
         "queueAnchor": None,
         "queuedAt": None,
+        "stopPrice": None,
+        "triggered": False,
     }
     assert datetime.fromisoformat(decoded["createdAt"]) == TIME
     assert D(decoded["limitPrice"]) == D("1500.10")

@@ -40,7 +40,8 @@ orders = st.fixed_dictionaries(
     {
         "kind": st.just("order"),
         "side": st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
-        "type": st.sampled_from([OrderType.MARKET, OrderType.LIMIT]),
+        "type": st.sampled_from(list(OrderType)),
+        "stop": prices,
         "lots": st.integers(min_value=1, max_value=600),
         "price": prices,
         "tif": st.sampled_from(list(TimeInForce)),
@@ -146,15 +147,21 @@ def _tick(step: dict[str, Any], clock: datetime) -> Tick:
 
 
 def _request(step: dict[str, Any]) -> OrderRequest:
-    limit = step["price"] if step["type"] is OrderType.LIMIT else None
-    gtd = step["tif"] is TimeInForce.GTD
+    kind: OrderType = step["type"]
+    limit = step["price"] if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+    stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
+    tif: TimeInForce = step["tif"]
+    if stop and tif in (TimeInForce.IOC, TimeInForce.FOK):
+        tif = TimeInForce.GTC  # a stop waits for its trigger
+    gtd = tif is TimeInForce.GTD
     return OrderRequest(
         SYMBOL,
         step["side"],
-        step["type"],
+        kind,
         Decimal(step["lots"] * 100),
         limit,
-        step["tif"],
+        tif,
+        stop_price=step["stop"] if stop else None,
         expires_at=(
             datetime.now(UTC) + timedelta(milliseconds=step["expires_ms"]) if gtd else None
         ),
@@ -188,9 +195,9 @@ async def _check_invariants(sessions: Any, user_id: int) -> None:
     assert held >= reserved_sell
     for order in orders.values():
         # a properly reserved order is never starved by another one's fill: only a
-        # MARKET buy (whose price can run past its reservation) is cut at fill time
+        # MARKET or STOP buy (whose price can run past its reservation) is cut at fill time
         if order.reject_reason == "INSUFFICIENT_FUNDS_AT_FILL":
-            assert order.type == "MARKET" and order.side == "BUY", order.id
+            assert order.type in ("MARKET", "STOP") and order.side == "BUY", order.id
         if order.status == "CANCELED" and order.reject_reason == "INSUFFICIENT_POSITION":
             raise AssertionError(f"sell {order.id} lost its reserved position")
         # fill or kill: all of it, or nothing
@@ -210,6 +217,10 @@ async def _check_invariants(sessions: Any, user_id: int) -> None:
         assert trade.tick_time >= orders[trade.order_id].created_at, trade.id
         expires_at = orders[trade.order_id].expires_at
         assert expires_at is None or trade.tick_time < expires_at, trade.id
+        # a stop fills only once triggered, and never on a tick before its trigger
+        triggered_at = orders[trade.order_id].triggered_at
+        if orders[trade.order_id].type in ("STOP", "STOP_LIMIT"):
+            assert triggered_at is not None and trade.tick_time >= triggered_at, trade.id
     for order_id, order in orders.items():
         assert filled.get(order_id, Decimal(0)) == order.filled_quantity
         assert order.filled_quantity <= order.quantity
