@@ -41,7 +41,7 @@ def serve(mode: str, port: int, database_url: str) -> None:
 
     from graphql_api.platform.settings import Settings
     from graphql_api.server.app import QuantgraphGraphQL, create_app
-    from graphql_api.server.ws_protocol import RealtimeOptions, install, realtime_state
+    from graphql_api.server.websocket import RealtimeOptions, install, realtime_state
     from storage.timeseries import Tick
 
     settings = Settings(

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.run [--quick] [--only fanout,http,klines,ingest]
                                   [--servers ours,yoga,postgraphile] [--profile]
+                                  [--cells redis:1000x1000,mutation:1000x100]
 
 It starts a throwaway PostgreSQL and Redis (``tests.support.servers``), creates,
 migrates and seeds a database, then runs each server under test pinned to core 0,
@@ -70,6 +71,8 @@ class Sizes:
     rates: tuple[int, ...]
     # (subscribers, rate) cells for our server with ticks sent through ingestTicks.
     mutation_cells: tuple[tuple[int, int], ...]
+    # (subscribers, rate, mode) cells chosen with --cells; replaces the two above when set.
+    only_cells: tuple[tuple[int, int, str], ...]
     fanout_warmup: float
     fanout_seconds: float
     http_warmup: float
@@ -79,6 +82,7 @@ class Sizes:
     orders: int
     strategies: int
     profile_cell: tuple[int, int]
+    profile_mode: str
 
 
 FULL = Sizes(
@@ -94,6 +98,8 @@ FULL = Sizes(
     orders=1000,
     strategies=20,
     profile_cell=(1000, 1000),
+    profile_mode="redis",
+    only_cells=(),
 )
 QUICK = Sizes(
     subscribers=(100, 200),
@@ -108,6 +114,8 @@ QUICK = Sizes(
     orders=1000,
     strategies=20,
     profile_cell=(200, 1000),
+    profile_mode="redis",
+    only_cells=(),
 )
 
 
@@ -155,6 +163,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--rates", help="comma-separated fan-out ticks/s (overrides the --quick/full sizes)"
     )
     parser.add_argument(
+        "--cells",
+        help="comma-separated fan-out cells MODE:SUBSCRIBERSxRATE, e.g. "
+        "'redis:1000x100,mutation:1000x100' (overrides the sizes; with --profile the "
+        "last one is also run under py-spy)",
+    )
+    parser.add_argument(
         "--ours-prelude",
         help="what-if: Python statements our server runs before `quantgraph serve`, "
         "e.g. 'import gc; gc.freeze()'",
@@ -177,7 +191,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             if not numbers or min(numbers) < 1:
                 parser.error(f"--{flag}: positive integers (got {text!r})")
             setattr(args, flag, numbers)
+    if args.cells is not None:
+        args.cells = _cells(parser, args.cells)
     return args
+
+
+def _cells(parser: argparse.ArgumentParser, text: str) -> tuple[tuple[int, int, str], ...]:
+    cells: list[tuple[int, int, str]] = []
+    for item in (part.strip() for part in text.split(",")):
+        mode, _, shape = item.partition(":")
+        subscribers, _, rate = shape.partition("x")
+        if mode not in ("redis", "mutation") or not subscribers.isdigit() or not rate.isdigit():
+            parser.error(f"--cells: MODE:SUBSCRIBERSxRATE, MODE redis or mutation (got {item!r})")
+        if int(subscribers) < 1 or int(rate) < 1:
+            parser.error(f"--cells: positive counts (got {item!r})")
+        cells.append((int(subscribers), int(rate), mode))
+    return tuple(cells)
 
 
 def _choices(
@@ -202,6 +231,11 @@ async def run(args: argparse.Namespace, command: str, workdir: Path) -> dict[str
         sizes = replace(sizes, rates=args.rates, mutation_cells=())
     if args.subscribers or args.rates:
         sizes = replace(sizes, profile_cell=(sizes.subscribers[-1], sizes.rates[-1]))
+    if args.cells:
+        subscribers, rate, mode = args.cells[-1]
+        sizes = replace(
+            sizes, only_cells=args.cells, profile_cell=(subscribers, rate), profile_mode=mode
+        )
     results: dict[str, Any] = {
         "command": command,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -298,6 +332,8 @@ async def run_server(
             cells = [(n, r, "redis") for r in sizes.rates for n in sizes.subscribers]
             if kind == "ours":
                 cells += [(n, r, "mutation") for n, r in sizes.mutation_cells]
+            if sizes.only_cells:
+                cells = [cell for cell in sizes.only_cells if kind == "ours" or cell[2] == "redis"]
             for subscribers, rate, mode in cells:
                 log(f"{kind}: fan-out {subscribers} subscribers x {rate} ticks/s via {mode} ...")
                 cell = await unless_noisy(
@@ -351,11 +387,12 @@ async def profile_runs(
     profiles = results.setdefault("profile", {})
     if "fanout" in wanted:
         subscribers, rate = sizes.profile_cell
-        log(f"profile: fan-out {subscribers} x {rate}/s under py-spy ...")
+        mode = sizes.profile_mode
+        log(f"profile: fan-out {subscribers} x {rate}/s via {mode} under py-spy ...")
         cell = await fanout.run_cell(
-            cluster, server, subscribers=subscribers, rate=rate, mode="redis",
+            cluster, server, subscribers=subscribers, rate=rate, mode=mode,
             warmup=sizes.fanout_warmup, duration=max(sizes.fanout_seconds, 10),
-            profile_to=workdir / "profile-fanout.txt",
+            feed_token=tokens.feed, profile_to=workdir / "profile-fanout.txt",
         )  # fmt: skip
         profiles["fanout"] = cell
     if "http" in wanted:

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.auth import AuthService
 from graphql_api.market.ingest import TickIngestor
+from graphql_api.market.instruments import InstrumentService
 from graphql_api.market.symbols import SymbolCatalog
 from graphql_api.platform.activity import Activity
 from graphql_api.platform.settings import Settings
@@ -33,6 +34,7 @@ class Services:
     orders: OrderService
     strategies: StrategyService
     watchlists: WatchlistService
+    instruments: InstrumentService
     auth: AuthService
     demo_user_id: int
     activity: Activity = field(default_factory=Activity)

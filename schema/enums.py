@@ -9,6 +9,7 @@ from __future__ import annotations
 import strawberry
 
 from graphql_api.auth import principal
+from graphql_api.market import instruments
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.strategies import definitions as strategies
 from graphql_api.trading import order_types
@@ -76,3 +77,10 @@ UserErrorCode = ErrorCode
 
 strawberry.enum(principal.Role, name="Role", description="VIEWER, TRADER, FEED or ADMIN.")
 Role = principal.Role
+
+strawberry.enum(
+    instruments.AuditAction,
+    name="SymbolAuditAction",
+    description="What an administrator did to a symbol.",
+)
+SymbolAuditAction = instruments.AuditAction

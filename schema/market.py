@@ -63,6 +63,13 @@ class Kline:
         )
 
 
+@strawberry.type(description="When a symbol trades; today, when its trading day ends.")
+class TradingSession:
+    close_utc_minute: int = strawberry.field(
+        description="Minutes after 00:00 UTC at which its trading day ends (DAY orders expire)."
+    )
+
+
 @strawberry.type(description="A tradable instrument.")
 class Symbol:
     code: str = strawberry.field(description="Canonical code: `600519.SH`, `000001.SZ`, `BTCUSDT`.")
@@ -71,7 +78,10 @@ class Symbol:
     currency: str = strawberry.field(description="Quote currency.")
     tick_size: Decimal = strawberry.field(description="Prices must be multiples of this.")
     lot_size: Decimal = strawberry.field(description="Quantities must be multiples of this.")
-    tradable: bool = strawberry.field(description="Whether orders are accepted.")
+    tradable: bool = strawberry.field(
+        description="Whether orders are accepted; false while trading is halted."
+    )
+    session: TradingSession = strawberry.field(description="Its trading session.")
 
     @classmethod
     def from_row(cls, row: models.Symbol) -> Symbol:
@@ -83,6 +93,7 @@ class Symbol:
             tick_size=at_scale(row.tick_size, row.tick_size),
             lot_size=at_scale(row.lot_size, row.lot_size),
             tradable=row.tradable,
+            session=TradingSession(close_utc_minute=row.session_close_utc_minute),
         )
 
     @strawberry.field(description="The latest tick, or null before the first one.")

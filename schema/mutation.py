@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 
 from graphql_api.market.tick_validation import TickDraft
-from resolvers import auth, ingest, orders, strategies, watchlists
+from resolvers import auth, ingest, instruments, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import backtests, bar_imports
@@ -18,6 +18,12 @@ from schema.auth import AuthPayload, AuthTokens, LogoutPayload, User
 from schema.backtests import RunBacktestPayload
 from schema.bar_imports import ImportBarsPayload
 from schema.common import UserError, user_errors
+from schema.instruments import (
+    CreateSymbolInput,
+    SymbolPayload,
+    UpdateSymbolInput,
+    UpdateSymbolPayload,
+)
 from schema.orders import (
     AmendOrderPayload,
     CancelAllOrdersPayload,
@@ -27,7 +33,7 @@ from schema.orders import (
     PlaceOrderPayload,
     order_or_none,
 )
-from schema.permissions import FEEDING, SIGNED_IN, TRADING
+from schema.permissions import ADMINISTRATION, FEEDING, SIGNED_IN, TRADING
 from schema.strategies import (
     CreateStrategyInput,
     DeleteStrategyPayload,
@@ -82,7 +88,12 @@ class IngestTicksPayload:
     user_errors: list[UserError] = strawberry.field(description="Problems; nothing stored if any.")
 
 
-@strawberry.type(description="Changes: accounts, orders, strategies and feed ingestion.")
+SymbolCode = Annotated[str, strawberry.argument(description="Symbol code (any case).")]
+
+
+@strawberry.type(
+    description="Changes: accounts, orders, strategies, watchlists, symbols and feed ingestion."
+)
 class Mutation:
     @strawberry.mutation(description="Create a TRADER account and sign in.")
     async def register(self, info: Info, username: str, password: str) -> AuthPayload:
@@ -310,6 +321,44 @@ class Mutation:
         return DeleteWatchlistPayload(
             deleted_watchlist_id=deleted, user_errors=user_errors(outcome.errors)
         )
+
+    @strawberry.mutation(
+        permission_classes=ADMINISTRATION,
+        description=(
+            "List a new symbol (ADMIN). Audited; every server process sees it at once, and "
+            "every account gets a balance in a new quote currency."
+        ),
+    )
+    async def create_symbol(self, info: Info, input: CreateSymbolInput) -> SymbolPayload:
+        return SymbolPayload.from_outcome(await instruments.create_symbol(info, input.to_draft()))
+
+    @strawberry.mutation(
+        permission_classes=ADMINISTRATION,
+        description=(
+            "Change a symbol's name, tick size, lot size or session (ADMIN). Resting orders "
+            "that no longer fit a new tick or lot size are canceled in the same transaction."
+        ),
+    )
+    async def update_symbol(self, info: Info, input: UpdateSymbolInput) -> UpdateSymbolPayload:
+        outcome = await instruments.update_symbol(info, input.code, input.to_changes())
+        return UpdateSymbolPayload.from_outcome(outcome)
+
+    @strawberry.mutation(
+        permission_classes=ADMINISTRATION,
+        description=(
+            "Halt trading in a symbol (ADMIN): new orders are REJECTED with "
+            "SYMBOL_NOT_TRADABLE; resting orders stay, unfilled, until it resumes."
+        ),
+    )
+    async def halt_symbol(self, info: Info, code: SymbolCode) -> SymbolPayload:
+        return SymbolPayload.from_outcome(await instruments.set_tradable(info, code, False))
+
+    @strawberry.mutation(
+        permission_classes=ADMINISTRATION,
+        description="Resume trading in a halted symbol (ADMIN).",
+    )
+    async def resume_symbol(self, info: Info, code: SymbolCode) -> SymbolPayload:
+        return SymbolPayload.from_outcome(await instruments.set_tradable(info, code, True))
 
     run_backtest: RunBacktestPayload = strawberry.mutation(
         resolver=backtests.run_backtest,

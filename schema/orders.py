@@ -55,7 +55,12 @@ class Order:
     average_fill_price: Decimal | None = strawberry.field(
         description="Volume-weighted fill price; null before the first fill."
     )
-    reject_reason: str | None = strawberry.field(description="Why a REJECTED order was refused.")
+    reject_reason: str | None = strawberry.field(
+        description=(
+            "Why a REJECTED order was refused, or why the server canceled an open one "
+            "(e.g. TICK_SIZE_CHANGED)."
+        )
+    )
     expires_at: datetime | None = strawberry.field(
         description=(
             "When the order expires if still open: the session close for DAY, the given time "

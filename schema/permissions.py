@@ -70,8 +70,18 @@ class CanFeed(BasePermission):
         return principal is not None and principal.role.can_feed
 
 
+class CanAdminister(BasePermission):
+    message = "your role may not administer instruments (ADMIN required)"
+    error_extensions = {"code": "FORBIDDEN"}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return principal is not None and principal.role.can_administer
+
+
 Permissions = list[type[BasePermission]]
 MARKET_DATA: Permissions = [CanReadMarketData]
 TRADING: Permissions = [IsAuthenticated, CanTrade]
 FEEDING: Permissions = [IsAuthenticated, CanFeed]
 SIGNED_IN: Permissions = [IsAuthenticated]
+ADMINISTRATION: Permissions = [IsAuthenticated, CanAdminister]

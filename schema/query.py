@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers import auth, market, orders, strategies, watchlists
+from resolvers import auth, instruments, market, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import indicators
@@ -13,9 +13,10 @@ from schema.auth import User
 from schema.common import Connection, From, To
 from schema.enums import KlineInterval, OrderStatus
 from schema.indicators import KlineSeries
+from schema.instruments import SymbolAuditEntry
 from schema.market import Kline, Symbol, Tick, symbol_or_none
 from schema.orders import Order, order_or_none
-from schema.permissions import MARKET_DATA, SIGNED_IN, TRADING
+from schema.permissions import ADMINISTRATION, MARKET_DATA, SIGNED_IN, TRADING
 from schema.strategies import Strategy, StrategyKindInfo, strategy_or_none
 from schema.watchlists import Watchlist, watchlist_or_none
 from storage import timeseries as ts
@@ -49,6 +50,28 @@ class Query:
         page = await market.symbols(info, search, exchange, first, after)
         return Connection[Symbol].build(
             page, kind="symbol", key=lambda row: row.code, node=Symbol.from_row
+        )
+
+    @strawberry.field(
+        permission_classes=ADMINISTRATION,
+        description=(
+            "Administrative changes to symbols, newest first (ADMIN): of one symbol, or of "
+            "all when `symbol` is omitted. A code never changed has none."
+        ),
+    )
+    async def symbol_audit(
+        self,
+        info: Info,
+        symbol: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[SymbolAuditEntry]:
+        page = await instruments.symbol_audit(info, symbol, first, after)
+        return Connection[SymbolAuditEntry].build(
+            page,
+            kind=instruments.AUDIT_CURSOR,
+            key=lambda row: row.id,
+            node=SymbolAuditEntry.from_row,
         )
 
     @strawberry.field(

@@ -81,6 +81,26 @@ class Symbol(Base):
     session_close_utc_minute: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class SymbolAudit(Base):
+    """One administrative change to a symbol: who, when, and the symbol before and after.
+
+    ``actor_id`` is not a foreign key and the actor's name is copied: the record
+    must outlive a removed user. ``before`` is null for a creation.
+    """
+
+    __tablename__ = "symbol_audit"
+    __table_args__ = (Index("ix_symbol_audit_symbol_code_id", "symbol_code", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"))
+    action: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    actor_name: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class DailyBar(Base):
     __tablename__ = "daily_bars"
 

@@ -21,6 +21,11 @@ class Role(enum.Enum):
     def can_feed(self) -> bool:
         return self in (Role.FEED, Role.ADMIN)
 
+    @property
+    def can_administer(self) -> bool:
+        """List, change, halt and resume symbols, and read their audit."""
+        return self is Role.ADMIN
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

@@ -136,7 +136,7 @@ class AuthService:
                 session,
                 user.id,
                 await account_currencies(session),
-                self._settings.demo_start_cash,
+                self._settings.start_cash,
             )
             await session.commit()
         return user, []

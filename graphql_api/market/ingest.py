@@ -1,11 +1,16 @@
 """Tick ingestion: validate, batch-write to the time-series store, then publish.
 
 Writers (the simulated feed, ``ingestTicks``, imports) hand ticks to one
-:class:`TickIngestor` per process. It groups their calls into batches (a flush
-every ``flush_interval`` or ``batch_size`` ticks, whichever comes first) and
-only then publishes the ticks — so a subscriber never sees a tick that a later
+:class:`TickIngestor` per process. It groups their calls into batches and only
+then publishes the ticks — so a subscriber never sees a tick that a later
 query cannot find. ``ingest`` returns once its ticks are durable, which is the
 back-pressure writers feel.
+
+Batches form by group commit: the writer task writes whatever has arrived as
+soon as the previous write is done, so a lone tick is written at once and,
+under load, everything that arrived during one write goes into the next. A
+``flush_interval`` above zero makes a batch also wait that long for company
+(or until ``batch_size`` ticks wait), which trades latency for fewer writes.
 
 A call is never split: each group of whole calls (up to ``batch_size`` ticks,
 or one bigger call alone) is one atomic store write, and exactly that group's
@@ -62,7 +67,8 @@ class TickIngestor:
     store: where batches are written.
     hub: where written ticks are published.
     catalog: symbol metadata for validation.
-    flush_interval: the longest a tick waits for its batch.
+    flush_interval: how long a batch waits for company before it is written
+        (0: not at all, group commit).
     batch_size: a batch is written early once this many ticks wait.
     max_future: how far ahead of the server clock a tick time may be.
     max_age_years: how far back a tick time may be.
@@ -74,7 +80,7 @@ class TickIngestor:
         hub: Hub,
         catalog: SymbolCatalog,
         *,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.0,
         batch_size: int = 1000,
         max_future: timedelta = timedelta(seconds=5),
         max_age_years: int = DEFAULT_MAX_TICK_AGE_YEARS,
@@ -131,8 +137,12 @@ class TickIngestor:
         while not self._closed:
             await self._wakeup.wait()
             if not self._closed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._flush_interval)
+                if self._flush_interval > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), self._flush_interval)
+                else:
+                    # Writers woken in the same loop turn join this batch.
+                    await asyncio.sleep(0)
             await self._flush()
         await self._flush()
 

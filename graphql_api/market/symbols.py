@@ -2,17 +2,29 @@
 
 Tick validation runs on every tick, so symbol metadata (tick and lot size) is
 kept in memory and reloaded from the database on a miss, instead of one query
-per tick.
+per tick. A symbol an administrator creates or changes (:mod:`graphql_api.market.instruments`)
+is announced on :data:`~graphql_api.realtime.channels.SYMBOL_CHANGES_CHANNEL`;
+every process's catalogue follows that channel (:meth:`SymbolCatalog.follow`) and
+reloads the symbol, so a halt or a new tick size applies everywhere at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+import structlog
+
+from graphql_api.realtime.channels import SYMBOL_CHANGES_CHANNEL
+from graphql_api.realtime.hub import RESYNC, Hub, SlowConsumerError
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +51,14 @@ class SymbolSpec:
 
 
 class SymbolCatalog:
+    """Parameters:
+    sessions: where symbols are read from (all at :meth:`load`, one by one on a miss).
+    """
+
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
         self._specs: dict[str, SymbolSpec] = {}
+        self._on_change: list[Callable[[SymbolSpec], None]] = []
 
     async def load(self) -> None:
         async with self._sessions() as session:
@@ -70,6 +87,84 @@ class SymbolCatalog:
 
     def all(self) -> list[SymbolSpec]:
         return list(self._specs.values())
+
+    async def refresh(self, codes: Sequence[str]) -> list[SymbolSpec]:
+        """Reload ``codes`` from the database (after a change); their specs as now stored."""
+        async with self._sessions() as session:
+            rows = await symbol_repo.symbols_by_codes(session, list(codes))
+        specs = [SymbolSpec.from_row(row) for row in rows]
+        for spec in specs:
+            changed = self._specs.get(spec.code) != spec
+            self._specs[spec.code] = spec
+            if changed:
+                for callback in list(self._on_change):
+                    callback(spec)
+        return specs
+
+    def on_change(self, callback: Callable[[SymbolSpec], None]) -> Callable[[], None]:
+        """Call ``callback(spec)`` whenever a symbol is added or changed in this catalogue
+        (by this process or, through :meth:`follow`, another); returns an unsubscribe."""
+        self._on_change.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._on_change.remove(callback)
+
+        return remove
+
+    async def follow(self, hub: Hub, *, resync_every: float = 60.0, capacity: int = 10_000) -> None:
+        """Reload each symbol announced on the bus, until cancelled.
+
+        After the bus reconnected (events may be lost), every ``resync_every``
+        seconds without news, and when more than ``capacity`` announcements were
+        waiting (this process fell behind), everything is reloaded: a backstop, as
+        for revocations. Announcements that arrive together (an import of many
+        symbols) are reloaded in one query.
+        """
+        behind = False
+        while True:
+            try:
+                await self._follow(hub, resync_every, capacity, reload_first=behind)
+            except SlowConsumerError:
+                log.warning("symbol catalogue fell behind the bus; reloading everything")
+                behind = True
+
+    async def _follow(
+        self, hub: Hub, resync_every: float, capacity: int, *, reload_first: bool
+    ) -> None:
+        channels = [SYMBOL_CHANGES_CHANNEL]
+        async with hub.subscribe(channels, conflate=False, capacity=capacity, resync=True) as box:
+            if reload_first:  # listening again: nothing announced from now on is missed
+                with contextlib.suppress(Exception):
+                    await self._reload_all()
+            while True:
+                try:
+                    first = await asyncio.wait_for(box.get(), resync_every)
+                except TimeoutError:
+                    codes = {RESYNC}
+                else:
+                    codes = {first.message}
+                    while (more := box.get_nowait()) is not None:
+                        codes.add(more.message)
+                try:
+                    if RESYNC in codes:
+                        await self._reload_all()
+                    else:
+                        await self.refresh(sorted(codes))
+                except Exception as error:  # the next event or resync retries
+                    log.warning("symbol catalogue reload failed", error=repr(error))
+
+    async def _reload_all(self) -> None:
+        async with self._sessions() as session:
+            rows = await symbol_repo.search_symbols(
+                session, search=None, exchange=None, after_code=None, limit=1_000_000
+            )
+        for row in rows:
+            spec = SymbolSpec.from_row(row)
+            if self._specs.get(spec.code) != spec:
+                self._specs[spec.code] = spec
+                for callback in list(self._on_change):
+                    callback(spec)
 
 
 def is_multiple_of(value: Decimal, step: Decimal) -> bool:

@@ -7,10 +7,11 @@ them all. A bad value fails at start-up naming the variable.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from graphql_api.platform.hardening_settings import HardeningSettings
@@ -20,6 +21,9 @@ DEFAULT_MAX_TICK_AGE_YEARS = 30
 DEFAULT_MAX_BAR_AGE_YEARS = 100
 # Keeps the oldest allowed time well inside what a datetime can hold.
 MAX_AGE_YEARS_LIMIT = 1000
+
+# Quote currencies: ISO 4217 codes (USD, CNY) and exchange tokens (USDT), upper case.
+CURRENCY_PATTERN = re.compile(r"[A-Z][A-Z0-9]{2,7}")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/quantgraph.db"
 DEFAULT_DEMO_PASSWORD = "demo-password"
@@ -52,7 +56,8 @@ class Settings(HardeningSettings):
     feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)
     feed_seed: int = Field(42, alias="FEED_SEED")
 
-    tick_flush_interval_ms: int = Field(50, alias="TICK_FLUSH_INTERVAL_MS", ge=1)
+    # 0: group commit (a batch is written as soon as the previous write is done).
+    tick_flush_interval_ms: int = Field(0, alias="TICK_FLUSH_INTERVAL_MS", ge=0, le=60_000)
     tick_batch_size: int = Field(1000, alias="TICK_BATCH_SIZE", ge=1)
     max_tick_future_seconds: int = Field(5, alias="MAX_TICK_FUTURE_SECONDS", ge=0)
     # Older stamps are refused: typos (year 999) and epoch-zero bugs, never history.
@@ -85,6 +90,11 @@ class Settings(HardeningSettings):
     demo_username: str = Field("demo", alias="DEMO_USERNAME")
     demo_password: str = Field(DEFAULT_DEMO_PASSWORD, alias="DEMO_PASSWORD", min_length=8)
     demo_start_cash: Decimal = Field(Decimal("1000000"), alias="DEMO_START_CASH", ge=0)
+    # Cash every account starts with per quote currency, as JSON ({"USD": "100000"});
+    # a currency not named here starts with DEMO_START_CASH.
+    start_cash_by_currency: dict[str, Decimal] = Field(
+        default_factory=dict, alias="START_CASH_BY_CURRENCY"
+    )
 
     # Unset: the embedded default generates one per data directory (graphql_api.auth.secret).
     jwt_secret: str | None = Field(None, alias="JWT_SECRET", min_length=16)
@@ -131,6 +141,21 @@ class Settings(HardeningSettings):
         if self.environment == "production" and self.jwt_secret is None:
             raise ValueError("JWT_SECRET must be set to a secret of your own in production")
         return self
+
+    @field_validator("start_cash_by_currency")
+    @classmethod
+    def _check_start_cash(cls, amounts: dict[str, Decimal]) -> dict[str, Decimal]:
+        for currency, amount in amounts.items():
+            if not CURRENCY_PATTERN.fullmatch(currency):
+                raise ValueError(f"{currency!r} is not a currency code such as USD or USDT")
+            if not amount.is_finite() or amount < 0:
+                raise ValueError(f"the start cash of {currency} must be a number >= 0")
+        return amounts
+
+    def start_cash(self, currency: str) -> Decimal:
+        """What a new account holds in ``currency``: START_CASH_BY_CURRENCY's amount,
+        else DEMO_START_CASH."""
+        return self.start_cash_by_currency.get(currency, self.demo_start_cash)
 
     @property
     def uses_sqlite(self) -> bool:

@@ -12,6 +12,7 @@ __all__ = [
     "CONTROL_CHANNEL",
     "ORDERS_NEW_CHANNEL",
     "REVOCATION_CHANNEL",
+    "SYMBOL_CHANGES_CHANNEL",
     "USER_CHANGES_CHANNEL",
     "order_channel",
     "signal_channel",
@@ -31,6 +32,9 @@ REVOCATION_CHANNEL = "auth.revocations"
 
 # Ids of users whose role changed or who were removed: every process drops its cached identity.
 USER_CHANGES_CHANNEL = "auth.users"
+
+# Codes of symbols an administrator created or changed: every process reloads them.
+SYMBOL_CHANGES_CHANNEL = "market.symbols"
 
 
 def tick_channel(symbol: str) -> str:

@@ -1,8 +1,8 @@
 """Per-process realtime fan-out.
 
-One broadcaster subscription per channel, however many GraphQL subscriptions
-want it; each subscriber gets its own bounded mailbox so a slow client can
-never hold up the channel or grow memory without bound:
+One bus subscription per channel, however many GraphQL subscriptions want it;
+each subscriber gets its own bounded mailbox so a slow client can never hold up
+the channel or grow memory without bound:
 
 - conflating mailboxes (ticks, klines) keep only the latest message per key
   (channel), so a slow reader skips straight to fresh prices;
@@ -14,6 +14,12 @@ A bus that reconnects (Redis restarted) may have dropped what was published
 while this process was not listening. Mailboxes opened with ``resync=True``
 then receive :data:`RESYNC` on each of their channels, so their reader can
 catch up from the database.
+
+On Redis, the bus backend hands each message it reads straight to the hub
+(:meth:`RedisBroadcastBackend.dispatch_to`), which offers it to the channel's
+mailboxes in the same step: no queue or task per channel in between, so the
+mailboxes are the only place messages wait. The in-process bus goes through
+broadcaster's subscriptions, one pump task per channel.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from dataclasses import dataclass, field
 
 import structlog
 from broadcaster import Broadcast, BroadcastBackend
+
+from graphql_api.realtime.redis_backend import RedisBroadcastBackend
 
 log = structlog.get_logger(__name__)
 
@@ -139,6 +147,17 @@ class Hub:
         listeners = getattr(self.backend, "reconnect_listeners", None)
         if isinstance(listeners, list):
             listeners.append(self.bus_reconnected)
+        backend = self.backend
+        self._direct = backend if isinstance(backend, RedisBroadcastBackend) else None
+        if self._direct is not None:
+            self._direct.dispatch_to(self._dispatch)
+
+    def _dispatch(self, channel_name: str, message: str) -> None:
+        """A message the Redis reader has just read: into each of the channel's mailboxes."""
+        channel = self._channels.get(channel_name)
+        if channel is not None:
+            for mailbox in list(channel.mailboxes):
+                mailbox.offer(channel_name, message)
 
     def bus_reconnected(self) -> None:
         """Tell ``resync`` mailboxes that events may have been missed meanwhile."""
@@ -199,7 +218,11 @@ class Hub:
             if channel is None:
                 channel = _Channel(name)
                 self._channels[name] = channel
-                channel.task = asyncio.create_task(self._pump(channel), name=f"hub:{name}")
+                if self._direct is not None:
+                    self._direct.add_channel(name)
+                    channel.ready.set()
+                else:
+                    channel.task = asyncio.create_task(self._pump(channel), name=f"hub:{name}")
             channel.mailboxes.add(mailbox)
             mailbox.channels[name] = channel
             added.append(channel)
@@ -216,6 +239,8 @@ class Hub:
             channel.mailboxes.discard(mailbox)
             if not channel.mailboxes and self._channels.get(channel.name) is channel:
                 del self._channels[channel.name]
+                if self._direct is not None:
+                    self._direct.remove_channel(channel.name)
                 if channel.task is not None:
                     channel.task.cancel()
 
@@ -229,6 +254,9 @@ class Hub:
 
     async def close(self) -> None:
         tasks = [c.task for c in self._channels.values() if c.task is not None]
+        if self._direct is not None:
+            for name in self._channels:
+                self._direct.remove_channel(name)
         self._channels.clear()
         for task in tasks:
             task.cancel()

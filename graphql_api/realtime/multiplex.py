@@ -1,7 +1,7 @@
 """Serialize once: identical subscriptions share one execution and one payload per event.
 
 Subscribers whose subscriptions are the same (same document, variables, operation
-name and *scope*: see ``graphql_api.server.ws_protocol``) attach to one
+name and *scope*: see ``graphql_api.server.websocket``) attach to one
 :class:`SharedStream`. Its producer task runs the subscription once; each result
 is serialized to JSON text once, and that same string is handed to every
 subscriber's per-connection :class:`Outbox`, which wraps it in the protocol frame
@@ -24,7 +24,7 @@ Late joiners of a lossless stream get events from the moment they join.
 
 This module knows nothing about GraphQL or Strawberry: producers yield
 :class:`Next` / :class:`Failure` items and subscribers are :class:`Subscriber`
-objects. ``graphql_api.server.ws_protocol`` plugs it into Strawberry's WebSocket handlers.
+objects. ``graphql_api.server.websocket`` plugs it into Strawberry's WebSocket handlers.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class StreamKey:
     document: str  # a digest of the normalised document
     variables: str  # canonical JSON
     operation_name: str | None
-    scope: tuple[Hashable, ...]  # who the execution runs as (see ws_protocol)
+    scope: tuple[Hashable, ...]  # who the execution runs as (see graphql_api.server.websocket)
 
 
 @dataclass(frozen=True, slots=True)

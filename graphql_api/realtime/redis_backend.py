@@ -3,9 +3,11 @@
 broadcaster 0.3.1's own Redis backend neither reconnects nor, with redis-py 8,
 reliably starts listening (it flags itself ready before SUBSCRIBE completes,
 sees no subscription and stops). This backend keeps the set of subscribed
-channels itself, reads from one dedicated pub/sub connection, and when that
-connection fails it reconnects with exponential backoff and resubscribes every
-channel. ``healthy`` tells readiness checks whether delivery is live.
+channels itself, reads from one dedicated pub/sub connection
+(:class:`~graphql_api.realtime.redis_subscriber.RedisSubscriber`, which parses a
+whole network buffer at a time), and when that connection fails it reconnects
+with exponential backoff and resubscribes every channel. ``healthy`` tells
+readiness checks whether delivery is live. Publishing goes through redis-py.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any
 import structlog
 from broadcaster import BroadcastBackend, Event
 from redis import asyncio as redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from graphql_api.realtime.redis_subscriber import RedisSubscriber
 
 log = structlog.get_logger(__name__)
 
@@ -52,13 +55,25 @@ class RedisBroadcastBackend(BroadcastBackend):
     """Parameters:
     url: ``redis://`` or ``rediss://`` URL.
     min_backoff / max_backoff: reconnect delays in seconds (doubling in between).
+    ping_interval: seconds of silence on the subscriber connection before it is
+        pinged (as many again without an answer and it is reconnected).
     """
 
-    def __init__(self, url: str, *, min_backoff: float = 0.1, max_backoff: float = 5.0) -> None:
-        self._client = redis_client(url, health_check_interval=10)
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_backoff: float = 0.1,
+        max_backoff: float = 5.0,
+        ping_interval: float = 10.0,
+    ) -> None:
+        self._url = url
+        self._ping_interval = ping_interval
+        self._client = redis_client(url)
         self._channels: set[str] = set()
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._pubsub: PubSub | None = None
+        self._pubsub: RedisSubscriber | None = None
+        self._deliver: Callable[[str, str], None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
@@ -81,16 +96,34 @@ class RedisBroadcastBackend(BroadcastBackend):
         await self._client.aclose()
 
     async def subscribe(self, channel: str) -> None:
+        self.add_channel(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self.remove_channel(channel)
+
+    def add_channel(self, channel: str) -> None:
+        """Subscribe to ``channel`` now: the command is written before this returns, so
+        a :meth:`remove_channel` after it is always sent after it."""
         self._channels.add(channel)
         if self._pubsub is not None:
             with contextlib.suppress(*_FAILURES):  # the reader resubscribes on reconnect
-                await self._pubsub.subscribe(channel)
+                self._pubsub.subscribe([channel])
 
-    async def unsubscribe(self, channel: str) -> None:
+    def remove_channel(self, channel: str) -> None:
         self._channels.discard(channel)
         if self._pubsub is not None:
             with contextlib.suppress(*_FAILURES):
-                await self._pubsub.unsubscribe(channel)
+                self._pubsub.unsubscribe([channel])
+
+    def dispatch_to(self, deliver: Callable[[str, str], None]) -> None:
+        """Hand every message read to ``deliver(channel, message)``, in the reader task
+        and in arrival order, instead of queueing it for broadcaster. The hub takes
+        this path: no queue and no task switch per message, and nothing piles up
+        here when a subscriber falls behind (its mailbox bounds it). One hub per
+        backend: channels are not counted per taker, so a second one is refused."""
+        if self._deliver is not None:
+            raise RuntimeError("this bus backend already delivers to a hub")
+        self._deliver = deliver
 
     async def publish(self, channel: str, message: Any) -> None:
         await self._client.publish(channel, message)
@@ -106,14 +139,12 @@ class RedisBroadcastBackend(BroadcastBackend):
         return await self._queue.get()
 
     async def _open(self) -> None:
-        pubsub = self._client.pubsub()
+        pubsub = RedisSubscriber(self._url, ping_interval=self._ping_interval)
         try:
-            await pubsub.connect()  # type: ignore[no-untyped-call]
-            await pubsub.ping()
-            if self._channels:
-                await pubsub.subscribe(*self._channels)
+            await pubsub.open()
+            pubsub.subscribe(sorted(self._channels))
         except BaseException:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.close()
             raise
         self._pubsub = pubsub
         self.healthy.set()
@@ -122,7 +153,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(*_FAILURES, RuntimeError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.close()
 
     async def _read_forever(self) -> None:
         backoff = self._min_backoff
@@ -136,16 +167,14 @@ class RedisBroadcastBackend(BroadcastBackend):
                     for listener in list(self.reconnect_listeners):
                         listener()
                 assert self._pubsub is not None
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=1.0
-                )
-                if message is not None and message["type"] == "message":
-                    self._queue.put_nowait(
-                        Event(
-                            channel=_text(message["channel"]),
-                            message=_text(message["data"]),
-                        )
-                    )
+                messages = await self._pubsub.read()
+                deliver = self._deliver
+                if deliver is not None:
+                    for channel, message in messages:
+                        deliver(channel, message)
+                else:
+                    for channel, message in messages:
+                        self._queue.put_nowait(Event(channel=channel, message=message))
             except Exception as error:
                 # Any failure (a lost connection, a protocol error, a bug) takes the
                 # same path: mark delivery unhealthy, reconnect with backoff and
@@ -156,7 +185,3 @@ class RedisBroadcastBackend(BroadcastBackend):
                 await self._close_pubsub()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

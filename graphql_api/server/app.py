@@ -35,7 +35,7 @@ from graphql_api.server.context import build_context
 from graphql_api.server.hardening import Hardening
 from graphql_api.server.http_view import GraphQLOverHTTP
 from graphql_api.server.runtime import open_services
-from graphql_api.server.ws_protocol import (
+from graphql_api.server.websocket import (
     MultiplexLegacyWSHandler,
     MultiplexTransportWSHandler,
     shutdown_all,
@@ -61,7 +61,7 @@ class QuantgraphGraphQL(GraphQLOverHTTP[Context, None]):
     query_limits: QueryLimits = QueryLimits()
     # The schema's parsed documents, which the WebSocket protocol parses through too.
     document_cache: DocumentCache | None = None
-    # Shared subscriptions, per-socket send queues, limits (graphql_api.server.ws_protocol).
+    # Shared subscriptions, per-socket send queues, limits (graphql_api.server.websocket).
     graphql_transport_ws_handler_class = MultiplexTransportWSHandler
     graphql_ws_handler_class = MultiplexLegacyWSHandler
 

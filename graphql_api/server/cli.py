@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 ROLES = ("VIEWER", "TRADER", "FEED", "ADMIN")
 DEFAULT_BATCH_SIZE = 5000
+DEFAULT_SYMBOL_BATCH_SIZE = 500
 
 EXIT_STATUS = """\
 exit status: 0 every row was written, 1 some rows were rejected,
@@ -79,6 +80,33 @@ reported. Rows written stay written: the store has no transactions.
 {EXIT_STATUS}"""
 
 
+SYMBOLS_FORMAT = f"""\
+CSV format: a header, then one symbol per row, exactly these columns in this
+order (header case and spaces do not matter, blank lines are skipped):
+
+  code,name,exchange,currency,tick_size,lot_size,session_close_utc_minute
+  AAPL,Apple Inc.,NASDAQ,USD,0.01,1,1200
+
+  code          1 to 32 letters, digits, '.', '-' or '_' (stored upper case);
+                at most once per file
+  name          1 to 128 characters (quote it if it has a comma)
+  exchange      1 to 16 letters, digits or '_' (stored upper case)
+  currency      the quote currency, 3 to 8 letters or digits (USD, USDT); a new
+                one opens a balance for every account (START_CASH_BY_CURRENCY)
+  tick_size     price step, a positive number; lot_size: quantity step, likewise
+  session_close_utc_minute
+                minutes after 00:00 UTC at which the trading day ends (0-1439)
+
+Rows follow the rules of the createSymbol mutation and are audited as done by
+cli:<your login name>; running servers pick the new symbols up at once. A row
+identical to a listed symbol counts as unchanged (re-running is safe); a listed
+symbol with other values is rejected (use updateSymbol). Without
+--all-or-nothing valid rows are written (committed every --batch-size rows) and
+bad ones reported; with it, one bad row means nothing is written.
+
+{EXIT_STATUS}"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="quantgraph",
@@ -122,6 +150,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write nothing when any row is rejected (default: write the valid rows)",
     )
     _add_import_options(import_bars)
+    import_symbols = commands.add_parser(
+        "import-symbols",
+        help="list symbols from CSV",
+        description="List new symbols from a CSV file (as the createSymbol mutation does).",
+        epilog=SYMBOLS_FORMAT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    import_symbols.add_argument("file", metavar="FILE", help="CSV file, or - for standard input")
+    import_symbols.add_argument(
+        "--all-or-nothing",
+        action="store_true",
+        help="write nothing when any row is rejected (default: write the valid rows)",
+    )
+    _add_import_options(import_symbols, default_batch_size=DEFAULT_SYMBOL_BATCH_SIZE)
     import_ticks = commands.add_parser(
         "import-ticks",
         help="import historical ticks from CSV",
@@ -178,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.file, args.symbol, args.all_or_nothing, args.batch_size, _show(args.progress)
             )
         )
+    if args.command == "import-symbols":
+        return asyncio.run(
+            _import_symbols(args.file, args.all_or_nothing, args.batch_size, _show(args.progress))
+        )
     if args.command == "import-ticks":
         return asyncio.run(_import_ticks(args.file, args.batch_size, _show(args.progress)))
     if args.command == "create-user":
@@ -207,13 +253,15 @@ class _CommandListFormatter(argparse.HelpFormatter):
             self._action_max_length = max(self._action_max_length, length)
 
 
-def _add_import_options(command: argparse.ArgumentParser) -> None:
+def _add_import_options(
+    command: argparse.ArgumentParser, *, default_batch_size: int = DEFAULT_BATCH_SIZE
+) -> None:
     command.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=DEFAULT_BATCH_SIZE,
+        default=default_batch_size,
         metavar="N",
-        help=f"rows per database write (default {DEFAULT_BATCH_SIZE})",
+        help=f"rows per database write (default {default_batch_size})",
     )
     command.add_argument(
         "--progress",
@@ -284,7 +332,7 @@ async def _seed() -> int:
             session,
             demo_username=settings.demo_username,
             demo_password=settings.demo_password,
-            start_cash=settings.demo_start_cash,
+            start_cash=settings.start_cash,
         )
         await session.commit()
     print("seeded demo data" if seeded else "database already has symbols; nothing seeded")
@@ -346,6 +394,51 @@ async def _import_bars(
             print(f"error: {file}: {error.message}", file=sys.stderr)
         return 2
     return _report(_bar_summary(report, all_or_nothing))
+
+
+async def _import_symbols(file: str, all_or_nothing: bool, batch_size: int, progress: bool) -> int:
+    from graphql_api.market.imports.summary import ImportSummary
+    from graphql_api.market.imports.symbols import import_symbol_lines
+    from graphql_api.market.instruments import Actor
+    from graphql_api.platform.settings import Settings
+    from graphql_api.server.runtime import open_instrument_admin
+
+    source = _open_source(file)
+    if source is None:
+        return 2
+    actor = Actor(None, f"cli:{_operator()}")
+    with source as data:
+        async with open_instrument_admin(Settings()) as (instruments, sessions):
+            with _progress_bar(file, progress) as advance:
+                report = await import_symbol_lines(
+                    instruments,
+                    sessions,
+                    _lines(data, advance),
+                    actor=actor,
+                    all_or_nothing=all_or_nothing,
+                    batch_size=batch_size,
+                )
+    if report.errors and report.rows_read == 0:
+        for error in report.errors:
+            print(f"error: {file}: {error.message}", file=sys.stderr)
+        return 2
+    summary = ImportSummary(
+        read=report.rows_read, written=report.rows_written, unchanged=report.unchanged
+    )
+    for row in report.rejected:
+        summary.reject(row.line, row.kind, row.reason)
+    summary.rolled_back = all_or_nothing and bool(report.rejected) and not report.errors
+    if report.errors:
+        summary.stopped = "; ".join(error.message for error in report.errors)
+    return _report(summary)
+
+
+def _operator() -> str:
+    """Who runs the command, for the audit (the login name; ``unknown`` without one)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _window(max_age_years: int, max_future_seconds: int) -> TimeWindow:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.auth.passwords import hash_password
 from graphql_api.market.symbols import quantize
 from graphql_api.platform.settings import DEFAULT_DEMO_PASSWORD
-from graphql_api.trading.accounts import open_account
+from graphql_api.trading.accounts import StartCash, open_account
 from storage import models
 
 
@@ -127,7 +127,7 @@ async def seed_demo_data(
     *,
     demo_username: str,
     demo_password: str = DEFAULT_DEMO_PASSWORD,
-    start_cash: Decimal = Decimal("1000000"),
+    start_cash: StartCash = Decimal("1000000"),
     seed: int = 7,
 ) -> bool:
     """Insert instruments, history and the demo user into an empty database.

@@ -25,6 +25,7 @@ from graphql_api.auth.secret import signing_secret
 from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.hardening.rate_limits.buckets import RateLimiter
 from graphql_api.market.ingest import TickIngestor
+from graphql_api.market.instruments import InstrumentService
 from graphql_api.market.simulated_feed import RandomWalk, run_simulated_feed
 from graphql_api.market.symbols import SymbolCatalog
 from graphql_api.platform.leader import Leadership
@@ -103,6 +104,9 @@ async def open_services(
                         max_watchlists=settings.max_watchlists_per_user,
                         max_symbols=settings.max_watchlist_symbols,
                     ),
+                    instruments=InstrumentService(
+                        sessions, catalog, outbox, start_cash=settings.start_cash
+                    ),
                     auth=auth,
                     demo_user_id=demo_user_id,
                 )
@@ -123,6 +127,9 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
         "ingestor": asyncio.create_task(services.ingestor.run(), name="tick-ingestor"),
         "revocations": asyncio.create_task(services.auth.run(), name="auth-revocations"),
         "event-relay": asyncio.create_task(services.outbox.run(), name="event-relay"),
+        "symbol-catalogue": asyncio.create_task(
+            services.catalog.follow(services.hub), name="symbol-catalogue"
+        ),
     }
     settings = services.settings
     if settings.matcher_enabled:
@@ -252,7 +259,7 @@ async def _seed(sessions: SessionFactory, settings: Settings) -> None:
                 session,
                 demo_username=settings.demo_username,
                 demo_password=settings.demo_password,
-                start_cash=settings.demo_start_cash,
+                start_cash=settings.start_cash,
             )
             if seeded:
                 await session.commit()
@@ -327,6 +334,23 @@ async def open_admin_services(settings: Settings | None = None) -> AsyncIterator
             yield auth
         finally:
             auth.close()
+
+
+@contextlib.asynccontextmanager
+async def open_instrument_admin(
+    settings: Settings | None = None,
+) -> AsyncIterator[tuple[InstrumentService, SessionFactory]]:
+    """Instrument administration for the CLI (``import-symbols``), like
+    :func:`open_admin_services`: changes are staged in the database and the servers'
+    relays put them on the cluster's bus, so every running process reloads them."""
+    settings = settings or Settings()
+    async with open_database(settings) as database, Broadcast("memory://") as broadcast:
+        sessions = database.sessions
+        hub = Hub(broadcast)
+        catalog = SymbolCatalog(sessions)
+        await catalog.load()
+        outbox = EventOutbox(sessions, hub)
+        yield InstrumentService(sessions, catalog, outbox, start_cash=settings.start_cash), sessions
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,7 @@ On shutdown uvicorn closes every open WebSocket with 1012 *before* it runs the
 app's lifespan shutdown, so the app never gets a chance to tell subscribers that
 their operations are over. :class:`GracefulServer` first completes every active
 GraphQL operation and closes each socket with ``1001 server shutting down``
-(:func:`graphql_api.server.ws_protocol.shutdown_all`), then shuts down as uvicorn does.
+(:func:`graphql_api.server.websocket.shutdown_all`), then shuts down as uvicorn does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import socket
 import structlog
 import uvicorn
 
-from graphql_api.server.ws_protocol import shutdown_all
+from graphql_api.server.websocket import shutdown_all
 
 log = structlog.get_logger(__name__)
 

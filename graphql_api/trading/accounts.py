@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -29,15 +29,26 @@ async def account_currencies(session: AsyncSession) -> list[str]:
     return sorted(result)
 
 
+StartCash = Decimal | Callable[[str], Decimal]
+"""One amount for every currency, or the amount per currency (``Settings.start_cash``)."""
+
+
+def start_cash_in(start_cash: StartCash, currency: str) -> Decimal:
+    return start_cash(currency) if callable(start_cash) else start_cash
+
+
 async def open_account(
-    session: AsyncSession, user_id: int, currencies: Iterable[str], start_cash: Decimal
+    session: AsyncSession, user_id: int, currencies: Iterable[str], start_cash: StartCash
 ) -> None:
-    """Give a new user ``start_cash`` in every quote currency (idempotent)."""
+    """Give a new user their start cash in every quote currency (idempotent)."""
     now = datetime.now(UTC)
     for currency in currencies:
         if await session.get(models.CashBalance, (user_id, currency)) is None:
             session.add(
                 models.CashBalance(
-                    user_id=user_id, currency=currency, amount=start_cash, updated_at=now
+                    user_id=user_id,
+                    currency=currency,
+                    amount=start_cash_in(start_cash, currency),
+                    updated_at=now,
                 )
             )

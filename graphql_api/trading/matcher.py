@@ -33,7 +33,9 @@ book. The rules:
 - with ``PARTIAL_FILLS``, a tick fills at most its own volume (in whole lots),
   shared by the orders in time priority; only fills actually written consume
   it (an order canceled meanwhile takes nothing);
-- a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.apply_fill`).
+- a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.apply_fill`);
+- a halted symbol's ticks fill nothing: its orders rest as they are until it resumes
+  (DAY orders still expire at the session close).
 
 Each fill is one transaction (:func:`graphql_api.trading.fills.apply_fill`), fenced by
 the order's version, so a fill is never applied twice even across a failover.
@@ -53,7 +55,11 @@ import structlog
 from graphql_api.market.late_ticks import TickWatermark
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
 from graphql_api.platform.activity import Activity
-from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, tick_channel
+from graphql_api.realtime.channels import (
+    ORDERS_NEW_CHANNEL,
+    SYMBOL_CHANGES_CHANNEL,
+    tick_channel,
+)
 from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.book import OrderBook, RestingOrder
@@ -120,7 +126,8 @@ class PaperMatcher:
 
     async def _run_once(self) -> None:
         channels = [tick_channel(spec.code) for spec in self._catalog.all()]
-        channels.append(ORDERS_NEW_CHANNEL)
+        # A symbol listed while we run is announced here: start following its ticks.
+        channels += [ORDERS_NEW_CHANNEL, SYMBOL_CHANGES_CHANNEL]
         async with self._hub.subscribe(channels, conflate=False, capacity=MATCHER_MAILBOX) as box:
             await self.resync()
             housekeeping = asyncio.create_task(self._housekeeping(), name="matcher-housekeeping")
@@ -129,6 +136,8 @@ class PaperMatcher:
                     message = await box.get()
                     if message.channel == ORDERS_NEW_CHANNEL:
                         self.on_order_event(decode_id_event(message.message))
+                    elif message.channel == SYMBOL_CHANGES_CHANNEL:
+                        await self._hub.listen(box, [tick_channel(message.message)])
                     else:
                         await self.on_tick(decode_tick(message.message))
             finally:
@@ -199,18 +208,21 @@ class PaperMatcher:
         if not book:
             return
         # Stops this tick's last price triggers act as MARKET / LIMIT from it on,
-        # this tick included (the trade that triggers a stop is the market it meets).
-        for order in book.triggered_by(tick, self._clock_tolerance):
-            if order.expires_at is None or tick.time < order.expires_at:
-                await self._trigger(order, tick)
+        # this tick included (the trade that triggers a stop is the market it meets);
+        # a halted symbol's stops wait, as its other orders do.
+        stops = book.triggered_by(tick, self._clock_tolerance)
+        if stops and await self._tradable(tick.symbol):
+            for order in stops:
+                if order.expires_at is None or tick.time < order.expires_at:
+                    await self._trigger(order, tick)
         # Only the orders the tick can act on, in time (id) priority; collected
         # before any await, since fills take orders out of the book as they go.
         acting = book.acting(tick, self._clock_tolerance)
         if not acting:
             return
         spec = (await self._catalog.get_many([tick.symbol])).get(tick.symbol)
-        if spec is None:
-            return
+        if spec is None or not spec.tradable:
+            return  # a halted symbol's orders rest untouched until it resumes
         available = tick.volume if self._partial_fills else None
         for order in acting:
             if book.get(order.id) is not order:
@@ -218,7 +230,7 @@ class PaperMatcher:
                 # replaced by an amendment: this copy's version is stale
                 continue
             if tick.time < order.created_at - self._clock_tolerance:
-                continue  # a price from before the order existed; not even an IOC's or FOK's tick
+                continue  # a price from before the order existed; not even an IOC's or FOK's
             if order.expires_at is not None and tick.time >= order.expires_at:
                 await self._close(order, OrderStatus.EXPIRED)
                 continue
@@ -286,6 +298,10 @@ class PaperMatcher:
         if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):
             self._forget(order)
         return outcome.filled
+
+    async def _tradable(self, symbol: str) -> bool:
+        spec = (await self._catalog.get_many([symbol])).get(symbol)
+        return spec is not None and spec.tradable
 
     async def _trigger(self, order: RestingOrder, tick: Tick) -> None:
         """Record that ``tick`` triggered a stop, then book it as the order it now is."""

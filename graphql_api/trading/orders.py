@@ -61,7 +61,7 @@ from storage.repositories import orders as order_repo
 from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Tick, TimeSeriesStore
 
-__all__ = ["MAX_BATCH_ORDERS", "CancelAllOutcome", "OrderOutcome", "OrderService"]
+__all__ = ["MAX_BATCH_ORDERS", "CancelAllOutcome", "OrderOutcome", "OrderService", "announce_order"]
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +75,15 @@ class CancelAllOutcome:
 
     orders: list[models.Order]
     errors: list[UserError]
+
+
+def announce_order(outbox: EventOutbox, session: AsyncSession, order: models.Order) -> None:
+    """Stage ``order``'s change on its owner's channel, in ``session``'s transaction."""
+    outbox.stage(
+        session,
+        order_channel(order.user_id),
+        encode_id_event("order", order.id, status=order.status, version=order.version),
+    )
 
 
 class OrderService:
@@ -338,11 +347,7 @@ class OrderService:
 
     def announce(self, session: AsyncSession, order: models.Order) -> None:
         """Stage ``order``'s change in ``session``: published once (and only if) it commits."""
-        self._outbox.stage(
-            session,
-            order_channel(order.user_id),
-            encode_id_event("order", order.id, status=order.status, version=order.version),
-        )
+        announce_order(self._outbox, session, order)
 
     async def exposure(
         self, session: AsyncSession, user_id: int, spec: SymbolSpec, currency: str

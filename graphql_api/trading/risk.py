@@ -28,6 +28,10 @@ class RejectReason(enum.Enum):
     # At fill time: a MARKET buy's price ran past what it reserved. It fills what
     # the reservation pays for (whole lots) and the rest is canceled with this.
     INSUFFICIENT_FUNDS_AT_FILL = "INSUFFICIENT_FUNDS_AT_FILL"
+    # At an administrator's change of the symbol: a resting order whose limit price
+    # (or remaining quantity) is off the new tick (or lot) grid is canceled with this.
+    TICK_SIZE_CHANGED = "TICK_SIZE_CHANGED"
+    LOT_SIZE_CHANGED = "LOT_SIZE_CHANGED"
 
 
 @dataclass(frozen=True, slots=True)

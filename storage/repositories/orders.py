@@ -55,6 +55,21 @@ async def newest_order_id(session: AsyncSession) -> int | None:
     return await session.scalar(select(func.max(models.Order.id)))
 
 
+async def open_orders_for_symbol(session: AsyncSession, code: str) -> list[models.Order]:
+    """Every NEW or PARTIALLY_FILLED order on ``code``, in id order, row-locked until the
+    transaction ends (a fill or cancel of one of them waits for it)."""
+    query = (
+        select(models.Order)
+        .where(
+            models.Order.symbol_code == code,
+            models.Order.status.in_(("NEW", "PARTIALLY_FILLED")),
+        )
+        .order_by(models.Order.id)
+        .with_for_update()
+    )
+    return list(await session.scalars(query))
+
+
 async def order_by_client_id(
     session: AsyncSession, user_id: int, client_order_id: str
 ) -> models.Order | None:

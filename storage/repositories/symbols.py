@@ -1,4 +1,4 @@
-"""Symbols and their stored daily bars."""
+"""Symbols, their administrative audit and their stored daily bars."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
@@ -17,6 +17,76 @@ from storage.timeseries import Bar
 async def symbols_by_codes(session: AsyncSession, codes: Sequence[str]) -> list[models.Symbol]:
     result = await session.scalars(select(models.Symbol).where(models.Symbol.code.in_(codes)))
     return list(result)
+
+
+async def symbol_for_update(session: AsyncSession, code: str) -> models.Symbol | None:
+    """The symbol, row-locked until the transaction ends (PostgreSQL): two administrators
+    changing one symbol at once are serialised, and each audit row's ``before`` is exact."""
+    result = await session.scalars(
+        select(models.Symbol).where(models.Symbol.code == code).with_for_update()
+    )
+    return result.first()
+
+
+async def currency_listed(session: AsyncSession, currency: str) -> bool:
+    """Whether any symbol is already quoted in ``currency``."""
+    found = await session.scalar(
+        select(literal(1)).where(exists().where(models.Symbol.currency == currency))
+    )
+    return found is not None
+
+
+async def open_cash_balances(
+    session: AsyncSession, currency: str, amount: Decimal, now: datetime
+) -> int:
+    """Give every user without a ``currency`` balance one of ``amount``, in one statement;
+    how many were opened."""
+    balance = models.CashBalance
+    missing = select(
+        models.User.id,
+        literal(currency),
+        literal(amount, balance.amount.type),
+        literal(now, balance.updated_at.type),
+    ).where(~exists().where(balance.user_id == models.User.id, balance.currency == currency))
+    result = await session.execute(
+        insert(balance).from_select(["user_id", "currency", "amount", "updated_at"], missing)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def add_audit(
+    session: AsyncSession,
+    *,
+    code: str,
+    action: str,
+    actor_id: int | None,
+    actor_name: str,
+    before: dict[str, object] | None,
+    after: dict[str, object],
+) -> models.SymbolAudit:
+    row = models.SymbolAudit(
+        symbol_code=code,
+        action=action,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        at=datetime.now(UTC),
+        before=before,
+        after=after,
+    )
+    session.add(row)
+    return row
+
+
+async def audit_page(
+    session: AsyncSession, *, code: str | None, before_id: int | None, limit: int
+) -> list[models.SymbolAudit]:
+    """Audit rows newest first (keyset on the id), of one symbol or of all."""
+    query = select(models.SymbolAudit).order_by(models.SymbolAudit.id.desc()).limit(limit)
+    if code is not None:
+        query = query.where(models.SymbolAudit.symbol_code == code)
+    if before_id is not None:
+        query = query.where(models.SymbolAudit.id < before_id)
+    return list(await session.scalars(query))
 
 
 async def search_symbols(

@@ -5,13 +5,14 @@ each root field, each argument (and each field of an input object, at any
 depth) gets, in turn, every extreme value of its scalar type while the other
 required arguments hold ordinary values: non-ASCII digits, huge and tiny
 numbers, negative and empty values, NUL, bidi controls, calendar ends. Each
-field is sent as a caller it admits (a signed-in TRADER, or a FEED user for
-``ingestTicks`` and ``importBars``, so their inputs are read rather than
-refused) and, for a few values, as the callers it refuses; no request may end
-in an internal error and a refusal must carry a code. The CSV text of
-``importBars`` gets extremes in every cell and in its shape. Sign-in fields
-(``register``, ``login``, ``refreshToken``) take a sample of the extremes,
-anonymously: each request may spend a deliberate password hash.
+field is sent as a caller it admits (a signed-in TRADER, a FEED user for
+``ingestTicks`` and ``importBars``, an ADMIN for the symbol administration, so
+their inputs are read rather than refused) and, for a few values, as the
+callers it refuses; no request may end in an internal error and a refusal must
+carry a code. The CSV text of ``importBars`` gets extremes in every cell and in
+its shape. Sign-in fields (``register``, ``login``, ``refreshToken``) take a
+sample of the extremes, anonymously: each request may spend a deliberate
+password hash.
 ``test_every_argument_survives_every_extreme`` sweeps the whole table
 deterministically; ``test_extremes_in_combination`` lets hypothesis combine
 extremes across several arguments of one field.
@@ -384,20 +385,25 @@ async def fuzzing(sqlite_url: str) -> AsyncIterator[Fuzzing]:
     async with running_app(settings) as app:
         trader_token = await login_token(app)
         feed_token = await user_token(app, "fuzz_feed", Role.FEED)
+        admin_token = await user_token(app, "fuzz_admin", Role.ADMIN)
         async with (
             http_client(app, trader_token) as trader,
             http_client(app, feed_token) as feed,
+            http_client(app, admin_token) as admin,
             http_client(app, None) as anonymous,
         ):
             response = await anonymous.post("/graphql", json={"query": get_introspection_query()})
             schema = build_client_schema(response.json()["data"])
-            yield Fuzzing(schema, {"trader": trader, "feed": feed, "anonymous": anonymous})
+            yield Fuzzing(
+                schema,
+                {"trader": trader, "feed": feed, "admin": admin, "anonymous": anonymous},
+            )
 
 
 async def member_for(fuzzing: Fuzzing, operation: str, name: str, field: GraphQLField) -> str:
     """The first of our signed-in callers the field lets in with ordinary arguments."""
     body = document(fuzzing.schema, operation, name, baseline(field))
-    for who in ("trader", "feed"):
+    for who in ("trader", "feed", "admin"):
         if await fuzzing.send(who, body):
             return who
     raise AssertionError(f"no caller of the sweep may call {name}")
@@ -445,6 +451,7 @@ async def test_every_argument_survives_every_extreme(fuzzing: Fuzzing) -> None:
                 if index < 3 or (who == "anonymous" and open_to_anonymous[target.field]):
                     await fuzzing.send(who, body)
     assert members["ingestTicks"] == members["importBars"] == "feed", members
+    assert members["createSymbol"] == members["symbolAudit"] == "admin", members
 
 
 @st.composite
@@ -460,7 +467,7 @@ def combined_extremes(draw: st.DrawFn, schema: GraphQLSchema) -> tuple[str, Json
         for target in draw(st.lists(st.sampled_from(slots), max_size=4, unique=True)):
             value = draw(st.sampled_from(extremes_for(target.scalar, target.path[-1])))
             values = with_value(values, field, target, value)
-    who = draw(st.sampled_from(["trader", "feed", "anonymous"]))
+    who = draw(st.sampled_from(["trader", "feed", "admin", "anonymous"]))
     return who, document(schema, operation, name, values)
 
 

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from graphql_api.hardening.persisted_queries.stores import document_hash
 from graphql_api.hardening.query_limits import document_cache
 from graphql_api.hardening.text_inputs import MESSAGE
-from graphql_api.server import ws_protocol
+from graphql_api.server.websocket import documents as websocket_documents
 from storage.timeseries import Tick
 from tests.conftest import http_client, live_server, login_token, running_app
 from tests.hardening.conftest import counting_statements, hardened_settings, hardening_of
@@ -63,7 +63,7 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         parsed.append(str(source))
         return graphql.parse(source, **options)
 
-    for module in (strawberry.schema.schema, document_cache, ws_protocol):
+    for module in (strawberry.schema.schema, document_cache, websocket_documents):
         monkeypatch.setattr(module, "parse", counting_parse)
     return parsed
 

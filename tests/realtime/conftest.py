@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from graphql_api.platform.settings import Settings
 from graphql_api.server.app import QuantgraphGraphQL, create_app
 from graphql_api.server.serving import GracefulServer
-from graphql_api.server.ws_protocol import RealtimeOptions, RealtimeState, install, realtime_state
+from graphql_api.server.websocket import RealtimeOptions, RealtimeState, install, realtime_state
 from graphql_api.services import Services
 from tests.conftest import make_settings, sql_database
 

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from graphql_api.server.ws_protocol import (
+from graphql_api.server.websocket import (
     GOING_AWAY,
     GOING_AWAY_REASON,
     INIT_TIMEOUT,

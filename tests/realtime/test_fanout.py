@@ -19,7 +19,7 @@ import schema.market
 from graphql_api.realtime.channels import order_channel
 from graphql_api.realtime.events import encode_id_event
 from graphql_api.realtime.multiplex import SLOW_CONSUMER_CLOSE
-from graphql_api.server.ws_protocol import RealtimeOptions
+from graphql_api.server.websocket import RealtimeOptions
 from resolvers.amounts import Amounts
 from storage.timeseries import Tick
 from tests.conftest import http_client, login_token, make_settings

@@ -32,6 +32,8 @@ class ImportSummary:
     read: int = 0
     written: int = 0
     rejected: int = 0
+    # Rows that were already stored exactly as given (a symbol import run again).
+    unchanged: int = 0
     reasons: dict[str, RejectionGroup] = field(default_factory=dict)
     stopped: str | None = None
     rolled_back: bool = False
@@ -50,6 +52,8 @@ class ImportSummary:
     def render(self) -> str:
         """The text the CLI prints: stable, so scripts may grep the first line."""
         out = [f"rows read {self.read}, written {self.written}, rejected {self.rejected}"]
+        if self.unchanged:
+            out.append(f"  unchanged {self.unchanged}: already stored as given")
         ordered = sorted(self.reasons.items(), key=lambda item: (-item[1].count, item[1].lines[0]))
         for reason, group in ordered:
             out.append(f"  rejected {group.count}: {reason} ({_lines(group)})")

@@ -1,7 +1,7 @@
 """orders: STOP and STOP_LIMIT (stop price, trigger time, a wider type)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 
 ``STOP_LIMIT`` is ten characters: the type column grows from 8 to 16 (SQLite
 keeps no length, so batch mode's table copy changes nothing there). The new
@@ -15,8 +15,8 @@ from alembic import op
 
 import storage.types
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

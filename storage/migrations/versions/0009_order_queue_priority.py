@@ -1,7 +1,7 @@
 """orders: queue priority kept across amendments
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 
 An amended order that loses its time priority (a new price, a larger quantity)
 ranks after every order that existed when it was amended: ``queue_anchor`` is
@@ -17,8 +17,8 @@ from alembic import op
 
 import storage.types
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,260 @@
+"""Listing symbols from CSV: ``quantgraph import-symbols``.
+
+Every row goes through the same rules and the same writer as ``createSymbol``
+(:mod:`graphql_api.market.instruments`): checked by
+:func:`~graphql_api.market.instruments.drafts.check_draft`, then listed with its
+audit row, its announcement and any new currency's balances by
+:meth:`~graphql_api.market.instruments.InstrumentService.stage_create`.
+
+Re-running a file is safe: a row identical to the symbol already listed is
+counted as unchanged, not written again. A row for a listed symbol with other
+values is rejected: changes go through ``updateSymbol``, whose rules (resting
+orders off a new grid are canceled) an import should not apply silently.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_api.market.imports.bars import RejectedRow
+from graphql_api.market.imports.csv_lines import without_bom
+from graphql_api.market.instruments import Actor, InstrumentService, SessionDraft, SymbolDraft
+from graphql_api.market.instruments.drafts import check_draft
+from graphql_api.platform.errors import ErrorCode, UserError
+from graphql_api.platform.number_text import (
+    NumberOutOfRangeError,
+    NumberTextError,
+    parse_ascii_int,
+    parse_plain_decimal,
+)
+from storage import models
+from storage.engine import SessionFactory
+
+__all__ = ["CSV_COLUMNS", "SymbolCsv", "SymbolImportReport", "import_symbol_lines"]
+
+CSV_COLUMNS = (
+    "code",
+    "name",
+    "exchange",
+    "currency",
+    "tick_size",
+    "lot_size",
+    "session_close_utc_minute",
+)
+IMPORT_BATCH_SIZE = 500
+
+
+@dataclass(slots=True)
+class SymbolImportReport:
+    """Rows read, listed, already listed as given, and rejected; ``errors`` are
+    file-level problems (bad header, unreadable line) that stopped the import."""
+
+    rows_read: int = 0
+    rows_written: int = 0
+    unchanged: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    errors: list[UserError] = field(default_factory=list)
+
+
+async def import_symbol_lines(
+    instruments: InstrumentService,
+    sessions: SessionFactory,
+    lines: Iterable[str],
+    *,
+    actor: Actor,
+    all_or_nothing: bool,
+    batch_size: int = IMPORT_BATCH_SIZE,
+) -> SymbolImportReport:
+    """List the symbols of a CSV, ``batch_size`` at a time.
+
+    Without ``all_or_nothing`` each batch is committed on its own and bad rows are
+    reported; with it the whole file is one transaction, rolled back if any row
+    was rejected (checking goes on, so the report lists every bad row).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    rows = SymbolCsv(lines)
+    report = SymbolImportReport()
+    header_error = rows.check_header()
+    if header_error is not None:
+        report.errors.append(header_error)
+        return report
+    staged = 0
+    async with sessions() as session:
+        try:
+            for row in rows:
+                if isinstance(row, RejectedRow):
+                    report.rejected.append(row)
+                    continue
+                line, draft = row
+                verdict = await _list(session, instruments, actor, line, draft)
+                if isinstance(verdict, RejectedRow):
+                    report.rejected.append(verdict)
+                elif verdict:
+                    staged += 1
+                else:
+                    report.unchanged += 1
+                if staged >= batch_size and not all_or_nothing:
+                    await session.commit()
+                    report.rows_written, staged = report.rows_written + staged, 0
+        except (csv.Error, UnicodeDecodeError) as problem:
+            message = f"line {rows.failed_line(problem)}: {problem}"
+            report.errors.append(UserError("csv", ErrorCode.INVALID, message))
+        except IntegrityError:
+            # Another administrator listed one of these codes meanwhile.
+            await session.rollback()
+            message = "a symbol of this batch was listed by someone else meanwhile; run it again"
+            report.errors.append(UserError("csv", ErrorCode.CONFLICT, message))
+            report.rows_read = rows.read
+            return report
+        report.rows_read = rows.read
+        if all_or_nothing and (report.rejected or report.errors):
+            await session.rollback()
+            return report
+        await session.commit()
+        report.rows_written += staged
+    return report
+
+
+async def _list(
+    session: AsyncSession,
+    instruments: InstrumentService,
+    actor: Actor,
+    line: int,
+    draft: SymbolDraft,
+) -> RejectedRow | bool:
+    """Stage one checked row: True when listed, False when listed as given already."""
+    existing = await session.get(models.Symbol, draft.code)
+    if existing is not None:
+        if _same(existing, draft):
+            return False
+        return RejectedRow(
+            line,
+            ErrorCode.CONFLICT,
+            f"{draft.code} is already listed with other values (change it with updateSymbol)",
+            "already listed with other values",
+        )
+    row, errors = await instruments.stage_create(session, actor, draft)
+    if row is None:
+        return RejectedRow(line, errors[0].code, errors[0].message, errors[0].message)
+    return True
+
+
+def _same(row: models.Symbol, draft: SymbolDraft) -> bool:
+    return (
+        row.name,
+        row.exchange,
+        row.currency,
+        row.tick_size,
+        row.lot_size,
+        row.session_close_utc_minute,
+    ) == (
+        draft.name,
+        draft.exchange,
+        draft.currency,
+        draft.tick_size,
+        draft.lot_size,
+        draft.session.close_utc_minute,
+    )
+
+
+class SymbolCsv:
+    """The parse-and-check step: iterating yields ``(line, draft)`` for each valid,
+    non-blank row (canonicalised) or a :class:`RejectedRow`. A code seen earlier in
+    the file is rejected (the first one wins)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._reader = csv.reader(without_bom(lines))
+        self._first_line: dict[str, int] = {}
+        self.read = 0
+
+    def check_header(self) -> UserError | None:
+        try:
+            header = next(self._reader, None)
+        except (csv.Error, UnicodeDecodeError) as error:
+            return UserError("csv", ErrorCode.INVALID, f"line 1: {error}")
+        if header is None or tuple(cell.strip().lower() for cell in header) != CSV_COLUMNS:
+            return UserError(
+                "csv",
+                ErrorCode.INVALID,
+                f"the first line must be the header {','.join(CSV_COLUMNS)}",
+            )
+        return None
+
+    def failed_line(self, error: Exception) -> int:
+        return self._reader.line_num + (1 if isinstance(error, UnicodeDecodeError) else 0)
+
+    def __iter__(self) -> Iterator[tuple[int, SymbolDraft] | RejectedRow]:
+        for cells in self._reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            self.read += 1
+            line = self._reader.line_num
+            parsed = _parse_row(cells)
+            if isinstance(parsed, RejectedRow):
+                yield RejectedRow(line, parsed.code, parsed.reason, parsed.kind)
+                continue
+            draft, errors = check_draft(parsed)
+            if errors:
+                first = errors[0]
+                yield RejectedRow(
+                    line, first.code, f"{first.field}: {first.message}", first.message
+                )
+            elif draft.code in self._first_line:
+                yield RejectedRow(
+                    line,
+                    ErrorCode.CONFLICT,
+                    f"duplicate code {draft.code} (first on line {self._first_line[draft.code]})",
+                    "duplicate code",
+                )
+            else:
+                self._first_line[draft.code] = line
+                yield line, draft
+
+
+def _parse_row(cells: Sequence[str]) -> SymbolDraft | RejectedRow:
+    if len(cells) != len(CSV_COLUMNS):
+        return RejectedRow(
+            0,
+            ErrorCode.INVALID,
+            f"expected {len(CSV_COLUMNS)} columns, got {len(cells)}",
+            "wrong number of columns",
+        )
+    code, name, exchange, currency, raw_tick, raw_lot, raw_minute = cells
+    steps: dict[str, Decimal] = {}
+    for column, raw in (("tick_size", raw_tick), ("lot_size", raw_lot)):
+        try:
+            steps[column] = parse_plain_decimal(raw.strip())
+        except NumberOutOfRangeError as error:
+            return RejectedRow(0, ErrorCode.OUT_OF_RANGE, str(error), f"{column} is too long")
+        except NumberTextError:
+            return RejectedRow(
+                0,
+                ErrorCode.INVALID,
+                f"{column} {raw!r} is not a number",
+                f"{column} is not a number",
+            )
+    try:
+        minute = parse_ascii_int(raw_minute.strip(), max_digits=4)
+    except NumberTextError:
+        return RejectedRow(
+            0,
+            ErrorCode.INVALID,
+            f"session_close_utc_minute {raw_minute!r} is not a whole number from 0 to 1439",
+            "session_close_utc_minute is not a whole number",
+        )
+    return SymbolDraft(
+        code=code,
+        name=name,
+        exchange=exchange,
+        currency=currency,
+        tick_size=steps["tick_size"],
+        lot_size=steps["lot_size"],
+        session=SessionDraft(minute),
+    )

@@ -1,0 +1,40 @@
+"""Instrument administration resolvers (ADMIN): the caller becomes the change's actor."""
+
+from __future__ import annotations
+
+from graphql_api.market.instruments import Actor, SymbolChanges, SymbolDraft, SymbolOutcome
+from resolvers.context import Info, NotAuthenticatedError
+from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows
+from storage import models
+
+AUDIT_CURSOR = "symbolAudit"
+
+
+def _actor(info: Info) -> Actor:
+    principal = info.context.principal
+    if principal is None:
+        raise NotAuthenticatedError("instrument administration needs a signed-in ADMIN")
+    return Actor(principal.user_id, principal.username)
+
+
+async def create_symbol(info: Info, draft: SymbolDraft) -> SymbolOutcome:
+    return await info.context.services.instruments.create(_actor(info), draft)
+
+
+async def update_symbol(info: Info, code: str, changes: SymbolChanges) -> SymbolOutcome:
+    return await info.context.services.instruments.update(_actor(info), code, changes)
+
+
+async def set_tradable(info: Info, code: str, tradable: bool) -> SymbolOutcome:
+    return await info.context.services.instruments.set_tradable(_actor(info), code, tradable)
+
+
+async def symbol_audit(
+    info: Info, symbol: str | None, first: int, after: str | None
+) -> Page[models.SymbolAudit]:
+    first = check_page_size(first, info.context.services.settings.max_page_size)
+    before_id = decode_int_cursor(AUDIT_CURSOR, after)
+    rows = await info.context.services.instruments.audit(
+        symbol, before_id=before_id, limit=first + 1
+    )
+    return page_from_rows(rows, first)
