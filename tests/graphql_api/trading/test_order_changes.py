@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from graphql_api.market.instruments.admin import Actor
+from graphql_api.market.instruments.drafts import SymbolChanges
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, order_channel
 from graphql_api.realtime.events import decode_id_event
@@ -396,3 +398,24 @@ async def test_an_amendment_that_changes_nothing_writes_nothing(services: Servic
     same = await amend(services, order, price="1500.00", quantity="100")
     assert same.errors == [] and same.order is not None
     assert same.order.version == 0
+
+
+async def test_an_order_the_server_cancels_off_a_new_grid_leaves_the_matchers_book(
+    services: Services,
+) -> None:
+    # given a resting order off the tick grid that is about to come
+    order = await place(services, price="1500.01")
+    matcher = matcher_for(services)
+    await matcher.resync()
+    # when the symbol's tick size becomes 0.10
+    async with services.hub.subscribe([ORDERS_NEW_CHANNEL], conflate=False) as box:
+        changed = await services.instruments.update(
+            Actor(None, "cli:test"), MOUTAI, SymbolChanges(tick_size=D("0.10"))
+        )
+        [event] = await received(box, order.id)
+    # then it is canceled and the matcher is told to drop it, as for a user's cancel
+    assert changed.errors == []
+    assert (await order_row(services, order.id)).status == "CANCELED"
+    matcher.on_order_event(event)
+    book = matcher.book(MOUTAI)
+    assert book is not None and order.id not in book

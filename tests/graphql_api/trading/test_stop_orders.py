@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from graphql_api.market.instruments.admin import Actor
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.server.runtime import open_services
 from graphql_api.services import Services
@@ -176,3 +177,20 @@ async def test_stop_orders_cannot_be_amended(services: Services) -> None:
         services.demo_user_id, order.id, limit_price=D("1556.00")
     )
     assert [(e.field, e.code) for e in refused.errors] == [("id", ErrorCode.NOT_AMENDABLE)]
+
+
+async def test_a_halted_symbols_stop_is_not_triggered_until_it_resumes(
+    services: Services,
+) -> None:
+    order = await place(services, OrderType.STOP)
+    matcher = matcher_for(services)
+    await matcher.resync()
+    root = Actor(None, "cli:test")
+    assert (await services.instruments.set_tradable(root, MOUTAI, False)).errors == []
+    await matcher.on_tick(tick(MOUTAI, "1560.00", "1559.99", "1560.01"))
+    row = await order_row(services, order.id)
+    assert (row.status, row.triggered_at) == ("NEW", None)
+    assert (await services.instruments.set_tradable(root, MOUTAI, True)).errors == []
+    await matcher.on_tick(tick(MOUTAI, "1561.00", "1560.99", "1561.01"))
+    row = await order_row(services, order.id)
+    assert (row.status, row.average_fill_price) == ("FILLED", D("1561.01"))
