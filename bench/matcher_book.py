@@ -169,7 +169,7 @@ async def quiet_on_tick(orders: list[RestingOrder], tick: Tick) -> float:
         sessions, hub, catalog, service, POLICY, max_tick_lag=timedelta(days=36_500)
     )
     for order in orders:
-        matcher._add(order)  # as the orders.new event books it
+        matcher.book_order(order)  # as the orders.new event books it
     try:
         return await median_micros_async(lambda: matcher.on_tick(tick))
     finally:

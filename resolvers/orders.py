@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from graphql_api.trading.order_types import OrderRequest, OrderStatus
-from graphql_api.trading.orders import MAX_BATCH_ORDERS, OrderOutcome
+from graphql_api.trading.orders import MAX_BATCH_ORDERS, CancelAllOutcome, OrderOutcome
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from resolvers.lookahead import selects
@@ -79,3 +81,17 @@ async def place_orders(info: Info, requests: list[OrderRequest]) -> list[OrderOu
 
 async def cancel_order(info: Info, order_id: str) -> OrderOutcome:
     return await info.context.services.orders.cancel_order(info.context.user_id, parse_id(order_id))
+
+
+async def cancel_all_orders(info: Info, symbol: str | None) -> CancelAllOutcome:
+    return await info.context.services.orders.cancel_all_orders(
+        info.context.user_id, symbol.upper() if symbol is not None else None
+    )
+
+
+async def amend_order(
+    info: Info, order_id: str, limit_price: Decimal | None, quantity: Decimal | None
+) -> OrderOutcome:
+    return await info.context.services.orders.amend_order(
+        info.context.user_id, parse_id(order_id), limit_price=limit_price, quantity=quantity
+    )

@@ -21,7 +21,11 @@ OrderSide = order_types.OrderSide
 strawberry.enum(
     order_types.OrderType,
     name="OrderType",
-    description="MARKET fills at the next tick's price; LIMIT rests until the price is reached.",
+    description=(
+        "MARKET fills at the next tick's price; LIMIT rests until the price is reached; "
+        "STOP and STOP_LIMIT wait until the last price reaches stopPrice, then act as "
+        "MARKET or LIMIT."
+    ),
 )
 OrderType = order_types.OrderType
 
@@ -30,7 +34,9 @@ strawberry.enum(
     name="TimeInForce",
     description=(
         "GTC: good till canceled; DAY: expires at the symbol's session end; "
-        "IOC: whatever cannot fill on the next tick is canceled."
+        "GTD: good till the order's expiresAt; "
+        "IOC: whatever cannot fill on the next tick expires; "
+        "FOK: fills completely on the next tick or expires without any fill."
     ),
 )
 TimeInForce = order_types.TimeInForce

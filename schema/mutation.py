@@ -24,7 +24,15 @@ from schema.instruments import (
     UpdateSymbolInput,
     UpdateSymbolPayload,
 )
-from schema.orders import CancelOrderPayload, PlaceOrderInput, PlaceOrderPayload, order_or_none
+from schema.orders import (
+    AmendOrderPayload,
+    CancelAllOrdersPayload,
+    CancelOrderPayload,
+    Order,
+    PlaceOrderInput,
+    PlaceOrderPayload,
+    order_or_none,
+)
 from schema.permissions import ADMINISTRATION, FEEDING, SIGNED_IN, TRADING
 from schema.strategies import (
     CreateStrategyInput,
@@ -158,6 +166,60 @@ class Mutation:
         outcome = await orders.cancel_order(info, id)
         return CancelOrderPayload(
             order=order_or_none(outcome.order, amounts(info)),
+            user_errors=user_errors(outcome.errors),
+        )
+
+    @strawberry.mutation(
+        permission_classes=TRADING,
+        description=(
+            "Change the price and/or total quantity of one of your resting LIMIT orders (NEW "
+            "or PARTIALLY_FILLED; GTC or DAY), held to the placement's checks and risk rules. "
+            "A smaller quantity keeps the order's time priority; a new price or a larger "
+            "quantity sends it to the back of its price level, as exchanges do."
+        ),
+    )
+    async def amend_order(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        limit_price: Annotated[
+            Decimal | None, strawberry.argument(description="New limit price, on the tick grid.")
+        ] = None,
+        quantity: Annotated[
+            Decimal | None,
+            strawberry.argument(
+                description=(
+                    "New total quantity (filled part included): a multiple of the lot size, "
+                    "above what is already filled."
+                )
+            ),
+        ] = None,
+    ) -> AmendOrderPayload:
+        outcome = await orders.amend_order(info, id, limit_price, quantity)
+        return AmendOrderPayload(
+            order=order_or_none(outcome.order, amounts(info)),
+            user_errors=user_errors(outcome.errors),
+        )
+
+    @strawberry.mutation(
+        permission_classes=TRADING,
+        description=(
+            "Cancel all your NEW and PARTIALLY_FILLED orders, or those of one symbol, in one "
+            "transaction: each releases its reservation and is announced on orderUpdates."
+        ),
+    )
+    async def cancel_all_orders(
+        self,
+        info: Info,
+        symbol: Annotated[
+            str | None, strawberry.argument(description="Only this symbol's orders.")
+        ] = None,
+    ) -> CancelAllOrdersPayload:
+        outcome = await orders.cancel_all_orders(info, symbol)
+        scale = amounts(info)
+        return CancelAllOrdersPayload(
+            orders=[Order.from_row(row, scale) for row in outcome.orders],
+            count=len(outcome.orders),
             user_errors=user_errors(outcome.errors),
         )
 

@@ -35,10 +35,21 @@ class Order:
         description="The caller's idempotency key, if one was given."
     )
     side: OrderSide = strawberry.field(description="BUY or SELL.")
-    type: OrderType = strawberry.field(description="MARKET or LIMIT.")
+    type: OrderType = strawberry.field(description="MARKET, LIMIT, STOP or STOP_LIMIT.")
     time_in_force: TimeInForce = strawberry.field(description="How long the order may rest.")
     quantity: Decimal = strawberry.field(description="Ordered quantity.")
-    limit_price: Decimal | None = strawberry.field(description="Limit price (LIMIT orders only).")
+    limit_price: Decimal | None = strawberry.field(
+        description="Limit price (LIMIT and STOP_LIMIT orders only)."
+    )
+    stop_price: Decimal | None = strawberry.field(
+        description="Trigger price (STOP and STOP_LIMIT orders only)."
+    )
+    triggered_at: datetime | None = strawberry.field(
+        description=(
+            "When a tick's last price reached the stop price (stop orders only; null while "
+            "waiting). From then on the order acts as a MARKET or LIMIT order."
+        )
+    )
     status: OrderStatus = strawberry.field(description="Current status.")
     filled_quantity: Decimal = strawberry.field(description="Quantity filled so far.")
     average_fill_price: Decimal | None = strawberry.field(
@@ -48,6 +59,12 @@ class Order:
         description=(
             "Why a REJECTED order was refused, or why the server canceled an open one "
             "(e.g. TICK_SIZE_CHANGED)."
+        )
+    )
+    expires_at: datetime | None = strawberry.field(
+        description=(
+            "When the order expires if still open: the session close for DAY, the given time "
+            "for GTD; null for GTC (and for IOC, FOK and MARKET, which act on their next tick)."
         )
     )
     created_at: datetime = strawberry.field(description="When the order was accepted.")
@@ -66,10 +83,13 @@ class Order:
             time_in_force=domain.TimeInForce(row.time_in_force),
             quantity=scale.quantity(row.quantity, code),
             limit_price=_price(scale, row.limit_price, code),
+            stop_price=_price(scale, row.stop_price, code),
+            triggered_at=row.triggered_at,
             status=domain.OrderStatus(row.status),
             filled_quantity=scale.quantity(row.filled_quantity, code),
             average_fill_price=_price(scale, row.average_fill_price, code),
             reject_reason=row.reject_reason,
+            expires_at=row.expires_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
             symbol_code=row.symbol_code,
@@ -106,13 +126,30 @@ class Order:
 class PlaceOrderInput:
     symbol: str = strawberry.field(description="Symbol code.")
     side: OrderSide = strawberry.field(description="BUY or SELL.")
-    type: OrderType = strawberry.field(description="MARKET or LIMIT.")
+    type: OrderType = strawberry.field(description="MARKET, LIMIT, STOP or STOP_LIMIT.")
     quantity: Decimal = strawberry.field(description="A positive multiple of the lot size.")
     limit_price: Decimal | None = strawberry.field(
-        default=None, description="Required for LIMIT, forbidden for MARKET; on the tick grid."
+        default=None,
+        description=(
+            "Required for LIMIT and STOP_LIMIT, forbidden for MARKET and STOP; on the tick grid."
+        ),
+    )
+    stop_price: Decimal | None = strawberry.field(
+        default=None,
+        description=(
+            "Required for STOP and STOP_LIMIT (forbidden otherwise), on the tick grid: a buy "
+            "triggers when the last price is at or above it, a sell at or below it."
+        ),
     )
     time_in_force: TimeInForce = strawberry.field(
         default=domain.TimeInForce.GTC, description="Defaults to GTC."
+    )
+    expires_at: datetime | None = strawberry.field(
+        default=None,
+        description=(
+            "GTD only (and required there): when the order expires, with a UTC offset, in the "
+            "future."
+        ),
     )
     client_order_id: str | None = strawberry.field(
         default=None,
@@ -132,8 +169,10 @@ class PlaceOrderInput:
             type=domain.OrderType(self.type.value),
             quantity=self.quantity,
             limit_price=self.limit_price,
+            stop_price=self.stop_price,
             time_in_force=domain.TimeInForce(self.time_in_force.value),
             client_order_id=self.client_order_id,
+            expires_at=self.expires_at,
             strategy_id=(
                 parse_id(self.strategy_id, "strategyId") if self.strategy_id is not None else None
             ),
@@ -152,6 +191,25 @@ class PlaceOrderPayload:
 class CancelOrderPayload:
     order: Order | None = strawberry.field(description="The order as it is now.")
     user_errors: list[UserError] = strawberry.field(description="Why it could not be canceled.")
+
+
+@strawberry.type(description="Result of amendOrder.")
+class AmendOrderPayload:
+    order: Order | None = strawberry.field(
+        description="The order as it is now (unchanged when there are userErrors)."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why it could not be amended.")
+
+
+@strawberry.type(description="Result of cancelAllOrders.")
+class CancelAllOrdersPayload:
+    orders: list[Order] = strawberry.field(
+        description="The orders canceled, by id (empty when none was open)."
+    )
+    count: int = strawberry.field(description="How many orders were canceled.")
+    user_errors: list[UserError] = strawberry.field(
+        description="Why nothing was canceled (an unknown symbol)."
+    )
 
 
 def order_or_none(row: models.Order | None, scale: Amounts) -> Order | None:

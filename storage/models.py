@@ -165,10 +165,14 @@ class Order(Base):
         ForeignKey("strategies.id", ondelete="SET NULL"), nullable=True
     )
     side: Mapped[str] = mapped_column(String(4))
-    type: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(16))
     time_in_force: Mapped[str] = mapped_column(String(4))
     quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
     limit_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    # STOP / STOP_LIMIT: the last price that triggers the order, and when a tick did
+    # (from then on it acts as a MARKET / LIMIT order).
+    stop_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    triggered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     status: Mapped[str] = mapped_column(String(20))
     filled_quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
     average_fill_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
@@ -177,6 +181,11 @@ class Order(Base):
     # a MARKET order the latest ask plus the configured buffer.
     reserve_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Time priority: an order ranks by its id until an amendment sends it to the
+    # back of its queue; then it ranks right after the newest order at that moment
+    # (queue_anchor, that order's id), amendments at one anchor by queued_at.
+    queue_anchor: Mapped[int | None] = mapped_column(BigId)
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Bumped by every fill or status change: a matcher that lost its lock
     # cannot apply a fill computed from a stale row (optimistic fencing).
     version: Mapped[int] = mapped_column(Integer, default=0)

@@ -20,7 +20,8 @@ __all__ = [
     "watchlist_channel",
 ]
 
-# Every newly accepted order, for the cluster's matcher (wherever it runs).
+# Every newly accepted (or amended) order, and every canceled one, for the cluster's
+# matcher (wherever it runs): it books the first kind and drops the second.
 ORDERS_NEW_CHANNEL = "orders.new"
 
 # Strategy status changes, for the strategy engine; the payload is an id event.

@@ -53,7 +53,8 @@ def decode_id_event(message: str) -> dict[str, Any]:
 
 
 def encode_new_order(order: models.Order) -> str:
-    """A new order with everything the matcher needs to book it without a query."""
+    """A new (or amended) order with everything the matcher needs to book it without a
+    query; booking an id again replaces what the book held under it."""
     return json.dumps(
         {
             "kind": "order",
@@ -67,6 +68,24 @@ def encode_new_order(order: models.Order) -> str:
             "version": order.version,
             "expiresAt": None if order.expires_at is None else order.expires_at.isoformat(),
             "createdAt": order.created_at.isoformat(),
+            "queueAnchor": order.queue_anchor,
+            "queuedAt": None if order.queued_at is None else order.queued_at.isoformat(),
+            "stopPrice": None if order.stop_price is None else str(order.stop_price),
+            "triggered": order.triggered_at is not None,
+        },
+        separators=(",", ":"),
+    )
+
+
+def encode_closed_order(order: models.Order) -> str:
+    """An order that no longer rests (canceled): the matcher takes it out of its book
+    at once instead of at its next fill attempt or resync."""
+    return json.dumps(
+        {
+            "kind": "closed",
+            "id": order.id,
+            "symbol": order.symbol_code,
+            "version": order.version,
         },
         separators=(",", ":"),
     )

@@ -11,11 +11,15 @@ about, so the work per tick is proportional to the orders that act on it:
   a sell at ``bid >= limit``): the best price alone says whether it crosses any
   (O(1)), and the crossed levels are found in O(log levels) and walked level
   by level; levels beyond the tick's price are never visited;
-- **immediate**: MARKET and IOC orders, which act on their next eligible tick
-  whether they cross or not (MARKET fills at any price; IOC expires what does
-  not fill), so they are never in a level;
+- **immediate**: MARKET, IOC and FOK orders, which act on their next eligible
+  tick whether they cross or not (MARKET fills at any price; IOC expires what
+  does not fill; FOK fills all or expires all), so they are never in a level;
+- **stops**: STOP and STOP_LIMIT orders waiting for their trigger, by stop
+  price per side (:meth:`OrderBook.triggered_by`); once a tick's last price
+  reaches a stop, the matcher records the trigger and books the order again,
+  now acting as a MARKET order (immediate) or a LIMIT one (in its level);
 - **expiries**: a binary heap keyed by ``expires_at`` holding every order that has
-  an expiry, for the once-a-second DAY expiry and for the tick that reaches an
+  an expiry (DAY, GTD), for the once-a-second expiry pass and for the tick that reaches an
   order's ``expires_at`` (it closes the order instead of filling it).
 
 Removing an order drops it from its level at once but leaves its heap entry
@@ -26,10 +30,14 @@ stays within twice the live size (plus a small slack) however many orders
 come and go before their expiry.
 
 Which orders a tick acts on (:meth:`OrderBook.acting`) is exactly the set the
-old scan did something to, in the same order (ascending id across both sides:
-time priority is global, and with partial fills the tick's volume is shared in
-that order). The book holds no locks, does no I/O and knows nothing of the
-database: the matcher decides what each acting order does.
+old scan did something to, in the same order (time priority across both sides:
+global, and with partial fills the tick's volume is shared in that order).
+Time priority is ascending id, except that an amendment which changes the
+price or raises the quantity sends the order to the back of its queue
+(:attr:`RestingOrder.priority`), as exchanges do; the amended order is booked
+again under its id, replacing the old copy. The book holds no locks, does no
+I/O and knows nothing of the database: the matcher decides what each acting
+order does.
 """
 
 from __future__ import annotations
@@ -37,14 +45,21 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sortedcontainers import SortedList
 
-from graphql_api.trading.order_types import OrderSide, OrderType, TimeInForce
+from graphql_api.trading.order_types import (
+    IMMEDIATE_TIME_IN_FORCE,
+    LIMIT_TYPES,
+    STOP_TYPES,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
 from storage import models
 from storage.timeseries import Tick
 
@@ -66,6 +81,25 @@ class RestingOrder:
     expires_at: datetime | None
     # When the order entered the book: no tick stamped before it may fill it.
     created_at: datetime
+    # Where an amendment sent it: behind the order with this id (see ``priority``).
+    queue_anchor: int | None = None
+    queued_at: datetime | None = None
+    # STOP / STOP_LIMIT: the trigger, and whether a tick has reached it (then the
+    # order acts as MARKET / LIMIT).
+    stop_price: Decimal | None = None
+    triggered: bool = False
+    # Time priority, smallest first: (id, 0, id) for an order never sent to the
+    # back of its queue; (anchor, microseconds of queued_at, id) after an
+    # amendment, i.e. behind every order that existed when it was amended and
+    # ahead of every later one. Fixed for the object's life: an amendment books
+    # a new object.
+    priority: tuple[int, int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.queue_anchor is None or self.queued_at is None:
+            self.priority = (self.id, 0, self.id)
+        else:
+            self.priority = (self.queue_anchor, _micros(self.queued_at), self.id)
 
     @classmethod
     def from_row(cls, row: models.Order) -> RestingOrder:
@@ -80,6 +114,10 @@ class RestingOrder:
             version=row.version,
             expires_at=row.expires_at,
             created_at=row.created_at,
+            queue_anchor=row.queue_anchor,
+            queued_at=row.queued_at,
+            stop_price=row.stop_price,
+            triggered=row.triggered_at is not None,
         )
 
     @classmethod
@@ -102,18 +140,49 @@ class RestingOrder:
                 if event.get("createdAt")
                 else datetime.now(UTC)
             ),
+            queue_anchor=event.get("queueAnchor"),
+            queued_at=(
+                datetime.fromisoformat(event["queuedAt"]) if event.get("queuedAt") else None
+            ),
+            stop_price=Decimal(event["stopPrice"]) if event.get("stopPrice") else None,
+            triggered=bool(event.get("triggered")),
         )
 
+    @property
+    def waiting_for_stop(self) -> bool:
+        """A STOP or STOP_LIMIT order no tick has triggered yet: it cannot fill."""
+        return self.type in STOP_TYPES and not self.triggered
+
+    def stop_reached(self, tick: Tick) -> bool:
+        """Whether the tick's last price triggers this stop (buy: at or above the
+        stop price, sell: at or below it)."""
+        assert self.stop_price is not None
+        if self.side is OrderSide.BUY:
+            return tick.last >= self.stop_price
+        return tick.last <= self.stop_price
+
     def fill_price(self, tick: Tick) -> Decimal | None:
-        """The price this tick would fill at, or None if it does not cross."""
+        """The price this tick would fill at, or None if it does not cross (or the
+        order is a stop still waiting for its trigger)."""
+        if self.waiting_for_stop:
+            return None
         price = buy_price(tick) if self.side is OrderSide.BUY else sell_price(tick)
-        if self.type is OrderType.MARKET:
+        if self.type in (OrderType.MARKET, OrderType.STOP):
             return price
         assert self.limit_price is not None
         crosses = (
             price <= self.limit_price if self.side is OrderSide.BUY else price >= self.limit_price
         )
         return price if crosses else None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(time: datetime) -> int:
+    """Exact microseconds since the epoch (a float timestamp would round them)."""
+    aware = time if time.tzinfo is not None else time.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(microseconds=1)
 
 
 def buy_price(tick: Tick) -> Decimal:
@@ -129,8 +198,9 @@ def sell_price(tick: Tick) -> Decimal:
 def _in_levels(order: RestingOrder) -> bool:
     """Whether the order waits for a price (rather than acting on its next tick)."""
     return (
-        order.type is OrderType.LIMIT
-        and order.time_in_force is not TimeInForce.IOC
+        order.type in LIMIT_TYPES
+        and not order.waiting_for_stop
+        and order.time_in_force not in IMMEDIATE_TIME_IN_FORCE
         and order.limit_price is not None
     )
 
@@ -153,6 +223,13 @@ class OrderBook:
         self._best_bid: Decimal | None = None
         self._best_ask: Decimal | None = None
         self._immediate: dict[int, RestingOrder] = {}
+        # Stops waiting for their trigger, by stop price: a buy stop triggers at a last
+        # price at or above its stop (the lowest stop goes first), a sell stop at or
+        # below it (the highest first).
+        self._buy_stop_prices: Any = SortedList()
+        self._buy_stops: dict[Decimal, dict[int, RestingOrder]] = {}
+        self._sell_stop_prices: Any = SortedList()
+        self._sell_stops: dict[Decimal, dict[int, RestingOrder]] = {}
         # (expires_at, sequence, order): the sequence breaks ties without ever
         # comparing orders, even when an id is booked again at the same expiry.
         self._expiries: list[tuple[datetime, int, RestingOrder]] = []
@@ -176,7 +253,14 @@ class OrderBook:
         """Book ``order``; one already booked under its id is replaced."""
         self.discard(order.id)
         self._orders[order.id] = order
-        if order.limit_price is not None and _in_levels(order):
+        if order.waiting_for_stop:
+            prices, stops = self._stops_of(order.side)
+            waiting = stops.get(_stop(order))
+            if waiting is None:
+                waiting = stops[_stop(order)] = {}
+                prices.add(_stop(order))
+            waiting[order.id] = order
+        elif order.limit_price is not None and _in_levels(order):
             buy = order.side is OrderSide.BUY
             side = self._bids if buy else self._asks
             level = side.get(order.limit_price)
@@ -195,7 +279,14 @@ class OrderBook:
         order = self._orders.pop(order_id, None)
         if order is None:
             return None
-        if order.limit_price is not None and _in_levels(order):
+        if order.waiting_for_stop:
+            prices, stops = self._stops_of(order.side)
+            waiting = stops[_stop(order)]
+            del waiting[order_id]
+            if not waiting:
+                del stops[_stop(order)]
+                prices.remove(_stop(order))
+        elif order.limit_price is not None and _in_levels(order):
             buy = order.side is OrderSide.BUY
             side = self._bids if buy else self._asks
             level = side[order.limit_price]
@@ -211,17 +302,18 @@ class OrderBook:
         return order
 
     def bids(self) -> Iterator[tuple[Decimal, list[RestingOrder]]]:
-        """Price levels of the LIMIT buys, best (highest) first, each in time (id) order."""
+        """Price levels of the LIMIT buys, best (highest) first, each in time priority."""
         for price in reversed(self._bid_prices):
-            yield price, sorted(self._bids[price].values(), key=_by_id)
+            yield price, sorted(self._bids[price].values(), key=_by_priority)
 
     def asks(self) -> Iterator[tuple[Decimal, list[RestingOrder]]]:
-        """Price levels of the LIMIT sells, best (lowest) first, each in time (id) order."""
+        """Price levels of the LIMIT sells, best (lowest) first, each in time priority."""
         for price in self._ask_prices:
-            yield price, sorted(self._asks[price].values(), key=_by_id)
+            yield price, sorted(self._asks[price].values(), key=_by_priority)
 
     def acting(self, tick: Tick, clock_tolerance: timedelta) -> list[RestingOrder]:
-        """The orders ``tick`` acts on, in the order the matcher must process them (by id).
+        """The orders ``tick`` acts on, in the order the matcher must process them (time
+        priority: by id, with amended orders where their amendment queued them).
 
         That is every order the tick may touch (stamped no earlier than the order's
         creation less ``clock_tolerance``) that it expires (``expires_at <= tick.time``),
@@ -260,7 +352,31 @@ class OrderBook:
                     found[order.id] = order
         if len(found) < 2:
             return list(found.values())
-        return sorted(found.values(), key=_by_id)
+        return sorted(found.values(), key=_by_priority)
+
+    def triggered_by(self, tick: Tick, clock_tolerance: timedelta) -> list[RestingOrder]:
+        """The waiting stops whose trigger ``tick``'s last price reaches, in time
+        priority, among those the tick may touch (as for :meth:`acting`).
+
+        O(1) when it reaches none (the lowest buy stop and the highest sell stop
+        tell); otherwise the stop levels reached are walked, never the others.
+        """
+        last = tick.last
+        buys, sells = self._buy_stop_prices, self._sell_stop_prices
+        reaches_buys = bool(buys) and buys[0] <= last
+        reaches_sells = bool(sells) and sells[-1] >= last
+        if not (reaches_buys or reaches_sells):
+            return []
+        newest = tick.time + clock_tolerance
+        found: list[RestingOrder] = []
+        if reaches_buys:
+            for price in buys.irange(maximum=last):
+                found += (o for o in self._buy_stops[price].values() if o.created_at <= newest)
+        if reaches_sells:
+            for price in sells.irange(minimum=last):
+                found += (o for o in self._sell_stops[price].values() if o.created_at <= newest)
+        found.sort(key=_by_priority)
+        return found
 
     def due(self, now: datetime) -> list[RestingOrder]:
         """The orders whose ``expires_at`` is at or before ``now``, by id.
@@ -298,6 +414,11 @@ class OrderBook:
         """Heap entries, forgotten ones included (at most twice the live ones, plus slack)."""
         return len(self._expiries)
 
+    def _stops_of(self, side: OrderSide) -> tuple[Any, dict[Decimal, dict[int, RestingOrder]]]:
+        if side is OrderSide.BUY:
+            return self._buy_stop_prices, self._buy_stops
+        return self._sell_stop_prices, self._sell_stops
+
     def _set_best(self) -> None:
         self._best_bid = self._bid_prices[-1] if self._bid_prices else None
         self._best_ask = self._ask_prices[0] if self._ask_prices else None
@@ -313,3 +434,12 @@ class OrderBook:
 
 def _by_id(order: RestingOrder) -> int:
     return order.id
+
+
+def _by_priority(order: RestingOrder) -> tuple[int, int, int]:
+    return order.priority
+
+
+def _stop(order: RestingOrder) -> Decimal:
+    assert order.stop_price is not None
+    return order.stop_price

@@ -157,13 +157,15 @@ async def apply_fill(
     commission_rate: Decimal,
     allow_short: bool,
     lot_size: Decimal,
+    all_or_none: bool = False,
 ) -> FillOutcome | None:
     """Fill up to ``quantity`` at ``price``; None when the order moved on meanwhile.
 
     The caller commits. A BUY fills at most what its reservation pays for
     (:func:`fit_buy_to_reservation`); when that is nothing, or a SELL's
     position is gone, the order is closed as CANCELED with the reason and no
-    trade, cash or position is written.
+    trade, cash or position is written. With ``all_or_none`` (FOK) a fill smaller
+    than the whole remaining quantity is no fill: the order is closed the same way.
     """
     order = await _lock_open_order(session, order_id, expected_version)
     if order is None:
@@ -171,6 +173,8 @@ async def apply_fill(
     now = datetime.now(UTC)
     remaining = order.quantity - order.filled_quantity
     fill = min(quantity, remaining)
+    if all_or_none and fill < remaining:
+        raise ValueError("an all-or-none fill must ask for the whole remaining quantity")
     side = OrderSide(order.side)
     balance = await account_repo.balance(session, order.user_id, currency, for_update=True)
     position = await account_repo.position(
@@ -191,6 +195,10 @@ async def apply_fill(
             currency=currency,
         )
         fill, commission, cancel_rest = sized.quantity, sized.commission, sized.cancel_rest
+    if all_or_none and fill < remaining:
+        # Only a BUY's reservation can cut a whole fill (the matcher asks FOK
+        # orders for all or nothing): then it is refused as a MARKET buy's is.
+        fill = Decimal(0)
     notional = fill * price
     # The last line of defence: cash itself never goes negative.
     if side is OrderSide.BUY and (fill <= 0 or cash < notional + commission):
@@ -272,6 +280,21 @@ async def close_order(
     order.status = status.value
     if reason is not None:
         order.reject_reason = reason
+    order.version += 1
+    order.updated_at = datetime.now(UTC)
+    await session.flush()
+    return order
+
+
+async def trigger_order(
+    session: AsyncSession, *, order_id: int, expected_version: int, at: datetime
+) -> models.Order | None:
+    """Record that a tick stamped ``at`` triggered a stop order, if it is still as the
+    caller saw it (fenced like a fill: a trigger is recorded once)."""
+    order = await _lock_open_order(session, order_id, expected_version)
+    if order is None or order.triggered_at is not None:
+        return None
+    order.triggered_at = at
     order.version += 1
     order.updated_at = datetime.now(UTC)
     await session.flush()

@@ -5,7 +5,7 @@ in-memory price-time order book per symbol (:class:`graphql_api.trading.book.Ord
 — loaded from the database when it takes over, fed with new orders from the
 ``orders.new`` channel and rebuilt from the database periodically — and evaluates
 every tick of every symbol in arrival order. A tick touches only the orders it
-acts on: the best price levels it crosses, MARKET and IOC orders, and orders
+acts on: the best price levels it crosses, MARKET, IOC and FOK orders, and orders
 whose expiry it reaches; they are processed in time (id) priority across both
 sides, so its cost does not grow with the orders resting away from the market,
 and the once-a-second DAY expiry reads an expiry heap instead of scanning the
@@ -17,11 +17,19 @@ book. The rules:
   :mod:`graphql_api.market.late_ticks`) — are history and fill nothing: a back-dated
   tick never fills at a price the market had before the order existed;
 - MARKET orders fill on the first such tick, at its ask (buy) or bid (sell);
+- STOP and STOP_LIMIT orders wait until a tick's last price reaches their stop
+  price (buy: at or above, sell: at or below); the trigger is recorded (its
+  own version bump), and from that tick on they act as MARKET / LIMIT orders;
 - LIMIT orders fill when a tick crosses (buy: ask <= limit, sell: bid >= limit),
   at that ask or bid — the limit price or better;
 - IOC orders get exactly one such tick: what does not fill on it expires;
-- DAY orders expire at their symbol's session close, and no tick stamped at
-  or after it fills them (even before housekeeping has expired them);
+- FOK orders get exactly one such tick too, and fill on it completely or not
+  at all (it does not cross, its volume is short, or the reservation cannot
+  pay for all of it): then the whole order expires (or is canceled with the
+  reservation's reason) without a trade and takes no volume;
+- DAY orders expire at their symbol's session close, GTD orders at their own
+  ``expires_at``, and no tick stamped at or after it fills them (even before
+  housekeeping has expired them);
 - with ``PARTIAL_FILLS``, a tick fills at most its own volume (in whole lots),
   shared by the orders in time priority; only fills actually written consume
   it (an order canceled meanwhile takes nothing);
@@ -37,8 +45,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import structlog
 
@@ -53,8 +63,8 @@ from graphql_api.realtime.channels import (
 from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.book import OrderBook, RestingOrder
-from graphql_api.trading.fills import apply_fill, close_order
-from graphql_api.trading.order_types import OrderStatus, TimeInForce
+from graphql_api.trading.fills import apply_fill, close_order, trigger_order
+from graphql_api.trading.order_types import IMMEDIATE_TIME_IN_FORCE, OrderStatus, TimeInForce
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
 from storage.engine import SessionFactory
@@ -129,7 +139,7 @@ class PaperMatcher:
                     message = await box.get()
                     progress.take(message.received)
                     if message.channel == ORDERS_NEW_CHANNEL:
-                        self._add(RestingOrder.from_event(decode_id_event(message.message)))
+                        self.on_order_event(decode_id_event(message.message))
                     elif message.channel == SYMBOL_CHANGES_CHANNEL:
                         await self._hub.listen(box, [tick_channel(message.message)])
                     else:
@@ -170,7 +180,28 @@ class PaperMatcher:
             book.add(RestingOrder.from_row(row))
         self._books = books
 
-    def _add(self, order: RestingOrder) -> None:
+    def book(self, symbol: str) -> OrderBook | None:
+        """The book of ``symbol`` as the matcher holds it now (for inspection)."""
+        return self._books.get(symbol)
+
+    def on_order_event(self, event: dict[str, Any]) -> None:
+        """Book a new or amended order, or drop a canceled one (``orders.new``).
+
+        An event older than what the book holds (a lower version: the matcher
+        filled the order since, or a resync read a later row) changes nothing.
+        """
+        book = self._books.get(str(event["symbol"]))
+        held = book.get(int(event["id"])) if book is not None else None
+        if held is not None and held.version > int(event["version"]):
+            return
+        if event.get("kind") == "closed":
+            if book is not None:
+                book.discard(int(event["id"]))
+            return
+        self.book_order(RestingOrder.from_event(event))
+
+    def book_order(self, order: RestingOrder) -> None:
+        """Book ``order``, replacing what the book held under its id."""
         book = self._books.get(order.symbol)
         if book is None:
             book = self._books[order.symbol] = OrderBook()
@@ -182,6 +213,14 @@ class PaperMatcher:
         book = self._books.get(tick.symbol)
         if not book:
             return
+        # Stops this tick's last price triggers act as MARKET / LIMIT from it on,
+        # this tick included (the trade that triggers a stop is the market it meets);
+        # a halted symbol's stops wait, as its other orders do.
+        stops = book.triggered_by(tick, self._clock_tolerance)
+        if stops and await self._tradable(tick.symbol):
+            for order in stops:
+                if order.expires_at is None or tick.time < order.expires_at:
+                    await self._trigger(order, tick)
         # Only the orders the tick can act on, in time (id) priority; collected
         # before any await, since fills take orders out of the book as they go.
         acting = book.acting(tick, self._clock_tolerance)
@@ -192,23 +231,30 @@ class PaperMatcher:
             return  # a halted symbol's orders rest untouched until it resumes
         available = tick.volume if self._partial_fills else None
         for order in acting:
-            if order.id not in book:
-                continue  # closed meanwhile (the expiry pass runs between our awaits)
+            if book.get(order.id) is not order:
+                # closed meanwhile (the expiry pass runs between our awaits), or
+                # replaced by an amendment: this copy's version is stale
+                continue
             if tick.time < order.created_at - self._clock_tolerance:
-                continue  # a price from before the order existed; not even an IOC's tick
+                continue  # a price from before the order existed; not even an IOC's or FOK's
             if order.expires_at is not None and tick.time >= order.expires_at:
                 await self._close(order, OrderStatus.EXPIRED)
                 continue
+            if order.waiting_for_stop:
+                continue  # a stop this tick did not trigger acts only on its expiry
             price = order.fill_price(tick)
             quantity = order.remaining
             if price is not None and available is not None:
                 lots = (min(quantity, available) // spec.lot_size) * spec.lot_size
                 quantity = lots
+            all_or_none = order.time_in_force is TimeInForce.FOK
+            if all_or_none and quantity < order.remaining:
+                quantity = Decimal(0)  # the tick cannot fill all of it: kill, consume nothing
             if price is not None and quantity > 0:
-                filled = await self._fill(order, quantity, price, tick, spec)
+                filled = await self._fill(order, quantity, price, tick, spec, all_or_none)
                 if available is not None:
                     available -= filled
-            if order.time_in_force is TimeInForce.IOC and order.id in book:
+            if order.time_in_force in IMMEDIATE_TIME_IN_FORCE and book.get(order.id) is order:
                 await self._close(order, OrderStatus.EXPIRED)
 
     async def expire_day_orders(self, now: datetime) -> None:
@@ -220,7 +266,13 @@ class PaperMatcher:
                 await self._close(order, OrderStatus.EXPIRED)
 
     async def _fill(
-        self, order: RestingOrder, quantity: Decimal, price: Decimal, tick: Tick, spec: SymbolSpec
+        self,
+        order: RestingOrder,
+        quantity: Decimal,
+        price: Decimal,
+        tick: Tick,
+        spec: SymbolSpec,
+        all_or_none: bool = False,
     ) -> Decimal:
         """Apply one fill; returns the quantity actually written (0 if none)."""
         async with self._sessions() as session:
@@ -235,6 +287,7 @@ class PaperMatcher:
                 commission_rate=self._risk_policy.commission_rate,
                 allow_short=self._risk_policy.allow_short_selling,
                 lot_size=spec.lot_size,
+                all_or_none=all_or_none,
             )
             if outcome is not None:
                 self._orders.announce(session, outcome.order)
@@ -252,6 +305,25 @@ class PaperMatcher:
             self._forget(order)
         return outcome.filled
 
+    async def _tradable(self, symbol: str) -> bool:
+        spec = (await self._catalog.get_many([symbol])).get(symbol)
+        return spec is not None and spec.tradable
+
+    async def _trigger(self, order: RestingOrder, tick: Tick) -> None:
+        """Record that ``tick`` triggered a stop, then book it as the order it now is."""
+        async with self._sessions() as session:
+            row = await trigger_order(
+                session, order_id=order.id, expected_version=order.version, at=tick.time
+            )
+            if row is not None:
+                self._orders.announce(session, row)
+            await session.commit()
+        if row is None:
+            self._forget(order)  # canceled or amended meanwhile: the database is the truth
+            return
+        if self._holds(order):
+            self.book_order(replace(order, triggered=True, version=row.version))
+
     async def _close(self, order: RestingOrder, status: OrderStatus) -> None:
         async with self._sessions() as session:
             row = await close_order(
@@ -264,9 +336,10 @@ class PaperMatcher:
 
     def _holds(self, order: RestingOrder) -> bool:
         book = self._books.get(order.symbol)
-        return book is not None and order.id in book
+        return book is not None and book.get(order.id) is order
 
     def _forget(self, order: RestingOrder) -> None:
+        """Drop ``order`` from its book, unless an amendment has booked a newer copy."""
         book = self._books.get(order.symbol)
-        if book is not None:
+        if book is not None and book.get(order.id) is order:
             book.discard(order.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 
@@ -15,12 +16,28 @@ class OrderSide(enum.Enum):
 class OrderType(enum.Enum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
+    # Wait for the last price to reach ``stop_price``, then act as MARKET / LIMIT.
+    STOP = "STOP"
+    STOP_LIMIT = "STOP_LIMIT"
+
+
+STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+# The types that carry a limit price.
+LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
 
 
 class TimeInForce(enum.Enum):
     GTC = "GTC"
     DAY = "DAY"
     IOC = "IOC"
+    # Fill or kill: the whole quantity on the next eligible tick, or nothing.
+    FOK = "FOK"
+    # Good till date: rests until its explicit ``expires_at``.
+    GTD = "GTD"
+
+
+# Orders that act on their next eligible tick and never rest in a price level.
+IMMEDIATE_TIME_IN_FORCE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 
 
 class OrderStatus(enum.Enum):
@@ -46,3 +63,7 @@ class OrderRequest:
     time_in_force: TimeInForce = TimeInForce.GTC
     client_order_id: str | None = None
     strategy_id: int | None = None
+    # GTD only: when the order expires (aware).
+    expires_at: datetime | None = None
+    # STOP and STOP_LIMIT only: the last price that triggers the order.
+    stop_price: Decimal | None = None

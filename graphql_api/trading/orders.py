@@ -19,6 +19,7 @@ problem never fails another's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -26,35 +27,54 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.market.symbols import SymbolCatalog, SymbolSpec, is_multiple_of
+from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
 from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.platform.group_commit import GroupCommit
 from graphql_api.platform.names import check_name
 from graphql_api.platform.resilience import as_service_unavailable
 from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, order_channel
-from graphql_api.realtime.events import encode_id_event, encode_new_order
+from graphql_api.realtime.events import encode_closed_order, encode_id_event, encode_new_order
 from graphql_api.realtime.outbox import EventOutbox
+from graphql_api.trading import amendment
+from graphql_api.trading.order_checks import (
+    check_expiry,
+    check_limit_price,
+    check_quantity,
+    check_stop,
+)
 from graphql_api.trading.order_types import (
+    LIMIT_TYPES,
     MAX_CLIENT_ORDER_ID_LENGTH,
     OPEN_STATUSES,
     OrderRequest,
+    OrderSide,
     OrderStatus,
     OrderType,
+    TimeInForce,
 )
 from graphql_api.trading.placement import OrderOutcome, Placement, place_batch, replay
-from graphql_api.trading.risk import Exposure, RiskPolicy
+from graphql_api.trading.risk import Exposure, RiskPolicy, assess
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
+from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Tick, TimeSeriesStore
 
-__all__ = ["MAX_BATCH_ORDERS", "OrderOutcome", "OrderService", "announce_order"]
+__all__ = ["MAX_BATCH_ORDERS", "CancelAllOutcome", "OrderOutcome", "OrderService", "announce_order"]
 
 log = structlog.get_logger(__name__)
 
 MAX_BATCH_ORDERS = 100
 """The most orders one placement transaction takes (and ``placeOrders`` accepts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllOutcome:
+    """The orders ``cancel_all_orders`` canceled (by id), or why it canceled none."""
+
+    orders: list[models.Order]
+    errors: list[UserError]
 
 
 def announce_order(outbox: EventOutbox, session: AsyncSession, order: models.Order) -> None:
@@ -195,14 +215,135 @@ class OrderService:
                         )
                     ],
                 )
-            # Reservations are derived from open orders, so closing the order
-            # releases its cash or quantity in the same commit.
-            order.status = OrderStatus.CANCELED.value
-            order.version += 1
-            order.updated_at = datetime.now(UTC)
-            self.announce(session, order)
+            self._cancel(session, order, datetime.now(UTC))
             await session.commit()
         return OrderOutcome(order, [])
+
+    async def cancel_all_orders(self, user_id: int, symbol: str | None = None) -> CancelAllOutcome:
+        """Cancel every open order of ``user_id`` (of one ``symbol`` if given) in one
+        transaction; each is announced as a single cancel would be."""
+        if symbol is not None and (await self._catalog.get_many([symbol])).get(symbol) is None:
+            return CancelAllOutcome(
+                [], [UserError("symbol", ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")]
+            )
+        async with self._sessions() as session:
+            orders = await order_repo.open_orders_for_user(
+                session, user_id, symbol_code=symbol, for_update=True
+            )
+            now = datetime.now(UTC)
+            for order in orders:
+                self._cancel(session, order, now)
+            await session.commit()
+        return CancelAllOutcome(orders, [])
+
+    async def amend_order(
+        self,
+        user_id: int,
+        order_id: int,
+        *,
+        limit_price: Decimal | None = None,
+        quantity: Decimal | None = None,
+    ) -> OrderOutcome:
+        """Give a resting LIMIT order a new price and/or total quantity (see
+        :mod:`graphql_api.trading.amendment`), in one transaction.
+
+        The row is locked and its version bumped, exactly as a cancel does: a fill
+        the matcher computed from the order as it was is refused by the version
+        fence, and the re-booking event replaces the matcher's copy.
+        """
+        if limit_price is None and quantity is None:
+            return OrderOutcome(
+                None,
+                [
+                    UserError(
+                        "limitPrice", ErrorCode.REQUIRED, "give a limitPrice, a quantity or both"
+                    )
+                ],
+            )
+        async with self._sessions() as session:
+            order = await order_repo.order_for_user(session, user_id, order_id, for_update=True)
+            if order is None:
+                return OrderOutcome(None, [UserError("id", ErrorCode.NOT_FOUND, "order not found")])
+            errors = amendment.not_amendable(order)
+            if errors:
+                return OrderOutcome(order, errors)
+            spec = (await self._catalog.get_many([order.symbol_code])).get(order.symbol_code)
+            assert spec is not None, order.symbol_code  # an order's symbol is never removed
+            price = order.limit_price if limit_price is None else limit_price
+            total = order.quantity if quantity is None else quantity
+            if quantity is not None:
+                errors += check_quantity(quantity, spec) or amendment.below_filled(order, quantity)
+            if limit_price is not None:
+                errors += check_limit_price(limit_price, spec)
+            if errors:
+                return OrderOutcome(order, errors)
+            assert price is not None
+            if price == order.limit_price and total == order.quantity:
+                return OrderOutcome(order, [])  # nothing to change: no new version, no event
+            currency = await self._catalog.currency_of(spec.code)
+            exposure = amendment.without_own_reservation(
+                await self.exposure(session, user_id, spec, currency),
+                order,
+                self.risk_policy.commission_rate,
+            )
+            quote = (await self._timeseries.latest_ticks([spec.code])).get(spec.code)
+            previous_close = (
+                None if quote is not None else await symbol_repo.latest_close(session, spec.code)
+            )
+            request = OrderRequest(
+                spec.code,
+                OrderSide(order.side),
+                OrderType.LIMIT,
+                total,
+                price,
+                TimeInForce(order.time_in_force),
+            )
+            verdict = assess(
+                request,
+                spec,
+                quote,
+                exposure,
+                self.risk_policy,
+                previous_close,
+                open_quantity=total - order.filled_quantity,
+            )
+            if verdict.reject is not None:
+                # Nothing was written: leaving the session rolls back and unlocks.
+                return OrderOutcome(
+                    order,
+                    [amendment.risk_error(verdict.reject, quantity_given=quantity is not None)],
+                )
+            newest = (
+                await order_repo.newest_order_id(session)
+                if amendment.loses_priority(order, price, total)
+                else None
+            )
+            amendment.apply(
+                order,
+                price=price,
+                quantity=total,
+                reserve_price=verdict.reserve_price,
+                newest_order_id=newest,
+                now=datetime.now(UTC),
+            )
+            self.announce(session, order)
+            self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_new_order(order))
+            await session.commit()
+        return OrderOutcome(order, [])
+
+    def _cancel(self, session: AsyncSession, order: models.Order, now: datetime) -> None:
+        """Close a locked open order as CANCELED and stage its announcements.
+
+        Reservations are derived from open orders, so closing the order releases
+        its cash or quantity in the same commit. The version bump fences off a
+        fill the matcher computed from the order as it was; the ``closed`` event
+        takes it out of the matcher's book without waiting for that.
+        """
+        order.status = OrderStatus.CANCELED.value
+        order.version += 1
+        order.updated_at = now
+        self.announce(session, order)
+        self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_closed_order(order))
 
     def announce(self, session: AsyncSession, order: models.Order) -> None:
         """Stage ``order``'s change in ``session``: published once (and only if) it commits."""
@@ -230,41 +371,19 @@ class OrderService:
             errors.append(
                 UserError("symbol", ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol!r}")
             )
-        if not request.quantity.is_finite() or request.quantity <= 0:
-            errors.append(
-                UserError("quantity", ErrorCode.OUT_OF_RANGE, "quantity must be positive")
-            )
-        elif spec is not None and not is_multiple_of(request.quantity, spec.lot_size):
-            errors.append(
-                UserError(
-                    "quantity",
-                    ErrorCode.INVALID_PRECISION,
-                    f"quantity {request.quantity} is not a multiple of the lot size "
-                    f"{spec.lot_size}",
-                )
-            )
-        if request.type is OrderType.LIMIT:
-            price = request.limit_price
-            if price is None:
-                errors.append(
-                    UserError("limitPrice", ErrorCode.REQUIRED, "a LIMIT order needs a limitPrice")
-                )
-            elif not price.is_finite() or price <= 0:
-                errors.append(
-                    UserError("limitPrice", ErrorCode.OUT_OF_RANGE, "limitPrice must be positive")
-                )
-            elif spec is not None and not is_multiple_of(price, spec.tick_size):
-                errors.append(
-                    UserError(
-                        "limitPrice",
-                        ErrorCode.INVALID_PRECISION,
-                        f"limitPrice {price} is not a multiple of the tick size {spec.tick_size}",
-                    )
-                )
+        errors += check_quantity(request.quantity, spec)
+        if request.type in LIMIT_TYPES:
+            errors += check_limit_price(request.limit_price, spec)
         elif request.limit_price is not None:
             errors.append(
-                UserError("limitPrice", ErrorCode.NOT_ALLOWED, "a MARKET order takes no limitPrice")
+                UserError(
+                    "limitPrice",
+                    ErrorCode.NOT_ALLOWED,
+                    f"a {request.type.value} order takes no limitPrice",
+                )
             )
+        errors += check_stop(request.type, request.stop_price, request.time_in_force, spec)
+        errors += check_expiry(request.time_in_force, request.expires_at, datetime.now(UTC))
         client_id = request.client_order_id
         if client_id is not None:
             errors += check_name("clientOrderId", client_id, max_length=MAX_CLIENT_ORDER_ID_LENGTH)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -175,20 +175,27 @@ def new_order(placement: Placement, verdict: Assessment, now: datetime) -> model
         time_in_force=request.time_in_force.value,
         quantity=request.quantity,
         limit_price=request.limit_price,
+        stop_price=request.stop_price,
         status=OrderStatus.NEW.value if accepted else OrderStatus.REJECTED.value,
         filled_quantity=Decimal(0),
         average_fill_price=None,
         reject_reason=verdict.reject.value if verdict.reject else None,
         reserve_price=verdict.reserve_price,
-        expires_at=(
-            session_end(now, spec.session_close_utc_minute)
-            if request.time_in_force is TimeInForce.DAY
-            else None
-        ),
+        expires_at=expires_at(request, spec, now),
         version=0,
         created_at=now,
         updated_at=now,
     )
+
+
+def expires_at(request: OrderRequest, spec: SymbolSpec, now: datetime) -> datetime | None:
+    """When the order expires: a DAY order at the session close, a GTD order at
+    its own ``expires_at`` (in UTC); the others never do."""
+    if request.time_in_force is TimeInForce.DAY:
+        return session_end(now, spec.session_close_utc_minute)
+    if request.time_in_force is TimeInForce.GTD and request.expires_at is not None:
+        return request.expires_at.astimezone(UTC)
+    return None
 
 
 def replay(existing: models.Order, request: OrderRequest) -> OrderOutcome:
@@ -199,8 +206,13 @@ def replay(existing: models.Order, request: OrderRequest) -> OrderOutcome:
         and existing.type == request.type.value
         and existing.quantity == request.quantity
         and existing.limit_price == request.limit_price
+        and existing.stop_price == request.stop_price
         and existing.time_in_force == request.time_in_force.value
         and existing.strategy_id == request.strategy_id
+        and (
+            request.time_in_force is not TimeInForce.GTD
+            or _as_utc(existing.expires_at) == _as_utc(request.expires_at)
+        )
     )
     if same:
         return OrderOutcome(existing, [])
@@ -214,6 +226,13 @@ def replay(existing: models.Order, request: OrderRequest) -> OrderOutcome:
             )
         ],
     )
+
+
+def _as_utc(time: datetime | None) -> datetime | None:
+    """Comparable across databases: a stored time may come back without its offset."""
+    if time is None:
+        return None
+    return time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)
 
 
 def session_end(now: datetime, close_utc_minute: int) -> datetime:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from graphql_api.market.symbols import SymbolSpec
-from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
+from graphql_api.trading.order_types import LIMIT_TYPES, OrderRequest, OrderSide, OrderType
 from storage.timeseries import Tick
 
 HUNDRED = Decimal(100)
@@ -78,13 +78,20 @@ class Assessment:
 def reserve_price_for(
     request: OrderRequest, quote: Tick | None, policy: RiskPolicy
 ) -> Decimal | None:
+    """The price at which an open BUY holds cash back: its limit (LIMIT, STOP_LIMIT);
+    for a MARKET order the ask, for a STOP order its stop price, plus the market
+    buffer (either fills at whatever the market asks once it acts)."""
     if request.side is not OrderSide.BUY:
         return None
-    if request.type is OrderType.LIMIT:
+    if request.type in LIMIT_TYPES:
         return request.limit_price
+    buffer = 1 + policy.market_order_buffer_percent / HUNDRED
+    if request.type is OrderType.STOP:
+        assert request.stop_price is not None
+        return request.stop_price * buffer
     if quote is None:
         return None
-    return quote.ask * (1 + policy.market_order_buffer_percent / HUNDRED)
+    return quote.ask * buffer
 
 
 def reserved_cash(remaining: Decimal, reserve_price: Decimal, commission_rate: Decimal) -> Decimal:
@@ -103,8 +110,14 @@ def assess(
     exposure: Exposure,
     policy: RiskPolicy,
     previous_close: Decimal | None = None,
+    open_quantity: Decimal | None = None,
 ) -> Assessment:
     """The verdict on one order.
+
+    ``open_quantity`` is what the order still has to trade, and so reserves: the
+    whole quantity for a new order (the default), the unfilled rest for an
+    amended one (whose ``exposure`` then leaves out its own current
+    reservation). The notional cap applies to the whole order either way.
 
     The price band centres on the last tick's price; before a symbol's first
     tick it centres on ``previous_close`` (the latest daily close), as
@@ -121,7 +134,7 @@ def assess(
         return reject(RejectReason.SYMBOL_NOT_TRADABLE)
     if request.type is OrderType.MARKET and quote is None:
         return reject(RejectReason.NO_MARKET_PRICE)
-    if request.type is OrderType.LIMIT:
+    if request.type in LIMIT_TYPES:
         assert request.limit_price is not None
         reference = quote.last if quote is not None else previous_close
         if reference is None:
@@ -132,11 +145,12 @@ def assess(
     price = _notional_price(request, quote)
     if request.quantity * price > policy.max_order_notional:
         return reject(RejectReason.MAX_NOTIONAL_EXCEEDED)
+    reserving = request.quantity if open_quantity is None else open_quantity
     if request.side is OrderSide.BUY:
         assert reserve is not None
-        if reserved_cash(request.quantity, reserve, policy.commission_rate) > exposure.buying_power:
+        if reserved_cash(reserving, reserve, policy.commission_rate) > exposure.buying_power:
             return reject(RejectReason.INSUFFICIENT_BUYING_POWER)
-    elif not policy.allow_short_selling and request.quantity > exposure.sellable:
+    elif not policy.allow_short_selling and reserving > exposure.sellable:
         return reject(RejectReason.INSUFFICIENT_POSITION)
     return Assessment(None, reserve)
 
@@ -144,5 +158,7 @@ def assess(
 def _notional_price(request: OrderRequest, quote: Tick | None) -> Decimal:
     if request.limit_price is not None:
         return request.limit_price
+    if request.stop_price is not None:
+        return request.stop_price
     assert quote is not None
     return quote.ask if request.side is OrderSide.BUY else quote.bid

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
+from storage.repositories.accounts import OPEN_STATUSES
 
 
 async def orders_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[models.Order]:
@@ -23,6 +24,35 @@ async def order_for_user(
     if for_update:
         query = query.with_for_update()
     return await session.scalar(query)
+
+
+async def open_orders_for_user(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    symbol_code: str | None = None,
+    for_update: bool = False,
+) -> list[models.Order]:
+    """The user's NEW and PARTIALLY_FILLED orders (of one symbol if given), by id.
+
+    Locked in id order when ``for_update``, the order every writer of several
+    order rows takes, so two of them cannot deadlock on each other.
+    """
+    query = (
+        select(models.Order)
+        .where(models.Order.user_id == user_id, models.Order.status.in_(OPEN_STATUSES))
+        .order_by(models.Order.id)
+    )
+    if symbol_code is not None:
+        query = query.where(models.Order.symbol_code == symbol_code)
+    if for_update:
+        query = query.with_for_update()
+    return list(await session.scalars(query))
+
+
+async def newest_order_id(session: AsyncSession) -> int | None:
+    """The highest order id so far (of any user): an order re-queued now ranks after it."""
+    return await session.scalar(select(func.max(models.Order.id)))
 
 
 async def open_orders_for_symbol(session: AsyncSession, code: str) -> list[models.Order]:

@@ -175,3 +175,10 @@ def daily_bar_to_bar(row: models.DailyBar) -> Bar:
         volume=row.volume,
         trade_count=0,
     )
+
+
+async def latest_close(session: AsyncSession, code: str) -> Decimal | None:
+    """The latest daily close of one symbol (the price band's centre before its first tick)."""
+    bars = await latest_daily_bars_by_codes(session, [code], 1)
+    rows = bars.get(code)
+    return rows[-1].close if rows else None

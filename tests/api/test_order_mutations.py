@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
+from graphql_api.auth import Role
 from graphql_api.services import Services
 from storage import models
 from storage.engine import create_engine
+from tests.conftest import http_client, user_token
 from tests.support.graphql import error_codes, execute, post
 
 MUTATION_PLACE_ORDER = """
@@ -188,6 +190,152 @@ async def test_cancel_order_once_then_a_clear_error(client: httpx.AsyncClient) -
     assert [e["code"] for e in missing["cancelOrder"]["userErrors"]] == ["NOT_FOUND"]
     body = await post(client, MUTATION_CANCEL_ORDER, {"id": "abc"})
     assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
+MUTATION_CANCEL_ALL = """
+mutation ($symbol: String) {
+  cancelAllOrders(symbol: $symbol) {
+    orders { id status } count userErrors { field code }
+  }
+}
+"""
+
+
+async def test_cancel_all_orders_of_a_symbol_then_the_rest_and_never_anothers(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    # given two open orders on one symbol and one on another
+    ids = [
+        (await execute(client, MUTATION_PLACE_ORDER, {"input": order}))["placeOrder"]["order"]["id"]
+        for order in (
+            limit_buy(),
+            limit_buy(limitPrice="1490.00"),
+            limit_buy(symbol="BTCUSDT", quantity="0.1", limitPrice="95000.00"),
+        )
+    ]
+    # when another user cancels all of theirs, nothing of the demo user's moves
+    async with http_client(app, await user_token(app, "bob", Role.TRADER)) as bob:
+        theirs = await execute(bob, MUTATION_CANCEL_ALL)
+    assert theirs["cancelAllOrders"] == {"orders": [], "count": 0, "userErrors": []}
+    # and an unknown symbol is the API's usual typed error
+    unknown = await execute(client, MUTATION_CANCEL_ALL, {"symbol": "NOPE.SH"})
+    assert unknown["cancelAllOrders"] == {
+        "orders": [],
+        "count": 0,
+        "userErrors": [{"field": "symbol", "code": "UNKNOWN_SYMBOL"}],
+    }
+    # when the user cancels one symbol's orders (spelled in any case), then the rest
+    first = await execute(client, MUTATION_CANCEL_ALL, {"symbol": "600519.sh"})
+    rest = await execute(client, MUTATION_CANCEL_ALL)
+    # then each call cancels what it names, once
+    assert first["cancelAllOrders"] == {
+        "orders": [{"id": ids[0], "status": "CANCELED"}, {"id": ids[1], "status": "CANCELED"}],
+        "count": 2,
+        "userErrors": [],
+    }
+    assert rest["cancelAllOrders"]["orders"] == [{"id": ids[2], "status": "CANCELED"}]
+    again = await execute(client, MUTATION_CANCEL_ALL)
+    assert again["cancelAllOrders"]["count"] == 0
+
+
+MUTATION_AMEND = """
+mutation ($id: ID!, $limitPrice: Decimal, $quantity: Decimal) {
+  amendOrder(id: $id, limitPrice: $limitPrice, quantity: $quantity) {
+    order { id status quantity limitPrice } userErrors { field code }
+  }
+}
+"""
+
+
+async def test_amend_order_changes_price_and_quantity_of_your_own_order_only(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    placed = await execute(client, MUTATION_PLACE_ORDER, {"input": limit_buy(quantity="300")})
+    order_id = placed["placeOrder"]["order"]["id"]
+    smaller = await execute(client, MUTATION_AMEND, {"id": order_id, "quantity": "200"})
+    assert smaller["amendOrder"] == {
+        "order": {"id": order_id, "status": "NEW", "quantity": "200", "limitPrice": "1500.00"},
+        "userErrors": [],
+    }
+    repriced = await execute(
+        client, MUTATION_AMEND, {"id": order_id, "limitPrice": "1490.00", "quantity": "100"}
+    )
+    assert repriced["amendOrder"]["order"]["limitPrice"] == "1490.00"
+    assert repriced["amendOrder"]["order"]["quantity"] == "100"
+    too_dear = await execute(client, MUTATION_AMEND, {"id": order_id, "quantity": "1000"})
+    assert too_dear["amendOrder"]["userErrors"] == [
+        {"field": "quantity", "code": "INSUFFICIENT_BUYING_POWER"}
+    ]
+    assert too_dear["amendOrder"]["order"]["quantity"] == "100"
+    async with http_client(app, await user_token(app, "bob", Role.TRADER)) as bob:
+        theirs = await execute(bob, MUTATION_AMEND, {"id": order_id, "quantity": "100"})
+    assert theirs["amendOrder"] == {
+        "order": None,
+        "userErrors": [{"field": "id", "code": "NOT_FOUND"}],
+    }
+    body = await post(client, MUTATION_AMEND, {"id": "abc", "quantity": "100"})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
+async def test_every_order_shows_when_it_expires(client: httpx.AsyncClient) -> None:
+    query = """
+    mutation ($input: PlaceOrderInput!) {
+      placeOrder(input: $input) { order { timeInForce expiresAt } userErrors { field code } }
+    }
+    """
+    gtc = await execute(client, query, {"input": limit_buy()})
+    day = await execute(client, query, {"input": limit_buy(timeInForce="DAY")})
+    gtd = await execute(
+        client,
+        query,
+        {"input": limit_buy(timeInForce="GTD", expiresAt="2099-01-02T15:00:00+08:00")},
+    )
+    fok = await execute(client, query, {"input": limit_buy(timeInForce="FOK")})
+    past = await execute(
+        client, query, {"input": limit_buy(timeInForce="GTD", expiresAt="2020-01-01T00:00:00Z")}
+    )
+    assert gtc["placeOrder"]["order"] == {"timeInForce": "GTC", "expiresAt": None}
+    # A-shares close at 15:00 Beijing, 07:00 UTC
+    day_expiry = datetime.fromisoformat(day["placeOrder"]["order"]["expiresAt"])
+    assert (day_expiry.utcoffset(), day_expiry.hour, day_expiry.minute) == (timedelta(0), 7, 0)
+    assert gtd["placeOrder"]["order"] == {
+        "timeInForce": "GTD",
+        "expiresAt": "2099-01-02T07:00:00+00:00",
+    }
+    assert fok["placeOrder"]["order"] == {"timeInForce": "FOK", "expiresAt": None}
+    assert past["placeOrder"] == {
+        "order": None,
+        "userErrors": [{"field": "expiresAt", "code": "OUT_OF_RANGE"}],
+    }
+
+
+async def test_a_stop_limit_order_shows_its_stop_and_waits_for_its_trigger(
+    client: httpx.AsyncClient,
+) -> None:
+    query = """
+    mutation ($input: PlaceOrderInput!) {
+      placeOrder(input: $input) {
+        order { type status limitPrice stopPrice triggeredAt } userErrors { field code }
+      }
+    }
+    """
+    placed = await execute(
+        client,
+        query,
+        {"input": limit_buy(type="STOP_LIMIT", stopPrice="1550.00", limitPrice="1555.00")},
+    )
+    assert placed["placeOrder"] == {
+        "order": {
+            "type": "STOP_LIMIT",
+            "status": "NEW",
+            "limitPrice": "1555.00",
+            "stopPrice": "1550.00",
+            "triggeredAt": None,
+        },
+        "userErrors": [],
+    }
+    missing = await execute(client, query, {"input": limit_buy(type="STOP")})
+    assert {"field": "stopPrice", "code": "REQUIRED"} in missing["placeOrder"]["userErrors"]
 
 
 async def test_orders_filter_and_paginate(client: httpx.AsyncClient) -> None:

@@ -41,7 +41,8 @@ from graphql_api.market.instruments.drafts import (
 )
 from graphql_api.market.symbols import SymbolCatalog, is_multiple_of
 from graphql_api.platform.errors import ErrorCode, UserError
-from graphql_api.realtime.channels import SYMBOL_CHANGES_CHANNEL
+from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, SYMBOL_CHANGES_CHANNEL
+from graphql_api.realtime.events import encode_closed_order
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.trading.accounts import StartCash, start_cash_in
 from graphql_api.trading.order_types import OrderStatus
@@ -279,5 +280,7 @@ class InstrumentService:
             order.version += 1  # fences a fill the matcher computed from the old row
             order.updated_at = now
             announce_order(self._outbox, session, order)
+            # and the matcher drops it at once, as for a user's cancel
+            self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_closed_order(order))
             canceled += 1
         return canceled

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from graphql_api.realtime.events import (
     decode_id_event,
     decode_tick,
+    encode_closed_order,
     encode_id_event,
     encode_new_order,
     encode_tick,
@@ -111,9 +112,19 @@ def test_a_new_order_tells_the_matcher_everything_it_books_on() -> None:
         "version": 2,
         "expiresAt": "2025-06-02T15:00:00.123456+00:00",
         "createdAt": "2025-06-02T07:00:00.123456+00:00",
+        # never amended to the back of its queue: it ranks by its id
+        "queueAnchor": None,
+        "queuedAt": None,
+        "stopPrice": None,
+        "triggered": False,
     }
     assert datetime.fromisoformat(decoded["createdAt"]) == TIME
     assert D(decoded["limitPrice"]) == D("1500.10")
+
+
+def test_a_canceled_order_tells_the_matcher_which_copy_to_drop() -> None:
+    decoded = decode_id_event(encode_closed_order(order(status="CANCELED")))
+    assert decoded == {"kind": "closed", "id": 7, "symbol": "600519.SH", "version": 2}
 
 
 def test_a_market_order_without_expiry_sends_nulls() -> None:

@@ -22,7 +22,12 @@ from hypothesis import strategies as st
 
 from graphql_api.realtime.events import decode_id_event, encode_new_order
 from graphql_api.trading.book import OrderBook, RestingOrder
-from graphql_api.trading.order_types import OrderSide, OrderType, TimeInForce
+from graphql_api.trading.order_types import (
+    IMMEDIATE_TIME_IN_FORCE,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
 from storage import models
 from storage.timeseries import Tick
 
@@ -40,6 +45,7 @@ def order(
     remaining: str = "100",
     created_ms: int = 0,
     expires_ms: int | None = None,
+    stop: str | None = None,
 ) -> RestingOrder:
     return RestingOrder(
         id=order_id,
@@ -52,6 +58,7 @@ def order(
         version=0,
         expires_at=None if expires_ms is None else T0 + timedelta(milliseconds=expires_ms),
         created_at=T0 + timedelta(milliseconds=created_ms),
+        stop_price=None if stop is None else Decimal(stop),
     )
 
 
@@ -111,10 +118,20 @@ def test_equal_prices_written_differently_share_a_level_and_an_empty_level_goes(
     assert len(book) == 0
 
 
-def test_market_and_ioc_orders_wait_in_no_level() -> None:
-    book = book_of([order(1, limit=None), order(2, limit="10.00", tif=TimeInForce.IOC), order(3)])
-    assert levels(book.bids()) == [("10.00", [3])]
-    assert ids(book.orders()) == [1, 2, 3]
+def test_market_ioc_and_fok_orders_wait_in_no_level() -> None:
+    book = book_of(
+        [
+            order(1, limit=None),
+            order(2, limit="10.00", tif=TimeInForce.IOC),
+            order(3),
+            order(4, limit="10.00", tif=TimeInForce.FOK),
+            order(5, limit="10.00", tif=TimeInForce.GTD, expires_ms=1_000),
+        ]
+    )
+    assert levels(book.bids()) == [("10.00", [3, 5])]
+    assert ids(book.orders()) == [1, 2, 3, 4, 5]
+    # the immediate ones act on a tick that crosses nothing; the resting ones do not
+    assert ids(book.acting(tick("1.00", "11.00"), timedelta(0))) == [1, 2, 4]
 
 
 def test_booking_an_id_again_replaces_the_order() -> None:
@@ -122,6 +139,51 @@ def test_booking_an_id_again_replaces_the_order() -> None:
     book.add(order(1, limit="9.00"))
     assert levels(book.bids()) == [("9.00", [1])]
     assert len(book) == 1
+
+
+def test_an_amended_order_sent_to_the_back_ranks_after_every_older_order() -> None:
+    book = book_of([order(1), order(2), order(3), order(4, OrderSide.SELL, "10.00")])
+    # order 1 amended (a new quantity) when 4 was the newest order
+    book.add(dataclasses.replace(order(1, remaining="200"), queue_anchor=4, queued_at=T0))
+    # and order 2 a moment later, at the same anchor
+    book.add(
+        dataclasses.replace(
+            order(2, remaining="200"), queue_anchor=4, queued_at=T0 + timedelta(milliseconds=1)
+        )
+    )
+    book.add(order(5))  # placed after both amendments
+    assert levels(book.bids()) == [("10.00", [3, 1, 2, 5])]
+    # a tick crossing both sides processes them in that same priority
+    assert ids(book.acting(tick("10.00", "10.00"), timedelta(0))) == [3, 4, 1, 2, 5]
+
+
+def test_a_stop_waits_in_no_level_until_the_last_price_reaches_it() -> None:
+    book = book_of(
+        [
+            order(1, OrderSide.BUY, None, type=OrderType.STOP, stop="10.50"),
+            order(2, OrderSide.BUY, "10.60", type=OrderType.STOP_LIMIT, stop="10.40"),
+            order(3, OrderSide.SELL, None, type=OrderType.STOP, stop="9.50"),
+            order(4, OrderSide.SELL, "9.40", type=OrderType.STOP_LIMIT, stop="9.60"),
+        ]
+    )
+    # waiting stops are in no level and no tick acts on them
+    assert (list(book.bids()), list(book.asks())) == ([], [])
+    assert book.acting(tick("10.00", "10.01"), timedelta(0)) == []
+    # a last price inside the stops triggers none
+    assert book.triggered_by(tick("10.00", "10.01", last="10.00"), timedelta(0)) == []
+    # buys trigger at or above their stop, sells at or below, whatever the bid and ask
+    assert ids(book.triggered_by(tick("0", "0", last="10.40"), timedelta(0))) == [2]
+    assert ids(book.triggered_by(tick("0", "0", last="11.00"), timedelta(0))) == [1, 2]
+    assert ids(book.triggered_by(tick("0", "0", last="9.60"), timedelta(0))) == [4]
+    assert ids(book.triggered_by(tick("0", "0", last="9.00"), timedelta(0))) == [3, 4]
+    # once triggered, a stop limit rests in its level and a stop acts on any tick
+    for each in book.triggered_by(tick("0", "0", last="11.00"), timedelta(0)):
+        book.add(dataclasses.replace(each, triggered=True))
+    assert levels(book.bids()) == [("10.60", [2])]
+    assert ids(book.acting(tick("1.00", "20.00"), timedelta(0))) == [1]
+    book.discard(2)
+    book.discard(3)
+    assert ids(book.triggered_by(tick("0", "0", last="9.00"), timedelta(0))) == [4]
 
 
 # --- which orders a tick acts on ------------------------------------------------
@@ -256,7 +318,7 @@ def test_resync_and_the_new_order_event_book_the_same_order() -> None:
         user_id=1,
         symbol_code="000001.SZ",
         side="SELL",
-        type="LIMIT",
+        type="STOP_LIMIT",
         time_in_force="DAY",
         quantity=Decimal("500"),
         filled_quantity=Decimal("200"),
@@ -266,9 +328,16 @@ def test_resync_and_the_new_order_event_book_the_same_order() -> None:
         expires_at=T0 + timedelta(hours=5),
         created_at=T0,
         updated_at=T0,
+        queue_anchor=12,
+        queued_at=T0 + timedelta(minutes=1),
+        stop_price=Decimal("10.20"),
+        triggered_at=T0 + timedelta(minutes=2),
     )
     from_event = RestingOrder.from_event(decode_id_event(encode_new_order(row)))
     assert from_event == RestingOrder.from_row(row)
+    assert from_event.priority == RestingOrder.from_row(row).priority
+    assert from_event.priority[0] == 12
+    assert (from_event.stop_price, from_event.triggered) == (Decimal("10.20"), True)
 
 
 # --- the property: the book names what the old scan did -------------------------
@@ -277,15 +346,42 @@ def test_resync_and_the_new_order_event_book_the_same_order() -> None:
 def reference_acting(
     resting: dict[int, RestingOrder], tick: Tick, tolerance: timedelta
 ) -> list[RestingOrder]:
-    """The former matcher: every resting order by id, each deciding for itself."""
+    """The former matcher: every resting order in time priority, each deciding for itself."""
     acting = []
-    for each in sorted(resting.values(), key=lambda o: o.id):
+    for each in by_priority(resting):
         if tick.time < each.created_at - tolerance:
             continue
         expired = each.expires_at is not None and tick.time >= each.expires_at
-        if expired or each.time_in_force is TimeInForce.IOC or each.fill_price(tick) is not None:
+        immediate = each.time_in_force in IMMEDIATE_TIME_IN_FORCE and not each.waiting_for_stop
+        if expired or immediate or each.fill_price(tick) is not None:
             acting.append(each)
     return acting
+
+
+def by_priority(resting: dict[int, RestingOrder]) -> list[RestingOrder]:
+    """Time priority, spelled out: by id, except that an order an amendment sent to
+    the back ranks after the newest order at that moment (its anchor), and
+    amendments to one anchor rank in the order they were made."""
+
+    def key(each: RestingOrder) -> tuple[int, datetime, int]:
+        if each.queue_anchor is None or each.queued_at is None:
+            return (each.id, datetime.min.replace(tzinfo=UTC), each.id)
+        return (each.queue_anchor, each.queued_at, each.id)
+
+    return sorted(resting.values(), key=key)
+
+
+def reference_triggered(
+    resting: dict[int, RestingOrder], tick: Tick, tolerance: timedelta
+) -> list[RestingOrder]:
+    """Every waiting stop the tick's last price reaches, in priority, each deciding."""
+    return [
+        each
+        for each in by_priority(resting)
+        if each.waiting_for_stop
+        and each.stop_reached(tick)
+        and each.created_at <= tick.time + tolerance
+    ]
 
 
 def process(
@@ -308,10 +404,14 @@ def process(
             events.append(("expired", each.id, each.remaining))
             forget(each)
             continue
+        if each.waiting_for_stop:
+            continue  # only its expiry acts on a stop no tick has triggered
         price = each.fill_price(tick)
         quantity = each.remaining
         if price is not None and available is not None:
             quantity = (min(quantity, available) // LOT) * LOT
+        if each.time_in_force is TimeInForce.FOK and quantity < each.remaining:
+            quantity = Decimal(0)  # all or nothing: takes no volume
         if price is not None and quantity > 0:
             events.append(("filled", each.id, quantity))
             each.remaining -= quantity
@@ -319,7 +419,7 @@ def process(
                 available -= quantity
             if each.remaining == 0:
                 forget(each)
-        if each.time_in_force is TimeInForce.IOC and still_there(each):
+        if each.time_in_force in IMMEDIATE_TIME_IN_FORCE and still_there(each):
             events.append(("ioc-expired", each.id, each.remaining))
             forget(each)
     return events
@@ -330,9 +430,18 @@ orders_st = st.fixed_dictionaries(
     {
         "kind": st.just("order"),
         "side": st.sampled_from(list(OrderSide)),
-        "type": st.sampled_from([OrderType.LIMIT, OrderType.LIMIT, OrderType.MARKET]),
+        "type": st.sampled_from(
+            [
+                OrderType.LIMIT,
+                OrderType.LIMIT,
+                OrderType.MARKET,
+                OrderType.STOP,
+                OrderType.STOP_LIMIT,
+            ]
+        ),
         "tif": st.sampled_from(list(TimeInForce)),
         "price": prices,
+        "stop": prices,
         "lots": st.integers(min_value=1, max_value=5),
         # relative to the clock: some orders are younger than the next ticks
         "created_ms": st.sampled_from([-5, 0, 0, 3, 6, 50, 10_000]),
@@ -354,6 +463,16 @@ ticks_st = st.fixed_dictionaries(
 )
 others_st = st.one_of(
     st.fixed_dictionaries({"kind": st.just("cancel"), "pick": st.integers(0, 1_000)}),
+    # an amendment: a smaller quantity keeps the place, a new price or a larger
+    # quantity goes to the back (booked again under the same id)
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("amend"),
+            "pick": st.integers(0, 1_000),
+            "price": st.one_of(st.none(), prices),
+            "lots": st.integers(min_value=-3, max_value=3),
+        }
+    ),
     st.fixed_dictionaries({"kind": st.just("rebook"), "pick": st.integers(0, 1_000)}),
     st.fixed_dictionaries({"kind": st.just("expire"), "ms": st.integers(-5, 30)}),
 )
@@ -379,12 +498,16 @@ def test_the_book_acts_on_what_the_old_scan_acted_on(
     next_id = 1
     for clock, step in enumerate(steps, start=1):
         if step["kind"] == "order":
-            limit = None if step["type"] is OrderType.MARKET else str(step["price"])
+            kind = step["type"]
+            market_like = kind in (OrderType.MARKET, OrderType.STOP)
+            limit = None if market_like else str(step["price"])
             expires = step["expires_ms"]
             placed = order(
                 next_id,
                 step["side"],
                 limit,
+                type=kind,
+                stop=str(step["stop"]) if kind in (OrderType.STOP, OrderType.STOP_LIMIT) else None,
                 tif=step["tif"],
                 remaining=str(step["lots"] * LOT),
                 created_ms=clock + step["created_ms"],
@@ -402,6 +525,32 @@ def test_the_book_acts_on_what_the_old_scan_acted_on(
                 again = dataclasses.replace(reference[chosen])
                 book.add(again)
                 reference[chosen] = dataclasses.replace(again)
+        elif step["kind"] == "amend":
+            resting = [
+                o
+                for o in reference.values()
+                if o.type is OrderType.LIMIT and o.time_in_force not in IMMEDIATE_TIME_IN_FORCE
+            ]
+            if not resting:
+                continue
+            chosen_order = sorted(resting, key=lambda o: o.id)[step["pick"] % len(resting)]
+            new_price = step["price"] if step["price"] is not None else chosen_order.limit_price
+            new_remaining = max(LOT, chosen_order.remaining + step["lots"] * LOT)
+            requeued = new_price != chosen_order.limit_price or (
+                new_remaining > chosen_order.remaining
+            )
+            amended = dataclasses.replace(
+                chosen_order,
+                limit_price=new_price,
+                remaining=new_remaining,
+                version=chosen_order.version + 1,
+                queue_anchor=next_id - 1 if requeued else chosen_order.queue_anchor,
+                queued_at=(
+                    T0 + timedelta(milliseconds=clock) if requeued else chosen_order.queued_at
+                ),
+            )
+            book.add(amended)
+            reference[amended.id] = dataclasses.replace(amended)
         elif step["kind"] == "expire":
             now = T0 + timedelta(milliseconds=clock + step["ms"])
             due = book.due(now)
@@ -425,6 +574,15 @@ def test_the_book_acts_on_what_the_old_scan_acted_on(
                 ms=clock + step["ms"],
                 volume=str(step["lots"] * LOT),
             )
+            # stops first: the ones the last price reaches, in priority
+            triggered = book.triggered_by(this, tolerance)
+            assert ids(triggered) == ids(reference_triggered(reference, this, tolerance))
+            if step["kind"] == "tick":
+                for each in triggered:  # as the matcher does (unless the tick expires it)
+                    if each.expires_at is None or this.time < each.expires_at:
+                        booked = dataclasses.replace(each, triggered=True, version=1)
+                        book.add(booked)
+                        reference[each.id] = dataclasses.replace(booked)
             acting = book.acting(this, tolerance)
             expected = reference_acting(reference, this, tolerance)
             assert ids(acting) == ids(expected)
@@ -439,7 +597,7 @@ def test_the_book_acts_on_what_the_old_scan_acted_on(
                 partial,
             )
             # the old scan: every order, not only the acting ones
-            everything = sorted(reference.values(), key=lambda o: o.id)
+            everything = by_priority(reference)
             want = process(
                 everything,
                 lambda o: o.id in reference,
@@ -461,11 +619,12 @@ def reference_levels(
     resting: dict[int, RestingOrder], side: OrderSide
 ) -> list[tuple[str, list[int]]]:
     by_price: dict[Decimal, list[int]] = {}
-    for each in sorted(resting.values(), key=lambda o: o.id):
+    for each in by_priority(resting):
         if (
             each.side is side
-            and each.type is OrderType.LIMIT
-            and each.time_in_force is not TimeInForce.IOC
+            and each.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+            and not each.waiting_for_stop
+            and each.time_in_force not in IMMEDIATE_TIME_IN_FORCE
         ):
             assert each.limit_price is not None
             by_price.setdefault(each.limit_price, []).append(each.id)
@@ -476,9 +635,9 @@ def reference_levels(
 booked_st = st.lists(
     st.tuples(
         st.sampled_from(list(OrderSide)),
-        st.sampled_from([OrderType.LIMIT, OrderType.LIMIT, OrderType.MARKET]),
+        st.sampled_from(list(OrderType)),
         st.sampled_from(list(TimeInForce)),
-        st.sampled_from(["9.9", "10.0", "10.1"]),
+        st.sampled_from(["9.9", "10.0", "10.1"]),  # the limit, and the stop of a stop order
         st.integers(min_value=0, max_value=100),  # created, ms after T0
         st.one_of(st.none(), st.integers(min_value=0, max_value=100)),  # expires
     ),
@@ -508,10 +667,12 @@ def test_any_tick_on_any_book_acts_on_what_the_old_scan_acted_on(
         i: order(
             i,
             side,
-            None if type is OrderType.MARKET else limit,
+            None if type in (OrderType.MARKET, OrderType.STOP) else limit,
+            type=type,
             tif=tif,
             created_ms=created,
             expires_ms=expires,
+            stop=limit if type in (OrderType.STOP, OrderType.STOP_LIMIT) else None,
         )
         for i, (side, type, tif, limit, created, expires) in enumerate(booked, start=1)
     }
@@ -523,3 +684,7 @@ def test_any_tick_on_any_book_acts_on_what_the_old_scan_acted_on(
         this = tick(bid, ask, last="10.0", ms=ms)
         # then each tick names the orders the old scan acted on, in the same order
         assert ids(book.acting(this, tolerance)) == ids(reference_acting(resting, this, tolerance))
+        # and the stops it triggers
+        assert ids(book.triggered_by(this, tolerance)) == ids(
+            reference_triggered(resting, this, tolerance)
+        )

@@ -1,4 +1,5 @@
-"""Trading invariants under random sequences of orders, cancels and ticks (hypothesis).
+"""Trading invariants under random sequences of orders, cancels, amendments and ticks
+(hypothesis).
 
 Each example runs the real OrderService and PaperMatcher against a fresh copy
 of the seeded SQLite database; ticks are handed to the matcher directly so
@@ -39,10 +40,13 @@ orders = st.fixed_dictionaries(
     {
         "kind": st.just("order"),
         "side": st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
-        "type": st.sampled_from([OrderType.MARKET, OrderType.LIMIT]),
+        "type": st.sampled_from(list(OrderType)),
+        "stop": prices,
         "lots": st.integers(min_value=1, max_value=600),
         "price": prices,
         "tif": st.sampled_from(list(TimeInForce)),
+        # GTD only: expires this long after placement (some within the example)
+        "expires_ms": st.sampled_from([300, 86_400_000]),
     }
 )
 ticks = st.fixed_dictionaries(
@@ -55,8 +59,21 @@ ticks = st.fixed_dictionaries(
         "back_ms": st.sampled_from([0, 0, 0, 1, 5, 50, 1_000, 10_000, 172_800_000]),
     }
 )
-cancels = st.fixed_dictionaries({"kind": st.just("cancel"), "pick": st.integers(0, 50)})
-steps = st.lists(st.one_of(orders, orders, ticks, ticks, ticks, cancels), min_size=1, max_size=30)
+cancels = st.one_of(
+    st.fixed_dictionaries({"kind": st.just("cancel"), "pick": st.integers(0, 50)}),
+    st.fixed_dictionaries({"kind": st.just("cancel_all")}),
+)
+amends = st.fixed_dictionaries(
+    {
+        "kind": st.just("amend"),
+        "pick": st.integers(0, 50),
+        "price": st.one_of(st.none(), prices),
+        "lots": st.one_of(st.none(), st.integers(min_value=1, max_value=600)),
+    }
+)
+steps = st.lists(
+    st.one_of(orders, orders, ticks, ticks, ticks, cancels, amends), min_size=1, max_size=30
+)
 
 
 @settings(
@@ -89,13 +106,26 @@ async def _run(template: Path, steps: list[dict[str, Any]], partial: bool) -> No
                     tick = _tick(step, clock - timedelta(milliseconds=step["back_ms"]))
                     await parts.store.write_ticks([tick])
                     await matcher.on_tick(tick)
+                    await matcher.expire_day_orders(datetime.now(UTC))
                 elif step["kind"] == "order":
                     outcome = await service.place_order(user_id, _request(step))
                     assert outcome.errors == []
                     assert outcome.order is not None
                     placed.append(outcome.order.id)
                     await matcher.resync()
-                elif placed:
+                elif step["kind"] == "cancel_all":
+                    await service.cancel_all_orders(user_id)
+                    await matcher.resync()
+                elif step["kind"] == "amend" and placed:
+                    # refusals (not resting, too dear, ...) are fine: they must change nothing
+                    await service.amend_order(
+                        user_id,
+                        placed[step["pick"] % len(placed)],
+                        limit_price=step["price"],
+                        quantity=None if step["lots"] is None else Decimal(step["lots"] * 100),
+                    )
+                    await matcher.resync()
+                elif step["kind"] == "cancel" and placed:
                     await service.cancel_order(user_id, placed[step["pick"] % len(placed)])
                     await matcher.resync()
                 await _check_invariants(sessions, user_id)
@@ -117,9 +147,24 @@ def _tick(step: dict[str, Any], clock: datetime) -> Tick:
 
 
 def _request(step: dict[str, Any]) -> OrderRequest:
-    limit = step["price"] if step["type"] is OrderType.LIMIT else None
+    kind: OrderType = step["type"]
+    limit = step["price"] if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+    stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
+    tif: TimeInForce = step["tif"]
+    if stop and tif in (TimeInForce.IOC, TimeInForce.FOK):
+        tif = TimeInForce.GTC  # a stop waits for its trigger
+    gtd = tif is TimeInForce.GTD
     return OrderRequest(
-        SYMBOL, step["side"], step["type"], Decimal(step["lots"] * 100), limit, step["tif"]
+        SYMBOL,
+        step["side"],
+        kind,
+        Decimal(step["lots"] * 100),
+        limit,
+        tif,
+        stop_price=step["stop"] if stop else None,
+        expires_at=(
+            datetime.now(UTC) + timedelta(milliseconds=step["expires_ms"]) if gtd else None
+        ),
     )
 
 
@@ -150,11 +195,14 @@ async def _check_invariants(sessions: Any, user_id: int) -> None:
     assert held >= reserved_sell
     for order in orders.values():
         # a properly reserved order is never starved by another one's fill: only a
-        # MARKET buy (whose price can run past its reservation) is cut at fill time
+        # MARKET or STOP buy (whose price can run past its reservation) is cut at fill time
         if order.reject_reason == "INSUFFICIENT_FUNDS_AT_FILL":
-            assert order.type == "MARKET" and order.side == "BUY", order.id
+            assert order.type in ("MARKET", "STOP") and order.side == "BUY", order.id
         if order.status == "CANCELED" and order.reject_reason == "INSUFFICIENT_POSITION":
             raise AssertionError(f"sell {order.id} lost its reserved position")
+        # fill or kill: all of it, or nothing
+        if order.time_in_force == "FOK":
+            assert order.filled_quantity in (0, order.quantity), order.id
     # cash + cost basis is conserved, apart from realised P&L and commission
     basis = sum((p.cost_basis for p in positions), Decimal(0))
     realized = sum((p.realized_pnl for p in positions), Decimal(0))
@@ -165,8 +213,14 @@ async def _check_invariants(sessions: Any, user_id: int) -> None:
     for trade in trades:
         assert trade.order_id in orders
         filled[trade.order_id] += trade.quantity
-        # no tick stamped before the order existed fills it
+        # no tick stamped before the order existed fills it, nor one at or after its expiry
         assert trade.tick_time >= orders[trade.order_id].created_at, trade.id
+        expires_at = orders[trade.order_id].expires_at
+        assert expires_at is None or trade.tick_time < expires_at, trade.id
+        # a stop fills only once triggered, and never on a tick before its trigger
+        triggered_at = orders[trade.order_id].triggered_at
+        if orders[trade.order_id].type in ("STOP", "STOP_LIMIT"):
+            assert triggered_at is not None and trade.tick_time >= triggered_at, trade.id
     for order_id, order in orders.items():
         assert filled.get(order_id, Decimal(0)) == order.filled_quantity
         assert order.filled_quantity <= order.quantity
