@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.market.imports.csv_lines import without_bom
+from graphql_api.market.imports.csv_lines import CsvRows
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec, is_multiple_of
 from graphql_api.market.value_ranges import TimeWindow, check_digits
 from graphql_api.platform.errors import ErrorCode, UserError
@@ -182,7 +182,7 @@ async def import_bar_lines(
     return ImportReport(rows.read, written + staged + len(batch), rejected, stop)
 
 
-class BarCsv:
+class BarCsv(CsvRows):
     """The parse-and-check step of a daily-bar import, separate from writing so the
     mutation and the CLI share one definition of a valid row.
 
@@ -196,29 +196,11 @@ class BarCsv:
     """
 
     def __init__(self, lines: Iterable[str], spec: SymbolSpec, window: TimeWindow) -> None:
-        self._reader = csv.reader(without_bom(lines))
+        super().__init__(lines, CSV_COLUMNS)
         self._spec = spec
         self._window = window
         self._first_line: dict[date, int] = {}
         self.read = 0
-
-    def check_header(self) -> UserError | None:
-        try:
-            header = next(self._reader, None)
-        except (csv.Error, UnicodeDecodeError) as error:
-            return UserError("csv", ErrorCode.INVALID, f"line 1: {error}")
-        if header is None or tuple(cell.strip().lower() for cell in header) != CSV_COLUMNS:
-            return UserError(
-                "csv",
-                ErrorCode.INVALID,
-                f"the first line must be the header {','.join(CSV_COLUMNS)}",
-            )
-        return None
-
-    def failed_line(self, error: Exception) -> int:
-        """The line an exception from iterating came from."""
-        # A decode error happens before the reader counts the line; a csv.Error after.
-        return self._reader.line_num + (1 if isinstance(error, UnicodeDecodeError) else 0)
 
     def __iter__(self) -> Iterator[_Row | RejectedRow]:
         for cells in self._reader:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.market.imports.bars import RejectedRow
-from graphql_api.market.imports.csv_lines import without_bom
+from graphql_api.market.imports.csv_lines import CsvRows
 from graphql_api.market.instruments import Actor, InstrumentService, SessionDraft, SymbolDraft
 from graphql_api.market.instruments.drafts import check_draft
 from graphql_api.platform.errors import ErrorCode, UserError
@@ -164,31 +164,15 @@ def _same(row: models.Symbol, draft: SymbolDraft) -> bool:
     )
 
 
-class SymbolCsv:
+class SymbolCsv(CsvRows):
     """The parse-and-check step: iterating yields ``(line, draft)`` for each valid,
     non-blank row (canonicalised) or a :class:`RejectedRow`. A code seen earlier in
     the file is rejected (the first one wins)."""
 
     def __init__(self, lines: Iterable[str]) -> None:
-        self._reader = csv.reader(without_bom(lines))
+        super().__init__(lines, CSV_COLUMNS)
         self._first_line: dict[str, int] = {}
         self.read = 0
-
-    def check_header(self) -> UserError | None:
-        try:
-            header = next(self._reader, None)
-        except (csv.Error, UnicodeDecodeError) as error:
-            return UserError("csv", ErrorCode.INVALID, f"line 1: {error}")
-        if header is None or tuple(cell.strip().lower() for cell in header) != CSV_COLUMNS:
-            return UserError(
-                "csv",
-                ErrorCode.INVALID,
-                f"the first line must be the header {','.join(CSV_COLUMNS)}",
-            )
-        return None
-
-    def failed_line(self, error: Exception) -> int:
-        return self._reader.line_num + (1 if isinstance(error, UnicodeDecodeError) else 0)
 
     def __iter__(self) -> Iterator[tuple[int, SymbolDraft] | RejectedRow]:
         for cells in self._reader:
