@@ -20,6 +20,7 @@ from graphql_api.realtime.channels import order_channel
 from graphql_api.realtime.events import encode_id_event
 from graphql_api.realtime.multiplex import SLOW_CONSUMER_CLOSE
 from graphql_api.server.websocket import RealtimeOptions
+from graphql_api.server.websocket.connection import Connection
 from resolvers.amounts import Amounts
 from storage.timeseries import Tick
 from tests.conftest import http_client, login_token, make_settings
@@ -273,7 +274,8 @@ async def _stalled_client_scenario(server: RealtimeServer) -> None:
         tracemalloc.stop()
         # the stalled socket really is stalled, and holds at most one frame per symbol
         # and subscription (plus a ping)
-        outboxes = [c.outbox for c in server.state.handlers if c._outbox is not None]
+        connections = [c for c in server.state.handlers if isinstance(c, Connection)]
+        outboxes = [c.outbox for c in connections if c._outbox is not None]
         stuck = [len(outbox) for outbox in outboxes if len(outbox) > 0]
         assert len(stuck) == 1, [len(outbox) for outbox in outboxes]
         assert stuck[0] <= len(SYMBOLS) * STALLED_SUBSCRIPTIONS + 1

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
+from strawberry.schema.base import BaseSchema
 
 from graphql_api.hardening.query_limits.document_cache import DocumentCache
 from graphql_api.hardening.query_limits.guard import QueryLimits
@@ -24,9 +26,28 @@ from graphql_api.server.websocket.shared import SharedOperations
 from graphql_api.server.websocket.state import realtime_state
 from resolvers.context import Context
 
-if TYPE_CHECKING:
-    from graphql_api.server.websocket.legacy_ws import MultiplexLegacyWSHandler
-    from graphql_api.server.websocket.transport_ws import MultiplexTransportWSHandler
+
+class ProtocolHandler(Protocol):
+    """What a connection uses of its socket's Strawberry protocol handler (both of
+    ours: :mod:`.transport_ws`, :mod:`.legacy_ws`)."""
+
+    @property
+    def view(self) -> Any: ...
+
+    @property
+    def context(self) -> Context: ...
+
+    @property
+    def websocket(self) -> AsyncWebSocketAdapter: ...
+
+    @property
+    def schema(self) -> BaseSchema: ...
+
+    @property
+    def root_value(self) -> Any: ...
+
+    def end_operations(self) -> list[asyncio.Task[Any]]: ...
+
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +62,7 @@ class Connection:
 
     def __init__(
         self,
-        handler: MultiplexTransportWSHandler | MultiplexLegacyWSHandler,
+        handler: ProtocolHandler,
         *,
         legacy: bool,
     ) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
+
+from graphql_api.realtime.multiplex import Outbox
 from graphql_api.server.websocket.messages import (
     INIT_TIMEOUT,
     INIT_TIMEOUT_REASON,
@@ -18,18 +21,37 @@ from graphql_api.server.websocket.messages import (
     PING_TEXT,
 )
 
-if TYPE_CHECKING:
-    from graphql_api.server.websocket.connection import Connection
-    from graphql_api.server.websocket.legacy_ws import MultiplexLegacyWSHandler
+
+class _WithOutbox(Protocol):
+    @property
+    def outbox(self) -> Outbox: ...
 
 
-async def keep_pinging(connection: Connection, interval: float) -> None:
+class _Admission(Protocol):
+    @property
+    def refused(self) -> bool: ...
+
+
+class LegacyHandler(Protocol):
+    """What the init timeout reads of a legacy protocol handler."""
+
+    @property
+    def connection_acknowledged(self) -> bool: ...
+
+    @property
+    def realtime(self) -> _Admission: ...
+
+    @property
+    def websocket(self) -> AsyncWebSocketAdapter: ...
+
+
+async def keep_pinging(connection: _WithOutbox, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         connection.outbox.offer_latest(PING_OPERATION, "ping", (PING_TEXT, "", ""))
 
 
-async def close_unless_initialised(handler: MultiplexLegacyWSHandler, seconds: float) -> None:
+async def close_unless_initialised(handler: LegacyHandler, seconds: float) -> None:
     """Close (4408) a legacy socket that has not sent ``connection_init`` in time,
     as graphql-transport-ws does on its own."""
     await asyncio.sleep(seconds)

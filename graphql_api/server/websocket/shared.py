@@ -12,13 +12,15 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Hashable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from graphql import GraphQLSchema
 from strawberry.schema.base import BaseSchema
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
+from graphql_api.hardening.query_limits.document_cache import DocumentCache
+from graphql_api.hardening.query_limits.guard import QueryLimits
 from graphql_api.realtime.multiplex import (
     Failure,
     Item,
@@ -31,9 +33,49 @@ from graphql_api.realtime.multiplex import (
 from graphql_api.server.context import build_context
 from graphql_api.server.websocket.documents import Plan, analyse, declared_streams, pop_key
 from graphql_api.server.websocket.messages import NEXT_TAIL, complete_text, error_text, next_head
+from graphql_api.server.websocket.options import RealtimeOptions
+from graphql_api.server.websocket.state import RealtimeState
+from resolvers.context import Context
 
-if TYPE_CHECKING:
-    from graphql_api.server.websocket.connection import Connection
+
+class _Handler(Protocol):
+    @property
+    def schema(self) -> BaseSchema: ...
+
+    @property
+    def root_value(self) -> Any: ...
+
+
+class SharingConnection(Protocol):
+    """What shared operations use of their socket's connection
+    (:class:`~graphql_api.server.websocket.connection.Connection`, which holds them)."""
+
+    closing: bool
+    legacy: bool
+
+    @property
+    def options(self) -> RealtimeOptions: ...
+
+    @property
+    def handler(self) -> _Handler: ...
+
+    @property
+    def view(self) -> Any: ...
+
+    @property
+    def context(self) -> Context: ...
+
+    @property
+    def state(self) -> RealtimeState: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def query_limits(self) -> QueryLimits: ...
+
+    @property
+    def document_cache(self) -> DocumentCache | None: ...
 
 
 class Member:
@@ -64,7 +106,7 @@ class Member:
 class SharedOperations:
     """The shared subscription operations of one connection, by operation id."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: SharingConnection) -> None:
         self.connection = connection
         self.members: dict[str, tuple[SharedStream, Member]] = {}
 

@@ -6,13 +6,16 @@ import asyncio
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from graphql_api.realtime.multiplex import MultiplexRegistry
 from graphql_api.server.websocket.messages import GOING_AWAY, GOING_AWAY_REASON
 
-if TYPE_CHECKING:
-    from graphql_api.server.websocket.connection import Connection
+
+class ClosableConnection(Protocol):
+    """What shutdown needs of a socket's connection."""
+
+    async def close_gracefully(self, code: int, reason: str, timeout: float | None) -> None: ...
 
 
 @dataclass(eq=False)
@@ -20,7 +23,7 @@ class RealtimeState:
     """Per GraphQL view: its shared streams, live handlers and connections per user."""
 
     registry: MultiplexRegistry = field(default_factory=MultiplexRegistry)
-    handlers: set[Connection] = field(default_factory=set)
+    handlers: set[ClosableConnection] = field(default_factory=set)
     connections: Counter[int] = field(default_factory=Counter)
 
 
