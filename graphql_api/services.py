@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.auth import AuthService
+from graphql_api.instruments import InstrumentService
 from graphql_api.market.ingest import TickIngestor
-from graphql_api.market.instruments import InstrumentService
 from graphql_api.market.symbols import SymbolCatalog
 from graphql_api.platform.activity import Activity
 from graphql_api.platform.settings import Settings

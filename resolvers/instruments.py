@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphql_api.market.instruments import Actor, SymbolChanges, SymbolDraft, SymbolOutcome
+from graphql_api.instruments import Actor, SymbolChanges, SymbolDraft, SymbolOutcome
 from resolvers.context import Info, NotAuthenticatedError
 from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows
 from storage import models

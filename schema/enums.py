@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import strawberry
 
+from graphql_api import instruments
 from graphql_api.auth import principal
-from graphql_api.market import instruments
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.strategies import definitions as strategies
 from graphql_api.trading import order_types

@@ -11,7 +11,7 @@ from typing import cast
 import strawberry
 from strawberry.scalars import JSON
 
-from graphql_api.market.instruments import (
+from graphql_api.instruments import (
     SessionDraft,
     SymbolChanges,
     SymbolDraft,

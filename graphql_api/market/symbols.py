@@ -2,7 +2,7 @@
 
 Tick validation runs on every tick, so symbol metadata (tick and lot size) is
 kept in memory and reloaded from the database on a miss, instead of one query
-per tick. A symbol an administrator creates or changes (:mod:`graphql_api.market.instruments`)
+per tick. A symbol an administrator creates or changes (:mod:`graphql_api.instruments`)
 is announced on :data:`~graphql_api.realtime.channels.SYMBOL_CHANGES_CHANNEL`;
 every process's catalogue follows that channel (:meth:`SymbolCatalog.follow`) and
 reloads the symbol, so a halt or a new tick size applies everywhere at once.

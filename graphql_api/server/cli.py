@@ -397,9 +397,9 @@ async def _import_bars(
 
 
 async def _import_symbols(file: str, all_or_nothing: bool, batch_size: int, progress: bool) -> int:
+    from graphql_api.instruments import Actor
+    from graphql_api.instruments.symbol_imports import import_symbol_lines
     from graphql_api.market.imports.summary import ImportSummary
-    from graphql_api.market.imports.symbols import import_symbol_lines
-    from graphql_api.market.instruments import Actor
     from graphql_api.platform.settings import Settings
     from graphql_api.server.runtime import open_instrument_admin
 

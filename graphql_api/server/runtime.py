@@ -24,8 +24,8 @@ from graphql_api.auth import AuthService
 from graphql_api.auth.secret import signing_secret
 from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.hardening.rate_limits.buckets import RateLimiter
+from graphql_api.instruments import InstrumentService
 from graphql_api.market.ingest import TickIngestor
-from graphql_api.market.instruments import InstrumentService
 from graphql_api.market.simulated_feed import RandomWalk, run_simulated_feed
 from graphql_api.market.source_health import TickSource
 from graphql_api.market.symbols import SymbolCatalog

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from graphql_api.market.instruments.admin import Actor
-from graphql_api.market.instruments.drafts import SymbolChanges
+from graphql_api.instruments.admin import Actor
+from graphql_api.instruments.drafts import SymbolChanges
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, order_channel
 from graphql_api.realtime.events import decode_id_event

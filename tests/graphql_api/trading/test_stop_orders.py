@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from graphql_api.market.instruments.admin import Actor
+from graphql_api.instruments.admin import Actor
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.server.runtime import open_services
 from graphql_api.services import Services

@@ -1,10 +1,10 @@
 """Listing symbols from CSV: ``quantgraph import-symbols``.
 
 Every row goes through the same rules and the same writer as ``createSymbol``
-(:mod:`graphql_api.market.instruments`): checked by
-:func:`~graphql_api.market.instruments.drafts.check_draft`, then listed with its
+(:mod:`graphql_api.instruments`): checked by
+:func:`~graphql_api.instruments.drafts.check_draft`, then listed with its
 audit row, its announcement and any new currency's balances by
-:meth:`~graphql_api.market.instruments.InstrumentService.stage_create`.
+:meth:`~graphql_api.instruments.InstrumentService.stage_create`.
 
 Re-running a file is safe: a row identical to the symbol already listed is
 counted as unchanged, not written again. A row for a listed symbol with other
@@ -22,10 +22,10 @@ from decimal import Decimal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graphql_api.instruments import Actor, InstrumentService, SessionDraft, SymbolDraft
+from graphql_api.instruments.drafts import check_draft
 from graphql_api.market.imports.bars import RejectedRow
 from graphql_api.market.imports.csv_lines import CsvRows
-from graphql_api.market.instruments import Actor, InstrumentService, SessionDraft, SymbolDraft
-from graphql_api.market.instruments.drafts import check_draft
 from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.platform.number_text import (
     NumberOutOfRangeError,

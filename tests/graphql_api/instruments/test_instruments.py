@@ -13,14 +13,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from graphql_api.market.instruments import (
+from graphql_api.instruments import (
     Actor,
     InstrumentService,
     SessionDraft,
     SymbolChanges,
     SymbolDraft,
 )
-from graphql_api.market.instruments.drafts import canonical_step, check_draft
+from graphql_api.instruments.drafts import canonical_step, check_draft
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.realtime.channels import SYMBOL_CHANGES_CHANNEL

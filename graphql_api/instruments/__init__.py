@@ -1,13 +1,13 @@
 """Instrument administration: drafts and their rules, and the service that applies them."""
 
-from graphql_api.market.instruments.admin import (
+from graphql_api.instruments.admin import (
     Actor,
     AuditAction,
     InstrumentService,
     SymbolOutcome,
     snapshot,
 )
-from graphql_api.market.instruments.drafts import SessionDraft, SymbolChanges, SymbolDraft
+from graphql_api.instruments.drafts import SessionDraft, SymbolChanges, SymbolDraft
 
 __all__ = [
     "Actor",

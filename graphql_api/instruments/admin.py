@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_api.market.instruments.drafts import (
+from graphql_api.instruments.drafts import (
     CODE_PATTERN,
     SymbolChanges,
     SymbolDraft,
