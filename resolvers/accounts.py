@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from graphql_api.trading.order_types import OrderSide
 from graphql_api.trading.risk import reserved_cash
 from resolvers.context import Info
-from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows
+from resolvers.pagination import (
+    Page,
+    check_page_size,
+    check_time_range,
+    decode_int_cursor,
+    page_from_rows,
+)
 from storage import models
 from storage.repositories import accounts as account_repo
 
@@ -47,12 +54,30 @@ async def positions(info: Info) -> list[models.Position]:
         return await account_repo.positions(session, info.context.user_id)
 
 
-async def trades(info: Info, first: int, after: str | None) -> Page[models.Trade]:
+def trade_filter(
+    symbol: str | None, side: OrderSide | None, time_from: datetime | None, time_to: datetime | None
+) -> account_repo.TradeFilter:
+    return account_repo.TradeFilter(
+        symbol_code=symbol.upper() if symbol else None,
+        side=side.value if side is not None else None,
+        time_from=time_from,
+        time_to=time_to,
+    )
+
+
+async def trades(
+    info: Info, filters: account_repo.TradeFilter, first: int, after: str | None
+) -> Page[models.Trade]:
     first = check_page_size(first, info.context.services.settings.max_page_size)
+    check_time_range(filters.time_from, filters.time_to)
     before_id = decode_int_cursor("trade", after)
     async with info.context.services.sessions() as session:
         rows = await account_repo.trades_page(
-            session, user_id=info.context.user_id, before_id=before_id, limit=first + 1
+            session,
+            user_id=info.context.user_id,
+            filters=filters,
+            before_id=before_id,
+            limit=first + 1,
         )
     return page_from_rows(rows, first)
 

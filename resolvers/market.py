@@ -7,7 +7,13 @@ from datetime import datetime
 from loaders.known import known
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
-from resolvers.pagination import Page, check_page_size, decode_cursor, page_from_rows
+from resolvers.pagination import (
+    Page,
+    check_page_size,
+    check_time_range,
+    decode_cursor,
+    page_from_rows,
+)
 from storage import models
 from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Bar, KlineInterval, Tick
@@ -89,10 +95,4 @@ def _check_series_arguments(
     cap = info.context.services.settings.max_series_limit
     if not 1 <= limit <= cap:
         raise bad_user_input(f"limit must be between 1 and {cap}", argument="limit")
-    for name, moment in (("from", start), ("to", end)):
-        if moment is not None and moment.tzinfo is None:
-            raise bad_user_input(
-                f"{name} must carry a UTC offset, e.g. 2026-03-02T01:30:00Z", argument=name
-            )
-    if start is not None and end is not None and start >= end:
-        raise bad_user_input("from must be before to", argument="from")
+    check_time_range(start, end)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
-from graphql_api.trading.order_types import OrderRequest, OrderStatus
+from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderStatus, OrderType
 from graphql_api.trading.orders import MAX_BATCH_ORDERS, CancelAllOutcome, OrderOutcome
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from resolvers.lookahead import selects
-from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id
+from resolvers.pagination import (
+    Page,
+    check_page_size,
+    check_time_range,
+    decode_int_cursor,
+    page_from_rows,
+    parse_id,
+)
 from storage import models
 from storage.repositories import orders as order_repo
 
@@ -22,19 +30,18 @@ async def order(info: Info, order_id: str) -> models.Order | None:
 
 async def orders(
     info: Info,
-    statuses: list[OrderStatus] | None,
-    symbol: str | None,
+    filters: order_repo.OrderFilter,
     first: int,
     after: str | None,
 ) -> Page[models.Order]:
     first = check_page_size(first, info.context.services.settings.max_page_size)
+    check_time_range(filters.created_from, filters.created_to)
     before_id = decode_int_cursor("order", after)
     async with info.context.services.sessions() as session:
         rows = await order_repo.orders_page(
             session,
             user_id=info.context.user_id,
-            statuses=[status.value for status in statuses] if statuses else None,
-            symbol_code=symbol.upper() if symbol else None,
+            filters=filters,
             before_id=before_id,
             limit=first + 1,
         )
@@ -42,6 +49,27 @@ async def orders(
         info.context.loaders.order_by_id.prime(row.id, row)
     await _prefetch_related(info, rows)
     return page_from_rows(rows, first)
+
+
+def order_filter(
+    statuses: list[OrderStatus] | None,
+    symbol: str | None,
+    side: OrderSide | None,
+    order_type: OrderType | None,
+    strategy_id: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+) -> order_repo.OrderFilter:
+    """The ``orders`` arguments as a filter (a strategy id that is not ours matches nothing)."""
+    return order_repo.OrderFilter(
+        statuses=[status.value for status in statuses] if statuses else None,
+        symbol_code=symbol.upper() if symbol else None,
+        side=side.value if side is not None else None,
+        type=order_type.value if order_type is not None else None,
+        strategy_id=parse_id(strategy_id) if strategy_id is not None else None,
+        created_from=created_from,
+        created_to=created_to,
+    )
 
 
 async def _prefetch_related(info: Info, rows: list[models.Order]) -> None:

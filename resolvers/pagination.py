@@ -1,10 +1,11 @@
-"""Cursor and page-size handling shared by every connection field."""
+"""Cursor, page-size and time-range handling shared by every connection field."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from graphql_api.platform.number_text import NumberTextError, parse_ascii_int
@@ -22,6 +23,17 @@ def check_page_size(first: int, cap: int) -> int:
     if first < 1 or first > cap:
         raise bad_user_input(f"first must be between 1 and {cap}", argument="first")
     return first
+
+
+def check_time_range(start: datetime | None, end: datetime | None) -> None:
+    """``from`` / ``to`` arguments: each with a UTC offset, and ``from`` before ``to``."""
+    for name, moment in (("from", start), ("to", end)):
+        if moment is not None and moment.tzinfo is None:
+            raise bad_user_input(
+                f"{name} must carry a UTC offset, e.g. 2026-03-02T01:30:00Z", argument=name
+            )
+    if start is not None and end is not None and start >= end:
+        raise bad_user_input("from must be before to", argument="from")
 
 
 def encode_cursor(kind: str, key: str | int) -> str:

@@ -11,7 +11,7 @@ import strawberry
 from resolvers import accounts as account_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
-from schema.common import Connection
+from schema.common import Connection, From, To
 from schema.enums import OrderSide
 from schema.market import Symbol, symbol_of
 from storage import models
@@ -132,11 +132,24 @@ class Account:
         scale = amounts(info)
         return [Position.from_row(row, scale) for row in await account_resolvers.positions(info)]
 
-    @strawberry.field(description="Your fills, newest first.")
+    @strawberry.field(
+        description=(
+            "Your fills, newest first; every argument given narrows the list "
+            "(`from`/`to` on the time of the tick a fill was made on)."
+        )
+    )
     async def trades(
-        self, info: Info, first: int = 20, after: str | None = None
+        self,
+        info: Info,
+        symbol: str | None = None,
+        side: OrderSide | None = None,
+        from_: From = None,
+        to: To = None,
+        first: int = 20,
+        after: str | None = None,
     ) -> Connection[Trade]:
-        page = await account_resolvers.trades(info, first, after)
+        filters = account_resolvers.trade_filter(symbol, side, from_, to)
+        page = await account_resolvers.trades(info, filters, first, after)
         scale = amounts(info)
         return Connection[Trade].build(
             page, kind="trade", key=lambda r: r.id, node=lambda r: Trade.from_row(r, scale)

@@ -11,7 +11,7 @@ from schema import indicators
 from schema import strategies as strategy_types
 from schema.auth import User
 from schema.common import Connection, From, To
-from schema.enums import KlineInterval, OrderStatus
+from schema.enums import KlineInterval, OrderSide, OrderStatus, OrderType
 from schema.indicators import KlineSeries
 from schema.instruments import SymbolAuditEntry
 from schema.market import Kline, Symbol, Tick, symbol_or_none
@@ -154,16 +154,28 @@ class Query:
     async def strategy(self, info: Info, id: strawberry.ID) -> Strategy | None:
         return strategy_or_none(await strategies.strategy(info, id))
 
-    @strawberry.field(permission_classes=TRADING, description="Your orders, newest first.")
+    @strawberry.field(
+        permission_classes=TRADING,
+        description=(
+            "Your orders, newest first; every argument given narrows the list "
+            "(`from`/`to` on the time the order was placed)."
+        ),
+    )
     async def orders(
         self,
         info: Info,
         status: list[OrderStatus] | None = None,
         symbol: str | None = None,
+        side: OrderSide | None = None,
+        type: OrderType | None = None,
+        strategy_id: strawberry.ID | None = None,
+        from_: From = None,
+        to: To = None,
         first: int = 20,
         after: str | None = None,
     ) -> Connection[Order]:
-        page = await orders.orders(info, status, symbol, first, after)
+        filters = orders.order_filter(status, symbol, side, type, strategy_id, from_, to)
+        page = await orders.orders(info, filters, first, after)
         scale = amounts(info)
         return Connection[Order].build(
             page, kind="order", key=lambda row: row.id, node=lambda row: Order.from_row(row, scale)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select, tuple_
@@ -119,17 +121,38 @@ async def all_open_orders(session: AsyncSession) -> list[models.Order]:
     return list(result)
 
 
+@dataclass(frozen=True, slots=True)
+class TradeFilter:
+    """Which of a user's fills a page shows; None filters nothing. The time range is
+    on the tick the fill was made on (``from`` inclusive, ``to`` exclusive)."""
+
+    symbol_code: str | None = None
+    side: str | None = None
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+
+
 async def trades_page(
-    session: AsyncSession, *, user_id: int, before_id: int | None, limit: int
+    session: AsyncSession,
+    *,
+    user_id: int,
+    filters: TradeFilter,
+    before_id: int | None,
+    limit: int,
 ) -> list[models.Trade]:
-    query = (
-        select(models.Trade)
-        .where(models.Trade.user_id == user_id)
-        .order_by(models.Trade.id.desc())
-        .limit(limit)
-    )
+    """Newest first; keyset pagination on the id."""
+    trade = models.Trade
+    query = select(trade).where(trade.user_id == user_id).order_by(trade.id.desc()).limit(limit)
+    if filters.symbol_code is not None:
+        query = query.where(trade.symbol_code == filters.symbol_code)
+    if filters.side is not None:
+        query = query.where(trade.side == filters.side)
+    if filters.time_from is not None:
+        query = query.where(trade.tick_time >= filters.time_from)
+    if filters.time_to is not None:
+        query = query.where(trade.tick_time < filters.time_to)
     if before_id is not None:
-        query = query.where(models.Trade.id < before_id)
+        query = query.where(trade.id < before_id)
     return list(await session.scalars(query))
 
 

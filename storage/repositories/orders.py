@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,28 +82,47 @@ async def order_by_client_id(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """Which of a user's orders a page shows; None (or empty) filters nothing.
+    ``created_from`` is inclusive, ``created_to`` exclusive."""
+
+    statuses: Sequence[str] | None = None
+    symbol_code: str | None = None
+    side: str | None = None
+    type: str | None = None
+    strategy_id: int | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
 async def orders_page(
     session: AsyncSession,
     *,
     user_id: int,
-    statuses: Sequence[str] | None,
-    symbol_code: str | None,
+    filters: OrderFilter,
     before_id: int | None,
     limit: int,
 ) -> list[models.Order]:
     """Newest first; keyset pagination on the id (stable under concurrent inserts)."""
-    query = (
-        select(models.Order)
-        .where(models.Order.user_id == user_id)
-        .order_by(models.Order.id.desc())
-        .limit(limit)
-    )
-    if statuses:
-        query = query.where(models.Order.status.in_(statuses))
-    if symbol_code is not None:
-        query = query.where(models.Order.symbol_code == symbol_code)
+    order = models.Order
+    query = select(order).where(order.user_id == user_id).order_by(order.id.desc()).limit(limit)
+    if filters.statuses:
+        query = query.where(order.status.in_(filters.statuses))
+    if filters.symbol_code is not None:
+        query = query.where(order.symbol_code == filters.symbol_code)
+    if filters.side is not None:
+        query = query.where(order.side == filters.side)
+    if filters.type is not None:
+        query = query.where(order.type == filters.type)
+    if filters.strategy_id is not None:
+        query = query.where(order.strategy_id == filters.strategy_id)
+    if filters.created_from is not None:
+        query = query.where(order.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        query = query.where(order.created_at < filters.created_to)
     if before_id is not None:
-        query = query.where(models.Order.id < before_id)
+        query = query.where(order.id < before_id)
     return list(await session.scalars(query))
 
 
