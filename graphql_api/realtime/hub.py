@@ -156,20 +156,17 @@ class Hub:
         self._broadcast = broadcast
         self._capacity = capacity
         self._channels: dict[str, _Channel] = {}
-        listeners = getattr(self.backend, "reconnect_listeners", None)
-        if isinstance(listeners, list):
-            listeners.append(self.bus_reconnected)
         backend = self.backend
         self._direct = backend if isinstance(backend, RedisBroadcastBackend) else None
         if self._direct is not None:
+            self._direct.reconnect_listeners.append(self.bus_reconnected)
             self._direct.dispatch_to(self._dispatch)
 
     def _dispatch(self, channel_name: str, message: str) -> None:
         """A message the Redis reader has just read: into each of the channel's mailboxes."""
         channel = self._channels.get(channel_name)
         if channel is not None:
-            for mailbox in list(channel.mailboxes):
-                mailbox.offer(channel_name, message)
+            _offer(channel, message)
 
     def bus_reconnected(self) -> None:
         """Tell ``resync`` mailboxes that events may have been missed meanwhile."""
@@ -282,5 +279,9 @@ class Hub:
             async for event in subscriber:  # type: ignore[union-attr]
                 if event is None:  # pragma: no cover - broadcaster never yields None
                     continue
-                for mailbox in list(channel.mailboxes):
-                    mailbox.offer(channel.name, event.message)
+                _offer(channel, event.message)
+
+
+def _offer(channel: _Channel, message: str) -> None:
+    for mailbox in list(channel.mailboxes):
+        mailbox.offer(channel.name, message)
