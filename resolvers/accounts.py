@@ -9,13 +9,7 @@ from decimal import Decimal
 from graphql_api.trading.order_types import OrderSide
 from graphql_api.trading.risk import reserved_cash
 from resolvers.context import Info
-from resolvers.pagination import (
-    Page,
-    check_page_size,
-    check_time_range,
-    decode_int_cursor,
-    page_from_rows,
-)
+from resolvers.pagination import Page, Paging, check_time_range, read_page
 from storage import models
 from storage.repositories import accounts as account_repo
 
@@ -66,20 +60,12 @@ def trade_filter(
 
 
 async def trades(
-    info: Info, filters: account_repo.TradeFilter, first: int, after: str | None
+    info: Info, filters: account_repo.TradeFilter, paging: Paging
 ) -> Page[models.Trade]:
-    first = check_page_size(first, info.context.services.settings.max_page_size)
+    window = paging.window("trade", info.context.services.settings.max_page_size)
     check_time_range(filters.time_from, filters.time_to)
-    before_id = decode_int_cursor("trade", after)
-    async with info.context.services.sessions() as session:
-        rows = await account_repo.trades_page(
-            session,
-            user_id=info.context.user_id,
-            filters=filters,
-            before_id=before_id,
-            limit=first + 1,
-        )
-    return page_from_rows(rows, first)
+    query = account_repo.trades_query(info.context.user_id, filters)
+    return await read_page(info.context.services.sessions, query, account_repo.TRADE_LIST, window)
 
 
 async def order_fills(info: Info, order_id: int) -> list[models.Trade]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from graphql_api.instruments import Actor, SymbolChanges, SymbolDraft, SymbolOutcome
 from resolvers.context import Info, NotAuthenticatedError
-from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows
+from resolvers.pagination import Page, Paging, read_page
 from storage import models
+from storage.repositories import symbols as symbol_repo
 
 AUDIT_CURSOR = "symbolAudit"
 
@@ -29,12 +30,7 @@ async def set_tradable(info: Info, code: str, tradable: bool) -> SymbolOutcome:
     return await info.context.services.instruments.set_tradable(_actor(info), code, tradable)
 
 
-async def symbol_audit(
-    info: Info, symbol: str | None, first: int, after: str | None
-) -> Page[models.SymbolAudit]:
-    first = check_page_size(first, info.context.services.settings.max_page_size)
-    before_id = decode_int_cursor(AUDIT_CURSOR, after)
-    rows = await info.context.services.instruments.audit(
-        symbol, before_id=before_id, limit=first + 1
-    )
-    return page_from_rows(rows, first)
+async def symbol_audit(info: Info, symbol: str | None, paging: Paging) -> Page[models.SymbolAudit]:
+    window = paging.window(AUDIT_CURSOR, info.context.services.settings.max_page_size)
+    query = info.context.services.instruments.audit_query(symbol)
+    return await read_page(info.context.services.sessions, query, symbol_repo.AUDIT_LIST, window)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from graphql import VariableNode
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from resolvers.context import Info
@@ -30,3 +31,18 @@ def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
             yield selection
         elif isinstance(selection, (FragmentSpread, InlineFragment)):
             yield from _fields(selection.selections)
+
+
+def wrote_argument(info: Info, name: str) -> bool:
+    """Did the client give argument ``name`` on this field (rather than take its default)?
+
+    An argument written as a variable counts only when the variable has a value.
+    """
+    for node in info._raw_info.field_nodes:
+        for argument in node.arguments or ():
+            if argument.name.value != name:
+                continue
+            if isinstance(argument.value, VariableNode):
+                return argument.value.name.value in info.variable_values
+            return True
+    return False

@@ -7,13 +7,7 @@ from datetime import datetime
 from loaders.known import known
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
-from resolvers.pagination import (
-    Page,
-    check_page_size,
-    check_time_range,
-    decode_cursor,
-    page_from_rows,
-)
+from resolvers.pagination import Page, Paging, check_time_range, read_page
 from storage import models
 from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Bar, KlineInterval, Tick
@@ -31,17 +25,14 @@ async def symbol(info: Info, code: str) -> models.Symbol | None:
 
 
 async def symbols(
-    info: Info, search: str | None, exchange: str | None, first: int, after: str | None
+    info: Info, search: str | None, exchange: str | None, paging: Paging
 ) -> Page[models.Symbol]:
-    first = check_page_size(first, info.context.services.settings.max_page_size)
-    after_code = decode_cursor("symbol", after)
-    async with info.context.services.sessions() as session:
-        rows = await symbol_repo.search_symbols(
-            session, search=search, exchange=exchange, after_code=after_code, limit=first + 1
-        )
-    for row in rows:
+    window = paging.window("symbol", info.context.services.settings.max_page_size, int_keys=False)
+    query = symbol_repo.symbols_query(search=search, exchange=exchange)
+    page = await read_page(info.context.services.sessions, query, symbol_repo.SYMBOL_LIST, window)
+    for row in page.items:
         info.context.loaders.symbol_by_code.prime(row.code, row)
-    return page_from_rows(rows, first)
+    return page
 
 
 async def exchanges(info: Info) -> list[str]:

@@ -12,11 +12,11 @@ from resolvers.errors import bad_user_input
 from resolvers.lookahead import selects
 from resolvers.pagination import (
     Page,
+    Paging,
     check_page_size,
     check_time_range,
-    decode_int_cursor,
-    page_from_rows,
     parse_id,
+    read_page,
 )
 from storage import models
 from storage.repositories import orders as order_repo
@@ -28,27 +28,15 @@ async def order(info: Info, order_id: str) -> models.Order | None:
     return found if found is not None and found.user_id == info.context.user_id else None
 
 
-async def orders(
-    info: Info,
-    filters: order_repo.OrderFilter,
-    first: int,
-    after: str | None,
-) -> Page[models.Order]:
-    first = check_page_size(first, info.context.services.settings.max_page_size)
+async def orders(info: Info, filters: order_repo.OrderFilter, paging: Paging) -> Page[models.Order]:
+    window = paging.window("order", info.context.services.settings.max_page_size)
     check_time_range(filters.created_from, filters.created_to)
-    before_id = decode_int_cursor("order", after)
-    async with info.context.services.sessions() as session:
-        rows = await order_repo.orders_page(
-            session,
-            user_id=info.context.user_id,
-            filters=filters,
-            before_id=before_id,
-            limit=first + 1,
-        )
-    for row in rows:
+    query = order_repo.orders_query(info.context.user_id, filters)
+    page = await read_page(info.context.services.sessions, query, order_repo.ORDER_LIST, window)
+    for row in page.items:
         info.context.loaders.order_by_id.prime(row.id, row)
-    await _prefetch_related(info, rows)
-    return page_from_rows(rows, first)
+    await _prefetch_related(info, page.items)
+    return page
 
 
 def order_filter(

@@ -3,12 +3,22 @@ mutations (create, update, delete, start, stop)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from graphql_api.strategies import lifecycle as strategy_lifecycle
 from graphql_api.strategies.definitions import StrategyDraft, StrategyOutcome
 from graphql_api.strategies.rules import PARAMETER_SPECS, ParameterSpec
+from graphql_api.trading.order_types import OrderSide
 from loaders.known import known
 from resolvers.context import Info
-from resolvers.pagination import Page, check_page_size, decode_int_cursor, page_from_rows, parse_id
+from resolvers.pagination import (
+    Page,
+    Paging,
+    check_page_size,
+    check_time_range,
+    parse_id,
+    read_page,
+)
 from storage import models
 from storage.repositories import strategies as strategy_repo
 
@@ -29,16 +39,41 @@ async def strategy_by_id(info: Info, strategy_id: int) -> models.Strategy | None
     return await info.context.loaders.strategy_by_id.load(strategy_id)
 
 
-async def strategies(info: Info, first: int, after: str | None) -> Page[models.Strategy]:
-    first = check_page_size(first, info.context.services.settings.max_page_size)
-    after_id = decode_int_cursor("strategy", after)
-    async with info.context.services.sessions() as session:
-        rows = await strategy_repo.strategies_page(
-            session, user_id=info.context.user_id, after_id=after_id, limit=first + 1
-        )
-    for row in rows:
+async def strategies(info: Info, paging: Paging) -> Page[models.Strategy]:
+    window = paging.window("strategy", info.context.services.settings.max_page_size)
+    query = strategy_repo.strategies_query(info.context.user_id)
+    page = await read_page(
+        info.context.services.sessions, query, strategy_repo.STRATEGY_LIST, window
+    )
+    for row in page.items:
         info.context.loaders.strategy_by_id.prime(row.id, row)
-    return page_from_rows(rows, first)
+    return page
+
+
+def signal_filter(
+    strategy_id: str | None,
+    symbol: str | None,
+    side: OrderSide | None,
+    bar_from: datetime | None,
+    bar_to: datetime | None,
+) -> strategy_repo.SignalFilter:
+    """The ``signals`` arguments as a filter (a strategy id that is not ours matches nothing)."""
+    check_time_range(bar_from, bar_to)
+    return strategy_repo.SignalFilter(
+        strategy_id=parse_id(strategy_id, "strategyId") if strategy_id is not None else None,
+        symbol_code=symbol.upper() if symbol else None,
+        side=side.value if side is not None else None,
+        bar_from=bar_from,
+        bar_to=bar_to,
+    )
+
+
+async def signal_history(
+    info: Info, filters: strategy_repo.SignalFilter, paging: Paging
+) -> Page[models.Signal]:
+    window = paging.window("signal", info.context.services.settings.max_page_size)
+    query = strategy_repo.signals_query(info.context.user_id, filters)
+    return await read_page(info.context.services.sessions, query, strategy_repo.SIGNAL_LIST, window)
 
 
 async def signals(info: Info, strategy_id: int, first: int) -> list[models.Signal]:

@@ -11,7 +11,8 @@ import strawberry
 from resolvers import accounts as account_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
-from schema.common import Connection, From, To
+from resolvers.pagination import Paging
+from schema.common import Before, Connection, From, Last, To
 from schema.enums import OrderSide
 from schema.market import Symbol, symbol_of
 from storage import models
@@ -147,9 +148,12 @@ class Account:
         to: To = None,
         first: int = 20,
         after: str | None = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Trade]:
         filters = account_resolvers.trade_filter(symbol, side, from_, to)
-        page = await account_resolvers.trades(info, filters, first, after)
+        paging = Paging.of(info, first, after, last, before)
+        page = await account_resolvers.trades(info, filters, paging)
         scale = amounts(info)
         return Connection[Trade].build(
             page, kind="trade", key=lambda r: r.id, node=lambda r: Trade.from_row(r, scale)

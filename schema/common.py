@@ -3,14 +3,14 @@ lazy references."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar, get_args
 
 import strawberry
 
 from graphql_api.platform import errors
-from resolvers.pagination import Page, encode_cursor
+from resolvers.pagination import Check, Page, answer, encode_cursor
 from schema.enums import UserErrorCode
 
 NodeT = TypeVar("NodeT")
@@ -21,6 +21,18 @@ From = Annotated[
     datetime | None, strawberry.argument(name="from", description="Inclusive start (UTC).")
 ]
 To = Annotated[datetime | None, strawberry.argument(description="Exclusive end (UTC).")]
+
+# The Relay arguments of every connection field besides ``first``/``after``.
+Last = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Page backward: the last items of the list (or of those before `before`)."
+    ),
+]
+Before = Annotated[
+    str | None,
+    strawberry.argument(description="A cursor: only items before it (pair with `last`)."),
+]
 
 
 @strawberry.type(description="A problem with the mutation's input; nothing was changed.")
@@ -40,12 +52,30 @@ def user_errors(found: Sequence[errors.UserError]) -> list[UserError]:
     return [UserError.from_domain(error) for error in found]
 
 
-@strawberry.type(description="Where a page ends, for asking for the next one.")
+@strawberry.type(description="Where a page starts and ends, for asking for the pages around it.")
 class PageInfo:
-    has_next_page: bool = strawberry.field(description="Whether another page follows.")
-    end_cursor: str | None = strawberry.field(
-        description="Pass as `after` to get the next page; null on an empty page."
+    start_cursor: str | None = strawberry.field(
+        description=(
+            "Pass as `before` (with `last`) to get the previous page; null on an empty page."
+        )
     )
+    end_cursor: str | None = strawberry.field(
+        description="Pass as `after` (with `first`) to get the next page; null on an empty page."
+    )
+    next_check: strawberry.Private[bool | Check]
+    previous_check: strawberry.Private[bool | Check]
+
+    @strawberry.field(
+        description="Whether items follow this page in the list (`after: endCursor`)."
+    )
+    async def has_next_page(self) -> bool:
+        return await answer(self.next_check)
+
+    @strawberry.field(
+        description="Whether items precede this page in the list (`before: startCursor`)."
+    )
+    async def has_previous_page(self) -> bool:
+        return await answer(self.previous_check)
 
 
 @strawberry.type(description="One item of a page and its cursor.")
@@ -54,10 +84,25 @@ class Edge(Generic[NodeT]):
     node: NodeT = strawberry.field(description="The item.")
 
 
-@strawberry.type(description="A page of items (Relay cursor connection, forward only).")
+@strawberry.type(
+    description=(
+        "A page of items (Relay cursor connection): `first`/`after` page forward, "
+        "`last`/`before` page backward."
+    )
+)
 class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]] = strawberry.field(description="The items of this page, in order.")
-    page_info: PageInfo = strawberry.field(description="How to fetch the next page.")
+    page_info: PageInfo = strawberry.field(description="How to fetch the pages around this one.")
+    counter: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
+
+    @strawberry.field(
+        description=(
+            "How many items the whole list holds, over all pages, with the list's filters "
+            "applied (counted only when asked for)."
+        )
+    )
+    async def total_count(self) -> int:
+        return await self.counter() if self.counter is not None else len(self.edges)
 
     @classmethod
     def build(
@@ -72,9 +117,12 @@ class Connection(Generic[NodeT]):
         return cls(
             edges=edges,
             page_info=PageInfo(
-                has_next_page=page.has_next_page,
+                start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
+                next_check=page.has_next_page,
+                previous_check=page.has_previous_page,
             ),
+            counter=page.total_count,
         )
 
 

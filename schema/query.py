@@ -7,10 +7,11 @@ import strawberry
 from resolvers import auth, instruments, market, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
+from resolvers.pagination import Paging
 from schema import indicators
 from schema import strategies as strategy_types
 from schema.auth import User
-from schema.common import Connection, From, To
+from schema.common import Before, Connection, From, Last, To
 from schema.enums import KlineInterval, OrderSide, OrderStatus, OrderType
 from schema.indicators import KlineSeries
 from schema.instruments import SymbolAuditEntry
@@ -46,8 +47,11 @@ class Query:
         exchange: str | None = None,
         first: int = 20,
         after: str | None = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Symbol]:
-        page = await market.symbols(info, search, exchange, first, after)
+        paging = Paging.of(info, first, after, last, before)
+        page = await market.symbols(info, search, exchange, paging)
         return Connection[Symbol].build(
             page, kind="symbol", key=lambda row: row.code, node=Symbol.from_row
         )
@@ -65,8 +69,11 @@ class Query:
         symbol: str | None = None,
         first: int = 20,
         after: str | None = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[SymbolAuditEntry]:
-        page = await instruments.symbol_audit(info, symbol, first, after)
+        paging = Paging.of(info, first, after, last, before)
+        page = await instruments.symbol_audit(info, symbol, paging)
         return Connection[SymbolAuditEntry].build(
             page,
             kind=instruments.AUDIT_CURSOR,
@@ -143,11 +150,47 @@ class Query:
 
     @strawberry.field(permission_classes=TRADING, description="Your strategies, oldest first.")
     async def strategies(
-        self, info: Info, first: int = 20, after: str | None = None
+        self,
+        info: Info,
+        first: int = 20,
+        after: str | None = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Strategy]:
-        page = await strategies.strategies(info, first, after)
+        page = await strategies.strategies(info, Paging.of(info, first, after, last, before))
         return Connection[Strategy].build(
             page, kind="strategy", key=lambda row: row.id, node=Strategy.from_row
+        )
+
+    @strawberry.field(
+        permission_classes=TRADING,
+        description=(
+            "Your strategies' signals, newest first; every argument given narrows the list "
+            "(`from`/`to` on the start of the bar a signal fired on)."
+        ),
+    )
+    async def signals(
+        self,
+        info: Info,
+        strategy_id: strawberry.ID | None = None,
+        symbol: str | None = None,
+        side: OrderSide | None = None,
+        from_: From = None,
+        to: To = None,
+        first: int = 20,
+        after: str | None = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[strategy_types.Signal]:
+        filters = strategies.signal_filter(strategy_id, symbol, side, from_, to)
+        paging = Paging.of(info, first, after, last, before)
+        page = await strategies.signal_history(info, filters, paging)
+        scale = amounts(info)
+        return Connection[strategy_types.Signal].build(
+            page,
+            kind="signal",
+            key=lambda row: row.id,
+            node=lambda row: strategy_types.Signal.from_row(row, scale),
         )
 
     @strawberry.field(permission_classes=TRADING, description="One of your strategies, or null.")
@@ -173,9 +216,11 @@ class Query:
         to: To = None,
         first: int = 20,
         after: str | None = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Order]:
         filters = orders.order_filter(status, symbol, side, type, strategy_id, from_, to)
-        page = await orders.orders(info, filters, first, after)
+        page = await orders.orders(info, filters, Paging.of(info, first, after, last, before))
         scale = amounts(info)
         return Connection[Order].build(
             page, kind="order", key=lambda row: row.id, node=lambda row: Order.from_row(row, scale)

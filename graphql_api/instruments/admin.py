@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Select, false
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -226,20 +227,12 @@ class InstrumentService:
         await self._catalog.refresh([code])
         return SymbolOutcome(row, [])
 
-    async def audit(
-        self, code: str | None, *, before_id: int | None, limit: int
-    ) -> list[models.SymbolAudit]:
-        """Audit rows, newest first, of one symbol (any case) or of all."""
+    def audit_query(self, code: str | None) -> Select[models.SymbolAudit]:
+        """Audit rows of one symbol (any case) or of all, for a page (see ``keyset``)."""
         wanted = canonical_code(code) if code is not None else None
         if wanted is not None and not CODE_PATTERN.fullmatch(wanted):
-            return []  # never listed, so never changed
-        async with self._sessions() as session:
-            return await symbol_repo.audit_page(
-                session,
-                code=wanted,
-                before_id=before_id,
-                limit=limit,
-            )
+            return symbol_repo.audit_query(wanted).where(false())  # never listed, never changed
+        return symbol_repo.audit_query(wanted)
 
     def _record(
         self,

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
+from storage.repositories.keyset import ListOrder
 
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 
@@ -132,17 +133,14 @@ class TradeFilter:
     time_to: datetime | None = None
 
 
-async def trades_page(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    filters: TradeFilter,
-    before_id: int | None,
-    limit: int,
-) -> list[models.Trade]:
-    """Newest first; keyset pagination on the id."""
+# Fills are listed newest first, keyset on the id.
+TRADE_LIST = ListOrder(models.Trade.id, descending=True)
+
+
+def trades_query(user_id: int, filters: TradeFilter) -> Select[models.Trade]:
+    """The user's fills that ``filters`` keeps (no order or limit: see ``keyset``)."""
     trade = models.Trade
-    query = select(trade).where(trade.user_id == user_id).order_by(trade.id.desc()).limit(limit)
+    query = select(trade).where(trade.user_id == user_id)
     if filters.symbol_code is not None:
         query = query.where(trade.symbol_code == filters.symbol_code)
     if filters.side is not None:
@@ -151,9 +149,7 @@ async def trades_page(
         query = query.where(trade.tick_time >= filters.time_from)
     if filters.time_to is not None:
         query = query.where(trade.tick_time < filters.time_to)
-    if before_id is not None:
-        query = query.where(trade.id < before_id)
-    return list(await session.scalars(query))
+    return query
 
 
 async def trades_for_orders(session: AsyncSession, order_ids: Sequence[int]) -> list[models.Trade]:

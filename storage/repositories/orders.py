@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
 from storage.repositories.accounts import OPEN_STATUSES
+from storage.repositories.keyset import ListOrder
 
 
 async def orders_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[models.Order]:
@@ -96,17 +97,14 @@ class OrderFilter:
     created_to: datetime | None = None
 
 
-async def orders_page(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    filters: OrderFilter,
-    before_id: int | None,
-    limit: int,
-) -> list[models.Order]:
-    """Newest first; keyset pagination on the id (stable under concurrent inserts)."""
+# Orders are listed newest first; the id is the keyset (stable under concurrent inserts).
+ORDER_LIST = ListOrder(models.Order.id, descending=True)
+
+
+def orders_query(user_id: int, filters: OrderFilter) -> Select[models.Order]:
+    """The user's orders that ``filters`` keeps (no order or limit: see ``keyset``)."""
     order = models.Order
-    query = select(order).where(order.user_id == user_id).order_by(order.id.desc()).limit(limit)
+    query = select(order).where(order.user_id == user_id)
     if filters.statuses:
         query = query.where(order.status.in_(filters.statuses))
     if filters.symbol_code is not None:
@@ -121,9 +119,7 @@ async def orders_page(
         query = query.where(order.created_at >= filters.created_from)
     if filters.created_to is not None:
         query = query.where(order.created_at < filters.created_to)
-    if before_id is not None:
-        query = query.where(order.id < before_id)
-    return list(await session.scalars(query))
+    return query
 
 
 async def latest_orders_by_strategy_ids(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
+from storage.repositories.keyset import ListOrder
 
 
 async def strategies_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[models.Strategy]:
@@ -25,18 +28,49 @@ async def strategy_for_user(
     )
 
 
-async def strategies_page(
-    session: AsyncSession, *, user_id: int, after_id: int | None, limit: int
-) -> list[models.Strategy]:
+# Strategies are listed oldest first, keyset on the id.
+STRATEGY_LIST = ListOrder(models.Strategy.id, descending=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalFilter:
+    """Which of a user's signals a page shows; None filters nothing. The time range
+    is on the bar the signal fired on (``from`` inclusive, ``to`` exclusive)."""
+
+    strategy_id: int | None = None
+    symbol_code: str | None = None
+    side: str | None = None
+    bar_from: datetime | None = None
+    bar_to: datetime | None = None
+
+
+# Signals are listed newest first, keyset on the id.
+SIGNAL_LIST = ListOrder(models.Signal.id, descending=True)
+
+
+def signals_query(user_id: int, filters: SignalFilter) -> Select[models.Signal]:
+    """The signals of the user's strategies that ``filters`` keeps (see ``keyset``)."""
+    signal = models.Signal
     query = (
-        select(models.Strategy)
+        select(signal)
+        .join(models.Strategy, models.Strategy.id == signal.strategy_id)
         .where(models.Strategy.user_id == user_id)
-        .order_by(models.Strategy.id)
-        .limit(limit)
     )
-    if after_id is not None:
-        query = query.where(models.Strategy.id > after_id)
-    return list(await session.scalars(query))
+    if filters.strategy_id is not None:
+        query = query.where(signal.strategy_id == filters.strategy_id)
+    if filters.symbol_code is not None:
+        query = query.where(signal.symbol_code == filters.symbol_code)
+    if filters.side is not None:
+        query = query.where(signal.side == filters.side)
+    if filters.bar_from is not None:
+        query = query.where(signal.bar_time >= filters.bar_from)
+    if filters.bar_to is not None:
+        query = query.where(signal.bar_time < filters.bar_to)
+    return query
+
+
+def strategies_query(user_id: int) -> Select[models.Strategy]:
+    return select(models.Strategy).where(models.Strategy.user_id == user_id)
 
 
 async def latest_signals_by_strategy_ids(

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import exists, func, insert, literal, or_, select
+from sqlalchemy import Select, exists, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
+from storage.repositories.keyset import ListOrder, Window, read_window
 from storage.timeseries import Bar
 
 
@@ -77,28 +78,23 @@ def add_audit(
     return row
 
 
-async def audit_page(
-    session: AsyncSession, *, code: str | None, before_id: int | None, limit: int
-) -> list[models.SymbolAudit]:
-    """Audit rows newest first (keyset on the id), of one symbol or of all."""
-    query = select(models.SymbolAudit).order_by(models.SymbolAudit.id.desc()).limit(limit)
-    if code is not None:
-        query = query.where(models.SymbolAudit.symbol_code == code)
-    if before_id is not None:
-        query = query.where(models.SymbolAudit.id < before_id)
-    return list(await session.scalars(query))
+# Audit rows are listed newest first, keyset on the id.
+AUDIT_LIST = ListOrder(models.SymbolAudit.id, descending=True)
 
 
-async def search_symbols(
-    session: AsyncSession,
-    *,
-    search: str | None,
-    exchange: str | None,
-    after_code: str | None,
-    limit: int,
-) -> list[models.Symbol]:
-    """A page of symbols in code order; keyset pagination on the primary key."""
-    query = select(models.Symbol).order_by(models.Symbol.code).limit(limit)
+def audit_query(code: str | None) -> Select[models.SymbolAudit]:
+    """Audit rows of one symbol, or of all (no order or limit: see ``keyset``)."""
+    query = select(models.SymbolAudit)
+    return query if code is None else query.where(models.SymbolAudit.symbol_code == code)
+
+
+# Symbols are listed in code order, keyset on the primary key.
+SYMBOL_LIST = ListOrder(models.Symbol.code, descending=False)
+
+
+def symbols_query(*, search: str | None, exchange: str | None) -> Select[models.Symbol]:
+    """Symbols whose code or name contains ``search`` (any case), on ``exchange``."""
+    query = select(models.Symbol)
     if search:
         # Literal text: autoescape escapes LIKE's wildcards (% and _) and its escape char.
         text = search.lower()
@@ -110,9 +106,23 @@ async def search_symbols(
         )
     if exchange:
         query = query.where(models.Symbol.exchange == exchange.upper())
-    if after_code is not None:
-        query = query.where(models.Symbol.code > after_code)
-    return list(await session.scalars(query))
+    return query
+
+
+async def search_symbols(
+    session: AsyncSession,
+    *,
+    search: str | None,
+    exchange: str | None,
+    after_code: str | None,
+    limit: int,
+) -> list[models.Symbol]:
+    """A page of symbols in code order (keyset pagination on the primary key)."""
+    window = Window(size=limit, after=after_code)
+    found = await read_window(
+        session, symbols_query(search=search, exchange=exchange), SYMBOL_LIST, window
+    )
+    return found.rows
 
 
 async def latest_daily_bars_by_codes(

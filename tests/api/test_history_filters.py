@@ -180,3 +180,67 @@ async def test_trades_narrow_by_symbol_side_and_tick_time(
     async with http_client(app, await user_token(app, "someone", Role.TRADER)) as other:
         data = await execute(other, TRADES, {})
         assert data["me"]["account"]["trades"]["edges"] == []
+
+
+SIGNALS = """
+query ($strategyId: ID, $symbol: String, $side: OrderSide, $from: DateTime, $to: DateTime,
+       $first: Int, $after: String, $last: Int, $before: String) {
+  signals(strategyId: $strategyId, symbol: $symbol, side: $side, from: $from, to: $to,
+          first: $first, after: $after, last: $last, before: $before) {
+    totalCount
+    edges { node { side barTime strategy { id } symbol { code } } }
+    pageInfo { hasNextPage hasPreviousPage endCursor }
+  }
+}
+"""
+
+
+async def test_signals_have_a_connection_of_their_own_with_filters(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    strategy_id = (await execute(client, CREATE_STRATEGY))["createStrategy"]["strategy"]["id"]
+    async with http_client(app, await user_token(app, "rival", Role.TRADER)) as rival:
+        rivals = (await execute(rival, CREATE_STRATEGY))["createStrategy"]["strategy"]["id"]
+    start = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+    async with services_of(app).sessions() as session:
+        # signals as the strategy engine writes them (the engine is tested on its own)
+        for owner, minute, side in [
+            (strategy_id, 0, "BUY"),
+            (strategy_id, 1, "SELL"),
+            (strategy_id, 2, "BUY"),
+            (rivals, 3, "BUY"),
+        ]:
+            session.add(
+                models.Signal(
+                    strategy_id=int(owner),
+                    symbol_code="600519.SH",
+                    side=side,
+                    price=Decimal("1500.00"),
+                    bar_time=start + timedelta(minutes=minute),
+                    reason="SMA(5) crossed above SMA(20)",
+                    order_id=None,
+                    created_at=start,
+                )
+            )
+        await session.commit()
+
+    async def minutes(**variables: object) -> list[tuple[int, str]]:
+        edges = (await execute(client, SIGNALS, variables))["signals"]["edges"]
+        found = [datetime.fromisoformat(e["node"]["barTime"]) for e in edges]
+        sides = [e["node"]["side"] for e in edges]
+        assert all(e["node"]["strategy"]["id"] == strategy_id for e in edges)
+        return [
+            (int((t - start).total_seconds() // 60), s) for t, s in zip(found, sides, strict=True)
+        ]
+
+    # newest first, never another user's signal
+    assert await minutes() == [(2, "BUY"), (1, "SELL"), (0, "BUY")]
+    assert await minutes(side="BUY") == [(2, "BUY"), (0, "BUY")]
+    assert await minutes(strategyId=strategy_id, symbol="600519.sh", last=1) == [(0, "BUY")]
+    window = {"from": (start + timedelta(minutes=1)).isoformat(), "to": "2026-03-02T01:32:00Z"}
+    assert await minutes(**window) == [(1, "SELL")]
+    assert await minutes(strategyId=rivals) == []
+    counted = (await execute(client, SIGNALS, {"first": 1}))["signals"]
+    assert counted["totalCount"] == 3 and counted["pageInfo"]["hasNextPage"] is True
+    response = await post(client, SIGNALS, {"strategyId": "x"})
+    assert error_codes(response) == ["BAD_USER_INPUT"]
