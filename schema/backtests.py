@@ -3,15 +3,17 @@ and the mutation's resolver, which ``schema.mutation.Mutation`` declares as a fi
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import strawberry
 from strawberry.scalars import JSON
 
 from graphql_api.strategies import backtest as engine
+from graphql_api.strategies.backtest import saved
 from graphql_api.strategies.backtest import service as domain
 from resolvers import backtests as resolvers
 from resolvers.amounts import Amounts, amounts
@@ -19,6 +21,7 @@ from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from schema.common import UserError, user_errors
 from schema.enums import KlineInterval, StrategyKind
+from schema.market import Symbol, symbol_of
 from storage import timeseries as ts
 
 strawberry.enum(
@@ -55,6 +58,13 @@ class BacktestInput:
     fixed_quantity: Decimal | None = strawberry.field(
         default=None,
         description="Trade this quantity (a multiple of the lot size) instead of all the cash.",
+    )
+    save_as: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Also keep the run (inputs and whole result) under this name, 1-128 characters; "
+            "list saved runs with `backtests`."
+        ),
     )
 
     def to_request(self) -> domain.BacktestRequest:
@@ -163,22 +173,92 @@ class BacktestResult:
         ]
 
 
+@strawberry.type(description="A backtest run kept under a name, exactly as it was computed.")
+class SavedBacktest:
+    id: strawberry.ID = strawberry.field(description="Saved run id.")
+    name: str = strawberry.field(description="The name it was saved under.")
+    created_at: datetime = strawberry.field(description="When it was run and saved.")
+    kind: StrategyKind = strawberry.field(description="Signal rule tested.")
+    parameters: JSON = strawberry.field(description="Parameters as given (omitted ones default).")
+    from_: datetime = strawberry.field(name="from", description="Bars starting at or after.")
+    to: datetime = strawberry.field(description="Bars starting before.")
+    interval: KlineInterval = strawberry.field(description="Bar width.")
+    initial_cash: Decimal = strawberry.field(description="Starting cash.")
+    commission: Decimal = strawberry.field(description="Commission rate on every fill.")
+    allow_short: bool = strawberry.field(description="Whether sells reversed into shorts.")
+    fixed_quantity: Decimal | None = strawberry.field(description="Fixed trade size, if any.")
+    result: BacktestResult = strawberry.field(description="Metrics, equity curve, round trips.")
+    symbol_code: strawberry.Private[str]
+
+    @classmethod
+    def from_domain(cls, run: saved.SavedBacktest, scale: Amounts) -> SavedBacktest:
+        request = run.request
+        return cls(
+            id=strawberry.ID(str(run.id)),
+            name=run.name,
+            created_at=run.created_at,
+            kind=StrategyKind(request.kind),
+            parameters=cast(JSON, dict(request.parameters)),
+            from_=request.start,
+            to=request.end,
+            interval=KlineInterval(request.interval.value),
+            initial_cash=request.initial_cash,
+            commission=request.commission_rate,
+            allow_short=request.allow_short,
+            fixed_quantity=request.fixed_quantity,
+            result=BacktestResult.from_domain(run.result, scale, request.symbol),
+            symbol_code=request.symbol,
+        )
+
+    @strawberry.field(description="The instrument tested.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
+
+
 @strawberry.type(description="Result of runBacktest.")
 class RunBacktestPayload:
     result: BacktestResult | None = strawberry.field(description="Null when the input is unusable.")
-    user_errors: list[UserError] = strawberry.field(description="Problems with the input.")
+    saved: SavedBacktest | None = strawberry.field(
+        default=None, description="The stored run, when `saveAs` was given."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Problems with the input."
+    )
+
+
+@strawberry.type(description="Result of deleteBacktest.")
+class DeleteBacktestPayload:
+    deleted_backtest_id: strawberry.ID | None = strawberry.field(
+        description="Id of the deleted run; null on errors."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why it was not deleted.")
 
 
 async def run_backtest(info: Info, input: BacktestInput) -> RunBacktestPayload:
     request = input.to_request()
+    if input.save_as is not None:
+        problems = saved.check_save_name(input.save_as)
+        if problems:  # refused before the run: nothing computed, nothing stored
+            return RunBacktestPayload(result=None, user_errors=user_errors(problems))
     outcome = await resolvers.run_backtest(info, request)
+    if outcome.result is None:
+        return RunBacktestPayload(result=None, user_errors=user_errors(outcome.errors))
+    scale = amounts(info)
     symbol = request.symbol.strip().upper()
-    result = (
-        BacktestResult.from_domain(outcome.result, amounts(info), symbol)
-        if outcome.result is not None
-        else None
+    result = BacktestResult.from_domain(outcome.result, scale, symbol)
+    if input.save_as is None:
+        return RunBacktestPayload(result=result)
+    stored = await resolvers.save_backtest(info, input.save_as, request, outcome.result)
+    if stored.saved is None:
+        return RunBacktestPayload(result=None, user_errors=user_errors(stored.errors))
+    return RunBacktestPayload(result=result, saved=SavedBacktest.from_domain(stored.saved, scale))
+
+
+async def delete_backtest(info: Info, id: strawberry.ID) -> DeleteBacktestPayload:
+    problems = await resolvers.delete_backtest(info, id)
+    return DeleteBacktestPayload(
+        deleted_backtest_id=None if problems else id, user_errors=user_errors(problems)
     )
-    return RunBacktestPayload(result=result, user_errors=user_errors(outcome.errors))
 
 
 def _datetimes(times: Any) -> list[datetime]:

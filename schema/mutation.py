@@ -15,7 +15,7 @@ from resolvers.context import Info
 from schema import backtests, bar_imports
 from schema import strategies as strategy_types
 from schema.auth import AuthPayload, AuthTokens, LogoutPayload, User
-from schema.backtests import RunBacktestPayload
+from schema.backtests import DeleteBacktestPayload, RunBacktestPayload
 from schema.bar_imports import ImportBarsPayload
 from schema.common import UserError, user_errors
 from schema.instruments import (
@@ -367,6 +367,11 @@ class Mutation:
             "Backtest a strategy kind over stored bars (signal on a bar's close, fill at the "
             "next bar's open); runs off the event loop."
         ),
+    )
+    delete_backtest: DeleteBacktestPayload = strawberry.mutation(
+        resolver=backtests.delete_backtest,
+        permission_classes=TRADING,
+        description="Delete one of your saved backtest runs.",
     )
     start_strategy: StrategyPayload = strawberry.mutation(
         resolver=strategy_types.start_strategy,

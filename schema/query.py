@@ -5,14 +5,16 @@ from __future__ import annotations
 import strawberry
 
 from resolvers import auth, instruments, market, orders, strategies, watchlists
+from resolvers import backtests as backtest_resolvers
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from resolvers.pagination import Paging
 from schema import indicators
 from schema import strategies as strategy_types
 from schema.auth import User
+from schema.backtests import SavedBacktest
 from schema.common import Before, Connection, From, Last, To
-from schema.enums import KlineInterval, OrderSide, OrderStatus, OrderType
+from schema.enums import KlineInterval, OrderSide, OrderStatus, OrderType, StrategyKind
 from schema.indicators import KlineSeries
 from schema.instruments import SymbolAuditEntry
 from schema.market import Kline, Symbol, Tick, symbol_or_none
@@ -192,6 +194,36 @@ class Query:
             key=lambda row: row.id,
             node=lambda row: strategy_types.Signal.from_row(row, scale),
         )
+
+    @strawberry.field(
+        permission_classes=TRADING,
+        description="Your saved backtest runs, newest first, narrowed by symbol and kind.",
+    )
+    async def backtests(
+        self,
+        info: Info,
+        symbol: str | None = None,
+        kind: StrategyKind | None = None,
+        first: int = 20,
+        after: str | None = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[SavedBacktest]:
+        paging = Paging.of(info, first, after, last, before)
+        kind_name = kind.value if kind is not None else None
+        page = await backtest_resolvers.saved_backtests(info, symbol, kind_name, paging)
+        scale = amounts(info)
+        return Connection[SavedBacktest].build(
+            page,
+            kind="backtest",
+            key=lambda run: run.id,
+            node=lambda run: SavedBacktest.from_domain(run, scale),
+        )
+
+    @strawberry.field(permission_classes=TRADING, description="One of your saved runs, or null.")
+    async def backtest(self, info: Info, id: strawberry.ID) -> SavedBacktest | None:
+        run = await backtest_resolvers.saved_backtest(info, id)
+        return SavedBacktest.from_domain(run, amounts(info)) if run is not None else None
 
     @strawberry.field(permission_classes=TRADING, description="One of your strategies, or null.")
     async def strategy(self, info: Info, id: strawberry.ID) -> Strategy | None:

@@ -148,6 +148,23 @@ class Signal(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class SavedBacktest(Base):
+    """A backtest run kept under a name: its inputs and its whole result, as JSON
+    (see ``graphql_api.strategies.backtest.saved`` for the format)."""
+
+    __tablename__ = "saved_backtests"
+    __table_args__ = (Index("ix_saved_backtests_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    symbol_code: Mapped[str] = mapped_column(String(32))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
