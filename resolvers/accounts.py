@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from graphql_api.strategies.account_performance import Performance
+from graphql_api.strategies.account_performance import performance as performance_of
+from graphql_api.trading.equity import EquitySnapshots, SnapshotKind
 from graphql_api.trading.order_types import OrderSide
 from graphql_api.trading.risk import reserved_cash
+from graphql_api.trading.round_trips import RoundTrip, round_trips
 from resolvers.context import Info
 from resolvers.pagination import Page, Paging, check_time_range, read_page
 from storage import models
@@ -70,3 +74,56 @@ async def trades(
 
 async def order_fills(info: Info, order_id: int) -> list[models.Trade]:
     return await info.context.loaders.trades_by_order.load(order_id)
+
+
+async def performance(
+    info: Info, currency: str, start: datetime | None, end: datetime | None
+) -> Performance:
+    """The caller's equity curve and metrics in ``currency`` over ``[start, end)``."""
+    check_time_range(start, end)
+    wanted = currency.strip().upper()
+    user_id = info.context.user_id
+    async with info.context.services.sessions() as session:
+        snapshots = await account_repo.equity_snapshots(session, user_id, wanted, start, end)
+        fills = await account_repo.fills_until(session, user_id, end)
+    closed = await _closed_in(info, fills, wanted, start, end)
+    return performance_of(wanted, snapshots, closed)
+
+
+async def closed_positions(
+    info: Info, symbol: str | None, start: datetime | None, end: datetime | None
+) -> list[RoundTrip]:
+    """The caller's round trips closed in ``[start, end)``, newest first."""
+    check_time_range(start, end)
+    async with info.context.services.sessions() as session:
+        fills = await account_repo.fills_until(
+            session, info.context.user_id, end, symbol.upper() if symbol else None
+        )
+    trips = [trip for trip in round_trips(fills) if _within(trip.closed_at, start, end)]
+    return trips[::-1]
+
+
+async def record_equity_snapshot(info: Info) -> list[models.EquitySnapshot]:
+    services = info.context.services
+    snapshots = EquitySnapshots(services.sessions, services.catalog, services.timeseries)
+    return await snapshots.record(SnapshotKind.INTRADAY, datetime.now(UTC), [info.context.user_id])
+
+
+def _within(moment: datetime, start: datetime | None, end: datetime | None) -> bool:
+    return (start is None or moment >= start) and (end is None or moment < end)
+
+
+async def _closed_in(
+    info: Info,
+    fills: list[models.Trade],
+    currency: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[RoundTrip]:
+    specs = await info.context.services.catalog.get_many(sorted({f.symbol_code for f in fills}))
+    in_currency = [
+        fill
+        for fill in fills
+        if fill.symbol_code in specs and specs[fill.symbol_code].currency == currency
+    ]
+    return [trip for trip in round_trips(in_currency) if _within(trip.closed_at, start, end)]

@@ -8,10 +8,13 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import strawberry
 
+from graphql_api.trading.equity import SnapshotKind
+from graphql_api.trading.round_trips import RoundTrip
 from resolvers import accounts as account_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from resolvers.pagination import Paging
+from schema.backtests import TradeSide
 from schema.common import Before, Connection, From, Last, To
 from schema.enums import OrderSide
 from schema.market import Symbol, symbol_of
@@ -112,6 +115,103 @@ class Trade:
         return symbol_of(info, self.symbol_code)
 
 
+strawberry.enum(
+    SnapshotKind,
+    name="EquitySnapshotKind",
+    description="END_OF_DAY (every account, at each UTC midnight) or INTRADAY (on request).",
+)
+
+
+@strawberry.type(description="The account's worth in one currency at one moment.")
+class EquitySnapshot:
+    time: datetime = strawberry.field(description="When it was valued (UTC).")
+    kind: SnapshotKind = strawberry.field(description="END_OF_DAY or INTRADAY.")
+    currency: str = strawberry.field(description="The currency of these amounts.")
+    cash: Decimal = strawberry.field(description="Cash held.")
+    positions_value: Decimal = strawberry.field(
+        description="Positions quoted in this currency at their last price (cost if none)."
+    )
+    equity: Decimal = strawberry.field(description="cash + positionsValue.")
+
+    @classmethod
+    def of(
+        cls,
+        scale: Amounts,
+        currency: str,
+        moment: datetime,
+        kind: SnapshotKind,
+        amounts_: tuple[Decimal, Decimal, Decimal],
+    ) -> EquitySnapshot:
+        cash, positions_value, equity = amounts_
+        return cls(
+            time=moment,
+            kind=kind,
+            currency=currency,
+            cash=scale.cash(cash, currency),
+            positions_value=scale.cash(positions_value, currency),
+            equity=scale.cash(equity, currency),
+        )
+
+
+@strawberry.type(
+    description=(
+        "Your account's results over a period, with a backtest's metrics computed the "
+        "same way (docs/trading.md, 'Account performance')."
+    )
+)
+class AccountPerformance:
+    currency: str = strawberry.field(description="The currency of the curve and P&L.")
+    equity_curve: list[EquitySnapshot] = strawberry.field(
+        description="Snapshots in the period, oldest first."
+    )
+    total_return_pct: float | None = strawberry.field(
+        description="(last - first) / first equity of the curve, in %; null under two points."
+    )
+    max_drawdown_pct: float = strawberry.field(
+        description="Largest fall from a peak of the end-of-day equity, in %."
+    )
+    sharpe: float = strawberry.field(
+        description="Annualised Sharpe ratio of daily returns (365 a year), 0 if undefined."
+    )
+    win_rate_pct: float | None = strawberry.field(
+        description="Round trips closed in the period with a positive net P&L, in %."
+    )
+    round_trip_count: int = strawberry.field(description="Round trips closed in the period.")
+    realized_pnl: Decimal = strawberry.field(
+        description="Net P&L (after commission) of the round trips closed in the period."
+    )
+
+
+@strawberry.type(description="A position from flat back to flat (or through it): a round trip.")
+class ClosedPosition:
+    side: TradeSide = strawberry.field(description="LONG or SHORT.")
+    quantity: Decimal = strawberry.field(description="The largest position held.")
+    opened_at: datetime = strawberry.field(description="Tick time of the opening fill.")
+    closed_at: datetime = strawberry.field(description="Tick time of the closing fill.")
+    realized_pnl: Decimal = strawberry.field(description="Price P&L of the reducing fills.")
+    commission: Decimal = strawberry.field(description="Commission of its fills.")
+    net_pnl: Decimal = strawberry.field(description="realizedPnl - commission.")
+    symbol_code: strawberry.Private[str]
+
+    @classmethod
+    def from_domain(cls, trip: RoundTrip, scale: Amounts) -> ClosedPosition:
+        code = trip.symbol_code
+        return cls(
+            side=TradeSide(trip.side),
+            quantity=scale.quantity(trip.quantity, code),
+            opened_at=trip.opened_at,
+            closed_at=trip.closed_at,
+            realized_pnl=scale.quote_cash(trip.realized_pnl, code),
+            commission=scale.quote_cash(trip.commission, code),
+            net_pnl=scale.quote_cash(trip.net_pnl, code),
+            symbol_code=code,
+        )
+
+    @strawberry.field(description="The instrument.", graphql_type=Symbol)
+    def symbol(self, info: Info) -> Symbol | Awaitable[Symbol]:
+        return symbol_of(info, self.symbol_code)
+
+
 @strawberry.type(description="Your paper-trading account.")
 class Account:
     @strawberry.field(description="Cash per currency, with what open orders reserve.")
@@ -127,6 +227,50 @@ class Account:
             )
             for row in rows
         ]
+
+    @strawberry.field(
+        description=(
+            "Equity curve and metrics in one currency over `[from, to)` (all time if "
+            "omitted): end-of-day snapshots plus those you recorded."
+        )
+    )
+    async def performance(
+        self, info: Info, currency: str, from_: From = None, to: To = None
+    ) -> AccountPerformance:
+        found = await account_resolvers.performance(info, currency, from_, to)
+        scale = amounts(info)
+        return AccountPerformance(
+            currency=found.currency,
+            equity_curve=[
+                EquitySnapshot.of(
+                    scale,
+                    found.currency,
+                    point.time,
+                    point.kind,
+                    (point.cash, point.positions_value, point.equity),
+                )
+                for point in found.curve
+            ],
+            total_return_pct=found.total_return_pct,
+            max_drawdown_pct=found.max_drawdown_pct,
+            sharpe=found.sharpe,
+            win_rate_pct=found.win_rate_pct,
+            round_trip_count=found.round_trip_count,
+            realized_pnl=scale.cash(found.realized_pnl, found.currency),
+        )
+
+    @strawberry.field(
+        description=(
+            "Round trips closed in `[from, to)` (tick time of the closing fill), newest "
+            "first, with their realised P&L; rebuilt from your fills."
+        )
+    )
+    async def closed_positions(
+        self, info: Info, symbol: str | None = None, from_: From = None, to: To = None
+    ) -> list[ClosedPosition]:
+        trips = await account_resolvers.closed_positions(info, symbol, from_, to)
+        scale = amounts(info)
+        return [ClosedPosition.from_domain(trip, scale) for trip in trips]
 
     @strawberry.field(description="Open positions.")
     async def positions(self, info: Info) -> list[Position]:
@@ -158,3 +302,27 @@ class Account:
         return Connection[Trade].build(
             page, kind="trade", key=lambda r: r.id, node=lambda r: Trade.from_row(r, scale)
         )
+
+
+@strawberry.type(description="Result of recordEquitySnapshot.")
+class RecordEquitySnapshotPayload:
+    snapshots: list[EquitySnapshot] = strawberry.field(
+        description="One INTRADAY snapshot per currency you hold cash or positions in."
+    )
+
+
+async def record_equity_snapshot(info: Info) -> RecordEquitySnapshotPayload:
+    rows = await account_resolvers.record_equity_snapshot(info)
+    scale = amounts(info)
+    return RecordEquitySnapshotPayload(
+        snapshots=[
+            EquitySnapshot.of(
+                scale,
+                row.currency,
+                row.taken_at,
+                SnapshotKind(row.kind),
+                (row.cash, row.positions_value, row.equity),
+            )
+            for row in rows
+        ]
+    )

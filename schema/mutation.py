@@ -12,8 +12,10 @@ from graphql_api.market.tick_validation import TickDraft
 from resolvers import auth, ingest, instruments, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
+from schema import accounts as account_types
 from schema import backtests, bar_imports
 from schema import strategies as strategy_types
+from schema.accounts import RecordEquitySnapshotPayload
 from schema.auth import AuthPayload, AuthTokens, LogoutPayload, User
 from schema.backtests import DeleteBacktestPayload, RunBacktestPayload
 from schema.bar_imports import ImportBarsPayload
@@ -366,6 +368,14 @@ class Mutation:
         description=(
             "Backtest a strategy kind over stored bars (signal on a bar's close, fill at the "
             "next bar's open); runs off the event loop."
+        ),
+    )
+    record_equity_snapshot: RecordEquitySnapshotPayload = strawberry.mutation(
+        resolver=account_types.record_equity_snapshot,
+        permission_classes=TRADING,
+        description=(
+            "Record your account's equity now (an INTRADAY point of "
+            "`me.account.performance`); end-of-day points are taken for you."
         ),
     )
     delete_backtest: DeleteBacktestPayload = strawberry.mutation(

@@ -148,6 +148,30 @@ class Signal(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class EquitySnapshot(Base):
+    """An account's worth in one currency at one moment (see ``graphql_api.trading.equity``).
+
+    One END_OF_DAY row per (user, currency, day): the unique key makes a second
+    process's attempt at the same midnight fail instead of doubling the point.
+    """
+
+    __tablename__ = "equity_snapshots"
+    __table_args__ = (
+        UniqueConstraint(
+            "user_id", "currency", "kind", "taken_at", name="uq_equity_snapshots_point"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    currency: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cash: Mapped[Decimal] = mapped_column(ExactDecimal())
+    positions_value: Mapped[Decimal] = mapped_column(ExactDecimal())
+    equity: Mapped[Decimal] = mapped_column(ExactDecimal())
+
+
 class SavedBacktest(Base):
     """A backtest run kept under a name: its inputs and its whole result, as JSON
     (see ``graphql_api.strategies.backtest.saved`` for the format)."""

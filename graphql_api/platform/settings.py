@@ -128,6 +128,8 @@ class Settings(HardeningSettings):
     matcher_max_tick_lag_seconds: float = Field(5.0, alias="MATCHER_MAX_TICK_LAG_SECONDS", gt=0)
     matcher_enabled: bool = Field(True, alias="MATCHER_ENABLED")
     strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
+    # Every account's end-of-day equity snapshot, by one process per cluster.
+    equity_snapshots_enabled: bool = Field(True, alias="EQUITY_SNAPSHOTS_ENABLED")
     leader_lease_seconds: float = Field(5.0, alias="LEADER_LEASE_SECONDS", gt=0)
 
     # Watchlists are read whole (no paging) and streamed live: both stay bounded.

@@ -40,6 +40,7 @@ from graphql_api.server.demo_data import seed_demo_data
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyService
 from graphql_api.strategies.engine.engine import StrategyEngine
+from graphql_api.trading.equity import EquitySnapshots
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
@@ -159,6 +160,15 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             strategy_leadership.run(engine.run), name="strategy-engine"
         )
         services.activity.leaders["strategy-engine"] = strategy_leadership
+    if settings.equity_snapshots_enabled:
+        snapshots = EquitySnapshots(services.sessions, services.catalog, services.timeseries)
+        snapshot_leadership = Leadership(
+            services.engine, "equity-snapshots", retry_interval=settings.leader_lease_seconds / 5
+        )
+        tasks["equity-snapshots"] = asyncio.create_task(
+            snapshot_leadership.run(snapshots.run), name="equity-snapshots"
+        )
+        services.activity.leaders["equity-snapshots"] = snapshot_leadership
     if settings.market_feed == "simulated":
         walk = RandomWalk(
             services.catalog.all(), await _start_prices(services), seed=settings.feed_seed

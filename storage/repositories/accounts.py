@@ -268,3 +268,34 @@ async def reserved_for_sells_by_position(
     for user_id, symbol_code, quantity, filled in rows:
         totals[(user_id, symbol_code)] += quantity - filled
     return totals
+
+
+async def equity_snapshots(
+    session: AsyncSession,
+    user_id: int,
+    currency: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[models.EquitySnapshot]:
+    """The user's snapshots in ``currency`` taken in ``[start, end)``, oldest first."""
+    snapshot = models.EquitySnapshot
+    query = select(snapshot).where(snapshot.user_id == user_id, snapshot.currency == currency)
+    if start is not None:
+        query = query.where(snapshot.taken_at >= start)
+    if end is not None:
+        query = query.where(snapshot.taken_at < end)
+    return list(await session.scalars(query.order_by(snapshot.taken_at, snapshot.id)))
+
+
+async def fills_until(
+    session: AsyncSession, user_id: int, end: datetime | None, symbol: str | None = None
+) -> list[models.Trade]:
+    """Every fill of the user (of one symbol) before ``end``, oldest first: the
+    ledger round trips are rebuilt from (accounts start flat)."""
+    trade = models.Trade
+    query = select(trade).where(trade.user_id == user_id)
+    if symbol is not None:
+        query = query.where(trade.symbol_code == symbol)
+    if end is not None:
+        query = query.where(trade.tick_time < end)
+    return list(await session.scalars(query.order_by(trade.id)))
