@@ -31,9 +31,24 @@ from tests.conftest import (
 )
 from tests.support.graphql import error_codes, execute, post
 
-SYMBOL = (
-    "symbol { code name exchange currency tickSize lotSize tradable session { closeUtcMinute } }"
-)
+SESSION = "session { timezone offSessionOrders windows { days open close } }"
+SYMBOL = f"symbol {{ code name exchange currency tickSize lotSize tradable {SESSION} }}"
+ALL_DAYS = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+# Trading around the clock, days ending at 20:00 UTC: nothing here depends on the hour.
+AROUND_THE_CLOCK = {
+    "timezone": "UTC",
+    "windows": [{"days": ALL_DAYS, "open": "20:00", "close": "20:00"}],
+}
+
+
+def session_with(**overrides: Any) -> dict[str, Any]:
+    return {**AROUND_THE_CLOCK, **overrides}
+
+
+def window(days: list[str], opens: str, closes: str) -> dict[str, Any]:
+    return {"days": days, "open": opens, "close": closes}
+
+
 ERRORS = "userErrors { field code message }"
 CREATE = f"""
 mutation ($input: CreateSymbolInput!) {{ createSymbol(input: $input) {{ {SYMBOL} {ERRORS} }} }}
@@ -93,7 +108,7 @@ def aapl(**overrides: Any) -> dict[str, Any]:
         "currency": "usd",
         "tickSize": "0.010",
         "lotSize": "1",
-        "session": {"closeUtcMinute": 20 * 60},
+        "session": AROUND_THE_CLOCK,
     }
     values.update(overrides)
     return values
@@ -158,7 +173,7 @@ async def test_an_admin_lists_aapl_and_it_is_imported_backtested_and_funded(
         "tickSize": "0.01",
         "lotSize": "1",
         "tradable": True,
-        "session": {"closeUtcMinute": 1200},
+        "session": {**AROUND_THE_CLOCK, "offSessionOrders": "REFUSE"},
     }
     # every existing account got USD at the configured start cash, and so does a new one
     balances = {
@@ -211,8 +226,30 @@ async def test_bad_input_is_refused_with_typed_errors_and_writes_nothing(
         (aapl(tickSize="-0.01"), {("tickSize", "OUT_OF_RANGE")}),
         (aapl(lotSize="1" + "0" * 19), {("lotSize", "OUT_OF_RANGE")}),
         (aapl(tickSize="0.00000000001"), {("tickSize", "INVALID_PRECISION")}),
-        (aapl(session={"closeUtcMinute": 1440}), {("session.closeUtcMinute", "OUT_OF_RANGE")}),
-        (aapl(session={"closeUtcMinute": -1}), {("session.closeUtcMinute", "OUT_OF_RANGE")}),
+        (aapl(session=session_with(timezone="Mars/Olympus")), {("session.timezone", "INVALID")}),
+        (aapl(session=session_with(timezone="../etc/passwd")), {("session.timezone", "INVALID")}),
+        (aapl(session=session_with(timezone="")), {("session.timezone", "INVALID")}),
+        (aapl(session=session_with(windows=[])), {("session.windows", "INVALID")}),
+        (
+            aapl(session=session_with(windows=[window([], "09:30", "16:00")])),
+            {("session.windows.0.days", "INVALID")},
+        ),
+        (
+            aapl(session=session_with(windows=[window(["MON"], "24:00", "16:00")])),
+            {("session.windows.0.open", "INVALID")},
+        ),
+        (
+            aapl(session=session_with(windows=[window(["MON"], "09:30", "24:01")])),
+            {("session.windows.0.close", "INVALID")},
+        ),
+        (
+            aapl(session=session_with(windows=[window(["MON"], "9.30", "16:00")])),
+            {("session.windows.0.open", "INVALID")},
+        ),
+        (
+            aapl(session=session_with(windows=[window(["MON"], "09:30", "16:00")] * 33)),
+            {("session.windows", "INVALID")},
+        ),
         (aapl(code="BTCUSDT"), {("code", "CONFLICT")}),
         (aapl(code=" btcusdt "), {("code", "CONFLICT")}),
     ]
@@ -224,7 +261,8 @@ async def test_bad_input_is_refused_with_typed_errors_and_writes_nothing(
     for text in ("NaN", "Infinity", "1e5", "1" * 400, "", "0x10"):
         body = await post(admin, CREATE, {"input": aapl(tickSize=text)})
         assert error_codes(body) == ["BAD_USER_INPUT"], (text, body)
-    body = await post(admin, CREATE, {"input": aapl(session={"closeUtcMinute": 2**40})})
+    bad_day = session_with(windows=[window(["FUNDAY"], "09:30", "16:00")])
+    body = await post(admin, CREATE, {"input": aapl(session=bad_day)})
     assert error_codes(body) == ["BAD_USER_INPUT"]
     assert await symbol_count(app) == count
     audit = (await execute(admin, AUDIT, {"first": 10}))["symbolAudit"]["edges"]
@@ -364,7 +402,8 @@ async def test_the_audit_says_who_did_what_when_newest_first_in_pages(
 ) -> None:
     started = datetime.now(UTC)
     await execute(admin, CREATE, {"input": aapl()})
-    await execute(admin, UPDATE, {"input": {"code": "AAPL", "session": {"closeUtcMinute": 1260}}})
+    later = session_with(windows=[window(ALL_DAYS, "21:00", "21:00")])
+    await execute(admin, UPDATE, {"input": {"code": "AAPL", "session": later}})
     await execute(admin, HALT, {"code": "AAPL"})
     await execute(admin, HALT, {"code": "600519.SH"})
     first = (await execute(admin, AUDIT, {"symbol": "aapl", "first": 2}))["symbolAudit"]
@@ -383,7 +422,7 @@ async def test_the_audit_says_who_did_what_when_newest_first_in_pages(
         root = await session.scalar(select(models.User.id).where(models.User.username == "root"))
     assert (node["action"], node["actorId"], node["actorName"]) == ("CREATE", str(root), "root")
     assert node["before"] is None
-    assert node["after"]["session"] == {"closeUtcMinute": 1200}
+    assert node["after"]["session"] == {**AROUND_THE_CLOCK, "offSessionOrders": "REFUSE"}
     at = datetime.fromisoformat(node["at"])
     assert at.tzinfo is not None and started - timedelta(seconds=5) <= at <= datetime.now(UTC)
     every = (await execute(admin, AUDIT, {"first": 10}))["symbolAudit"]["edges"]
