@@ -92,8 +92,8 @@ class SessionError(ValueError):
 @dataclass(frozen=True, slots=True)
 class TradingWindow:
     """Trading from ``open`` to ``close`` (minutes after local midnight) on ``days``
-    (the days it opens on). ``close`` is 1 to 1440; at or before ``open`` it is on
-    the next day."""
+    (the days it opens on). ``close`` is 0 to 1440; at or before ``open`` it is on
+    the next day (so ``22:00-00:00`` ends at midnight, like ``22:00-24:00``)."""
 
     days: frozenset[Weekday]
     open: int
@@ -109,8 +109,8 @@ class TradingWindow:
             raise SessionError(f"{field}.days", "a window trades on at least one day")
         if not 0 <= self.open < MINUTES_PER_DAY:
             raise SessionError(f"{field}.open", "open must be 00:00 to 23:59")
-        if not 0 < self.close <= MINUTES_PER_DAY:
-            raise SessionError(f"{field}.close", "close must be 00:01 to 24:00")
+        if not 0 <= self.close <= MINUTES_PER_DAY:
+            raise SessionError(f"{field}.close", "close must be 00:00 to 24:00")
 
 
 @dataclass(frozen=True, slots=True)

@@ -488,3 +488,91 @@ async def until(condition: Callable[[], bool], timeout: float = 15) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # noqa: ASYNC110 - waits on another component's state
             await asyncio.sleep(0.02)
+
+
+SESSION_AT = """
+query ($code: String!, $at: DateTime!, $sunday: DateTime!) {
+  symbol(code: $code) {
+    session {
+      timezone
+      offSessionOrders
+      windows { days open close }
+      openAt: isOpen(at: $at)
+      openSunday: isOpen(at: $sunday)
+      nextOpen(after: $sunday)
+      nextClose(after: $at)
+      dayClose(after: $sunday)
+      isOpen
+    }
+  }
+}
+"""
+NASDAQ = {
+    "timezone": "America/New_York",
+    "windows": [window(ALL_DAYS[:5], "09:30", "16:00")],
+    "offSessionOrders": "REST",
+}
+
+
+async def test_a_symbol_answers_when_its_session_opens_and_closes(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    # given AAPL listed with the NASDAQ's hours (New York time)
+    created = (await execute(admin, CREATE, {"input": aapl(session=NASDAQ)}))["createSymbol"]
+    assert created["userErrors"] == []
+    # when asked about fixed instants around the spring clock change of 2026
+    variables = {
+        "code": "AAPL",
+        "at": "2026-03-06T14:30:00Z",  # Friday 09:30 EST: the open
+        "sunday": "2026-03-08T12:00:00Z",  # the Sunday the clocks go forward
+    }
+    session = (await execute(client, SESSION_AT, variables))["symbol"]["session"]
+    # then the answers follow New York's clock, as UTC instants
+    assert isinstance(session.pop("isOpen"), bool)  # now: whatever the hour
+    assert session == {
+        "timezone": "America/New_York",
+        "offSessionOrders": "REST",
+        "windows": [{"days": ALL_DAYS[:5], "open": "09:30", "close": "16:00"}],
+        "openAt": True,
+        "openSunday": False,
+        "nextOpen": "2026-03-09T13:30:00+00:00",  # Monday 09:30 EDT
+        "nextClose": "2026-03-06T21:00:00+00:00",  # Friday 16:00 EST
+        "dayClose": "2026-03-09T20:00:00+00:00",  # Monday 16:00 EDT
+    }
+    # the demo's crypto trades around the clock: it never opens or closes
+    crypto = await execute(client, SESSION_AT, {**variables, "code": "BTCUSDT"})
+    assert crypto["symbol"]["session"]["isOpen"] is True
+    assert crypto["symbol"]["session"]["nextOpen"] is None
+    assert crypto["symbol"]["session"]["dayClose"] == "2026-03-09T00:00:00+00:00"
+    # an instant without a UTC offset is the client's mistake, not a server error
+    body = await post(client, SESSION_AT, {**variables, "at": "2026-03-06T14:30:00"})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
+async def test_an_order_on_a_closed_market_is_refused_or_rests_as_the_symbol_says(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, app: Starlette
+) -> None:
+    # given a symbol whose only window opens two hours from now: closed at any hour
+    opens = datetime.now(UTC) + timedelta(hours=2)
+    hours = window(
+        [ALL_DAYS[opens.weekday()]], f"{opens:%H:%M}", f"{opens + timedelta(hours=1):%H:%M}"
+    )
+    closed = {"timezone": "UTC", "windows": [hours], "offSessionOrders": "REFUSE"}
+    created = (await execute(admin, CREATE, {"input": aapl(session=closed)}))["createSymbol"]
+    assert created["userErrors"] == []
+    services: Services = app.state.services
+    await services.ingestor.ingest([tick("AAPL", "180.00")])
+    # when an order is placed, then it is refused with MARKET_CLOSED
+    refused = await place(client, limit_order("AAPL", "BUY", "1", "180.00"))
+    assert (refused["status"], refused["rejectReason"]) == ("REJECTED", "MARKET_CLOSED")
+    # and once the symbol lets off-session orders rest, the same order is accepted
+    resting = {**closed, "offSessionOrders": "REST"}
+    update = {"input": {"code": "AAPL", "session": resting}}
+    updated = (await execute(admin, UPDATE, update))["updateSymbol"]
+    assert updated["symbol"]["session"]["offSessionOrders"] == "REST"
+    accepted = await place(client, limit_order("AAPL", "BUY", "1", "180.00"))
+    assert (accepted["status"], accepted["rejectReason"]) == ("NEW", None)
+    # and a crossing tick while the market is closed does not fill it
+    await services.ingestor.ingest([tick("AAPL", "179.00")])
+    await asyncio.sleep(0.5)
+    assert (await order_status(client, accepted["id"]))["status"] == "NEW"
