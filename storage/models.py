@@ -81,7 +81,9 @@ class Symbol(Base):
     # (graphql_api.market.sessions.TradingSession.to_json), and what an order placed
     # outside those hours gets: REFUSE (rejected, MARKET_CLOSED) or REST (waits).
     trading_session: Mapped[dict[str, Any]] = mapped_column(JSON)
-    off_session_orders: Mapped[str] = mapped_column(String(8), default="REFUSE")
+    off_session_orders: Mapped[str] = mapped_column(
+        String(8), default="REFUSE", server_default="REFUSE"
+    )
 
 
 class SymbolAudit(Base):

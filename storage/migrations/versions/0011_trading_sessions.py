@@ -10,6 +10,11 @@ every hour. Each becomes the session that means exactly that: time zone UTC, one
 for minute 0). So nothing closes that was open, and DAY orders expire when they
 did. ``off_session_orders`` starts as REFUSE (no symbol is ever closed yet).
 
+On SQLite the columns are added and dropped in place (no table rebuild, which
+the foreign keys on ``symbols`` would refuse once it has orders or bars), so
+``trading_session`` keeps the default ``'{}'`` SQLite needs to add a NOT NULL
+column; every writer sets it.
+
 Downgrade keeps the UTC minute at which the first window of the session closes
 (exact for every session this upgrade wrote).
 """
@@ -38,55 +43,73 @@ def _session_of(close_utc_minute: int) -> dict[str, Any]:
     return {"timezone": "UTC", "windows": [{"days": _DAYS, "open": opens, "close": closes}]}
 
 
+def _sqlite() -> bool:
+    return bool(op.get_bind().dialect.name == "sqlite")
+
+
+def _drop(column: str) -> None:
+    """SQLite drops a column in place (3.35+): batch mode would rebuild the table, and
+    dropping the old copy trips the foreign keys that orders, bars and the audit hold
+    on ``symbols`` (deferring them does not help: the count stays at commit)."""
+    if _sqlite():
+        op.execute(f"ALTER TABLE symbols DROP COLUMN {column}")
+    else:
+        op.drop_column("symbols", column)
+
+
+_SYMBOLS = sa.table(
+    "symbols",
+    sa.column("code", sa.String),
+    sa.column("session_close_utc_minute", sa.Integer),
+    sa.column("trading_session", sa.JSON),
+)
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("symbols") as batch:
-        batch.add_column(sa.Column("trading_session", sa.JSON(), nullable=True))
-        batch.add_column(
-            sa.Column(
-                "off_session_orders", sa.String(length=8), nullable=False, server_default="REFUSE"
-            )
-        )
-    symbols = sa.table(
+    # SQLite adds a NOT NULL column only with a default; PostgreSQL gets the
+    # constraint once every row has its session.
+    op.add_column(
         "symbols",
-        sa.column("code", sa.String),
-        sa.column("session_close_utc_minute", sa.Integer),
-        sa.column("trading_session", sa.JSON),
+        sa.Column(
+            "trading_session",
+            sa.JSON(),
+            nullable=not _sqlite(),
+            server_default=sa.text("'{}'") if _sqlite() else None,
+        ),
+    )
+    op.add_column(
+        "symbols",
+        sa.Column(
+            "off_session_orders", sa.String(length=8), nullable=False, server_default="REFUSE"
+        ),
     )
     bind = op.get_bind()
-    rows = bind.execute(sa.select(symbols.c.code, symbols.c.session_close_utc_minute)).all()
+    rows = bind.execute(sa.select(_SYMBOLS.c.code, _SYMBOLS.c.session_close_utc_minute)).all()
     for code, minute in rows:
         bind.execute(
-            symbols.update()
-            .where(symbols.c.code == code)
+            _SYMBOLS.update()
+            .where(_SYMBOLS.c.code == code)
             .values(trading_session=_session_of(int(minute or 0)))
         )
-    with op.batch_alter_table("symbols") as batch:
-        batch.alter_column("trading_session", existing_type=sa.JSON(), nullable=False)
-        batch.alter_column("off_session_orders", server_default=None)
-        batch.drop_column("session_close_utc_minute")
+    if not _sqlite():
+        op.alter_column("symbols", "trading_session", existing_type=sa.JSON(), nullable=False)
+    _drop("session_close_utc_minute")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("symbols") as batch:
-        batch.add_column(
-            sa.Column("session_close_utc_minute", sa.Integer(), nullable=False, server_default="0")
-        )
-    symbols = sa.table(
+    op.add_column(
         "symbols",
-        sa.column("code", sa.String),
-        sa.column("session_close_utc_minute", sa.Integer),
-        sa.column("trading_session", sa.JSON),
+        sa.Column("session_close_utc_minute", sa.Integer(), nullable=False, server_default="0"),
     )
     bind = op.get_bind()
-    for code, session in bind.execute(sa.select(symbols.c.code, symbols.c.trading_session)).all():
-        minute = _close_minute(session)
+    for code, session in bind.execute(sa.select(_SYMBOLS.c.code, _SYMBOLS.c.trading_session)).all():
         bind.execute(
-            symbols.update().where(symbols.c.code == code).values(session_close_utc_minute=minute)
+            _SYMBOLS.update()
+            .where(_SYMBOLS.c.code == code)
+            .values(session_close_utc_minute=_close_minute(session))
         )
-    with op.batch_alter_table("symbols") as batch:
-        batch.alter_column("session_close_utc_minute", server_default=None)
-        batch.drop_column("off_session_orders")
-        batch.drop_column("trading_session")
+    _drop("off_session_orders")
+    _drop("trading_session")
 
 
 def _close_minute(session: Any) -> int:
