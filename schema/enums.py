@@ -34,7 +34,8 @@ strawberry.enum(
     order_types.TimeInForce,
     name="TimeInForce",
     description=(
-        "GTC: good till canceled; DAY: expires at the symbol's session end; "
+        "GTC: good till canceled; DAY: expires at the close of the symbol's trading day "
+        "(Symbol.session.dayClose); "
         "GTD: good till the order's expiresAt; "
         "IOC: whatever cannot fill on the next tick expires; "
         "FOK: fills completely on the next tick or expires without any fill."
