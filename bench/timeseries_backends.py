@@ -63,7 +63,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.processes import wait_for_quiet
-from graphql_api.server.demo_data import INSTRUMENTS, Instrument
+from graphql_api.server.demo_data import CRYPTO_SESSION, INSTRUMENTS, Instrument
 from storage.engine import create_engine
 from storage.migrate import upgrade_to_head
 from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesStore
@@ -111,11 +111,11 @@ class Workload:
 def pick_symbols(market: str, count: int) -> tuple[Instrument, ...]:
     """The demo catalogue's instruments of the market, then synthetic ones if more are asked for."""
     crypto = market == "crypto"
-    known = [i for i in INSTRUMENTS if (i.session_close_utc_minute == 0) == crypto]
+    known = [i for i in INSTRUMENTS if (i.exchange == "BINANCE") == crypto]
     chosen = known[:count]
     for n in range(count - len(chosen)):
         code = f"BENCH{n:03d}USDT" if crypto else f"{690000 + n:06d}.SH"
-        chosen.append(Instrument(code, code, "BENCH", "USD", "0.01", "1", "100.00", 0))
+        chosen.append(Instrument(code, code, "BENCH", "USD", "0.01", "1", "100.00", CRYPTO_SESSION))
     return tuple(chosen)
 
 

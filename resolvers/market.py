@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from loaders.known import known
 from resolvers.context import Info
@@ -12,6 +12,17 @@ from storage import models
 from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Bar, KlineInterval, Tick
 from storage.timeseries.buckets import day_range_for_bars
+
+
+def session_moment(value: datetime | None, argument: str) -> datetime:
+    """A session field's instant argument: now when omitted; it must carry an offset."""
+    if value is None:
+        return datetime.now(UTC)
+    if value.tzinfo is None:
+        raise bad_user_input(
+            f"{argument} must carry a UTC offset, e.g. 2026-03-09T13:30:00Z", argument=argument
+        )
+    return value
 
 
 def known_symbol(info: Info, code: str) -> models.Symbol | None:

@@ -10,6 +10,7 @@ import strawberry
 
 from graphql_api import instruments
 from graphql_api.auth import principal
+from graphql_api.market import sessions
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.strategies import definitions as strategies
 from graphql_api.trading import order_types
@@ -33,7 +34,8 @@ strawberry.enum(
     order_types.TimeInForce,
     name="TimeInForce",
     description=(
-        "GTC: good till canceled; DAY: expires at the symbol's session end; "
+        "GTC: good till canceled; DAY: expires at the close of the symbol's trading day "
+        "(Symbol.session.dayClose); "
         "GTD: good till the order's expiresAt; "
         "IOC: whatever cannot fill on the next tick expires; "
         "FOK: fills completely on the next tick or expires without any fill."
@@ -84,3 +86,16 @@ strawberry.enum(
     description="What an administrator did to a symbol.",
 )
 SymbolAuditAction = instruments.AuditAction
+
+strawberry.enum(sessions.Weekday, name="Weekday", description="A day of the week, MON to SUN.")
+Weekday = sessions.Weekday
+
+strawberry.enum(
+    sessions.OffSessionOrders,
+    name="OffSessionOrders",
+    description=(
+        "What an order placed while its symbol's session is closed gets: REFUSE (REJECTED "
+        "with MARKET_CLOSED) or REST (accepted; nothing fills it before the next open)."
+    ),
+)
+OffSessionOrders = sessions.OffSessionOrders

@@ -17,28 +17,51 @@ from graphql_api.instruments import (
     SymbolDraft,
     SymbolOutcome,
 )
+from graphql_api.instruments.drafts import WindowDraft
 from schema.common import UserError, user_errors
-from schema.enums import SymbolAuditAction
+from schema.enums import OffSessionOrders, SymbolAuditAction, Weekday
 from schema.market import Symbol, symbol_or_none
 from storage import models
 
 
-@strawberry.input(
-    description=(
-        "A symbol's trading session. Today it sets when the trading day ends; trading "
-        "hours and time zones will join it here."
-    )
-)
-class TradingSessionInput:
-    close_utc_minute: int = strawberry.field(
+@strawberry.input(description="One weekly trading window, in the session's time zone.")
+class TradingWindowInput:
+    days: list[Weekday] = strawberry.field(description="The days it opens on.")
+    open: str = strawberry.field(description="Opening wall-clock time, `HH:MM` (00:00-23:59).")
+    close: str = strawberry.field(
         description=(
-            "Minutes after 00:00 UTC at which the trading day ends and DAY orders expire "
-            "(0 to 1439; e.g. 420 = 07:00 UTC = 15:00 in Shanghai)."
+            "Closing wall-clock time, `HH:MM`; `24:00` is midnight, and a close at or before "
+            "the open is on the next day (`07:00`-`07:00` trades 24 hours)."
         )
     )
 
+    def to_draft(self) -> WindowDraft:
+        return WindowDraft(frozenset(self.days), self.open, self.close)
+
+
+@strawberry.input(
+    description=(
+        "A symbol's trading session: an IANA time zone and weekly windows, e.g. "
+        "`Asia/Shanghai` MON-FRI 09:30-11:30 and 13:00-15:00; `UTC` MON-SUN 00:00-24:00 "
+        "for around the clock."
+    )
+)
+class TradingSessionInput:
+    timezone: str = strawberry.field(description="IANA time zone, e.g. `America/New_York`.")
+    windows: list[TradingWindowInput] = strawberry.field(
+        description="At least one weekly window (windows that touch make one open spell)."
+    )
+    off_session_orders: OffSessionOrders = strawberry.field(
+        default=OffSessionOrders.REFUSE,
+        description="What an order placed while the session is closed gets.",
+    )
+
     def to_draft(self) -> SessionDraft:
-        return SessionDraft(close_utc_minute=self.close_utc_minute)
+        return SessionDraft(
+            self.timezone,
+            tuple(window.to_draft() for window in self.windows),
+            self.off_session_orders,
+        )
 
 
 @strawberry.input(description="A new symbol. It is tradable from the moment it is listed.")

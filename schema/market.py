@@ -8,9 +8,11 @@ from decimal import Decimal
 
 import strawberry
 
+from graphql_api.market import sessions
 from resolvers import market as market_resolvers
 from resolvers.amounts import Amounts, amounts, at_scale
 from resolvers.context import Info
+from schema.enums import OffSessionOrders, Weekday
 from storage import models
 from storage import timeseries as ts
 
@@ -63,11 +65,79 @@ class Kline:
         )
 
 
-@strawberry.type(description="When a symbol trades; today, when its trading day ends.")
-class TradingSession:
-    close_utc_minute: int = strawberry.field(
-        description="Minutes after 00:00 UTC at which its trading day ends (DAY orders expire)."
+@strawberry.type(description="One weekly trading window, in the session's time zone.")
+class TradingWindow:
+    days: list[Weekday] = strawberry.field(description="The days it opens on.")
+    open: str = strawberry.field(description="Opening wall-clock time, `HH:MM`.")
+    close: str = strawberry.field(
+        description=(
+            "Closing wall-clock time, `HH:MM`; `24:00` is midnight, and a close at or "
+            "before the open is on the next day."
+        )
     )
+
+
+@strawberry.type(
+    description=(
+        "When a symbol trades: an IANA time zone and weekly windows of wall-clock hours "
+        "(daylight saving time included; holidays are not modelled)."
+    )
+)
+class TradingSession:
+    timezone: str = strawberry.field(description="IANA time zone, e.g. `Asia/Shanghai`.")
+    windows: list[TradingWindow] = strawberry.field(description="The weekly windows.")
+    off_session_orders: OffSessionOrders = strawberry.field(
+        description="What an order placed while the session is closed gets."
+    )
+    domain: strawberry.Private[sessions.TradingSession]
+
+    @classmethod
+    def from_row(cls, row: models.Symbol) -> TradingSession:
+        session = sessions.session_from_json(row.trading_session)
+        return cls(
+            timezone=session.timezone,
+            windows=[
+                TradingWindow(
+                    days=sorted(window.days),
+                    open=sessions.format_minute(window.open),
+                    close=sessions.format_minute(window.close),
+                )
+                for window in session.windows
+            ],
+            off_session_orders=OffSessionOrders(row.off_session_orders),
+            domain=session,
+        )
+
+    @strawberry.field(description="Whether it trades at `at` (default: now).")
+    def is_open(self, at: datetime | None = None) -> bool:
+        return self.domain.is_open(market_resolvers.session_moment(at, "at"))
+
+    @strawberry.field(
+        description=(
+            "When trading next starts after a closed spell, after `after` (default: now); "
+            "null for a session that never closes."
+        )
+    )
+    def next_open(self, after: datetime | None = None) -> datetime | None:
+        return self.domain.next_open(market_resolvers.session_moment(after, "after"))
+
+    @strawberry.field(
+        description=(
+            "When trading next stops (a lunch break, the day's end), after `after` "
+            "(default: now); null for a session that never closes."
+        )
+    )
+    def next_close(self, after: datetime | None = None) -> datetime | None:
+        return self.domain.next_close(market_resolvers.session_moment(after, "after"))
+
+    @strawberry.field(
+        description=(
+            "When the trading day in progress at `after` (default: now), or the next one, "
+            "ends: a DAY order placed then expires at this time."
+        )
+    )
+    def day_close(self, after: datetime | None = None) -> datetime:
+        return self.domain.day_close(market_resolvers.session_moment(after, "after"))
 
 
 @strawberry.type(description="A tradable instrument.")
@@ -93,7 +163,7 @@ class Symbol:
             tick_size=at_scale(row.tick_size, row.tick_size),
             lot_size=at_scale(row.lot_size, row.lot_size),
             tradable=row.tradable,
-            session=TradingSession(close_utc_minute=row.session_close_utc_minute),
+            session=TradingSession.from_row(row),
         )
 
     @strawberry.field(description="The latest tick, or null before the first one.")

@@ -63,8 +63,9 @@ class Order:
     )
     expires_at: datetime | None = strawberry.field(
         description=(
-            "When the order expires if still open: the session close for DAY, the given time "
-            "for GTD; null for GTC (and for IOC, FOK and MARKET, which act on their next tick)."
+            "When the order expires if still open: the close of its trading day for DAY, "
+            "the given time for GTD; null for GTC (and for IOC, FOK and MARKET, which act on "
+            "their next tick)."
         )
     )
     created_at: datetime = strawberry.field(description="When the order was accepted.")

@@ -77,8 +77,13 @@ class Symbol(Base):
     tick_size: Mapped[Decimal] = mapped_column(ExactDecimal())
     lot_size: Mapped[Decimal] = mapped_column(ExactDecimal())
     tradable: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Minutes after midnight UTC at which the trading day ends (DAY orders expire then).
-    session_close_utc_minute: Mapped[int] = mapped_column(Integer, default=0)
+    # When it trades: {"timezone": IANA name, "windows": [{"days", "open", "close"}]}
+    # (graphql_api.market.sessions.TradingSession.to_json), and what an order placed
+    # outside those hours gets: REFUSE (rejected, MARKET_CLOSED) or REST (waits).
+    trading_session: Mapped[dict[str, Any]] = mapped_column(JSON)
+    off_session_orders: Mapped[str] = mapped_column(
+        String(8), default="REFUSE", server_default="REFUSE"
+    )
 
 
 class SymbolAudit(Base):

@@ -17,6 +17,8 @@ Rules (docs/instruments.md says why):
   exchanges delete non-conforming orders when they change a tick size;
 - code, exchange and quote currency never change once listed: orders, positions
   and balances refer to them;
+- a new trading session applies from the next order and the next tick: resting
+  orders stay (a DAY order keeps the expiry it was given when placed);
 - a change that changes nothing writes nothing (no audit row, no event).
 """
 
@@ -39,6 +41,7 @@ from graphql_api.instruments.drafts import (
     canonical_code,
     check_changes,
     check_draft,
+    session_of,
 )
 from graphql_api.market.symbols import SymbolCatalog, is_multiple_of
 from graphql_api.platform.errors import ErrorCode, UserError
@@ -93,7 +96,7 @@ def snapshot(row: models.Symbol) -> dict[str, Any]:
         "tickSize": format(row.tick_size, "f"),
         "lotSize": format(row.lot_size, "f"),
         "tradable": row.tradable,
-        "session": {"closeUtcMinute": row.session_close_utc_minute},
+        "session": {**row.trading_session, "offSessionOrders": row.off_session_orders},
     }
 
 
@@ -161,7 +164,8 @@ class InstrumentService:
             tick_size=draft.tick_size,
             lot_size=draft.lot_size,
             tradable=True,
-            session_close_utc_minute=draft.session.close_utc_minute,
+            trading_session=session_of(draft.session).to_json(),
+            off_session_orders=draft.session.off_session_orders.value,
         )
         session.add(row)
         await session.flush()
@@ -195,7 +199,8 @@ class InstrumentService:
             if changes.lot_size is not None:
                 row.lot_size = changes.lot_size
             if changes.session is not None:
-                row.session_close_utc_minute = changes.session.close_utc_minute
+                row.trading_session = session_of(changes.session).to_json()
+                row.off_session_orders = changes.session.off_session_orders.value
             if snapshot(row) == before:
                 return SymbolOutcome(row, [])
             grids_changed = (row.tick_size, row.lot_size) != (

@@ -7,10 +7,10 @@ rules (:func:`graphql_api.platform.names.check_name`), tick and lot sizes
 positive, finite and within the digits the stores keep exactly
 (:func:`graphql_api.market.value_ranges.check_digits`).
 
-The trading session is its own input object (:class:`SessionDraft`): today it
-holds the minute of the day (UTC) at which DAY orders expire, which is what the
-model stores; trading hours and time zones join it later without a new
-argument on the mutations.
+The trading session is its own input object (:class:`SessionDraft`): an IANA
+time zone, weekly windows of wall-clock hours and the off-session order policy;
+:func:`session_of` turns a checked one into the
+:class:`~graphql_api.market.sessions.TradingSession` that is stored.
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from graphql_api.market.symbols import SymbolSpec
+from graphql_api.market.sessions import (
+    OffSessionOrders,
+    SessionError,
+    TradingSession,
+    TradingWindow,
+    Weekday,
+    parse_minute,
+)
+from graphql_api.market.sessions import format_minute as format_clock
 from graphql_api.market.value_ranges import check_digits
 from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.platform.names import check_name
@@ -30,7 +38,7 @@ __all__ = [
     "EXCHANGE_PATTERN",
     "MAX_CODE_LENGTH",
     "MAX_NAME_LENGTH",
-    "MINUTES_PER_DAY",
+    "MAX_WINDOWS",
     "SessionDraft",
     "SymbolChanges",
     "SymbolDraft",
@@ -38,21 +46,45 @@ __all__ = [
     "canonical_step",
     "check_changes",
     "check_draft",
+    "session_of",
 ]
 
 MAX_CODE_LENGTH = 32  # the column's width
 MAX_NAME_LENGTH = 128
-MINUTES_PER_DAY = 24 * 60
+MAX_WINDOWS = 32  # a week of several windows a day; more is a mistake
 # 600519.SH, 000001.SZ, BTCUSDT, AAPL, BRK.B: letters, digits and . - _ after the first.
 CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
 EXCHANGE_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,15}")
 
 
 @dataclass(frozen=True, slots=True)
-class SessionDraft:
-    """A symbol's trading session; ``close_utc_minute`` ends its trading day (0-1439)."""
+class WindowDraft:
+    """One weekly window as given: the days it opens on, ``open`` and ``close`` as
+    ``HH:MM`` wall-clock times (``24:00`` closes at midnight; a close at or before
+    the open is on the next day)."""
 
-    close_utc_minute: int
+    days: frozenset[Weekday]
+    open: str
+    close: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDraft:
+    """A symbol's trading session as given: IANA ``timezone``, ``windows``, and what
+    an order placed outside them gets."""
+
+    timezone: str
+    windows: tuple[WindowDraft, ...]
+    off_session_orders: OffSessionOrders = OffSessionOrders.REFUSE
+
+    @classmethod
+    def of(cls, session: TradingSession, off_session_orders: OffSessionOrders) -> SessionDraft:
+        """The draft that describes a stored session."""
+        windows = tuple(
+            WindowDraft(window.days, format_clock(window.open), format_clock(window.close))
+            for window in session.windows
+        )
+        return cls(session.timezone, windows, off_session_orders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,19 +190,6 @@ def check_changes(changes: SymbolChanges) -> tuple[SymbolChanges, list[UserError
     return SymbolChanges(name, tick_size, lot_size, changes.session), errors
 
 
-def draft_of(spec: SymbolSpec, name: str) -> SymbolDraft:
-    """A stored symbol as a draft (to compare an import row with it)."""
-    return SymbolDraft(
-        code=spec.code,
-        name=name,
-        exchange=spec.exchange,
-        currency=spec.currency,
-        tick_size=spec.tick_size,
-        lot_size=spec.lot_size,
-        session=SessionDraft(spec.session_close_utc_minute),
-    )
-
-
 def _check_step(field: str, value: Decimal) -> tuple[Decimal, list[UserError]]:
     """A tick or lot size: a positive, finite number the stores keep exactly."""
     if not value.is_finite() or value <= 0:
@@ -181,13 +200,27 @@ def _check_step(field: str, value: Decimal) -> tuple[Decimal, list[UserError]]:
     return canonical_step(value), []
 
 
+def session_of(draft: SessionDraft) -> TradingSession:
+    """The session a draft describes; :class:`SessionError` (with the field inside
+    the session) when it cannot be built."""
+    if len(draft.windows) > MAX_WINDOWS:
+        raise SessionError("windows", f"a session has at most {MAX_WINDOWS} windows")
+    windows = [
+        TradingWindow(
+            window.days,
+            parse_minute(window.open, f"windows.{index}.open", closing=False),
+            parse_minute(window.close, f"windows.{index}.close", closing=True),
+        )
+        for index, window in enumerate(draft.windows)
+    ]
+    for index, window in enumerate(windows):
+        window.check(f"windows.{index}")  # before sorting, so the index is the caller's
+    return TradingSession.create(draft.timezone, windows)
+
+
 def _check_session(field: str, session: SessionDraft) -> list[UserError]:
-    if not 0 <= session.close_utc_minute < MINUTES_PER_DAY:
-        return [
-            UserError(
-                f"{field}.closeUtcMinute",
-                ErrorCode.OUT_OF_RANGE,
-                f"closeUtcMinute must be 0 to {MINUTES_PER_DAY - 1} (minutes after 00:00 UTC)",
-            )
-        ]
+    try:
+        session_of(session)
+    except SessionError as error:
+        return [UserError(f"{field}.{error.field}", ErrorCode.INVALID, error.message)]
     return []

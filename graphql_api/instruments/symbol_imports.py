@@ -23,14 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.instruments import Actor, InstrumentService, SessionDraft, SymbolDraft
-from graphql_api.instruments.drafts import check_draft
+from graphql_api.instruments.drafts import WindowDraft, check_draft, session_of
 from graphql_api.market.imports.bars import RejectedRow
 from graphql_api.market.imports.csv_lines import CsvRows
+from graphql_api.market.sessions import OffSessionOrders, SessionError, format_minute, parse_hours
 from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.platform.number_text import (
     NumberOutOfRangeError,
     NumberTextError,
-    parse_ascii_int,
     parse_plain_decimal,
 )
 from storage import models
@@ -45,7 +45,9 @@ CSV_COLUMNS = (
     "currency",
     "tick_size",
     "lot_size",
-    "session_close_utc_minute",
+    "session_timezone",
+    "session_hours",
+    "off_session_orders",
 )
 IMPORT_BATCH_SIZE = 500
 
@@ -153,14 +155,16 @@ def _same(row: models.Symbol, draft: SymbolDraft) -> bool:
         row.currency,
         row.tick_size,
         row.lot_size,
-        row.session_close_utc_minute,
+        row.trading_session,
+        row.off_session_orders,
     ) == (
         draft.name,
         draft.exchange,
         draft.currency,
         draft.tick_size,
         draft.lot_size,
-        draft.session.close_utc_minute,
+        session_of(draft.session).to_json(),
+        draft.session.off_session_orders.value,
     )
 
 
@@ -210,7 +214,7 @@ def _parse_row(cells: Sequence[str]) -> SymbolDraft | RejectedRow:
             f"expected {len(CSV_COLUMNS)} columns, got {len(cells)}",
             "wrong number of columns",
         )
-    code, name, exchange, currency, raw_tick, raw_lot, raw_minute = cells
+    code, name, exchange, currency, raw_tick, raw_lot, timezone, hours, raw_policy = cells
     steps: dict[str, Decimal] = {}
     for column, raw in (("tick_size", raw_tick), ("lot_size", raw_lot)):
         try:
@@ -224,15 +228,9 @@ def _parse_row(cells: Sequence[str]) -> SymbolDraft | RejectedRow:
                 f"{column} {raw!r} is not a number",
                 f"{column} is not a number",
             )
-    try:
-        minute = parse_ascii_int(raw_minute.strip(), max_digits=4)
-    except NumberTextError:
-        return RejectedRow(
-            0,
-            ErrorCode.INVALID,
-            f"session_close_utc_minute {raw_minute!r} is not a whole number from 0 to 1439",
-            "session_close_utc_minute is not a whole number",
-        )
+    session = _parse_session(timezone, hours, raw_policy)
+    if isinstance(session, RejectedRow):
+        return session
     return SymbolDraft(
         code=code,
         name=name,
@@ -240,5 +238,30 @@ def _parse_row(cells: Sequence[str]) -> SymbolDraft | RejectedRow:
         currency=currency,
         tick_size=steps["tick_size"],
         lot_size=steps["lot_size"],
-        session=SessionDraft(minute),
+        session=session,
     )
+
+
+def _parse_session(timezone: str, hours: str, raw_policy: str) -> SessionDraft | RejectedRow:
+    """The three session columns: ``Asia/Shanghai``, ``MON-FRI 09:30-11:30 13:00-15:00``
+    (:func:`~graphql_api.market.sessions.parse_hours`), ``REFUSE`` or ``REST`` (empty:
+    REFUSE). Zone and windows are checked with the rest of the row."""
+    policy_text = raw_policy.strip().upper() or OffSessionOrders.REFUSE.value
+    try:
+        policy = OffSessionOrders(policy_text)
+    except ValueError:
+        return RejectedRow(
+            0,
+            ErrorCode.INVALID,
+            f"off_session_orders {raw_policy.strip()[:16]!r} is not REFUSE or REST",
+            "off_session_orders is not REFUSE or REST",
+        )
+    try:
+        windows = parse_hours(hours, "session_hours")
+    except SessionError as error:
+        return RejectedRow(0, ErrorCode.INVALID, f"{error.field}: {error.message}", error.message)
+    drafts = tuple(
+        WindowDraft(window.days, format_minute(window.open), format_minute(window.close))
+        for window in windows
+    )
+    return SessionDraft(timezone.strip(), drafts, policy)

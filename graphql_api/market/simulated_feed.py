@@ -3,6 +3,10 @@
 It stands in for an exchange connection in the embedded default, so a fresh
 install shows live prices at once. Each tick moves one symbol's last price by
 a small Gaussian step on its tick grid, with a spread of one to three ticks.
+Only symbols whose trading session is open at that moment are quoted (a closed
+market prints no trades), unless the walk ignores sessions (``FEED_IGNORE_SESSIONS``,
+for demos of symbols with real hours at night); the demo symbols trade around the
+clock either way.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -28,17 +33,42 @@ class RandomWalk:
     specs: the instruments to quote.
     start_prices: where each walk starts (latest known price).
     seed: makes the sequence reproducible.
+    ignore_sessions: quote every symbol at any hour.
+    current: a symbol's spec as it is now (the catalogue's), so a changed session or
+        tick size applies to the walk at once; by default the specs given.
     """
 
     def __init__(
-        self, specs: list[SymbolSpec], start_prices: dict[str, Decimal], seed: int
+        self,
+        specs: list[SymbolSpec],
+        start_prices: dict[str, Decimal],
+        seed: int,
+        *,
+        ignore_sessions: bool = False,
+        current: Callable[[str], SymbolSpec | None] | None = None,
     ) -> None:
         self._specs = [spec for spec in specs if spec.code in start_prices]
         self._prices = {spec.code: start_prices[spec.code] for spec in self._specs}
         self._rng = random.Random(seed)
+        self._ignore_sessions = ignore_sessions
+        self._current = current
 
-    def next_tick(self, now: datetime) -> Tick:
-        spec = self._rng.choice(self._specs)
+    def open_specs(self, now: datetime) -> list[SymbolSpec]:
+        """The symbols the walk may quote at ``now``."""
+        specs = self._specs
+        if self._current is not None:
+            lookup = self._current
+            specs = [lookup(spec.code) or spec for spec in specs]
+        if self._ignore_sessions:
+            return specs
+        return [spec for spec in specs if spec.session.is_open(now)]
+
+    def next_tick(self, now: datetime) -> Tick | None:
+        """A tick of one symbol open at ``now``; None when every market is closed."""
+        specs = self.open_specs(now)
+        if not specs:
+            return None
+        spec = self._rng.choice(specs)
         last = self._prices[spec.code]
         step = Decimal(repr(math.exp(self._rng.gauss(0, 0.0008))))
         price = quantize(last * step, spec.tick_size)
@@ -70,8 +100,9 @@ async def run_simulated_feed(
         if count:
             now = datetime.now(UTC)
             try:
-                ticks = [walk.next_tick(now) for _ in range(count)]
-                await ingestor.ingest(ticks, source=TickSource.SIMULATED)
+                ticks = [tick for _ in range(count) if (tick := walk.next_tick(now))]
+                if ticks:
+                    await ingestor.ingest(ticks, source=TickSource.SIMULATED)
             except Exception as error:  # the feed must outlive a failed batch
                 log.warning("simulated ticks not stored", error=str(error))
         next_at += slice_seconds

@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import structlog
 
+from graphql_api.market.sessions import OffSessionOrders, TradingSession, session_from_json
 from graphql_api.realtime.channels import SYMBOL_CHANGES_CHANNEL
 from graphql_api.realtime.hub import RESYNC, Hub, SlowConsumerError
 from storage import models
@@ -35,7 +36,8 @@ class SymbolSpec:
     tick_size: Decimal
     lot_size: Decimal
     tradable: bool
-    session_close_utc_minute: int
+    session: TradingSession
+    off_session_orders: OffSessionOrders
 
     @classmethod
     def from_row(cls, row: models.Symbol) -> SymbolSpec:
@@ -46,7 +48,8 @@ class SymbolSpec:
             tick_size=row.tick_size,
             lot_size=row.lot_size,
             tradable=row.tradable,
-            session_close_utc_minute=row.session_close_utc_minute,
+            session=session_from_json(row.trading_session),
+            off_session_orders=OffSessionOrders(row.off_session_orders),
         )
 
 

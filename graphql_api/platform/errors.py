@@ -23,6 +23,7 @@ class ErrorCode(enum.Enum):
     NOT_AMENDABLE = "NOT_AMENDABLE"
     # Risk refusals of an amendment, spelled as a placement's ``rejectReason``.
     SYMBOL_NOT_TRADABLE = "SYMBOL_NOT_TRADABLE"
+    MARKET_CLOSED = "MARKET_CLOSED"
     NO_MARKET_PRICE = "NO_MARKET_PRICE"
     PRICE_OUT_OF_BAND = "PRICE_OUT_OF_BAND"
     MAX_NOTIONAL_EXCEEDED = "MAX_NOTIONAL_EXCEEDED"

@@ -55,6 +55,9 @@ class Settings(HardeningSettings):
     market_feed: Literal["simulated", "none"] = Field("simulated", alias="MARKET_FEED")
     feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)
     feed_seed: int = Field(42, alias="FEED_SEED")
+    # The simulated feed quotes only symbols whose session is open; true quotes all
+    # at any hour (demos of symbols with real hours outside them).
+    feed_ignore_sessions: bool = Field(False, alias="FEED_IGNORE_SESSIONS")
     # An outside feed calls ingestTicks all the time: its last-tick age is a metric
     # from start-up on, so an alert sees it stop (docs/operations.md, "Alerts").
     external_feed_expected: bool = Field(False, alias="EXTERNAL_FEED_EXPECTED")

@@ -84,8 +84,8 @@ SYMBOLS_FORMAT = f"""\
 CSV format: a header, then one symbol per row, exactly these columns in this
 order (header case and spaces do not matter, blank lines are skipped):
 
-  code,name,exchange,currency,tick_size,lot_size,session_close_utc_minute
-  AAPL,Apple Inc.,NASDAQ,USD,0.01,1,1200
+  code,name,exchange,currency,tick_size,lot_size,session_timezone,session_hours,off_session_orders
+  AAPL,Apple Inc.,NASDAQ,USD,0.01,1,America/New_York,MON-FRI 09:30-16:00,REFUSE
 
   code          1 to 32 letters, digits, '.', '-' or '_' (stored upper case);
                 at most once per file
@@ -94,8 +94,14 @@ order (header case and spaces do not matter, blank lines are skipped):
   currency      the quote currency, 3 to 8 letters or digits (USD, USDT); a new
                 one opens a balance for every account (START_CASH_BY_CURRENCY)
   tick_size     price step, a positive number; lot_size: quantity step, likewise
-  session_close_utc_minute
-                minutes after 00:00 UTC at which the trading day ends (0-1439)
+  session_timezone
+                IANA time zone of the trading hours (Asia/Shanghai, UTC)
+  session_hours weekly windows in that zone: days then HH:MM-HH:MM spans, day
+                groups separated by ';' (MON-FRI 09:30-11:30 13:00-15:00;
+                MON-SUN 00:00-24:00 for around the clock)
+  off_session_orders
+                REFUSE (rejected with MARKET_CLOSED) or REST (wait for the open)
+                for orders placed outside those hours; empty means REFUSE
 
 Rows follow the rules of the createSymbol mutation and are audited as done by
 cli:<your login name>; running servers pick the new symbols up at once. A row

@@ -15,6 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.auth.passwords import hash_password
+from graphql_api.market.sessions import (
+    ALWAYS_OPEN_UTC,
+    OffSessionOrders,
+    TradingSession,
+    parse_hours,
+)
 from graphql_api.market.symbols import quantize
 from graphql_api.platform.settings import DEFAULT_DEMO_PASSWORD
 from graphql_api.trading.accounts import StartCash, open_account
@@ -30,22 +36,35 @@ class Instrument:
     tick_size: str
     lot_size: str
     price: str
-    # A-shares close at 15:00 Beijing time (07:00 UTC); crypto rolls over at 00:00 UTC.
-    session_close_utc_minute: int
+    session: TradingSession
 
 
-_A_SHARE_CLOSE = 7 * 60
+# Demo symbols trade around the clock, so the README tour and `make serve` work at
+# any hour of any day. Their trading days still end where the real ones do (DAY
+# orders expire then): A-shares at 15:00 in Shanghai, crypto at 00:00 UTC. A symbol
+# listed with real hours (docs/instruments.md, "Trading sessions") shows sessions
+# at work.
+A_SHARE_DEMO_SESSION = TradingSession.create("Asia/Shanghai", parse_hours("MON-SUN 15:00-15:00"))
+CRYPTO_SESSION = ALWAYS_OPEN_UTC
+
 INSTRUMENTS: tuple[Instrument, ...] = (
     Instrument(
-        "600519.SH", "Kweichow Moutai", "SSE", "CNY", "0.01", "100", "1520.00", _A_SHARE_CLOSE
+        "600519.SH", "Kweichow Moutai", "SSE", "CNY", "0.01", "100", "1520.00", A_SHARE_DEMO_SESSION
     ),
     Instrument(
-        "601318.SH", "Ping An Insurance", "SSE", "CNY", "0.01", "100", "52.30", _A_SHARE_CLOSE
+        "601318.SH", "Ping An Insurance", "SSE", "CNY", "0.01", "100", "52.30", A_SHARE_DEMO_SESSION
     ),
     Instrument(
-        "600036.SH", "China Merchants Bank", "SSE", "CNY", "0.01", "100", "38.60", _A_SHARE_CLOSE
+        "600036.SH",
+        "China Merchants Bank",
+        "SSE",
+        "CNY",
+        "0.01",
+        "100",
+        "38.60",
+        A_SHARE_DEMO_SESSION,
     ),
-    Instrument("601398.SH", "ICBC", "SSE", "CNY", "0.01", "100", "6.45", _A_SHARE_CLOSE),
+    Instrument("601398.SH", "ICBC", "SSE", "CNY", "0.01", "100", "6.45", A_SHARE_DEMO_SESSION),
     Instrument(
         "600276.SH",
         "Jiangsu Hengrui Medicine",
@@ -54,30 +73,80 @@ INSTRUMENTS: tuple[Instrument, ...] = (
         "0.01",
         "100",
         "47.80",
-        _A_SHARE_CLOSE,
+        A_SHARE_DEMO_SESSION,
     ),
     Instrument(
-        "600900.SH", "China Yangtze Power", "SSE", "CNY", "0.01", "100", "28.90", _A_SHARE_CLOSE
+        "600900.SH",
+        "China Yangtze Power",
+        "SSE",
+        "CNY",
+        "0.01",
+        "100",
+        "28.90",
+        A_SHARE_DEMO_SESSION,
     ),
     Instrument(
-        "601012.SH", "LONGi Green Energy", "SSE", "CNY", "0.01", "100", "17.20", _A_SHARE_CLOSE
+        "601012.SH",
+        "LONGi Green Energy",
+        "SSE",
+        "CNY",
+        "0.01",
+        "100",
+        "17.20",
+        A_SHARE_DEMO_SESSION,
     ),
-    Instrument("000001.SZ", "Ping An Bank", "SZSE", "CNY", "0.01", "100", "11.35", _A_SHARE_CLOSE),
     Instrument(
-        "000858.SZ", "Wuliangye Yibin", "SZSE", "CNY", "0.01", "100", "132.50", _A_SHARE_CLOSE
+        "000001.SZ", "Ping An Bank", "SZSE", "CNY", "0.01", "100", "11.35", A_SHARE_DEMO_SESSION
     ),
-    Instrument("000333.SZ", "Midea Group", "SZSE", "CNY", "0.01", "100", "71.40", _A_SHARE_CLOSE),
-    Instrument("300750.SZ", "CATL", "SZSE", "CNY", "0.01", "100", "245.00", _A_SHARE_CLOSE),
-    Instrument("002594.SZ", "BYD", "SZSE", "CNY", "0.01", "100", "268.00", _A_SHARE_CLOSE),
-    Instrument("000651.SZ", "Gree Electric", "SZSE", "CNY", "0.01", "100", "41.20", _A_SHARE_CLOSE),
-    Instrument("002415.SZ", "Hikvision", "SZSE", "CNY", "0.01", "100", "30.15", _A_SHARE_CLOSE),
-    Instrument("BTCUSDT", "Bitcoin / Tether", "BINANCE", "USDT", "0.01", "0.00001", "95000.00", 0),
-    Instrument("ETHUSDT", "Ether / Tether", "BINANCE", "USDT", "0.01", "0.0001", "3400.00", 0),
-    Instrument("SOLUSDT", "Solana / Tether", "BINANCE", "USDT", "0.01", "0.001", "185.00", 0),
-    Instrument("BNBUSDT", "BNB / Tether", "BINANCE", "USDT", "0.01", "0.001", "620.00", 0),
-    Instrument("XRPUSDT", "XRP / Tether", "BINANCE", "USDT", "0.0001", "0.1", "2.1500", 0),
-    Instrument("DOGEUSDT", "Dogecoin / Tether", "BINANCE", "USDT", "0.00001", "1", "0.32000", 0),
-    Instrument("ADAUSDT", "Cardano / Tether", "BINANCE", "USDT", "0.0001", "0.1", "0.9800", 0),
+    Instrument(
+        "000858.SZ", "Wuliangye Yibin", "SZSE", "CNY", "0.01", "100", "132.50", A_SHARE_DEMO_SESSION
+    ),
+    Instrument(
+        "000333.SZ", "Midea Group", "SZSE", "CNY", "0.01", "100", "71.40", A_SHARE_DEMO_SESSION
+    ),
+    Instrument("300750.SZ", "CATL", "SZSE", "CNY", "0.01", "100", "245.00", A_SHARE_DEMO_SESSION),
+    Instrument("002594.SZ", "BYD", "SZSE", "CNY", "0.01", "100", "268.00", A_SHARE_DEMO_SESSION),
+    Instrument(
+        "000651.SZ", "Gree Electric", "SZSE", "CNY", "0.01", "100", "41.20", A_SHARE_DEMO_SESSION
+    ),
+    Instrument(
+        "002415.SZ", "Hikvision", "SZSE", "CNY", "0.01", "100", "30.15", A_SHARE_DEMO_SESSION
+    ),
+    Instrument(
+        "BTCUSDT",
+        "Bitcoin / Tether",
+        "BINANCE",
+        "USDT",
+        "0.01",
+        "0.00001",
+        "95000.00",
+        CRYPTO_SESSION,
+    ),
+    Instrument(
+        "ETHUSDT", "Ether / Tether", "BINANCE", "USDT", "0.01", "0.0001", "3400.00", CRYPTO_SESSION
+    ),
+    Instrument(
+        "SOLUSDT", "Solana / Tether", "BINANCE", "USDT", "0.01", "0.001", "185.00", CRYPTO_SESSION
+    ),
+    Instrument(
+        "BNBUSDT", "BNB / Tether", "BINANCE", "USDT", "0.01", "0.001", "620.00", CRYPTO_SESSION
+    ),
+    Instrument(
+        "XRPUSDT", "XRP / Tether", "BINANCE", "USDT", "0.0001", "0.1", "2.1500", CRYPTO_SESSION
+    ),
+    Instrument(
+        "DOGEUSDT",
+        "Dogecoin / Tether",
+        "BINANCE",
+        "USDT",
+        "0.00001",
+        "1",
+        "0.32000",
+        CRYPTO_SESSION,
+    ),
+    Instrument(
+        "ADAUSDT", "Cardano / Tether", "BINANCE", "USDT", "0.0001", "0.1", "0.9800", CRYPTO_SESSION
+    ),
 )
 
 HISTORY_DAYS = 365
@@ -149,7 +218,8 @@ async def seed_demo_data(
                 tick_size=Decimal(instrument.tick_size),
                 lot_size=Decimal(instrument.lot_size),
                 tradable=True,
-                session_close_utc_minute=instrument.session_close_utc_minute,
+                trading_session=instrument.session.to_json(),
+                off_session_orders=OffSessionOrders.REFUSE.value,
             )
         )
     await session.flush()

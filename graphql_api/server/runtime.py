@@ -171,7 +171,11 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
         services.activity.leaders["equity-snapshots"] = snapshot_leadership
     if settings.market_feed == "simulated":
         walk = RandomWalk(
-            services.catalog.all(), await _start_prices(services), seed=settings.feed_seed
+            services.catalog.all(),
+            await _start_prices(services),
+            seed=settings.feed_seed,
+            ignore_sessions=settings.feed_ignore_sessions,
+            current=services.catalog.cached,
         )
         tasks["feed"] = asyncio.create_task(
             run_simulated_feed(

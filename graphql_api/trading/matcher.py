@@ -35,7 +35,10 @@ book. The rules:
   it (an order canceled meanwhile takes nothing);
 - a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.apply_fill`);
 - a halted symbol's ticks fill nothing: its orders rest as they are until it resumes
-  (DAY orders still expire at the session close).
+  (DAY orders still expire at the session close);
+- a tick stamped outside its symbol's trading session (see
+  :mod:`graphql_api.market.sessions`) fills and triggers nothing: orders accepted
+  while the market was closed (policy REST) wait for the first tick after the open.
 
 Each fill is one transaction (:func:`graphql_api.trading.fills.apply_fill`), fenced by
 the order's version, so a fill is never applied twice even across a failover.
@@ -217,7 +220,7 @@ class PaperMatcher:
         # this tick included (the trade that triggers a stop is the market it meets);
         # a halted symbol's stops wait, as its other orders do.
         stops = book.triggered_by(tick, self._clock_tolerance)
-        if stops and await self._tradable(tick.symbol):
+        if stops and await self._trades_at(tick.symbol, tick.time):
             for order in stops:
                 if order.expires_at is None or tick.time < order.expires_at:
                     await self._trigger(order, tick)
@@ -227,8 +230,9 @@ class PaperMatcher:
         if not acting:
             return
         spec = (await self._catalog.get_many([tick.symbol])).get(tick.symbol)
-        if spec is None or not spec.tradable:
-            return  # a halted symbol's orders rest untouched until it resumes
+        if not _trades(spec, tick.time):
+            return  # a halted or closed symbol's orders rest untouched until it trades
+        assert spec is not None
         available = tick.volume if self._partial_fills else None
         for order in acting:
             if book.get(order.id) is not order:
@@ -305,9 +309,9 @@ class PaperMatcher:
             self._forget(order)
         return outcome.filled
 
-    async def _tradable(self, symbol: str) -> bool:
+    async def _trades_at(self, symbol: str, time: datetime) -> bool:
         spec = (await self._catalog.get_many([symbol])).get(symbol)
-        return spec is not None and spec.tradable
+        return _trades(spec, time)
 
     async def _trigger(self, order: RestingOrder, tick: Tick) -> None:
         """Record that ``tick`` triggered a stop, then book it as the order it now is."""
@@ -343,3 +347,8 @@ class PaperMatcher:
         book = self._books.get(order.symbol)
         if book is not None and book.get(order.id) is order:
             book.discard(order.id)
+
+
+def _trades(spec: SymbolSpec | None, time: datetime) -> bool:
+    """Whether a tick of this symbol stamped ``time`` may fill or trigger orders."""
+    return spec is not None and spec.tradable and spec.session.is_open(time)

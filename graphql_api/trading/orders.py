@@ -306,6 +306,7 @@ class OrderService:
                 self.risk_policy,
                 previous_close,
                 open_quantity=total - order.filled_quantity,
+                market_open=spec.session.is_open(datetime.now(UTC)),
             )
             if verdict.reject is not None:
                 # Nothing was written: leaving the session rolls back and unlocks.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -140,6 +140,7 @@ async def place_batch(
             exposure,
             policy,
             previous_close.get(placement.spec.code),
+            market_open=placement.spec.session.is_open(now),
         )
         order = new_order(placement, verdict, now)
         if verdict.reject is None:
@@ -189,10 +190,11 @@ def new_order(placement: Placement, verdict: Assessment, now: datetime) -> model
 
 
 def expires_at(request: OrderRequest, spec: SymbolSpec, now: datetime) -> datetime | None:
-    """When the order expires: a DAY order at the session close, a GTD order at
-    its own ``expires_at`` (in UTC); the others never do."""
+    """When the order expires: a DAY order at the close of its symbol's trading day
+    (the one in progress, or the next one for an order placed between days), a GTD
+    order at its own ``expires_at`` (in UTC); the others never do."""
     if request.time_in_force is TimeInForce.DAY:
-        return session_end(now, spec.session_close_utc_minute)
+        return spec.session.day_close(now)
     if request.time_in_force is TimeInForce.GTD and request.expires_at is not None:
         return request.expires_at.astimezone(UTC)
     return None
@@ -233,14 +235,6 @@ def _as_utc(time: datetime | None) -> datetime | None:
     if time is None:
         return None
     return time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)
-
-
-def session_end(now: datetime, close_utc_minute: int) -> datetime:
-    """The next session close after ``now`` (DAY orders expire then)."""
-    today_close = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
-        minutes=close_utc_minute
-    )
-    return today_close if today_close > now else today_close + timedelta(days=1)
 
 
 async def _previous_closes(

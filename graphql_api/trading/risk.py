@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
+from graphql_api.market.sessions import OffSessionOrders
 from graphql_api.market.symbols import SymbolSpec
 from graphql_api.trading.order_types import LIMIT_TYPES, OrderRequest, OrderSide, OrderType
 from storage.timeseries import Tick
@@ -20,6 +21,9 @@ HUNDRED = Decimal(100)
 
 class RejectReason(enum.Enum):
     SYMBOL_NOT_TRADABLE = "SYMBOL_NOT_TRADABLE"
+    # Placed outside the symbol's trading session, whose policy is to refuse such
+    # orders (OffSessionOrders.REFUSE); with REST they are accepted and wait.
+    MARKET_CLOSED = "MARKET_CLOSED"
     NO_MARKET_PRICE = "NO_MARKET_PRICE"
     PRICE_OUT_OF_BAND = "PRICE_OUT_OF_BAND"
     MAX_NOTIONAL_EXCEEDED = "MAX_NOTIONAL_EXCEEDED"
@@ -111,6 +115,8 @@ def assess(
     policy: RiskPolicy,
     previous_close: Decimal | None = None,
     open_quantity: Decimal | None = None,
+    *,
+    market_open: bool = True,
 ) -> Assessment:
     """The verdict on one order.
 
@@ -124,6 +130,11 @@ def assess(
     exchanges band pre-open orders around the previous close. With neither, a
     LIMIT order is refused like a MARKET one (NO_MARKET_PRICE): a band that
     cannot be checked is not skipped.
+
+    ``market_open`` is whether the symbol's session is open now: when it is not,
+    the symbol's :class:`~graphql_api.market.sessions.OffSessionOrders` policy
+    decides (REFUSE: MARKET_CLOSED; REST: the order is assessed as usual and
+    waits, since the matcher fills nothing outside the session).
     """
     reserve = reserve_price_for(request, quote, policy)
 
@@ -132,6 +143,8 @@ def assess(
 
     if not spec.tradable:
         return reject(RejectReason.SYMBOL_NOT_TRADABLE)
+    if not market_open and spec.off_session_orders is OffSessionOrders.REFUSE:
+        return reject(RejectReason.MARKET_CLOSED)
     if request.type is OrderType.MARKET and quote is None:
         return reject(RejectReason.NO_MARKET_PRICE)
     if request.type in LIMIT_TYPES:

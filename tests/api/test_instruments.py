@@ -31,9 +31,24 @@ from tests.conftest import (
 )
 from tests.support.graphql import error_codes, execute, post
 
-SYMBOL = (
-    "symbol { code name exchange currency tickSize lotSize tradable session { closeUtcMinute } }"
-)
+SESSION = "session { timezone offSessionOrders windows { days open close } }"
+SYMBOL = f"symbol {{ code name exchange currency tickSize lotSize tradable {SESSION} }}"
+ALL_DAYS = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+# Trading around the clock, days ending at 20:00 UTC: nothing here depends on the hour.
+AROUND_THE_CLOCK = {
+    "timezone": "UTC",
+    "windows": [{"days": ALL_DAYS, "open": "20:00", "close": "20:00"}],
+}
+
+
+def session_with(**overrides: Any) -> dict[str, Any]:
+    return {**AROUND_THE_CLOCK, **overrides}
+
+
+def window(days: list[str], opens: str, closes: str) -> dict[str, Any]:
+    return {"days": days, "open": opens, "close": closes}
+
+
 ERRORS = "userErrors { field code message }"
 CREATE = f"""
 mutation ($input: CreateSymbolInput!) {{ createSymbol(input: $input) {{ {SYMBOL} {ERRORS} }} }}
@@ -93,7 +108,7 @@ def aapl(**overrides: Any) -> dict[str, Any]:
         "currency": "usd",
         "tickSize": "0.010",
         "lotSize": "1",
-        "session": {"closeUtcMinute": 20 * 60},
+        "session": AROUND_THE_CLOCK,
     }
     values.update(overrides)
     return values
@@ -158,7 +173,7 @@ async def test_an_admin_lists_aapl_and_it_is_imported_backtested_and_funded(
         "tickSize": "0.01",
         "lotSize": "1",
         "tradable": True,
-        "session": {"closeUtcMinute": 1200},
+        "session": {**AROUND_THE_CLOCK, "offSessionOrders": "REFUSE"},
     }
     # every existing account got USD at the configured start cash, and so does a new one
     balances = {
@@ -211,8 +226,30 @@ async def test_bad_input_is_refused_with_typed_errors_and_writes_nothing(
         (aapl(tickSize="-0.01"), {("tickSize", "OUT_OF_RANGE")}),
         (aapl(lotSize="1" + "0" * 19), {("lotSize", "OUT_OF_RANGE")}),
         (aapl(tickSize="0.00000000001"), {("tickSize", "INVALID_PRECISION")}),
-        (aapl(session={"closeUtcMinute": 1440}), {("session.closeUtcMinute", "OUT_OF_RANGE")}),
-        (aapl(session={"closeUtcMinute": -1}), {("session.closeUtcMinute", "OUT_OF_RANGE")}),
+        (aapl(session=session_with(timezone="Mars/Olympus")), {("session.timezone", "INVALID")}),
+        (aapl(session=session_with(timezone="../etc/passwd")), {("session.timezone", "INVALID")}),
+        (aapl(session=session_with(timezone="")), {("session.timezone", "INVALID")}),
+        (aapl(session=session_with(windows=[])), {("session.windows", "INVALID")}),
+        (
+            aapl(session=session_with(windows=[window([], "09:30", "16:00")])),
+            {("session.windows.0.days", "INVALID")},
+        ),
+        (
+            aapl(session=session_with(windows=[window(["MON"], "24:00", "16:00")])),
+            {("session.windows.0.open", "INVALID")},
+        ),
+        (
+            aapl(session=session_with(windows=[window(["MON"], "09:30", "24:01")])),
+            {("session.windows.0.close", "INVALID")},
+        ),
+        (
+            aapl(session=session_with(windows=[window(["MON"], "9.30", "16:00")])),
+            {("session.windows.0.open", "INVALID")},
+        ),
+        (
+            aapl(session=session_with(windows=[window(["MON"], "09:30", "16:00")] * 33)),
+            {("session.windows", "INVALID")},
+        ),
         (aapl(code="BTCUSDT"), {("code", "CONFLICT")}),
         (aapl(code=" btcusdt "), {("code", "CONFLICT")}),
     ]
@@ -224,7 +261,8 @@ async def test_bad_input_is_refused_with_typed_errors_and_writes_nothing(
     for text in ("NaN", "Infinity", "1e5", "1" * 400, "", "0x10"):
         body = await post(admin, CREATE, {"input": aapl(tickSize=text)})
         assert error_codes(body) == ["BAD_USER_INPUT"], (text, body)
-    body = await post(admin, CREATE, {"input": aapl(session={"closeUtcMinute": 2**40})})
+    bad_day = session_with(windows=[window(["FUNDAY"], "09:30", "16:00")])
+    body = await post(admin, CREATE, {"input": aapl(session=bad_day)})
     assert error_codes(body) == ["BAD_USER_INPUT"]
     assert await symbol_count(app) == count
     audit = (await execute(admin, AUDIT, {"first": 10}))["symbolAudit"]["edges"]
@@ -364,7 +402,8 @@ async def test_the_audit_says_who_did_what_when_newest_first_in_pages(
 ) -> None:
     started = datetime.now(UTC)
     await execute(admin, CREATE, {"input": aapl()})
-    await execute(admin, UPDATE, {"input": {"code": "AAPL", "session": {"closeUtcMinute": 1260}}})
+    later = session_with(windows=[window(ALL_DAYS, "21:00", "21:00")])
+    await execute(admin, UPDATE, {"input": {"code": "AAPL", "session": later}})
     await execute(admin, HALT, {"code": "AAPL"})
     await execute(admin, HALT, {"code": "600519.SH"})
     first = (await execute(admin, AUDIT, {"symbol": "aapl", "first": 2}))["symbolAudit"]
@@ -383,7 +422,7 @@ async def test_the_audit_says_who_did_what_when_newest_first_in_pages(
         root = await session.scalar(select(models.User.id).where(models.User.username == "root"))
     assert (node["action"], node["actorId"], node["actorName"]) == ("CREATE", str(root), "root")
     assert node["before"] is None
-    assert node["after"]["session"] == {"closeUtcMinute": 1200}
+    assert node["after"]["session"] == {**AROUND_THE_CLOCK, "offSessionOrders": "REFUSE"}
     at = datetime.fromisoformat(node["at"])
     assert at.tzinfo is not None and started - timedelta(seconds=5) <= at <= datetime.now(UTC)
     every = (await execute(admin, AUDIT, {"first": 10}))["symbolAudit"]["edges"]
@@ -449,3 +488,91 @@ async def until(condition: Callable[[], bool], timeout: float = 15) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # noqa: ASYNC110 - waits on another component's state
             await asyncio.sleep(0.02)
+
+
+SESSION_AT = """
+query ($code: String!, $at: DateTime!, $sunday: DateTime!) {
+  symbol(code: $code) {
+    session {
+      timezone
+      offSessionOrders
+      windows { days open close }
+      openAt: isOpen(at: $at)
+      openSunday: isOpen(at: $sunday)
+      nextOpen(after: $sunday)
+      nextClose(after: $at)
+      dayClose(after: $sunday)
+      isOpen
+    }
+  }
+}
+"""
+NASDAQ = {
+    "timezone": "America/New_York",
+    "windows": [window(ALL_DAYS[:5], "09:30", "16:00")],
+    "offSessionOrders": "REST",
+}
+
+
+async def test_a_symbol_answers_when_its_session_opens_and_closes(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    # given AAPL listed with the NASDAQ's hours (New York time)
+    created = (await execute(admin, CREATE, {"input": aapl(session=NASDAQ)}))["createSymbol"]
+    assert created["userErrors"] == []
+    # when asked about fixed instants around the spring clock change of 2026
+    variables = {
+        "code": "AAPL",
+        "at": "2026-03-06T14:30:00Z",  # Friday 09:30 EST: the open
+        "sunday": "2026-03-08T12:00:00Z",  # the Sunday the clocks go forward
+    }
+    session = (await execute(client, SESSION_AT, variables))["symbol"]["session"]
+    # then the answers follow New York's clock, as UTC instants
+    assert isinstance(session.pop("isOpen"), bool)  # now: whatever the hour
+    assert session == {
+        "timezone": "America/New_York",
+        "offSessionOrders": "REST",
+        "windows": [{"days": ALL_DAYS[:5], "open": "09:30", "close": "16:00"}],
+        "openAt": True,
+        "openSunday": False,
+        "nextOpen": "2026-03-09T13:30:00+00:00",  # Monday 09:30 EDT
+        "nextClose": "2026-03-06T21:00:00+00:00",  # Friday 16:00 EST
+        "dayClose": "2026-03-09T20:00:00+00:00",  # Monday 16:00 EDT
+    }
+    # the demo's crypto trades around the clock: it never opens or closes
+    crypto = await execute(client, SESSION_AT, {**variables, "code": "BTCUSDT"})
+    assert crypto["symbol"]["session"]["isOpen"] is True
+    assert crypto["symbol"]["session"]["nextOpen"] is None
+    assert crypto["symbol"]["session"]["dayClose"] == "2026-03-09T00:00:00+00:00"
+    # an instant without a UTC offset is the client's mistake, not a server error
+    body = await post(client, SESSION_AT, {**variables, "at": "2026-03-06T14:30:00"})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
+async def test_an_order_on_a_closed_market_is_refused_or_rests_as_the_symbol_says(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, app: Starlette
+) -> None:
+    # given a symbol whose only window opens two hours from now: closed at any hour
+    opens = datetime.now(UTC) + timedelta(hours=2)
+    hours = window(
+        [ALL_DAYS[opens.weekday()]], f"{opens:%H:%M}", f"{opens + timedelta(hours=1):%H:%M}"
+    )
+    closed = {"timezone": "UTC", "windows": [hours], "offSessionOrders": "REFUSE"}
+    created = (await execute(admin, CREATE, {"input": aapl(session=closed)}))["createSymbol"]
+    assert created["userErrors"] == []
+    services: Services = app.state.services
+    await services.ingestor.ingest([tick("AAPL", "180.00")])
+    # when an order is placed, then it is refused with MARKET_CLOSED
+    refused = await place(client, limit_order("AAPL", "BUY", "1", "180.00"))
+    assert (refused["status"], refused["rejectReason"]) == ("REJECTED", "MARKET_CLOSED")
+    # and once the symbol lets off-session orders rest, the same order is accepted
+    resting = {**closed, "offSessionOrders": "REST"}
+    update = {"input": {"code": "AAPL", "session": resting}}
+    updated = (await execute(admin, UPDATE, update))["updateSymbol"]
+    assert updated["symbol"]["session"]["offSessionOrders"] == "REST"
+    accepted = await place(client, limit_order("AAPL", "BUY", "1", "180.00"))
+    assert (accepted["status"], accepted["rejectReason"]) == ("NEW", None)
+    # and a crossing tick while the market is closed does not fill it
+    await services.ingestor.ingest([tick("AAPL", "179.00")])
+    await asyncio.sleep(0.5)
+    assert (await order_status(client, accepted["id"]))["status"] == "NEW"

@@ -18,9 +18,16 @@ from tests.cli.support import COMMAND, quantgraph
 from tests.conftest import http_client, make_settings, running_app, user_token
 from tests.support.graphql import execute
 
-HEADER = "code,name,exchange,currency,tick_size,lot_size,session_close_utc_minute\n"
-AAPL = "AAPL,Apple Inc.,NASDAQ,USD,0.01,1,1200\n"
-MSFT = 'msft,"Microsoft, Corp.",nasdaq,usd,0.010,1,1200\n'
+HEADER = (
+    "code,name,exchange,currency,tick_size,lot_size,"
+    "session_timezone,session_hours,off_session_orders\n"
+)
+US_HOURS = "America/New_York,MON-FRI 09:30-16:00,REFUSE"
+AAPL = f"AAPL,Apple Inc.,NASDAQ,USD,0.01,1,{US_HOURS}\n"
+MSFT = (
+    'msft,"Microsoft, Corp.",nasdaq,usd,0.010,1,'
+    "Asia/Shanghai,MON-FRI 09:30-11:30 13:00-15:00,rest\n"
+)
 
 
 async def listed(database_url: str) -> dict[str, models.Symbol]:
@@ -60,9 +67,8 @@ def test_help_documents_the_column_format() -> None:
     result = subprocess.run(
         [*COMMAND, "import-symbols", "--help"], capture_output=True, text=True, check=True
     )
-    assert "code,name,exchange,currency,tick_size,lot_size,session_close_utc_minute" in (
-        result.stdout
-    )
+    assert "code,name,exchange,currency,tick_size,lot_size,session_timezone," in result.stdout
+    assert "session_hours" in result.stdout and "off_session_orders" in result.stdout
     for option in ("--all-or-nothing", "--batch-size", "--progress", "--no-progress"):
         assert option in result.stdout
 
@@ -77,25 +83,43 @@ async def test_lists_valid_rows_reports_bad_ones_and_is_safe_to_run_again(
         + AAPL
         + "\n"
         + MSFT
-        + "BAD CODE,Bad,NASDAQ,USD,0.01,1,1200\n"
-        + "TSLA,Tesla,NASDAQ,USD,NaN,1,1200\n"
-        + "AAPL,Apple again,NASDAQ,USD,0.01,1,1200\n"
-        + "BTCUSDT,Bitcoin,BINANCE,USDT,0.01,1,0\n"
-        + "NVDA,Nvidia,NASDAQ,USD,0.01,1,1440\n"
+        + f"BAD CODE,Bad,NASDAQ,USD,0.01,1,{US_HOURS}\n"
+        + f"TSLA,Tesla,NASDAQ,USD,NaN,1,{US_HOURS}\n"
+        + f"AAPL,Apple again,NASDAQ,USD,0.01,1,{US_HOURS}\n"
+        + "BTCUSDT,Bitcoin,BINANCE,USDT,0.01,1,UTC,MON-SUN 00:00-24:00,\n"
+        + "NVDA,Nvidia,NASDAQ,USD,0.01,1,America/Gotham,MON-FRI 09:30-16:00,REFUSE\n"
+        + "AMD,AMD,NASDAQ,USD,0.01,1,America/New_York,MON-FRI 09:30-25:00,REFUSE\n"
+        + "INTC,Intel,NASDAQ,USD,0.01,1,America/New_York,MON-FRI 09:30-16:00,LATER\n"
     )
     # when importing it
     result = quantgraph("import-symbols", str(csv_file), database_url=database_url)
     # then the good rows are listed, the summary groups the bad ones, exit code 1
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "rows read 7, written 2, rejected 5"
+    assert lines[0] == "rows read 9, written 2, rejected 7"
     assert any("duplicate code" in line and "line 7" in line for line in lines), lines
     assert any("already listed with other values" in line for line in lines), lines
     assert any("tick_size is not a number" in line for line in lines), lines
+    assert any("is not an IANA time zone" in line for line in lines), lines
+    assert any("is not a time of day" in line for line in lines), lines
+    assert any("off_session_orders is not REFUSE or REST" in line for line in lines), lines
     symbols = await listed(database_url)
     assert (symbols["MSFT"].name, symbols["MSFT"].currency) == ("Microsoft, Corp.", "USD")
     assert symbols["MSFT"].tick_size == Decimal("0.01")
-    assert "TSLA" not in symbols and "NVDA" not in symbols
+    # with their sessions, as data: zone, windows and the off-session policy
+    assert symbols["MSFT"].trading_session == {
+        "timezone": "Asia/Shanghai",
+        "windows": [
+            {"days": ["MON", "TUE", "WED", "THU", "FRI"], "open": "09:30", "close": "11:30"},
+            {"days": ["MON", "TUE", "WED", "THU", "FRI"], "open": "13:00", "close": "15:00"},
+        ],
+    }
+    assert (symbols["MSFT"].off_session_orders, symbols["AAPL"].off_session_orders) == (
+        "REST",
+        "REFUSE",
+    )
+    assert symbols["AAPL"].trading_session["timezone"] == "America/New_York"
+    assert not {"TSLA", "NVDA", "AMD", "INTC"} & symbols.keys()
     # each listing is audited as the operator at the command line, and USD is funded
     actors = await audit_actors(database_url)
     assert [(code, action, actor_id) for code, action, actor_id, _ in actors] == [
@@ -118,7 +142,7 @@ async def test_all_or_nothing_writes_nothing_when_a_row_is_bad(
     database_url: str, tmp_path: Path
 ) -> None:
     csv_file = tmp_path / "symbols.csv"
-    csv_file.write_text(HEADER + AAPL + "NVDA,Nvidia,NASDAQ,USD,-1,1,1200\n")
+    csv_file.write_text(HEADER + AAPL + f"NVDA,Nvidia,NASDAQ,USD,-1,1,{US_HOURS}\n")
     result = quantgraph(
         "import-symbols", str(csv_file), "--all-or-nothing", database_url=database_url
     )

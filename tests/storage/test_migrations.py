@@ -12,9 +12,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.market.sessions import session_from_json
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import alembic_config
-from storage.models import Base
+from storage.models import Base, Symbol
 from storage.repositories import users as user_repo
 from storage.types import UtcDateTime
 
@@ -86,3 +87,52 @@ async def _upgrade(engine: AsyncEngine, revision: str) -> None:
 
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)
+
+
+async def test_0013_turns_the_close_minute_into_a_session_with_the_same_meaning(
+    database_url: str,
+) -> None:
+    """Down to 0012 the demo's sessions become close minutes again (15:00 Shanghai is
+    07:00 UTC); up again each minute becomes a 24-hour UTC window closing then."""
+    engine = create_engine(database_url)
+    try:
+        # given a database at 0012 (with daily bars pointing at its symbols), whose
+        # symbols hold only their close minute (UTC)
+        await _downgrade(engine, "0012")
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                sa.text("SELECT code, session_close_utc_minute FROM symbols")
+            )
+            minutes = {str(code): int(minute) for code, minute in result.all()}
+        assert (minutes["600519.SH"], minutes["BTCUSDT"]) == (7 * 60, 0)
+        # when it is upgraded
+        await _upgrade(engine, "head")
+        # then each symbol trades around the clock with its trading day ending then
+        async with create_session_factory(engine)() as session:
+            rows = {row.code: row for row in await session.scalars(sa.select(Symbol))}
+        every_day = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+        assert rows["600519.SH"].trading_session == {
+            "timezone": "UTC",
+            "windows": [{"days": every_day, "open": "07:00", "close": "07:00"}],
+        }
+        assert rows["BTCUSDT"].trading_session == {
+            "timezone": "UTC",
+            "windows": [{"days": every_day, "open": "00:00", "close": "24:00"}],
+        }
+        assert {row.off_session_orders for row in rows.values()} == {"REFUSE"}
+        moutai = session_from_json(rows["600519.SH"].trading_session)
+        placed = datetime(2026, 12, 5, 6, 59, tzinfo=UTC)  # a Saturday: open all the same
+        assert moutai.is_open(placed)
+        assert moutai.day_close(placed) == datetime(2026, 12, 5, 7, 0, tzinfo=UTC)
+    finally:
+        await engine.dispose()
+
+
+async def _downgrade(engine: AsyncEngine, revision: str) -> None:
+    def downgrade(connection: Any) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(downgrade)

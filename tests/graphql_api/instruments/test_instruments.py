@@ -21,6 +21,7 @@ from graphql_api.instruments import (
     SymbolDraft,
 )
 from graphql_api.instruments.drafts import canonical_step, check_draft
+from graphql_api.market.sessions import OffSessionOrders, TradingSession, parse_hours
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.realtime.channels import SYMBOL_CHANGES_CHANNEL
@@ -31,6 +32,8 @@ from storage.timeseries import Tick
 from tests.graphql_api.conftest import Embedded
 
 D = Decimal
+NASDAQ = TradingSession.create("America/New_York", parse_hours("MON-FRI 09:30-16:00"))
+NASDAQ_DRAFT = SessionDraft.of(NASDAQ, OffSessionOrders.REFUSE)
 ROOT = Actor(None, "cli:test")
 START_CASH = D("5000")
 
@@ -43,7 +46,7 @@ def draft(**overrides: object) -> SymbolDraft:
         "currency": "USD",
         "tick_size": D("0.01"),
         "lot_size": D("1"),
-        "session": SessionDraft(1200),
+        "session": NASDAQ_DRAFT,
     }
     values.update(overrides)
     return SymbolDraft(**values)  # type: ignore[arg-type]
@@ -86,7 +89,7 @@ async def test_changes_reach_every_catalogue_through_the_bus(embedded: Embedded)
         assert (await instruments.update(ROOT, "AAPL", changes)).errors == []
         # then this process knows at once, before anything is on the bus
         assert embedded.catalog.cached("AAPL") == SymbolSpec(
-            "AAPL", "NASDAQ", "USD", D("0.05"), D("1"), False, 1200
+            "AAPL", "NASDAQ", "USD", D("0.05"), D("1"), False, NASDAQ, OffSessionOrders.REFUSE
         )
         assert elsewhere.cached("AAPL") is None
         # and the other process once the relay has put the events on the bus
@@ -168,7 +171,7 @@ def test_a_draft_reports_every_problem_at_once() -> None:
             currency="",
             tick_size=D("0"),
             lot_size=D("Infinity"),
-            session=SessionDraft(99999),
+            session=SessionDraft("Mars/Olympus", ()),
         )
     )
     assert {(error.field, error.code) for error in errors} == {
@@ -178,7 +181,7 @@ def test_a_draft_reports_every_problem_at_once() -> None:
         ("currency", ErrorCode.INVALID),
         ("tickSize", ErrorCode.OUT_OF_RANGE),
         ("lotSize", ErrorCode.OUT_OF_RANGE),
-        ("session.closeUtcMinute", ErrorCode.OUT_OF_RANGE),
+        ("session.timezone", ErrorCode.INVALID),
     }
 
 
@@ -254,7 +257,7 @@ async def test_a_catalogue_that_falls_behind_the_bus_reloads_everything_and_goes
                     tick_size=D("0.01"),
                     lot_size=D("1"),
                     tradable=True,
-                    session_close_utc_minute=0,
+                    trading_session=NASDAQ.to_json(),
                 )
             )
             await session.commit()

@@ -7,14 +7,34 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import update
 
+from graphql_api.market.sessions import ALWAYS_OPEN_UTC, OffSessionOrders
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec, is_multiple_of, quantize
-from graphql_api.server.demo_data import INSTRUMENTS
+from graphql_api.server.demo_data import A_SHARE_DEMO_SESSION, INSTRUMENTS
 from storage import models
 from tests.graphql_api.conftest import Embedded
 
 D = Decimal
-MOUTAI = SymbolSpec("600519.SH", "SSE", "CNY", D("0.01"), D("100"), True, 7 * 60)
-BITCOIN = SymbolSpec("BTCUSDT", "BINANCE", "USDT", D("0.01"), D("0.00001"), True, 0)
+REFUSE = OffSessionOrders.REFUSE
+MOUTAI = SymbolSpec(
+    "600519.SH",
+    "SSE",
+    "CNY",
+    D("0.01"),
+    D("100"),
+    True,
+    A_SHARE_DEMO_SESSION,
+    OffSessionOrders.REFUSE,
+)
+BITCOIN = SymbolSpec(
+    "BTCUSDT",
+    "BINANCE",
+    "USDT",
+    D("0.01"),
+    D("0.00001"),
+    True,
+    ALWAYS_OPEN_UTC,
+    OffSessionOrders.REFUSE,
+)
 
 
 async def test_loading_reads_every_symbol_with_its_metadata(embedded: Embedded) -> None:
@@ -54,13 +74,23 @@ async def test_a_symbol_listed_after_the_load_is_found_on_its_first_lookup(
                 tick_size=D("0.01"),
                 lot_size=D("200"),
                 tradable=False,
-                session_close_utc_minute=7 * 60,
+                trading_session=A_SHARE_DEMO_SESSION.to_json(),
+                off_session_orders="REST",
             )
         )
         await session.commit()
     assert embedded.catalog.cached("688981.SH") is None
     found = await embedded.catalog.get_many(["688981.SH"])
-    spec = SymbolSpec("688981.SH", "SSE", "CNY", D("0.01"), D("200"), False, 7 * 60)
+    spec = SymbolSpec(
+        "688981.SH",
+        "SSE",
+        "CNY",
+        D("0.01"),
+        D("200"),
+        False,
+        A_SHARE_DEMO_SESSION,
+        OffSessionOrders.REST,
+    )
     assert found == {"688981.SH": spec}
     assert embedded.catalog.cached("688981.SH") == spec  # kept for the next tick
 
@@ -87,10 +117,11 @@ def test_a_spec_is_read_from_its_row() -> None:
         tick_size=D("0.01"),
         lot_size=D("0.0001"),
         tradable=True,
-        session_close_utc_minute=0,
+        trading_session=ALWAYS_OPEN_UTC.to_json(),
+        off_session_orders="REFUSE",
     )
     assert SymbolSpec.from_row(row) == SymbolSpec(
-        "ETHUSDT", "BINANCE", "USDT", D("0.01"), D("0.0001"), True, 0
+        "ETHUSDT", "BINANCE", "USDT", D("0.01"), D("0.0001"), True, ALWAYS_OPEN_UTC, REFUSE
     )
 
 

@@ -7,14 +7,25 @@ from decimal import Decimal
 
 import pytest
 
+from graphql_api.market.sessions import OffSessionOrders
 from graphql_api.market.symbols import SymbolSpec
 from graphql_api.market.tick_validation import TickDraft, check_tick
 from graphql_api.market.value_ranges import TimeWindow
 from graphql_api.platform.errors import ErrorCode
+from graphql_api.server.demo_data import A_SHARE_DEMO_SESSION
 from storage.timeseries import Tick
 
 D = Decimal
-SPEC = SymbolSpec("600519.SH", "SSE", "CNY", D("0.01"), D("100"), True, 7 * 60)
+SPEC = SymbolSpec(
+    "600519.SH",
+    "SSE",
+    "CNY",
+    D("0.01"),
+    D("100"),
+    True,
+    A_SHARE_DEMO_SESSION,
+    OffSessionOrders.REFUSE,
+)
 NOW = datetime(2025, 6, 2, 8, 0, tzinfo=UTC)
 WINDOW = TimeWindow.around(NOW, max_age_years=30, max_future=timedelta(seconds=5))
 

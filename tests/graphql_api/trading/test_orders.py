@@ -20,7 +20,6 @@ from graphql_api.realtime.events import decode_id_event
 from graphql_api.server.runtime import open_services
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType, TimeInForce
 from graphql_api.trading.orders import OrderOutcome
-from graphql_api.trading.placement import session_end
 from storage import models
 from storage.timeseries import Tick
 from tests.conftest import make_settings, postgres_database
@@ -175,16 +174,6 @@ async def test_a_day_order_expires_at_the_next_session_close(embedded: Embedded)
     expires = outcome.order.expires_at.replace(tzinfo=UTC)  # SQLite keeps no offset
     assert (expires.hour, expires.minute) == (7, 0)  # 15:00 in Beijing
     assert before < expires <= before + timedelta(days=1)
-
-
-def test_session_end_is_today_before_the_close_and_tomorrow_from_it() -> None:
-    close = 7 * 60
-    assert session_end(datetime(2025, 6, 2, 6, 59, tzinfo=UTC), close) == datetime(
-        2025, 6, 2, 7, 0, tzinfo=UTC
-    )
-    assert session_end(datetime(2025, 6, 2, 7, 0, tzinfo=UTC), close) == datetime(
-        2025, 6, 3, 7, 0, tzinfo=UTC
-    )
 
 
 async def test_an_order_policy_refuses_is_kept_as_rejected_with_its_reason(

@@ -10,7 +10,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from graphql_api.market.sessions import OffSessionOrders
 from graphql_api.market.symbols import SymbolSpec
+from graphql_api.server.demo_data import A_SHARE_DEMO_SESSION
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
 from graphql_api.trading.risk import (
     Exposure,
@@ -23,7 +25,16 @@ from graphql_api.trading.risk import (
 from storage.timeseries import Tick
 
 D = Decimal
-SPEC = SymbolSpec("600519.SH", "SSE", "CNY", D("0.01"), D("100"), True, 7 * 60)
+SPEC = SymbolSpec(
+    "600519.SH",
+    "SSE",
+    "CNY",
+    D("0.01"),
+    D("100"),
+    True,
+    A_SHARE_DEMO_SESSION,
+    OffSessionOrders.REFUSE,
+)
 QUOTE = Tick("600519.SH", datetime.now(UTC), D("1500.00"), D("1499.99"), D("1500.01"), D(500))
 POLICY = RiskPolicy(
     commission_rate=D("0.0003"),
