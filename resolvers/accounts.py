@@ -6,14 +6,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from graphql_api.auth import Role
+from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.strategies.account_performance import Performance
 from graphql_api.strategies.account_performance import performance as performance_of
 from graphql_api.trading.equity import EquitySnapshots, SnapshotKind
 from graphql_api.trading.order_types import OrderSide
+from graphql_api.trading.orders import ResetOutcome
 from graphql_api.trading.risk import reserved_cash
 from graphql_api.trading.round_trips import RoundTrip, round_trips
 from resolvers.context import Info
-from resolvers.pagination import Page, Paging, check_time_range, read_page
+from resolvers.pagination import Page, Paging, check_time_range, parse_id, read_page
 from storage import models
 from storage.repositories import accounts as account_repo
 
@@ -86,7 +89,8 @@ async def performance(
     async with info.context.services.sessions() as session:
         snapshots = await account_repo.equity_snapshots(session, user_id, wanted, start, end)
         fills = await account_repo.fills_until(session, user_id, end)
-    closed = await _closed_in(info, fills, wanted, start, end)
+        resets = await account_repo.reset_marks(session, user_id)
+    closed = await _closed_in(info, fills, resets, wanted, start, end)
     return performance_of(wanted, snapshots, closed)
 
 
@@ -99,7 +103,8 @@ async def closed_positions(
         fills = await account_repo.fills_until(
             session, info.context.user_id, end, symbol.upper() if symbol else None
         )
-    trips = [trip for trip in round_trips(fills) if _within(trip.closed_at, start, end)]
+        resets = await account_repo.reset_marks(session, info.context.user_id)
+    trips = [trip for trip in round_trips(fills, resets) if _within(trip.closed_at, start, end)]
     return trips[::-1]
 
 
@@ -116,6 +121,7 @@ def _within(moment: datetime, start: datetime | None, end: datetime | None) -> b
 async def _closed_in(
     info: Info,
     fills: list[models.Trade],
+    resets: list[int],
     currency: str,
     start: datetime | None,
     end: datetime | None,
@@ -126,4 +132,22 @@ async def _closed_in(
         for fill in fills
         if fill.symbol_code in specs and specs[fill.symbol_code].currency == currency
     ]
-    return [trip for trip in round_trips(in_currency) if _within(trip.closed_at, start, end)]
+    trips = round_trips(in_currency, resets)
+    return [trip for trip in trips if _within(trip.closed_at, start, end)]
+
+
+async def reset_account(info: Info, user_id: str | None) -> ResetOutcome:
+    """Your own account, or (ADMIN) anyone's; a user id that is not yours is
+    NOT_FOUND for everyone else, as another user's objects are."""
+    principal = info.context.principal
+    assert principal is not None, "guarded by the permission classes"
+    target = info.context.user_id if user_id is None else parse_id(user_id, "userId")
+    if target != info.context.user_id and principal.role is not Role.ADMIN:
+        return ResetOutcome([], [UserError("userId", ErrorCode.NOT_FOUND, "no such user")])
+    services = info.context.services
+    outcome = await services.orders.reset_account(target, services.settings.start_cash)
+    if not outcome.errors:
+        # the curve shows the fresh start at once, not at the next midnight
+        snapshots = EquitySnapshots(services.sessions, services.catalog, services.timeseries)
+        await snapshots.record(SnapshotKind.INTRADAY, datetime.now(UTC), [target])
+    return outcome

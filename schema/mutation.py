@@ -9,6 +9,7 @@ from typing import Annotated
 import strawberry
 
 from graphql_api.market.tick_validation import TickDraft
+from resolvers import accounts as account_resolvers
 from resolvers import auth, ingest, instruments, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
@@ -33,6 +34,7 @@ from schema.orders import (
     Order,
     PlaceOrderInput,
     PlaceOrderPayload,
+    ResetAccountPayload,
     order_or_none,
 )
 from schema.permissions import ADMINISTRATION, FEEDING, SIGNED_IN, TRADING
@@ -222,6 +224,29 @@ class Mutation:
         return CancelAllOrdersPayload(
             orders=[Order.from_row(row, scale) for row in outcome.orders],
             count=len(outcome.orders),
+            user_errors=user_errors(outcome.errors),
+        )
+
+    @strawberry.mutation(
+        permission_classes=TRADING,
+        description=(
+            "Start a paper account over, in one transaction: open orders canceled, positions "
+            "closed without a trade, cash back to the starting amounts. Orders, fills and "
+            "performance history are kept. Your own account, or any user's for an ADMIN."
+        ),
+    )
+    async def reset_account(
+        self,
+        info: Info,
+        user_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Whose account (ADMIN only); yours if omitted."),
+        ] = None,
+    ) -> ResetAccountPayload:
+        outcome = await account_resolvers.reset_account(info, user_id)
+        scale = amounts(info)
+        return ResetAccountPayload(
+            canceled_orders=[Order.from_row(row, scale) for row in outcome.canceled],
             user_errors=user_errors(outcome.errors),
         )
 

@@ -213,6 +213,16 @@ class CancelAllOrdersPayload:
     )
 
 
+@strawberry.type(description="Result of resetAccount.")
+class ResetAccountPayload:
+    canceled_orders: list[Order] = strawberry.field(
+        description="The open orders the reset canceled, by id."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Why nothing was reset (an unknown user)."
+    )
+
+
 def order_or_none(row: models.Order | None, scale: Amounts) -> Order | None:
     return Order.from_row(row, scale) if row is not None else None
 

@@ -177,6 +177,19 @@ class EquitySnapshot(Base):
     equity: Mapped[Decimal] = mapped_column(ExactDecimal())
 
 
+class AccountReset(Base):
+    """A paper account started over: positions closed without a trade, cash back to
+    its start. ``last_trade_id`` is the user's last fill before it, so a replay of
+    the fills knows where the positions were forced flat."""
+
+    __tablename__ = "account_resets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    reset_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_trade_id: Mapped[int] = mapped_column(BigInteger)
+
+
 class SavedBacktest(Base):
     """A backtest run kept under a name: its inputs and its whole result, as JSON
     (see ``graphql_api.strategies.backtest.saved`` for the format)."""

@@ -18,7 +18,7 @@ problem never fails another's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -74,6 +74,14 @@ class CancelAllOutcome:
     """The orders ``cancel_all_orders`` canceled (by id), or why it canceled none."""
 
     orders: list[models.Order]
+    errors: list[UserError]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetOutcome:
+    """The orders ``reset_account`` canceled, or why it changed nothing."""
+
+    canceled: list[models.Order]
     errors: list[UserError]
 
 
@@ -235,6 +243,37 @@ class OrderService:
                 self._cancel(session, order, now)
             await session.commit()
         return CancelAllOutcome(orders, [])
+
+    async def reset_account(
+        self, user_id: int, start_cash: Callable[[str], Decimal]
+    ) -> ResetOutcome:
+        """Start ``user_id``'s paper account over, in one transaction: every open
+        order canceled (announced as a cancel is), every position closed without a
+        trade, every cash balance back to ``start_cash(currency)``. Orders, fills and
+        snapshots stay as history; the reset is recorded with the last fill before
+        it, so round trips open at that moment are known to end there."""
+        async with self._sessions() as session:
+            if await session.get(models.User, user_id) is None:
+                return ResetOutcome([], [UserError("userId", ErrorCode.NOT_FOUND, "no such user")])
+            orders = await order_repo.open_orders_for_user(session, user_id, for_update=True)
+            now = datetime.now(UTC)
+            for order in orders:
+                self._cancel(session, order, now)
+            for balance in await account_repo.balances(session, user_id, for_update=True):
+                balance.amount = start_cash(balance.currency)
+                balance.updated_at = now
+            for held in await account_repo.all_positions(session, user_id, for_update=True):
+                held.quantity = held.cost_basis = held.realized_pnl = Decimal(0)
+                held.updated_at = now
+            session.add(
+                models.AccountReset(
+                    user_id=user_id,
+                    reset_at=now,
+                    last_trade_id=await account_repo.last_trade_id(session, user_id),
+                )
+            )
+            await session.commit()
+        return ResetOutcome(orders, [])
 
     async def amend_order(
         self,

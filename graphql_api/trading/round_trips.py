@@ -7,11 +7,14 @@ through it: that fill's quantity and commission are split between the trip it
 closes and the one it opens, pro rata, exactly). Its P&L is the realised P&L of
 its fills less their commission — net of both commissions, as a backtest's
 round trip is — so live paper results and backtests compare like for like.
+
+A reset of the account closes its positions without a trade: a trip still open
+then is dropped (it never closed), and the walk goes on from flat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +26,8 @@ _ZERO = Decimal(0)
 class Fill(Protocol):
     """What a fill contributes (``storage.models.Trade`` has these)."""
 
+    @property
+    def id(self) -> int: ...
     @property
     def symbol_code(self) -> str: ...
     @property
@@ -100,12 +105,17 @@ class _Walk:
             self.trip = reopened
 
 
-def round_trips(fills: Iterable[Fill]) -> list[RoundTrip]:
+def round_trips(fills: Iterable[Fill], resets: Sequence[int] = ()) -> list[RoundTrip]:
     """The closed round trips of ``fills`` (every fill of the symbols they cover,
-    oldest first), in the order they closed."""
+    oldest first), in the order they closed. ``resets`` are the account's resets,
+    each as the id of the last fill before it, oldest first."""
     walks: dict[str, _Walk] = {}
     closed: list[RoundTrip] = []
+    pending = list(resets)
     for fill in fills:
+        while pending and pending[0] < fill.id:
+            pending.pop(0)
+            walks.clear()  # every position forced flat; open trips never closed
         walk = walks.setdefault(fill.symbol_code, _Walk())
         before = len(walk.closed)
         walk.add(fill.symbol_code, fill)

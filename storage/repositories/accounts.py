@@ -16,13 +16,17 @@ from storage.repositories.keyset import ListOrder
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 
 
-async def balances(session: AsyncSession, user_id: int) -> list[models.CashBalance]:
-    result = await session.scalars(
+async def balances(
+    session: AsyncSession, user_id: int, *, for_update: bool = False
+) -> list[models.CashBalance]:
+    query = (
         select(models.CashBalance)
         .where(models.CashBalance.user_id == user_id)
         .order_by(models.CashBalance.currency)
     )
-    return list(result)
+    if for_update:
+        query = query.with_for_update()
+    return list(await session.scalars(query))
 
 
 async def balance(
@@ -299,3 +303,35 @@ async def fills_until(
     if end is not None:
         query = query.where(trade.tick_time < end)
     return list(await session.scalars(query.order_by(trade.id)))
+
+
+async def all_positions(
+    session: AsyncSession, user_id: int, *, for_update: bool = False
+) -> list[models.Position]:
+    """Every position row of the user, flat ones included, by symbol."""
+    query = (
+        select(models.Position)
+        .where(models.Position.user_id == user_id)
+        .order_by(models.Position.symbol_code)
+    )
+    if for_update:
+        query = query.with_for_update()
+    return list(await session.scalars(query))
+
+
+async def last_trade_id(session: AsyncSession, user_id: int) -> int:
+    """The id of the user's latest fill; 0 before the first."""
+    found = await session.scalar(
+        select(func.max(models.Trade.id)).where(models.Trade.user_id == user_id)
+    )
+    return int(found or 0)
+
+
+async def reset_marks(session: AsyncSession, user_id: int) -> list[int]:
+    """For each reset of the user's account, the last fill before it, oldest first."""
+    query = (
+        select(models.AccountReset.last_trade_id)
+        .where(models.AccountReset.user_id == user_id)
+        .order_by(models.AccountReset.id)
+    )
+    return [int(mark) for mark in await session.scalars(query)]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -117,3 +118,77 @@ async def test_end_of_day_snapshots_are_taken_once_per_day_and_are_private(
     # a new account has none of the demo user's points (none of its own yet)
     assert theirs["performance"]["equityCurve"] == []
     assert theirs["performance"]["totalReturnPct"] is None
+
+
+RESET = """
+mutation ($userId: ID) {
+  resetAccount(userId: $userId) { canceledOrders { id status } userErrors { field code } }
+}
+"""
+ACCOUNT = """
+{ me { account {
+  balances { currency cash reserved }
+  positions { quantity }
+  closedPositions { side }
+  trades(first: 10) { totalCount }
+} } }
+"""
+
+
+def limit(symbol: str, side: str, quantity: str, price: str) -> dict[str, Any]:
+    return {
+        "input": {
+            "symbol": symbol,
+            "side": side,
+            "type": "LIMIT",
+            "quantity": quantity,
+            "limitPrice": price,
+        }
+    }
+
+
+async def test_a_reset_starts_the_account_over_and_keeps_its_history(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    services: Services = app.state.services
+    # given a position (one fill) and a resting order with cash reserved
+    await services.ingestor.ingest([tick("BTCUSDT", "95000.00")])
+    bought = await place(client, market("BTCUSDT", "BUY", "0.1"))
+    await services.ingestor.ingest([tick("BTCUSDT", "95000.00")])
+    await wait_for_status(client, bought["id"], "FILLED")
+    resting = await place(client, limit("BTCUSDT", "BUY", "0.1", "90000.00"))
+    # when the account is reset
+    reset = (await execute(client, RESET))["resetAccount"]
+    assert reset == {
+        "canceledOrders": [{"id": resting["id"], "status": "CANCELED"}],
+        "userErrors": [],
+    }
+    # then cash is back to its start, nothing is held or reserved, and the fills stay
+    account = (await execute(client, ACCOUNT))["me"]["account"]
+    assert {
+        (b["currency"], Decimal(b["cash"]), Decimal(b["reserved"])) for b in account["balances"]
+    } == {(currency, Decimal(1_000_000), Decimal(0)) for currency in ("CNY", "USDT")}
+    assert account["positions"] == [] and account["trades"]["totalCount"] == 1
+    assert account["closedPositions"] == []  # the long never closed: the reset ended it
+    # the canceled order never fills, even on a tick that crosses it
+    await services.ingestor.ingest([tick("BTCUSDT", "89000.00")])
+    await asyncio.sleep(0.5)  # what the matcher would take to fill it
+    after = (await execute(client, ACCOUNT))["me"]["account"]
+    assert after["trades"]["totalCount"] == 1 and after["positions"] == []
+    # and the curve shows the fresh start at once
+    found = (await execute(client, PERFORMANCE, {"currency": "USDT"}))["me"]["account"]
+    assert Decimal(found["performance"]["equityCurve"][-1]["equity"]) == Decimal(1_000_000)
+
+
+async def test_only_an_admin_resets_another_users_account(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    async with http_client(app, await user_token(app, "rival", Role.TRADER)) as rival:
+        demo_id = str(app.state.services.demo_user_id)
+        refused = (await execute(rival, RESET, {"userId": demo_id}))["resetAccount"]
+        assert refused["userErrors"] == [{"field": "userId", "code": "NOT_FOUND"}]
+    async with http_client(app, await user_token(app, "boss", Role.ADMIN)) as admin:
+        done = (await execute(admin, RESET, {"userId": demo_id}))["resetAccount"]
+        assert done["userErrors"] == []
+        unknown = (await execute(admin, RESET, {"userId": "999999"}))["resetAccount"]
+        assert unknown["userErrors"] == [{"field": "userId", "code": "NOT_FOUND"}]

@@ -16,6 +16,7 @@ START = datetime(2026, 3, 2, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Fill:
+    id: int
     symbol_code: str
     side: str
     quantity: Decimal
@@ -26,6 +27,7 @@ class Fill:
 
 def fill(minute: int, side: str, quantity: str, pnl: str = "0", fee: str = "1") -> Fill:
     return Fill(
+        minute + 1,
         "BTCUSDT",
         side,
         Decimal(quantity),
@@ -72,9 +74,16 @@ def test_a_fill_through_flat_closes_one_trip_and_opens_the_next_splitting_its_fe
 
 
 def test_symbols_are_walked_apart_and_an_open_trip_is_not_listed() -> None:
-    other = Fill("ETHUSDT", "BUY", Decimal(1), Decimal(0), Decimal(0), START)
+    other = Fill(100, "ETHUSDT", "BUY", Decimal(1), Decimal(0), Decimal(0), START)
     trips = round_trips([fill(0, "BUY", "1"), other, fill(1, "SELL", "1", pnl="1")])
     assert [t.symbol_code for t in trips] == ["BTCUSDT"]
+
+
+def test_a_reset_drops_the_trip_open_at_that_moment_and_walks_on_from_flat() -> None:
+    fills = [fill(0, "BUY", "1"), fill(1, "SELL", "1", pnl="3"), fill(2, "BUY", "2")]
+    after = [fill(5, "SELL", "1"), fill(6, "BUY", "1", pnl="-1")]  # a short, from flat
+    trips = round_trips(fills + after, resets=[3])  # reset after the third fill
+    assert [(t.side, t.quantity) for t in trips] == [("LONG", Decimal(1)), ("SHORT", Decimal(1))]
 
 
 @given(st.lists(st.tuples(st.sampled_from(["BUY", "SELL"]), st.integers(1, 5)), max_size=30))
