@@ -30,6 +30,7 @@ from graphql_api.platform.settings import DEFAULT_DEMO_PASSWORD, Settings
 from graphql_api.server.app import create_app
 from graphql_api.server.demo_data import seed_demo_data
 from graphql_api.server.runtime import open_services
+from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 from graphql_api.services import Services
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
@@ -286,7 +287,12 @@ async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Starlette]
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="on", ws="websockets-sansio", log_level="warning"
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        ws=DirectWebSocketProtocol,  # as `quantgraph serve` runs
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

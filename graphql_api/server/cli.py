@@ -296,6 +296,7 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
 
     from graphql_api.platform.settings import Settings
     from graphql_api.server.serving import run
+    from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 
     settings = Settings()
     run(
@@ -306,7 +307,7 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
             port=port if port is not None else settings.port,
             workers=workers,
             log_level=settings.log_level.lower(),
-            ws="websockets-sansio",
+            ws=DirectWebSocketProtocol,
             # Frames over the HTTP body limit are refused by uvicorn (close 1009).
             ws_max_size=settings.max_body_bytes,
             ws_per_message_deflate=settings.ws_per_message_deflate,

@@ -20,6 +20,7 @@ from graphql_api.platform.settings import Settings
 from graphql_api.server.app import QuantgraphGraphQL, create_app
 from graphql_api.server.serving import GracefulServer
 from graphql_api.server.websocket import RealtimeOptions, RealtimeState, install, realtime_state
+from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 from graphql_api.services import Services
 from tests.conftest import make_settings, sql_database
 
@@ -59,12 +60,15 @@ async def realtime_server(
     *,
     multiplex: bool = True,
     send_buffer: int | None = None,
+    ws: str | type[asyncio.Protocol] = DirectWebSocketProtocol,
 ) -> AsyncIterator[RealtimeServer]:
     """Like ``tests.conftest.live_server``, with :class:`GracefulServer` and our handlers.
 
     ``send_buffer`` fixes the kernel send buffer of accepted sockets (Linux copies it
     from the listening socket): without it loopback autotuning lets the kernel hold
     megabytes for a client that does not read, and a stall takes long to show.
+    ``ws`` is uvicorn's WebSocket protocol: ours by default, as ``quantgraph serve``
+    runs (``"websockets-sansio"`` is uvicorn's own, where messages go through ASGI).
     """
     app = create_app(settings)
     view = graphql_view(app)
@@ -77,7 +81,7 @@ async def realtime_server(
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="on", ws="websockets-sansio", log_level="warning"
+        app, host="127.0.0.1", port=port, lifespan="on", ws=ws, log_level="warning"
     )
     server = GracefulServer(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))

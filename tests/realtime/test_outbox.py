@@ -20,12 +20,14 @@ class Socket:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.writes: list[int] = []
         self.open = asyncio.Event()
         self.open.set()
 
-    async def send(self, text: str) -> None:
+    async def send(self, texts: list[str]) -> None:
         await self.open.wait()
-        self.sent.append(text)
+        self.sent.extend(texts)
+        self.writes.append(len(texts))
 
 
 def frame(payload: str) -> tuple[str, str, str]:
@@ -82,6 +84,24 @@ async def test_control_frames_follow_what_is_pending_and_discard_drops_one_opera
         '{"id":"1","type":"next","payload":a1}',  # already in flight
         '{"id":"1","type":"next","payload":b1}',
         '{"type":"complete","id":"b"}',
+    ]
+
+
+async def test_what_piled_up_behind_a_slow_write_goes_out_in_one_write_in_order() -> None:
+    socket = Socket()
+    socket.open.clear()
+    outbox = Outbox(socket.send, capacity=100, on_overflow=lambda _op: None)
+    outbox.offer_all("a", frame("0"))
+    await asyncio.sleep(0)  # the first write is in flight, blocked
+    for n in range(1, 11):
+        outbox.offer_all("a", frame(str(n)))
+    outbox.offer_control("a", '{"type":"complete","id":"a"}')
+    socket.open.set()
+    assert await outbox.drain(1)
+    assert socket.writes == [1, 11]  # the ten frames and the complete: one write
+    assert socket.sent[1:] == [
+        *(f'{{"id":"1","type":"next","payload":{n}}}' for n in range(1, 11)),
+        '{"type":"complete","id":"a"}',
     ]
 
 

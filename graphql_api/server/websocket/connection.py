@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
@@ -20,6 +20,7 @@ from graphql_api.hardening.query_limits.document_cache import DocumentCache
 from graphql_api.hardening.query_limits.guard import QueryLimits
 from graphql_api.platform.resilience import ServiceUnavailableError, as_service_unavailable
 from graphql_api.realtime.multiplex import SLOW_CONSUMER_CLOSE, SLOW_CONSUMER_REASON, Outbox
+from graphql_api.server.websocket.direct import DirectWrite, direct_writer
 from graphql_api.server.websocket.messages import TRY_AGAIN_LATER
 from graphql_api.server.websocket.options import RealtimeOptions
 from graphql_api.server.websocket.shared import SharedOperations
@@ -78,6 +79,7 @@ class Connection:
             else RealtimeOptions.from_settings(self.context.services.settings)
         )
         self._outbox: Outbox | None = None
+        self._direct: DirectWrite | Literal[False] | None = None  # None: not looked up yet
         self.shared = SharedOperations(self)
         self.refused = False
         self.closing = False
@@ -89,19 +91,33 @@ class Connection:
     def outbox(self) -> Outbox:
         if self._outbox is None:
             self._outbox = Outbox(
-                self._send_text,
+                self._send_texts,
                 capacity=self.options.send_queue_size,
                 on_overflow=self._overflowed,
                 stats=self.state.registry.stats,
             )
         return self._outbox
 
-    async def _send_text(self, text: str) -> None:
+    @property
+    def writes_directly(self) -> bool:
+        """Whether the outbox writes straight to the socket (decided at its first write)."""
+        return bool(self._direct)
+
+    async def _send_texts(self, texts: list[str]) -> None:
+        """Write a batch from the outbox: straight to the socket when the server
+        offers it (:mod:`~graphql_api.server.websocket.direct`), else through ASGI."""
         websocket = getattr(self.handler.websocket, "ws", None)
-        if websocket is not None:  # Starlette: send the shared text as it is
-            await websocket.send_text(text)
+        if websocket is not None:
+            if self._direct is None:
+                self._direct = direct_writer(websocket.scope) or False
+            if self._direct:
+                await self._direct(texts)
+                return
+            for text in texts:  # Starlette without the extension: the text as it is
+                await websocket.send_text(text)
         else:  # another integration: go through its JSON adapter
-            await self.handler.websocket.send_json(json.loads(text))
+            for text in texts:
+                await self.handler.websocket.send_json(json.loads(text))
 
     def discard_queued(self, op_id: str) -> None:
         """Drop what is queued for ``op_id`` and not yet sent (it was stopped)."""
