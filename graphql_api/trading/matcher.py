@@ -33,12 +33,20 @@ book. The rules:
 - with ``PARTIAL_FILLS``, a tick fills at most its own volume (in whole lots),
   shared by the orders in time priority; only fills actually written consume
   it (an order canceled meanwhile takes nothing);
-- a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.apply_fill`);
+- a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.decide_fill`);
 - a halted symbol's ticks fill nothing: its orders rest as they are until it resumes
   (DAY orders still expire at the session close).
 
-Each fill is one transaction (:func:`graphql_api.trading.fills.apply_fill`), fenced by
-the order's version, so a fill is never applied twice even across a failover.
+What a tick does to its acting orders — fills, the IOC/FOK and expiry closes —
+is decided in memory and committed in ONE transaction per up to
+:data:`~graphql_api.trading.fill_batch.MAX_BATCH_ORDERS` orders
+(:class:`graphql_api.trading.fill_batch.FillBatch`): trades, positions, cash,
+order versions and the ``orderUpdates`` announcements (staged in the event
+outbox, so published in order once it commits). Each fill is still fenced by
+its order's version, so it is never applied twice even across a failover; an
+order that moved is skipped and the rest of the batch applies. The book is
+updated only after the commit. Stop triggers and the once-a-second expiry pass
+remain one small transaction per order.
 """
 
 from __future__ import annotations
@@ -63,8 +71,14 @@ from graphql_api.realtime.channels import (
 from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.book import OrderBook, RestingOrder
-from graphql_api.trading.fills import apply_fill, close_order, trigger_order
-from graphql_api.trading.order_types import IMMEDIATE_TIME_IN_FORCE, OrderStatus, TimeInForce
+from graphql_api.trading.fill_batch import MAX_BATCH_ORDERS, FillBatch, StaleBatchError
+from graphql_api.trading.fills import close_order, trigger_order
+from graphql_api.trading.order_types import (
+    IMMEDIATE_TIME_IN_FORCE,
+    OrderChange,
+    OrderStatus,
+    TimeInForce,
+)
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
 from storage.engine import SessionFactory
@@ -74,11 +88,14 @@ from storage.timeseries import Tick
 log = structlog.get_logger(__name__)
 
 MATCHER_MAILBOX = 100_000
+# A batch the write-time fence trips is decided again from a fresh read; a second
+# trip in a row means something else is writing the same orders: give up loudly.
+STALE_BATCH_RETRIES = 3
 
 
 class PaperMatcher:
     """Parameters:
-    sessions: database sessions (one transaction per fill).
+    sessions: database sessions (one transaction per tick's batch of fills).
     hub: ticks in; order updates out (through ``orders``).
     catalog: lot sizes and quote currencies.
     orders: announces order changes.
@@ -230,6 +247,70 @@ class PaperMatcher:
         if spec is None or not spec.tradable:
             return  # a halted symbol's orders rest untouched until it resumes
         available = tick.volume if self._partial_fills else None
+        for first in range(0, len(acting), MAX_BATCH_ORDERS):
+            chunk = acting[first : first + MAX_BATCH_ORDERS]
+            available = await self._match_batch(book, chunk, tick, spec, available)
+
+    async def _match_batch(
+        self,
+        book: OrderBook,
+        acting: list[RestingOrder],
+        tick: Tick,
+        spec: SymbolSpec,
+        available: Decimal | None,
+    ) -> Decimal | None:
+        """Decide and commit what ``tick`` does to ``acting`` in one transaction;
+        returns the tick volume left. The book changes only once it committed.
+
+        If the fence trips at write time (:class:`StaleBatchError`), the batch is
+        rolled back and decided again from a fresh locked read, where the moved
+        order is stale and skipped while the others apply.
+        """
+        for attempt in range(1, STALE_BATCH_RETRIES + 1):
+            try:
+                async with self._sessions() as session:
+                    batch = await FillBatch.load(
+                        session,
+                        [order.id for order in acting],
+                        currency=spec.currency,
+                        commission_rate=self._risk_policy.commission_rate,
+                        allow_short=self._risk_policy.allow_short_selling,
+                    )
+                    left, settled = self._decide(batch, book, acting, tick, spec, available)
+                    await batch.write(session)
+                    await self._orders.announce_many(session, batch.changes)
+                    await session.commit()
+            except StaleBatchError:
+                if attempt == STALE_BATCH_RETRIES:
+                    raise
+                log.info("fill batch fenced off; deciding it again", attempt=attempt)
+                continue
+            for _ in range(batch.trade_count):
+                self._activity.fill_committed()
+            for order, change in settled:
+                if change is None or not change.is_open:
+                    self._forget(order)
+                else:
+                    order.remaining = change.remaining
+                    order.version = change.version
+            return left
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decide(
+        self,
+        batch: FillBatch,
+        book: OrderBook,
+        acting: list[RestingOrder],
+        tick: Tick,
+        spec: SymbolSpec,
+        available: Decimal | None,
+    ) -> tuple[Decimal | None, list[tuple[RestingOrder, OrderChange | None]]]:
+        """What the tick does to each acting order, in time priority (no I/O).
+
+        Returns the volume left and, per order touched, its committed-to-be state
+        (None: stale, the database is the truth: forget it).
+        """
+        settled: list[tuple[RestingOrder, OrderChange | None]] = []
         for order in acting:
             if book.get(order.id) is not order:
                 # closed meanwhile (the expiry pass runs between our awaits), or
@@ -238,7 +319,10 @@ class PaperMatcher:
             if tick.time < order.created_at - self._clock_tolerance:
                 continue  # a price from before the order existed; not even an IOC's or FOK's
             if order.expires_at is not None and tick.time >= order.expires_at:
-                await self._close(order, OrderStatus.EXPIRED)
+                closed = batch.close(
+                    order_id=order.id, expected_version=order.version, status=OrderStatus.EXPIRED
+                )
+                settled.append((order, closed))
                 continue
             if order.waiting_for_stop:
                 continue  # a stop this tick did not trigger acts only on its expiry
@@ -250,12 +334,27 @@ class PaperMatcher:
             all_or_none = order.time_in_force is TimeInForce.FOK
             if all_or_none and quantity < order.remaining:
                 quantity = Decimal(0)  # the tick cannot fill all of it: kill, consume nothing
+            version: int | None = order.version
             if price is not None and quantity > 0:
-                filled = await self._fill(order, quantity, price, tick, spec, all_or_none)
-                if available is not None:
-                    available -= filled
-            if order.time_in_force in IMMEDIATE_TIME_IN_FORCE and book.get(order.id) is order:
-                await self._close(order, OrderStatus.EXPIRED)
+                result = batch.fill(
+                    order_id=order.id,
+                    expected_version=order.version,
+                    quantity=quantity,
+                    price=price,
+                    tick_time=tick.time,
+                    lot_size=spec.lot_size,
+                    all_or_none=all_or_none,
+                )
+                settled.append((order, result.order if result is not None else None))
+                version = result.order.version if result and result.order.is_open else None
+                if available is not None and result is not None:
+                    available -= result.filled
+            if order.time_in_force in IMMEDIATE_TIME_IN_FORCE and version is not None:
+                closed = batch.close(
+                    order_id=order.id, expected_version=version, status=OrderStatus.EXPIRED
+                )
+                settled.append((order, closed))
+        return available, settled
 
     async def expire_day_orders(self, now: datetime) -> None:
         """Close every order whose ``expires_at`` has passed: read from each book's
@@ -264,46 +363,6 @@ class PaperMatcher:
         for order in due:
             if self._holds(order):
                 await self._close(order, OrderStatus.EXPIRED)
-
-    async def _fill(
-        self,
-        order: RestingOrder,
-        quantity: Decimal,
-        price: Decimal,
-        tick: Tick,
-        spec: SymbolSpec,
-        all_or_none: bool = False,
-    ) -> Decimal:
-        """Apply one fill; returns the quantity actually written (0 if none)."""
-        async with self._sessions() as session:
-            outcome = await apply_fill(
-                session,
-                order_id=order.id,
-                expected_version=order.version,
-                quantity=quantity,
-                price=price,
-                tick_time=tick.time,
-                currency=spec.currency,
-                commission_rate=self._risk_policy.commission_rate,
-                allow_short=self._risk_policy.allow_short_selling,
-                lot_size=spec.lot_size,
-                all_or_none=all_or_none,
-            )
-            if outcome is not None:
-                self._orders.announce(session, outcome.order)
-            await session.commit()
-        if outcome is None:
-            # Canceled or changed elsewhere: the database is the truth.
-            self._forget(order)
-            return Decimal(0)
-        row = outcome.order
-        if outcome.trade is not None:
-            self._activity.fill_committed()
-        order.remaining = row.quantity - row.filled_quantity
-        order.version = row.version
-        if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):
-            self._forget(order)
-        return outcome.filled
 
     async def _tradable(self, symbol: str) -> bool:
         spec = (await self._catalog.get_many([symbol])).get(symbol)
