@@ -22,12 +22,16 @@ an order whose locked row is at another version, or already closed (a
 cancel, an amendment, a previous leader's fill), is *stale*: that one call
 returns None and writes nothing, and the rest of the batch goes on — the
 stale row is found at the locked read, so it never fails the batch. The
-UPDATE of each order also says ``WHERE version = <read version>``; where the
-driver reports executemany rowcounts (SQLite) a mismatch raises
+UPDATE of each order also says ``WHERE version = <read version>``, and the
+batch checks that every one matched (the executemany rowcount on SQLite; on
+PostgreSQL, whose asyncpg driver reports none, one count of the rows carrying
+the batch's new versions and timestamp). A mismatch raises
 :class:`StaleBatchError` before commit, and the caller rolls back and redoes the
-whole batch from a fresh read (which then sees the moved row as stale). On
-PostgreSQL the row locks make that impossible; the WHERE clause remains as a
-second fence.
+whole batch from a fresh locked read, which then sees the moved row as stale
+and applies the others. (With the row locks held on PostgreSQL, and SQLite's
+single writer, this second fence should never trip; it guards the invariant,
+not a hot path.) Redoing the batch was chosen over falling back to per-fill
+transactions: the redo costs one more batch, and keeps one code path.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_api.trading.fills import decide_fill, order_after_fill
@@ -301,8 +305,7 @@ class FillBatch:
         """Stage every change in ``session`` (the caller commits, or rolls back).
 
         Raises :class:`StaleBatchError` when an order's fenced UPDATE matched fewer
-        rows than the batch changed (only detectable where the driver counts
-        executemany rows; the locks make it impossible on PostgreSQL).
+        rows than the batch changed: the caller must roll back.
         """
         now = self._now
         if self._trades:
@@ -406,8 +409,23 @@ class FillBatch:
                 for row in moved
             ],
         )
-        counted: int = getattr(result, "rowcount", -1)
-        if session.get_bind().dialect.supports_sane_multi_rowcount and counted != len(moved):
+        if session.get_bind().dialect.supports_sane_multi_rowcount:
+            counted: int = getattr(result, "rowcount", -1)
+        else:
+            # asyncpg reports no executemany rowcount: count the rows that now carry
+            # this batch's (id, version) and its own timestamp instead.
+            counted = (
+                await session.scalar(
+                    select(func.count())
+                    .select_from(_orders)
+                    .where(
+                        tuple_(o.id, o.version).in_([(row.id, row.version) for row in moved]),
+                        o.updated_at == self._now,
+                    )
+                )
+                or 0
+            )
+        if counted != len(moved):
             raise StaleBatchError(f"{len(moved) - counted} of {len(moved)} order rows moved")
 
     def _open_row(self, order_id: int, expected_version: int) -> _OrderRow | None:
