@@ -114,7 +114,8 @@ class FillBatch:
 
     Parameters:
         currency: the quote currency of the orders' symbol (one per batch:
-            the matcher batches one symbol's tick).
+            the matcher batches one symbol's tick); None for a batch of closes
+            only, which reads no balances or positions.
         commission_rate / allow_short: the risk policy's fill settings.
         now: the ``updated_at`` / ``created_at`` of everything written.
     """
@@ -122,7 +123,7 @@ class FillBatch:
     def __init__(
         self,
         *,
-        currency: str,
+        currency: str | None,
         commission_rate: Decimal,
         allow_short: bool,
         now: datetime,
@@ -143,7 +144,7 @@ class FillBatch:
         session: AsyncSession,
         order_ids: Sequence[int],
         *,
-        currency: str,
+        currency: str | None,
         commission_rate: Decimal,
         allow_short: bool,
     ) -> FillBatch:
@@ -178,7 +179,7 @@ class FillBatch:
         for row in result:
             batch._rows[row.id] = _OrderRow(*row, read_version=row.version)
         users = sorted({row.user_id for row in batch._rows.values()})
-        if not users:
+        if not users or currency is None:
             return batch
         b = _balances.c
         for user_id, amount in await session.execute(
@@ -221,6 +222,8 @@ class FillBatch:
         None when the order is stale (closed, or at another version); it is then
         left as it is.
         """
+        currency = self._currency
+        assert currency is not None, "a batch of closes only cannot fill"
         row = self._open_row(order_id, expected_version)
         if row is None:
             return None
@@ -236,7 +239,7 @@ class FillBatch:
             cost_basis=position.cost_basis if position else Decimal(0),
             quantity=quantity,
             price=price,
-            currency=self._currency,
+            currency=currency,
             commission_rate=self._commission_rate,
             allow_short=self._allow_short,
             lot_size=lot_size,
@@ -358,6 +361,8 @@ class FillBatch:
     async def _write_balances(self, session: AsyncSession) -> None:
         now, currency = self._now, self._currency
         changed = [(user, b) for user, b in self._balances.items() if b.changed]
+        if not changed or currency is None:
+            return
         stored = [
             {"b_user": user, "b_currency": currency, "b_amount": b.amount, "b_now": now}
             for user, b in changed

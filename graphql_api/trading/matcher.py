@@ -45,18 +45,19 @@ order versions and the ``orderUpdates`` announcements (staged in the event
 outbox, so published in order once it commits). Each fill is still fenced by
 its order's version, so it is never applied twice even across a failover; an
 order that moved is skipped and the rest of the batch applies. The book is
-updated only after the commit. Stop triggers and the once-a-second expiry pass
-remain one small transaction per order.
+updated only after the commit. The once-a-second expiry pass is batched the
+same way; stop triggers remain one small transaction per order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -72,7 +73,7 @@ from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.book import OrderBook, RestingOrder
 from graphql_api.trading.fill_batch import MAX_BATCH_ORDERS, FillBatch, StaleBatchError
-from graphql_api.trading.fills import close_order, trigger_order
+from graphql_api.trading.fills import trigger_order
 from graphql_api.trading.order_types import (
     IMMEDIATE_TIME_IN_FORCE,
     OrderChange,
@@ -91,6 +92,8 @@ MATCHER_MAILBOX = 100_000
 # A batch the write-time fence trips is decided again from a fresh read; a second
 # trip in a row means something else is writing the same orders: give up loudly.
 STALE_BATCH_RETRIES = 3
+
+_T = TypeVar("_T")
 
 
 class PaperMatcher:
@@ -260,7 +263,27 @@ class PaperMatcher:
         available: Decimal | None,
     ) -> Decimal | None:
         """Decide and commit what ``tick`` does to ``acting`` in one transaction;
-        returns the tick volume left. The book changes only once it committed.
+        returns the tick volume left. The book changes only once it committed."""
+        batch, (left, settled) = await self._in_batch(
+            [order.id for order in acting],
+            spec.currency,
+            lambda batch: self._decide(batch, book, acting, tick, spec, available),
+        )
+        for _ in range(batch.trade_count):
+            self._activity.fill_committed()
+        for order, change in settled:
+            if change is None or not change.is_open:
+                self._forget(order)
+            else:
+                order.remaining = change.remaining
+                order.version = change.version
+        return left
+
+    async def _in_batch(
+        self, order_ids: list[int], currency: str | None, decide: Callable[[FillBatch], _T]
+    ) -> tuple[FillBatch, _T]:
+        """Load a :class:`FillBatch` of ``order_ids``, let ``decide`` act on it (no I/O),
+        write it with its announcements, and commit.
 
         If the fence trips at write time (:class:`StaleBatchError`), the batch is
         rolled back and decided again from a fresh locked read, where the moved
@@ -271,29 +294,20 @@ class PaperMatcher:
                 async with self._sessions() as session:
                     batch = await FillBatch.load(
                         session,
-                        [order.id for order in acting],
-                        currency=spec.currency,
+                        order_ids,
+                        currency=currency,
                         commission_rate=self._risk_policy.commission_rate,
                         allow_short=self._risk_policy.allow_short_selling,
                     )
-                    left, settled = self._decide(batch, book, acting, tick, spec, available)
+                    decided = decide(batch)
                     await batch.write(session)
                     await self._orders.announce_many(session, batch.changes)
                     await session.commit()
+                return batch, decided
             except StaleBatchError:
                 if attempt == STALE_BATCH_RETRIES:
                     raise
                 log.info("fill batch fenced off; deciding it again", attempt=attempt)
-                continue
-            for _ in range(batch.trade_count):
-                self._activity.fill_committed()
-            for order, change in settled:
-                if change is None or not change.is_open:
-                    self._forget(order)
-                else:
-                    order.remaining = change.remaining
-                    order.version = change.version
-            return left
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _decide(
@@ -360,9 +374,23 @@ class PaperMatcher:
         """Close every order whose ``expires_at`` has passed: read from each book's
         expiry heap, so the pass costs the orders due, not the whole book."""
         due = [order for book in list(self._books.values()) for order in book.due(now)]
-        for order in due:
-            if self._holds(order):
-                await self._close(order, OrderStatus.EXPIRED)
+        for first in range(0, len(due), MAX_BATCH_ORDERS):
+            await self._expire_batch(due[first : first + MAX_BATCH_ORDERS])
+
+    async def _expire_batch(self, due: list[RestingOrder]) -> None:
+        """Expire ``due`` in one transaction (a session close can expire thousands)."""
+
+        def decide(batch: FillBatch) -> list[RestingOrder]:
+            held = [order for order in due if self._holds(order)]
+            for order in held:
+                batch.close(
+                    order_id=order.id, expected_version=order.version, status=OrderStatus.EXPIRED
+                )
+            return held
+
+        _, closed = await self._in_batch([order.id for order in due], None, decide)
+        for order in closed:
+            self._forget(order)  # expired now, or moved on: the database is the truth
 
     async def _tradable(self, symbol: str) -> bool:
         spec = (await self._catalog.get_many([symbol])).get(symbol)
@@ -382,16 +410,6 @@ class PaperMatcher:
             return
         if self._holds(order):
             self.book_order(replace(order, triggered=True, version=row.version))
-
-    async def _close(self, order: RestingOrder, status: OrderStatus) -> None:
-        async with self._sessions() as session:
-            row = await close_order(
-                session, order_id=order.id, expected_version=order.version, status=status
-            )
-            if row is not None:
-                self._orders.announce(session, row)
-            await session.commit()
-        self._forget(order)
 
     def _holds(self, order: RestingOrder) -> bool:
         book = self._books.get(order.symbol)

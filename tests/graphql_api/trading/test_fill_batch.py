@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -452,3 +452,35 @@ async def test_the_matcher_redoes_a_batch_the_write_fence_tripped(
         )
     assert traded == ids
     assert [e["version"] for _, e in await staged(parts) if e["id"] in ids][-3:] == [1, 1, 1]
+
+
+async def test_the_expiry_pass_closes_due_orders_in_one_batch_skipping_moved_ones(
+    parts: Embedded,
+) -> None:
+    # given three GTD buys the matcher has booked, one canceled behind its back
+    await quote(parts)
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    request = OrderRequest(
+        SYMBOL, OrderSide.BUY, OrderType.LIMIT, LOT, QUOTE, TimeInForce.GTD, expires_at=expires
+    )
+    outcomes = await parts.orders.place_orders(parts.demo_user_id, [request] * 3)
+    ids = [outcome.order.id for outcome in outcomes if outcome.order is not None]
+    matcher = PaperMatcher(parts.sessions, parts.hub, parts.catalog, parts.orders, POLICY)
+    await matcher.resync()
+    await parts.orders.cancel_order(parts.demo_user_id, ids[1])
+    await clear_outbox(parts)
+    # when the expiry pass runs after their expiry
+    await matcher.expire_day_orders(expires + timedelta(seconds=1))
+    # then the two others expired (announced in id order), the canceled one is untouched
+    rows = await orders_by_id(parts, ids)
+    assert [(rows[i].status, rows[i].version) for i in ids] == [
+        ("EXPIRED", 1),
+        ("CANCELED", 1),
+        ("EXPIRED", 1),
+    ]
+    assert [(e["id"], e["status"]) for _, e in await staged(parts)] == [
+        (ids[0], "EXPIRED"),
+        (ids[2], "EXPIRED"),
+    ]
+    book = matcher.book(SYMBOL)
+    assert book is not None and len(book) == 0
