@@ -177,7 +177,20 @@ class FillBatch:
             .with_for_update()
         )
         for row in result:
-            batch._rows[row.id] = _OrderRow(*row, read_version=row.version)
+            batch._rows[row.id] = _OrderRow(
+                id=row.id,
+                user_id=row.user_id,
+                symbol_code=row.symbol_code,
+                side=row.side,
+                quantity=row.quantity,
+                filled_quantity=row.filled_quantity,
+                average_fill_price=row.average_fill_price,
+                reserve_price=row.reserve_price,
+                status=row.status,
+                reject_reason=row.reject_reason,
+                version=row.version,
+                read_version=row.version,
+            )
         users = sorted({row.user_id for row in batch._rows.values()})
         if not users or currency is None:
             return batch

@@ -7,6 +7,12 @@ written. That check is what makes fills exactly-once across a leader change.
 A BUY spends only what it reserved (:func:`fit_buy_to_reservation`): cash that
 other open orders reserve is never touched, so buying power never goes below
 zero and a properly reserved order is never starved by another one's fill.
+
+The arithmetic lives in pure functions (:func:`decide_fill`,
+:func:`order_after_fill`) shared with the batched writer the matcher uses
+(:mod:`graphql_api.trading.fill_batch`); :func:`apply_fill` is the
+one-transaction-per-fill path, kept as the reference the batch is tested
+against.
 """
 
 from __future__ import annotations
