@@ -28,10 +28,12 @@ PostgreSQL, whose asyncpg driver reports none, one count of the rows carrying
 the batch's new versions and timestamp). A mismatch raises
 :class:`StaleBatchError` before commit, and the caller rolls back and redoes the
 whole batch from a fresh locked read, which then sees the moved row as stale
-and applies the others. (With the row locks held on PostgreSQL, and SQLite's
-single writer, this second fence should never trip; it guards the invariant,
-not a hot path.) Redoing the batch was chosen over falling back to per-fill
-transactions: the redo costs one more batch, and keeps one code path.
+and applies the others. On PostgreSQL the row locks keep other writers out
+until the commit, so this second fence should never trip there. On SQLite it
+is the real guard: the driver begins the transaction only at the first write,
+so a cancel or amendment can commit between the batch's read and its write.
+Redoing the batch was chosen over falling back to per-fill transactions: the
+redo costs one more batch, and keeps one code path.
 """
 
 from __future__ import annotations

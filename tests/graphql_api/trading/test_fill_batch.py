@@ -484,3 +484,41 @@ async def test_the_expiry_pass_closes_due_orders_in_one_batch_skipping_moved_one
     ]
     book = matcher.book(SYMBOL)
     assert book is not None and len(book) == 0
+
+
+async def test_a_cancel_committed_between_read_and_write_is_fenced_off_on_sqlite(
+    embedded: Embedded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite's driver takes no lock at the read (the transaction begins at the first
+    # write), so another connection can commit in between: the fenced UPDATE is then
+    # the guard. (PostgreSQL's FOR UPDATE makes the cancel wait for the batch instead.)
+    parts = embedded
+    ids = await resting_buys(parts, 3, TimeInForce.GTC)
+    matcher = PaperMatcher(parts.sessions, parts.hub, parts.catalog, parts.orders, POLICY)
+    await matcher.resync()
+    original = FillBatch.write
+    attempts: list[int] = []
+
+    async def racing(self: FillBatch, session: Any) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            canceled = await parts.orders.cancel_order(parts.demo_user_id, ids[1])
+            assert canceled.errors == []
+        await original(self, session)
+
+    monkeypatch.setattr(FillBatch, "write", racing)
+    await matcher.on_tick(crossing())
+    # the first attempt tripped the fence and was rolled back; the redo skipped the
+    # canceled order and filled the others, once
+    assert len(attempts) == 2
+    rows = await orders_by_id(parts, ids)
+    assert [(rows[i].status, rows[i].version) for i in ids] == [
+        ("FILLED", 1),
+        ("CANCELED", 1),
+        ("FILLED", 1),
+    ]
+    async with parts.sessions() as session:
+        traded = list(
+            await session.scalars(select(models.Trade.order_id).order_by(models.Trade.id))
+        )
+    assert traded == [ids[0], ids[2]]
