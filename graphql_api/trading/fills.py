@@ -7,6 +7,12 @@ written. That check is what makes fills exactly-once across a leader change.
 A BUY spends only what it reserved (:func:`fit_buy_to_reservation`): cash that
 other open orders reserve is never touched, so buying power never goes below
 zero and a properly reserved order is never starved by another one's fill.
+
+The arithmetic lives in pure functions (:func:`decide_fill`,
+:func:`order_after_fill`) shared with the batched writer the matcher uses
+(:mod:`graphql_api.trading.fill_batch`); :func:`apply_fill` is the
+one-transaction-per-fill path, kept as the reference the batch is tested
+against.
 """
 
 from __future__ import annotations
@@ -135,6 +141,107 @@ def fit_buy_to_reservation(
 
 
 @dataclass(frozen=True, slots=True)
+class FillDecision:
+    """What one fill does, decided from the order and its account as they stand.
+
+    ``refusal`` set: no trade; the order is closed as CANCELED with that reason.
+    Otherwise ``quantity`` fills at the price for ``commission``, the cash
+    balance moves by ``cash_change`` and the position becomes ``position``.
+    """
+
+    refusal: RejectReason | None
+    quantity: Decimal
+    commission: Decimal
+    cancel_rest: bool
+    cash_change: Decimal
+    position: PositionChange | None
+
+
+def decide_fill(
+    *,
+    side: OrderSide,
+    remaining: Decimal,
+    reserve_price: Decimal | None,
+    cash: Decimal,
+    held: Decimal,
+    cost_basis: Decimal,
+    quantity: Decimal,
+    price: Decimal,
+    currency: str,
+    commission_rate: Decimal,
+    allow_short: bool,
+    lot_size: Decimal,
+    all_or_none: bool,
+) -> FillDecision:
+    """The arithmetic of one fill, with no I/O: :func:`apply_fill` and the batched
+    writer (:mod:`graphql_api.trading.fill_batch`) both decide through it, so the
+    two paths agree to the last unit by construction."""
+    fill = min(quantity, remaining)
+    if all_or_none and fill < remaining:
+        raise ValueError("an all-or-none fill must ask for the whole remaining quantity")
+    commission = round_cash(fill * price * commission_rate, currency)
+    cancel_rest = False
+    if side is OrderSide.BUY and reserve_price is not None:
+        sized = fit_buy_to_reservation(
+            wanted=fill,
+            remaining=remaining,
+            price=price,
+            reserve_price=reserve_price,
+            lot_size=lot_size,
+            commission_rate=commission_rate,
+            currency=currency,
+        )
+        fill, commission, cancel_rest = sized.quantity, sized.commission, sized.cancel_rest
+    if all_or_none and fill < remaining:
+        # Only a BUY's reservation can cut a whole fill (the matcher asks FOK
+        # orders for all or nothing): then it is refused as a MARKET buy's is.
+        fill = Decimal(0)
+    notional = fill * price
+    # The last line of defence: cash itself never goes negative.
+    if side is OrderSide.BUY and (fill <= 0 or cash < notional + commission):
+        return _refused(RejectReason.INSUFFICIENT_FUNDS_AT_FILL)
+    if side is OrderSide.SELL and not allow_short and held < fill:
+        return _refused(RejectReason.INSUFFICIENT_POSITION)
+    change = position_after(held, cost_basis, side, fill, price, currency)
+    cash_change = -notional - commission if side is OrderSide.BUY else notional - commission
+    return FillDecision(None, fill, commission, cancel_rest, cash_change, change)
+
+
+def _refused(reason: RejectReason) -> FillDecision:
+    return FillDecision(reason, Decimal(0), Decimal(0), False, Decimal(0), None)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAfterFill:
+    filled_quantity: Decimal
+    average_fill_price: Decimal
+    status: OrderStatus
+    reject_reason: RejectReason | None
+
+
+def order_after_fill(
+    *,
+    quantity: Decimal,
+    filled_quantity: Decimal,
+    average_fill_price: Decimal | None,
+    fill: Decimal,
+    price: Decimal,
+    cancel_rest: bool,
+) -> OrderAfterFill:
+    """The order's fill totals and status once ``fill`` more is done at ``price``."""
+    filled = filled_quantity + fill
+    prior_value = (average_fill_price or Decimal(0)) * filled_quantity
+    average = ((prior_value + fill * price) / filled).quantize(AVERAGE_PRICE_STEP)
+    if filled == quantity:
+        return OrderAfterFill(filled, average, OrderStatus.FILLED, None)
+    if cancel_rest:
+        return OrderAfterFill(
+            filled, average, OrderStatus.CANCELED, RejectReason.INSUFFICIENT_FUNDS_AT_FILL
+        )
+    return OrderAfterFill(filled, average, OrderStatus.PARTIALLY_FILLED, None)
+
+
+@dataclass(frozen=True, slots=True)
 class FillOutcome:
     order: models.Order
     trade: models.Trade | None
@@ -171,44 +278,29 @@ async def apply_fill(
     if order is None:
         return None
     now = datetime.now(UTC)
-    remaining = order.quantity - order.filled_quantity
-    fill = min(quantity, remaining)
-    if all_or_none and fill < remaining:
-        raise ValueError("an all-or-none fill must ask for the whole remaining quantity")
-    side = OrderSide(order.side)
     balance = await account_repo.balance(session, order.user_id, currency, for_update=True)
     position = await account_repo.position(
         session, order.user_id, order.symbol_code, for_update=True
     )
-    cash = balance.amount if balance else Decimal(0)
-    held = position.quantity if position else Decimal(0)
-    commission = round_cash(fill * price * commission_rate, currency)
-    cancel_rest = False
-    if side is OrderSide.BUY and order.reserve_price is not None:
-        sized = fit_buy_to_reservation(
-            wanted=fill,
-            remaining=remaining,
-            price=price,
-            reserve_price=order.reserve_price,
-            lot_size=lot_size,
-            commission_rate=commission_rate,
-            currency=currency,
-        )
-        fill, commission, cancel_rest = sized.quantity, sized.commission, sized.cancel_rest
-    if all_or_none and fill < remaining:
-        # Only a BUY's reservation can cut a whole fill (the matcher asks FOK
-        # orders for all or nothing): then it is refused as a MARKET buy's is.
-        fill = Decimal(0)
-    notional = fill * price
-    # The last line of defence: cash itself never goes negative.
-    if side is OrderSide.BUY and (fill <= 0 or cash < notional + commission):
-        return FillOutcome(_close(order, RejectReason.INSUFFICIENT_FUNDS_AT_FILL, now), None)
-    if side is OrderSide.SELL and not allow_short and held < fill:
-        return FillOutcome(_close(order, RejectReason.INSUFFICIENT_POSITION, now), None)
-
-    change = position_after(
-        held, position.cost_basis if position else Decimal(0), side, fill, price, currency
+    decision = decide_fill(
+        side=OrderSide(order.side),
+        remaining=order.quantity - order.filled_quantity,
+        reserve_price=order.reserve_price,
+        cash=balance.amount if balance else Decimal(0),
+        held=position.quantity if position else Decimal(0),
+        cost_basis=position.cost_basis if position else Decimal(0),
+        quantity=quantity,
+        price=price,
+        currency=currency,
+        commission_rate=commission_rate,
+        allow_short=allow_short,
+        lot_size=lot_size,
+        all_or_none=all_or_none,
     )
+    if decision.refusal is not None:
+        return FillOutcome(_close(order, decision.refusal, now), None)
+    change = decision.position
+    assert change is not None
     if position is None:
         position = models.Position(
             user_id=order.user_id,
@@ -229,7 +321,7 @@ async def apply_fill(
             user_id=order.user_id, currency=currency, amount=Decimal(0), updated_at=now
         )
         session.add(balance)
-    balance.amount += -notional - commission if side is OrderSide.BUY else notional - commission
+    balance.amount += decision.cash_change
     balance.updated_at = now
 
     trade = models.Trade(
@@ -237,28 +329,28 @@ async def apply_fill(
         user_id=order.user_id,
         symbol_code=order.symbol_code,
         side=order.side,
-        quantity=fill,
+        quantity=decision.quantity,
         price=price,
-        commission=commission,
+        commission=decision.commission,
         realized_pnl=change.realized,
         tick_time=tick_time,
         created_at=now,
     )
     session.add(trade)
 
-    previous = order.filled_quantity
-    order.filled_quantity = previous + fill
-    prior_value = (order.average_fill_price or Decimal(0)) * previous
-    order.average_fill_price = ((prior_value + notional) / order.filled_quantity).quantize(
-        AVERAGE_PRICE_STEP
+    after = order_after_fill(
+        quantity=order.quantity,
+        filled_quantity=order.filled_quantity,
+        average_fill_price=order.average_fill_price,
+        fill=decision.quantity,
+        price=price,
+        cancel_rest=decision.cancel_rest,
     )
-    if order.filled_quantity == order.quantity:
-        order.status = OrderStatus.FILLED.value
-    elif cancel_rest:
-        order.status = OrderStatus.CANCELED.value
-        order.reject_reason = RejectReason.INSUFFICIENT_FUNDS_AT_FILL.value
-    else:
-        order.status = OrderStatus.PARTIALLY_FILLED.value
+    order.filled_quantity = after.filled_quantity
+    order.average_fill_price = after.average_fill_price
+    order.status = after.status.value
+    if after.reject_reason is not None:
+        order.reject_reason = after.reject_reason.value
     order.version += 1
     order.updated_at = now
     await session.flush()

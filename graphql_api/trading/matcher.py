@@ -33,25 +33,34 @@ book. The rules:
 - with ``PARTIAL_FILLS``, a tick fills at most its own volume (in whole lots),
   shared by the orders in time priority; only fills actually written consume
   it (an order canceled meanwhile takes nothing);
-- a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.apply_fill`);
+- a BUY spends at most what it reserved (:func:`graphql_api.trading.fills.decide_fill`);
 - a halted symbol's ticks fill nothing: its orders rest as they are until it resumes
   (DAY orders still expire at the session close);
 - a tick stamped outside its symbol's trading session (see
   :mod:`graphql_api.market.sessions`) fills and triggers nothing: orders accepted
   while the market was closed (policy REST) wait for the first tick after the open.
 
-Each fill is one transaction (:func:`graphql_api.trading.fills.apply_fill`), fenced by
-the order's version, so a fill is never applied twice even across a failover.
+What a tick does to its acting orders — fills, the IOC/FOK and expiry closes —
+is decided in memory and committed in ONE transaction per up to
+:data:`~graphql_api.trading.fill_batch.MAX_BATCH_ORDERS` orders
+(:class:`graphql_api.trading.fill_batch.FillBatch`): trades, positions, cash,
+order versions and the ``orderUpdates`` announcements (staged in the event
+outbox, so published in order once it commits). Each fill is still fenced by
+its order's version, so it is never applied twice even across a failover; an
+order that moved is skipped and the rest of the batch applies. The book is
+updated only after the commit. The once-a-second expiry pass is batched the
+same way; stop triggers remain one small transaction per order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -66,8 +75,14 @@ from graphql_api.realtime.channels import (
 from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
 from graphql_api.trading.book import OrderBook, RestingOrder
-from graphql_api.trading.fills import apply_fill, close_order, trigger_order
-from graphql_api.trading.order_types import IMMEDIATE_TIME_IN_FORCE, OrderStatus, TimeInForce
+from graphql_api.trading.fill_batch import MAX_BATCH_ORDERS, FillBatch, StaleBatchError
+from graphql_api.trading.fills import trigger_order
+from graphql_api.trading.order_types import (
+    IMMEDIATE_TIME_IN_FORCE,
+    OrderChange,
+    OrderStatus,
+    TimeInForce,
+)
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
 from storage.engine import SessionFactory
@@ -77,11 +92,16 @@ from storage.timeseries import Tick
 log = structlog.get_logger(__name__)
 
 MATCHER_MAILBOX = 100_000
+# A batch the write-time fence trips is decided again from a fresh read; a second
+# trip in a row means something else is writing the same orders: give up loudly.
+STALE_BATCH_RETRIES = 3
+
+_T = TypeVar("_T")
 
 
 class PaperMatcher:
     """Parameters:
-    sessions: database sessions (one transaction per fill).
+    sessions: database sessions (one transaction per tick's batch of fills).
     hub: ticks in; order updates out (through ``orders``).
     catalog: lot sizes and quote currencies.
     orders: announces order changes.
@@ -234,6 +254,81 @@ class PaperMatcher:
             return  # a halted or closed symbol's orders rest untouched until it trades
         assert spec is not None
         available = tick.volume if self._partial_fills else None
+        for first in range(0, len(acting), MAX_BATCH_ORDERS):
+            chunk = acting[first : first + MAX_BATCH_ORDERS]
+            available = await self._match_batch(book, chunk, tick, spec, available)
+
+    async def _match_batch(
+        self,
+        book: OrderBook,
+        acting: list[RestingOrder],
+        tick: Tick,
+        spec: SymbolSpec,
+        available: Decimal | None,
+    ) -> Decimal | None:
+        """Decide and commit what ``tick`` does to ``acting`` in one transaction;
+        returns the tick volume left. The book changes only once it committed."""
+        batch, (left, settled) = await self._in_batch(
+            [order.id for order in acting],
+            spec.currency,
+            lambda batch: self._decide(batch, book, acting, tick, spec, available),
+        )
+        for _ in range(batch.trade_count):
+            self._activity.fill_committed()
+        for order, change in settled:
+            if change is None or not change.is_open:
+                self._forget(order)
+            else:
+                order.remaining = change.remaining
+                order.version = change.version
+        return left
+
+    async def _in_batch(
+        self, order_ids: list[int], currency: str | None, decide: Callable[[FillBatch], _T]
+    ) -> tuple[FillBatch, _T]:
+        """Load a :class:`FillBatch` of ``order_ids``, let ``decide`` act on it (no I/O),
+        write it with its announcements, and commit.
+
+        If the fence trips at write time (:class:`StaleBatchError`), the batch is
+        rolled back and decided again from a fresh locked read, where the moved
+        order is stale and skipped while the others apply.
+        """
+        for attempt in range(1, STALE_BATCH_RETRIES + 1):
+            try:
+                async with self._sessions() as session:
+                    batch = await FillBatch.load(
+                        session,
+                        order_ids,
+                        currency=currency,
+                        commission_rate=self._risk_policy.commission_rate,
+                        allow_short=self._risk_policy.allow_short_selling,
+                    )
+                    decided = decide(batch)
+                    await batch.write(session)
+                    await self._orders.announce_many(session, batch.changes)
+                    await session.commit()
+                return batch, decided
+            except StaleBatchError:
+                if attempt == STALE_BATCH_RETRIES:
+                    raise
+                log.info("fill batch fenced off; deciding it again", attempt=attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decide(
+        self,
+        batch: FillBatch,
+        book: OrderBook,
+        acting: list[RestingOrder],
+        tick: Tick,
+        spec: SymbolSpec,
+        available: Decimal | None,
+    ) -> tuple[Decimal | None, list[tuple[RestingOrder, OrderChange | None]]]:
+        """What the tick does to each acting order, in time priority (no I/O).
+
+        Returns the volume left and, per order touched, its committed-to-be state
+        (None: stale, the database is the truth: forget it).
+        """
+        settled: list[tuple[RestingOrder, OrderChange | None]] = []
         for order in acting:
             if book.get(order.id) is not order:
                 # closed meanwhile (the expiry pass runs between our awaits), or
@@ -242,7 +337,10 @@ class PaperMatcher:
             if tick.time < order.created_at - self._clock_tolerance:
                 continue  # a price from before the order existed; not even an IOC's or FOK's
             if order.expires_at is not None and tick.time >= order.expires_at:
-                await self._close(order, OrderStatus.EXPIRED)
+                closed = batch.close(
+                    order_id=order.id, expected_version=order.version, status=OrderStatus.EXPIRED
+                )
+                settled.append((order, closed))
                 continue
             if order.waiting_for_stop:
                 continue  # a stop this tick did not trigger acts only on its expiry
@@ -254,60 +352,49 @@ class PaperMatcher:
             all_or_none = order.time_in_force is TimeInForce.FOK
             if all_or_none and quantity < order.remaining:
                 quantity = Decimal(0)  # the tick cannot fill all of it: kill, consume nothing
+            version: int | None = order.version
             if price is not None and quantity > 0:
-                filled = await self._fill(order, quantity, price, tick, spec, all_or_none)
-                if available is not None:
-                    available -= filled
-            if order.time_in_force in IMMEDIATE_TIME_IN_FORCE and book.get(order.id) is order:
-                await self._close(order, OrderStatus.EXPIRED)
+                result = batch.fill(
+                    order_id=order.id,
+                    expected_version=order.version,
+                    quantity=quantity,
+                    price=price,
+                    tick_time=tick.time,
+                    lot_size=spec.lot_size,
+                    all_or_none=all_or_none,
+                )
+                settled.append((order, result.order if result is not None else None))
+                version = result.order.version if result and result.order.is_open else None
+                if available is not None and result is not None:
+                    available -= result.filled
+            if order.time_in_force in IMMEDIATE_TIME_IN_FORCE and version is not None:
+                closed = batch.close(
+                    order_id=order.id, expected_version=version, status=OrderStatus.EXPIRED
+                )
+                settled.append((order, closed))
+        return available, settled
 
     async def expire_day_orders(self, now: datetime) -> None:
         """Close every order whose ``expires_at`` has passed: read from each book's
         expiry heap, so the pass costs the orders due, not the whole book."""
         due = [order for book in list(self._books.values()) for order in book.due(now)]
-        for order in due:
-            if self._holds(order):
-                await self._close(order, OrderStatus.EXPIRED)
+        for first in range(0, len(due), MAX_BATCH_ORDERS):
+            await self._expire_batch(due[first : first + MAX_BATCH_ORDERS])
 
-    async def _fill(
-        self,
-        order: RestingOrder,
-        quantity: Decimal,
-        price: Decimal,
-        tick: Tick,
-        spec: SymbolSpec,
-        all_or_none: bool = False,
-    ) -> Decimal:
-        """Apply one fill; returns the quantity actually written (0 if none)."""
-        async with self._sessions() as session:
-            outcome = await apply_fill(
-                session,
-                order_id=order.id,
-                expected_version=order.version,
-                quantity=quantity,
-                price=price,
-                tick_time=tick.time,
-                currency=spec.currency,
-                commission_rate=self._risk_policy.commission_rate,
-                allow_short=self._risk_policy.allow_short_selling,
-                lot_size=spec.lot_size,
-                all_or_none=all_or_none,
-            )
-            if outcome is not None:
-                self._orders.announce(session, outcome.order)
-            await session.commit()
-        if outcome is None:
-            # Canceled or changed elsewhere: the database is the truth.
-            self._forget(order)
-            return Decimal(0)
-        row = outcome.order
-        if outcome.trade is not None:
-            self._activity.fill_committed()
-        order.remaining = row.quantity - row.filled_quantity
-        order.version = row.version
-        if row.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):
-            self._forget(order)
-        return outcome.filled
+    async def _expire_batch(self, due: list[RestingOrder]) -> None:
+        """Expire ``due`` in one transaction (a session close can expire thousands)."""
+
+        def decide(batch: FillBatch) -> list[RestingOrder]:
+            held = [order for order in due if self._holds(order)]
+            for order in held:
+                batch.close(
+                    order_id=order.id, expected_version=order.version, status=OrderStatus.EXPIRED
+                )
+            return held
+
+        _, closed = await self._in_batch([order.id for order in due], None, decide)
+        for order in closed:
+            self._forget(order)  # expired now, or moved on: the database is the truth
 
     async def _trades_at(self, symbol: str, time: datetime) -> bool:
         spec = (await self._catalog.get_many([symbol])).get(symbol)
@@ -327,16 +414,6 @@ class PaperMatcher:
             return
         if self._holds(order):
             self.book_order(replace(order, triggered=True, version=row.version))
-
-    async def _close(self, order: RestingOrder, status: OrderStatus) -> None:
-        async with self._sessions() as session:
-            row = await close_order(
-                session, order_id=order.id, expected_version=order.version, status=status
-            )
-            if row is not None:
-                self._orders.announce(session, row)
-            await session.commit()
-        self._forget(order)
 
     def _holds(self, order: RestingOrder) -> bool:
         book = self._books.get(order.symbol)

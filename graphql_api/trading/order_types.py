@@ -67,3 +67,19 @@ class OrderRequest:
     expires_at: datetime | None = None
     # STOP and STOP_LIMIT only: the last price that triggers the order.
     stop_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """An order as a committed change left it: what ``orderUpdates`` announces and
+    what the matcher's book needs (``remaining`` 0 or a closed ``status``: forget it)."""
+
+    id: int
+    user_id: int
+    status: str
+    version: int
+    remaining: Decimal
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES

@@ -46,6 +46,7 @@ from graphql_api.trading.order_types import (
     LIMIT_TYPES,
     MAX_CLIENT_ORDER_ID_LENGTH,
     OPEN_STATUSES,
+    OrderChange,
     OrderRequest,
     OrderSide,
     OrderStatus,
@@ -388,6 +389,21 @@ class OrderService:
     def announce(self, session: AsyncSession, order: models.Order) -> None:
         """Stage ``order``'s change in ``session``: published once (and only if) it commits."""
         announce_order(self._outbox, session, order)
+
+    async def announce_many(self, session: AsyncSession, changes: Sequence[OrderChange]) -> None:
+        """Stage several order changes in ``session``, in the given order, in one statement."""
+        await self._outbox.stage_many(
+            session,
+            [
+                (
+                    order_channel(change.user_id),
+                    encode_id_event(
+                        "order", change.id, status=change.status, version=change.version
+                    ),
+                )
+                for change in changes
+            ],
+        )
 
     async def exposure(
         self, session: AsyncSession, user_id: int, spec: SymbolSpec, currency: str
