@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.alerts.service import AlertService
 from graphql_api.auth import AuthService
 from graphql_api.instruments import InstrumentService
 from graphql_api.market.ingest import TickIngestor
@@ -34,6 +35,7 @@ class Services:
     orders: OrderService
     strategies: StrategyService
     watchlists: WatchlistService
+    alerts: AlertService
     instruments: InstrumentService
     auth: AuthService
     demo_user_id: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 import strawberry
 
 from graphql_api import instruments
+from graphql_api.alerts import conditions as alerts
 from graphql_api.auth import principal
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.strategies import definitions as strategies
@@ -84,3 +85,38 @@ strawberry.enum(
     description="What an administrator did to a symbol.",
 )
 SymbolAuditAction = instruments.AuditAction
+
+strawberry.enum(
+    alerts.AlertKind,
+    name="AlertKind",
+    description=(
+        "What an alert watches: the last price crossing `level` (from below / from above), "
+        "the price rising / falling `percent` % within `windowSeconds`, or an indicator of "
+        "closed bars crossing `level`."
+    ),
+)
+AlertKind = alerts.AlertKind
+
+strawberry.enum(
+    alerts.AlertMode,
+    name="AlertMode",
+    description="ONCE: fires one time, then is FIRED; REARM: fires at every new crossing.",
+)
+AlertMode = alerts.AlertMode
+
+strawberry.enum(
+    alerts.AlertStatus,
+    name="AlertStatus",
+    description=(
+        "ACTIVE: evaluated; PAUSED: kept but not evaluated; FIRED: a ONCE alert that fired; "
+        "EXPIRED: past its expiresAt."
+    ),
+)
+AlertStatus = alerts.AlertStatus
+
+strawberry.enum(
+    alerts.AlertIndicator,
+    name="AlertIndicator",
+    description="RSI (Wilder), SMA or EMA of bar closes, TA-Lib conventions.",
+)
+AlertIndicator = alerts.AlertIndicator

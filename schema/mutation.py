@@ -9,11 +9,12 @@ from typing import Annotated
 import strawberry
 
 from graphql_api.market.tick_validation import TickDraft
-from resolvers import auth, ingest, instruments, orders, strategies, watchlists
+from resolvers import alerts, auth, ingest, instruments, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import backtests, bar_imports
 from schema import strategies as strategy_types
+from schema.alerts import AlertPayload, CreateAlertInput, DeleteAlertPayload
 from schema.auth import AuthPayload, AuthTokens, LogoutPayload, User
 from schema.backtests import RunBacktestPayload
 from schema.bar_imports import ImportBarsPayload
@@ -92,7 +93,9 @@ SymbolCode = Annotated[str, strawberry.argument(description="Symbol code (any ca
 
 
 @strawberry.type(
-    description="Changes: accounts, orders, strategies, watchlists, symbols and feed ingestion."
+    description=(
+        "Changes: accounts, orders, strategies, watchlists, alerts, symbols and feed ingestion."
+    )
 )
 class Mutation:
     @strawberry.mutation(description="Create a TRADER account and sign in.")
@@ -403,3 +406,30 @@ class Mutation:
         return IngestTicksPayload(
             accepted=outcome.accepted, user_errors=user_errors(outcome.errors)
         )
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Create an alert; it is ACTIVE at once (evaluated on the next ticks).",
+    )
+    async def create_alert(self, info: Info, input: CreateAlertInput) -> AlertPayload:
+        outcome = await alerts.create_alert(info, input.to_draft())
+        return AlertPayload.from_outcome(outcome, amounts(info))
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN, description="Stop evaluating an ACTIVE alert (kept PAUSED)."
+    )
+    async def pause_alert(self, info: Info, id: strawberry.ID) -> AlertPayload:
+        return AlertPayload.from_outcome(await alerts.pause_alert(info, id), amounts(info))
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Evaluate a PAUSED alert again (EXPIRED if its expiresAt has passed).",
+    )
+    async def resume_alert(self, info: Info, id: strawberry.ID) -> AlertPayload:
+        return AlertPayload.from_outcome(await alerts.resume_alert(info, id), amounts(info))
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN, description="Delete one of your alerts and its firings."
+    )
+    async def delete_alert(self, info: Info, id: strawberry.ID) -> DeleteAlertPayload:
+        return DeleteAlertPayload.from_outcome(await alerts.delete_alert(info, id))

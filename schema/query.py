@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers import auth, instruments, market, orders, strategies, watchlists
+from resolvers import alerts, auth, instruments, market, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import indicators
 from schema import strategies as strategy_types
+from schema.alerts import Alert, AlertFiring
 from schema.auth import User
 from schema.common import Connection, From, To
-from schema.enums import KlineInterval, OrderSide, OrderStatus, OrderType
+from schema.enums import AlertStatus, KlineInterval, OrderSide, OrderStatus, OrderType
 from schema.indicators import KlineSeries
 from schema.instruments import SymbolAuditEntry
 from schema.market import Kline, Symbol, Tick, symbol_or_none
@@ -197,3 +198,48 @@ class Query:
     @strawberry.field(permission_classes=SIGNED_IN, description="One of your watchlists, or null.")
     async def watchlist(self, info: Info, id: strawberry.ID) -> Watchlist | None:
         return watchlist_or_none(await watchlists.watchlist(info, id))
+
+    @strawberry.field(
+        permission_classes=SIGNED_IN,
+        description="Your alerts, newest first, optionally only those of some statuses.",
+    )
+    async def alerts(
+        self,
+        info: Info,
+        status: list[AlertStatus] | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[Alert]:
+        page = await alerts.alerts(info, status, first, after)
+        scale = amounts(info)
+        return Connection[Alert].build(
+            page,
+            kind=alerts.ALERT_CURSOR,
+            key=lambda row: row.id,
+            node=lambda row: Alert.from_row(row, scale),
+        )
+
+    @strawberry.field(permission_classes=SIGNED_IN, description="One of your alerts, or null.")
+    async def alert(self, info: Info, id: strawberry.ID) -> Alert | None:
+        row = await alerts.alert(info, id)
+        return Alert.from_row(row, amounts(info)) if row is not None else None
+
+    @strawberry.field(
+        permission_classes=SIGNED_IN,
+        description="Your alerts' firings, newest first (of one alert when `alertId` is given).",
+    )
+    async def alert_firings(
+        self,
+        info: Info,
+        alert_id: strawberry.ID | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[AlertFiring]:
+        page = await alerts.alert_firings(info, alert_id, first, after)
+        scale = amounts(info)
+        return Connection[AlertFiring].build(
+            page,
+            kind=alerts.FIRING_CURSOR,
+            key=lambda row: row.id,
+            node=lambda row: AlertFiring.from_row(row, scale),
+        )

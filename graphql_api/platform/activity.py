@@ -87,6 +87,7 @@ class StreamProgress:
 class Activity:
     fills: int = 0
     signals: int = 0
+    alert_firings: int = 0
     # Long-running background tasks by name ("ingestor", "matcher", …).
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Cluster singletons this process takes part in the election of, by name.

@@ -128,11 +128,15 @@ class Settings(HardeningSettings):
     matcher_max_tick_lag_seconds: float = Field(5.0, alias="MATCHER_MAX_TICK_LAG_SECONDS", gt=0)
     matcher_enabled: bool = Field(True, alias="MATCHER_ENABLED")
     strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
+    alert_engine_enabled: bool = Field(True, alias="ALERT_ENGINE_ENABLED")
     leader_lease_seconds: float = Field(5.0, alias="LEADER_LEASE_SECONDS", gt=0)
 
     # Watchlists are read whole (no paging) and streamed live: both stay bounded.
     max_watchlists_per_user: int = Field(50, alias="MAX_WATCHLISTS_PER_USER", ge=1, le=10_000)
     max_watchlist_symbols: int = Field(100, alias="MAX_WATCHLIST_SYMBOLS", ge=1, le=1000)
+
+    # Alerts that can still fire (ACTIVE or PAUSED) per user: the engine holds them in memory.
+    max_alerts_per_user: int = Field(200, alias="MAX_ALERTS_PER_USER", ge=1, le=100_000)
 
     shutdown_timeout_seconds: float = Field(30.0, alias="SHUTDOWN_TIMEOUT_SECONDS", gt=0)
     gc_gen0_threshold: int = Field(20_000, alias="GC_GEN0_THRESHOLD", ge=0)

@@ -1,4 +1,4 @@
-"""A user's live order and signal updates that survive bus and database outages.
+"""A user's live order, signal and alert-firing updates that survive bus and database outages.
 
 Events on the bus carry ids; the rows are loaded fresh, so a subscriber sees
 the object as it is now. Two outages must not end a subscription or lose an
@@ -14,8 +14,8 @@ update:
 Delivery is at least once underneath (the event relay may publish an event
 twice, and catch-up overlaps the live stream), so each stream drops what it has
 already shown: an order at a version not newer than the last one shown (an
-event that names no version always shows the current row), a signal id
-already shown.
+event that names no version always shows the current row), a signal or a
+firing id already shown.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import TypeVar
 from sqlalchemy import select
 
 from graphql_api.platform.resilience import as_service_unavailable
-from graphql_api.realtime.channels import order_channel, signal_channel
+from graphql_api.realtime.channels import alert_channel, order_channel, signal_channel
 from graphql_api.realtime.events import decode_id_event
 from graphql_api.realtime.hub import RESYNC, Hub, Mailbox
 from storage import models
@@ -175,6 +175,54 @@ async def signal_updates(
         return rows
 
     async with hub.subscribe([signal_channel(user_id)], conflate=False, resync=True) as box:
+        while True:
+            pending.absorb((await box.get()).message)
+            for row in await _load_when_available(box, pending, load):
+                if row.id not in shown:
+                    shown.add(row.id)
+                    last_id = max(last_id or 0, row.id)
+                    yield row
+
+
+async def alert_firing_updates(
+    sessions: SessionFactory, hub: Hub, user_id: int
+) -> AsyncIterator[models.AlertFiring]:
+    """``user_id``'s new alert firings, in the order they were announced, each once."""
+    shown: set[int] = set()
+    last_id: int | None = None
+    since = datetime.now(UTC)
+    pending = _Pending()
+
+    async def load() -> list[models.AlertFiring]:
+        ids, catch_up = list(pending.ids), pending.catch_up
+        firing = models.AlertFiring
+        async with sessions() as session:
+            rows: list[models.AlertFiring] = []
+            if ids:
+                found = await session.scalars(
+                    select(firing).where(firing.id.in_(ids), firing.user_id == user_id)
+                )
+                by_id = {row.id: row for row in found}
+                rows = [by_id[i] for i in ids if i in by_id]
+            if catch_up:
+                newer = (
+                    firing.id > last_id
+                    if last_id is not None
+                    else firing.created_at >= since - CATCH_UP_MARGIN
+                )
+                rows.extend(
+                    await session.scalars(
+                        select(firing)
+                        .where(firing.user_id == user_id, newer)
+                        .order_by(firing.id)
+                        .limit(CATCH_UP_LIMIT)
+                    )
+                )
+        pending.ids.clear()
+        pending.catch_up = False
+        return rows
+
+    async with hub.subscribe([alert_channel(user_id)], conflate=False, resync=True) as box:
         while True:
             pending.absorb((await box.get()).message)
             for row in await _load_when_available(box, pending, load):

@@ -20,6 +20,8 @@ from broadcaster import Broadcast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.alerts.engine import AlertEngine
+from graphql_api.alerts.service import AlertService
 from graphql_api.auth import AuthService
 from graphql_api.auth.secret import signing_secret
 from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
@@ -105,6 +107,9 @@ async def open_services(
                         max_watchlists=settings.max_watchlists_per_user,
                         max_symbols=settings.max_watchlist_symbols,
                     ),
+                    alerts=AlertService(
+                        sessions, catalog, outbox, max_alerts=settings.max_alerts_per_user
+                    ),
                     instruments=InstrumentService(
                         sessions, catalog, outbox, start_cash=settings.start_cash
                     ),
@@ -159,6 +164,15 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             strategy_leadership.run(engine.run), name="strategy-engine"
         )
         services.activity.leaders["strategy-engine"] = strategy_leadership
+    if settings.alert_engine_enabled:
+        alerts = alert_engine(services)
+        alert_leadership = Leadership(
+            services.engine, "alert-engine", retry_interval=settings.leader_lease_seconds / 5
+        )
+        tasks["alert-engine"] = asyncio.create_task(
+            alert_leadership.run(alerts.run), name="alert-engine"
+        )
+        services.activity.leaders["alert-engine"] = alert_leadership
     if settings.market_feed == "simulated":
         walk = RandomWalk(
             services.catalog.all(), await _start_prices(services), seed=settings.feed_seed
@@ -234,6 +248,20 @@ def strategy_engine(services: Services, **timings: Any) -> StrategyEngine:
         catalog=services.catalog,
         outbox=services.outbox,
         orders=services.orders,
+        activity=services.activity,
+        **timings,
+    )
+
+
+def alert_engine(services: Services, **timings: Any) -> AlertEngine:
+    """The alert engine on this process's stores; ``timings`` (poll and timer
+    intervals, grace, mailbox capacity) keep :class:`AlertEngine`'s defaults unless
+    given (tests tune them)."""
+    return AlertEngine(
+        sessions=services.sessions,
+        hub=services.hub,
+        timeseries=services.timeseries,
+        outbox=services.outbox,
         activity=services.activity,
         **timings,
     )

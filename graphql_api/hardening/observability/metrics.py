@@ -159,8 +159,8 @@ class Metrics:
         )
 
     def track_activity(self, activity: Activity) -> None:
-        """Fills and signals made by this process (while it leads the matcher / engine),
-        who leads, and how far the matcher is behind the tick stream."""
+        """Fills, signals and alert firings made by this process (while it leads the
+        matcher or an engine), who leads, and how far the matcher is behind the ticks."""
         self.track_counter(
             "quantgraph_matcher_fills",
             "Fills made by this process' paper matcher.",
@@ -170,6 +170,11 @@ class Metrics:
             "quantgraph_strategy_signals",
             "Strategy signals emitted by this process' strategy engine.",
             lambda: float(activity.signals),
+        )
+        self.track_counter(
+            "quantgraph_alert_firings",
+            "Alert firings stored by this process' alert engine.",
+            lambda: float(activity.alert_firings),
         )
         self.track_counter(
             "quantgraph_matcher_overflows",

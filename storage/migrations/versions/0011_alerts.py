@@ -1,0 +1,83 @@
+"""alerts: users' price and indicator alerts and their firings
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import storage.types
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "alerts",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("user_id", BIG_ID, nullable=False),
+        sa.Column("symbol_code", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("mode", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("level", storage.types.ExactDecimal(), nullable=True),
+        sa.Column("percent", storage.types.ExactDecimal(), nullable=True),
+        sa.Column("window_seconds", sa.Integer(), nullable=True),
+        sa.Column("interval", sa.String(length=8), nullable=True),
+        sa.Column("indicator", sa.String(length=16), nullable=True),
+        sa.Column("period", sa.Integer(), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("expires_at", storage.types.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("fire_count", sa.Integer(), nullable=False),
+        sa.Column("last_fired_at", storage.types.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", storage.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", storage.types.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["symbol_code"], ["symbols.code"], name=op.f("fk_alerts_symbol_code_symbols")
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_alerts_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
+    )
+    op.create_index("ix_alerts_status", "alerts", ["status"])
+    op.create_index("ix_alerts_user_id_id", "alerts", ["user_id", "id"])
+    op.create_table(
+        "alert_firings",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("alert_id", BIG_ID, nullable=False),
+        sa.Column("user_id", BIG_ID, nullable=False),
+        sa.Column("symbol_code", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("price", storage.types.ExactDecimal(), nullable=False),
+        sa.Column("value", storage.types.ExactDecimal(), nullable=True),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("triggered_at", storage.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", storage.types.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["alert_id"],
+            ["alerts.id"],
+            name=op.f("fk_alert_firings_alert_id_alerts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["symbol_code"], ["symbols.code"], name=op.f("fk_alert_firings_symbol_code_symbols")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_alert_firings_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_firings")),
+        sa.UniqueConstraint("alert_id", "triggered_at", name="uq_alert_firings_alert_trigger"),
+    )
+    op.create_index("ix_alert_firings_user_id_id", "alert_firings", ["user_id", "id"])
+
+
+def downgrade() -> None:
+    op.drop_table("alert_firings")
+    op.drop_table("alerts")
