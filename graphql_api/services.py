@@ -18,6 +18,7 @@ from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.strategies.definitions import StrategyService
 from graphql_api.trading.orders import OrderService
 from graphql_api.watchlists.lists import WatchlistService
+from graphql_api.webhooks.registry import WebhookService
 from storage.engine import SessionFactory
 from storage.timeseries import TimeSeriesStore
 
@@ -36,6 +37,7 @@ class Services:
     strategies: StrategyService
     watchlists: WatchlistService
     alerts: AlertService
+    webhooks: WebhookService
     instruments: InstrumentService
     auth: AuthService
     demo_user_id: int

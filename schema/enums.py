@@ -14,6 +14,7 @@ from graphql_api.auth import principal
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.strategies import definitions as strategies
 from graphql_api.trading import order_types
+from graphql_api.webhooks import registry as webhooks
 from storage import timeseries
 
 strawberry.enum(order_types.OrderSide, name="OrderSide", description="Buy or sell.")
@@ -120,3 +121,20 @@ strawberry.enum(
     description="RSI (Wilder), SMA or EMA of bar closes, TA-Lib conventions.",
 )
 AlertIndicator = alerts.AlertIndicator
+
+strawberry.enum(
+    webhooks.WebhookEvent,
+    name="WebhookEvent",
+    description="Events a webhook can receive: ALERT_FIRED, a firing of one of your alerts.",
+)
+WebhookEvent = webhooks.WebhookEvent
+
+strawberry.enum(
+    webhooks.DeliveryStatus,
+    name="WebhookDeliveryStatus",
+    description=(
+        "PENDING: not yet answered with 2xx (retried with backoff); DELIVERED: answered 2xx; "
+        "DEAD: given up after the last attempt (or the address is not allowed)."
+    ),
+)
+WebhookDeliveryStatus = webhooks.DeliveryStatus

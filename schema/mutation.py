@@ -9,7 +9,16 @@ from typing import Annotated
 import strawberry
 
 from graphql_api.market.tick_validation import TickDraft
-from resolvers import alerts, auth, ingest, instruments, orders, strategies, watchlists
+from resolvers import (
+    alerts,
+    auth,
+    ingest,
+    instruments,
+    orders,
+    strategies,
+    watchlists,
+    webhooks,
+)
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import backtests, bar_imports
@@ -19,6 +28,7 @@ from schema.auth import AuthPayload, AuthTokens, LogoutPayload, User
 from schema.backtests import RunBacktestPayload
 from schema.bar_imports import ImportBarsPayload
 from schema.common import UserError, user_errors
+from schema.enums import WebhookEvent
 from schema.instruments import (
     CreateSymbolInput,
     SymbolPayload,
@@ -50,6 +60,7 @@ from schema.watchlists import (
     WatchlistName,
     WatchlistPayload,
 )
+from schema.webhooks import DeleteWebhookPayload, RegisterWebhookPayload
 
 
 @strawberry.input(description="One tick from a data feed.")
@@ -433,3 +444,25 @@ class Mutation:
     )
     async def delete_alert(self, info: Info, id: strawberry.ID) -> DeleteAlertPayload:
         return DeleteAlertPayload.from_outcome(await alerts.delete_alert(info, id))
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description=(
+            "Register an http(s) URL to receive `events` as signed POSTs; the payload shows "
+            "its signing secret, once. A URL whose host is or resolves to a loopback, "
+            "private or link-local address is NOT_ALLOWED (unless the operator allows it)."
+        ),
+    )
+    async def register_webhook(
+        self, info: Info, url: str, events: list[WebhookEvent]
+    ) -> RegisterWebhookPayload:
+        return RegisterWebhookPayload.from_outcome(
+            await webhooks.register_webhook(info, url, events)
+        )
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Delete one of your webhooks with its delivery log (pending ones are dropped).",
+    )
+    async def delete_webhook(self, info: Info, id: strawberry.ID) -> DeleteWebhookPayload:
+        return DeleteWebhookPayload.from_outcome(await webhooks.delete_webhook(info, id))

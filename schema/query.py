@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers import alerts, auth, instruments, market, orders, strategies, watchlists
+from resolvers import (
+    alerts,
+    auth,
+    instruments,
+    market,
+    orders,
+    strategies,
+    watchlists,
+    webhooks,
+)
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import indicators
@@ -12,7 +21,14 @@ from schema import strategies as strategy_types
 from schema.alerts import Alert, AlertFiring
 from schema.auth import User
 from schema.common import Connection, From, To
-from schema.enums import AlertStatus, KlineInterval, OrderSide, OrderStatus, OrderType
+from schema.enums import (
+    AlertStatus,
+    KlineInterval,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    WebhookDeliveryStatus,
+)
 from schema.indicators import KlineSeries
 from schema.instruments import SymbolAuditEntry
 from schema.market import Kline, Symbol, Tick, symbol_or_none
@@ -20,6 +36,7 @@ from schema.orders import Order, order_or_none
 from schema.permissions import ADMINISTRATION, MARKET_DATA, SIGNED_IN, TRADING
 from schema.strategies import Strategy, StrategyKindInfo, strategy_or_none
 from schema.watchlists import Watchlist, watchlist_or_none
+from schema.webhooks import Webhook, WebhookDelivery
 from storage import timeseries as ts
 
 
@@ -242,4 +259,34 @@ class Query:
             kind=alerts.FIRING_CURSOR,
             key=lambda row: row.id,
             node=lambda row: AlertFiring.from_row(row, scale),
+        )
+
+    @strawberry.field(
+        permission_classes=SIGNED_IN,
+        description="Your webhooks, oldest first (capped per user, so not paged).",
+    )
+    async def webhooks(self, info: Info) -> list[Webhook]:
+        return [Webhook.from_row(row) for row in await webhooks.webhooks(info)]
+
+    @strawberry.field(
+        permission_classes=SIGNED_IN,
+        description=(
+            "The delivery log of your webhooks, newest first (of one webhook when "
+            "`webhookId` is given; only some statuses when `status` is)."
+        ),
+    )
+    async def webhook_deliveries(
+        self,
+        info: Info,
+        webhook_id: strawberry.ID | None = None,
+        status: list[WebhookDeliveryStatus] | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[WebhookDelivery]:
+        page = await webhooks.deliveries(info, webhook_id, status, first, after)
+        return Connection[WebhookDelivery].build(
+            page,
+            kind=webhooks.DELIVERY_CURSOR,
+            key=lambda row: row.id,
+            node=WebhookDelivery.from_row,
         )

@@ -6,11 +6,13 @@ store it (the loser's insert fails and is dropped). A ``ONCE`` alert moves
 ACTIVE → FIRED in the same transaction, conditionally, so a paused, deleted or
 already fired alert never fires (again). The announcement on
 :func:`~graphql_api.realtime.channels.alert_channel` is staged in the event
-outbox, so it reaches subscribers once committed, even after a bus outage.
+outbox, so it reaches subscribers once committed, even after a bus outage, and
+a delivery is enqueued for each of the user's webhooks that wants ``ALERT_FIRED``.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +25,11 @@ from graphql_api.alerts.conditions import AlertMode, AlertStatus
 from graphql_api.realtime.channels import alert_channel
 from graphql_api.realtime.events import encode_id_event
 from graphql_api.realtime.outbox import EventOutbox
+from graphql_api.webhooks.registry import WebhookEvent, enqueue
 from storage import models
 from storage.engine import SessionFactory
 
-__all__ = ["record_firing"]
+__all__ = ["record_firing", "webhook_body"]
 
 log = structlog.get_logger(__name__)
 
@@ -77,9 +80,37 @@ async def record_firing(
                 alert_channel(alert.user_id),
                 encode_id_event("alertFiring", firing.id, alertId=alert.id),
             )
+            await enqueue(
+                session,
+                outbox,
+                alert.user_id,
+                WebhookEvent.ALERT_FIRED,
+                f"alertFiring:{firing.id}",
+                webhook_body(firing),
+            )
             await session.commit()
         except IntegrityError:
             await session.rollback()
             log.info("alert firing already stored", alert_id=alert.id, at=trigger.at)
             return None
     return firing
+
+
+def webhook_body(firing: models.AlertFiring) -> str:
+    """The JSON a webhook receives for a firing (amounts as strings, times ISO 8601)."""
+    return json.dumps(
+        {
+            "event": WebhookEvent.ALERT_FIRED.value,
+            "alertFiring": {
+                "id": str(firing.id),
+                "alertId": str(firing.alert_id),
+                "symbol": firing.symbol_code,
+                "kind": firing.kind,
+                "price": format(firing.price, "f"),
+                "value": format(firing.value, "f") if firing.value is not None else None,
+                "message": firing.message,
+                "triggeredAt": firing.triggered_at.isoformat(),
+            },
+        },
+        separators=(",", ":"),
+    )

@@ -15,6 +15,7 @@ __all__ = [
     "REVOCATION_CHANNEL",
     "SYMBOL_CHANGES_CHANNEL",
     "USER_CHANGES_CHANNEL",
+    "WEBHOOKS_CHANNEL",
     "alert_channel",
     "order_channel",
     "signal_channel",
@@ -31,6 +32,9 @@ CONTROL_CHANNEL = "strategies.control"
 
 # Alerts created, deleted, paused or resumed, for the alert engine; the payload is an id event.
 ALERTS_CONTROL_CHANNEL = "alerts.control"
+
+# Webhook deliveries were enqueued: wakes the webhook dispatcher (the payload says nothing more).
+WEBHOOKS_CHANNEL = "webhooks.pending"
 
 # Revoked session ids: every process forgets the session's tokens at once.
 REVOCATION_CHANNEL = "auth.revocations"

@@ -46,6 +46,8 @@ from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
 from graphql_api.watchlists.lists import WatchlistService
+from graphql_api.webhooks.dispatcher import WebhookDispatcher
+from graphql_api.webhooks.registry import WebhookService
 from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
 from storage.repositories import users as user_repo
@@ -110,6 +112,11 @@ async def open_services(
                     alerts=AlertService(
                         sessions, catalog, outbox, max_alerts=settings.max_alerts_per_user
                     ),
+                    webhooks=WebhookService(
+                        sessions,
+                        max_webhooks=settings.max_webhooks_per_user,
+                        allow_private=settings.webhook_allow_private_addresses,
+                    ),
                     instruments=InstrumentService(
                         sessions, catalog, outbox, start_cash=settings.start_cash
                     ),
@@ -173,6 +180,15 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             alert_leadership.run(alerts.run), name="alert-engine"
         )
         services.activity.leaders["alert-engine"] = alert_leadership
+    if settings.webhooks_enabled:
+        dispatcher = webhook_dispatcher(services)
+        webhook_leadership = Leadership(
+            services.engine, "webhooks", retry_interval=settings.leader_lease_seconds / 5
+        )
+        tasks["webhooks"] = asyncio.create_task(
+            webhook_leadership.run(dispatcher.run), name="webhooks"
+        )
+        services.activity.leaders["webhooks"] = webhook_leadership
     if settings.market_feed == "simulated":
         walk = RandomWalk(
             services.catalog.all(), await _start_prices(services), seed=settings.feed_seed
@@ -263,6 +279,22 @@ def alert_engine(services: Services, **timings: Any) -> AlertEngine:
         timeseries=services.timeseries,
         outbox=services.outbox,
         activity=services.activity,
+        **timings,
+    )
+
+
+def webhook_dispatcher(services: Services, **timings: Any) -> WebhookDispatcher:
+    """The webhook dispatcher with the settings' limits (``timings``: poll interval,
+    concurrency, batch size, for tests)."""
+    settings = services.settings
+    return WebhookDispatcher(
+        sessions=services.sessions,
+        hub=services.hub,
+        allow_private=settings.webhook_allow_private_addresses,
+        timeout=settings.webhook_timeout_seconds,
+        max_attempts=settings.webhook_max_attempts,
+        backoff=settings.webhook_backoff_seconds,
+        max_backoff=settings.webhook_max_backoff_seconds,
         **timings,
     )
 

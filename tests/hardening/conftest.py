@@ -37,6 +37,7 @@ def hardened_settings(database_url: str, **overrides: Any) -> Settings:
             "RATE_LIMIT": True,
             "MATCHER_ENABLED": False,
             "ALERT_ENGINE_ENABLED": False,
+            "WEBHOOKS_ENABLED": False,
             "ROLE_CACHE_SECONDS": 3600,
             **overrides,
         },

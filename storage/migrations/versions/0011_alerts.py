@@ -1,4 +1,4 @@
-"""alerts: users' price and indicator alerts and their firings
+"""alerts: users' price and indicator alerts, their firings, webhooks and deliveries
 
 Revision ID: 0011
 Revises: 0010
@@ -76,8 +76,51 @@ def upgrade() -> None:
         sa.UniqueConstraint("alert_id", "triggered_at", name="uq_alert_firings_alert_trigger"),
     )
     op.create_index("ix_alert_firings_user_id_id", "alert_firings", ["user_id", "id"])
+    op.create_table(
+        "webhooks",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("user_id", BIG_ID, nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("secret", sa.String(length=128), nullable=False),
+        sa.Column("events", sa.String(length=256), nullable=False),
+        sa.Column("created_at", storage.types.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_webhooks_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhooks")),
+    )
+    op.create_index("ix_webhooks_user_id", "webhooks", ["user_id"])
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("webhook_id", BIG_ID, nullable=False),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("event_key", sa.String(length=64), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", storage.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("last_status_code", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", storage.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", storage.types.UtcDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["webhook_id"],
+            ["webhooks.id"],
+            name=op.f("fk_webhook_deliveries_webhook_id_webhooks"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sa.UniqueConstraint("webhook_id", "event_key", name="uq_webhook_deliveries_event"),
+    )
+    op.create_index(
+        "ix_webhook_deliveries_status_next", "webhook_deliveries", ["status", "next_attempt_at"]
+    )
+    op.create_index(
+        "ix_webhook_deliveries_webhook_id_id", "webhook_deliveries", ["webhook_id", "id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_deliveries")
+    op.drop_table("webhooks")
     op.drop_table("alert_firings")
     op.drop_table("alerts")

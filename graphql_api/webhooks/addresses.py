@@ -1,0 +1,101 @@
+"""Where an outbound webhook request may go (SSRF protection).
+
+A webhook URL comes from a user, and the server posts to it from inside the
+operator's network: without a check, ``http://169.254.169.254/`` or
+``http://localhost:6379/`` would make the server a proxy into that network.
+So a URL must be ``http`` or ``https`` with a host and no credentials, and
+*every* address its host resolves to must be public: not loopback, private,
+link-local, carrier-grade NAT, multicast, reserved or unspecified (IPv4-mapped
+IPv6 addresses are judged by their IPv4 address). The check runs when a webhook
+is registered and again before every delivery, since DNS answers change.
+
+``WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true`` lifts the address rule (not the URL
+rules) for operators whose receivers live on their own network, and for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import SplitResult, urlsplit
+
+__all__ = ["MAX_URL_LENGTH", "AddressNotAllowedError", "check_url", "resolve_allowed"]
+
+MAX_URL_LENGTH = 2048
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, not is_private
+
+
+class AddressNotAllowedError(Exception):
+    """The URL's host is, or resolves to, an address webhooks may not reach."""
+
+
+def check_url(url: str) -> str | None:
+    """Why ``url`` cannot be a webhook URL (syntax only), or None if it can."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"url is longer than {MAX_URL_LENGTH} characters"
+    if not url.isascii() or any(c.isspace() or ord(c) < 32 for c in url):
+        return "url must be ASCII without spaces (punycode for international names)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as error:
+        return f"url is not valid: {error}"
+    if parts.scheme not in ("http", "https"):
+        return "url must start with http:// or https://"
+    if not parts.hostname:
+        return "url must name a host"
+    if parts.username is not None or parts.password is not None:
+        return "url must not carry credentials"
+    if parts.fragment:
+        return "url must not have a #fragment"
+    return None
+
+
+def _allowed(address: IpAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED)
+    )
+
+
+async def resolve_allowed(url: str, *, allow_private: bool) -> list[IpAddress]:
+    """The addresses of ``url``'s host, all of them allowed; raises
+    :class:`AddressNotAllowedError` when any is not (or the host does not resolve)."""
+    parts: SplitResult = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        literal: IpAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as error:
+            raise AddressNotAllowedError(f"{host} does not resolve: {error}") from None
+        addresses = list(
+            dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)
+        )
+    if not addresses:
+        raise AddressNotAllowedError(f"{host} has no address")
+    if not allow_private:
+        refused = [str(address) for address in addresses if not _allowed(address)]
+        if refused:
+            raise AddressNotAllowedError(
+                f"{host} resolves to an address webhooks may not reach ({', '.join(refused)})"
+            )
+    return addresses
