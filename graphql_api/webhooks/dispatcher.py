@@ -172,14 +172,18 @@ class WebhookDispatcher:
                 )
             ).all()
         due = [_Due(*row) for row in rows]
-        await asyncio.gather(*(self._deliver(client, item) for item in due))
+        results = await asyncio.gather(*(self._deliver(client, item) for item in due))
+        if due:
+            # One transaction for the pass: a commit per delivery would bound the rate
+            # by the database's commit latency.
+            await self._record(list(zip(due, results, strict=True)))
         return len(due)
 
-    async def _deliver(self, client: httpx.AsyncClient, due: _Due) -> None:
+    async def _deliver(self, client: httpx.AsyncClient, due: _Due) -> _Result:
         async with self._limit:
             result = await self._attempt(client, due)
         self.attempts += 1
-        await self._record(due, result)
+        return result
 
     async def _attempt(self, client: httpx.AsyncClient, due: _Due) -> _Result:
         try:
@@ -208,8 +212,27 @@ class WebhookDispatcher:
             return _Result(code, None)
         return _Result(code, f"HTTP {code}")
 
-    async def _record(self, due: _Due, result: _Result) -> None:
+    async def _record(self, outcomes: list[tuple[_Due, _Result]]) -> None:
         now = datetime.now(UTC)
+        delivery = models.WebhookDelivery
+        async with self._sessions() as session:
+            for due, result in outcomes:
+                # Fenced by the attempt count: a stale dispatcher cannot overwrite a newer
+                # record.
+                changed: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+                    update(delivery)
+                    .where(
+                        delivery.id == due.id,
+                        delivery.status == DeliveryStatus.PENDING.value,
+                        delivery.attempts == due.attempts,
+                    )
+                    .values(**self._values(due, result, now))
+                )
+                if changed.rowcount == 0:
+                    log.info("webhook delivery recorded elsewhere", delivery_id=due.id)
+            await session.commit()
+
+    def _values(self, due: _Due, result: _Result, now: datetime) -> dict[str, Any]:
         attempts = due.attempts + 1
         values: dict[str, Any] = {
             "attempts": attempts,
@@ -224,21 +247,7 @@ class WebhookDispatcher:
         else:
             delay = min(self._backoff * 2 ** (attempts - 1), self._max_backoff)
             values["next_attempt_at"] = now + timedelta(seconds=delay)
-        delivery = models.WebhookDelivery
-        async with self._sessions() as session:
-            # Fenced by the attempt count: a stale dispatcher cannot overwrite a newer record.
-            changed: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
-                update(delivery)
-                .where(
-                    delivery.id == due.id,
-                    delivery.status == DeliveryStatus.PENDING.value,
-                    delivery.attempts == due.attempts,
-                )
-                .values(**values)
-            )
-            await session.commit()
-        if changed.rowcount == 0:
-            log.info("webhook delivery recorded elsewhere", delivery_id=due.id)
+        return values
 
     async def _listen(self) -> None:
         async with self._hub.subscribe([WEBHOOKS_CHANNEL], conflate=True) as box:
