@@ -119,18 +119,21 @@ class AlertEngine:
         now = datetime.now(UTC)
         alert = models.Alert
         async with self.sessions() as session:
-            expired: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
-                update(alert)
-                .where(
-                    alert.status.in_([AlertStatus.ACTIVE.value, AlertStatus.PAUSED.value]),
-                    alert.expires_at.is_not(None),
-                    alert.expires_at <= now,
-                )
-                .values(status=AlertStatus.EXPIRED.value, updated_at=now)
+            due = (
+                alert.status.in_([AlertStatus.ACTIVE.value, AlertStatus.PAUSED.value]),
+                alert.expires_at.is_not(None),
+                alert.expires_at <= now,
             )
-            if expired.rowcount:
+            # Look before writing: most reads find nothing due, and a write would take
+            # SQLite's database-wide write lock every poll.
+            if await session.scalar(select(alert.id).where(*due).limit(1)) is not None:
+                expired: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+                    update(alert)
+                    .where(*due)
+                    .values(status=AlertStatus.EXPIRED.value, updated_at=now)
+                )
                 log.info("alerts expired", count=expired.rowcount)
-            await session.commit()
+                await session.commit()
             rows = list(
                 await session.scalars(select(alert).where(alert.status == AlertStatus.ACTIVE.value))
             )

@@ -20,9 +20,16 @@ import ipaddress
 import socket
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["MAX_URL_LENGTH", "AddressNotAllowedError", "check_url", "resolve_allowed"]
+__all__ = [
+    "MAX_URL_LENGTH",
+    "AddressNotAllowedError",
+    "HostNotResolvedError",
+    "check_url",
+    "resolve_allowed",
+]
 
 MAX_URL_LENGTH = 2048
+RESOLVE_TIMEOUT_SECONDS = 5.0
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, not is_private
@@ -30,6 +37,10 @@ _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, not is_pri
 
 class AddressNotAllowedError(Exception):
     """The URL's host is, or resolves to, an address webhooks may not reach."""
+
+
+class HostNotResolvedError(Exception):
+    """The URL's host did not resolve (now: DNS failures can pass, so worth a retry)."""
 
 
 def check_url(url: str) -> str | None:
@@ -70,7 +81,8 @@ def _allowed(address: IpAddress) -> bool:
 
 async def resolve_allowed(url: str, *, allow_private: bool) -> list[IpAddress]:
     """The addresses of ``url``'s host, all of them allowed; raises
-    :class:`AddressNotAllowedError` when any is not (or the host does not resolve)."""
+    :class:`AddressNotAllowedError` when any is not, :class:`HostNotResolvedError`
+    when the host does not resolve."""
     parts: SplitResult = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -82,16 +94,21 @@ async def resolve_allowed(url: str, *, allow_private: bool) -> list[IpAddress]:
         addresses = [literal]
     else:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
+            async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+        except TimeoutError:
+            raise HostNotResolvedError(
+                f"{host} did not resolve within {RESOLVE_TIMEOUT_SECONDS:g} s"
+            ) from None
         except OSError as error:
-            raise AddressNotAllowedError(f"{host} does not resolve: {error}") from None
+            raise HostNotResolvedError(f"{host} does not resolve: {error}") from None
         addresses = list(
             dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)
         )
     if not addresses:
-        raise AddressNotAllowedError(f"{host} has no address")
+        raise HostNotResolvedError(f"{host} has no address")
     if not allow_private:
         refused = [str(address) for address in addresses if not _allowed(address)]
         if refused:

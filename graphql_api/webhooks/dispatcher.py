@@ -10,11 +10,11 @@ change), then POST the stored JSON body with the signature headers
 (:mod:`.signing`), waiting at most ``timeout`` seconds, never following
 redirects (a redirect could point inside the network). A 2xx answer makes the
 delivery DELIVERED. Anything else — another status, a timeout, a refused
-connection — schedules the next attempt ``backoff * 2**(attempts - 1)``
-seconds later (at most ``max_backoff``); after ``max_attempts`` attempts, or at
-once for an address that is not allowed, the delivery is DEAD (the dead
-letter: kept in the log, never tried again). Every attempt records its status
-code or error, shown in the owner's delivery log.
+connection, a host that does not resolve — schedules the next attempt
+``backoff * 2**(attempts - 1)`` seconds later (at most ``max_backoff``); after
+``max_attempts`` attempts, or at once for an address that is not allowed, the
+delivery is DEAD (the dead letter: kept in the log, never tried again). Every
+attempt records its status code or error, shown in the owner's delivery log.
 
 Delivery is at least once: a dispatcher that dies after the endpoint answered
 but before recording it leaves the delivery PENDING, and it is posted again
@@ -36,7 +36,11 @@ from sqlalchemy import CursorResult, func, select, update
 
 from graphql_api.realtime.channels import WEBHOOKS_CHANNEL
 from graphql_api.realtime.hub import Hub
-from graphql_api.webhooks.addresses import AddressNotAllowedError, resolve_allowed
+from graphql_api.webhooks.addresses import (
+    AddressNotAllowedError,
+    HostNotResolvedError,
+    resolve_allowed,
+)
 from graphql_api.webhooks.registry import DeliveryStatus
 from graphql_api.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
 from storage import models
@@ -190,6 +194,8 @@ class WebhookDispatcher:
             await resolve_allowed(due.url, allow_private=self._allow_private)
         except AddressNotAllowedError as error:
             return _Result(None, str(error), final=True)
+        except HostNotResolvedError as error:
+            return _Result(None, str(error))
         body = due.payload.encode()
         headers = {
             "content-type": "application/json",

@@ -1,7 +1,7 @@
 """Webhooks: register and delete (one transaction each), the owner's reads, and enqueueing.
 
-Registering checks the URL (:func:`~.addresses.check_url`, ``INVALID``) and
-that its host resolves only to addresses webhooks may reach
+Registering checks the URL (:func:`~.addresses.check_url`, ``INVALID``), that
+its host resolves (``INVALID``) and only to addresses webhooks may reach
 (:func:`~.addresses.resolve_allowed`, ``NOT_ALLOWED``), the events
 (``REQUIRED`` when none), and at most ``max_webhooks`` per user
 (``OUT_OF_RANGE``). The new webhook's secret is returned once, with it; the
@@ -28,7 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.realtime.channels import WEBHOOKS_CHANNEL
 from graphql_api.realtime.outbox import EventOutbox
-from graphql_api.webhooks.addresses import AddressNotAllowedError, check_url, resolve_allowed
+from graphql_api.webhooks.addresses import (
+    AddressNotAllowedError,
+    HostNotResolvedError,
+    check_url,
+    resolve_allowed,
+)
 from graphql_api.webhooks.signing import new_secret
 from storage import models
 from storage.engine import SessionFactory
@@ -95,6 +100,8 @@ class WebhookService:
                 await resolve_allowed(url, allow_private=self.allow_private)
             except AddressNotAllowedError as error:
                 errors.append(UserError("url", ErrorCode.NOT_ALLOWED, str(error)))
+            except HostNotResolvedError as error:
+                errors.append(UserError("url", ErrorCode.INVALID, str(error)))
         if not events:
             errors.append(UserError("events", ErrorCode.REQUIRED, "name at least one event"))
         if errors:

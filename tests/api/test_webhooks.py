@@ -259,6 +259,7 @@ async def test_webhooks_are_refused_where_they_could_reach_inside_the_network(
                 "ftp://example.com/",
                 "http://user:pw@example.com/",
                 "not a url",
+                "http://no-such-host.invalid/",
             ):
                 payload = (await execute(eve, REGISTER, {"url": url, "events": ["ALERT_FIRED"]}))[
                     "registerWebhook"
@@ -277,6 +278,7 @@ async def test_webhooks_are_refused_where_they_could_reach_inside_the_network(
         "ftp://example.com/": (None, None, "INVALID"),
         "http://user:pw@example.com/": (None, None, "INVALID"),
         "not a url": (None, None, "INVALID"),
+        "http://no-such-host.invalid/": (None, None, "INVALID"),
     }
     assert listed == {"webhooks": []}
     # and the dispatcher checks again before every delivery (DNS answers change)
