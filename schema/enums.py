@@ -125,7 +125,10 @@ AlertIndicator = alerts.AlertIndicator
 strawberry.enum(
     webhooks.WebhookEvent,
     name="WebhookEvent",
-    description="Events a webhook can receive: ALERT_FIRED, a firing of one of your alerts.",
+    description=(
+        "Events a webhook can receive: ALERT_FIRED, a firing of one of your alerts; "
+        "STRATEGY_SIGNAL, a signal of one of your running strategies."
+    ),
 )
 WebhookEvent = webhooks.WebhookEvent
 

@@ -51,6 +51,7 @@ __all__ = [
 
 class WebhookEvent(enum.Enum):
     ALERT_FIRED = "ALERT_FIRED"
+    STRATEGY_SIGNAL = "STRATEGY_SIGNAL"
 
 
 class DeliveryStatus(enum.Enum):

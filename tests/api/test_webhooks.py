@@ -1,6 +1,7 @@
-"""Webhooks through GraphQL and a real local receiver: signed deliveries of alert firings,
-retries with backoff until the receiver recovers, timeouts, the dead letter, the delivery
-log, isolation, and the refusal of addresses inside the network (SSRF)."""
+"""Webhooks through GraphQL and a real local receiver: signed deliveries of alert firings
+and strategy signals, retries with backoff until the receiver recovers, timeouts, the
+dead letter, the delivery log, isolation, and the refusal of addresses inside the
+network (SSRF)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,15 @@ from starlette.routing import Route
 
 from graphql_api.auth import Role
 from graphql_api.platform.settings import Settings
-from graphql_api.server.runtime import alert_engine
+from graphql_api.server.runtime import alert_engine, strategy_engine
 from graphql_api.services import Services
+from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
+from graphql_api.strategies.lifecycle import start_strategy
 from graphql_api.webhooks.addresses import AddressNotAllowedError, resolve_allowed
 from graphql_api.webhooks.dispatcher import WebhookDispatcher
 from graphql_api.webhooks.signing import verify
-from storage.timeseries import Tick
+from storage.timeseries import KlineInterval, Tick
+from storage.timeseries.buckets import floor_to_interval
 from tests.conftest import http_client, make_settings, user_token
 from tests.support.graphql import execute
 from tests.support.servers import free_port
@@ -323,3 +327,62 @@ async def test_another_users_webhooks_and_deliveries_do_not_exist(
         "webhooks": [],
         "webhookDeliveries": {"edges": []},
     }
+
+
+async def test_a_strategy_signal_is_posted_to_a_webhook_that_wants_signals(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    services: Services = app.state.services
+    created = await services.strategies.create(
+        services.demo_user_id,
+        StrategyDraft(
+            name="hooked cross",
+            kind=StrategyKind.SMA_CROSS,
+            symbol="BTCUSDT",
+            interval=KlineInterval.MINUTE_1,
+            parameters={"fast": 2, "slow": 3},
+        ),
+    )
+    assert created.strategy is not None
+    strategy_id = created.strategy.id
+    assert not (
+        await start_strategy(services.sessions, services.outbox, services.demo_user_id, strategy_id)
+    ).errors
+    engine = strategy_engine(services, poll_interval=0.2, timer_interval=0.1)
+    async with receiving(Receiver()) as receiver, running_engines(services):
+        payload = (
+            await execute(client, REGISTER, {"url": receiver.url, "events": ["STRATEGY_SIGNAL"]})
+        )["registerWebhook"]
+        webhook_id = payload["webhook"]["id"]
+        running = asyncio.create_task(engine.run())
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            while strategy_id not in engine.running():
+                assert asyncio.get_running_loop().time() < deadline, "engine did not pick it up"
+                await asyncio.sleep(0.02)
+            # SMA(2) vs SMA(3) on these closes crosses above on bar 5
+            closes = [10, 9, 8, 7, 6, 9, 10]
+            base = floor_to_interval(datetime.now(UTC), KlineInterval.MINUTE_1) - timedelta(
+                minutes=len(closes) + 2
+            )
+            for index, close in enumerate(closes):
+                price = Decimal(95_000 + 10 * close)
+                at = base + timedelta(minutes=index, seconds=30)
+                await services.ingestor.ingest(
+                    [Tick("BTCUSDT", at, price, price, price, Decimal(1))]
+                )
+            delivered = await log_until(client, webhook_id, "DELIVERED")
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    assert len(receiver.received) == 1
+    headers, body = receiver.received[0]
+    assert headers["x-quantgraph-event"] == "STRATEGY_SIGNAL"
+    assert headers["x-quantgraph-delivery"] == delivered["id"]
+    sent = json.loads(body)["signal"]
+    assert (sent["strategyId"], sent["side"], sent["reason"]) == (
+        str(strategy_id),
+        "BUY",
+        "SMA(2) crossed above SMA(3)",
+    )
+    assert datetime.fromisoformat(sent["barTime"]) == base + timedelta(minutes=5)
