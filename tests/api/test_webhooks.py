@@ -386,3 +386,28 @@ async def test_a_strategy_signal_is_posted_to_a_webhook_that_wants_signals(
         "SMA(2) crossed above SMA(3)",
     )
     assert datetime.fromisoformat(sent["barTime"]) == base + timedelta(minutes=5)
+
+
+async def test_deliveries_wait_in_the_table_for_a_dispatcher_and_resume_after_a_restart(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    services: Services = app.state.services
+    async with receiving(Receiver()) as receiver:
+        webhook_id, _ = await register(client, receiver.url)
+        # given a firing while no dispatcher runs (the leader is down)
+        engine = asyncio.create_task(
+            alert_engine(services, poll_interval=0.2, timer_interval=0.1).run()
+        )
+        try:
+            await fire_an_alert(client, services)
+            pending = await log_until(client, webhook_id, "PENDING")
+        finally:
+            engine.cancel()
+            await asyncio.gather(engine, return_exceptions=True)
+        assert pending["attempts"] == 0 and receiver.received == []
+        # when a dispatcher starts (a new leader, or the restarted process)
+        async with running_engines(services):
+            delivered = await log_until(client, webhook_id, "DELIVERED")
+    # then the waiting delivery goes out, once
+    assert delivered["id"] == pending["id"] and delivered["attempts"] == 1
+    assert len(receiver.received) == 1
