@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from graphql_api.platform.resilience import as_service_unavailable
 from graphql_api.realtime.channels import alert_channel, order_channel, signal_channel
@@ -135,94 +135,66 @@ async def order_updates(
                     yield row
 
 
-async def signal_updates(
+def signal_updates(
     sessions: SessionFactory, hub: Hub, user_id: int
 ) -> AsyncIterator[models.Signal]:
     """``user_id``'s new signals, in the order they were announced, each once."""
-    shown: set[int] = set()
-    last_id: int | None = None
-    since = datetime.now(UTC)
-    pending = _Pending()
-
-    async def load() -> list[models.Signal]:
-        ids, catch_up = list(pending.ids), pending.catch_up
-        signal, strategy = models.Signal, models.Strategy
-        owned = select(strategy.id).where(strategy.user_id == user_id)
-        async with sessions() as session:
-            rows: list[models.Signal] = []
-            if ids:
-                found = await session.scalars(
-                    select(signal).where(signal.id.in_(ids), signal.strategy_id.in_(owned))
-                )
-                by_id = {row.id: row for row in found}
-                rows = [by_id[i] for i in ids if i in by_id]
-            if catch_up:
-                newer = (
-                    signal.id > last_id
-                    if last_id is not None
-                    else signal.created_at >= since - CATCH_UP_MARGIN
-                )
-                rows.extend(
-                    await session.scalars(
-                        select(signal)
-                        .where(signal.strategy_id.in_(owned), newer)
-                        .order_by(signal.id)
-                        .limit(CATCH_UP_LIMIT)
-                    )
-                )
-        pending.ids.clear()
-        pending.catch_up = False
-        return rows
-
-    async with hub.subscribe([signal_channel(user_id)], conflate=False, resync=True) as box:
-        while True:
-            pending.absorb((await box.get()).message)
-            for row in await _load_when_available(box, pending, load):
-                if row.id not in shown:
-                    shown.add(row.id)
-                    last_id = max(last_id or 0, row.id)
-                    yield row
+    owned = select(models.Strategy.id).where(models.Strategy.user_id == user_id)
+    return _new_rows(
+        sessions, hub, signal_channel(user_id), models.Signal, models.Signal.strategy_id.in_(owned)
+    )
 
 
-async def alert_firing_updates(
+def alert_firing_updates(
     sessions: SessionFactory, hub: Hub, user_id: int
 ) -> AsyncIterator[models.AlertFiring]:
     """``user_id``'s new alert firings, in the order they were announced, each once."""
+    firing = models.AlertFiring
+    return _new_rows(sessions, hub, alert_channel(user_id), firing, firing.user_id == user_id)
+
+
+NewRow = TypeVar("NewRow", models.Signal, models.AlertFiring)
+
+
+async def _new_rows(
+    sessions: SessionFactory,
+    hub: Hub,
+    channel: str,
+    model: type[NewRow],
+    owned: ColumnElement[bool],
+) -> AsyncIterator[NewRow]:
+    """Rows that are only ever added (signals, firings), announced by id on ``channel``:
+    each ``owned`` one once, in announcement order; after a bus reconnect, the ones
+    with ids past the last shown (or created since the stream began)."""
     shown: set[int] = set()
     last_id: int | None = None
     since = datetime.now(UTC)
     pending = _Pending()
 
-    async def load() -> list[models.AlertFiring]:
+    async def load() -> list[NewRow]:
         ids, catch_up = list(pending.ids), pending.catch_up
-        firing = models.AlertFiring
         async with sessions() as session:
-            rows: list[models.AlertFiring] = []
+            rows: list[NewRow] = []
             if ids:
-                found = await session.scalars(
-                    select(firing).where(firing.id.in_(ids), firing.user_id == user_id)
-                )
+                found = await session.scalars(select(model).where(model.id.in_(ids), owned))
                 by_id = {row.id: row for row in found}
                 rows = [by_id[i] for i in ids if i in by_id]
             if catch_up:
                 newer = (
-                    firing.id > last_id
+                    model.id > last_id
                     if last_id is not None
-                    else firing.created_at >= since - CATCH_UP_MARGIN
+                    else model.created_at >= since - CATCH_UP_MARGIN
                 )
                 rows.extend(
                     await session.scalars(
-                        select(firing)
-                        .where(firing.user_id == user_id, newer)
-                        .order_by(firing.id)
-                        .limit(CATCH_UP_LIMIT)
+                        select(model).where(owned, newer).order_by(model.id).limit(CATCH_UP_LIMIT)
                     )
                 )
         pending.ids.clear()
         pending.catch_up = False
         return rows
 
-    async with hub.subscribe([alert_channel(user_id)], conflate=False, resync=True) as box:
+    async with hub.subscribe([channel], conflate=False, resync=True) as box:
         while True:
             pending.absorb((await box.get()).message)
             for row in await _load_when_available(box, pending, load):
