@@ -295,6 +295,7 @@ def webhook_dispatcher(services: Services, **timings: Any) -> WebhookDispatcher:
         max_attempts=settings.webhook_max_attempts,
         backoff=settings.webhook_backoff_seconds,
         max_backoff=settings.webhook_max_backoff_seconds,
+        activity=services.activity,
         **timings,
     )
 

@@ -34,6 +34,7 @@ import httpx
 import structlog
 from sqlalchemy import CursorResult, func, select, update
 
+from graphql_api.platform.activity import Activity
 from graphql_api.realtime.channels import WEBHOOKS_CHANNEL
 from graphql_api.realtime.hub import Hub
 from graphql_api.webhooks.addresses import (
@@ -86,6 +87,7 @@ class WebhookDispatcher:
         (a retry due sooner shortens it).
     concurrency: attempts in flight at once.
     batch_size: deliveries read per look.
+    activity: counts delivered, dead and failed attempts (for metrics).
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class WebhookDispatcher:
         poll_interval: float = 5.0,
         concurrency: int = 16,
         batch_size: int = 100,
+        activity: Activity | None = None,
     ) -> None:
         self._sessions = sessions
         self._hub = hub
@@ -113,6 +116,7 @@ class WebhookDispatcher:
         self._limit = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
         self._wake = asyncio.Event()
+        self._activity = activity if activity is not None else Activity()
         self.attempts = 0
 
     async def run(self) -> None:
@@ -247,8 +251,12 @@ class WebhookDispatcher:
         }
         if result.delivered:
             values.update(status=DeliveryStatus.DELIVERED.value, finished_at=now)
-        elif result.final or attempts >= self._max_attempts:
+            self._activity.webhooks_delivered += 1
+            return values
+        self._activity.webhook_attempts_failed += 1
+        if result.final or attempts >= self._max_attempts:
             values.update(status=DeliveryStatus.DEAD.value, finished_at=now)
+            self._activity.webhooks_dead += 1
             log.warning("webhook delivery dead", delivery_id=due.id, error=result.error)
         else:
             delay = min(self._backoff * 2 ** (attempts - 1), self._max_backoff)

@@ -130,6 +130,7 @@ async def running_engines(
         backoff=services.settings.webhook_backoff_seconds,
         max_backoff=services.settings.webhook_max_backoff_seconds,
         poll_interval=0.2,
+        activity=services.activity,
     )
     tasks = [
         asyncio.create_task(alert_engine(services, poll_interval=0.2, timer_interval=0.1).run()),
@@ -242,6 +243,9 @@ async def test_a_receiver_that_times_out_ends_in_the_dead_letter(
     assert dead["lastStatusCode"] is None
     assert dead["lastError"] == "timed out after 0.5 s"
     assert len(receiver.received) == 3  # no attempt after the last one
+    # and the operator's metrics count it
+    activity = engines.activity
+    assert (activity.webhooks_dead, activity.webhook_attempts_failed) == (1, 3)
 
 
 async def test_webhooks_are_refused_where_they_could_reach_inside_the_network(

@@ -177,6 +177,21 @@ class Metrics:
             lambda: float(activity.alert_firings),
         )
         self.track_counter(
+            "quantgraph_webhooks_delivered",
+            "Webhook deliveries this process' dispatcher saw answered 2xx.",
+            lambda: float(activity.webhooks_delivered),
+        )
+        self.track_counter(
+            "quantgraph_webhooks_dead",
+            "Webhook deliveries this process' dispatcher gave up on (the dead letter).",
+            lambda: float(activity.webhooks_dead),
+        )
+        self.track_counter(
+            "quantgraph_webhook_attempts_failed",
+            "Webhook delivery attempts that failed (non-2xx, timeout, connection error).",
+            lambda: float(activity.webhook_attempts_failed),
+        )
+        self.track_counter(
             "quantgraph_matcher_overflows",
             "Times this process' matcher fell so far behind that its mailbox overflowed: "
             "the ticks in it were skipped and the book resynced.",
