@@ -451,3 +451,44 @@ async def test_the_alerts_subscription_delivers_the_users_firings(
         (alert["id"], "100200.00"),
     ]
     assert [datetime.fromisoformat(r["triggeredAt"]) for r in received] == [times[0], times[2]]
+
+
+async def test_extreme_inputs_are_user_errors_never_internal_ones(
+    client: httpx.AsyncClient,
+) -> None:
+    cases: dict[str, dict[str, Any]] = {
+        "huge level": {"kind": "PRICE_CROSSES_ABOVE", "level": "1" + "0" * 40},
+        "fine level": {"kind": "PRICE_CROSSES_ABOVE", "level": "1." + "1" * 30},
+        "huge window": {"kind": "PRICE_RISES_PERCENT", "percent": "5", "windowSeconds": 2**31 - 1},
+        "huge percent": {"kind": "PRICE_FALLS_PERCENT", "percent": "5000", "windowSeconds": 60},
+        "long note": {"kind": "PRICE_CROSSES_BELOW", "level": "1", "note": "n" * 10_000},
+        "huge period": {
+            "kind": "INDICATOR_CROSSES_ABOVE",
+            "level": "1",
+            "indicator": "EMA",
+            "period": 2**31 - 1,
+            "interval": "MINUTE_1",
+        },
+    }
+    refused = {}
+    for name, fields in cases.items():
+        body = await post(client, CREATE, {"input": {"symbol": "BTCUSDT", **fields}})
+        if "errors" in body:  # refused by the Decimal scalar before the resolver
+            refused[name] = [("request", code) for code in error_codes(body)]
+            continue
+        refused[name] = [(e["field"], e["code"]) for e in body["data"]["createAlert"]["userErrors"]]
+    assert refused == {
+        "huge level": [("request", "BAD_USER_INPUT")],
+        "fine level": [("request", "BAD_USER_INPUT")],
+        "huge window": [("windowSeconds", "OUT_OF_RANGE")],
+        "huge percent": [("percent", "OUT_OF_RANGE")],
+        "long note": [("note", "OUT_OF_RANGE")],
+        "huge period": [("period", "OUT_OF_RANGE")],
+    }
+    # a far expiry is fine
+    far = await create(
+        client, kind="PRICE_CROSSES_ABOVE", level="1", expiresAt="9999-12-31T23:59:59+00:00"
+    )
+    assert far["expiresAt"] == "9999-12-31T23:59:59+00:00"
+    listed = await execute(client, "{ alerts { edges { node { id } } } }")
+    assert [e["node"]["id"] for e in listed["alerts"]["edges"]] == [far["id"]]
