@@ -25,7 +25,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import uvicorn
 from sqlalchemy import func, select
 from starlette.applications import Starlette
@@ -97,7 +96,7 @@ async def main(count: int) -> dict[str, object]:
                 )
                 await session.commit()
             dispatcher = webhook_dispatcher(services)
-            async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+            async with dispatcher.client() as client:
                 started = time.perf_counter()
                 while await dispatcher.deliver_due(client):
                     pass

@@ -7,7 +7,9 @@ So a URL must be ``http`` or ``https`` with a host and no credentials, and
 *every* address its host resolves to must be public: not loopback, private,
 link-local, carrier-grade NAT, multicast, reserved or unspecified (IPv4-mapped
 IPv6 addresses are judged by their IPv4 address). The check runs when a webhook
-is registered and again before every delivery, since DNS answers change.
+is registered, and at every connection a delivery opens
+(:mod:`.transport`: the connection goes to the addresses just checked, so a DNS
+answer that changes in between cannot slip an internal address in).
 
 ``WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true`` lifts the address rule (not the URL
 rules) for operators whose receivers live on their own network, and for tests.
@@ -26,6 +28,7 @@ __all__ = [
     "HostNotResolvedError",
     "check_url",
     "resolve_allowed",
+    "resolve_host",
 ]
 
 MAX_URL_LENGTH = 2048
@@ -84,10 +87,14 @@ async def resolve_allowed(url: str, *, allow_private: bool) -> list[IpAddress]:
     :class:`AddressNotAllowedError` when any is not, :class:`HostNotResolvedError`
     when the host does not resolve."""
     parts: SplitResult = urlsplit(url)
-    host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    return await resolve_host(parts.hostname or "", port, allow_private=allow_private)
+
+
+async def resolve_host(host: str, port: int, *, allow_private: bool) -> list[IpAddress]:
+    """:func:`resolve_allowed` for a host name (or address literal) and port."""
     try:
-        literal: IpAddress | None = ipaddress.ip_address(host)
+        literal: IpAddress | None = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         literal = None
     if literal is not None:

@@ -5,16 +5,18 @@ process posts at a time. Deliveries live in ``webhook_deliveries`` (enqueued in
 the transaction that stored their event), so a restarted or newly elected
 dispatcher resumes whatever is PENDING.
 
-One attempt: check the URL's addresses again (:mod:`.addresses`; DNS answers
-change), then POST the stored JSON body with the signature headers
-(:mod:`.signing`), waiting at most ``timeout`` seconds, never following
-redirects (a redirect could point inside the network). A 2xx answer makes the
-delivery DELIVERED. Anything else — another status, a timeout, a refused
-connection, a host that does not resolve — schedules the next attempt
-``backoff * 2**(attempts - 1)`` seconds later (at most ``max_backoff``); after
-``max_attempts`` attempts, or at once for an address that is not allowed, the
-delivery is DEAD (the dead letter: kept in the log, never tried again). Every
-attempt records its status code or error, shown in the owner's delivery log.
+One attempt POSTs the stored JSON body with the signature headers
+(:mod:`.signing`) over a connection that only reaches addresses the URL's host
+resolves to *and* that are allowed (:mod:`.transport`, :mod:`.addresses`:
+checked at every connection, since DNS answers change), waiting at most
+``timeout`` seconds, never following redirects (a redirect could point inside
+the network). A 2xx answer makes the delivery DELIVERED. Anything else —
+another status, a timeout, a refused connection, a host that does not resolve —
+schedules the next attempt ``backoff * 2**(attempts - 1)`` seconds later (at
+most ``max_backoff``); after ``max_attempts`` attempts, or at once for an
+address that is not allowed, the delivery is DEAD (the dead letter: kept in the
+log, never tried again). Every attempt records its status code or error, shown
+in the owner's delivery log.
 
 Delivery is at least once: a dispatcher that dies after the endpoint answered
 but before recording it leaves the delivery PENDING, and it is posted again
@@ -37,13 +39,10 @@ from sqlalchemy import CursorResult, func, select, update
 from graphql_api.platform.activity import Activity
 from graphql_api.realtime.channels import WEBHOOKS_CHANNEL
 from graphql_api.realtime.hub import Hub
-from graphql_api.webhooks.addresses import (
-    AddressNotAllowedError,
-    HostNotResolvedError,
-    resolve_allowed,
-)
+from graphql_api.webhooks.addresses import AddressNotAllowedError, HostNotResolvedError
 from graphql_api.webhooks.registry import DeliveryStatus
 from graphql_api.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
+from graphql_api.webhooks.transport import guarded_transport
 from storage import models
 from storage.engine import SessionFactory
 
@@ -123,7 +122,7 @@ class WebhookDispatcher:
         """Deliver until cancelled (i.e. until leadership ends)."""
         listener = asyncio.create_task(self._listen(), name="webhooks:wake")
         try:
-            async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+            async with self.client() as client:
                 while True:
                     self._wake.clear()
                     try:
@@ -138,6 +137,15 @@ class WebhookDispatcher:
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
+
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client attempts go through: connections only to allowed addresses
+        (:mod:`.transport`), no redirects, no proxies from the environment."""
+        return httpx.AsyncClient(
+            transport=guarded_transport(allow_private=self._allow_private),
+            follow_redirects=False,
+            trust_env=False,
+        )
 
     async def _pause(self) -> float:
         """Seconds until the next retry is due, at most ``poll_interval``."""
@@ -194,12 +202,6 @@ class WebhookDispatcher:
         return result
 
     async def _attempt(self, client: httpx.AsyncClient, due: _Due) -> _Result:
-        try:
-            await resolve_allowed(due.url, allow_private=self._allow_private)
-        except AddressNotAllowedError as error:
-            return _Result(None, str(error), final=True)
-        except HostNotResolvedError as error:
-            return _Result(None, str(error))
         body = due.payload.encode()
         headers = {
             "content-type": "application/json",
@@ -214,6 +216,10 @@ class WebhookDispatcher:
                     "POST", due.url, content=body, headers=headers, timeout=self._timeout
                 ) as response:
                     code = response.status_code
+        except AddressNotAllowedError as error:
+            return _Result(None, str(error), final=True)
+        except HostNotResolvedError as error:
+            return _Result(None, str(error))
         except (TimeoutError, httpx.TimeoutException):
             return _Result(None, f"timed out after {self._timeout:g} s")
         except httpx.HTTPError as error:
