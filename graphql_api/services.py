@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.alerts.service import AlertService
 from graphql_api.auth import AuthService
 from graphql_api.instruments import InstrumentService
 from graphql_api.market.ingest import TickIngestor
@@ -17,6 +18,7 @@ from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.strategies.definitions import StrategyService
 from graphql_api.trading.orders import OrderService
 from graphql_api.watchlists.lists import WatchlistService
+from graphql_api.webhooks.registry import WebhookService
 from storage.engine import SessionFactory
 from storage.timeseries import TimeSeriesStore
 
@@ -34,6 +36,8 @@ class Services:
     orders: OrderService
     strategies: StrategyService
     watchlists: WatchlistService
+    alerts: AlertService
+    webhooks: WebhookService
     instruments: InstrumentService
     auth: AuthService
     demo_user_id: int

@@ -9,11 +9,13 @@ from __future__ import annotations
 import strawberry
 
 from graphql_api import instruments
+from graphql_api.alerts import conditions as alerts
 from graphql_api.auth import principal
 from graphql_api.market import sessions
 from graphql_api.platform.errors import ErrorCode
 from graphql_api.strategies import definitions as strategies
 from graphql_api.trading import order_types
+from graphql_api.webhooks import registry as webhooks
 from storage import timeseries
 
 strawberry.enum(order_types.OrderSide, name="OrderSide", description="Buy or sell.")
@@ -99,3 +101,57 @@ strawberry.enum(
     ),
 )
 OffSessionOrders = sessions.OffSessionOrders
+strawberry.enum(
+    alerts.AlertKind,
+    name="AlertKind",
+    description=(
+        "What an alert watches: the last price crossing `level` (from below / from above), "
+        "the price rising / falling `percent` % within `windowSeconds`, or an indicator of "
+        "closed bars crossing `level`."
+    ),
+)
+AlertKind = alerts.AlertKind
+
+strawberry.enum(
+    alerts.AlertMode,
+    name="AlertMode",
+    description="ONCE: fires one time, then is FIRED; REARM: fires at every new crossing.",
+)
+AlertMode = alerts.AlertMode
+
+strawberry.enum(
+    alerts.AlertStatus,
+    name="AlertStatus",
+    description=(
+        "ACTIVE: evaluated; PAUSED: kept but not evaluated; FIRED: a ONCE alert that fired; "
+        "EXPIRED: past its expiresAt."
+    ),
+)
+AlertStatus = alerts.AlertStatus
+
+strawberry.enum(
+    alerts.AlertIndicator,
+    name="AlertIndicator",
+    description="RSI (Wilder), SMA or EMA of bar closes, TA-Lib conventions.",
+)
+AlertIndicator = alerts.AlertIndicator
+
+strawberry.enum(
+    webhooks.WebhookEvent,
+    name="WebhookEvent",
+    description=(
+        "Events a webhook can receive: ALERT_FIRED, a firing of one of your alerts; "
+        "STRATEGY_SIGNAL, a signal of one of your running strategies."
+    ),
+)
+WebhookEvent = webhooks.WebhookEvent
+
+strawberry.enum(
+    webhooks.DeliveryStatus,
+    name="WebhookDeliveryStatus",
+    description=(
+        "PENDING: not yet answered with 2xx (retried with backoff); DELIVERED: answered 2xx; "
+        "DEAD: given up after the last attempt (or the address is not allowed)."
+    ),
+)
+WebhookDeliveryStatus = webhooks.DeliveryStatus

@@ -10,17 +10,28 @@ import strawberry
 
 from graphql_api.market.tick_validation import TickDraft
 from resolvers import accounts as account_resolvers
-from resolvers import auth, ingest, instruments, orders, strategies, watchlists
+from resolvers import (
+    alerts,
+    auth,
+    ingest,
+    instruments,
+    orders,
+    strategies,
+    watchlists,
+    webhooks,
+)
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from schema import accounts as account_types
 from schema import backtests, bar_imports
 from schema import strategies as strategy_types
 from schema.accounts import RecordEquitySnapshotPayload
+from schema.alerts import AlertPayload, CreateAlertInput, DeleteAlertPayload
 from schema.auth import AuthPayload, AuthTokens, LogoutPayload, User
 from schema.backtests import DeleteBacktestPayload, RunBacktestPayload
 from schema.bar_imports import ImportBarsPayload
 from schema.common import UserError, user_errors
+from schema.enums import WebhookEvent
 from schema.instruments import (
     CreateSymbolInput,
     SymbolPayload,
@@ -53,6 +64,7 @@ from schema.watchlists import (
     WatchlistName,
     WatchlistPayload,
 )
+from schema.webhooks import DeleteWebhookPayload, RegisterWebhookPayload
 
 
 @strawberry.input(description="One tick from a data feed.")
@@ -96,7 +108,9 @@ SymbolCode = Annotated[str, strawberry.argument(description="Symbol code (any ca
 
 
 @strawberry.type(
-    description="Changes: accounts, orders, strategies, watchlists, symbols and feed ingestion."
+    description=(
+        "Changes: accounts, orders, strategies, watchlists, alerts, symbols and feed ingestion."
+    )
 )
 class Mutation:
     @strawberry.mutation(description="Create a TRADER account and sign in.")
@@ -443,3 +457,52 @@ class Mutation:
         return IngestTicksPayload(
             accepted=outcome.accepted, user_errors=user_errors(outcome.errors)
         )
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Create an alert; it is ACTIVE at once (evaluated on the next ticks).",
+    )
+    async def create_alert(self, info: Info, input: CreateAlertInput) -> AlertPayload:
+        outcome = await alerts.create_alert(info, input.to_draft())
+        return AlertPayload.from_outcome(outcome, amounts(info))
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN, description="Stop evaluating an ACTIVE alert (kept PAUSED)."
+    )
+    async def pause_alert(self, info: Info, id: strawberry.ID) -> AlertPayload:
+        return AlertPayload.from_outcome(await alerts.pause_alert(info, id), amounts(info))
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Evaluate a PAUSED alert again (EXPIRED if its expiresAt has passed).",
+    )
+    async def resume_alert(self, info: Info, id: strawberry.ID) -> AlertPayload:
+        return AlertPayload.from_outcome(await alerts.resume_alert(info, id), amounts(info))
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN, description="Delete one of your alerts and its firings."
+    )
+    async def delete_alert(self, info: Info, id: strawberry.ID) -> DeleteAlertPayload:
+        return DeleteAlertPayload.from_outcome(await alerts.delete_alert(info, id))
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description=(
+            "Register an http(s) URL to receive `events` as signed POSTs; the payload shows "
+            "its signing secret, once. A URL whose host is or resolves to a loopback, "
+            "private or link-local address is NOT_ALLOWED (unless the operator allows it)."
+        ),
+    )
+    async def register_webhook(
+        self, info: Info, url: str, events: list[WebhookEvent]
+    ) -> RegisterWebhookPayload:
+        return RegisterWebhookPayload.from_outcome(
+            await webhooks.register_webhook(info, url, events)
+        )
+
+    @strawberry.mutation(
+        permission_classes=SIGNED_IN,
+        description="Delete one of your webhooks with its delivery log (pending ones are dropped).",
+    )
+    async def delete_webhook(self, info: Info, id: strawberry.ID) -> DeleteWebhookPayload:
+        return DeleteWebhookPayload.from_outcome(await webhooks.delete_webhook(info, id))

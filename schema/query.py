@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers import auth, instruments, market, orders, strategies, watchlists
+from resolvers import (
+    alerts,
+    auth,
+    instruments,
+    market,
+    orders,
+    strategies,
+    watchlists,
+    webhooks,
+)
 from resolvers import backtests as backtest_resolvers
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from resolvers.pagination import Paging
 from schema import indicators
 from schema import strategies as strategy_types
+from schema.alerts import Alert, AlertFiring
 from schema.auth import User
 from schema.backtests import SavedBacktest
 from schema.common import Before, Connection, From, Last, To
-from schema.enums import KlineInterval, OrderSide, OrderStatus, OrderType, StrategyKind
+from schema.enums import (
+    AlertStatus,
+    KlineInterval,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    StrategyKind,
+    WebhookDeliveryStatus,
+)
 from schema.indicators import KlineSeries
 from schema.instruments import SymbolAuditEntry
 from schema.market import Kline, Symbol, Tick, symbol_or_none
@@ -22,6 +40,7 @@ from schema.orders import Order, order_or_none
 from schema.permissions import ADMINISTRATION, MARKET_DATA, SIGNED_IN, TRADING
 from schema.strategies import Strategy, StrategyKindInfo, strategy_or_none
 from schema.watchlists import Watchlist, watchlist_or_none
+from schema.webhooks import Webhook, WebhookDelivery
 from storage import timeseries as ts
 
 
@@ -274,3 +293,87 @@ class Query:
     @strawberry.field(permission_classes=SIGNED_IN, description="One of your watchlists, or null.")
     async def watchlist(self, info: Info, id: strawberry.ID) -> Watchlist | None:
         return watchlist_or_none(await watchlists.watchlist(info, id))
+
+    @strawberry.field(
+        permission_classes=SIGNED_IN,
+        description="Your alerts, newest first, optionally only those of some statuses.",
+    )
+    async def alerts(
+        self,
+        info: Info,
+        status: list[AlertStatus] | None = None,
+        first: int = 20,
+        after: str | None = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[Alert]:
+        paging = Paging.of(info, first, after, last, before)
+        page = await alerts.alerts(info, status, paging)
+        scale = amounts(info)
+        return Connection[Alert].build(
+            page,
+            kind=alerts.ALERT_CURSOR,
+            key=lambda row: row.id,
+            node=lambda row: Alert.from_row(row, scale),
+        )
+
+    @strawberry.field(permission_classes=SIGNED_IN, description="One of your alerts, or null.")
+    async def alert(self, info: Info, id: strawberry.ID) -> Alert | None:
+        row = await alerts.alert(info, id)
+        return Alert.from_row(row, amounts(info)) if row is not None else None
+
+    @strawberry.field(
+        permission_classes=SIGNED_IN,
+        description="Your alerts' firings, newest first (of one alert when `alertId` is given).",
+    )
+    async def alert_firings(
+        self,
+        info: Info,
+        alert_id: strawberry.ID | None = None,
+        first: int = 20,
+        after: str | None = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[AlertFiring]:
+        paging = Paging.of(info, first, after, last, before)
+        page = await alerts.alert_firings(info, alert_id, paging)
+        scale = amounts(info)
+        return Connection[AlertFiring].build(
+            page,
+            kind=alerts.FIRING_CURSOR,
+            key=lambda row: row.id,
+            node=lambda row: AlertFiring.from_row(row, scale),
+        )
+
+    @strawberry.field(
+        permission_classes=SIGNED_IN,
+        description="Your webhooks, oldest first (capped per user, so not paged).",
+    )
+    async def webhooks(self, info: Info) -> list[Webhook]:
+        return [Webhook.from_row(row) for row in await webhooks.webhooks(info)]
+
+    @strawberry.field(
+        permission_classes=SIGNED_IN,
+        description=(
+            "The delivery log of your webhooks, newest first (of one webhook when "
+            "`webhookId` is given; only some statuses when `status` is)."
+        ),
+    )
+    async def webhook_deliveries(
+        self,
+        info: Info,
+        webhook_id: strawberry.ID | None = None,
+        status: list[WebhookDeliveryStatus] | None = None,
+        first: int = 20,
+        after: str | None = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[WebhookDelivery]:
+        paging = Paging.of(info, first, after, last, before)
+        page = await webhooks.deliveries(info, webhook_id, status, paging)
+        return Connection[WebhookDelivery].build(
+            page,
+            kind=webhooks.DELIVERY_CURSOR,
+            key=lambda row: row.id,
+            node=WebhookDelivery.from_row,
+        )

@@ -1,4 +1,4 @@
-"""The Subscription root: live ticks, watchlist quotes, signals and order updates.
+"""The Subscription root: live ticks, watchlist quotes, signals, order updates and alerts.
 
 Each field declares how the WebSocket transport may share its events
 (:mod:`schema.streams`); a field without a declaration is shared only between
@@ -11,10 +11,11 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from resolvers import subscriptions, watchlists
+from resolvers import alerts, subscriptions, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
 from resolvers.pagination import parse_id
+from schema.alerts import AlertFiring
 from schema.market import Tick
 from schema.orders import Order
 from schema.permissions import MARKET_DATA, SIGNED_IN, TRADING
@@ -80,3 +81,17 @@ class Subscription:
         scale = amounts(info)
         async for row in subscriptions.order_stream(info):
             yield Order.from_row(row, scale)
+
+    @strawberry.subscription(
+        permission_classes=SIGNED_IN,
+        description=(
+            "Your alerts' firings as they happen, each once and none lost (of one alert "
+            "when `alertId` is given); the past ones are in the `alertFirings` query."
+        ),
+    )
+    async def alerts(
+        self, info: Info, alert_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[AlertFiring, None]:
+        scale = amounts(info)
+        async for row in alerts.firing_stream(info, alert_id):
+            yield AlertFiring.from_row(row, scale)

@@ -429,3 +429,112 @@ class WatchlistEntry(Base):
     )
     symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
+
+
+class Alert(Base):
+    """A user's standing condition on one symbol's price (or an indicator of its bars).
+
+    Which columns apply depends on ``kind`` (see :mod:`graphql_api.alerts.conditions`):
+    ``level`` for a price cross or an indicator threshold, ``percent`` and
+    ``window_seconds`` for a move, ``interval``, ``indicator`` and ``period`` for an
+    indicator; the others are null.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_user_id_id", "user_id", "id"),
+        Index("ix_alerts_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"))
+    kind: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    level: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    percent: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    window_seconds: Mapped[int | None] = mapped_column(Integer)
+    interval: Mapped[str | None] = mapped_column(String(8))
+    indicator: Mapped[str | None] = mapped_column(String(16))
+    period: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    fire_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AlertFiring(Base):
+    """One time an alert's condition was met: stored once per (alert, trigger time).
+
+    ``triggered_at`` is the time of the tick (or the start of the closed bar) that
+    met the condition, so a second evaluator seeing the same tick cannot store it
+    again (the unique key), and ``price`` is that tick's last price (the bar's close).
+    """
+
+    __tablename__ = "alert_firings"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "triggered_at", name="uq_alert_firings_alert_trigger"),
+        Index("ix_alert_firings_user_id_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"))
+    kind: Mapped[str] = mapped_column(String(32))
+    price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    value: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    message: Mapped[str] = mapped_column(Text)
+    triggered_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Webhook(Base):
+    """A user's HTTP(S) endpoint that receives the events it subscribed to, signed.
+
+    ``secret`` signs every delivery (HMAC-SHA256); it is shown to the user once,
+    when the webhook is registered, and kept here to sign with.
+    """
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(128))
+    # Event names, comma-separated (e.g. "ALERT_FIRED").
+    events: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: PENDING until the endpoint answers 2xx (DELIVERED) or
+    the attempts run out (DEAD). Durable, so a restarted dispatcher resumes it.
+
+    ``event_key`` names the event (e.g. ``alertFiring:42``): unique per webhook, so an
+    event is enqueued for a webhook at most once.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_key", name="uq_webhook_deliveries_event"),
+        Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    event_key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -133,11 +133,23 @@ class Settings(HardeningSettings):
     strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
     # Every account's end-of-day equity snapshot, by one process per cluster.
     equity_snapshots_enabled: bool = Field(True, alias="EQUITY_SNAPSHOTS_ENABLED")
+    alert_engine_enabled: bool = Field(True, alias="ALERT_ENGINE_ENABLED")
     leader_lease_seconds: float = Field(5.0, alias="LEADER_LEASE_SECONDS", gt=0)
 
     # Watchlists are read whole (no paging) and streamed live: both stay bounded.
     max_watchlists_per_user: int = Field(50, alias="MAX_WATCHLISTS_PER_USER", ge=1, le=10_000)
     max_watchlist_symbols: int = Field(100, alias="MAX_WATCHLIST_SYMBOLS", ge=1, le=1000)
+
+    # Alerts that can still fire (ACTIVE or PAUSED) per user: the engine holds them in memory.
+    max_alerts_per_user: int = Field(200, alias="MAX_ALERTS_PER_USER", ge=1, le=100_000)
+    # Webhooks: where deliveries may go, and how they are retried (see docs/webhooks.md).
+    webhooks_enabled: bool = Field(True, alias="WEBHOOKS_ENABLED")
+    webhook_allow_private_addresses: bool = Field(False, alias="WEBHOOK_ALLOW_PRIVATE_ADDRESSES")
+    webhook_timeout_seconds: float = Field(5.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
+    webhook_max_attempts: int = Field(8, alias="WEBHOOK_MAX_ATTEMPTS", ge=1, le=100)
+    webhook_backoff_seconds: float = Field(1.0, alias="WEBHOOK_BACKOFF_SECONDS", gt=0)
+    webhook_max_backoff_seconds: float = Field(3600.0, alias="WEBHOOK_MAX_BACKOFF_SECONDS", gt=0)
+    max_webhooks_per_user: int = Field(10, alias="MAX_WEBHOOKS_PER_USER", ge=1, le=1000)
 
     shutdown_timeout_seconds: float = Field(30.0, alias="SHUTDOWN_TIMEOUT_SECONDS", gt=0)
     gc_gen0_threshold: int = Field(20_000, alias="GC_GEN0_THRESHOLD", ge=0)

@@ -9,11 +9,14 @@ apart. What travels on each channel is in :mod:`graphql_api.realtime.events`.
 from __future__ import annotations
 
 __all__ = [
+    "ALERTS_CONTROL_CHANNEL",
     "CONTROL_CHANNEL",
     "ORDERS_NEW_CHANNEL",
     "REVOCATION_CHANNEL",
     "SYMBOL_CHANGES_CHANNEL",
     "USER_CHANGES_CHANNEL",
+    "WEBHOOKS_CHANNEL",
+    "alert_channel",
     "order_channel",
     "signal_channel",
     "tick_channel",
@@ -26,6 +29,12 @@ ORDERS_NEW_CHANNEL = "orders.new"
 
 # Strategy status changes, for the strategy engine; the payload is an id event.
 CONTROL_CHANNEL = "strategies.control"
+
+# Alerts created, deleted, paused or resumed, for the alert engine; the payload is an id event.
+ALERTS_CONTROL_CHANNEL = "alerts.control"
+
+# Webhook deliveries were enqueued: wakes the webhook dispatcher (the payload says nothing more).
+WEBHOOKS_CHANNEL = "webhooks.pending"
 
 # Revoked session ids: every process forgets the session's tokens at once.
 REVOCATION_CHANNEL = "auth.revocations"
@@ -55,3 +64,8 @@ def order_channel(user_id: int) -> str:
 def watchlist_channel(user_id: int) -> str:
     """Changes to one user's watchlists (created, edited, deleted); the payload is an id event."""
     return f"watchlists.{user_id}"
+
+
+def alert_channel(user_id: int) -> str:
+    """Firings of one user's alerts; the payload is an id event."""
+    return f"alerts.{user_id}"

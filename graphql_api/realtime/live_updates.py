@@ -1,4 +1,4 @@
-"""A user's live order and signal updates that survive bus and database outages.
+"""A user's live order, signal and alert-firing updates that survive bus and database outages.
 
 Events on the bus carry ids; the rows are loaded fresh, so a subscriber sees
 the object as it is now. Two outages must not end a subscription or lose an
@@ -14,8 +14,8 @@ update:
 Delivery is at least once underneath (the event relay may publish an event
 twice, and catch-up overlaps the live stream), so each stream drops what it has
 already shown: an order at a version not newer than the last one shown (an
-event that names no version always shows the current row), a signal id
-already shown.
+event that names no version always shows the current row), a signal or a
+firing id already shown.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from graphql_api.platform.resilience import as_service_unavailable
-from graphql_api.realtime.channels import order_channel, signal_channel
+from graphql_api.realtime.channels import alert_channel, order_channel, signal_channel
 from graphql_api.realtime.events import decode_id_event
 from graphql_api.realtime.hub import RESYNC, Hub, Mailbox
 from storage import models
@@ -135,46 +135,66 @@ async def order_updates(
                     yield row
 
 
-async def signal_updates(
+def signal_updates(
     sessions: SessionFactory, hub: Hub, user_id: int
 ) -> AsyncIterator[models.Signal]:
     """``user_id``'s new signals, in the order they were announced, each once."""
+    owned = select(models.Strategy.id).where(models.Strategy.user_id == user_id)
+    return _new_rows(
+        sessions, hub, signal_channel(user_id), models.Signal, models.Signal.strategy_id.in_(owned)
+    )
+
+
+def alert_firing_updates(
+    sessions: SessionFactory, hub: Hub, user_id: int
+) -> AsyncIterator[models.AlertFiring]:
+    """``user_id``'s new alert firings, in the order they were announced, each once."""
+    firing = models.AlertFiring
+    return _new_rows(sessions, hub, alert_channel(user_id), firing, firing.user_id == user_id)
+
+
+NewRow = TypeVar("NewRow", models.Signal, models.AlertFiring)
+
+
+async def _new_rows(
+    sessions: SessionFactory,
+    hub: Hub,
+    channel: str,
+    model: type[NewRow],
+    owned: ColumnElement[bool],
+) -> AsyncIterator[NewRow]:
+    """Rows that are only ever added (signals, firings), announced by id on ``channel``:
+    each ``owned`` one once, in announcement order; after a bus reconnect, the ones
+    with ids past the last shown (or created since the stream began)."""
     shown: set[int] = set()
     last_id: int | None = None
     since = datetime.now(UTC)
     pending = _Pending()
 
-    async def load() -> list[models.Signal]:
+    async def load() -> list[NewRow]:
         ids, catch_up = list(pending.ids), pending.catch_up
-        signal, strategy = models.Signal, models.Strategy
-        owned = select(strategy.id).where(strategy.user_id == user_id)
         async with sessions() as session:
-            rows: list[models.Signal] = []
+            rows: list[NewRow] = []
             if ids:
-                found = await session.scalars(
-                    select(signal).where(signal.id.in_(ids), signal.strategy_id.in_(owned))
-                )
+                found = await session.scalars(select(model).where(model.id.in_(ids), owned))
                 by_id = {row.id: row for row in found}
                 rows = [by_id[i] for i in ids if i in by_id]
             if catch_up:
                 newer = (
-                    signal.id > last_id
+                    model.id > last_id
                     if last_id is not None
-                    else signal.created_at >= since - CATCH_UP_MARGIN
+                    else model.created_at >= since - CATCH_UP_MARGIN
                 )
                 rows.extend(
                     await session.scalars(
-                        select(signal)
-                        .where(signal.strategy_id.in_(owned), newer)
-                        .order_by(signal.id)
-                        .limit(CATCH_UP_LIMIT)
+                        select(model).where(owned, newer).order_by(model.id).limit(CATCH_UP_LIMIT)
                     )
                 )
         pending.ids.clear()
         pending.catch_up = False
         return rows
 
-    async with hub.subscribe([signal_channel(user_id)], conflate=False, resync=True) as box:
+    async with hub.subscribe([channel], conflate=False, resync=True) as box:
         while True:
             pending.absorb((await box.get()).message)
             for row in await _load_when_available(box, pending, load):

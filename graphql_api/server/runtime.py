@@ -20,6 +20,8 @@ from broadcaster import Broadcast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.alerts.engine import AlertEngine
+from graphql_api.alerts.service import AlertService
 from graphql_api.auth import AuthService
 from graphql_api.auth.secret import signing_secret
 from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
@@ -45,6 +47,8 @@ from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
 from graphql_api.watchlists.lists import WatchlistService
+from graphql_api.webhooks.dispatcher import WebhookDispatcher
+from graphql_api.webhooks.registry import WebhookService
 from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
 from storage.repositories import users as user_repo
@@ -105,6 +109,14 @@ async def open_services(
                         outbox,
                         max_watchlists=settings.max_watchlists_per_user,
                         max_symbols=settings.max_watchlist_symbols,
+                    ),
+                    alerts=AlertService(
+                        sessions, catalog, outbox, max_alerts=settings.max_alerts_per_user
+                    ),
+                    webhooks=WebhookService(
+                        sessions,
+                        max_webhooks=settings.max_webhooks_per_user,
+                        allow_private=settings.webhook_allow_private_addresses,
                     ),
                     instruments=InstrumentService(
                         sessions, catalog, outbox, start_cash=settings.start_cash
@@ -169,6 +181,24 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             snapshot_leadership.run(snapshots.run), name="equity-snapshots"
         )
         services.activity.leaders["equity-snapshots"] = snapshot_leadership
+    if settings.alert_engine_enabled:
+        alerts = alert_engine(services)
+        alert_leadership = Leadership(
+            services.engine, "alert-engine", retry_interval=settings.leader_lease_seconds / 5
+        )
+        tasks["alert-engine"] = asyncio.create_task(
+            alert_leadership.run(alerts.run), name="alert-engine"
+        )
+        services.activity.leaders["alert-engine"] = alert_leadership
+    if settings.webhooks_enabled:
+        dispatcher = webhook_dispatcher(services)
+        webhook_leadership = Leadership(
+            services.engine, "webhooks", retry_interval=settings.leader_lease_seconds / 5
+        )
+        tasks["webhooks"] = asyncio.create_task(
+            webhook_leadership.run(dispatcher.run), name="webhooks"
+        )
+        services.activity.leaders["webhooks"] = webhook_leadership
     if settings.market_feed == "simulated":
         walk = RandomWalk(
             services.catalog.all(),
@@ -248,6 +278,37 @@ def strategy_engine(services: Services, **timings: Any) -> StrategyEngine:
         catalog=services.catalog,
         outbox=services.outbox,
         orders=services.orders,
+        activity=services.activity,
+        **timings,
+    )
+
+
+def alert_engine(services: Services, **timings: Any) -> AlertEngine:
+    """The alert engine on this process's stores; ``timings`` (poll and timer
+    intervals, grace, mailbox capacity) keep :class:`AlertEngine`'s defaults unless
+    given (tests tune them)."""
+    return AlertEngine(
+        sessions=services.sessions,
+        hub=services.hub,
+        timeseries=services.timeseries,
+        outbox=services.outbox,
+        activity=services.activity,
+        **timings,
+    )
+
+
+def webhook_dispatcher(services: Services, **timings: Any) -> WebhookDispatcher:
+    """The webhook dispatcher with the settings' limits (``timings``: poll interval,
+    concurrency, batch size, for tests)."""
+    settings = services.settings
+    return WebhookDispatcher(
+        sessions=services.sessions,
+        hub=services.hub,
+        allow_private=settings.webhook_allow_private_addresses,
+        timeout=settings.webhook_timeout_seconds,
+        max_attempts=settings.webhook_max_attempts,
+        backoff=settings.webhook_backoff_seconds,
+        max_backoff=settings.webhook_max_backoff_seconds,
         activity=services.activity,
         **timings,
     )

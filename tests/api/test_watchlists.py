@@ -62,8 +62,15 @@ subscription ($id: ID!) { watchlistQuotes(id: $id) { symbol onWatchlist position
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    """No matcher or strategy engine: their leader heartbeats would run SQL meanwhile."""
-    return make_settings(database_url, MATCHER_ENABLED="false", STRATEGY_ENGINE_ENABLED="false")
+    """No matcher, engines or webhook dispatcher: their leader heartbeats would run SQL
+    meanwhile."""
+    return make_settings(
+        database_url,
+        MATCHER_ENABLED="false",
+        STRATEGY_ENGINE_ENABLED="false",
+        ALERT_ENGINE_ENABLED="false",
+        WEBHOOKS_ENABLED="false",
+    )
 
 
 def tick(symbol: str, last: str, seconds_ago: float = 0) -> Tick:

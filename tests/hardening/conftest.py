@@ -33,7 +33,14 @@ def hardened_settings(database_url: str, **overrides: Any) -> Settings:
         # A role read once stays cached for the test (changes still apply at once):
         # the checks below count the SQL a request runs, and a slow machine must
         # not turn an expired cache entry into a statement.
-        **{"RATE_LIMIT": True, "MATCHER_ENABLED": False, "ROLE_CACHE_SECONDS": 3600, **overrides},
+        **{
+            "RATE_LIMIT": True,
+            "MATCHER_ENABLED": False,
+            "ALERT_ENGINE_ENABLED": False,
+            "WEBHOOKS_ENABLED": False,
+            "ROLE_CACHE_SECONDS": 3600,
+            **overrides,
+        },
     )
 
 

@@ -345,8 +345,14 @@ def with_value(values: Json, field: GraphQLField, target: Target, value: Any) ->
     container = dict(container)
     node = container
     for step in rest[:-1]:
-        node[step] = dict(node.get(step) or {})
-        node = node[step]
+        child = node.get(step)
+        if isinstance(child, list):  # a list of inputs inside the input: fuzz its first
+            item = dict(child[0]) if child else {}
+            node[step] = [item]
+            node = item
+        else:
+            node[step] = dict(child or {})
+            node = node[step]
     node[rest[-1]] = value
     result[head] = [container] if target.in_list else container
     return result

@@ -159,8 +159,8 @@ class Metrics:
         )
 
     def track_activity(self, activity: Activity) -> None:
-        """Fills and signals made by this process (while it leads the matcher / engine),
-        who leads, and how far the matcher is behind the tick stream."""
+        """Fills, signals and alert firings made by this process (while it leads the
+        matcher or an engine), who leads, and how far the matcher is behind the ticks."""
         self.track_counter(
             "quantgraph_matcher_fills",
             "Fills made by this process' paper matcher.",
@@ -170,6 +170,26 @@ class Metrics:
             "quantgraph_strategy_signals",
             "Strategy signals emitted by this process' strategy engine.",
             lambda: float(activity.signals),
+        )
+        self.track_counter(
+            "quantgraph_alert_firings",
+            "Alert firings stored by this process' alert engine.",
+            lambda: float(activity.alert_firings),
+        )
+        self.track_counter(
+            "quantgraph_webhooks_delivered",
+            "Webhook deliveries this process' dispatcher saw answered 2xx.",
+            lambda: float(activity.webhooks_delivered),
+        )
+        self.track_counter(
+            "quantgraph_webhooks_dead",
+            "Webhook deliveries this process' dispatcher gave up on (the dead letter).",
+            lambda: float(activity.webhooks_dead),
+        )
+        self.track_counter(
+            "quantgraph_webhook_attempts_failed",
+            "Webhook delivery attempts that failed (non-2xx, timeout, connection error).",
+            lambda: float(activity.webhook_attempts_failed),
         )
         self.track_counter(
             "quantgraph_matcher_overflows",

@@ -16,7 +16,8 @@ signal for the same bar impossible; losing that race (IntegrityError) means
 another engine already emitted and published it. The signal's announcement on
 ``signals.<user id>`` is staged in the transaction that finishes the signal
 (:mod:`graphql_api.realtime.outbox`): it reaches the bus once committed, even
-after a bus outage.
+after a bus outage. So are its deliveries to the user's webhooks that want
+``STRATEGY_SIGNAL`` (:func:`graphql_api.webhooks.registry.enqueue`).
 
 With ``auto_trade``, a MARKET order of one lot (the symbol's lot size) goes
 through :meth:`OrderService.place_order` — the same validation and risk checks
@@ -31,6 +32,7 @@ and published, but trading on it now would act on a price the rule never saw.
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -59,6 +61,7 @@ from graphql_api.strategies.rules import (
 )
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
 from graphql_api.trading.orders import OrderService
+from graphql_api.webhooks.registry import WebhookEvent, enqueue
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import symbols as symbol_repo
@@ -243,13 +246,22 @@ class StrategyRunner:
         if trades:
             await self._trade(signal)
 
-    def _announce(self, session: AsyncSession, signal: models.Signal) -> None:
+    async def _announce(self, session: AsyncSession, signal: models.Signal) -> None:
+        """Stage the signal's event and its webhook deliveries, in ``session``'s transaction."""
         self._outbox.stage(
             session,
             signal_channel(self.strategy.user_id),
             encode_id_event(
                 "signal", signal.id, strategyId=self.strategy.id, symbol=self.strategy.symbol
             ),
+        )
+        await enqueue(
+            session,
+            self._outbox,
+            self.strategy.user_id,
+            WebhookEvent.STRATEGY_SIGNAL,
+            f"signal:{signal.id}",
+            signal_webhook_body(signal),
         )
 
     async def _record(
@@ -292,7 +304,7 @@ class StrategyRunner:
             try:
                 if signal is not None and announce:
                     await session.flush()  # the id, for the announcement
-                    self._announce(session, signal)
+                    await self._announce(session, signal)
                 await session.commit()
             except IntegrityError:
                 # The signal of this bar exists: another engine (a leader that
@@ -381,7 +393,7 @@ class StrategyRunner:
                     .where(models.Signal.id == signal.id)
                     .values(order_id=order.id)
                 )
-            self._announce(session, signal)
+            await self._announce(session, signal)
             await session.commit()
 
     async def _history(self, limit: int, now: datetime) -> list[Bar]:
@@ -438,6 +450,26 @@ def days_from_hours(hours: list[Bar]) -> list[Bar]:
                 )
             )
     return days
+
+
+def signal_webhook_body(signal: models.Signal) -> str:
+    """The JSON a webhook receives for a signal (amounts as strings, times ISO 8601)."""
+    return json.dumps(
+        {
+            "event": WebhookEvent.STRATEGY_SIGNAL.value,
+            "signal": {
+                "id": str(signal.id),
+                "strategyId": str(signal.strategy_id),
+                "symbol": signal.symbol_code,
+                "side": signal.side,
+                "price": format(signal.price, "f"),
+                "barTime": signal.bar_time.isoformat(),
+                "reason": signal.reason,
+                "orderId": str(signal.order_id) if signal.order_id is not None else None,
+            },
+        },
+        separators=(",", ":"),
+    )
 
 
 def _next_day(now: datetime) -> date:
