@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import strawberry
 
 from resolvers import auth, instruments, market, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
-from schema import indicators
+from resolvers.pagination import check_page_size, check_time_range, decode_int_cursor, parse_id
+from schema import compiled, indicators
 from schema import strategies as strategy_types
 from schema.auth import User
 from schema.common import Connection, From, To
@@ -22,8 +26,63 @@ from schema.watchlists import Watchlist, watchlist_or_none
 from storage import timeseries as ts
 
 
+def _orders_page(arguments: Mapping[str, Any], cap: int) -> compiled.Page:
+    return compiled.Page(
+        check_page_size(arguments["first"], cap), decode_int_cursor("order", arguments.get("after"))
+    )
+
+
+def _order_conditions(arguments: Mapping[str, Any]) -> list[compiled.Condition]:
+    """The ``orders`` filter as ``resolvers.orders.order_filter`` reads it, as conditions."""
+    status, side, order_type = arguments.get("status"), arguments.get("side"), arguments.get("type")
+    found = orders.order_filter(
+        [OrderStatus(value) for value in status] if status else None,
+        arguments.get("symbol"),
+        OrderSide(side) if side is not None else None,
+        OrderType(order_type) if order_type is not None else None,
+        arguments.get("strategyId"),
+        arguments.get("from"),
+        arguments.get("to"),
+    )
+    check_time_range(found.created_from, found.created_to)
+    given: list[tuple[str, str, Any]] = [
+        ("status", "in", list(found.statuses) if found.statuses else None),
+        ("symbol_code", "=", found.symbol_code),
+        ("side", "=", found.side),
+        ("type", "=", found.type),
+        ("strategy_id", "=", found.strategy_id),
+        ("created_at", ">=", found.created_from),
+        ("created_at", "<", found.created_to),
+    ]
+    return [compiled.Condition(c, op, value) for c, op, value in given if value is not None]
+
+
 @strawberry.type(description="Read access to market, strategy and order data.")
 class Query:
+    # Root fields the compiled read path answers (docs/compiled_reads.md), with the
+    # arguments it understands; the rows and their checks are the resolvers' own.
+    sql_reads: ClassVar[Mapping[str, compiled.RootRead]] = {
+        "orders": compiled.RootConnection(
+            table="orders",
+            key="id",
+            cursor_kind="order",
+            descending=True,
+            owner="user_id",
+            arguments=frozenset(
+                {"status", "symbol", "side", "type", "strategyId", "from", "to", "first", "after"}
+            ),
+            page=_orders_page,
+            narrowing=_order_conditions,
+        ),
+        "order": compiled.RootByKey(
+            table="orders",
+            column="id",
+            owner="user_id",
+            arguments=frozenset({"id"}),
+            key=lambda arguments: parse_id(arguments["id"]),
+        ),
+    }
+
     @strawberry.field(permission_classes=SIGNED_IN, description="The signed-in user.")
     async def me(self, info: Info) -> User | None:
         row = await auth.me(info)

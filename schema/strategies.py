@@ -8,7 +8,7 @@ import enum
 from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -21,6 +21,7 @@ from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from schema.common import UserError, user_errors
+from schema.compiled import Column, Kind, ObjectReads, ToOne
 from schema.enums import KlineInterval, OrderSide, StrategyKind, StrategyStatus
 from schema.market import Symbol, symbol_of
 from schema.orders import Order
@@ -40,6 +41,24 @@ class Strategy:
     created_at: datetime = strawberry.field(description="Creation time.")
     updated_at: datetime = strawberry.field(description="Last change.")
     symbol_code: strawberry.Private[str]
+
+    # The compiled read path (docs/compiled_reads.md). ``parameters`` is JSON whose
+    # numbers the database would print its own way; it, ``orders`` and ``signals`` take
+    # the standard path.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="strategies",
+        fields={
+            "id": Column("id", Kind.ID),
+            "name": Column("name", Kind.TEXT),
+            "kind": Column("kind", Kind.ENUM),
+            "interval": Column("interval", Kind.ENUM),
+            "status": Column("status", Kind.ENUM),
+            "autoTrade": Column("auto_trade", Kind.BOOL),
+            "createdAt": Column("created_at", Kind.TIME),
+            "updatedAt": Column("updated_at", Kind.TIME),
+            "symbol": ToOne(local="symbol_code", remote="code"),
+        },
+    )
 
     @classmethod
     def from_row(cls, row: models.Strategy) -> Strategy:
