@@ -10,7 +10,13 @@ import strawberry
 from resolvers import auth, instruments, market, orders, strategies, watchlists
 from resolvers.amounts import amounts
 from resolvers.context import Info
-from resolvers.pagination import check_page_size, check_time_range, decode_int_cursor, parse_id
+from resolvers.pagination import (
+    check_page_size,
+    check_time_range,
+    decode_cursor,
+    decode_int_cursor,
+    parse_id,
+)
 from schema import compiled, indicators
 from schema import strategies as strategy_types
 from schema.auth import User
@@ -57,6 +63,28 @@ def _order_conditions(arguments: Mapping[str, Any]) -> list[compiled.Condition]:
     return [compiled.Condition(c, op, value) for c, op, value in given if value is not None]
 
 
+def _strategies_page(arguments: Mapping[str, Any], cap: int) -> compiled.Page:
+    return compiled.Page(
+        check_page_size(arguments["first"], cap),
+        decode_int_cursor("strategy", arguments.get("after")),
+    )
+
+
+def _symbols_page(arguments: Mapping[str, Any], cap: int) -> compiled.Page:
+    return compiled.Page(
+        check_page_size(arguments["first"], cap), decode_cursor("symbol", arguments.get("after"))
+    )
+
+
+def _symbol_conditions(arguments: Mapping[str, Any]) -> list[compiled.Condition]:
+    """``exchange`` as ``search_symbols`` reads it. A text ``search`` is not compiled (its
+    case folding is the database's own), so it sends the field down the standard path."""
+    if arguments.get("search"):
+        raise ValueError("search is answered by the standard path")
+    exchange = arguments.get("exchange")
+    return [compiled.Condition("exchange", "=", exchange.upper())] if exchange else []
+
+
 @strawberry.type(description="Read access to market, strategy and order data.")
 class Query:
     # Root fields the compiled read path answers (docs/compiled_reads.md), with the
@@ -80,6 +108,39 @@ class Query:
             owner="user_id",
             arguments=frozenset({"id"}),
             key=lambda arguments: parse_id(arguments["id"]),
+        ),
+        "strategies": compiled.RootConnection(
+            table="strategies",
+            key="id",
+            cursor_kind="strategy",
+            descending=False,
+            owner="user_id",
+            arguments=frozenset({"first", "after"}),
+            page=_strategies_page,
+        ),
+        "strategy": compiled.RootByKey(
+            table="strategies",
+            column="id",
+            owner="user_id",
+            arguments=frozenset({"id"}),
+            key=lambda arguments: parse_id(arguments["id"]),
+        ),
+        "symbols": compiled.RootConnection(
+            table="symbols",
+            key="code",
+            cursor_kind="symbol",
+            descending=False,
+            owner=None,
+            arguments=frozenset({"search", "exchange", "first", "after"}),
+            page=_symbols_page,
+            narrowing=_symbol_conditions,
+        ),
+        "symbol": compiled.RootByKey(
+            table="symbols",
+            column="code",
+            owner=None,
+            arguments=frozenset({"code"}),
+            key=lambda arguments: arguments["code"].upper(),
         ),
     }
 

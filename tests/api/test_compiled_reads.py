@@ -11,6 +11,7 @@ show which documents the compiled path really answered.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -344,6 +345,62 @@ async def test_hand_written_documents_answer_the_same_bytes(paths: Paths) -> Non
     assert paths.plans.answered == before
 
 
+STRATEGIES = f"""
+query Strategies($first: Int = 20, $after: String) {{
+  strategies(first: $first, after: $after) {{
+    edges {{ cursor node {{ {" ".join(STRATEGY_FIELDS)}
+      symbol {{ code tickSize lotSize session {{ closeUtcMinute }} }} }} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}
+"""
+STRATEGY = """
+query Strategy($id: ID!) { strategy(id: $id) { id name kind symbol { code tradable } } }
+"""
+SYMBOLS = f"""
+query Symbols($exchange: String, $search: String, $first: Int = 20, $after: String) {{
+  symbols(exchange: $exchange, search: $search, first: $first, after: $after) {{
+    edges {{ cursor node {{ {" ".join(SYMBOL_FIELDS)} session {{ closeUtcMinute }} }} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}
+"""
+SYMBOL = """
+query Symbol($code: String!) { symbol(code: $code) { code name tickSize lotSize tradable } }
+"""
+
+
+async def test_strategies_and_symbols_answer_the_same_bytes(paths: Paths) -> None:
+    # given two users' strategies and the demo symbols
+    mine, theirs = paths.strategy_ids["alice"], paths.strategy_ids["bob"]
+    before = paths.plans.answered
+    # when / then
+    body = await paths.same("alice", STRATEGIES)
+    assert len(body["data"]["strategies"]["edges"]) == len(mine)
+    end = (await paths.same("alice", STRATEGIES, {"first": 2}))["data"]["strategies"]
+    await paths.same("alice", STRATEGIES, {"first": 2, "after": end["pageInfo"]["endCursor"]})
+    await paths.same("bob", STRATEGIES)
+    await paths.same("alice", STRATEGY, {"id": str(mine[1])})
+    assert (await paths.same("alice", STRATEGY, {"id": str(theirs[1])}))["data"]["strategy"] is None
+    body = await paths.same("viewer", SYMBOLS, {"first": 100})  # public market data
+    assert len(body["data"]["symbols"]["edges"]) > 10
+    page = (await paths.same("alice", SYMBOLS, {"first": 3}))["data"]["symbols"]
+    await paths.same("alice", SYMBOLS, {"first": 3, "after": page["pageInfo"]["endCursor"]})
+    await paths.same("alice", SYMBOLS, {"exchange": "binance"})
+    await paths.same("alice", SYMBOLS, {"exchange": ""})
+    await paths.same("alice", SYMBOL, {"code": "btcusdt"})
+    assert (await paths.same("alice", SYMBOL, {"code": "NOPE"}))["data"]["symbol"] is None
+    assert paths.plans.answered - before == 13
+    # and: what the compiled path leaves to the standard path, same bytes
+    before = paths.plans.answered
+    await paths.same("alice", SYMBOLS, {"search": "ping_an%"})
+    await paths.same("alice", SYMBOLS, {"after": _cursor("order", 1)})
+    await paths.same("alice", STRATEGY, {"id": "0x10"})
+    await paths.same("alice", "{ strategies { edges { node { orders { id } } } } }")
+    await paths.same("viewer", STRATEGIES)
+    assert paths.plans.answered == before
+
+
 # -- generated documents ------------------------------------------------------------------
 
 
@@ -391,9 +448,25 @@ def _documents(draw: st.DrawFn, order_ids: list[int]) -> _Doc:
     roots: list[str] = []
     variables: dict[str, Any] = {"yes": draw(st.booleans()), "no": draw(st.booleans())}
     for index in range(draw(st.integers(1, 2))):
-        if draw(st.integers(0, 3)) == 0:
+        root = draw(st.sampled_from(["orders"] * 4 + ["order"] * 2 + ["other"]))
+        if root == "order":
             order_id = draw(st.sampled_from([*order_ids, 999_999]))
             roots.append(f'o{index}: order(id: "{order_id}") {{ {node} }}')
+            continue
+        if root == "other":
+            roots.append(
+                draw(
+                    st.sampled_from(
+                        [
+                            f'x{index}: symbol(code: "ethusdt") {{ ...S }}',
+                            f"x{index}: symbols(first: 4) {{ edges {{ cursor node {{ ...S }} }} }}",
+                            f"x{index}: strategies(first: 2) {{ edges {{ node {{ {strategy} }} }} "
+                            "pageInfo { endCursor hasNextPage } }",
+                            f'x{index}: strategy(id: "2") {{ {strategy} }}',
+                        ]
+                    )
+                )
+            )
             continue
         arguments = [f"first: {draw(st.sampled_from([1, 2, 5, 20, 100]))}"]
         if draw(st.booleans()):
@@ -440,7 +513,7 @@ async def test_generated_documents_answer_the_same_bytes(paths: Paths) -> None:
     for document in documents:
         body = await paths.same("alice", document.query, document.variables)
         if "errors" not in body:
-            answered += document.query.count(": order")
+            answered += len(re.findall(r"\b[cox][01]: ", document.query))
     # and the compiled path answered every root field of the documents that validate
     # (a few exceed the overlapping-fields limit: same bytes, from the standard path)
     assert answered > len(documents) * 0.8
