@@ -18,6 +18,7 @@ from schema.compiled.declarations import (
     RootByKey,
     RootConnection,
     RootRead,
+    ToMany,
     ToOne,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "RootByKey",
     "RootConnection",
     "RootRead",
+    "ToMany",
     "ToOne",
 ]

@@ -75,7 +75,25 @@ class ToOne:
     remote: str
 
 
-FieldRead = Column | Amount | Embedded | ToOne
+@dataclass(frozen=True, slots=True)
+class ToMany:
+    """The rows of the field's type whose ``remote`` column equals this row's ``local``,
+    newest (highest ``key``) first when ``descending``, at most ``limit(arguments, cap)``
+    of them (``cap``: the page size cap; ``limit`` raises where the resolver would).
+
+    ``arguments``: every argument the field takes; a field with another one (added
+    later) takes the standard path.
+    """
+
+    local: str
+    remote: str
+    key: str
+    descending: bool
+    arguments: frozenset[str]
+    limit: Callable[[Mapping[str, Any], int], int]
+
+
+FieldRead = Column | Amount | Embedded | ToOne | ToMany
 
 
 @dataclass(frozen=True, slots=True)

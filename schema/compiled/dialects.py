@@ -26,9 +26,10 @@ class Dialect:
     def json_object(self, pairs: Sequence[tuple[str, tuple[str, bool]]]) -> str:
         raise NotImplementedError
 
-    def json_array(self, element: str, source: str, order_by: str) -> str:
+    def json_array(self, element: str, source: str, order_by: str, limit: str = "") -> str:
         """A statement: the JSON array of ``element`` over the rows of the statement
-        ``source`` (which selects the ``order_by`` column), in that order; ``[]`` for none."""
+        ``source`` (which selects the ``order_by`` column), in that order, the first
+        ``limit`` of them if given; ``[]`` for none."""
         raise NotImplementedError
 
     def boolean(self, expression: str) -> tuple[str, bool]:
@@ -67,9 +68,10 @@ class SQLite(Dialect):
             + ")"
         )
 
-    def json_array(self, element: str, source: str, order_by: str) -> str:
+    def json_array(self, element: str, source: str, order_by: str, limit: str = "") -> str:
         # The rows reach the aggregate in the subquery's order.
-        return f"SELECT json_group_array({element}) FROM ({source} ORDER BY {order_by})"
+        cut = f" LIMIT {limit}" if limit else ""
+        return f"SELECT json_group_array({element}) FROM ({source} ORDER BY {order_by}{cut})"
 
     def boolean(self, expression: str) -> tuple[str, bool]:
         return f"CASE WHEN {expression} THEN 'true' ELSE 'false' END", True
@@ -121,10 +123,11 @@ class PostgreSQL(Dialect):
             + ")"
         )
 
-    def json_array(self, element: str, source: str, order_by: str) -> str:
+    def json_array(self, element: str, source: str, order_by: str, limit: str = "") -> str:
+        rows = f"{source} ORDER BY {order_by} LIMIT {limit}" if limit else source
         return (
             f"SELECT COALESCE(json_agg({element} ORDER BY {order_by}), '[]'::json) "
-            f"FROM ({source}) AS _rows"
+            f"FROM ({rows}) AS _rows"
         )
 
     def boolean(self, expression: str) -> tuple[str, bool]:

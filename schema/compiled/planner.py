@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    FieldNode,
     GraphQLEnumType,
     GraphQLField,
     GraphQLObjectType,
@@ -34,6 +35,7 @@ from schema.compiled.declarations import (
     ObjectReads,
     RootByKey,
     RootConnection,
+    ToMany,
     ToOne,
 )
 from schema.compiled.dialects import MAX_OBJECT_KEYS, Dialect
@@ -58,11 +60,24 @@ class Selection:
 
 
 @dataclass(frozen=True, slots=True)
+class ArgumentSite:
+    """A nested field's argument the statement binds per request (``Strategy.orders``'s
+    ``first``): read from ``node`` as graphql-core reads it, checked by ``read``."""
+
+    parameter: str
+    field_def: GraphQLField
+    node: FieldNode
+    read: ToMany
+
+
+@dataclass(frozen=True, slots=True)
 class RootPlan:
-    """One statement (with ``:name`` parameters) and what Python finishes on its JSON."""
+    """One statement (with ``:name`` parameters), the nested arguments it binds, and
+    what Python finishes on its JSON."""
 
     sql: str
     finish: Finish | None
+    sites: tuple[ArgumentSite, ...] = ()
 
 
 def sql_reads_of(object_type: GraphQLObjectType) -> ObjectReads | None:
@@ -110,6 +125,7 @@ class Planner:
         self.selection = selection
         self.dialect = dialect
         self._aliases = 0
+        self._sites: list[ArgumentSite] = []
 
     # -- roots ---------------------------------------------------------------------------
 
@@ -153,7 +169,11 @@ class Planner:
             f"_shown AS (SELECT * FROM _page ORDER BY {root.key} {direction} LIMIT :_first) "
             f"SELECT {dialect.result_text(body)}"
         )
-        return RootPlan(sql, _cursor_finish(root.cursor_kind, edge_cursors, end_cursors))
+        return RootPlan(
+            sql,
+            _cursor_finish(root.cursor_kind, edge_cursors, end_cursors),
+            tuple(self._sites),
+        )
 
     def by_key(
         self,
@@ -170,7 +190,7 @@ class Planner:
             where.append(f"{row.alias}.{root.owner} = :_owner")
         inner = row.select(root.table, " AND ".join(where))
         sql = f"SELECT {self.dialect.result_text(self._object(pairs))} FROM ({inner}) AS _one"
-        return RootPlan(sql, None)
+        return RootPlan(sql, None, tuple(self._sites))
 
     # -- connection parts ----------------------------------------------------------------
 
@@ -256,6 +276,9 @@ class Planner:
             field_def = object_type.fields.get(name)
             if read is None or field_def is None:
                 raise NotCompilableError(f"{object_type.name}.{name}")
+            if isinstance(read, ToMany):
+                pairs.append((key, row.add(*self._to_many(read, field_def, field_details, alias))))
+                continue
             _check_plain(object_type, name, field_def, field_details)
             if isinstance(read, Column):
                 pairs.append((key, row.add(*self._column(read, field_def, alias))))
@@ -301,6 +324,33 @@ class Planner:
             else:  # pragma: no cover - the union is closed
                 raise NotCompilableError(f"{object_type.name}.{name}")
         return pairs
+
+    def _to_many(
+        self, read: ToMany, field_def: GraphQLField, details: list[FieldDetails], alias: str
+    ) -> Value:
+        """A correlated subquery: the JSON array of the related rows, newest first, at
+        most the bound limit (the field's ``first``, checked per request)."""
+        definition = (field_def.extensions or {}).get("strawberry-definition")
+        if getattr(definition, "extensions", None):
+            raise NotCompilableError(f"{field_def} has field extensions")
+        target_type = _object_type(field_def)
+        target = sql_reads_of(target_type)
+        if target is None:
+            raise NotCompilableError(f"{target_type.name} declares no sql_reads")
+        parameter = f"_a{len(self._sites)}"
+        self._sites.append(ArgumentSite(parameter, field_def, details[0].node, read))
+        target_row = _Row(self._alias())
+        element = self._object(self._node(target_type, target, details, target_row))
+        order = f"_{target_row.alias}_key"
+        target_row.columns.append(f"{target_row.alias}.{read.key} AS {order}")
+        source = target_row.select(
+            target.table, f"{target_row.alias}.{read.remote} = {alias}.{read.local}"
+        )
+        direction = "DESC" if read.descending else "ASC"
+        statement = self.dialect.json_array(
+            element, source, f"{order} {direction}", f":{parameter}"
+        )
+        return f"({statement})", True
 
     def _column(self, read: Column, field_def: GraphQLField, alias: str) -> Value:
         dialect = self.dialect

@@ -91,18 +91,27 @@ class CompiledReads:
         node = details[0].node
         if details[0].fragment_variable_values is not None or details[0].defer_usage:
             return None
-        if {argument.name.value for argument in node.arguments or ()} - root.arguments:
-            return None
         if not _allowed(field_def, context):
             return None
         try:
             arguments = get_argument_values(field_def, node, selection.variable_values)
+            if _undeclared(arguments, root.arguments):
+                return None
             parameters, shape = _bind(root, arguments, context)
         except Exception:  # the resolver would refuse these arguments: let it say so
             return None
         plan = self._plan(selection, dialect, root, field_def, details, shape)
         if plan is None:
             return None
+        cap = services.settings.max_page_size
+        for site in plan.sites:
+            try:
+                nested = get_argument_values(site.field_def, site.node, selection.variable_values)
+                if _undeclared(nested, site.read.arguments):
+                    return None
+                parameters[site.parameter] = site.read.limit(nested, cap)
+            except Exception:  # the resolver would refuse it: let it say so
+                return None
         return self._run(context, plan, parameters)
 
     async def _run(self, context: Context, plan: RootPlan, parameters: dict[str, Any]) -> Any:
@@ -161,6 +170,13 @@ class CompiledReads:
         if len(plans) < 64:
             plans[key] = plan
         return plan
+
+
+def _undeclared(arguments: Mapping[str, Any], declared: frozenset[str]) -> bool:
+    """Does an argument the declaration does not know have a value (given, or a non-null
+    default)? One added later (``last``, an ordering) may change the rows: the standard
+    path answers until it is declared. A null one filters nothing, by convention."""
+    return any(value is not None for name, value in arguments.items() if name not in declared)
 
 
 def _over_http(context: Context) -> bool:

@@ -145,6 +145,19 @@ async def _seed(
                 session.add(strategy)
                 await session.flush()
                 strategy_ids[name].append(strategy.id)
+                for number in range(index * 2):
+                    session.add(
+                        models.Signal(
+                            strategy_id=strategy.id,
+                            symbol_code=symbols[number % len(symbols)],
+                            side="BUY" if number % 2 else "SELL",
+                            price=Decimal(prices[number % 6] or "1"),
+                            bar_time=BASE + timedelta(minutes=number),
+                            reason=f'SMA(5) crossed "above" SMA(20) #{number}',
+                            order_id=None,
+                            created_at=BASE + timedelta(minutes=number, microseconds=number),
+                        )
+                    )
             for index in range(37 if name == "alice" else 12):
                 price = prices[index % len(prices)]
                 created = BASE + timedelta(minutes=index, microseconds=0 if index % 3 else 7)
@@ -355,7 +368,14 @@ query Strategies($first: Int = 20, $after: String) {{
 }}
 """
 STRATEGY = """
-query Strategy($id: ID!) { strategy(id: $id) { id name kind symbol { code tradable } } }
+query Strategy($id: ID!, $orders: Int = 20) {
+  strategy(id: $id) {
+    id name kind symbol { code tradable }
+    orders(first: $orders) { id quantity limitPrice strategy { id } symbol { code } }
+    recent: signals(first: 2) { id side price barTime reason createdAt strategy { name } }
+    signals { __typename id symbol { code tickSize } }
+  }
+}
 """
 SYMBOLS = f"""
 query Symbols($exchange: String, $search: String, $first: Int = 20, $after: String) {{
@@ -381,6 +401,7 @@ async def test_strategies_and_symbols_answer_the_same_bytes(paths: Paths) -> Non
     await paths.same("alice", STRATEGIES, {"first": 2, "after": end["pageInfo"]["endCursor"]})
     await paths.same("bob", STRATEGIES)
     await paths.same("alice", STRATEGY, {"id": str(mine[1])})
+    await paths.same("alice", STRATEGY, {"id": str(mine[2]), "orders": 3})
     assert (await paths.same("alice", STRATEGY, {"id": str(theirs[1])}))["data"]["strategy"] is None
     body = await paths.same("viewer", SYMBOLS, {"first": 100})  # public market data
     assert len(body["data"]["symbols"]["edges"]) > 10
@@ -390,13 +411,15 @@ async def test_strategies_and_symbols_answer_the_same_bytes(paths: Paths) -> Non
     await paths.same("alice", SYMBOLS, {"exchange": ""})
     await paths.same("alice", SYMBOL, {"code": "btcusdt"})
     assert (await paths.same("alice", SYMBOL, {"code": "NOPE"}))["data"]["symbol"] is None
-    assert paths.plans.answered - before == 13
+    assert paths.plans.answered - before == 14
     # and: what the compiled path leaves to the standard path, same bytes
     before = paths.plans.answered
     await paths.same("alice", SYMBOLS, {"search": "ping_an%"})
     await paths.same("alice", SYMBOLS, {"after": _cursor("order", 1)})
     await paths.same("alice", STRATEGY, {"id": "0x10"})
-    await paths.same("alice", "{ strategies { edges { node { orders { id } } } } }")
+    await paths.same("alice", STRATEGY, {"id": str(mine[1]), "orders": 0})
+    await paths.same("alice", "{ strategies { edges { node { orders(first: 0) { id } } } } }")
+    await paths.same("alice", "{ strategies { edges { node { signals(first: 101) { id } } } } }")
     await paths.same("viewer", STRATEGIES)
     assert paths.plans.answered == before
 
@@ -443,7 +466,12 @@ def _selection(draw: st.DrawFn, fields: list[str], nested: dict[str, str], depth
 @st.composite
 def _documents(draw: st.DrawFn, order_ids: list[int]) -> _Doc:
     symbol = _selection(draw, SYMBOL_FIELDS, {"session": "closeUtcMinute __typename"}, 3)
-    strategy = _selection(draw, STRATEGY_FIELDS, {"symbol": "...S"}, 2)
+    lists = {
+        "symbol": "...S",
+        f"orders(first: {draw(st.sampled_from([1, 3, 20]))})": "id quantity status symbol { code }",
+        "signals": "id side price barTime reason",
+    }
+    strategy = _selection(draw, STRATEGY_FIELDS, lists, 2)
     node = _selection(draw, ORDER_FIELDS, {"symbol": "...S", "strategy": strategy}, 1)
     roots: list[str] = []
     variables: dict[str, Any] = {"yes": draw(st.booleans()), "no": draw(st.booleans())}
