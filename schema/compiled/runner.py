@@ -45,7 +45,9 @@ from storage.types import format_sqlite_time
 
 log = structlog.get_logger("quantgraph.compiled_reads")
 
-MAX_PLANS = 512
+# Root field nodes whose plans are kept. Each keeps its parsed document alive, so
+# this stays near the document cache's own default size (1,000 documents).
+MAX_PLANS = 256
 
 
 class _ContextOnly:
@@ -86,10 +88,12 @@ class CompiledReads:
             return None
         dialect = dialect_named(services.engine.dialect.name)
         root = _root_reads(root_type).get(details[0].node.name.value)
-        if dialect is None or root is None or len(details) != 1:
+        if dialect is None or root is None:
             return None
+        # Selected more than once under one key, the field takes the first one's
+        # arguments and all of their selections, as graphql-core does.
         node = details[0].node
-        if details[0].fragment_variable_values is not None or details[0].defer_usage:
+        if any(d.fragment_variable_values is not None or d.defer_usage for d in details):
             return None
         if not _allowed(field_def, context):
             return None

@@ -288,6 +288,10 @@ query Filtered($status: [OrderStatus!], $symbol: String, $side: OrderSide, $type
   }
 }
 """
+# One root field selected twice under one key: one field, both selections.
+TWICE = """
+{ orders(first: 2) { edges { cursor } } ... { orders(first: 2) { pageInfo { hasNextPage } } } }
+"""
 # A compiled root field next to one the standard path answers, in one document.
 MIXED = """
 query Mixed($id: ID!) { exchanges order(id: $id) { id symbol { code } } me { username } }
@@ -323,6 +327,7 @@ async def test_hand_written_documents_answer_the_same_bytes(paths: Paths) -> Non
     await paths.same("bob", ONE, {"id": str(bob[0])})
     await paths.same("alice", ONE, {"id": "999999999"})
     await paths.same("alice", MIXED, {"id": str(alice[0])})
+    await paths.same("alice", TWICE)
     filters: tuple[dict[str, object], ...] = (
         {"status": ["NEW", "FILLED"]},
         {"status": []},
@@ -338,7 +343,7 @@ async def test_hand_written_documents_answer_the_same_bytes(paths: Paths) -> Non
     )
     for filter_variables in filters:
         await paths.same("alice", FILTERED, filter_variables)
-    assert paths.plans.answered - before == 25
+    assert paths.plans.answered - before == 26
     # and: documents with errors or uncompiled fields take the standard path, same bytes
     before = paths.plans.answered
     refused: tuple[tuple[str, dict[str, object] | None], ...] = (
