@@ -18,7 +18,7 @@ from resolvers.context import Info
 from resolvers.pagination import parse_id
 from schema.accounts import Trade
 from schema.common import UserError, lazy_class
-from schema.compiled import Amount, Column, Kind, ObjectReads, ToOne
+from schema.compiled import Amount, Column, Kind, ObjectReads, ToMany, ToOne
 from schema.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from schema.market import Symbol, symbol_of
 from storage import models
@@ -74,7 +74,7 @@ class Order:
     strategy_id: strawberry.Private[int | None]
 
     # The compiled read path (docs/compiled_reads.md): prices at the symbol's tick size,
-    # quantities at its lot size, as ``from_row`` scales them. ``fills`` is not compiled.
+    # quantities at its lot size, as ``from_row`` scales them.
     sql_reads: ClassVar[ObjectReads] = ObjectReads(
         table="orders",
         fields={
@@ -98,6 +98,7 @@ class Order:
             "updatedAt": Column("updated_at", Kind.TIME),
             "symbol": ToOne(local="symbol_code", remote="code"),
             "strategy": ToOne(local="strategy_id", remote="id"),
+            "fills": ToMany(local="id", remote="order_id", key="id", descending=False),
         },
     )
 

@@ -79,7 +79,8 @@ class ToOne:
 class ToMany:
     """The rows of the field's type whose ``remote`` column equals this row's ``local``,
     newest (highest ``key``) first when ``descending``, at most ``limit(arguments, cap)``
-    of them (``cap``: the page size cap; ``limit`` raises where the resolver would).
+    of them (``cap``: the page size cap; ``limit`` raises where the resolver would), or
+    all of them when ``limit`` is None.
 
     ``arguments``: every argument the field takes; a field with another one (added
     later) takes the standard path.
@@ -89,8 +90,8 @@ class ToMany:
     remote: str
     key: str
     descending: bool
-    arguments: frozenset[str]
-    limit: Callable[[Mapping[str, Any], int], int]
+    arguments: frozenset[str] = frozenset()
+    limit: Callable[[Mapping[str, Any], int], int] | None = None
 
 
 FieldRead = Column | Amount | Embedded | ToOne | ToMany

@@ -337,8 +337,12 @@ class Planner:
         target = sql_reads_of(target_type)
         if target is None:
             raise NotCompilableError(f"{target_type.name} declares no sql_reads")
-        parameter = f"_a{len(self._sites)}"
-        self._sites.append(ArgumentSite(parameter, field_def, details[0].node, read))
+        limit = ""
+        if read.limit is not None:
+            limit = f":_a{len(self._sites)}"
+            self._sites.append(ArgumentSite(limit[1:], field_def, details[0].node, read))
+        elif field_def.args:
+            raise NotCompilableError(f"{field_def} takes arguments no limit reads")
         target_row = _Row(self._alias())
         element = self._object(self._node(target_type, target, details, target_row))
         order = f"_{target_row.alias}_key"
@@ -347,9 +351,7 @@ class Planner:
             target.table, f"{target_row.alias}.{read.remote} = {alias}.{read.local}"
         )
         direction = "DESC" if read.descending else "ASC"
-        statement = self.dialect.json_array(
-            element, source, f"{order} {direction}", f":{parameter}"
-        )
+        statement = self.dialect.json_array(element, source, f"{order} {direction}", limit)
         return f"({statement})", True
 
     def _column(self, read: Column, field_def: GraphQLField, alias: str) -> Value:

@@ -113,7 +113,9 @@ class CompiledReads:
                 nested = get_argument_values(site.field_def, site.node, selection.variable_values)
                 if _undeclared(nested, site.read.arguments):
                     return None
-                parameters[site.parameter] = site.read.limit(nested, cap)
+                limit = site.read.limit
+                assert limit is not None, "only limited lists bind an argument"
+                parameters[site.parameter] = limit(nested, cap)
             except Exception:  # the resolver would refuse it: let it say so
                 return None
         return self._run(context, plan, parameters)

@@ -188,6 +188,21 @@ async def _seed(
                 session.add(order)
                 await session.flush()
                 order_ids[name].append(order.id)
+                for fill in range(index % 3):
+                    session.add(
+                        models.Trade(
+                            order_id=order.id,
+                            user_id=user_id,
+                            symbol_code=order.symbol_code,
+                            side=order.side,
+                            quantity=Decimal(quantities[fill]),
+                            price=Decimal(prices[fill] or "7.5"),
+                            commission=Decimal("0.15"),
+                            realized_pnl=Decimal("0"),
+                            tick_time=created + timedelta(seconds=fill, microseconds=fill * 10),
+                            created_at=created,
+                        )
+                    )
         await session.commit()
     return order_ids, strategy_ids
 
@@ -288,6 +303,10 @@ query Filtered($status: [OrderStatus!], $symbol: String, $side: OrderSide, $type
   }
 }
 """
+FILLS = """
+{ orders(first: 30) { edges { node { id fills { __typename id orderId side quantity price time
+  symbol { code } } } } } }
+"""
 # One root field selected twice under one key: one field, both selections.
 TWICE = """
 { orders(first: 2) { edges { cursor } } ... { orders(first: 2) { pageInfo { hasNextPage } } } }
@@ -328,6 +347,7 @@ async def test_hand_written_documents_answer_the_same_bytes(paths: Paths) -> Non
     await paths.same("alice", ONE, {"id": "999999999"})
     await paths.same("alice", MIXED, {"id": str(alice[0])})
     await paths.same("alice", TWICE)
+    await paths.same("alice", FILLS)
     filters: tuple[dict[str, object], ...] = (
         {"status": ["NEW", "FILLED"]},
         {"status": []},
@@ -343,7 +363,7 @@ async def test_hand_written_documents_answer_the_same_bytes(paths: Paths) -> Non
     )
     for filter_variables in filters:
         await paths.same("alice", FILTERED, filter_variables)
-    assert paths.plans.answered - before == 26
+    assert paths.plans.answered - before == 27
     # and: documents with errors or uncompiled fields take the standard path, same bytes
     before = paths.plans.answered
     refused: tuple[tuple[str, dict[str, object] | None], ...] = (
@@ -355,7 +375,7 @@ async def test_hand_written_documents_answer_the_same_bytes(paths: Paths) -> Non
         (FILTERED, {"from": "2026-03-02T01:40:00", "to": "2026-03-02T02:00:00Z"}),
         (FILTERED, {"from": "2026-03-02T03:00:00Z", "to": "2026-03-02T02:00:00Z"}),
         (ONE, {"id": "-1"}),
-        ("{ orders { edges { node { id fills { id } } } } }", None),
+        ("{ orders { edges { node { id fills { id commission } } } } }", None),
         ("{ orders { edges { node { symbol { quote { last } } } } } }", None),
         ("{ orders { edges { node { strategy { parameters } } } } }", None),
         ("{ order(id: 1) { id } orders(first: 1) { nope } }", None),
@@ -486,7 +506,10 @@ def _documents(draw: st.DrawFn, order_ids: list[int]) -> _Doc:
         "signals": "id side price barTime reason",
     }
     strategy = _selection(draw, STRATEGY_FIELDS, lists, 2)
-    node = _selection(draw, ORDER_FIELDS, {"symbol": "...S", "strategy": strategy}, 1)
+    fills = "id orderId side quantity price time symbol { code }"
+    node = _selection(
+        draw, ORDER_FIELDS, {"symbol": "...S", "strategy": strategy, "fills": fills}, 1
+    )
     roots: list[str] = []
     variables: dict[str, Any] = {"yes": draw(st.booleans()), "no": draw(st.booleans())}
     for index in range(draw(st.integers(1, 2))):
