@@ -26,6 +26,7 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetails, FragmentDetails, collect_subfields
 from graphql.execution.values import VariableValues
 
+from resolvers.pagination import encode_cursor
 from schema.compiled.declarations import (
     Amount,
     Column,
@@ -485,7 +486,6 @@ def _cursor_finish(
     """Cursors are base64 of ``kind:key``: SQL returns the key, this encodes it."""
     if not any(keys for _, keys in edge_cursors) and not any(keys for _, keys in end_cursors):
         return None
-    from resolvers.pagination import encode_cursor
 
     def finish(connection: Any) -> Any:
         for edges_key, cursor_keys in edge_cursors:
