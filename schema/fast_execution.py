@@ -15,13 +15,21 @@ Whenever a value is not the simple case (missing, ``None`` for a non-null
 field, a coercion error) the standard path runs instead, so errors are
 reported exactly as before. Field shortcuts are off when a schema extension
 hooks ``resolve`` (tracing), since that hook must see every field.
+
+Root fields of a query may skip graphql-core altogether: the compiled read path
+(:mod:`schema.compiled`) answers a declared relational field with one SQL
+statement that builds its JSON, and hands the value back here as the field's
+completed result. Everything before execution (parsing, validation, the query
+limits, rate limits, metrics) has run as usual by then; when the compiled path
+declines a field, or its statement fails, the field runs as below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import structlog
 from graphql import (
     GraphQLField,
     GraphQLLeafType,
@@ -30,11 +38,17 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
+    OperationType,
     is_leaf_type,
 )
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
+
+from schema.compiled.planner import Selection
+from schema.compiled.runner import CompiledReads
+
+log = structlog.get_logger("quantgraph.compiled_reads")
 
 Coerce = Callable[[Any], Any]
 _MISSING = object()
@@ -68,6 +82,16 @@ def leaf_items(return_type: GraphQLList[GraphQLOutputType]) -> Coerce | None:
 _NOT_PLANNED = object()
 
 
+def compiled_reads_of(schema: Any) -> CompiledReads:
+    """The compiled-read plans of a schema, kept on it (they live as long as it does)."""
+    reads = getattr(schema, "_quantgraph_compiled_reads", None)
+    if reads is None:
+        reads = CompiledReads()
+        schema._quantgraph_compiled_reads = reads
+    assert isinstance(reads, CompiledReads)
+    return reads
+
+
 def plan_of(field_def: GraphQLField) -> _Plan:
     """Computed once per field and kept on it (fields live as long as their schema)."""
     plan = getattr(field_def, "_quantgraph_plan", _NOT_PLANNED)
@@ -94,6 +118,24 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+        if (
+            path.prev is None
+            and field_def is not None
+            and self._shortcut
+            and parent_type is self.schema.query_type
+            and self.operation.operation is OperationType.QUERY
+        ):
+            compiled = compiled_reads_of(self.schema).start(
+                Selection(self.schema, self.fragments, self.variable_values, self.operation),
+                self.context_value,
+                parent_type,
+                field_def,
+                field_details_list,
+            )
+            if compiled is not None:
+                return self._compiled_or_standard(
+                    compiled, parent_type, source, field_details_list, path, position_context
+                )
         if field_def is not None and self._shortcut:
             plan = plan_of(field_def)
             if plan is not None:
@@ -111,6 +153,26 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    async def _compiled_or_standard(
+        self,
+        compiled: Awaitable[Any],
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        try:
+            return await compiled
+        except Exception:
+            # The statement failed (the database went away, a type it did not expect):
+            # the standard path runs the field and reports what it finds, as usual.
+            log.warning("compiled read failed; standard path", field=path.key, exc_info=True)
+        result = super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
+        return await result if self.is_awaitable(result) else result
 
     def complete_list_value(
         self,

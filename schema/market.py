@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
+from typing import ClassVar
 
 import strawberry
 
@@ -12,6 +13,7 @@ from graphql_api.market import sessions
 from resolvers import market as market_resolvers
 from resolvers.amounts import Amounts, amounts, at_scale
 from resolvers.context import Info
+from schema.compiled import Amount, Column, Kind, ObjectReads
 from schema.enums import OffSessionOrders, Weekday
 from storage import models
 from storage import timeseries as ts
@@ -152,6 +154,23 @@ class Symbol:
         description="Whether orders are accepted; false while trading is halted."
     )
     session: TradingSession = strawberry.field(description="Its trading session.")
+
+    # The compiled read path (docs/compiled_reads.md); quote and dailyBars are not SQL
+    # reads of this row and take the standard path.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="symbols",
+        fields={
+            "code": Column("code", Kind.TEXT),
+            "name": Column("name", Kind.TEXT),
+            "exchange": Column("exchange", Kind.TEXT),
+            "currency": Column("currency", Kind.TEXT),
+            "tickSize": Amount("tick_size", step="tick_size"),
+            "lotSize": Amount("lot_size", step="lot_size"),
+            "tradable": Column("tradable", Kind.BOOL),
+            # not "session": its windows are stored as JSON and isOpen/nextOpen/nextClose
+            # are computed in Python from the clock (a symbol selecting it runs standard)
+        },
+    )
 
     @classmethod
     def from_row(cls, row: models.Symbol) -> Symbol:

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, ForwardRef
+from typing import Annotated, Any, ClassVar, ForwardRef
 
 import strawberry
 
@@ -18,6 +18,7 @@ from resolvers.context import Info
 from resolvers.pagination import parse_id
 from schema.accounts import Trade
 from schema.common import UserError, lazy_class
+from schema.compiled import Amount, Column, Kind, ObjectReads, ToMany, ToOne
 from schema.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from schema.market import Symbol, symbol_of
 from storage import models
@@ -72,6 +73,35 @@ class Order:
     updated_at: datetime = strawberry.field(description="Last status change.")
     symbol_code: strawberry.Private[str]
     strategy_id: strawberry.Private[int | None]
+
+    # The compiled read path (docs/compiled_reads.md): prices at the symbol's tick size,
+    # quantities at its lot size, as ``from_row`` scales them.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="orders",
+        fields={
+            "id": Column("id", Kind.ID),
+            "clientOrderId": Column("client_order_id", Kind.TEXT),
+            "side": Column("side", Kind.ENUM),
+            "type": Column("type", Kind.ENUM),
+            "timeInForce": Column("time_in_force", Kind.ENUM),
+            "quantity": Amount("quantity", step="lot_size", step_via="symbol_code"),
+            "limitPrice": Amount("limit_price", step="tick_size", step_via="symbol_code"),
+            "stopPrice": Amount("stop_price", step="tick_size", step_via="symbol_code"),
+            "triggeredAt": Column("triggered_at", Kind.TIME),
+            "status": Column("status", Kind.ENUM),
+            "filledQuantity": Amount("filled_quantity", step="lot_size", step_via="symbol_code"),
+            "averageFillPrice": Amount(
+                "average_fill_price", step="tick_size", step_via="symbol_code"
+            ),
+            "rejectReason": Column("reject_reason", Kind.TEXT),
+            "expiresAt": Column("expires_at", Kind.TIME),
+            "createdAt": Column("created_at", Kind.TIME),
+            "updatedAt": Column("updated_at", Kind.TIME),
+            "symbol": ToOne(local="symbol_code", remote="code"),
+            "strategy": ToOne(local="strategy_id", remote="id"),
+            "fills": ToMany(local="id", remote="order_id", key="id", descending=False),
+        },
+    )
 
     @classmethod
     def from_row(cls, row: models.Order, scale: Amounts) -> Order:

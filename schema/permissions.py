@@ -79,6 +79,13 @@ class CanAdminister(BasePermission):
         return principal is not None and principal.role.can_administer
 
 
+# Classes whose ``has_permission`` reads nothing of ``info`` but ``info.context``: the
+# compiled read path (schema.compiled) asks them itself before it answers a root field,
+# and leaves any field guarded by another class to the standard path.
+CONTEXT_ONLY: frozenset[type[BasePermission]] = frozenset(
+    {IsAuthenticated, CanReadMarketData, CanTrade, CanFeed, CanAdminister}
+)
+
 Permissions = list[type[BasePermission]]
 MARKET_DATA: Permissions = [CanReadMarketData]
 TRADING: Permissions = [IsAuthenticated, CanTrade]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import strawberry
 
 from resolvers import (
@@ -17,8 +20,15 @@ from resolvers import (
 from resolvers import backtests as backtest_resolvers
 from resolvers.amounts import amounts
 from resolvers.context import Info
-from resolvers.pagination import Paging
-from schema import indicators
+from resolvers.pagination import (
+    Paging,
+    check_page_size,
+    check_time_range,
+    decode_cursor,
+    decode_int_cursor,
+    parse_id,
+)
+from schema import compiled, indicators
 from schema import strategies as strategy_types
 from schema.alerts import Alert, AlertFiring
 from schema.auth import User
@@ -44,8 +54,118 @@ from schema.webhooks import Webhook, WebhookDelivery
 from storage import timeseries as ts
 
 
+def _orders_page(arguments: Mapping[str, Any], cap: int) -> compiled.Page:
+    return compiled.Page(
+        check_page_size(arguments["first"], cap), decode_int_cursor("order", arguments.get("after"))
+    )
+
+
+def _order_conditions(arguments: Mapping[str, Any]) -> list[compiled.Condition]:
+    """The ``orders`` filter as ``resolvers.orders.order_filter`` reads it, as conditions."""
+    status, side, order_type = arguments.get("status"), arguments.get("side"), arguments.get("type")
+    found = orders.order_filter(
+        [OrderStatus(value) for value in status] if status else None,
+        arguments.get("symbol"),
+        OrderSide(side) if side is not None else None,
+        OrderType(order_type) if order_type is not None else None,
+        arguments.get("strategyId"),
+        arguments.get("from"),
+        arguments.get("to"),
+    )
+    check_time_range(found.created_from, found.created_to)
+    given: list[tuple[str, str, Any]] = [
+        ("status", "in", list(found.statuses) if found.statuses else None),
+        ("symbol_code", "=", found.symbol_code),
+        ("side", "=", found.side),
+        ("type", "=", found.type),
+        ("strategy_id", "=", found.strategy_id),
+        ("created_at", ">=", found.created_from),
+        ("created_at", "<", found.created_to),
+    ]
+    return [compiled.Condition(c, op, value) for c, op, value in given if value is not None]
+
+
+def _strategies_page(arguments: Mapping[str, Any], cap: int) -> compiled.Page:
+    return compiled.Page(
+        check_page_size(arguments["first"], cap),
+        decode_int_cursor("strategy", arguments.get("after")),
+    )
+
+
+def _symbols_page(arguments: Mapping[str, Any], cap: int) -> compiled.Page:
+    return compiled.Page(
+        check_page_size(arguments["first"], cap), decode_cursor("symbol", arguments.get("after"))
+    )
+
+
+def _symbol_conditions(arguments: Mapping[str, Any]) -> list[compiled.Condition]:
+    """``exchange`` as ``search_symbols`` reads it. A text ``search`` is not compiled (its
+    case folding is the database's own), so it sends the field down the standard path."""
+    if arguments.get("search"):
+        raise ValueError("search is answered by the standard path")
+    exchange = arguments.get("exchange")
+    return [compiled.Condition("exchange", "=", exchange.upper())] if exchange else []
+
+
 @strawberry.type(description="Read access to market, strategy and order data.")
 class Query:
+    # Root fields the compiled read path answers (docs/compiled_reads.md), with the
+    # arguments it understands; the rows and their checks are the resolvers' own.
+    sql_reads: ClassVar[Mapping[str, compiled.RootRead]] = {
+        "orders": compiled.RootConnection(
+            table="orders",
+            key="id",
+            cursor_kind="order",
+            descending=True,
+            owner="user_id",
+            arguments=frozenset(
+                {"status", "symbol", "side", "type", "strategyId", "from", "to", "first", "after"}
+            ),
+            page=_orders_page,
+            narrowing=_order_conditions,
+        ),
+        "order": compiled.RootByKey(
+            table="orders",
+            column="id",
+            owner="user_id",
+            arguments=frozenset({"id"}),
+            key=lambda arguments: parse_id(arguments["id"]),
+        ),
+        "strategies": compiled.RootConnection(
+            table="strategies",
+            key="id",
+            cursor_kind="strategy",
+            descending=False,
+            owner="user_id",
+            arguments=frozenset({"first", "after"}),
+            page=_strategies_page,
+        ),
+        "strategy": compiled.RootByKey(
+            table="strategies",
+            column="id",
+            owner="user_id",
+            arguments=frozenset({"id"}),
+            key=lambda arguments: parse_id(arguments["id"]),
+        ),
+        "symbols": compiled.RootConnection(
+            table="symbols",
+            key="code",
+            cursor_kind="symbol",
+            descending=False,
+            owner=None,
+            arguments=frozenset({"search", "exchange", "first", "after"}),
+            page=_symbols_page,
+            narrowing=_symbol_conditions,
+        ),
+        "symbol": compiled.RootByKey(
+            table="symbols",
+            column="code",
+            owner=None,
+            arguments=frozenset({"code"}),
+            key=lambda arguments: arguments["code"].upper(),
+        ),
+    }
+
     @strawberry.field(permission_classes=SIGNED_IN, description="The signed-in user.")
     async def me(self, info: Info) -> User | None:
         row = await auth.me(info)

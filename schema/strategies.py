@@ -8,7 +8,7 @@ import enum
 from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -20,7 +20,9 @@ from resolvers import strategies as strategy_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
+from resolvers.pagination import check_page_size
 from schema.common import UserError, user_errors
+from schema.compiled import Amount, Column, Kind, ObjectReads, ToMany, ToOne
 from schema.enums import KlineInterval, OrderSide, StrategyKind, StrategyStatus
 from schema.market import Symbol, symbol_of
 from schema.orders import Order
@@ -40,6 +42,39 @@ class Strategy:
     created_at: datetime = strawberry.field(description="Creation time.")
     updated_at: datetime = strawberry.field(description="Last change.")
     symbol_code: strawberry.Private[str]
+
+    # The compiled read path (docs/compiled_reads.md). ``parameters`` is JSON whose
+    # numbers the database would print its own way: it takes the standard path.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="strategies",
+        fields={
+            "id": Column("id", Kind.ID),
+            "name": Column("name", Kind.TEXT),
+            "kind": Column("kind", Kind.ENUM),
+            "interval": Column("interval", Kind.ENUM),
+            "status": Column("status", Kind.ENUM),
+            "autoTrade": Column("auto_trade", Kind.BOOL),
+            "createdAt": Column("created_at", Kind.TIME),
+            "updatedAt": Column("updated_at", Kind.TIME),
+            "symbol": ToOne(local="symbol_code", remote="code"),
+            "orders": ToMany(
+                local="id",
+                remote="strategy_id",
+                key="id",
+                descending=True,
+                arguments=frozenset({"first"}),
+                limit=lambda arguments, cap: check_page_size(arguments["first"], cap),
+            ),
+            "signals": ToMany(
+                local="id",
+                remote="strategy_id",
+                key="id",
+                descending=True,
+                arguments=frozenset({"first"}),
+                limit=lambda arguments, cap: check_page_size(arguments["first"], cap),
+            ),
+        },
+    )
 
     @classmethod
     def from_row(cls, row: models.Strategy) -> Strategy:
@@ -83,6 +118,21 @@ class Signal:
     created_at: datetime = strawberry.field(description="When it was stored.")
     strategy_id: strawberry.Private[int]
     symbol_code: strawberry.Private[str]
+
+    # The compiled read path (docs/compiled_reads.md): the price at the tick size.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="signals",
+        fields={
+            "id": Column("id", Kind.ID),
+            "side": Column("side", Kind.ENUM),
+            "price": Amount("price", step="tick_size", step_via="symbol_code"),
+            "barTime": Column("bar_time", Kind.TIME),
+            "reason": Column("reason", Kind.TEXT),
+            "createdAt": Column("created_at", Kind.TIME),
+            "strategy": ToOne(local="strategy_id", remote="id"),
+            "symbol": ToOne(local="symbol_code", remote="code"),
+        },
+    )
 
     @classmethod
     def from_row(cls, row: models.Signal, scale: Amounts) -> Signal:

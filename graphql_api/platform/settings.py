@@ -76,6 +76,10 @@ class Settings(HardeningSettings):
 
     max_page_size: int = Field(100, alias="MAX_PAGE_SIZE", ge=1)
     max_series_limit: int = Field(10_000, alias="MAX_SERIES_LIMIT", ge=1)
+    # Relational reads (orders, order, ...) answered by one SQL statement per root field
+    # that builds the field's JSON (docs/compiled_reads.md); false: graphql-core resolves
+    # every field (the reference path, and what the benchmark compares against).
+    compiled_reads: bool = Field(True, alias="COMPILED_READS")
     subscriber_queue_size: int = Field(256, alias="SUBSCRIBER_QUEUE_SIZE", ge=1)
     ws_multiplex: bool = Field(True, alias="WS_MULTIPLEX")
     ws_send_queue_size: int = Field(256, alias="WS_SEND_QUEUE_SIZE", ge=1)

@@ -412,15 +412,16 @@ async def test_one_bad_tick_rejects_the_whole_batch(
 async def test_internal_errors_are_masked_with_a_request_id(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given a resolver that fails with a bug's exception, carrying internals
-    async def broken(info: object, code: str) -> None:
+    # given a resolver that fails with a bug's exception, carrying internals (one the
+    # compiled read path never calls: it answers `symbol` without resolvers)
+    async def broken(info: object) -> None:
         raise RuntimeError("secret: password=hunter2 at /srv/app.py")
 
-    monkeypatch.setattr("resolvers.market.symbol", broken)
+    monkeypatch.setattr("resolvers.market.exchanges", broken)
     # when a query needs it
     response = await client.post(
         "/graphql",
-        json={"query": '{ symbol(code: "BTCUSDT") { name } }'},
+        json={"query": "{ exchanges }"},
         headers={"x-request-id": "req-123"},
     )
     # then the client sees a generic message with the request id, no internals

@@ -1,0 +1,170 @@
+"""What a type says about reading it in SQL: the vocabulary of the compiled read path.
+
+A type that can be compiled carries an :class:`ObjectReads` in its ``sql_reads``
+class attribute, right beside its Strawberry fields: each GraphQL field it lists
+is read from a column of its table (or of a related row), every field it does
+not list sends any query that selects it down the standard path. So a field
+added to a type is compiled only once someone says here how to read it, and a
+field added without that still answers correctly, through graphql-core.
+
+The root fields declare themselves the same way on ``Query.sql_reads``
+(:class:`RootConnection`, :class:`RootByKey`): which table, which rows the
+caller owns, which arguments they take and how each narrows the rows. An
+argument not declared there makes the root field take the standard path.
+
+Nothing here imports Strawberry: these are plain values read by the planner.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Kind(enum.Enum):
+    """How a column's value becomes the field's JSON, as the standard path writes it."""
+
+    TEXT = "text"  # a string as stored
+    ID = "id"  # an integer key written as a string
+    INT = "int"  # a JSON number
+    BOOL = "bool"  # true / false (SQLite stores 0 / 1)
+    TIME = "time"  # an aware UTC datetime in Python's isoformat
+    ENUM = "enum"  # the GraphQL enum value's name for the stored value
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A scalar read from a column of the type's own row."""
+
+    column: str
+    kind: Kind
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """A decimal shown at the scale of a step (see ``resolvers.amounts.at_scale``).
+
+    ``step`` is a column of the row named by ``step_via`` in the ``symbols`` table
+    (``symbol_code``: the row's own symbol), or of the type's own row when
+    ``step_via`` is None (a symbol's tick size is shown at its own scale).
+    """
+
+    column: str
+    step: str
+    step_via: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """An object built from columns of the same row (``Symbol.session``)."""
+
+    fields: Mapping[str, Column]
+
+
+@dataclass(frozen=True, slots=True)
+class ToOne:
+    """The row of the field's type whose ``remote`` column equals this row's ``local``.
+
+    The target type's own ``sql_reads`` says how to read it. ``nullable``: a
+    null ``local`` (or no such row) is a JSON null.
+    """
+
+    local: str
+    remote: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToMany:
+    """The rows of the field's type whose ``remote`` column equals this row's ``local``,
+    newest (highest ``key``) first when ``descending``, at most ``limit(arguments, cap)``
+    of them (``cap``: the page size cap; ``limit`` raises where the resolver would), or
+    all of them when ``limit`` is None.
+
+    ``arguments``: every argument the field takes; a field with another one (added
+    later) takes the standard path.
+    """
+
+    local: str
+    remote: str
+    key: str
+    descending: bool
+    arguments: frozenset[str] = frozenset()
+    limit: Callable[[Mapping[str, Any], int], int] | None = None
+
+
+FieldRead = Column | Amount | Embedded | ToOne | ToMany
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectReads:
+    """How to read a type from ``table``: its compiled fields by GraphQL name."""
+
+    table: str
+    fields: Mapping[str, FieldRead]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``column op value`` in a root field's WHERE; ``op`` is ``=``, ``in``, ``>=`` or ``<``."""
+
+    column: str
+    op: str
+    value: Any
+
+
+# The arguments (GraphQL names, coerced and defaulted by graphql-core) -> the rows'
+# conditions. It validates as the resolver does and raises where the resolver would
+# (then the root field takes the standard path, which reports the error).
+Narrowing = Callable[[Mapping[str, Any]], Sequence[Condition]]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page request checked as the resolver checks it: ``limit`` rows after ``after_key``."""
+
+    limit: int
+    after_key: str | int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RootConnection:
+    """A Relay connection over ``table``'s rows, keyset-paged on ``key``.
+
+    Parameters:
+    table: the rows' table; the node type's ``sql_reads`` must name the same one.
+    key: the column the pages are ordered and cut on (also the cursor's key).
+    cursor_kind: the prefix of its cursors (``order`` makes ``base64("order:42")``).
+    descending: newest (highest key) first.
+    owner: the column holding the owning user's id (only the caller's rows), or None.
+    arguments: every argument the field takes; another one sends it down the standard path.
+    narrowing: the conditions its filter arguments add.
+    page: ``(arguments, max page size) -> Page``, validating ``first`` and ``after``.
+    """
+
+    table: str
+    key: str
+    cursor_kind: str
+    descending: bool
+    owner: str | None
+    arguments: frozenset[str]
+    page: Callable[[Mapping[str, Any], int], Page]
+    narrowing: Narrowing = field(default=lambda _arguments: ())
+
+
+@dataclass(frozen=True, slots=True)
+class RootByKey:
+    """One row by key, or null: ``key(arguments)`` validates and returns the key value.
+
+    ``owner``: the column holding the owning user's id; another user's row is null.
+    """
+
+    table: str
+    column: str
+    owner: str | None
+    arguments: frozenset[str]
+    key: Callable[[Mapping[str, Any]], Any]
+
+
+RootRead = RootConnection | RootByKey
