@@ -141,7 +141,8 @@ strawberry.enum(
     name="WebhookEvent",
     description=(
         "Events a webhook can receive: ALERT_FIRED, a firing of one of your alerts; "
-        "STRATEGY_SIGNAL, a signal of one of your running strategies."
+        "STRATEGY_SIGNAL, a signal of one of your running strategies; ORDER_FILLED, each "
+        "fill of one of your orders."
     ),
 )
 WebhookEvent = webhooks.WebhookEvent

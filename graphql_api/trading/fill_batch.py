@@ -107,6 +107,23 @@ class BatchFill:
     filled: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class FillEvent:
+    """A fill as its owner's webhooks receive it (``ORDER_FILLED``)."""
+
+    order_id: int
+    user_id: int
+    symbol_code: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    tick_time: datetime
+    order_status: str
+    order_version: int
+    filled_quantity: Decimal
+
+
 class FillBatch:
     """Fills and closes decided in memory against locked rows, written together.
 
@@ -139,6 +156,7 @@ class FillBatch:
         self._positions: dict[tuple[int, str], _Position] = {}
         self._trades: list[dict[str, Any]] = []
         self.changes: list[OrderChange] = []  # in decision order: the announcements
+        self.fills: list[FillEvent] = []  # in decision order: for webhooks
 
     @classmethod
     async def load(
@@ -301,9 +319,23 @@ class FillBatch:
         )
         row.filled_quantity = after.filled_quantity
         row.average_fill_price = after.average_fill_price
-        return BatchFill(
-            self._set_status(row, after.status, after.reject_reason), decision.quantity
+        changed = self._set_status(row, after.status, after.reject_reason)
+        self.fills.append(
+            FillEvent(
+                order_id=row.id,
+                user_id=row.user_id,
+                symbol_code=row.symbol_code,
+                side=row.side,
+                quantity=decision.quantity,
+                price=price,
+                commission=decision.commission,
+                tick_time=tick_time,
+                order_status=changed.status,
+                order_version=changed.version,
+                filled_quantity=row.filled_quantity,
+            )
         )
+        return BatchFill(changed, decision.quantity)
 
     def close(
         self,

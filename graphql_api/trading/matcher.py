@@ -306,6 +306,7 @@ class PaperMatcher:
                     decided = decide(batch)
                     await batch.write(session)
                     await self._orders.announce_many(session, batch.changes)
+                    await self._orders.announce_fills(session, batch.fills)
                     await session.commit()
                 return batch, decided
             except StaleBatchError:

@@ -18,6 +18,7 @@ problem never fails another's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from graphql_api.realtime.channels import ORDERS_NEW_CHANNEL, order_channel
 from graphql_api.realtime.events import encode_closed_order, encode_id_event, encode_new_order
 from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.trading import amendment
+from graphql_api.trading.fill_batch import FillEvent
 from graphql_api.trading.order_checks import (
     check_expiry,
     check_limit_price,
@@ -55,6 +57,7 @@ from graphql_api.trading.order_types import (
 )
 from graphql_api.trading.placement import OrderOutcome, Placement, place_batch, replay
 from graphql_api.trading.risk import Exposure, RiskPolicy, assess
+from graphql_api.webhooks.registry import WebhookEvent, enqueue_many
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
@@ -84,6 +87,27 @@ class ResetOutcome:
 
     canceled: list[models.Order]
     errors: list[UserError]
+
+
+def fill_body(fill: FillEvent) -> str:
+    """The JSON an ``ORDER_FILLED`` webhook receives (amounts as strings, times ISO 8601)."""
+    return json.dumps(
+        {
+            "event": WebhookEvent.ORDER_FILLED.value,
+            "fill": {
+                "orderId": str(fill.order_id),
+                "symbol": fill.symbol_code,
+                "side": fill.side,
+                "quantity": format(fill.quantity, "f"),
+                "price": format(fill.price, "f"),
+                "commission": format(fill.commission, "f"),
+                "time": fill.tick_time.isoformat(),
+                "orderStatus": fill.order_status,
+                "filledQuantity": format(fill.filled_quantity, "f"),
+            },
+        },
+        separators=(",", ":"),
+    )
 
 
 def announce_order(outbox: EventOutbox, session: AsyncSession, order: models.Order) -> None:
@@ -402,6 +426,20 @@ class OrderService:
                     ),
                 )
                 for change in changes
+            ],
+        )
+
+    async def announce_fills(self, session: AsyncSession, fills: Sequence[FillEvent]) -> None:
+        """Stage the ``ORDER_FILLED`` webhook deliveries of ``fills`` in ``session``: one
+        read of the owners' webhooks and one insert per batch, committed with the fills.
+        Keyed by order version, so a batch decided again never delivers a fill twice."""
+        await enqueue_many(
+            session,
+            self._outbox,
+            WebhookEvent.ORDER_FILLED,
+            [
+                (fill.user_id, f"fill:{fill.order_id}:{fill.order_version}", fill_body(fill))
+                for fill in fills
             ],
         )
 

@@ -34,7 +34,7 @@ from graphql_api.webhooks.dispatcher import WebhookDispatcher
 from graphql_api.webhooks.signing import verify
 from storage.timeseries import KlineInterval, Tick
 from storage.timeseries.buckets import floor_to_interval
-from tests.conftest import http_client, make_settings, user_token
+from tests.conftest import http_client, login_token, make_settings, running_app, user_token
 from tests.support.graphql import execute
 from tests.support.servers import free_port
 
@@ -415,3 +415,54 @@ async def test_deliveries_wait_in_the_table_for_a_dispatcher_and_resume_after_a_
     # then the waiting delivery goes out, once
     assert delivered["id"] == pending["id"] and delivered["attempts"] == 1
     assert len(receiver.received) == 1
+
+
+PLACE = """
+mutation ($input: PlaceOrderInput!) {
+  placeOrder(input: $input) { order { id } userErrors { code } }
+}
+"""
+
+
+async def test_each_fill_is_posted_once_to_a_webhook_that_wants_fills(database_url: str) -> None:
+    # the whole app, matcher and webhook dispatcher included, as a leader runs them
+    settings = make_settings(
+        database_url,
+        STRATEGY_ENGINE_ENABLED="false",
+        ALERT_ENGINE_ENABLED="false",
+        WEBHOOK_ALLOW_PRIVATE_ADDRESSES="true",
+        WEBHOOK_BACKOFF_SECONDS="0.1",
+    )
+    async with (
+        running_app(settings) as app,
+        http_client(app, await login_token(app)) as client,
+        receiving(Receiver()) as receiver,
+    ):
+        services: Services = app.state.services
+        payload = (
+            await execute(client, REGISTER, {"url": receiver.url, "events": ["ORDER_FILLED"]})
+        )["registerWebhook"]
+        webhook_id = payload["webhook"]["id"]
+        await services.ingestor.ingest([tick(datetime.now(UTC), "95000.00")])  # a price
+        order = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}
+        placed = (await execute(client, PLACE, {"input": order}))["placeOrder"]["order"]["id"]
+        await services.ingestor.ingest([tick(datetime.now(UTC), "95000.00")])
+        delivered = await log_until(client, webhook_id, "DELIVERED")
+        await asyncio.sleep(0.5)  # nothing more comes
+    assert len(receiver.received) == 1
+    headers, body = receiver.received[0]
+    assert headers["x-quantgraph-event"] == "ORDER_FILLED"
+    assert headers["x-quantgraph-delivery"] == delivered["id"]
+    fill = json.loads(body)["fill"]
+    assert fill == {
+        "orderId": placed,
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "quantity": "0.01",
+        "price": "95000.00",
+        "commission": fill["commission"],
+        "time": fill["time"],
+        "orderStatus": "FILLED",
+        "filledQuantity": "0.01",
+    }
+    assert Decimal(fill["commission"]) > 0
