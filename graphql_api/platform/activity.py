@@ -97,6 +97,9 @@ class Activity:
     # Cluster singletons this process takes part in the election of, by name.
     leaders: dict[str, Leader] = field(default_factory=dict)
     matcher: StreamProgress = field(default_factory=StreamProgress)
+    # The other matcher shards this process takes part in, by leader name
+    # ("matcher-1", …; shard 0, or the only matcher, is ``matcher``).
+    matcher_shards: dict[str, StreamProgress] = field(default_factory=dict)
     # The matcher fell so far behind that its mailbox overflowed (ticks were skipped).
     matcher_overflows: int = 0
     # From a tick's arrival in this process to the commit of a fill it made.
@@ -106,10 +109,20 @@ class Activity:
         """Background tasks that ended while the process still serves (a crash)."""
         return sorted(name for name, task in self.tasks.items() if task.done())
 
-    def fill_committed(self) -> None:
-        """Count a fill; time it from its tick's arrival when the matcher is on a stream
-        tick (a tick handed to the matcher directly has no arrival time)."""
+    def matcher_progress(self, name: str) -> StreamProgress:
+        """The progress of the matcher (shard) elected as ``name``."""
+        if name == "matcher":
+            return self.matcher
+        return self.matcher_shards.setdefault(name, StreamProgress())
+
+    def all_matcher_progress(self) -> list[StreamProgress]:
+        return [self.matcher, *self.matcher_shards.values()]
+
+    def fill_committed(self, progress: StreamProgress | None = None) -> None:
+        """Count a fill; time it from its tick's arrival when the matcher (shard) whose
+        ``progress`` it is works on a stream tick (a tick handed to the matcher
+        directly has no arrival time)."""
         self.fills += 1
-        received = self.matcher.in_flight
+        received = (progress or self.matcher).in_flight
         if received is not None:
             self.fill_latency.observe(time.monotonic() - received)

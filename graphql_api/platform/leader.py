@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,12 +46,31 @@ class Leadership:
         engine: the relational database (PostgreSQL locks; SQLite: always leader).
         name: the singleton's name, e.g. ``"matcher"``.
         retry_interval: how often a follower tries to take over (seconds).
+        start_delay: seconds before the first attempt.
+        patience: extra seconds to wait before each attempt, asked each time. Matcher
+            shards use it to spread over processes: a process that already leads k
+            shards waits k retry intervals longer, so a process leading fewer (a
+            newcomer) takes the next free shard first.
+        should_yield: asked every retry interval while leading; True gives the
+            leadership up (the lock is released) so that another process can take it.
     """
 
-    def __init__(self, engine: AsyncEngine, name: str, *, retry_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        name: str,
+        *,
+        retry_interval: float = 1.0,
+        start_delay: float = 0.0,
+        patience: Callable[[], float] | None = None,
+        should_yield: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self._engine = engine
         self.name = name
         self._retry_interval = retry_interval
+        self._start_delay = start_delay
+        self._patience = patience
+        self._should_yield = should_yield
         self.is_leader = False
         self.fencing_token = 0
         # The dedicated connection holding the advisory lock (None on SQLite).
@@ -59,7 +78,11 @@ class Leadership:
 
     async def run(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Loop forever: acquire, run ``work`` until leadership is lost, repeat."""
+        if self._start_delay:
+            await asyncio.sleep(self._start_delay)
         while True:
+            if self._patience is not None and (extra := self._patience()) > 0:
+                await asyncio.sleep(extra)
             try:
                 async with self._acquire() as acquired:
                     if acquired:
@@ -101,6 +124,12 @@ class Leadership:
             except Exception as error:
                 log.warning("leader lock connection lost", name=self.name, error=str(error))
                 return
+            try:
+                if self._should_yield is not None and await self._should_yield():
+                    log.info("leadership handed over to balance the load", name=self.name)
+                    return
+            except Exception as error:  # a failed check keeps the leadership
+                log.warning("leadership balance check failed", name=self.name, error=str(error))
 
     @contextlib.asynccontextmanager
     async def _acquire(self) -> AsyncIterator[bool]:
@@ -166,3 +195,52 @@ class Leadership:
                     .values(**values)
                 )
         return token
+
+
+class Membership:
+    """This process's membership of a group of processes (``group``), and their count.
+
+    On PostgreSQL each member holds a *shared* advisory lock on the group's key on
+    a connection of its own, for as long as it runs; ``pg_locks`` then counts the
+    live members (a process that dies drops its connection and with it the lock).
+    On SQLite there is one process: the count is 1.
+    """
+
+    def __init__(self, engine: AsyncEngine, group: str, *, retry_interval: float = 1.0) -> None:
+        self._engine = engine
+        self._key = lock_key(f"members:{group}")
+        self._retry_interval = retry_interval
+
+    async def run(self) -> None:
+        """Hold the membership until cancelled (reconnecting after a failure)."""
+        if self._engine.dialect.name != "postgresql":
+            await asyncio.Event().wait()
+        while True:
+            try:
+                async with self._engine.connect() as connection:
+                    await connection.execute(
+                        text("SELECT pg_advisory_lock_shared(:key)"), {"key": self._key}
+                    )
+                    await connection.commit()
+                    while True:  # keep the connection (and the lock) alive
+                        await asyncio.sleep(self._retry_interval)
+                        await asyncio.wait_for(connection.execute(text("SELECT 1")), 5)
+            except Exception as error:
+                log.warning("group membership lost; rejoining", error=str(error))
+            await asyncio.sleep(self._retry_interval)
+
+    async def count(self) -> int:
+        """Live members of the group (at least 1: this process is one)."""
+        if self._engine.dialect.name != "postgresql":
+            return 1
+        key = self._key & 0xFFFFFFFFFFFFFFFF
+        async with self._engine.connect() as connection:
+            found = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND mode = 'ShareLock' AND granted "
+                    "AND classid = :high AND objid = :low AND objsubid = 1"
+                ),
+                {"high": key >> 32, "low": key & 0xFFFFFFFF},
+            )
+        return max(1, int(found or 0))

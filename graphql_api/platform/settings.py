@@ -134,6 +134,9 @@ class Settings(HardeningSettings):
     matcher_clock_tolerance_ms: int = Field(0, alias="MATCHER_CLOCK_TOLERANCE_MS", ge=0, le=60_000)
     matcher_max_tick_lag_seconds: float = Field(5.0, alias="MATCHER_MAX_TICK_LAG_SECONDS", gt=0)
     matcher_enabled: bool = Field(True, alias="MATCHER_ENABLED")
+    # Symbols are spread over this many matcher shards, each led by one process.
+    # Every process of a cluster must use the same number.
+    matcher_shards: int = Field(1, alias="MATCHER_SHARDS", ge=1, le=64)
     strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
     # Every account's end-of-day equity snapshot, by one process per cluster.
     equity_snapshots_enabled: bool = Field(True, alias="EQUITY_SNAPSHOTS_ENABLED")

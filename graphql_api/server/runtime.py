@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator, Iterable
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,7 +32,7 @@ from graphql_api.market.ingest import TickIngestor
 from graphql_api.market.simulated_feed import RandomWalk, run_simulated_feed
 from graphql_api.market.source_health import TickSource
 from graphql_api.market.symbols import SymbolCatalog
-from graphql_api.platform.leader import Leadership
+from graphql_api.platform.leader import Leadership, Membership
 from graphql_api.platform.resilience import CircuitBreaker
 from graphql_api.platform.settings import Settings
 from graphql_api.realtime.hub import BroadcastWithBackend, Hub
@@ -46,6 +47,7 @@ from graphql_api.trading.equity import EquitySnapshots
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
+from graphql_api.trading.shards import MatcherShard
 from graphql_api.watchlists.lists import WatchlistService
 from graphql_api.webhooks.dispatcher import WebhookDispatcher
 from graphql_api.webhooks.registry import WebhookService
@@ -135,6 +137,56 @@ async def open_services(
             await timeseries.close()
 
 
+def _shards_led(services: Services, name: str, retry: float) -> Callable[[], float]:
+    """How much longer shard ``name``'s election waits: a retry interval per other
+    matcher shard this process already leads."""
+
+    def patience() -> float:
+        leaders = services.activity.leaders
+        led = sum(
+            1
+            for other, leader in leaders.items()
+            if other != name and other.startswith("matcher") and leader.is_leader
+        )
+        return led * retry
+
+    return patience
+
+
+def retry_of(settings: Settings) -> float:
+    """How often followers try to take a singleton over (a fifth of the lease)."""
+    return settings.leader_lease_seconds / 5
+
+
+def _led_shards(services: Services) -> list[str]:
+    """The matcher shards this process leads now, by index."""
+    led = [
+        name
+        for name, leader in services.activity.leaders.items()
+        if name.startswith("matcher-") and leader.is_leader
+    ]
+    return sorted(led, key=lambda name: int(name.rsplit("-", 1)[1]))
+
+
+def _over_fair_share(
+    services: Services, shard: MatcherShard, membership: Membership
+) -> Callable[[], Awaitable[bool]] | None:
+    """Whether shard ``shard`` should be handed over: this process leads more shards
+    than its fair share (shards / live members, rounded up) and this is the
+    highest-numbered of them (one hand-over at a time)."""
+    if shard.count == 1:
+        return None
+
+    async def should_yield() -> bool:
+        led = _led_shards(services)
+        if not led or led[-1] != shard.name:
+            return False
+        fair = math.ceil(shard.count / await membership.count())
+        return len(led) > fair
+
+    return should_yield
+
+
 @contextlib.asynccontextmanager
 async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Task[None]]]:
     tasks: dict[str, asyncio.Task[None]] = {
@@ -147,22 +199,35 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
     }
     settings = services.settings
     if settings.matcher_enabled:
-        matcher = PaperMatcher(
-            services.sessions,
-            services.hub,
-            services.catalog,
-            services.orders,
-            services.orders.risk_policy,
-            partial_fills=settings.partial_fills,
-            clock_tolerance=timedelta(milliseconds=settings.matcher_clock_tolerance_ms),
-            max_tick_lag=timedelta(seconds=settings.matcher_max_tick_lag_seconds),
-            activity=services.activity,
-        )
-        leadership = Leadership(
-            services.engine, "matcher", retry_interval=settings.leader_lease_seconds / 5
-        )
-        tasks["matcher"] = asyncio.create_task(leadership.run(matcher.run), name="matcher")
-        services.activity.leaders["matcher"] = leadership
+        membership = Membership(services.engine, "matcher", retry_interval=retry_of(settings))
+        if settings.matcher_shards > 1:
+            tasks["matcher-members"] = asyncio.create_task(membership.run(), name="matcher-members")
+        for index in range(settings.matcher_shards):
+            shard = MatcherShard(index, settings.matcher_shards)
+            matcher = PaperMatcher(
+                services.sessions,
+                services.hub,
+                services.catalog,
+                services.orders,
+                services.orders.risk_policy,
+                partial_fills=settings.partial_fills,
+                clock_tolerance=timedelta(milliseconds=settings.matcher_clock_tolerance_ms),
+                max_tick_lag=timedelta(seconds=settings.matcher_max_tick_lag_seconds),
+                activity=services.activity,
+                shard=shard,
+            )
+            retry = settings.leader_lease_seconds / 5
+            leadership = Leadership(
+                services.engine,
+                shard.name,
+                retry_interval=retry,
+                # spread the shards over the processes: see Leadership's ``patience``
+                start_delay=index * retry / 2 if settings.matcher_shards > 1 else 0.0,
+                patience=_shards_led(services, shard.name, retry),
+                should_yield=_over_fair_share(services, shard, membership),
+            )
+            tasks[shard.name] = asyncio.create_task(leadership.run(matcher.run), name=shard.name)
+            services.activity.leaders[shard.name] = leadership
     if settings.strategy_engine_enabled:
         engine = strategy_engine(services)
         strategy_leadership = Leadership(

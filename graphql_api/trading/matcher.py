@@ -85,6 +85,7 @@ from graphql_api.trading.order_types import (
 )
 from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
+from graphql_api.trading.shards import ALL_SYMBOLS, MatcherShard
 from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
 from storage.timeseries import Tick
@@ -126,6 +127,7 @@ class PaperMatcher:
         clock_tolerance: timedelta = timedelta(0),
         max_tick_lag: timedelta = timedelta(seconds=5),
         activity: Activity | None = None,
+        shard: MatcherShard = ALL_SYMBOLS,
     ) -> None:
         self._sessions = sessions
         self._hub = hub
@@ -136,6 +138,8 @@ class PaperMatcher:
         self._resync_every = resync_every
         self._books: dict[str, OrderBook] = {}
         self._activity = activity or Activity()
+        self.shard = shard
+        self._progress = self._activity.matcher_progress(shard.name)
         self._clock_tolerance = clock_tolerance
         self.watermark = TickWatermark(max_tick_lag)
 
@@ -149,13 +153,14 @@ class PaperMatcher:
                 log.warning("matcher fell behind the tick stream; resyncing")
 
     async def _run_once(self) -> None:
-        channels = [tick_channel(spec.code) for spec in self._catalog.all()]
+        owns = self.shard.owns
+        channels = [tick_channel(spec.code) for spec in self._catalog.all() if owns(spec.code)]
         # A symbol listed while we run is announced here: start following its ticks.
         channels += [ORDERS_NEW_CHANNEL, SYMBOL_CHANGES_CHANNEL]
         async with self._hub.subscribe(channels, conflate=False, capacity=MATCHER_MAILBOX) as box:
             await self.resync()
             housekeeping = asyncio.create_task(self._housekeeping(), name="matcher-housekeeping")
-            progress = self._activity.matcher  # the lag metrics read it when scraped
+            progress = self._progress  # the lag metrics read it when scraped
             progress.attach(box)
             try:
                 while True:
@@ -164,7 +169,8 @@ class PaperMatcher:
                     if message.channel == ORDERS_NEW_CHANNEL:
                         self.on_order_event(decode_id_event(message.message))
                     elif message.channel == SYMBOL_CHANGES_CHANNEL:
-                        await self._hub.listen(box, [tick_channel(message.message)])
+                        if owns(message.message):
+                            await self._hub.listen(box, [tick_channel(message.message)])
                     else:
                         await self.on_tick(decode_tick(message.message))
                     progress.done()
@@ -197,6 +203,8 @@ class PaperMatcher:
             rows = await account_repo.all_open_orders(session)
         books: dict[str, OrderBook] = {}
         for row in rows:
+            if not self.shard.owns(row.symbol_code):
+                continue  # another shard's
             book = books.get(row.symbol_code)
             if book is None:
                 book = books[row.symbol_code] = OrderBook()
@@ -213,7 +221,10 @@ class PaperMatcher:
         An event older than what the book holds (a lower version: the matcher
         filled the order since, or a resync read a later row) changes nothing.
         """
-        book = self._books.get(str(event["symbol"]))
+        symbol = str(event["symbol"])
+        if not self.shard.owns(symbol):
+            return  # another shard matches it
+        book = self._books.get(symbol)
         held = book.get(int(event["id"])) if book is not None else None
         if held is not None and held.version > int(event["version"]):
             return
@@ -274,7 +285,7 @@ class PaperMatcher:
             lambda batch: self._decide(batch, book, acting, tick, spec, available),
         )
         for _ in range(batch.trade_count):
-            self._activity.fill_committed()
+            self._activity.fill_committed(self._progress)
         for order, change in settled:
             if change is None or not change.is_open:
                 self._forget(order)

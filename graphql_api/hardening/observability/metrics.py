@@ -342,23 +342,28 @@ def _activity_families(activity: Activity) -> Iterator[Metric]:
     for name, leader in sorted(activity.leaders.items()):
         leaders.add_metric([name], float(leader.is_leader))
     yield leaders
-    progress = activity.matcher
+    # With MATCHER_SHARDS > 1 a process may lead several shards: the worst of them.
+    shards = activity.all_matcher_progress()
+    now = time.monotonic()
     yield GaugeMetricFamily(
         "quantgraph_matcher_lag_seconds",
         "How long the oldest tick (or new order) not yet processed by this process' "
-        "matcher has waited since it reached the process; 0 when caught up or not leading.",
-        value=progress.lag(time.monotonic()),
+        "matcher has waited since it reached the process; 0 when caught up or not leading "
+        "(the most behind of the shards it leads).",
+        value=max(progress.lag(now) for progress in shards),
     )
     yield GaugeMetricFamily(
         "quantgraph_matcher_idle_seconds",
         "Seconds since this process' matcher last took a tick or new order from the bus "
-        "(since it started leading, before the first); 0 when not leading.",
-        value=progress.idle(time.monotonic()),
+        "(since it started leading, before the first); 0 when not leading (the longest "
+        "of the shards it leads).",
+        value=max(progress.idle(now) for progress in shards),
     )
     yield GaugeMetricFamily(
         "quantgraph_matcher_backlog",
-        "Ticks and new orders received and not yet processed by this process' matcher.",
-        value=progress.waiting(),
+        "Ticks and new orders received and not yet processed by this process' matcher "
+        "(all the shards it leads).",
+        value=sum(progress.waiting() for progress in shards),
     )
     yield _histogram(
         "quantgraph_matcher_fill_latency_seconds",
