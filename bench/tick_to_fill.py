@@ -1,0 +1,192 @@
+"""Tick-to-fill latency with a deep book: 100,000 resting orders, 1,000 ticks/s.
+
+For each backend (a throwaway PostgreSQL, and a SQLite file) the real services
+run (ingestor, hub, matcher leader, event relay). The book is filled with
+``--resting`` LIMIT buys well below the market (placed through the real
+``OrderService.place_orders``, 100 at a time; none can cross). Then ticks arrive
+at ``--rate`` per second for ``--seconds``; before every ``--every``-th tick one
+MARKET buy is placed (and committed), so that tick fills it. The latency of a
+fill is from the moment its tick is handed to the ingestor (stored, published,
+taken by the matcher, matched, its fill committed) to the fill's commit.
+Ingest calls are not awaited one by one: the ingestor batches what arrives
+together, as it does for a real feed.
+
+    .venv/bin/python -m bench.tick_to_fill [--resting 100000] [--rate 1000]
+        [--seconds 10] [--every 50] [--backends postgresql,sqlite]
+
+Writes bench/results/tick_to_fill.json: p50/p99/max fill latency, ticks sent and
+ticks the run actually sustained, per backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bench.seed import create_database
+from graphql_api.platform.activity import Activity
+from graphql_api.platform.settings import Settings
+from graphql_api.server.runtime import open_services
+from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
+from storage.timeseries import Tick
+from tests.support.servers import postgres_server
+
+RESULTS = Path(__file__).parent / "results" / "tick_to_fill.json"
+SYMBOL = "XRPUSDT"
+PRICE = Decimal("2.1500")
+PLACE_BATCH = 100
+
+
+def settings_for(database_url: str) -> Settings:
+    return Settings(
+        DATABASE_URL=database_url,
+        MARKET_FEED="none",
+        DEMO_START_CASH="100000000000",
+        MAX_ORDER_NOTIONAL="100000000",
+        JWT_SECRET="a-benchmark-secret-of-32-characters",
+        STRATEGY_ENGINE_ENABLED="false",
+        ALERT_ENGINE_ENABLED="false",
+        WEBHOOKS_ENABLED="false",
+        EQUITY_SNAPSHOTS_ENABLED="false",
+        MATCHER_MAX_TICK_LAG_SECONDS="60",
+        PRICE_BAND_PERCENT="90",  # room for a deep book of bids below the market
+    )
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+async def measure(
+    database_url: str, resting: int, rate: int, seconds: float, every: int
+) -> dict[str, Any]:
+    async with open_services(settings_for(database_url)) as services:
+        await services.ingestor.ingest(
+            [Tick(SYMBOL, datetime.now(UTC), PRICE, PRICE, PRICE, Decimal(1))]
+        )
+        user = services.demo_user_id
+        started = time.perf_counter()
+        for first in range(0, resting, PLACE_BATCH):
+            batch = [
+                OrderRequest(
+                    SYMBOL,
+                    OrderSide.BUY,
+                    OrderType.LIMIT,
+                    Decimal("10.0"),
+                    # 0.5000 .. 1.4999: far below the market, 10,000 price levels
+                    limit_price=Decimal("0.5000") + Decimal(n % 10000) / 10000,
+                )
+                for n in range(first, min(first + PLACE_BATCH, resting))
+            ]
+            for outcome in await services.orders.place_orders(user, batch):
+                assert outcome.order is not None and outcome.order.status == "NEW", outcome
+        booked_in = time.perf_counter() - started
+        # every order announced to the matcher (polls the relay's backlog)
+        while await services.outbox.backlog() > 0:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(6.0)  # and a resync has read the whole book
+
+        commits: list[float] = []
+        counted = Activity.fill_committed
+
+        def fill_committed(activity: Activity, *args: Any, **kwargs: Any) -> None:
+            commits.append(time.perf_counter())
+            counted(activity, *args, **kwargs)
+
+        # the class, not the instance: Activity has slots (restored below)
+        Activity.fill_committed = fill_committed  # type: ignore[method-assign,assignment]
+        market = OrderRequest(SYMBOL, OrderSide.BUY, OrderType.MARKET, Decimal("10.0"))
+        sent: list[float] = []
+        pending: set[asyncio.Task[Any]] = set()
+        total = int(rate * seconds)
+        began = time.perf_counter()
+        for n in range(total):
+            due = began + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if n % every == 0:
+                placed = await services.orders.place_order(user, market)
+                assert placed.order is not None and placed.order.status == "NEW", placed
+                sent.append(time.perf_counter())
+            tick = Tick(SYMBOL, datetime.now(UTC), PRICE, PRICE, PRICE, Decimal(1000))
+            task = asyncio.create_task(services.ingestor.ingest([tick]))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        elapsed = time.perf_counter() - began
+        await asyncio.gather(*pending)
+        deadline = time.perf_counter() + 60
+        while len(commits) < len(sent) and time.perf_counter() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        Activity.fill_committed = counted  # type: ignore[method-assign]
+        latencies = [(commit - tick) * 1000 for tick, commit in zip(sent, commits, strict=False)]
+    return {
+        "resting_orders": resting,
+        "booking_seconds": round(booked_in, 1),
+        "ticks_sent": total,
+        "ticks_per_second_sustained": round(total / elapsed, 1),
+        "fills": len(latencies),
+        "fills_expected": len(sent),
+        "fill_latency_ms": {
+            "p50": round(statistics.median(latencies), 2),
+            "p99": round(percentile(latencies, 0.99), 2),
+            "max": round(max(latencies), 2),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--resting", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--every", type=int, default=50)
+    parser.add_argument("--backends", default="postgresql,sqlite")
+    args = parser.parse_args()
+    figures: dict[str, Any] = {}
+    for backend in args.backends.split(","):
+        run = (args.resting, args.rate, args.seconds, args.every)
+        if backend == "postgresql":
+            with postgres_server() as url:
+                figures[backend] = asyncio.run(_on_postgres(url, *run))
+        elif backend == "sqlite":
+            with tempfile.TemporaryDirectory(prefix="quantgraph-bench-") as directory:
+                url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+                figures[backend] = asyncio.run(measure(url, *run))
+        else:
+            raise SystemExit(f"unknown backend {backend!r}")
+        print(backend, json.dumps(figures[backend]), flush=True)
+    result = {
+        "command": (
+            f".venv/bin/python -m bench.tick_to_fill --resting {args.resting} --rate {args.rate}"
+            f" --seconds {args.seconds} --every {args.every} --backends {args.backends}"
+        ),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **figures,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+async def _on_postgres(
+    server_url: str, resting: int, rate: int, seconds: float, every: int
+) -> dict[str, Any]:
+    url = await create_database(server_url, "bench_tick_to_fill")
+    return await measure(url, resting, rate, seconds, every)
+
+
+if __name__ == "__main__":
+    main()
