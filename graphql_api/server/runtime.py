@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import io
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -153,6 +153,10 @@ def _shards_led(services: Services, name: str, retry: float) -> Callable[[], flo
     return patience
 
 
+LeaderWork = Callable[[], Coroutine[Any, Any, None]]
+"""What a cluster singleton runs while its process leads it."""
+
+
 def retry_of(settings: Settings) -> float:
     """How often followers try to take a singleton over (a fifth of the lease)."""
     return settings.leader_lease_seconds / 5
@@ -228,42 +232,26 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             )
             tasks[shard.name] = asyncio.create_task(leadership.run(matcher.run), name=shard.name)
             services.activity.leaders[shard.name] = leadership
-    if settings.strategy_engine_enabled:
-        engine = strategy_engine(services)
-        strategy_leadership = Leadership(
-            services.engine, "strategy-engine", retry_interval=settings.leader_lease_seconds / 5
-        )
-        tasks["strategy-engine"] = asyncio.create_task(
-            strategy_leadership.run(engine.run), name="strategy-engine"
-        )
-        services.activity.leaders["strategy-engine"] = strategy_leadership
-    if settings.equity_snapshots_enabled:
-        snapshots = EquitySnapshots(services.sessions, services.catalog, services.timeseries)
-        snapshot_leadership = Leadership(
-            services.engine, "equity-snapshots", retry_interval=settings.leader_lease_seconds / 5
-        )
-        tasks["equity-snapshots"] = asyncio.create_task(
-            snapshot_leadership.run(snapshots.run), name="equity-snapshots"
-        )
-        services.activity.leaders["equity-snapshots"] = snapshot_leadership
-    if settings.alert_engine_enabled:
-        alerts = alert_engine(services)
-        alert_leadership = Leadership(
-            services.engine, "alert-engine", retry_interval=settings.leader_lease_seconds / 5
-        )
-        tasks["alert-engine"] = asyncio.create_task(
-            alert_leadership.run(alerts.run), name="alert-engine"
-        )
-        services.activity.leaders["alert-engine"] = alert_leadership
-    if settings.webhooks_enabled:
-        dispatcher = webhook_dispatcher(services)
-        webhook_leadership = Leadership(
-            services.engine, "webhooks", retry_interval=settings.leader_lease_seconds / 5
-        )
-        tasks["webhooks"] = asyncio.create_task(
-            webhook_leadership.run(dispatcher.run), name="webhooks"
-        )
-        services.activity.leaders["webhooks"] = webhook_leadership
+    # The other cluster singletons: each elected on its own (one process runs it).
+    singletons: list[tuple[str, bool, Callable[[], LeaderWork]]] = [
+        (
+            "strategy-engine",
+            settings.strategy_engine_enabled,
+            lambda: strategy_engine(services).run,
+        ),
+        (
+            "equity-snapshots",
+            settings.equity_snapshots_enabled,
+            lambda: EquitySnapshots(services.sessions, services.catalog, services.timeseries).run,
+        ),
+        ("alert-engine", settings.alert_engine_enabled, lambda: alert_engine(services).run),
+        ("webhooks", settings.webhooks_enabled, lambda: webhook_dispatcher(services).run),
+    ]
+    for name, enabled, work in singletons:
+        if enabled:
+            leadership = Leadership(services.engine, name, retry_interval=retry_of(settings))
+            tasks[name] = asyncio.create_task(leadership.run(work()), name=name)
+            services.activity.leaders[name] = leadership
     if settings.market_feed == "simulated":
         walk = RandomWalk(
             services.catalog.all(),
