@@ -264,15 +264,34 @@ async function dashboard(page, shot) {
   await controls.getByLabel("Symbol").fill("600519.SH");
   await controls.getByLabel("Symbol").press("Enter");
   const other = await chartUntil(page, "600519.SH candles", (s) => s.symbol === "600519.SH" && Number(s.bars) > 0);
+  // an unknown code is reported and leaves the chart as it was
+  await controls.getByLabel("Symbol").fill("NOPE");
+  await controls.getByLabel("Symbol").press("Enter");
+  const unknown = await until("the unknown symbol's message", async () => {
+    const text = await page.locator("#status").textContent();
+    return { done: text.startsWith("Unknown symbol NOPE"), value: text, seen: text };
+  });
+  const kept = await chartState(page);
   await controls.getByLabel("Bollinger (20, 2σ)").check();
   await controls.getByLabel("RSI (14)").check();
   await controls.getByLabel("MACD (12, 26, 9)").check();
   await controls.getByLabel("SMA", { exact: true }).uncheck();
   const indicators = await chartUntil(page, "the chosen indicators", (s) => s.indicators === "bollinger,rsi,macd");
-  emit("switch", { minute, other, indicators, caption: await page.locator("#chart figcaption").textContent() });
+  emit("switch", { minute, other, unknown, kept, indicators, caption: await page.locator("#chart figcaption").textContent() });
   await page.screenshot({ path: shot("dashboard-chart.png") });
 
-  // (d) signing in, with the keyboard only, shows open orders and positions
+  // (d) a wrong password is refused with a message; signing in, with the
+  // keyboard only, shows open orders and positions
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill("not-the-password");
+  await page.getByLabel("Password").press("Enter");
+  const refused = await until("the refusal", async () => {
+    const text = await page.locator("#login-message").textContent();
+    return { done: text !== "" && text !== "Signing in…", value: text, seen: text };
+  });
+  emit("refused", { message: refused, signedIn: await page.locator("#account").getAttribute("data-signed-in") });
+  await page.getByLabel("Username").fill("");
+  await page.getByLabel("Password").fill("");
   await page.getByLabel("Username").focus();
   await page.keyboard.type(username);
   await page.keyboard.press("Tab");

@@ -177,8 +177,15 @@ async def test_graphiql_and_the_dashboard_work_in_chromium(
     assert int(switched["minute"]["bars"]) < int(daily["bars"])
     assert (switched["other"]["symbol"], switched["other"]["interval"]) == ("600519.SH", "DAY_1")
     assert switched["other"]["lastClose"] != daily["lastClose"]
+    assert switched["unknown"] == "Unknown symbol NOPE; still showing 600519.SH"
+    kept, other = switched["kept"], switched["other"]
+    assert (kept["symbol"], kept["bars"]) == ("600519.SH", other["bars"])
     assert switched["indicators"]["indicators"] == "bollinger,rsi,macd"
     assert switched["caption"].startswith("600519.SH, day 1 bars:")
+
+    # a wrong password was refused with a message
+    refused = event(lines, "refused")
+    assert refused["signedIn"] == "false" and refused["message"], refused
 
     # signing in showed the open orders and positions, kept live by orderUpdates
     account = event(lines, "account")

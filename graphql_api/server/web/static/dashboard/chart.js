@@ -59,11 +59,16 @@ function cssColour(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
-/** Build the `klineSeries` query for the selected indicators ({name: {period}}). */
+/**
+ * Build the `klineSeries` query for the selected indicators ({name: {period}}).
+ * It also asks for `symbol(code:)`: klineSeries of an unknown code is simply
+ * empty, and the page should say "unknown" rather than draw nothing.
+ */
 export function seriesQuery(selected) {
   const fields = Object.entries(selected).map(([name, parameters]) => `${name}: ${INDICATORS[name].field(parameters)}`);
   const indicators = fields.length ? `indicators { ${fields.join(" ")} }` : "";
   return `query DashboardSeries($symbol: String!, $interval: KlineInterval!, $limit: Int!) {
+    symbol(code: $symbol) { code name }
     klineSeries(symbol: $symbol, interval: $interval, limit: $limit) {
       symbol interval times opens highs lows closes volumes ${indicators}
     }
@@ -124,7 +129,10 @@ export class CandleChart {
   show(series) {
     // A backtest's trades stay on a re-query of the same bars, not on other ones.
     const same = series.symbol === this.symbol && series.interval === this.interval;
-    if (!same) this.trades = [];
+    if (!same) {
+      this.trades = [];
+      this.ticks = 0;
+    }
     // DAY_1 bars are the stored history only: keep a bar the ticks started today.
     const live = same ? this.bars.at(-1) : null;
     this.symbol = series.symbol;

@@ -45,10 +45,18 @@ async function load() {
   const ticket = ++loading;
   setStatus(`Loading ${symbol}…`, "connecting");
   try {
-    const { klineSeries } = await graphql(seriesQuery(indicators), { symbol, interval, limit: BAR_LIMIT });
+    const data = await graphql(seriesQuery(indicators), { symbol, interval, limit: BAR_LIMIT });
     if (ticket !== loading) return; // a newer selection won
+    if (!data.symbol) {
+      setStatus(`Unknown symbol ${symbol}; still showing ${chart.symbol || "nothing"}`, "error");
+      // Keep the controls saying what is drawn, so the next change applies to it.
+      if (chart.symbol) controls.elements.symbol.value = chart.symbol;
+      return;
+    }
+    const { klineSeries } = data;
     chart.show(klineSeries);
-    document.getElementById("chart-heading").textContent = `${klineSeries.symbol} · ${interval.replace("_", " ").toLowerCase()}`;
+    const width = interval.replace("_", " ").toLowerCase();
+    document.getElementById("chart-heading").textContent = `${data.symbol.name} (${data.symbol.code}) · ${width}`;
     const url = new URL(window.location.href);
     url.searchParams.set("symbol", klineSeries.symbol);
     url.searchParams.set("interval", interval);
