@@ -240,8 +240,10 @@ async function chartUntil(page, what, accept) {
 
 async function dashboard(page, shot) {
   // (a) candles of the fed symbol at daily bars, with the default SMA overlay
+  const opened = Date.now();
   await page.goto(`${base}/?symbol=${encodeURIComponent(symbol)}&interval=DAY_1`);
   const daily = await chartUntil(page, `${symbol} daily candles`, (s) => s.symbol === symbol && Number(s.bars) > 0);
+  const firstCandlesMs = Date.now() - opened;
   // (b) a live tick changes the last candle (ticks are fed every 0.2 s)
   const ticked = await chartUntil(
     page,
@@ -253,7 +255,7 @@ async function dashboard(page, shot) {
     "the last candle to move",
     (s) => Number(s.ticks) > Number(ticked.ticks) && s.lastClose !== ticked.lastClose,
   );
-  emit("chart", { daily, ticked, later, status: await page.locator("#status").textContent() });
+  emit("chart", { daily, ticked, later, firstCandlesMs, status: await page.locator("#status").textContent() });
 
   // (c) switching interval, symbol and indicators redraws
   const controls = page.getByRole("form", { name: "Chart" });
@@ -279,6 +281,7 @@ async function dashboard(page, shot) {
   const indicators = await chartUntil(page, "the chosen indicators", (s) => s.indicators === "bollinger,rsi,macd");
   emit("switch", { minute, other, unknown, kept, indicators, caption: await page.locator("#chart figcaption").textContent() });
   await page.screenshot({ path: shot("dashboard-chart.png") });
+  const signedOutAudit = await audit(page); // the sign-in form is only visible now
 
   // (d) a wrong password is refused with a message; signing in, with the
   // keyboard only, shows open orders and positions
@@ -345,7 +348,7 @@ async function dashboard(page, shot) {
     audits[colorScheme] = await audit(page);
     await page.screenshot({ path: shot(colorScheme === "light" ? "dashboard.png" : "dashboard-dark.png"), fullPage: true });
   }
-  emit("accessibility", { page: "/", ...audits });
+  emit("accessibility", { page: "/", signedOut: signedOutAudit, ...audits });
   await page.emulateMedia({ colorScheme: "light" });
 
   // (g) signing out forgets the token

@@ -211,6 +211,7 @@ async def test_graphiql_and_the_dashboard_work_in_chromium(
     for scheme in ("light", "dark"):
         assert audits[scheme]["violations"] == [], (scheme, audits[scheme]["violations"])
         assert {"color-contrast", "label", "th-has-data-cells"} <= set(audits[scheme]["passes"])
+    assert audits["signedOut"]["violations"] == [], audits["signedOut"]["violations"]
 
     # its link leads to GraphiQL
     link = urlsplit(event(lines, "link")["url"])  # GraphiQL adds its query as ?q=
