@@ -352,11 +352,16 @@ async function dashboard(page, shot) {
   await page.emulateMedia({ colorScheme: "light" });
 
   // (g) signing out forgets the token
+  // (the page signs out at once; wait for its logout request, which leaving
+  // the page would otherwise abort)
+  const loggedOut = page.waitForResponse((response) => response.request().postData()?.includes("DashboardLogout"));
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.locator("#account[data-signed-in=false]").waitFor();
+  const logout = await (await loggedOut).json();
   emit("signout", {
     stored: await page.evaluate(() => sessionStorage.getItem("quantgraph.accessToken")),
     formVisible: await page.getByRole("form", { name: "Sign in" }).isVisible(),
+    logout,
   });
 
   // the link to GraphiQL leads to it

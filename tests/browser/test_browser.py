@@ -203,8 +203,10 @@ async def test_graphiql_and_the_dashboard_work_in_chromium(
     assert trades >= 1 and int(backtest["chart"]["markers"]) == 2 * trades
     assert backtest["metrics"]["Total return"].endswith("%")
 
-    # signing out forgot the token
-    assert event(lines, "signout") == {"event": "signout", "stored": None, "formVisible": True}
+    # signing out forgot the token and revoked the session
+    signout = event(lines, "signout")
+    assert (signout["stored"], signout["formVisible"]) == (None, True)
+    assert signout["logout"]["data"] == {"logout": {"ok": True}}
 
     # axe-core finds no WCAG A/AA (or best-practice) violation on it, light or dark
     audits = event(lines, "accessibility")
