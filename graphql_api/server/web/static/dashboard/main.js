@@ -38,12 +38,18 @@ function selection() {
   return { symbol: form.symbol.value.trim().toUpperCase(), interval: form.interval.value, indicators };
 }
 
-/** Query the bars (and indicators) and (re)subscribe to the symbol's ticks. */
-async function load() {
-  const { symbol, interval, indicators } = selection();
+/**
+ * Query the bars (and indicators) and (re)subscribe to the symbol's ticks.
+ * `redraw` re-queries what is drawn (symbol and interval of the chart, not of
+ * the form, which may hold an unsubmitted edit), without announcing it.
+ */
+async function load({ redraw = false } = {}) {
+  const chosen = selection();
+  const { symbol, interval, indicators } = redraw ? { ...chosen, symbol: chart.symbol, interval: chart.interval } : chosen;
   if (!symbol || !controls.checkValidity()) return;
+  window.clearTimeout(reloadTimer); // this query supersedes a pending redraw
   const ticket = ++loading;
-  setStatus(`Loading ${symbol}…`, "connecting");
+  if (!redraw) setStatus(`Loading ${symbol}…`, "connecting");
   try {
     const data = await graphql(seriesQuery(indicators), { symbol, interval, limit: BAR_LIMIT });
     if (ticket !== loading) return; // a newer selection won
@@ -68,7 +74,7 @@ async function load() {
         setStatus(`Refused: ${message}`, "error"),
       );
     }
-    setStatus(socket.ready ? "Live" : "Connecting…", socket.ready ? "live" : "connecting");
+    if (!redraw) setStatus(socket.ready ? "Live" : "Connecting…", socket.ready ? "live" : "connecting");
   } catch (error) {
     if (ticket === loading) setStatus(`Could not load ${symbol}: ${error.message}`, "error");
   }
@@ -79,7 +85,7 @@ async function load() {
 function onTick(tick) {
   if (chart.applyTick(tick)) {
     window.clearTimeout(reloadTimer);
-    reloadTimer = window.setTimeout(load, 1000);
+    reloadTimer = window.setTimeout(() => load({ redraw: true }), 1000);
   }
 }
 
