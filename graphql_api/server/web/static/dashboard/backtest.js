@@ -58,7 +58,9 @@ export class BacktestPanel {
     this.form.elements.from.value = isoDate(new Date(today.getTime() - 365 * 86400000));
     this.kind.addEventListener("change", () => this.showParameters());
     for (const name of ["symbol", "interval"]) {
-      this.form.elements[name].addEventListener("change", (event) => (event.target.dataset.edited = "true"));
+      const edited = (event) => (event.target.dataset.edited = "true");
+      this.form.elements[name].addEventListener("input", edited);
+      this.form.elements[name].addEventListener("change", edited);
     }
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();

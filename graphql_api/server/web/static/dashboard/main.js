@@ -26,6 +26,7 @@ const socket = new Socket({ onStatus: setStatus });
 let stopTicks = () => {};
 let loading = 0;
 let reloadTimer = null;
+let backtests = null; // the backtest panel, whose symbol and interval follow the chart
 
 /** What the controls ask for: symbol, interval and {indicator: {period}}. */
 function selection() {
@@ -67,6 +68,7 @@ async function load({ redraw = false } = {}) {
     url.searchParams.set("symbol", klineSeries.symbol);
     url.searchParams.set("interval", interval);
     window.history.replaceState(null, "", url);
+    if (backtests) backtests.prefill();
     if (chart.subscribed !== klineSeries.symbol) {
       stopTicks();
       chart.subscribed = klineSeries.symbol;
@@ -110,7 +112,7 @@ function start() {
   });
 
   new AccountPanel(document.getElementById("account"));
-  const backtests = new BacktestPanel(document.getElementById("backtest"), {
+  backtests = new BacktestPanel(document.getElementById("backtest"), {
     currentChart: () => ({ symbol: chart.symbol, interval: chart.interval }),
     async onResult(input, result) {
       equity.show(result.equityCurve);
@@ -123,7 +125,7 @@ function start() {
       chart.showTrades(result.trades);
     },
   });
-  load().then(() => backtests.prefill());
+  load();
   backtests.load().catch((error) => (backtests.message.textContent = `Could not load strategy kinds: ${error.message}`));
   fillSymbolList().catch(() => {}); // suggestions only: any code can still be typed
 }
