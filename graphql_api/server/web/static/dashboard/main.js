@@ -24,6 +24,7 @@ function setStatus(text, state) {
 // Market data is public: this socket carries no token.
 const socket = new Socket({ onStatus: setStatus });
 let stopTicks = () => {};
+let tickSymbol = null; // the symbol whose ticks the socket carries
 let loading = 0;
 let reloadTimer = null;
 let backtests = null; // the backtest panel, whose symbol and interval follow the chart
@@ -69,9 +70,9 @@ async function load({ redraw = false } = {}) {
     url.searchParams.set("interval", interval);
     window.history.replaceState(null, "", url);
     if (backtests) backtests.prefill();
-    if (chart.subscribed !== klineSeries.symbol) {
+    if (tickSymbol !== klineSeries.symbol) {
       stopTicks();
-      chart.subscribed = klineSeries.symbol;
+      tickSymbol = klineSeries.symbol;
       stopTicks = socket.subscribe(TICKS, { symbols: [klineSeries.symbol] }, ({ ticks }) => onTick(ticks), (message) =>
         setStatus(`Refused: ${message}`, "error"),
       );
