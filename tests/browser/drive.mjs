@@ -1,9 +1,10 @@
-// Drives Debian's Chromium (through playwright-core) over GraphiQL and the live page.
+// Drives Debian's Chromium (through playwright-core) over GraphiQL and the dashboard.
 //
 //   node drive.mjs http://127.0.0.1:8000 ./screenshots
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), QUANTGRAPH_TOKEN (an access
-// token of a TRADER), QUANTGRAPH_SYMBOL (a symbol the caller is feeding ticks to,
+// token of a TRADER), QUANTGRAPH_USERNAME and QUANTGRAPH_PASSWORD (that TRADER's,
+// typed into the dashboard's sign-in form), QUANTGRAPH_SYMBOL (a symbol the caller is feeding ticks to,
 // default BTCUSDT). It prints one JSON object per line for the test to check,
 // saves screenshots into the directory, and exits non-zero on the first step that
 // fails (after a screenshot of every open page, named failure-*.png).
@@ -23,6 +24,8 @@ if (!base || !screenshots) {
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const token = process.env.QUANTGRAPH_TOKEN;
 const symbol = process.env.QUANTGRAPH_SYMBOL || "BTCUSDT";
+const username = process.env.QUANTGRAPH_USERNAME || "demo";
+const password = process.env.QUANTGRAPH_PASSWORD;
 const STEP_TIMEOUT_MS = 20000;
 
 const QUERY_EDITOR = "section.graphiql-query-editor .CodeMirror";
@@ -223,35 +226,143 @@ async function audit(page) {
   });
 }
 
-async function livePage(page, shot) {
-  await page.goto(`${base}/`);
-  const row = page.locator(`tr[data-symbol="${symbol}"]`);
-  await until(`two ticks in the ${symbol} row`, async () => {
-    const ticks = Number(await row.getAttribute("data-ticks"));
-    return { done: ticks >= 2, seen: ticks };
-  });
-  const rows = await page.locator("#prices tbody tr").evaluateAll((trs) =>
-    trs.map((tr) => ({
-      symbol: tr.dataset.symbol,
-      ticks: Number(tr.dataset.ticks),
-      name: tr.querySelector(".name").textContent,
-      last: tr.querySelector(".last").textContent,
-      change: tr.querySelector(".change").textContent,
-      time: tr.querySelector("time")?.getAttribute("datetime") ?? null,
-    })),
-  );
-  const status = await page.locator("#status").textContent();
-  emit("live", { rows, status });
-  await page.screenshot({ path: shot("live.png"), fullPage: true });
+// The chart's figure states what it draws in data-* attributes (see chart.js).
+async function chartState(page, selector = "#chart") {
+  return page.locator(selector).evaluate((figure) => ({ ...figure.dataset }));
+}
 
-  // accessibility, in both colour schemes (no flashing, for stable contrast)
+async function chartUntil(page, what, accept) {
+  return until(what, async () => {
+    const state = await chartState(page);
+    return { done: accept(state), value: state, seen: state };
+  });
+}
+
+async function dashboard(page, shot) {
+  // (a) candles of the fed symbol at daily bars, with the default SMA overlay
+  const opened = Date.now();
+  await page.goto(`${base}/?symbol=${encodeURIComponent(symbol)}&interval=DAY_1`);
+  const daily = await chartUntil(page, `${symbol} daily candles`, (s) => s.symbol === symbol && Number(s.bars) > 0);
+  const firstCandlesMs = Date.now() - opened;
+  // (b) a live tick changes the last candle (ticks are fed every 0.2 s)
+  const ticked = await chartUntil(
+    page,
+    "two live ticks on the last candle",
+    (s) => Number(s.ticks) >= 2 && s.lastClose !== undefined,
+  );
+  const later = await chartUntil(
+    page,
+    "the last candle to move",
+    (s) => Number(s.ticks) > Number(ticked.ticks) && s.lastClose !== ticked.lastClose,
+  );
+  emit("chart", { daily, ticked, later, firstCandlesMs, status: await page.locator("#status").textContent() });
+
+  // (c) switching interval, symbol and indicators redraws
+  const controls = page.getByRole("form", { name: "Chart" });
+  await controls.getByLabel("Interval").selectOption("MINUTE_1");
+  const minute = await chartUntil(page, "1-minute candles", (s) => s.interval === "MINUTE_1" && Number(s.bars) > 0);
+  await controls.getByLabel("Interval").selectOption("DAY_1");
+  await chartUntil(page, "daily candles again", (s) => s.interval === "DAY_1");
+  await controls.getByLabel("Symbol").fill("600519.SH");
+  await controls.getByLabel("Symbol").press("Enter");
+  const other = await chartUntil(page, "600519.SH candles", (s) => s.symbol === "600519.SH" && Number(s.bars) > 0);
+  // an unknown code is reported and leaves the chart as it was
+  await controls.getByLabel("Symbol").fill("NOPE");
+  await controls.getByLabel("Symbol").press("Enter");
+  const unknown = await until("the unknown symbol's message", async () => {
+    const text = await page.locator("#status").textContent();
+    return { done: text.startsWith("Unknown symbol NOPE"), value: text, seen: text };
+  });
+  const kept = await chartState(page);
+  await controls.getByLabel("Bollinger (20, 2σ)").check();
+  await controls.getByLabel("RSI (14)").check();
+  await controls.getByLabel("MACD (12, 26, 9)").check();
+  await controls.getByLabel("SMA", { exact: true }).uncheck();
+  const indicators = await chartUntil(page, "the chosen indicators", (s) => s.indicators === "bollinger,rsi,macd");
+  emit("switch", { minute, other, unknown, kept, indicators, caption: await page.locator("#chart figcaption").textContent() });
+  await page.screenshot({ path: shot("dashboard-chart.png") });
+  const signedOutAudit = await audit(page); // the sign-in form is only visible now
+
+  // (d) a wrong password is refused with a message; signing in, with the
+  // keyboard only, shows open orders and positions
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill("not-the-password");
+  await page.getByLabel("Password").press("Enter");
+  const refused = await until("the refusal", async () => {
+    const text = await page.locator("#login-message").textContent();
+    return { done: text !== "" && text !== "Signing in…", value: text, seen: text };
+  });
+  emit("refused", { message: refused, signedIn: await page.locator("#account").getAttribute("data-signed-in") });
+  await page.getByLabel("Username").fill("");
+  await page.getByLabel("Password").fill("");
+  await page.getByLabel("Username").focus();
+  await page.keyboard.type(username);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(password);
+  await page.keyboard.press("Enter");
+  await page.locator("#account[data-signed-in=true] #orders[data-rows]").waitFor();
+  const before = await page.locator("#orders").getAttribute("data-rows");
+  // a new resting order and a market order: orderUpdates must bring both in
+  const quote = await postGraphQL(`query Q { quote(symbol: "${symbol}") { last } }`);
+  const resting = await placeRestingBuy(quote.quote.last);
+  const market = { symbol, side: "BUY", type: "MARKET", quantity: "0.001" };
+  await postGraphQL(PLACE_ORDER, { input: market });
+  const account = await until("the new order and the position", async () => {
+    const texts = async (id) => page.locator(`#${id} tbody tr`).allTextContents();
+    const seen = { orders: await texts("orders"), positions: await texts("positions"), before };
+    const rows = Number(await page.locator("#orders").getAttribute("data-rows"));
+    const positions = Number(await page.locator("#positions").getAttribute("data-rows"));
+    return { done: rows > Number(before) && positions > 0, value: { ...seen, rows, positionRows: positions }, seen };
+  });
+  emit("account", {
+    ...account,
+    resting: resting.id,
+    username: await page.locator("#username").textContent(),
+    stored: await page.evaluate(() => Boolean(sessionStorage.getItem("quantgraph.accessToken"))),
+    formVisible: await page.getByRole("form", { name: "Sign in" }).isVisible(),
+  });
+  await page.locator("#account").screenshot({ path: shot("dashboard-account.png") });
+
+  // (e) a backtest draws its equity curve and marks its trades on the chart
+  const form = page.getByRole("form", { name: "Backtest" });
+  await form.getByLabel("Strategy").selectOption("SMA_CROSS");
+  await form.getByLabel("Symbol").fill("600519.SH");
+  await form.getByLabel("fast").fill("5");
+  await form.getByLabel("slow").fill("20");
+  await form.getByRole("button", { name: "Run backtest" }).click();
+  const equity = await until("the equity curve", async () => {
+    const state = await chartState(page, "#equity");
+    return { done: Number(state.points) > 0, value: state, seen: state };
+  });
+  const marked = await chartUntil(page, "trade markers", (s) => Number(s.markers) > 0);
+  const metrics = await page.locator("#backtest-metrics").evaluate((list) =>
+    Object.fromEntries([...list.querySelectorAll("dt")].map((term) => [term.textContent, term.nextElementSibling.textContent])),
+  );
+  emit("backtest", { equity, chart: marked, metrics, message: await page.locator("#backtest-message").textContent() });
+
+  // (f) accessibility, in both colour schemes
   const audits = {};
   for (const colorScheme of ["light", "dark"]) {
     await page.emulateMedia({ colorScheme, reducedMotion: "reduce" });
+    await sleep(200); // the charts repaint in the new colours
     audits[colorScheme] = await audit(page);
+    await page.screenshot({ path: shot(colorScheme === "light" ? "dashboard.png" : "dashboard-dark.png"), fullPage: true });
   }
-  emit("accessibility", { page: "/", ...audits });
-  await page.screenshot({ path: shot("live-dark.png"), fullPage: true });
+  emit("accessibility", { page: "/", signedOut: signedOutAudit, ...audits });
+  await page.emulateMedia({ colorScheme: "light" });
+
+  // (g) signing out forgets the token
+  // (the page signs out at once; wait for its logout request, which leaving
+  // the page would otherwise abort)
+  const loggedOut = page.waitForResponse((response) => response.request().postData()?.includes("DashboardLogout"));
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.locator("#account[data-signed-in=false]").waitFor();
+  const logout = await (await loggedOut).json();
+  emit("signout", {
+    stored: await page.evaluate(() => sessionStorage.getItem("quantgraph.accessToken")),
+    formVisible: await page.getByRole("form", { name: "Sign in" }).isVisible(),
+    logout,
+  });
 
   // the link to GraphiQL leads to it
   await page.getByRole("link", { name: /GraphiQL/ }).click();
@@ -296,7 +407,7 @@ try {
   context.on("page", watch);
   try {
     await graphiql(await context.newPage(), shot);
-    await livePage(await context.newPage(), shot);
+    await dashboard(await context.newPage(), shot);
     await sharedLink(await context.newPage());
   } catch (error) {
     failed = true;

@@ -1,10 +1,12 @@
-"""GraphiQL and the live page in a real browser: Debian's Chromium, driven by playwright-core.
+"""GraphiQL and the dashboard in a real browser: Debian's Chromium, driven by playwright-core.
 
 ``drive.mjs`` (Node) does what a person would: in GraphiQL it opens the docs,
 types a token into the Headers tab, runs a query, a ``ticks`` subscription and an
 ``orderUpdates`` subscription (which only works if the token went in
-``connection_init``); then it watches prices change on ``/``, audits that page
-with axe-core and follows its link to GraphiQL. This test feeds the ticks and
+``connection_init``); then on the dashboard at ``/`` it watches live ticks move
+the last candle, switches interval, symbol and indicators, signs in with the
+keyboard and sees a new order and position arrive, runs a backtest, audits the
+page with axe-core, signs out and follows its link to GraphiQL. This test feeds the ticks and
 checks what the browser saw. Screenshots are kept in ``artifacts/screenshots/``.
 
 It fails, never skips, without Chromium or Node: ``scripts/install-browser.sh``
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 import pytest
 from starlette.applications import Starlette
 
+from graphql_api.platform.settings import DEFAULT_DEMO_PASSWORD
 from graphql_api.services import Services
 from storage.timeseries import Tick
 from tests.conftest import login_token
@@ -42,7 +45,7 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 DRIVER_TIMEOUT = 150.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# The symbol the driver watches, and one more for the live page's other rows.
+# The symbol the driver watches, and one more so the feed is not a single symbol.
 SYMBOL = "BTCUSDT"
 START_PRICES = {SYMBOL: Decimal("95000.00"), "ETHUSDT": Decimal("3400.00")}
 
@@ -116,7 +119,7 @@ def event(lines: list[Json], name: str) -> Json:
     return found
 
 
-async def test_graphiql_and_the_live_page_work_in_chromium(
+async def test_graphiql_and_the_dashboard_work_in_chromium(
     chromium: str, driver: Path, web_server: tuple[str, Starlette]
 ) -> None:
     address, app = web_server
@@ -126,6 +129,8 @@ async def test_graphiql_and_the_live_page_work_in_chromium(
     env = {
         "CHROMIUM": chromium,
         "QUANTGRAPH_TOKEN": await login_token(app),
+        "QUANTGRAPH_USERNAME": "demo",
+        "QUANTGRAPH_PASSWORD": DEFAULT_DEMO_PASSWORD,
         "QUANTGRAPH_SYMBOL": SYMBOL,
     }
     node = shutil.which("node")
@@ -155,22 +160,60 @@ async def test_graphiql_and_the_live_page_work_in_chromium(
     assert update["id"] in {order["id"] for order in orders["placed"]}
     assert (update["side"], update["symbol"]) == ("BUY", {"code": SYMBOL})
 
-    # the live page's row of the fed symbol took new ticks
-    live = event(lines, "live")
-    assert live["status"] == "Live"
-    rows = {row["symbol"]: row for row in live["rows"]}
-    assert {SYMBOL, "ETHUSDT"} <= rows.keys()
-    row = rows[SYMBOL]
-    assert row["ticks"] >= 2 and row["last"] in fed, (row, fed)
-    assert row["name"] == "Bitcoin / Tether"
-    assert row["change"][0] in "+−±", row  # against the seeded last daily close
-    assert row["time"] is not None
+    # the dashboard drew the fed symbol's daily candles, and live ticks moved the last one
+    chart = event(lines, "chart")
+    assert chart["status"] == "Live"
+    daily = chart["daily"]
+    assert (daily["symbol"], daily["interval"], daily["indicators"]) == (SYMBOL, "DAY_1", "sma")
+    assert int(daily["bars"]) > 100  # the seeded daily history
+    assert chart["later"]["lastClose"] != chart["ticked"]["lastClose"]
+    fed_numbers = {float(price) for price in fed}
+    assert float(chart["later"]["lastClose"]) in fed_numbers, (chart["later"], fed[-5:])
+    assert chart["later"]["lastTime"].startswith(datetime.now(UTC).date().isoformat())
+
+    # switching interval, symbol and indicators changed what is drawn
+    switched = event(lines, "switch")
+    assert switched["minute"]["interval"] == "MINUTE_1" and int(switched["minute"]["bars"]) >= 1
+    assert int(switched["minute"]["bars"]) < int(daily["bars"])
+    assert (switched["other"]["symbol"], switched["other"]["interval"]) == ("600519.SH", "DAY_1")
+    assert switched["other"]["lastClose"] != daily["lastClose"]
+    assert switched["unknown"] == "Unknown symbol NOPE; still showing 600519.SH"
+    kept, other = switched["kept"], switched["other"]
+    assert (kept["symbol"], kept["bars"]) == ("600519.SH", other["bars"])
+    assert switched["indicators"]["indicators"] == "bollinger,rsi,macd"
+    assert switched["caption"].startswith("600519.SH, day 1 bars:")
+
+    # a wrong password was refused with a message
+    refused = event(lines, "refused")
+    assert refused["signedIn"] == "false" and refused["message"], refused
+
+    # signing in showed the open orders and positions, kept live by orderUpdates
+    account = event(lines, "account")
+    assert account["username"] == "demo" and account["stored"] is True
+    assert account["formVisible"] is False
+    assert account["rows"] > int(account["before"]) >= 1
+    assert any(row.startswith(f"{SYMBOL}BUYLIMIT") for row in account["orders"])
+    assert any(row.startswith(SYMBOL) for row in account["positions"])
+
+    # a backtest drew its equity curve and its trades on the chart
+    backtest = event(lines, "backtest")
+    assert int(backtest["equity"]["points"]) > 100
+    assert backtest["chart"]["symbol"] == "600519.SH"
+    trades = int(backtest["metrics"]["Trades"])
+    assert trades >= 1 and int(backtest["chart"]["markers"]) == 2 * trades
+    assert backtest["metrics"]["Total return"].endswith("%")
+
+    # signing out forgot the token and revoked the session
+    signout = event(lines, "signout")
+    assert (signout["stored"], signout["formVisible"]) == (None, True)
+    assert signout["logout"]["data"] == {"logout": {"ok": True}}
 
     # axe-core finds no WCAG A/AA (or best-practice) violation on it, light or dark
     audits = event(lines, "accessibility")
     for scheme in ("light", "dark"):
         assert audits[scheme]["violations"] == [], (scheme, audits[scheme]["violations"])
-        assert {"color-contrast", "link-name", "th-has-data-cells"} <= set(audits[scheme]["passes"])
+        assert {"color-contrast", "label", "th-has-data-cells"} <= set(audits[scheme]["passes"])
+    assert audits["signedOut"]["violations"] == [], audits["signedOut"]["violations"]
 
     # its link leads to GraphiQL
     link = urlsplit(event(lines, "link")["url"])  # GraphiQL adds its query as ?q=
@@ -193,8 +236,10 @@ async def test_graphiql_and_the_live_page_work_in_chromium(
         "graphiql-query",
         "graphiql-subscription",
         "graphiql-order-updates",
-        "live",
-        "live-dark",
+        "dashboard-chart",
+        "dashboard-account",
+        "dashboard",
+        "dashboard-dark",
     ):
         shot = SCREENSHOTS / f"{name}.png"
         assert shot.read_bytes()[:8] == PNG_SIGNATURE, shot

@@ -19,6 +19,9 @@ from tests.conftest import http_client
 BASE = "http://testserver"
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)")
+# Static ES module imports (`import … from "./api.js"`): the dashboard's modules
+# load each other, so those files are loaded by the page too.
+MODULE_IMPORT = re.compile(r"^import\s[^;]*?from\s+\"([^\"]+)\"", re.MULTILINE)
 
 
 class References(HTMLParser):
@@ -46,14 +49,20 @@ def references(page: httpx.Response) -> References:
 
 
 async def assert_served_here(http: httpx.AsyncClient, page: httpx.Response) -> list[str]:
-    """Every asset the page loads is on this server under /static and answers 200."""
+    """Every asset the page loads (and every module those import) is on this
+    server under /static and answers 200 with its content type."""
     loaded: list[str] = []
-    for reference in references(page).loads:
-        if reference.startswith("data:"):
+    pending = [
+        urljoin(str(page.url), reference)
+        for reference in references(page).loads
+        if not reference.startswith("data:")
+    ]
+    while pending:
+        url = pending.pop(0)
+        if urlsplit(url).path in loaded:
             continue
-        url = urljoin(str(page.url), reference)
-        assert urlsplit(url).netloc == "testserver", f"{reference} is not on this server"
-        assert urlsplit(url).path.startswith("/static/"), reference
+        assert urlsplit(url).netloc == "testserver", f"{url} is not on this server"
+        assert urlsplit(url).path.startswith("/static/"), url
         response = await http.get(url)
         assert response.status_code == 200, (url, response.status_code)
         suffix = "." + url.rsplit(".", 1)[-1]
@@ -61,6 +70,8 @@ async def assert_served_here(http: httpx.AsyncClient, page: httpx.Response) -> l
         if suffix == ".css":
             for inner in CSS_URL.findall(response.text):
                 assert inner.startswith("data:"), f"{url} loads {inner}"
+        if suffix == ".js":
+            pending.extend(urljoin(url, module) for module in MODULE_IMPORT.findall(response.text))
         loaded.append(urlsplit(url).path)
     return loaded
 
@@ -91,7 +102,7 @@ async def test_graphql_requests_still_get_json(web_app: Starlette) -> None:
     assert "BINANCE" in response.json()["data"]["exchanges"]
 
 
-async def test_live_page_loads_only_local_assets_and_links_to_graphiql(
+async def test_dashboard_loads_only_local_assets_and_links_to_graphiql(
     web_app: Starlette,
 ) -> None:
     async with http_client(web_app, None) as http:
@@ -102,7 +113,15 @@ async def test_live_page_loads_only_local_assets_and_links_to_graphiql(
         loaded = await assert_served_here(http, page)
         links = references(page).links
 
-    assert set(loaded) == {"/static/live.css", "/static/live.js"}
+    assert set(loaded) == {
+        "/static/dashboard.css",
+        "/static/vendor/lightweight-charts-5.2.1/lightweight-charts.standalone.production.js",
+        "/static/dashboard/main.js",
+        "/static/dashboard/api.js",
+        "/static/dashboard/chart.js",
+        "/static/dashboard/account.js",
+        "/static/dashboard/backtest.js",
+    }
     assert [urljoin(f"{BASE}/", link) for link in links] == [f"{BASE}/graphql"]
 
 

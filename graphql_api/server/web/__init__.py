@@ -1,11 +1,13 @@
-"""The browser pages: GraphiQL at ``/graphql`` and the live prices page at ``/``.
+"""The browser pages: GraphiQL at ``/graphql`` and the dashboard at ``/``.
 
-Both are static HTML with hand-written JavaScript next to them in ``static/``;
-GraphiQL and React are vendored in ``static/vendor/`` (see its README) because
-Strawberry's own GraphiQL page loads them from a CDN, which production pages
-should not depend on and offline machines cannot reach. Every URL in the pages
-is relative (``static/…``, ``graphql``), so they also work under a path prefix
-as long as ``/static`` is mounted next to ``/graphql``.
+Both are static HTML with hand-written JavaScript next to them in ``static/``
+(the dashboard's as small ES modules in ``static/dashboard/``, no build step);
+GraphiQL, React and lightweight-charts are vendored in ``static/vendor/`` (see
+its README) because Strawberry's own GraphiQL page loads them from a CDN, which
+production pages should not depend on and offline machines cannot reach. The
+dashboard is a client of the public GraphQL API only: it has no endpoint here.
+Every URL in the pages is relative (``static/…``, ``graphql``), so they also
+work under a path prefix as long as ``/static`` is mounted next to ``/graphql``.
 
 The pages come with a Content-Security-Policy that lets them load scripts from,
 and connect to, nothing but this origin: a page that holds a user's token should
@@ -59,8 +61,9 @@ def graphiql_html() -> str:
     return _read("graphiql.html")
 
 
-def live_html() -> str:
-    return _read("live.html")
+def dashboard_html() -> str:
+    """Chart, account and backtest panels; see docs/dashboard.md."""
+    return _read("dashboard.html")
 
 
 def graphiql_response() -> HTMLResponse:
@@ -68,13 +71,13 @@ def graphiql_response() -> HTMLResponse:
     return HTMLResponse(graphiql_html(), headers=PAGE_HEADERS)
 
 
-async def live_page(_request: Request) -> HTMLResponse:
-    return HTMLResponse(live_html(), headers=PAGE_HEADERS)
+async def dashboard_page(_request: Request) -> HTMLResponse:
+    return HTMLResponse(dashboard_html(), headers=PAGE_HEADERS)
 
 
 def routes() -> list[BaseRoute]:
-    """``/`` (the live page) and ``/static`` (the pages' scripts, styles and vendored assets)."""
+    """``/`` (the dashboard) and ``/static`` (the pages' scripts, styles and vendored assets)."""
     return [
-        Route("/", live_page, methods=["GET"], name="live"),
+        Route("/", dashboard_page, methods=["GET"], name="dashboard"),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
