@@ -142,6 +142,9 @@ const TICKS_SUBSCRIPTION = `subscription Ticks {
 const ORDERS_SUBSCRIPTION = `subscription Orders {
   orderUpdates { id status side symbol { code } }
 }`;
+const CREATE_ALERT = `mutation CreateAlert($input: CreateAlertInput!) {
+  createAlert(input: $input) { alert { id } userErrors { field message } }
+}`;
 const PLACE_ORDER = `mutation PlaceOrder($input: PlaceOrderInput!) {
   placeOrder(input: $input) { order { id status } userErrors { code message } }
 }`;
@@ -321,6 +324,17 @@ async function dashboard(page, shot) {
     stored: await page.evaluate(() => Boolean(sessionStorage.getItem("quantgraph.accessToken"))),
     formVisible: await page.getByRole("form", { name: "Sign in" }).isVisible(),
   });
+  // an alert just above the rising feed's price: its firing must arrive live
+  const now = await postGraphQL(`query Q { quote(symbol: "${symbol}") { last } }`);
+  const level = (Number(now.quote.last) + 3).toFixed(2);
+  const alert = { symbol, kind: "PRICE_CROSSES_ABOVE", level };
+  const created = await postGraphQL(CREATE_ALERT, { input: alert });
+  const firing = await until("the alert firing", async () => {
+    const rows = await page.locator("#firings tbody tr").allTextContents();
+    const count = Number(await page.locator("#firings").getAttribute("data-rows"));
+    return { done: count > 0, value: { rows, count }, seen: rows };
+  });
+  emit("firing", { ...firing, level, errors: created.createAlert.userErrors });
   await page.locator("#account").screenshot({ path: shot("dashboard-account.png") });
 
   // (e) a backtest draws its equity curve and marks its trades on the chart

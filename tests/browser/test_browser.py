@@ -195,6 +195,11 @@ async def test_graphiql_and_the_dashboard_work_in_chromium(
     assert any(row.startswith(f"{SYMBOL}BUYLIMIT") for row in account["orders"])
     assert any(row.startswith(SYMBOL) for row in account["positions"])
 
+    # an alert set meanwhile fired, and its firing reached the page live (alerts)
+    firing = event(lines, "firing")
+    assert firing["errors"] == [] and firing["count"] >= 1, firing
+    assert firing["rows"][0].startswith(SYMBOL) and "crossed above" in firing["rows"][0]
+
     # a backtest drew its equity curve and its trades on the chart
     backtest = event(lines, "backtest")
     assert int(backtest["equity"]["points"]) > 100

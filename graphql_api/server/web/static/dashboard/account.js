@@ -1,12 +1,11 @@
-// Signing in, and the signed-in user's open orders, positions and balances.
+// Signing in, and the signed-in user's open orders, positions, balances and
+// alert firings.
 //
-// The access token is kept by api.js's `session` (sessionStorage). The panel is kept live by `orderUpdates` on a socket of its own (the
-// token goes in that socket's connection_init); on any update the panel simply
-// re-queries, as one small query is cheaper to get right than merging fills and
-// status changes into tables by hand.
-//
-// Alert firings are not shown: the `alerts` subscription is not part of this
-// server's API yet.
+// The access token is kept by api.js's `session` (sessionStorage). The panel is
+// kept live by `orderUpdates` and `alerts` on a socket of its own (the token
+// goes in that socket's connection_init); on any update the panel simply
+// re-queries, as one small query is cheaper to get right than merging fills,
+// status changes and firings into tables by hand.
 
 import { Socket, graphql, session } from "./api.js";
 
@@ -25,8 +24,10 @@ const ACCOUNT = `query DashboardAccount {
   orders(status: [NEW, PARTIALLY_FILLED], first: 50) {
     edges { node { id symbol { code } side type quantity filledQuantity limitPrice stopPrice status createdAt } }
   }
+  alertFirings(first: 10) { edges { node { id symbol { code } price message triggeredAt } } }
 }`;
 const ORDER_UPDATES = "subscription DashboardOrderUpdates { orderUpdates { id status } }";
+const ALERT_FIRINGS = "subscription DashboardAlerts { alerts { id } }";
 
 /** Fill a table body with one row per item; `cells` gives each row's texts. */
 function fill(tbody, items, cells, empty) {
@@ -113,6 +114,12 @@ export class AccountPanel {
       () => this.refreshSoon(),
       (message) => this.setStatus(`Updates refused: ${message}`, "error"),
     );
+    this.socket.subscribe(
+      ALERT_FIRINGS,
+      {},
+      () => this.refreshSoon(),
+      (message) => this.setStatus(`Alert updates refused: ${message}`, "error"),
+    );
   }
 
   setStatus(text, state) {
@@ -167,6 +174,12 @@ export class AccountPanel {
       data.me.account.balances,
       (b) => [b.currency, b.cash, b.reserved, b.buyingPower],
       "No balances.",
+    );
+    fill(
+      this.root.querySelector("#firings tbody"),
+      data.alertFirings.edges.map(({ node }) => node),
+      (f) => [f.symbol.code, new Date(f.triggeredAt).toLocaleString(), f.price, f.message],
+      "No alert has fired.",
     );
   }
 }
