@@ -28,7 +28,7 @@ MAX_AGE_YEARS_LIMIT = 1000
 CURRENCY_PATTERN = re.compile(r"[A-Z][A-Z0-9]{2,7}")
 
 # What MARKET_FEED may name (comma-separated), besides none.
-MARKET_SOURCES = ("simulated", "replay")
+MARKET_SOURCES = ("simulated", "replay", "binance")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/quantgraph.db"
 DEFAULT_DEMO_PASSWORD = "demo-password"
@@ -68,6 +68,15 @@ class Settings(HardeningSettings):
     # A factor (1 = recorded pace, 10 = ten times faster) or max (0): no waits.
     replay_speed: str = Field("1", alias="REPLAY_SPEED")
     replay_loop: bool = Field(False, alias="REPLAY_LOOP")
+    # Binance spot streams: our symbol codes (BTCUSDT), each also Binance's.
+    binance_symbols: str = Field("", alias="BINANCE_SYMBOLS")
+    binance_ws_url: str = Field("wss://stream.binance.com:9443", alias="BINANCE_WS_URL")
+    binance_rest_url: str = Field("https://api.binance.com", alias="BINANCE_REST_URL")
+    binance_stall_seconds: float = Field(30.0, alias="BINANCE_STALL_SECONDS", gt=0)
+    # Binance cuts a connection at 24 hours; renew it before that.
+    binance_max_connection_seconds: float = Field(
+        23.5 * 3600, alias="BINANCE_MAX_CONNECTION_SECONDS", gt=0, le=24 * 3600
+    )
     feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)
     feed_seed: int = Field(42, alias="FEED_SEED")
     # The simulated feed quotes only symbols whose session is open; true quotes all
@@ -200,6 +209,13 @@ class Settings(HardeningSettings):
         for name, moment in (("REPLAY_FROM", self.replay_from), ("REPLAY_TO", self.replay_to)):
             if moment is not None and moment.tzinfo is None:
                 raise ValueError(f"{name} must carry a UTC offset (Z or +08:00)")
+        if "binance" in self.market_feeds and not self.binance_symbol_list:
+            raise ValueError("MARKET_FEED=binance needs BINANCE_SYMBOLS (e.g. BTCUSDT,ETHUSDT)")
+        both = set(self.binance_symbol_list) & set(self.replay_symbol_list)
+        if {"binance", "replay"} <= set(self.market_feeds) and both:
+            raise ValueError(
+                f"{', '.join(sorted(both))}: one source per symbol (replay or binance)"
+            )
         if "replay" not in self.market_feeds:
             return self
         from_store = bool(self.replay_symbol_list or self.replay_from or self.replay_to)
@@ -221,6 +237,10 @@ class Settings(HardeningSettings):
     @property
     def replay_symbol_list(self) -> tuple[str, ...]:
         return tuple(s.strip().upper() for s in self.replay_symbols.split(",") if s.strip())
+
+    @property
+    def binance_symbol_list(self) -> tuple[str, ...]:
+        return tuple(s.strip().upper() for s in self.binance_symbols.split(",") if s.strip())
 
     @property
     def replay_speed_factor(self) -> float | None:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from graphql_api.market.ingest import TickIngestor
 from graphql_api.market.simulated_feed import RandomWalk
 from graphql_api.market.sources import Backoff, MarketDataSource, SourceConfigError, supervise
+from graphql_api.market.sources.binance import BinanceEndpoints, BinanceSource
 from graphql_api.market.sources.replay import ReplaySource, read_csv_file, read_stored_recording
 from graphql_api.market.sources.simulated import SimulatedSource
 from graphql_api.market.value_ranges import TimeWindow
@@ -32,10 +33,30 @@ async def build_sources(
     settings = services.settings
     names = settings.market_feeds
     sources: list[MarketDataSource] = []
+    if "binance" in names:
+        sources.append(
+            BinanceSource(
+                settings.binance_symbol_list,
+                BinanceEndpoints(settings.binance_ws_url, settings.binance_rest_url),
+                services.catalog.cached,
+                stall_seconds=settings.binance_stall_seconds,
+                max_connection_seconds=settings.binance_max_connection_seconds,
+                max_tick_age_years=settings.max_tick_age_years,
+                max_future=timedelta(seconds=settings.max_tick_future_seconds),
+            )
+        )
     if "replay" in names:
         sources.append(await replay_source(services))
+    owned: set[str] = set()
+    for source in sources:
+        twice = owned & source.symbols()
+        if twice:
+            raise RuntimeError(
+                f"MARKET_FEED: {', '.join(sorted(twice))} would be quoted by two sources "
+                f"({source.name} and another); one source per symbol"
+            )
+        owned |= source.symbols()
     if "simulated" in names:
-        owned = {symbol for source in sources for symbol in source.symbols()}
         prices = {code: p for code, p in (await start_prices()).items() if code not in owned}
         walk = RandomWalk(
             [spec for spec in services.catalog.all() if spec.code not in owned],

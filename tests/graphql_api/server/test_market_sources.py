@@ -5,18 +5,21 @@ source reported failed; the setting itself is checked at start-up."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from websockets.asyncio.server import ServerConnection
 
 from graphql_api.market.source_health import SourceState, TickSource
 from graphql_api.platform.settings import Settings
 from graphql_api.server.readiness import source_states
 from graphql_api.server.runtime import open_services
 from tests.conftest import make_settings
+from tests.graphql_api.market.sources.fake_binance import running_fake, trade
 
 REPLAYED = "600519.SH"
 
@@ -102,6 +105,17 @@ async def test_a_bad_replay_file_fails_the_source_not_the_server(
             "not both",
         ),
         ({"REPLAY_SPEED": "fast"}, "is not a speed factor"),
+        ({"MARKET_FEED": "binance"}, "MARKET_FEED=binance needs BINANCE_SYMBOLS"),
+        (
+            {
+                "MARKET_FEED": "binance,replay",
+                "BINANCE_SYMBOLS": "BTCUSDT",
+                "REPLAY_SYMBOLS": "btcusdt",
+                "REPLAY_FROM": "2026-03-02T00:00:00Z",
+                "REPLAY_TO": "2026-03-03T00:00:00Z",
+            },
+            "BTCUSDT: one source per symbol",
+        ),
         ({"REPLAY_SPEED": "-2"}, "above 0"),
         ({"REPLAY_FROM": "2026-03-02T09:30:00"}, "REPLAY_FROM must carry a UTC offset"),
     ],
@@ -120,3 +134,42 @@ def test_market_feed_names_a_list_and_none_names_nothing() -> None:
     assert both.market_feeds == ("simulated", "replay")
     assert both.replay_speed_factor is None
     assert Settings(REPLAY_SPEED="10").replay_speed_factor == 10.0
+
+
+async def test_binance_runs_in_the_server_and_the_walk_leaves_its_symbol_alone(
+    database_url: str,
+) -> None:
+    async with running_fake() as fake:
+        at = int(time.time() * 1000)
+        fake.scripts.append(sends_trades([trade(n, f"95000.{n:02d}", "0.1", at) for n in range(5)]))
+        settings = make_settings(
+            database_url,
+            MARKET_FEED="simulated,binance",
+            BINANCE_SYMBOLS="btcusdt",
+            BINANCE_WS_URL=fake.ws_url,
+            BINANCE_REST_URL=fake.rest_url,
+            FEED_IGNORE_SESSIONS=True,
+            FEED_TICKS_PER_SECOND=200,
+        )
+        started = datetime.now(UTC) - timedelta(seconds=5)
+        async with open_services(settings) as services:
+            health = services.ingestor.health
+
+            async def both_stored() -> bool:
+                return (
+                    health.of(TickSource.BINANCE).stored == 5
+                    and health.of(TickSource.SIMULATED).stored > 20
+                )
+
+            await wait_until(both_stored)
+            ticks = await services.timeseries.ticks("BTCUSDT", started, None, 1000)
+            assert [str(t.last) for t in ticks] == [f"95000.{n:02d}" for n in range(5)]
+            assert source_states(services) == {"binance": "running", "simulated": "running"}
+
+
+def sends_trades(messages: list[str]) -> Callable[[ServerConnection], Awaitable[None]]:
+    async def script(connection: ServerConnection) -> None:
+        for message in messages:
+            await connection.send(message)
+
+    return script

@@ -1,0 +1,103 @@
+"""A local server that speaks Binance's documented spot formats: the combined market
+stream over WebSocket (``/stream?streams=...``) and ``/api/v3/exchangeInfo`` over
+HTTP, on one port. Each WebSocket connection runs the next script a test queued
+(then stays open and silent), so a test can drop, stall or garble a connection."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+Script = Callable[[ServerConnection], Awaitable[None]]
+
+EXCHANGE_INFO: dict[str, Any] = {
+    "timezone": "UTC",
+    "symbols": [
+        {
+            "symbol": "BTCUSDT",
+            "status": "TRADING",
+            "baseAsset": "BTC",
+            "quoteAsset": "USDT",
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": "0.01000000",
+                    "maxPrice": "1000000.00000000",
+                    "tickSize": "0.01000000",
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": "0.00001000",
+                    "maxQty": "9000.00000000",
+                    "stepSize": "0.00001000",
+                },
+            ],
+        }
+    ],
+}
+
+
+def book_ticker(update: int, bid: str, ask: str, symbol: str = "BTCUSDT") -> str:
+    data = {"u": update, "s": symbol, "b": bid, "B": "1.50000000", "a": ask, "A": "2.00000000"}
+    return json.dumps({"stream": f"{symbol.lower()}@bookTicker", "data": data})
+
+
+def trade(trade_id: int, price: str, quantity: str, millis: int, symbol: str = "BTCUSDT") -> str:
+    data = {
+        "e": "trade",
+        "E": millis + 1,
+        "s": symbol,
+        "t": trade_id,
+        "p": price,
+        "q": quantity,
+        "T": millis,
+        "m": True,
+        "M": True,
+    }
+    return json.dumps({"stream": f"{symbol.lower()}@trade", "data": data})
+
+
+class FakeBinance:
+    def __init__(self) -> None:
+        self.scripts: list[Script] = []
+        self.paths: list[str] = []
+        self.info_queries: list[str] = []
+        self.info_status = HTTPStatus.OK
+        self.info_body: Any = EXCHANGE_INFO
+        self.port = 0
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if not request.path.startswith("/api/v3/exchangeInfo"):
+            return None
+        self.info_queries.append(request.path)
+        return connection.respond(self.info_status, json.dumps(self.info_body))
+
+    async def handler(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        self.paths.append(connection.request.path)
+        if self.scripts:
+            await self.scripts.pop(0)(connection)
+        await connection.wait_closed()  # open and silent until dropped (a stall)
+
+
+@contextlib.asynccontextmanager
+async def running_fake() -> AsyncIterator[FakeBinance]:
+    fake = FakeBinance()
+    server: Server
+    async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.process_request) as server:
+        fake.port = next(iter(server.sockets)).getsockname()[1]
+        yield fake
