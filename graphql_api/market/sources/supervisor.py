@@ -5,8 +5,9 @@ A run that stored ticks counts as a success (the backoff and the breaker reset);
 a run that failed before storing any counts as a failure. After
 ``failure_threshold`` failures in a row the breaker opens and the source pauses
 for ``reset_timeout`` before one trial run. A :class:`SourceConfigError` is never
-retried (a bad file stays bad): the source is reported ``failed``. A source that
-returns has ended; the supervisor returns too.
+retried (a bad file stays bad): the source is reported ``failed`` and stays expected
+(its age grows, so the data-source alert fires). A source that returns has ended:
+it is no longer expected, and the supervisor returns too.
 """
 
 from __future__ import annotations
@@ -95,5 +96,8 @@ async def supervise(
             continue
         breaker.record_success()
         health.state = SourceState.ENDED
+        # No more ticks are due from it: its silence must not page anyone
+        # (the MarketDataSourceDown alert reads the last-tick age of expected sources).
+        health.expected_since = None
         log.info("market-data source ended", source=source.name)
         return SourceState.ENDED

@@ -92,6 +92,8 @@ async def test_ten_times_faster_keeps_the_recorded_spacing_divided_by_ten(
     assert sum(clock.sleeps) == pytest.approx(0.35)
     assert ingestor.health.of(TickSource.REPLAY).stored == 4
     assert ingestor.health.of(TickSource.REPLAY).state is SourceState.ENDED
+    # and, ended, it is no longer expected: no last-tick age for an alert to page on
+    assert ingestor.health.of(TickSource.REPLAY).age(time.monotonic()) is None
 
 
 async def test_the_pace_on_the_real_clock_is_the_recorded_one_over_the_speed(
@@ -181,6 +183,7 @@ async def test_a_file_with_bad_rows_fails_at_start_naming_them_and_is_not_retrie
     assert health.state is SourceState.FAILED
     assert health.last_error is not None and "line 3" in health.last_error
     assert health.stored == 0
+    assert health.age(time.monotonic()) is not None  # still expected: the alert sees it
 
 
 def test_a_missing_file_or_header_is_a_clear_start_error(tmp_path: Path) -> None:
