@@ -5,6 +5,7 @@ source reported failed; the setting itself is checked at start-up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,8 @@ from graphql_api.market.source_health import SourceState, TickSource
 from graphql_api.platform.settings import Settings
 from graphql_api.server.readiness import source_states
 from graphql_api.server.runtime import open_services
-from tests.conftest import make_settings
+from graphql_api.services import Services
+from tests.conftest import make_settings, postgres_database
 from tests.graphql_api.market.sources.fake_binance import running_fake, trade
 
 REPLAYED = "600519.SH"
@@ -173,3 +175,50 @@ def sends_trades(messages: list[str]) -> Callable[[ServerConnection], Awaitable[
             await connection.send(message)
 
     return script
+
+
+@pytest.mark.postgres
+async def test_two_processes_run_each_source_once_and_the_other_takes_over(
+    postgres_url: str, postgres_template: str
+) -> None:
+    # given two server processes' services on one PostgreSQL, both naming the walk
+    async with postgres_database(postgres_url, postgres_template) as url:
+        settings = make_settings(
+            url,
+            MARKET_FEED="simulated",
+            FEED_IGNORE_SESSIONS=True,
+            FEED_TICKS_PER_SECOND=200,
+            LEADER_LEASE_SECONDS=0.5,
+        )
+        stacks = [contextlib.AsyncExitStack(), contextlib.AsyncExitStack()]
+        try:
+            both = [await stack.enter_async_context(open_services(settings)) for stack in stacks]
+
+            def walkers() -> list[Services]:
+                return [s for s in both if s.activity.leaders["feed-simulated"].is_leader]
+
+            async def one_walks() -> bool:
+                walking = walkers()
+                return (
+                    len(walking) == 1
+                    and walking[0].ingestor.health.of(TickSource.SIMULATED).stored > 20
+                )
+
+            # then exactly one of them walks, and only its ticks are stored
+            await wait_until(one_walks)
+            await asyncio.sleep(0.5)
+            [leader] = walkers()
+            index = both.index(leader)
+            follower = both[1 - index]
+            assert follower.ingestor.health.of(TickSource.SIMULATED).stored == 0
+            assert source_states(follower) == {}
+            # when the leader stops, the other takes the walk over
+            await stacks[index].aclose()
+
+            async def follower_walks() -> bool:
+                return follower.ingestor.health.of(TickSource.SIMULATED).stored > 20
+
+            await wait_until(follower_walks, timeout=15)
+        finally:
+            for stack in reversed(stacks):
+                await stack.aclose()
