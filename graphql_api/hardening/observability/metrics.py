@@ -352,7 +352,7 @@ def _market_data_families(health: MarketDataHealth) -> Iterator[Metric]:
     now = time.monotonic()
     stored = CounterMetricFamily(
         "quantgraph_market_data_ticks",
-        "Ticks stored by this process, by source (simulated, replay, ingestTicks).",
+        "Ticks stored by this process, by source (simulated, replay, binance, ingestTicks).",
         labels=["source"],
     )
     failed = CounterMetricFamily(

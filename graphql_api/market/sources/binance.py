@@ -134,18 +134,7 @@ class BinanceSource:
         return {symbol: spec for symbol, spec in specs.items() if spec is not None}
 
     async def _exchange_info(self) -> dict[str, Scale]:
-        url = f"{self._endpoints.rest_url.rstrip('/')}/api/v3/exchangeInfo"
-        symbols = "[" + ",".join(f'"{symbol}"' for symbol in self._symbols) + "]"
-        async with httpx.AsyncClient(timeout=self._http_timeout) as client:
-            response = await client.get(url, params={"symbols": symbols})
-        if response.status_code == 400:
-            # Binance answers an unknown symbol with 400 {"code": -1121, "msg": "Invalid symbol."}
-            raise SourceConfigError(f"BINANCE_SYMBOLS: exchangeInfo refused: {response.text[:200]}")
-        response.raise_for_status()
-        try:
-            return parse_exchange_info(response.json(), self._symbols)
-        except (MalformedMessageError, ValueError) as error:
-            raise SourceConfigError(f"BINANCE_SYMBOLS: {error}") from error
+        return await fetch_scales(self._endpoints.rest_url, self._symbols, self._http_timeout)
 
     async def _connection(
         self, ingestor: TickIngestor, specs: dict[str, SymbolSpec], scales: dict[str, Scale]
@@ -200,14 +189,14 @@ class BinanceSource:
                 self._books[message.symbol] = BookTicker(
                     message.symbol,
                     message.update_id,
-                    _on_grid(message.bid, scale.tick_size),
-                    _on_grid(message.ask, scale.tick_size),
+                    on_grid(message.bid, scale.tick_size),
+                    on_grid(message.ask, scale.tick_size),
                 )
             return None
         return self._tick(message, spec, scale)
 
     def _tick(self, trade: Trade, spec: SymbolSpec, scale: Scale) -> Tick | None:
-        price = _on_grid(trade.price, scale.tick_size)
+        price = on_grid(trade.price, scale.tick_size)
         book = self._books.get(trade.symbol)
         draft = TickDraft(
             trade.symbol,
@@ -215,7 +204,7 @@ class BinanceSource:
             price,
             book.bid if book else None,
             book.ask if book else None,
-            _on_grid(trade.quantity, scale.step_size),
+            on_grid(trade.quantity, scale.step_size),
         )
         window = TimeWindow.around(datetime.now(UTC), self._max_tick_age_years, self._max_future)
         tick, errors = check_tick(draft, spec, window, "trade")
@@ -228,7 +217,24 @@ class BinanceSource:
         log.warning(f"binance {what}; skipped", skipped=self.skipped, **detail)
 
 
-def _on_grid(value: Decimal, step: Decimal) -> Decimal:
+async def fetch_scales(rest_url: str, symbols: Sequence[str], timeout: float) -> dict[str, Scale]:
+    """Each symbol's grid from ``GET /api/v3/exchangeInfo?symbols=[...]``; a symbol Binance
+    does not know is a :class:`SourceConfigError`, an unreachable API an ``httpx`` error."""
+    url = f"{rest_url.rstrip('/')}/api/v3/exchangeInfo"
+    listed = "[" + ",".join(f'"{symbol}"' for symbol in symbols) + "]"
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        response = await client.get(url, params={"symbols": listed})
+    if response.status_code == 400:
+        # Binance answers an unknown symbol with 400 {"code": -1121, "msg": "Invalid symbol."}
+        raise SourceConfigError(f"BINANCE_SYMBOLS: exchangeInfo refused: {response.text[:200]}")
+    response.raise_for_status()
+    try:
+        return parse_exchange_info(response.json(), list(symbols))
+    except (MalformedMessageError, ValueError) as error:
+        raise SourceConfigError(f"BINANCE_SYMBOLS: {error}") from error
+
+
+def on_grid(value: Decimal, step: Decimal) -> Decimal:
     """``value`` with the decimals of the exchange's ``step`` (``95000.01000000`` with
     tick size ``0.01`` -> ``95000.01``); never an exponent form."""
     decimals = max(0, -int(step.normalize().as_tuple().exponent))

@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -71,6 +72,8 @@ class FakeBinance:
         self.info_status = HTTPStatus.OK
         self.info_body: Any = EXCHANGE_INFO
         self.port = 0
+        self.klines: list[list[Any]] = []
+        self.kline_queries: list[dict[str, list[str]]] = []
 
     @property
     def ws_url(self) -> str:
@@ -81,10 +84,22 @@ class FakeBinance:
         return f"http://127.0.0.1:{self.port}"
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.startswith("/api/v3/klines"):
+            return self._klines(connection, request)
         if not request.path.startswith("/api/v3/exchangeInfo"):
             return None
         self.info_queries.append(request.path)
         return connection.respond(self.info_status, json.dumps(self.info_body))
+
+    def _klines(self, connection: ServerConnection, request: Request) -> Response:
+        """``/api/v3/klines``: the days of ``self.klines`` in [startTime, endTime], at most
+        ``limit``, as documented: arrays of strings but for the times and trade count."""
+        query = parse_qs(urlsplit(request.path).query)
+        self.kline_queries.append(query)
+        start, end = int(query["startTime"][0]), int(query["endTime"][0])
+        limit = int(query["limit"][0])
+        rows = [row for row in self.klines if start <= row[0] <= end][:limit]
+        return connection.respond(HTTPStatus.OK, json.dumps(rows))
 
     async def handler(self, connection: ServerConnection) -> None:
         assert connection.request is not None
@@ -101,3 +116,28 @@ async def running_fake() -> AsyncIterator[FakeBinance]:
     async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.process_request) as server:
         fake.port = next(iter(server.sockets)).getsockname()[1]
         yield fake
+
+
+def daily_klines(first_day_ms: int, days: int) -> list[list[Any]]:
+    """``days`` documented 1d klines from ``first_day_ms``: prices with 8 decimals as strings."""
+    rows: list[list[Any]] = []
+    for day in range(days):
+        opened = first_day_ms + day * 86_400_000
+        base = 90000 + day
+        rows.append(
+            [
+                opened,
+                f"{base}.10000000",
+                f"{base + 500}.00000000",
+                f"{base - 500}.00000000",
+                f"{base}.20000000",
+                "1234.56789000",
+                opened + 86_399_999,
+                "111111.00000000",
+                1000,
+                "600.00000000",
+                "54000000.00000000",
+                "0",
+            ]
+        )
+    return rows
