@@ -154,7 +154,7 @@ class BinanceSource:
                     break
                 tick = self._handle(text, specs, scales)
                 if tick is not None:
-                    await ingestor.ingest([tick], source=TickSource.BINANCE)
+                    await _hand_over(ingestor, tick)
             log.info("binance stream renewed before the 24-hour cut")
 
     async def _receive(
@@ -215,6 +215,15 @@ class BinanceSource:
     def _skip(self, what: str, **detail: str) -> None:
         self.skipped += 1
         log.warning(f"binance {what}; skipped", skipped=self.skipped, **detail)
+
+
+async def _hand_over(ingestor: TickIngestor, tick: Tick) -> None:
+    """Store and publish; a failed write loses this tick (counted in the source's
+    failures), not the connection: the stream itself is fine."""
+    try:
+        await ingestor.ingest([tick], source=TickSource.BINANCE)
+    except Exception as error:
+        log.warning("binance tick not stored", symbol=tick.symbol, error=str(error))
 
 
 async def fetch_scales(rest_url: str, symbols: Sequence[str], timeout: float) -> dict[str, Scale]:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from http import HTTPStatus
 
 import pytest
+from sqlalchemy import text
 from websockets.asyncio.server import ServerConnection
 
 from graphql_api.market.ingest import TickIngestor
@@ -248,3 +249,53 @@ async def test_an_unreachable_exchange_is_retried_with_backoff(
     await running.stop()
     assert running.health.state in {SourceState.RECONNECTING, SourceState.CIRCUIT_OPEN}
     assert running.health.stored == 0
+
+
+async def test_a_failed_write_loses_the_tick_not_the_connection(
+    fake: FakeBinance, parts: Embedded, ingestor: TickIngestor
+) -> None:
+    # given a store that refuses BTCUSDT's rows for a while
+    if parts.engine.dialect.name == "sqlite":
+        create = (
+            "CREATE TRIGGER refuse_tick BEFORE INSERT ON ticks "
+            "WHEN NEW.symbol = 'BTCUSDT' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        drop = "DROP TRIGGER refuse_tick"
+    else:
+        await _execute(
+            parts,
+            "CREATE FUNCTION refuse_tick() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql",
+        )
+        create = (
+            "CREATE TRIGGER refuse_tick BEFORE INSERT ON ticks FOR EACH ROW "
+            "WHEN (NEW.symbol = 'BTCUSDT') EXECUTE FUNCTION refuse_tick()"
+        )
+        drop = "DROP TRIGGER refuse_tick ON ticks"
+    await _execute(parts, create)
+    healed = asyncio.Event()
+
+    async def script(connection: ServerConnection) -> None:
+        await connection.send(trade(1, "95000.01", "0.1", now_ms()))
+        await healed.wait()
+        await connection.send(trade(2, "95000.02", "0.1", now_ms()))
+
+    fake.scripts.append(script)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    source = source_for(fake, parts)
+    running = Running(source, ingestor)
+    await wait_for(lambda: running.health.failed == 1)
+    # when the store recovers
+    await _execute(parts, drop)
+    healed.set()
+    await wait_for(lambda: running.health.stored == 1)
+    await running.stop()
+    # then the stream went on over the same connection: one tick lost, the next stored
+    assert source.connections == 1
+    assert running.health.restarts == 0
+    assert [t.last for t in await stored_since(parts, since)] == [D("95000.02")]
+
+
+async def _execute(parts: Embedded, statement: str) -> None:
+    async with parts.engine.begin() as connection:
+        await connection.execute(text(statement))
