@@ -53,6 +53,10 @@ class RandomWalk:
         self._ignore_sessions = ignore_sessions
         self._current = current
 
+    def symbols(self) -> frozenset[str]:
+        """The symbols the walk quotes (when their sessions are open)."""
+        return frozenset(self._prices)
+
     def open_specs(self, now: datetime) -> list[SymbolSpec]:
         """The symbols the walk may quote at ``now``."""
         specs = self._specs

@@ -8,7 +8,8 @@ calling ``ingestTicks`` is expected when ``EXTERNAL_FEED_EXPECTED`` says so (a
 one-off ``ingestTicks`` call must not make a source look "down" forever after).
 The age counts from that moment until the first tick, so a source that never
 delivers is seen too. The sources are a fixed set, so each is one time series per
-process whatever the traffic.
+process whatever the traffic. Supervised sources (``MARKET_FEED``) also report
+their state, restarts and last fault here, for ``/readyz`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ from graphql_api.platform.latency import LatencyHistogram
 class TickSource(enum.StrEnum):
     SIMULATED = "simulated"  # the built-in random walk (MARKET_FEED=simulated)
     API = "api"  # external feeds calling ingestTicks
+    REPLAY = "replay"  # recorded ticks played back (MARKET_FEED=replay)
+    BINANCE = "binance"  # Binance's public spot streams (MARKET_FEED=binance)
+
+
+class SourceState(enum.StrEnum):
+    """Where a supervised market-data source is (graphql_api/market/sources/supervisor.py)."""
+
+    RUNNING = "running"
+    RECONNECTING = "reconnecting"  # failed; waiting out its backoff
+    CIRCUIT_OPEN = "circuit_open"  # failed too often in a row; paused
+    ENDED = "ended"  # delivered everything it had (a replay without REPLAY_LOOP)
+    FAILED = "failed"  # cannot run as configured (a bad replay file); not retried
 
 
 @dataclass(slots=True)
@@ -32,6 +45,10 @@ class SourceHealth:
     # time.monotonic() of the last stored tick / of the source's start; None: unknown.
     last_stored: float | None = None
     expected_since: float | None = None
+    # Only for sources run by a supervisor: its state, restarts and last fault.
+    state: SourceState | None = None
+    restarts: int = 0
+    last_error: str | None = None
 
     def age(self, now: float) -> float | None:
         """Seconds since the source's last stored tick (since it was expected, if it has
@@ -46,8 +63,12 @@ class SourceHealth:
 
 @dataclass(slots=True)
 class MarketDataHealth:
+    # The simulated feed and ingestTicks always have a series; the other sources
+    # from when they are expected in this process.
     sources: dict[TickSource, SourceHealth] = field(
-        default_factory=lambda: {source: SourceHealth() for source in TickSource}
+        default_factory=lambda: {
+            source: SourceHealth() for source in (TickSource.SIMULATED, TickSource.API)
+        }
     )
     # One atomic store write of a group of calls: how long it took, how many failed.
     batch_seconds: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -55,13 +76,20 @@ class MarketDataHealth:
 
     def expect(self, source: TickSource) -> None:
         """``source`` runs from now on: its age counts even before its first tick."""
-        self.sources[source].expected_since = time.monotonic()
+        self.of(source).expected_since = time.monotonic()
+
+    def of(self, source: TickSource) -> SourceHealth:
+        """``source``'s counters, created on first use."""
+        health = self.sources.get(source)
+        if health is None:
+            health = self.sources[source] = SourceHealth()
+        return health
 
     def stored(self, source: TickSource, ticks: int, now: float) -> None:
-        health = self.sources[source]
+        health = self.of(source)
         health.stored += ticks
         if ticks:
             health.last_stored = now
 
     def failed(self, source: TickSource, ticks: int) -> None:
-        self.sources[source].failed += ticks
+        self.of(source).failed += ticks

@@ -8,7 +8,9 @@ them all. A bad value fails at start-up naming the variable.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -24,6 +26,9 @@ MAX_AGE_YEARS_LIMIT = 1000
 
 # Quote currencies: ISO 4217 codes (USD, CNY) and exchange tokens (USDT), upper case.
 CURRENCY_PATTERN = re.compile(r"[A-Z][A-Z0-9]{2,7}")
+
+# What MARKET_FEED may name (comma-separated), besides none.
+MARKET_SOURCES = ("simulated", "replay", "binance")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/quantgraph.db"
 DEFAULT_DEMO_PASSWORD = "demo-password"
@@ -52,7 +57,26 @@ class Settings(HardeningSettings):
     tdengine_buffer_rows: int = Field(100_000, alias="TDENGINE_BUFFER_ROWS", ge=0)
     tdengine_write_timeout_seconds: float = Field(1.0, alias="TDENGINE_WRITE_TIMEOUT_SECONDS", gt=0)
 
-    market_feed: Literal["simulated", "none"] = Field("simulated", alias="MARKET_FEED")
+    # Comma-separated market-data sources (graphql_api/market/sources), or none.
+    market_feed: str = Field("simulated", alias="MARKET_FEED")
+    # Exponential backoff between a failed source's reconnects, up to this (seconds).
+    source_backoff_max_seconds: float = Field(30.0, alias="SOURCE_BACKOFF_MAX_SECONDS", gt=0)
+    replay_file: Path | None = Field(None, alias="REPLAY_FILE")
+    replay_symbols: str = Field("", alias="REPLAY_SYMBOLS")
+    replay_from: datetime | None = Field(None, alias="REPLAY_FROM")
+    replay_to: datetime | None = Field(None, alias="REPLAY_TO")
+    # A factor (1 = recorded pace, 10 = ten times faster) or max (0): no waits.
+    replay_speed: str = Field("1", alias="REPLAY_SPEED")
+    replay_loop: bool = Field(False, alias="REPLAY_LOOP")
+    # Binance spot streams: our symbol codes (BTCUSDT), each also Binance's.
+    binance_symbols: str = Field("", alias="BINANCE_SYMBOLS")
+    binance_ws_url: str = Field("wss://stream.binance.com:9443", alias="BINANCE_WS_URL")
+    binance_rest_url: str = Field("https://api.binance.com", alias="BINANCE_REST_URL")
+    binance_stall_seconds: float = Field(30.0, alias="BINANCE_STALL_SECONDS", gt=0)
+    # Binance cuts a connection at 24 hours; renew it before that.
+    binance_max_connection_seconds: float = Field(
+        23.5 * 3600, alias="BINANCE_MAX_CONNECTION_SECONDS", gt=0, le=24 * 3600
+    )
     feed_ticks_per_second: float = Field(50.0, alias="FEED_TICKS_PER_SECOND", gt=0, le=100_000)
     feed_seed: int = Field(42, alias="FEED_SEED")
     # The simulated feed quotes only symbols whose session is open; true quotes all
@@ -168,6 +192,79 @@ class Settings(HardeningSettings):
         if self.environment == "production" and self.jwt_secret is None:
             raise ValueError("JWT_SECRET must be set to a secret of your own in production")
         return self
+
+    @field_validator("market_feed")
+    @classmethod
+    def _check_market_feed(cls, value: str) -> str:
+        names = [name.strip().lower() for name in value.split(",") if name.strip()]
+        if names == ["none"] or not names:
+            return "none"
+        unknown = [name for name in names if name not in MARKET_SOURCES]
+        if unknown:
+            raise ValueError(
+                f"unknown source {', '.join(unknown)}: use none or a comma-separated list of "
+                + ", ".join(MARKET_SOURCES)
+            )
+        if len(set(names)) != len(names):
+            raise ValueError("a source is named twice")
+        return ",".join(names)
+
+    @field_validator("replay_speed")
+    @classmethod
+    def _check_replay_speed(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text in {"max", "0"}:
+            return "max"
+        try:
+            speed = float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a speed factor (1, 10, ... or max)") from None
+        if not 0 < speed < float("inf"):
+            raise ValueError(f"{value!r} is not a speed factor above 0 (or max)")
+        return text
+
+    @model_validator(mode="after")
+    def _check_replay(self) -> Settings:
+        for name, moment in (("REPLAY_FROM", self.replay_from), ("REPLAY_TO", self.replay_to)):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"{name} must carry a UTC offset (Z or +08:00)")
+        if "binance" in self.market_feeds and not self.binance_symbol_list:
+            raise ValueError("MARKET_FEED=binance needs BINANCE_SYMBOLS (e.g. BTCUSDT,ETHUSDT)")
+        both = set(self.binance_symbol_list) & set(self.replay_symbol_list)
+        if {"binance", "replay"} <= set(self.market_feeds) and both:
+            raise ValueError(
+                f"{', '.join(sorted(both))}: one source per symbol (replay or binance)"
+            )
+        if "replay" not in self.market_feeds:
+            return self
+        from_store = bool(self.replay_symbol_list or self.replay_from or self.replay_to)
+        if self.replay_file is not None and from_store:
+            raise ValueError("replay: set REPLAY_FILE or REPLAY_SYMBOLS/FROM/TO, not both")
+        if self.replay_file is None and not (
+            self.replay_symbol_list and self.replay_from and self.replay_to
+        ):
+            raise ValueError(
+                "MARKET_FEED=replay needs REPLAY_FILE, or REPLAY_SYMBOLS, REPLAY_FROM and REPLAY_TO"
+            )
+        return self
+
+    @property
+    def market_feeds(self) -> tuple[str, ...]:
+        """The sources to run (empty for ``none``)."""
+        return () if self.market_feed == "none" else tuple(self.market_feed.split(","))
+
+    @property
+    def replay_symbol_list(self) -> tuple[str, ...]:
+        return tuple(s.strip().upper() for s in self.replay_symbols.split(",") if s.strip())
+
+    @property
+    def binance_symbol_list(self) -> tuple[str, ...]:
+        return tuple(s.strip().upper() for s in self.binance_symbols.split(",") if s.strip())
+
+    @property
+    def replay_speed_factor(self) -> float | None:
+        """The replay's speed factor; None: as fast as possible."""
+        return None if self.replay_speed == "max" else float(self.replay_speed)
 
     @field_validator("start_cash_by_currency")
     @classmethod

@@ -12,7 +12,7 @@ import contextlib
 import getpass
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -156,6 +156,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write nothing when any row is rejected (default: write the valid rows)",
     )
     _add_import_options(import_bars)
+    backfill = commands.add_parser(
+        "backfill-bars",
+        help="fetch daily bars of one symbol from a market-data source",
+        description=(
+            "Fetch a symbol's daily bars for a date range from a market-data source and "
+            "import them like import-bars: binance (the klines REST endpoint at "
+            "BINANCE_REST_URL) or replay (a daily-bar CSV file, rows in the range)."
+        ),
+        epilog=BARS_FORMAT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backfill.add_argument("--source", required=True, choices=("binance", "replay"))
+    backfill.add_argument("--symbol", required=True, help="our symbol code, e.g. BTCUSDT")
+    backfill.add_argument("--from", dest="start", required=True, type=_day, help="YYYY-MM-DD")
+    backfill.add_argument("--to", dest="end", required=True, type=_day, help="YYYY-MM-DD")
+    backfill.add_argument("--file", help="replay: the daily-bar CSV file")
+    backfill.add_argument(
+        "--all-or-nothing",
+        action="store_true",
+        help="write nothing when any row is rejected (default: write the valid rows)",
+    )
+    _add_import_options(backfill)
     import_symbols = commands.add_parser(
         "import-symbols",
         help="list symbols from CSV",
@@ -226,6 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.file, args.symbol, args.all_or_nothing, args.batch_size, _show(args.progress)
             )
         )
+    if args.command == "backfill-bars":
+        if args.end < args.start:
+            parser.error("--to is before --from")
+        if (args.source == "replay") != (args.file is not None):
+            parser.error("--file is for --source replay, and it needs one")
+        return asyncio.run(_backfill_bars(args))
     if args.command == "import-symbols":
         return asyncio.run(
             _import_symbols(args.file, args.all_or_nothing, args.batch_size, _show(args.progress))
@@ -401,6 +429,80 @@ async def _import_bars(
             print(f"error: {file}: {error.message}", file=sys.stderr)
         return 2
     return _report(_bar_summary(report, all_or_nothing))
+
+
+async def _backfill_bars(args: argparse.Namespace) -> int:
+    import httpx
+
+    from graphql_api.market.sources import SourceConfigError
+    from graphql_api.market.sources.binance_klines import daily_bar_lines
+    from graphql_api.platform.settings import Settings
+
+    settings = Settings()
+    label = f"{args.source} {args.symbol.upper()} {args.start}..{args.end}"
+    try:
+        if args.source == "binance":
+            pages = 0
+
+            def page(days: int) -> None:
+                nonlocal pages
+                pages += 1
+                if _show(args.progress):
+                    print(f"fetched page {pages} ({days} days)", file=sys.stderr)
+
+            lines = await daily_bar_lines(
+                settings.binance_rest_url, args.symbol, args.start, args.end, on_page=page
+            )
+        else:
+            lines = _bar_lines_in_range(Path(args.file), args.start, args.end)
+    except (SourceConfigError, OSError) as error:
+        print(f"error: {label}: {error}", file=sys.stderr)
+        return 2
+    except httpx.HTTPError as error:  # unreachable, or it answered an error status
+        print(f"error: {label}: source unavailable: {error}", file=sys.stderr)
+        return 2
+    from graphql_api.market.imports.bars import import_bar_lines
+
+    window = _window(settings.max_bar_age_years, settings.max_tick_future_seconds)
+    async with _open_catalog(settings) as (catalog, sessions):
+        report = await import_bar_lines(
+            catalog,
+            sessions,
+            args.symbol,
+            lines,
+            window=window,
+            all_or_nothing=args.all_or_nothing,
+            batch_size=args.batch_size,
+        )
+    if report.errors and report.rows_read == 0:
+        for problem in report.errors:
+            print(f"error: {label}: {problem.message}", file=sys.stderr)
+        return 2
+    return _report(_bar_summary(report, args.all_or_nothing))
+
+
+def _bar_lines_in_range(path: Path, start: date, end: date) -> list[str]:
+    """The header and the rows of a daily-bar CSV dated from ``start`` to ``end``
+    (rows whose date does not parse are kept: the import reports them)."""
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        lines = file.readlines()
+    kept = lines[:1]
+    for line in lines[1:]:
+        try:
+            day = date.fromisoformat(line.split(",", 1)[0].strip())
+        except ValueError:
+            kept.append(line)
+            continue
+        if start <= day <= end:
+            kept.append(line)
+    return kept
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 async def _import_symbols(file: str, all_or_nothing: bool, batch_size: int, progress: bool) -> int:

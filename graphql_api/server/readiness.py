@@ -56,6 +56,29 @@ async def check_timeseries(services: Any) -> None:
         await store.probe()
 
 
+def source_states(services: Any) -> dict[str, str]:
+    """The state of each market-data source this process runs (``running``,
+    ``reconnecting``, ``circuit_open``, ``ended``, ``failed: <why>``).
+
+    Reported, but not a readiness check: a process serves orders, queries and other
+    symbols' data while one upstream is down, and taking it out of rotation for that
+    would turn a data outage into a full one. Alerts read the metric
+    ``quantgraph_market_data_source_up`` instead.
+    """
+    ingestor = getattr(services, "ingestor", None)
+    if ingestor is None:
+        return {}
+    states: dict[str, str] = {}
+    for source, health in ingestor.health.sources.items():
+        if health.state is None:
+            continue
+        state = str(health.state)
+        if health.state == "failed" and health.last_error:
+            state = f"failed: {health.last_error}"
+        states[str(source)] = state
+    return states
+
+
 DEFAULT_CHECKS: dict[str, Check] = {
     "database": check_database,
     "timeseries": check_timeseries,
@@ -90,9 +113,10 @@ def readiness_endpoint(
         ready = all(result == "ok" for result in results.values())
         if not ready:
             log.warning("not ready", checks=results)
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": results},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "unavailable", "checks": results}
+        sources = source_states(services)
+        if sources:  # only on the process that runs a source
+            body["sources"] = sources
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return endpoint

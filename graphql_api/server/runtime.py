@@ -29,7 +29,6 @@ from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.hardening.rate_limits.buckets import RateLimiter
 from graphql_api.instruments import InstrumentService
 from graphql_api.market.ingest import TickIngestor
-from graphql_api.market.simulated_feed import RandomWalk, run_simulated_feed
 from graphql_api.market.source_health import TickSource
 from graphql_api.market.symbols import SymbolCatalog
 from graphql_api.platform.leader import Leadership, Membership
@@ -40,6 +39,7 @@ from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.realtime.redis_backend import RedisBroadcastBackend
 from graphql_api.server.database import open_database
 from graphql_api.server.demo_data import seed_demo_data
+from graphql_api.server.market_sources import build_sources, source_task
 from graphql_api.services import Services
 from graphql_api.strategies.definitions import StrategyService
 from graphql_api.strategies.engine.engine import StrategyEngine
@@ -252,20 +252,8 @@ async def _background(services: Services) -> AsyncIterator[dict[str, asyncio.Tas
             leadership = Leadership(services.engine, name, retry_interval=retry_of(settings))
             tasks[name] = asyncio.create_task(leadership.run(work()), name=name)
             services.activity.leaders[name] = leadership
-    if settings.market_feed == "simulated":
-        walk = RandomWalk(
-            services.catalog.all(),
-            await _start_prices(services),
-            seed=settings.feed_seed,
-            ignore_sessions=settings.feed_ignore_sessions,
-            current=services.catalog.cached,
-        )
-        tasks["feed"] = asyncio.create_task(
-            run_simulated_feed(
-                walk, services.ingestor, ticks_per_second=settings.feed_ticks_per_second
-            ),
-            name="simulated-feed",
-        )
+    for source in await build_sources(services, lambda: _start_prices(services)):
+        tasks[f"feed-{source.name}"] = source_task(source, services, settings)
     if settings.external_feed_expected:
         services.ingestor.health.expect(TickSource.API)
     services.activity.tasks.update(tasks)
@@ -304,9 +292,10 @@ async def _await_stopped(tasks: Iterable[asyncio.Task[None]]) -> list[str]:
 
 async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> None:
     """Stop producers before the ingestor, so its final flush catches every accepted tick."""
-    feed = tasks.get("feed")
-    if feed is not None:
+    feeds = [task for name, task in tasks.items() if name.startswith("feed")]
+    for feed in feeds:
         feed.cancel()
+    for feed in feeds:
         with contextlib.suppress(asyncio.CancelledError):
             await feed
     services.ingestor.stop()

@@ -112,8 +112,12 @@ async def test_a_restart_mid_flush_tells_every_caller_the_truth_and_retries_stor
             BREAKER_FAILURE_THRESHOLD=1,
             BREAKER_RESET_SECONDS=0.5,
             DB_CONNECT_TIMEOUT_SECONDS=2,
+            # nothing else in the process touches the database (and the breaker)
             MATCHER_ENABLED=False,
             STRATEGY_ENGINE_ENABLED=False,
+            ALERT_ENGINE_ENABLED=False,
+            WEBHOOKS_ENABLED=False,
+            EQUITY_SNAPSHOTS_ENABLED=False,
         )
         async with running_app(settings) as app:
             engine = services_of(app).engine

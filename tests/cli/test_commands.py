@@ -36,6 +36,7 @@ COMMANDS = (
     "migrate",
     "seed",
     "import-bars",
+    "backfill-bars",
     "import-symbols",
     "import-ticks",
     "create-user",

@@ -377,7 +377,7 @@ def _market_data_families(health: MarketDataHealth) -> Iterator[Metric]:
     now = time.monotonic()
     stored = CounterMetricFamily(
         "quantgraph_market_data_ticks",
-        "Ticks stored by this process, by source (simulated feed, ingestTicks).",
+        "Ticks stored by this process, by source (simulated, replay, binance, ingestTicks).",
         labels=["source"],
     )
     failed = CounterMetricFamily(
@@ -391,7 +391,23 @@ def _market_data_families(health: MarketDataHealth) -> Iterator[Metric]:
         "expected, before its first tick); only sources expected to run here.",
         labels=["source"],
     )
+    up = GaugeMetricFamily(
+        "quantgraph_market_data_source_up",
+        "1 while a supervised market-data source (MARKET_FEED) runs in this process, 0 while "
+        "it reconnects, its circuit is open, or it failed; absent once it ended (a replay) "
+        "and on processes that do not lead it.",
+        labels=["source"],
+    )
+    restarts = CounterMetricFamily(
+        "quantgraph_market_data_source_restarts",
+        "Times a supervised market-data source failed and was restarted (reconnects).",
+        labels=["source"],
+    )
     for source, counts in health.sources.items():
+        if counts.state is not None:
+            restarts.add_metric([source.value], counts.restarts)
+            if counts.state != "ended":
+                up.add_metric([source.value], 1 if counts.state == "running" else 0)
         stored.add_metric([source.value], counts.stored)
         failed.add_metric([source.value], counts.failed)
         seconds = counts.age(now)
@@ -400,6 +416,8 @@ def _market_data_families(health: MarketDataHealth) -> Iterator[Metric]:
     yield stored
     yield failed
     yield age
+    yield up
+    yield restarts
     yield CounterMetricFamily(
         "quantgraph_tick_batch_failures",
         "Tick batch writes (one atomic write of a group of calls) that failed.",

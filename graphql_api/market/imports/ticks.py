@@ -30,7 +30,16 @@ from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.platform.number_text import NumberTextError, parse_plain_decimal
 from storage.timeseries import Tick, TimeSeriesStore
 
-__all__ = ["BATCH_SIZE", "REQUIRED_COLUMNS", "CsvFormatError", "import_ticks"]
+__all__ = [
+    "BATCH_SIZE",
+    "REQUIRED_COLUMNS",
+    "CsvFormatError",
+    "RowProblem",
+    "import_ticks",
+    "own_errors",
+    "parse_row",
+    "row_reason",
+]
 
 REQUIRED_COLUMNS = ("symbol", "time", "last")
 BATCH_SIZE = 5000
@@ -73,17 +82,17 @@ async def import_ticks(
     try:
         for line, row in _numbered(reader):
             summary.read += 1
-            draft = _parse(row)
-            if isinstance(draft, _Problem):
+            draft = parse_row(row)
+            if isinstance(draft, RowProblem):
                 summary.reject(line, draft.reason, draft.detail)
                 continue
             spec = (await catalog.get_many([draft.symbol])).get(draft.symbol)
             tick, errors = check_tick(draft, spec, window, "row")
             if tick is None:
-                errors = _own_errors(draft, errors)
+                errors = own_errors(draft, errors)
                 summary.reject(
                     line,
-                    "; ".join(_reason(error) for error in errors),
+                    "; ".join(row_reason(error) for error in errors),
                     "; ".join(error.message for error in errors),
                 )
                 continue
@@ -109,19 +118,19 @@ def _numbered(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
-class _Problem:
+class RowProblem:
     """Why a row could not even be turned into a draft tick."""
 
     reason: str
     detail: str
 
 
-def _parse(row: dict[str, str]) -> TickDraft | _Problem:
+def parse_row(row: dict[str, str]) -> TickDraft | RowProblem:
     raw_time = row.get("time")
     try:
         time = datetime.fromisoformat((raw_time or "").strip().replace("Z", "+00:00"))
     except ValueError:
-        return _Problem("time is not ISO 8601", f"time {raw_time!r} is not ISO 8601")
+        return RowProblem("time is not ISO 8601", f"time {raw_time!r} is not ISO 8601")
     numbers: dict[str, Decimal] = {}
     for name in ("last", "bid", "ask", "volume"):
         raw = (row.get(name) or "").strip()
@@ -130,7 +139,7 @@ def _parse(row: dict[str, str]) -> TickDraft | _Problem:
         try:
             numbers[name] = parse_plain_decimal(raw)
         except NumberTextError:
-            return _Problem(
+            return RowProblem(
                 f"{name} is not a decimal number", f"{name} {raw!r} is not a decimal number"
             )
     symbol = (row.get("symbol") or "").strip().upper()
@@ -144,7 +153,7 @@ def _parse(row: dict[str, str]) -> TickDraft | _Problem:
     )
 
 
-def _own_errors(draft: TickDraft, errors: list[UserError]) -> list[UserError]:
+def own_errors(draft: TickDraft, errors: list[UserError]) -> list[UserError]:
     """Drop an empty bid/ask column's echo of an error on ``last`` (they default to it)."""
     on_last = {error.code for error in errors if error.field == "row.last"}
     defaulted = {
@@ -153,7 +162,7 @@ def _own_errors(draft: TickDraft, errors: list[UserError]) -> list[UserError]:
     return [error for error in errors if not (error.field in defaulted and error.code in on_last)]
 
 
-def _reason(error: UserError) -> str:
+def row_reason(error: UserError) -> str:
     """Group off-grid prices by column, not by value, so one cause is one summary line."""
     if error.code is ErrorCode.INVALID_PRECISION:
         return f"{error.field.rsplit('.', 1)[-1]} is not on the tick grid"
