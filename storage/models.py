@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
@@ -214,6 +215,15 @@ class Order(Base):
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index("ix_orders_strategy_id", "strategy_id"),
         Index("ix_orders_status", "status"),
+        # Open orders by user: the reservation sums of placement read only these.
+        Index(
+            "ix_orders_open_by_user",
+            "user_id",
+            "side",
+            "symbol_code",
+            postgresql_where=text("status IN ('NEW', 'PARTIALLY_FILLED')"),
+            sqlite_where=text("status IN ('NEW', 'PARTIALLY_FILLED')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

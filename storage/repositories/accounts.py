@@ -77,33 +77,9 @@ async def open_orders_with_currency(
 async def reserved_for_buys(
     session: AsyncSession, user_id: int, currency: str, commission_rate: Decimal
 ) -> Decimal:
-    """Cash held back by the user's open BUY orders quoted in ``currency``.
-
-    PostgreSQL sums exact NUMERICs in SQL; SQLite keeps decimals as text, so
-    there the (few) relevant rows are summed in Python.
-    """
-    remaining = models.Order.quantity - models.Order.filled_quantity
-    where = (
-        models.Order.user_id == user_id,
-        models.Order.status.in_(OPEN_STATUSES),
-        models.Order.side == "BUY",
-        models.Order.reserve_price.is_not(None),
-        models.Symbol.currency == currency,
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        total = await session.scalar(
-            select(func.sum(remaining * models.Order.reserve_price))
-            .join(models.Symbol, models.Symbol.code == models.Order.symbol_code)
-            .where(*where)
-        )
-        return (total or Decimal(0)) * (1 + commission_rate)
-    rows = await session.execute(
-        select(models.Order.quantity, models.Order.filled_quantity, models.Order.reserve_price)
-        .join(models.Symbol, models.Symbol.code == models.Order.symbol_code)
-        .where(*where)
-    )
-    total = sum(((q - f) * p for q, f, p in rows if p is not None), Decimal(0))
-    return total * (1 + commission_rate)
+    """Cash held back by the user's open BUY orders quoted in ``currency``."""
+    totals = await reserved_for_buys_by_account(session, [(user_id, currency)], commission_rate)
+    return totals[(user_id, currency)]
 
 
 async def reserved_for_sells(session: AsyncSession, user_id: int, symbol_code: str) -> Decimal:
@@ -204,7 +180,14 @@ async def positions_for(
 async def reserved_for_buys_by_account(
     session: AsyncSession, keys: Sequence[UserCurrency], commission_rate: Decimal
 ) -> dict[UserCurrency, Decimal]:
-    """:func:`reserved_for_buys` for several (user, currency) pairs in one query."""
+    """Cash held back by the open BUY orders of several (user, currency) pairs.
+
+    The orders are read through the partial index of open orders by user, so
+    the cost is the accounts' own open orders, not the book; they are summed
+    per symbol first and only then mapped to currencies, so no join runs per
+    order row. PostgreSQL sums exact NUMERICs in SQL; SQLite keeps decimals as
+    text, so there the rows are summed in Python.
+    """
     wanted = set(keys)
     if not wanted:
         return {}
@@ -214,39 +197,53 @@ async def reserved_for_buys_by_account(
         models.Order.status.in_(OPEN_STATUSES),
         models.Order.side == "BUY",
         models.Order.reserve_price.is_not(None),
-        models.Symbol.currency.in_(sorted({currency for _, currency in wanted})),
     )
-    totals: dict[UserCurrency, Decimal] = dict.fromkeys(wanted, Decimal(0))
+    per_symbol: dict[tuple[int, str], Decimal] = {}
     if session.get_bind().dialect.name == "postgresql":
         grouped = await session.execute(
             select(
                 models.Order.user_id,
-                models.Symbol.currency,
+                models.Order.symbol_code,
                 func.sum(remaining * models.Order.reserve_price),
             )
-            .join(models.Symbol, models.Symbol.code == models.Order.symbol_code)
             .where(*where)
-            .group_by(models.Order.user_id, models.Symbol.currency)
+            .group_by(models.Order.user_id, models.Order.symbol_code)
         )
-        for user_id, currency, total in grouped:
-            if (user_id, currency) in wanted:
-                totals[(user_id, currency)] = total or Decimal(0)
+        for user_id, symbol_code, total in grouped:
+            per_symbol[(user_id, symbol_code)] = total or Decimal(0)
     else:
         rows = await session.execute(
             select(
                 models.Order.user_id,
-                models.Symbol.currency,
+                models.Order.symbol_code,
                 models.Order.quantity,
                 models.Order.filled_quantity,
                 models.Order.reserve_price,
-            )
-            .join(models.Symbol, models.Symbol.code == models.Order.symbol_code)
-            .where(*where)
+            ).where(*where)
         )
-        for user_id, currency, quantity, filled, price in rows:
-            if (user_id, currency) in wanted and price is not None:
-                totals[(user_id, currency)] += (quantity - filled) * price
+        for user_id, symbol_code, quantity, filled, price in rows:
+            if price is not None:  # excluded by the query; says so to the type checker
+                key = (user_id, symbol_code)
+                per_symbol[key] = per_symbol.get(key, Decimal(0)) + (quantity - filled) * price
+    currency_of = await _currencies(session, {code for _, code in per_symbol})
+    totals: dict[UserCurrency, Decimal] = dict.fromkeys(wanted, Decimal(0))
+    for (user_id, symbol_code), total in per_symbol.items():
+        key = (user_id, currency_of[symbol_code])
+        if key in totals:
+            totals[key] += total
     return {key: total * (1 + commission_rate) for key, total in totals.items()}
+
+
+async def _currencies(session: AsyncSession, codes: set[str]) -> dict[str, str]:
+    """Each symbol's quote currency (a handful of rows: the symbols holding orders)."""
+    if not codes:
+        return {}
+    rows = await session.execute(
+        select(models.Symbol.code, models.Symbol.currency).where(
+            models.Symbol.code.in_(sorted(codes))
+        )
+    )
+    return {row.code: row.currency for row in rows}
 
 
 async def reserved_for_sells_by_position(
