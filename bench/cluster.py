@@ -31,6 +31,10 @@ DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "bench-demo-password"
 FEED_USERNAME = "bench-feed"
 FEED_PASSWORD = "bench-feed-password"
+# A fresh TRADER places the benchmark's HTTP orders: the demo user's seeded orders
+# already hold back more cash than it has.
+TRADER_USERNAME = "bench-trader"
+TRADER_PASSWORD = "bench-trader-password"
 # Settings shared by every quantgraph command of the run. Tokens outlive the run
 # (the default 15 minutes would expire during a full one).
 QUANTGRAPH_ENV = {
@@ -89,7 +93,7 @@ def database_servers() -> Iterator[tuple[str, str]]:
 
 async def prepare_database(postgres_url: str, redis_url: str, workdir: Path) -> Cluster:
     """Create the benchmark database, then ``quantgraph migrate``, ``quantgraph seed`` and
-    ``quantgraph create-user`` (the FEED user that ingests ticks)."""
+    ``quantgraph create-user`` (the FEED user that ingests ticks, a TRADER that places orders)."""
     admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         await admin.execute(f"CREATE DATABASE {DATABASE}")
@@ -105,6 +109,11 @@ async def prepare_database(postgres_url: str, redis_url: str, workdir: Path) -> 
         [*cli, "create-user", FEED_USERNAME, "--role", "FEED", "--password-stdin"],
         env=env,
         input_text=FEED_PASSWORD + "\n",
+    )
+    await run_checked(
+        [*cli, "create-user", TRADER_USERNAME, "--role", "TRADER", "--password-stdin"],
+        env=env,
+        input_text=TRADER_PASSWORD + "\n",
     )
     return cluster
 
@@ -160,7 +169,7 @@ async def running_server(
     """
     port = free_port()
     log_path = cluster.workdir / f"{kind}-{port}.log"
-    if kind == "ours":
+    if kind in ("ours", "ours-standard"):
         argv = [sys.executable, "-m", "graphql_api.server.cli", "serve"]
         if prelude:
             argv = [
@@ -170,6 +179,8 @@ async def running_server(
                 "raise SystemExit(main(['serve']))",
             ]
         env = our_server_env(cluster, port)
+        if kind == "ours-standard":
+            env["COMPILED_READS"] = "false"  # every read through graphql-core's executor
         cwd = None
     elif kind in ("yoga", "postgraphile"):
         argv = ["node", "server.mjs"]

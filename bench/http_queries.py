@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +55,52 @@ KLINES = (
 # What a request costs besides its resolvers: transport, parsing, validation, limits.
 TRIVIAL = "{ __typename }"
 
+# Issue 16's yardstick for placement over HTTP: the cheapest authenticated
+# mutation there is (the token is checked, the resolver runs one indexed read).
+TRIVIAL_MUTATION = 'mutation { cancelOrder(id: "999999999") { userErrors { code } } }'
+PLACE_SYMBOL = "XRPUSDT"
+PLACE_DAILY_CLOSE = f'{{ klines(symbol: "{PLACE_SYMBOL}", interval: DAY_1, limit: 1) {{ close }} }}'
+OUR_SERVERS = ("ours", "ours-standard")
 
-def query_for(workload: str, kind: str, demo_user_id: int) -> str | None:
+
+def place_order(limit_price: str) -> str:
+    """A resting LIMIT buy of one lot below the market: validated, risk-checked and
+    written through group commit, and never filled (the matcher stays idle)."""
+    return (
+        "mutation { placeOrder(input: { symbol: "
+        f'"{PLACE_SYMBOL}", side: BUY, type: LIMIT, quantity: "0.1", limitPrice: "{limit_price}"'
+        " }) { order { id status rejectReason } userErrors { code message } } }"
+    )
+
+
+def query_for(
+    workload: str, kind: str, demo_user_id: int, limit_price: str | None = None
+) -> str | None:
     """The query text of ``workload`` for a server kind, or None if it does not serve it."""
     if workload == "trivial":
         return TRIVIAL
     if workload == "orders":
         return postgraphile_orders(demo_user_id) if kind == "postgraphile" else ORDERS
     if workload == "klines":
-        return KLINES if kind in ("ours", "yoga") else None
+        return KLINES if kind in (*OUR_SERVERS, "yoga") else None
+    if workload == "mutation_trivial":
+        return TRIVIAL_MUTATION if kind == "ours" else None
+    if workload == "place_order":
+        return place_order(limit_price) if kind == "ours" and limit_price else None
     raise ValueError(workload)
+
+
+async def resting_buy_price(server: Server, token: str) -> str:
+    """A limit price 3 % under the last daily close of ``PLACE_SYMBOL``: inside the
+    price band (centred on that close while no tick has arrived), below any ask."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            server.http_url,
+            json={"query": PLACE_DAILY_CLOSE},
+            headers={"authorization": f"Bearer {token}"},
+        )
+    close = Decimal(response.json()["data"]["klines"][0]["close"])
+    return str((close * Decimal("0.97")).quantize(Decimal("0.0001")))
 
 
 def check_answer(workload: str, kind: str, body: dict[str, Any]) -> int:
@@ -71,6 +108,16 @@ def check_answer(workload: str, kind: str, body: dict[str, Any]) -> int:
     if body.get("errors") or not body.get("data"):
         raise RuntimeError(f"{kind} {workload}: {json.dumps(body)[:500]}")
     data = body["data"]
+    if workload == "mutation_trivial":
+        codes = [error["code"] for error in data["cancelOrder"]["userErrors"]]
+        if codes != ["NOT_FOUND"]:
+            raise RuntimeError(f"{kind} mutation_trivial: {data}")
+        return 1
+    if workload == "place_order":
+        placed = data["placeOrder"]
+        if placed["userErrors"] or placed["order"]["status"] != "NEW":
+            raise RuntimeError(f"{kind} place_order: {data}")
+        return 1
     if workload == "trivial":
         if data != {"__typename": "Query"}:
             raise RuntimeError(f"{kind} trivial: {data}")
@@ -134,6 +181,7 @@ async def run(
     duration: float,
     token: str | None = None,
     profile_to: Path | None = None,
+    limit_price: str | None = None,
 ) -> dict[str, Any] | None:
     """Autocannon ``workload`` against ``server``; None if the server does not serve it.
 
@@ -141,7 +189,7 @@ async def run(
     user; the peers have no authentication and serve that user's orders).
     With ``profile_to``, py-spy samples the server during the measured run.
     """
-    query = query_for(workload, server.kind, demo_user_id)
+    query = query_for(workload, server.kind, demo_user_id, limit_price)
     if query is None:
         return None
     quiet = await wait_for_quiet()
@@ -170,6 +218,11 @@ async def run(
     cpu = meter.percent()
     core_busy = cores.percent()
     profiled = await sampling if sampling is not None else None
+    async with httpx.AsyncClient(timeout=30) as client:
+        # Still a full answer after the load: a mutation refused with a user error
+        # (funds run out, say) is a 200 too, and must not pass for throughput.
+        response = await client.post(server.http_url, content=body, headers=headers)
+        check_answer(workload, server.kind, response.json())
     latency = report["latency"]
     if int(report.get("non2xx", 0)):
         # Refusals (429, 5xx) are fast: counting them as requests would flatter the server.

@@ -9,6 +9,7 @@ FANOUT_TARGET_PER_S = 30_000
 FANOUT_TARGET_P99_MS = 50.0
 INGEST_TARGET_RATIO = 0.8
 KLINES_TARGET_MS = 100.0
+PLACEMENT_TARGET_RATIO = 0.7
 
 
 def _cell(
@@ -90,6 +91,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                 ours_q["requests_per_s"] >= peer_q["requests_per_s"],
             )
         )
+    targets += _http_targets(results)
     ingest = results.get("ingest")
     name = f"ingest through our store >= {INGEST_TARGET_RATIO}x raw COPY (batches of 1000)"
     if not ingest:
@@ -117,6 +119,46 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                 name,
                 f"p50 {latency['p50']} ms, p99 {latency['p99']} ms ({best.get('shape', 'rows')})",
                 latency["p50"] < KLINES_TARGET_MS,
+            )
+        )
+    return targets
+
+
+def _http_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 15's nested-page p99 and trivial-query targets, issue 16's placement over HTTP."""
+    targets: list[dict[str, Any]] = []
+    ours, peer = _http(results, "ours", "orders"), _http(results, "postgraphile", "orders")
+    name = "nested orders query: p99 <= PostGraphile 4's"
+    if ours is None or peer is None:
+        targets.append(_target(name, "not measured", None))
+    else:
+        mine, theirs = ours["latency_ms"]["p99"], peer["latency_ms"]["p99"]
+        targets.append(_target(name, f"ours {mine} ms vs PostGraphile {theirs} ms", mine <= theirs))
+    ours, peer = _http(results, "ours", "trivial"), _http(results, "yoga", "trivial")
+    name = "{ __typename }: req/s >= graphql-yoga"
+    if ours is None or peer is None:
+        targets.append(_target(name, "not measured", None))
+    else:
+        targets.append(
+            _target(
+                name,
+                f"ours {ours['requests_per_s']:,} vs yoga {peer['requests_per_s']:,}",
+                ours["requests_per_s"] >= peer["requests_per_s"],
+            )
+        )
+    place = _http(results, "ours", "place_order")
+    trivial = _http(results, "ours", "mutation_trivial")
+    name = f"placeOrder over HTTP >= {PLACEMENT_TARGET_RATIO:.0%} of a trivial signed-in mutation"
+    if place is None or trivial is None:
+        targets.append(_target(name, "not measured", None))
+    else:
+        ratio = place["requests_per_s"] / trivial["requests_per_s"]
+        targets.append(
+            _target(
+                name,
+                f"{place['requests_per_s']:,} vs {trivial['requests_per_s']:,} req/s"
+                f" = {ratio:.2f}x",
+                ratio >= PLACEMENT_TARGET_RATIO,
             )
         )
     return targets

@@ -1,7 +1,8 @@
 """The realtime benchmark harness (issue 6): one command, reproducible.
 
     .venv/bin/python -m bench.run [--quick] [--only fanout,http,klines,ingest]
-                                  [--servers ours,yoga,postgraphile] [--profile]
+                                  [--servers ours,ours-standard,yoga,postgraphile]
+                                  [--profile]
                                   [--cells redis:1000x1000,mutation:1000x100]
 
 It starts a throwaway PostgreSQL and Redis (``tests.support.servers``), creates,
@@ -10,8 +11,9 @@ one at a time, with the load generators on core 1:
 
 - ``fanout``: graphql-ws subscribers to one symbol's ticks (ours, yoga peer);
 - ``http``: nested orders query, 1-minute klines and ``{ __typename }`` at 32
-  connections with autocannon (ours, yoga peer, PostGraphile 4 for orders and
-  ``{ __typename }``);
+  connections with autocannon (ours, ours with the compiled read path off, yoga
+  peer, PostGraphile 4 for orders and ``{ __typename }``); for ours also
+  ``placeOrder`` next to the cheapest signed-in mutation;
 - ``klines``: ``klines(limit: 10000)`` end to end (ours, yoga peer);
 - ``ingest``: ticks into PostgreSQL through our store and TickIngestor vs raw COPY.
 
@@ -49,6 +51,8 @@ from bench.cluster import (
     FEED_PASSWORD,
     FEED_USERNAME,
     PEERS,
+    TRADER_PASSWORD,
+    TRADER_USERNAME,
     Cluster,
     Server,
     database_servers,
@@ -62,7 +66,10 @@ from bench.processes import pin_self_to_load_cpu
 
 RESULTS = Path(__file__).parent / "results"
 WORKLOADS = ("fanout", "http", "klines", "ingest")
-SERVERS = ("ours", "yoga", "postgraphile")
+# ours-standard: our server with the compiled read path switched off (COMPILED_READS=false).
+SERVERS = ("ours", "ours-standard", "yoga", "postgraphile")
+OURS = ("ours", "ours-standard")
+MUTATIONS = ("mutation_trivial", "place_order")  # placed by the TRADER, not the demo user
 
 
 @dataclass(frozen=True)
@@ -135,10 +142,12 @@ QUICK = Sizes(
 
 @dataclass(frozen=True)
 class Tokens:
-    """Access tokens for our server: the demo TRADER (orders) and the FEED user (ticks)."""
+    """Access tokens for our server: the demo user (its orders), the FEED user (ticks) and a
+    fresh TRADER (the placement workload)."""
 
     demo: str | None = None
     feed: str | None = None
+    trader: str | None = None
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -312,10 +321,13 @@ async def run_server(
     workdir: Path,
 ) -> None:
     serves_fanout = kind in ("ours", "yoga")
+    serves_klines = kind in (*OURS, "yoga")
     wanted = [
         workload
         for workload in args.only
-        if workload == "http" or (workload in ("fanout", "klines") and serves_fanout)
+        if workload == "http"
+        or (workload == "fanout" and serves_fanout)
+        or (workload == "klines" and serves_klines)
     ]
     if not wanted:
         return
@@ -323,19 +335,27 @@ async def run_server(
     prelude = args.ours_prelude if kind == "ours" else None
     async with server_running(kind, cluster, prelude=prelude) as server:
         tokens = Tokens()
-        if kind == "ours":
+        if kind in OURS:
             tokens = Tokens(
                 demo=await login(server, DEMO_USERNAME, DEMO_PASSWORD),
                 feed=await login(server, FEED_USERNAME, FEED_PASSWORD),
+                trader=await login(server, TRADER_USERNAME, TRADER_PASSWORD),
             )
         if "http" in wanted:
-            for workload in ("orders", "klines", "trivial"):
+            workloads = ["orders", "klines", "trivial"]
+            limit_price = None
+            if kind == "ours" and tokens.trader is not None:
+                # Placement over HTTP next to the cheapest authenticated mutation (issue 16).
+                workloads += ["mutation_trivial", "place_order"]
+                limit_price = await http_queries.resting_buy_price(server, tokens.trader)
+            for workload in workloads:
                 log(f"{kind}: http {workload} ...")
                 outcome = await unless_noisy(
                     partial(
                         http_queries.run, cluster, server, workload,
                         demo_user_id=seeded.demo_user_id, warmup=sizes.http_warmup,
-                        duration=sizes.http_seconds, token=tokens.demo,
+                        duration=sizes.http_seconds, limit_price=limit_price,
+                        token=tokens.trader if workload in MUTATIONS else tokens.demo,
                     )
                 )  # fmt: skip
                 if outcome is not None:
@@ -346,7 +366,7 @@ async def run_server(
             outcome = await large_klines.over_http(server, sizes.klines_requests)
             results.setdefault("large_klines", {}).setdefault("http", []).append(outcome)
             log(f"  {outcome['latency_ms']}")
-            if kind == "ours":
+            if kind in OURS:
                 outcome = await large_klines.over_http(server, sizes.klines_requests, columnar=True)
                 results["large_klines"]["http"].append(outcome)
                 log(f"  columnar (klineSeries): {outcome['latency_ms']}")
