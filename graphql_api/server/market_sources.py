@@ -53,7 +53,10 @@ async def build_sources(
             )
         )
     if "replay" in names:
-        sources.append(await replay_source(services))
+        replay = await replay_source(services)
+        if settings.replay_ignore_sessions:
+            services.catalog.trade_around_the_clock(replay.symbols())
+        sources.append(replay)
     owned: set[str] = set()
     for source in sources:
         twice = owned & source.symbols()

@@ -15,6 +15,9 @@ chunk stamped with the current time. A replay that falls behind by more than
 ``MAX_SLIP_SECONDS`` (slow writes) moves its schedule forward instead of
 stamping ticks in the past. With ``loop`` the recording starts over when it ends,
 one mean tick spacing after its last tick.
+
+As a :class:`~graphql_api.market.sources.base.DailyBarSource` it serves a daily-bar
+CSV (``backfill-bars --source replay --file``), the rows dated in the range.
 """
 
 from __future__ import annotations
