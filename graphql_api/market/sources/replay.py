@@ -234,11 +234,12 @@ class ReplaySource:
 
 
 def bar_lines_in_range(path: Path, start: date, end: date) -> list[str]:
-    """The header and the rows of a daily-bar CSV dated from ``start`` to ``end``.
+    """The lines of a daily-bar CSV with the rows dated outside ``start``..``end``
+    blanked (the import skips blank lines but counts them, so a rejected row is
+    reported with its line in the file).
 
     A header that is not the ``import-bars`` one is kept as is (the import refuses it
-    with its reason); so are rows whose date does not parse (the import reports them
-    with their line). Line numbers therefore count the kept lines, header first.
+    with its reason); so are rows whose date does not parse (the import reports them).
     """
     try:
         with path.open(encoding="utf-8-sig", newline="") as file:
@@ -252,11 +253,9 @@ def bar_lines_in_range(path: Path, start: date, end: date) -> list[str]:
         try:
             day = date.fromisoformat(line.split(",", 1)[0].strip())
         except ValueError:
-            if line.strip():
-                kept.append(line)
-            continue
-        if start <= day <= end:
             kept.append(line)
+            continue
+        kept.append(line if start <= day <= end else "")
     return kept
 
 

@@ -297,3 +297,31 @@ async def test_backfill_refuses_what_cannot_be_backfilled(
         )
         assert code == 2 and "nope.csv" in err
         assert await daily_bars(url, "NOPE.SH") == []
+
+
+async def test_a_replay_file_s_bad_row_in_the_range_is_reported_with_its_line_in_the_file(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    bars = tmp_path / "bars.csv"
+    bars.write_text(
+        "date,open,high,low,close,volume\n"
+        "2023-12-29,1520.00,1535.50,1510.00,1530.00,12300\n"  # before the range
+        "2024-01-02,1520.00,1535.50,1510.00,1530.00,12300\n"
+        "2024-01-03,1530.00,1520.00,1525.00,1535.00,9800\n"  # high below open: line 4
+        "2024-02-01,1535.00,1545.00,1530.00,1540.00,10100\n"  # after it
+    )
+    async with sql_database(request, "sqlite") as url:
+        code, out, err = await backfill(
+            url,
+            "--source=replay",
+            f"--file={bars}",
+            "--symbol=600519.SH",
+            "--from=2024-01-01",
+            "--to=2024-01-31",
+        )
+        assert code == 1, err
+        assert "rows read 2, written 1, rejected 1" in out
+        assert "line 4" in out
+        stored = {b.day for b in await daily_bars(url, "600519.SH")}
+        assert date(2024, 1, 2) in stored
+        assert not stored & {date(2023, 12, 29), date(2024, 1, 3), date(2024, 2, 1)}
