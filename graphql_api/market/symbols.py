@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import structlog
 
-from graphql_api.market.sessions import OffSessionOrders, TradingSession, session_from_json
+from graphql_api.market.sessions import (
+    ALWAYS_OPEN_UTC,
+    OffSessionOrders,
+    TradingSession,
+    session_from_json,
+)
 from graphql_api.realtime.channels import SYMBOL_CHANGES_CHANNEL
 from graphql_api.realtime.hub import RESYNC, Hub, SlowConsumerError
 from storage import models
@@ -61,6 +66,7 @@ class SymbolCatalog:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
         self._specs: dict[str, SymbolSpec] = {}
+        self._always_open: frozenset[str] = frozenset()
         self._on_change: list[Callable[[SymbolSpec], None]] = []
 
     async def load(self) -> None:
@@ -68,14 +74,31 @@ class SymbolCatalog:
             rows = await symbol_repo.search_symbols(
                 session, search=None, exchange=None, after_code=None, limit=1_000_000
             )
-        self._specs = {row.code: SymbolSpec.from_row(row) for row in rows}
+        self._specs = {row.code: self._spec(row) for row in rows}
+
+    def trade_around_the_clock(self, codes: Iterable[str]) -> None:
+        """On this process, treat ``codes`` as open at every hour, whatever their stored
+        session says: the replay source's symbols (``REPLAY_IGNORE_SESSIONS``), whose
+        market is the recording being played, not today's exchange hours. Orders,
+        the matcher and the strategy engine read sessions from here, so all follow."""
+        self._always_open = frozenset(codes)
+        self._specs = {
+            code: replace(spec, session=ALWAYS_OPEN_UTC) if code in self._always_open else spec
+            for code, spec in self._specs.items()
+        }
+
+    def _spec(self, row: models.Symbol) -> SymbolSpec:
+        spec = SymbolSpec.from_row(row)
+        if spec.code in self._always_open:
+            return replace(spec, session=ALWAYS_OPEN_UTC)
+        return spec
 
     async def get_many(self, codes: list[str]) -> dict[str, SymbolSpec]:
         missing = [code for code in codes if code not in self._specs]
         if missing:
             async with self._sessions() as session:
                 for row in await symbol_repo.symbols_by_codes(session, missing):
-                    self._specs[row.code] = SymbolSpec.from_row(row)
+                    self._specs[row.code] = self._spec(row)
         return {code: self._specs[code] for code in codes if code in self._specs}
 
     async def currency_of(self, code: str) -> str:
@@ -95,7 +118,7 @@ class SymbolCatalog:
         """Reload ``codes`` from the database (after a change); their specs as now stored."""
         async with self._sessions() as session:
             rows = await symbol_repo.symbols_by_codes(session, list(codes))
-        specs = [SymbolSpec.from_row(row) for row in rows]
+        specs = [self._spec(row) for row in rows]
         for spec in specs:
             changed = self._specs.get(spec.code) != spec
             self._specs[spec.code] = spec
@@ -163,7 +186,7 @@ class SymbolCatalog:
                 session, search=None, exchange=None, after_code=None, limit=1_000_000
             )
         for row in rows:
-            spec = SymbolSpec.from_row(row)
+            spec = self._spec(row)
             if self._specs.get(spec.code) != spec:
                 self._specs[spec.code] = spec
                 for callback in list(self._on_change):

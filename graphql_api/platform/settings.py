@@ -68,6 +68,9 @@ class Settings(HardeningSettings):
     # A factor (1 = recorded pace, 10 = ten times faster) or max (0): no waits.
     replay_speed: str = Field("1", alias="REPLAY_SPEED")
     replay_loop: bool = Field(False, alias="REPLAY_LOOP")
+    # A recorded session day played now is that day's market: its symbols trade at
+    # any wall-clock hour on the processes that replay (false: their sessions apply).
+    replay_ignore_sessions: bool = Field(True, alias="REPLAY_IGNORE_SESSIONS")
     # Binance spot streams: our symbol codes (BTCUSDT), each also Binance's.
     binance_symbols: str = Field("", alias="BINANCE_SYMBOLS")
     binance_ws_url: str = Field("wss://stream.binance.com:9443", alias="BINANCE_WS_URL")

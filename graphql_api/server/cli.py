@@ -160,14 +160,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backfill-bars",
         help="fetch daily bars of one symbol from a market-data source",
         description=(
-            "Fetch a symbol's daily bars for a date range from a market-data source and "
-            "import them like import-bars: binance (the klines REST endpoint at "
-            "BINANCE_REST_URL) or replay (a daily-bar CSV file, rows in the range)."
+            "Fetch a symbol's daily bars for a date range from a market-data source that "
+            "keeps history and import them like import-bars: binance (the klines REST "
+            "endpoint at BINANCE_REST_URL) or replay (--file, a daily-bar CSV; the rows "
+            "in the range). Progress goes to stderr, the import summary to stdout."
         ),
         epilog=BARS_FORMAT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    backfill.add_argument("--source", required=True, choices=("binance", "replay"))
+    backfill.add_argument(
+        "--source",
+        required=True,
+        choices=("binance", "replay", "simulated"),
+        help="a source that keeps history: binance or replay (simulated has none)",
+    )
     backfill.add_argument("--symbol", required=True, help="our symbol code, e.g. BTCUSDT")
     backfill.add_argument("--from", dest="start", required=True, type=_day, help="YYYY-MM-DD")
     backfill.add_argument("--to", dest="end", required=True, type=_day, help="YYYY-MM-DD")
@@ -251,8 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backfill-bars":
         if args.end < args.start:
             parser.error("--to is before --from")
-        if (args.source == "replay") != (args.file is not None):
-            parser.error("--file is for --source replay, and it needs one")
+        if args.file is not None and args.source != "replay":
+            parser.error("--file is for --source replay")
         return asyncio.run(_backfill_bars(args))
     if args.command == "import-symbols":
         return asyncio.run(
@@ -432,37 +438,34 @@ async def _import_bars(
 
 
 async def _backfill_bars(args: argparse.Namespace) -> int:
+    """Through the source's :class:`~graphql_api.market.sources.DailyBarSource` side,
+    then the one daily-bar import (same checks, batches, summary and exit status)."""
     import httpx
 
+    from graphql_api.market.imports.bars import import_bar_lines
     from graphql_api.market.sources import SourceConfigError
-    from graphql_api.market.sources.binance_klines import daily_bar_lines
+    from graphql_api.market.sources.binance_klines import RateLimitedError
     from graphql_api.platform.settings import Settings
+    from graphql_api.server.market_sources import history_source
 
     settings = Settings()
     label = f"{args.source} {args.symbol.upper()} {args.start}..{args.end}"
+    progress = _show(args.progress)
+    total = (args.end - args.start).days + 1
+    lines: list[str] = []
     try:
-        if args.source == "binance":
-            pages = 0
-
-            def page(days: int) -> None:
-                nonlocal pages
-                pages += 1
-                if _show(args.progress):
-                    print(f"fetched page {pages} ({days} days)", file=sys.stderr)
-
-            lines = await daily_bar_lines(
-                settings.binance_rest_url, args.symbol, args.start, args.end, on_page=page
-            )
-        else:
-            lines = _bar_lines_in_range(Path(args.file), args.start, args.end)
-    except (SourceConfigError, OSError) as error:
+        source = history_source(args.source, settings, Path(args.file) if args.file else None)
+        async for chunk in source.daily_bars(args.symbol, args.start, args.end):
+            lines.extend(chunk)
+            if progress:
+                rows = max(len(lines) - 1, 0)
+                print(f"{label}: {rows} of at most {total} days fetched", file=sys.stderr)
+    except (SourceConfigError, RateLimitedError, OSError) as error:
         print(f"error: {label}: {error}", file=sys.stderr)
         return 2
     except httpx.HTTPError as error:  # unreachable, or it answered an error status
         print(f"error: {label}: source unavailable: {error}", file=sys.stderr)
         return 2
-    from graphql_api.market.imports.bars import import_bar_lines
-
     window = _window(settings.max_bar_age_years, settings.max_tick_future_seconds)
     async with _open_catalog(settings) as (catalog, sessions):
         report = await import_bar_lines(
@@ -479,23 +482,6 @@ async def _backfill_bars(args: argparse.Namespace) -> int:
             print(f"error: {label}: {problem.message}", file=sys.stderr)
         return 2
     return _report(_bar_summary(report, args.all_or_nothing))
-
-
-def _bar_lines_in_range(path: Path, start: date, end: date) -> list[str]:
-    """The header and the rows of a daily-bar CSV dated from ``start`` to ``end``
-    (rows whose date does not parse are kept: the import reports them)."""
-    with path.open(encoding="utf-8-sig", newline="") as file:
-        lines = file.readlines()
-    kept = lines[:1]
-    for line in lines[1:]:
-        try:
-            day = date.fromisoformat(line.split(",", 1)[0].strip())
-        except ValueError:
-            kept.append(line)
-            continue
-        if start <= day <= end:
-            kept.append(line)
-    return kept
 
 
 def _day(text: str) -> date:

@@ -11,10 +11,17 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from graphql_api.market.ingest import TickIngestor
 from graphql_api.market.simulated_feed import RandomWalk
-from graphql_api.market.sources import Backoff, MarketDataSource, SourceConfigError, supervise
+from graphql_api.market.sources import (
+    Backoff,
+    DailyBarSource,
+    MarketDataSource,
+    SourceConfigError,
+    supervise,
+)
 from graphql_api.market.sources.binance import BinanceEndpoints, BinanceSource
 from graphql_api.market.sources.replay import ReplaySource, read_csv_file, read_stored_recording
 from graphql_api.market.sources.simulated import SimulatedSource
@@ -46,7 +53,10 @@ async def build_sources(
             )
         )
     if "replay" in names:
-        sources.append(await replay_source(services))
+        replay = await replay_source(services)
+        if settings.replay_ignore_sessions:
+            services.catalog.trade_around_the_clock(replay.symbols())
+        sources.append(replay)
     owned: set[str] = set()
     for source in sources:
         twice = owned & source.symbols()
@@ -130,3 +140,33 @@ def source_task(
     leadership = Leadership(services.engine, name, retry_interval=settings.leader_lease_seconds / 5)
     services.activity.leaders[name] = leadership
     return asyncio.create_task(leadership.run(work), name=name)
+
+
+SOURCE_NAMES = ("simulated", "replay", "binance")
+
+
+def history_source(name: str, settings: Settings, bars_file: Path | None) -> DailyBarSource:
+    """The source ``name`` as ``quantgraph backfill-bars`` uses it: only for its daily bars,
+    so it is built without its live settings (no symbols, no replay recording).
+    :class:`SourceConfigError` when that source keeps no history."""
+    source: MarketDataSource
+    if name == "binance":
+        source = BinanceSource(
+            [], BinanceEndpoints(settings.binance_ws_url, settings.binance_rest_url), lambda _: None
+        )
+    elif name == "replay":
+
+        async def nothing() -> list[Tick]:
+            return []
+
+        source = ReplaySource(nothing, frozenset(), speed=None, bars_file=bars_file)
+    elif name == "simulated":
+        source = SimulatedSource(RandomWalk([], {}, seed=0), ticks_per_second=1)
+    else:
+        raise SourceConfigError(f"no market-data source named {name!r}")
+    if not isinstance(source, DailyBarSource):
+        raise SourceConfigError(
+            f"source {name} provides no daily bars (it has no history); "
+            "sources that do: replay, binance"
+        )
+    return source

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 import httpx
@@ -116,6 +116,14 @@ class BinanceSource:
 
     def symbols(self) -> frozenset[str]:
         return frozenset(self._symbols)
+
+    def daily_bars(self, symbol: str, start: date, end: date) -> AsyncIterator[list[str]]:
+        """Daily history from the klines endpoint (:mod:`.binance_klines`), a chunk per page."""
+        from graphql_api.market.sources.binance_klines import daily_bar_pages
+
+        return daily_bar_pages(
+            self._endpoints.rest_url, symbol, start, end, timeout=self._http_timeout
+        )
 
     async def run(self, ingestor: TickIngestor) -> None:
         specs = self._specs()

@@ -15,6 +15,9 @@ chunk stamped with the current time. A replay that falls behind by more than
 ``MAX_SLIP_SECONDS`` (slow writes) moves its schedule forward instead of
 stamping ticks in the past. With ``loop`` the recording starts over when it ends,
 one mean tick spacing after its last tick.
+
+As a :class:`~graphql_api.market.sources.base.DailyBarSource` it serves a daily-bar
+CSV (``backfill-bars --source replay --file``), the rows dated in the range.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -38,7 +41,7 @@ from graphql_api.market.imports.ticks import (
 )
 from graphql_api.market.ingest import TickIngestor
 from graphql_api.market.source_health import TickSource
-from graphql_api.market.sources.base import SourceConfigError
+from graphql_api.market.sources.base import BAR_HEADER, SourceConfigError, check_range
 from graphql_api.market.symbols import SymbolSpec
 from graphql_api.market.tick_validation import check_tick
 from graphql_api.market.value_ranges import TimeWindow
@@ -141,6 +144,8 @@ class ReplaySource:
     speed: the speed factor; None plays as fast as the ingest path takes it.
     loop: start over at the end instead of ending.
     clock: the time source and sleep (tests pass a fake one).
+    bars_file: a daily-bar CSV (the ``import-bars`` format) this source serves as
+        history through :meth:`daily_bars`.
     """
 
     def __init__(
@@ -151,8 +156,10 @@ class ReplaySource:
         speed: float | None,
         loop: bool = False,
         clock: ReplayClock | None = None,
+        bars_file: Path | None = None,
     ) -> None:
         self._load = load
+        self._bars_file = bars_file
         self._symbols = symbols
         self._speed = speed
         self._loop = loop
@@ -165,6 +172,14 @@ class ReplaySource:
 
     def symbols(self) -> frozenset[str]:
         return self._symbols
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> AsyncIterator[list[str]]:
+        """The rows of ``bars_file`` dated in the range, in one chunk (the file holds one
+        symbol's days, so ``symbol`` only names them for the import)."""
+        check_range(start, end)
+        if self._bars_file is None:
+            raise SourceConfigError("replay: no daily-bar file to read (backfill-bars --file)")
+        yield await asyncio.to_thread(bar_lines_in_range, self._bars_file, start, end)
 
     async def run(self, ingestor: TickIngestor) -> None:
         ticks = await self._load()
@@ -216,6 +231,32 @@ class ReplaySource:
             ]
             await _hand_over(ingestor, batch)
             index = end
+
+
+def bar_lines_in_range(path: Path, start: date, end: date) -> list[str]:
+    """The lines of a daily-bar CSV with the rows dated outside ``start``..``end``
+    blanked (the import skips blank lines but counts them, so a rejected row is
+    reported with its line in the file).
+
+    A header that is not the ``import-bars`` one is kept as is (the import refuses it
+    with its reason); so are rows whose date does not parse (the import reports them).
+    """
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            lines = file.read().splitlines()
+    except OSError as error:
+        raise SourceConfigError(f"{path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise SourceConfigError(f"{path}: not UTF-8 text ({error.reason})") from error
+    kept = lines[:1] or [BAR_HEADER]
+    for line in lines[1:]:
+        try:
+            day = date.fromisoformat(line.split(",", 1)[0].strip())
+        except ValueError:
+            kept.append(line)
+            continue
+        kept.append(line if start <= day <= end else "")
+    return kept
 
 
 async def _hand_over(ingestor: TickIngestor, ticks: list[Tick]) -> None:

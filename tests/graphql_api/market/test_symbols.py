@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
 
-from graphql_api.market.sessions import ALWAYS_OPEN_UTC, OffSessionOrders
+from graphql_api.market.sessions import (
+    ALWAYS_OPEN_UTC,
+    OffSessionOrders,
+    TradingSession,
+    parse_hours,
+)
 from graphql_api.market.symbols import SymbolCatalog, SymbolSpec, is_multiple_of, quantize
 from graphql_api.server.demo_data import A_SHARE_DEMO_SESSION, INSTRUMENTS
 from storage import models
@@ -164,3 +171,35 @@ def test_quantize_rounds_to_the_nearest_step_half_up(value: str, step: str, expe
     result = quantize(D(value), D(step))
     assert result == D(expected)
     assert is_multiple_of(result, D(step))
+
+
+async def test_replayed_symbols_trade_around_the_clock_on_the_catalogue_that_says_so(
+    embedded: Embedded,
+) -> None:
+    # given 600519.SH stored with its real hours, closed on a Saturday
+    saturday = datetime(2026, 11, 7, 4, 0, tzinfo=UTC)
+    hours = TradingSession.create("Asia/Shanghai", parse_hours("MON-FRI 09:30-11:30 13:00-15:00"))
+    async with embedded.sessions() as session:
+        await session.execute(
+            update(models.Symbol)
+            .where(models.Symbol.code == "600519.SH")
+            .values(trading_session=hours.to_json())
+        )
+        await session.commit()
+    catalog = SymbolCatalog(embedded.sessions)
+    await catalog.load()
+    stored = catalog.cached("600519.SH")
+    assert stored is not None and not stored.session.is_open(saturday)
+    # when the replay's symbols are to trade at any hour
+    catalog.trade_around_the_clock(["600519.SH"])
+    # then the catalogue answers them open, everything else as stored, also after a reload
+    assert catalog.cached("600519.SH") == replace(stored, session=ALWAYS_OPEN_UTC)
+    (reloaded,) = await catalog.refresh(["600519.SH"])
+    assert reloaded.session.is_open(saturday)
+    await catalog.load()
+    assert (await catalog.get_many(["600519.SH"]))["600519.SH"].session == ALWAYS_OPEN_UTC
+    assert catalog.cached("BTCUSDT") == BITCOIN
+    # and another catalogue (a process that does not replay) keeps the real hours
+    other = SymbolCatalog(embedded.sessions)
+    await other.load()
+    assert other.cached("600519.SH") == stored

@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
 
+from graphql_api.market.sessions import ALWAYS_OPEN_UTC
 from graphql_api.market.source_health import SourceState, TickSource
 from graphql_api.platform.settings import Settings
 from graphql_api.server.readiness import source_states
@@ -73,6 +74,23 @@ async def test_replay_and_simulated_run_together_each_on_its_own_symbols(
         ]
         assert {str(t.last) for t in replayed} == {f"{1400 + i}.00" for i in range(20)}
         assert source_states(services) == {"replay": "ended", "simulated": "running"}
+
+
+@pytest.mark.parametrize("ignore", [True, False])
+async def test_the_replayed_symbols_trade_at_any_hour_unless_told_otherwise(
+    database_url: str, tmp_path: Path, ignore: bool
+) -> None:
+    settings = make_settings(
+        database_url,
+        MARKET_FEED="replay",
+        REPLAY_FILE=str(recording(tmp_path / "day.csv")),
+        REPLAY_IGNORE_SESSIONS=ignore,
+    )
+    async with open_services(settings) as services:
+        replayed, walked = services.catalog.cached(REPLAYED), services.catalog.cached("000001.SZ")
+        assert replayed is not None and walked is not None
+        assert (replayed.session == ALWAYS_OPEN_UTC) is ignore
+        assert walked.session != ALWAYS_OPEN_UTC  # symbols the replay does not quote keep theirs
 
 
 async def test_a_bad_replay_file_fails_the_source_not_the_server(

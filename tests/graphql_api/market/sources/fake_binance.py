@@ -74,6 +74,8 @@ class FakeBinance:
         self.port = 0
         self.klines: list[list[Any]] = []
         self.kline_queries: list[dict[str, list[str]]] = []
+        # answers given instead of klines, first to last: (status, Retry-After or None)
+        self.kline_refusals: list[tuple[HTTPStatus, str | None]] = []
 
     @property
     def ws_url(self) -> str:
@@ -96,6 +98,13 @@ class FakeBinance:
         ``limit``, as documented: arrays of strings but for the times and trade count."""
         query = parse_qs(urlsplit(request.path).query)
         self.kline_queries.append(query)
+        if self.kline_refusals:
+            status, retry_after = self.kline_refusals.pop(0)
+            body = {"code": -1003, "msg": "Too many requests."}
+            response = connection.respond(status, json.dumps(body))
+            if retry_after is not None:
+                response.headers["Retry-After"] = retry_after
+            return response
         start, end = int(query["startTime"][0]), int(query["endTime"][0])
         limit = int(query["limit"][0])
         rows = [row for row in self.klines if start <= row[0] <= end][:limit]
