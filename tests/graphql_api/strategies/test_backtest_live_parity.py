@@ -16,7 +16,10 @@ design (``docs/strategies.md``, "Backtest and live") is asserted exactly:
   closed the signal's bar; a backtest fills at the next bar's open, which is
   that closing tick's last price;
 - live trades one lot on every signal; the (long-only) backtest only enters
-  when flat and exits when long, and closes what is open at the last close.
+  when flat and exits when long, and closes what is open at the last close;
+- a strategy started mid-day (at noon) warms up on the ``warmup_bars`` stored
+  bars before its start, so it agrees with a backtest that starts there; for
+  the moving-window kinds that is also the whole day's backtest.
 
 The replay runs on a clock the test drives (:class:`PacedClock`): recorded
 spacing (speed 1), but no real waiting, and after each tick that closes a bar
@@ -47,7 +50,7 @@ from graphql_api.market.value_ranges import TimeWindow
 from graphql_api.server.market_sources import replay_source
 from graphql_api.server.runtime import open_services, strategy_engine
 from graphql_api.services import Services
-from graphql_api.strategies.backtest import Trade
+from graphql_api.strategies.backtest import Bars, Trade
 from graphql_api.strategies.backtest.service import (
     BacktestRequest,
     prepare_backtest,
@@ -56,7 +59,7 @@ from graphql_api.strategies.backtest.service import (
 from graphql_api.strategies.definitions import StrategyDraft, StrategyKind
 from graphql_api.strategies.engine import StrategyEngine
 from graphql_api.strategies.lifecycle import start_strategy
-from graphql_api.strategies.rules import signals
+from graphql_api.strategies.rules import signals, warmup_bars
 from graphql_api.trading.matcher import PaperMatcher
 from storage import models
 from storage.timeseries import KlineInterval, Tick
@@ -67,6 +70,8 @@ RECORDING = Path(__file__).parents[2] / "data" / "recorded_day_BTCUSDT.csv.gz"
 SYMBOL = "BTCUSDT"
 LOT = Decimal("0.00001")
 INTERVAL = KlineInterval.MINUTE_5
+"""5-minute bars: 288 a day, two strategies of each kind, about 10 s per database.
+1-minute bars pass too, but take about 90 s (every bar is a transaction per strategy)."""
 PARAMETERS: dict[StrategyKind, dict[str, Any]] = {
     StrategyKind.SMA_CROSS: {"fast": 5, "slow": 20},
     StrategyKind.EMA_CROSS: {"fast": 5, "slow": 15},
@@ -74,7 +79,12 @@ PARAMETERS: dict[StrategyKind, dict[str, Any]] = {
     StrategyKind.MACD_CROSS: {"fast": 12, "slow": 26, "signal": 9},
     StrategyKind.BOLLINGER_BREAKOUT: {"period": 20, "stddev": 2.0},
 }
+WINDOWED = {StrategyKind.SMA_CROSS, StrategyKind.BOLLINGER_BREAKOUT}
+"""Kinds whose indicators see only the last ``period`` bars; EMA, RSI (Wilder) and MACD
+remember every bar since their first, with fading weight."""
 SETTLE_TIMEOUT = 20.0
+LATE_START = timedelta(hours=12)
+"""The second set of strategies starts after the bar that starts this long after the first."""
 
 
 def test_every_strategy_kind_is_covered() -> None:
@@ -134,6 +144,11 @@ class Recording:
         """Whether tick ``index`` is the first of a later bucket: live, it closes a bar."""
         return index > 0 and self.bucket(index) > self.bucket(index - 1)
 
+    def final_closed_bar(self) -> datetime | None:
+        """The bar the recording's last tick closes, if it opens a bucket of its own."""
+        last = len(self.ticks) - 1
+        return self.bucket(last - 1) if self.closes_bar(last) else None
+
     def closing_tick(self, bar: datetime) -> int | None:
         """The index of the tick that closes ``bar`` live (the first one after it)."""
         end = bar + INTERVAL.duration - self.shift
@@ -184,13 +199,16 @@ class PacedClock:
         return ReplayClock(monotonic=self.monotonic, now=self.now, sleep=self.sleep)
 
 
-async def started_strategies(services: Services, engine: StrategyEngine) -> dict[StrategyKind, int]:
+async def started_strategies(
+    services: Services, engine: StrategyEngine, label: str
+) -> dict[StrategyKind, int]:
+    """One auto-trading strategy of every kind, started and picked up by the engine."""
     ids: dict[StrategyKind, int] = {}
     for kind, parameters in PARAMETERS.items():
         created = await services.strategies.create(
             services.demo_user_id,
             StrategyDraft(
-                name=f"parity {kind.value}",
+                name=f"{label} {kind.value}",
                 kind=kind,
                 symbol=SYMBOL,
                 interval=INTERVAL,
@@ -206,52 +224,74 @@ async def started_strategies(services: Services, engine: StrategyEngine) -> dict
         assert not outcome.errors
 
     async def all_running() -> bool:
-        return engine.running() == set(ids.values())
+        return set(ids.values()) <= engine.running()
 
     await eventually(all_running, "every strategy has a runner")
     return ids
 
 
-def settled_check(
-    services: Services, matcher: PaperMatcher, strategy_ids: list[int]
-) -> Callable[[datetime], Awaitable[None]]:
-    """Wait until every strategy evaluated ``bar`` and every order it placed rests in
-    the matcher's book (so the next tick is the first one the order can meet)."""
+class LivePath:
+    """The engine and the matcher the replay feeds, and the strategies they run.
 
-    async def settled(bar: datetime) -> None:
-        async def done() -> bool:
-            async with services.sessions() as session:
-                evaluated = await session.scalar(
-                    select(func.count()).where(
-                        models.Strategy.id.in_(strategy_ids), models.Strategy.last_bar_at >= bar
+    ``settled(bar)`` is the replay clock's wait after a tick that closed ``bar``:
+    until every strategy evaluated it and every order placed on it rests in the
+    matcher's book (so the next tick is the first one the order can meet). After
+    the bar ``late_after`` it starts a second set of strategies: mid-day starts.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        engine: StrategyEngine,
+        matcher: PaperMatcher,
+        late_after: datetime,
+    ) -> None:
+        self._services = services
+        self._engine = engine
+        self._matcher = matcher
+        self._late_after = late_after
+        self.early: dict[StrategyKind, int] = {}
+        self.late: dict[StrategyKind, int] = {}
+
+    async def start(self) -> None:
+        self.early = await started_strategies(self._services, self._engine, "from the open")
+
+    async def settled(self, bar: datetime) -> None:
+        await eventually(
+            lambda: self._acted_on(bar), f"the live path acted on the bar of {bar.isoformat()}"
+        )
+        if bar == self._late_after:
+            self.late = await started_strategies(self._services, self._engine, "from noon")
+
+    async def _acted_on(self, bar: datetime) -> bool:
+        ids = [*self.early.values(), *self.late.values()]
+        async with self._services.sessions() as session:
+            evaluated = await session.scalar(
+                select(func.count()).where(
+                    models.Strategy.id.in_(ids), models.Strategy.last_bar_at >= bar
+                )
+            )
+            if evaluated != len(ids):
+                return False
+            unplaced = await session.scalar(
+                select(func.count()).where(
+                    models.Signal.strategy_id.in_(ids), models.Signal.order_id.is_(None)
+                )
+            )
+            if unplaced:
+                return False
+            waiting = list(
+                await session.scalars(
+                    select(models.Order.id).where(
+                        models.Order.symbol_code == SYMBOL, models.Order.status == "NEW"
                     )
                 )
-                if evaluated != len(strategy_ids):
-                    return False
-                unplaced = await session.scalar(
-                    select(func.count()).where(
-                        models.Signal.strategy_id.in_(strategy_ids),
-                        models.Signal.order_id.is_(None),
-                    )
-                )
-                if unplaced:
-                    return False
-                waiting = list(
-                    await session.scalars(
-                        select(models.Order.id).where(
-                            models.Order.symbol_code == SYMBOL, models.Order.status == "NEW"
-                        )
-                    )
-                )
-            book = matcher.book(SYMBOL)
-            return all(book is not None and order_id in book for order_id in waiting)
-
-        await eventually(done, f"the live path acted on the bar of {bar.isoformat()}")
-
-    return settled
+            )
+        book = self._matcher.book(SYMBOL)
+        return all(book is not None and order_id in book for order_id in waiting)
 
 
-async def replay_the_day(services: Services) -> tuple[Recording, dict[StrategyKind, int]]:
+async def replay_the_day(services: Services) -> tuple[Recording, LivePath]:
     specs = {spec.code: spec for spec in services.catalog.all()}
     now = datetime.now(UTC)
     window = TimeWindow.around(now, services.settings.max_tick_age_years, timedelta(0))
@@ -259,8 +299,6 @@ async def replay_the_day(services: Services) -> tuple[Recording, dict[StrategyKi
     # Whole days keep every bucket; a minute of margin keeps every stamp in the future.
     days = math.ceil((now + timedelta(minutes=1) - ticks[0].time) / timedelta(days=1))
     recording = Recording(ticks, timedelta(days=days))
-    # so every order placed on a bar's close has a later tick to meet
-    assert not recording.closes_bar(len(ticks) - 1)
     matcher = PaperMatcher(
         services.sessions,
         services.hub,
@@ -272,23 +310,32 @@ async def replay_the_day(services: Services) -> tuple[Recording, dict[StrategyKi
     )
     engine = strategy_engine(services, poll_interval=0.1, timer_interval=0.05)
     async with running(matcher.run), running(engine.run):
-        ids = await started_strategies(services, engine)
-        clock = PacedClock(recording, settled_check(services, matcher, list(ids.values())))
+        path = LivePath(services, engine, matcher, recording.bucket(0) + LATE_START)
+        await path.start()
+        clock = PacedClock(recording, path.settled)
         source = await replay_source(services, clock=clock.replay_clock())
         await source.run(services.ingestor)
         assert source.passes == 1
+        final = recording.final_closed_bar()
+        if final is not None:  # the last tick closed a bar: no later sleep waited for it
+            await path.settled(final)
 
         async def all_filled() -> bool:
             async with services.sessions() as session:
                 waiting = await session.scalar(
                     select(func.count()).where(
-                        models.Order.symbol_code == SYMBOL, models.Order.status == "NEW"
+                        models.Order.symbol_code == SYMBOL,
+                        models.Order.status == "NEW",
+                        models.Order.id.not_in(
+                            select(models.Signal.order_id).where(models.Signal.bar_time == final)
+                        ),
                     )
                 )
             return waiting == 0
 
         await eventually(all_filled, "the matcher filled every order a later tick can fill")
-    return recording, ids
+    assert path.late, "the late strategies started"
+    return recording, path
 
 
 async def live_signals(services: Services, strategy_id: int) -> list[models.Signal]:
@@ -334,95 +381,169 @@ def long_only_fills(sides: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return acted
 
 
+@dataclass(frozen=True, slots=True)
+class Backtested:
+    """A backtest of one strategy over ``[start, end of the day]``: its bars, the
+    signals its rule gives on them (bar indices into the whole day) and its trades."""
+
+    signals: list[tuple[str, int]]
+    trades: list[tuple[str, Decimal, datetime, Decimal, datetime, Decimal]]
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """The stored bars of the replayed day, as ``runBacktest`` loads them."""
+
+    recording: Recording
+    bars: Bars
+    times: list[datetime]
+
+    @property
+    def last(self) -> int:
+        return len(self.times) - 1
+
+    def index(self, moment: datetime) -> int:
+        return self.times.index(moment)
+
+
+async def stored_day(services: Services, recording: Recording) -> Day:
+    ticks, shift = recording.ticks, recording.shift
+    request = BacktestRequest(
+        kind=StrategyKind.SMA_CROSS.value,
+        parameters=PARAMETERS[StrategyKind.SMA_CROSS],
+        symbol=SYMBOL,
+        start=ticks[0].time + shift - timedelta(days=1),
+        end=ticks[-1].time + shift + timedelta(days=1),
+        interval=INTERVAL,
+    )
+    prepared, errors = await prepare_backtest(
+        services.sessions, services.catalog, services.timeseries, request
+    )
+    assert prepared is not None, errors
+    bars = prepared.bars
+    return Day(recording, bars, [bars.time_at(i) for i in range(len(bars))])
+
+
+async def backtest(services: Services, day: Day, kind: StrategyKind, first: int) -> Backtested:
+    """``runBacktest`` of ``kind`` from bar ``first`` to the end of the day, one lot a trade."""
+    request = BacktestRequest(
+        kind=kind.value,
+        parameters=PARAMETERS[kind],
+        symbol=SYMBOL,
+        start=day.times[first],
+        end=day.times[-1] + INTERVAL.duration,
+        interval=INTERVAL,
+        commission_rate=Decimal(0),
+        fixed_quantity=LOT,
+    )
+    outcome = await run_backtest(services.sessions, services.catalog, services.timeseries, request)
+    assert outcome.result is not None, outcome.errors
+    assert len(outcome.result.times) == len(day.times) - first
+    closes = day.bars.close[first:]
+    raw = signals(kind.value, PARAMETERS[kind], closes)
+    return Backtested(
+        [("BUY" if raw[i] > 0 else "SELL", first + i) for i in range(len(raw)) if raw[i] != 0],
+        [_shape(trade) for trade in outcome.result.trades],
+    )
+
+
+def long_only_trades(
+    day: Day, acted_on: list[tuple[str, int]]
+) -> list[tuple[str, Decimal, datetime, Decimal, datetime, Decimal]]:
+    """The round trips of a long-only backtest of these signals: entries and exits at the
+    next bar's open, one lot, and a long still open closed at the last close."""
+    acted = long_only_fills(acted_on)
+    bars = day.bars
+    fills = [(i + 1, bars.open_price(i + 1)) for _, i in acted]
+    if len(fills) % 2:
+        fills.append((day.last, bars.close_price(day.last)))
+    return [
+        ("LONG", LOT, day.times[entry], entry_price, day.times[exit_], exit_price)
+        for (entry, entry_price), (exit_, exit_price) in zip(fills[::2], fills[1::2], strict=True)
+    ]
+
+
+async def check_live_strategy(
+    services: Services, day: Day, strategy_id: int, expected: list[tuple[str, int]]
+) -> None:
+    """The strategy emitted ``expected`` (bar indices), evaluated every bar but the one
+    still forming, and each signal's lot filled at the bid/ask of the tick after the
+    one that closed its bar (that closing tick's last price is the next bar's open)."""
+    recording = day.recording
+    rows = await live_signals(services, strategy_id)
+    assert [(row.side, day.index(row.bar_time)) for row in rows] == expected
+    async with services.sessions() as session:
+        strategy = await session.get(models.Strategy, strategy_id)
+        assert strategy is not None
+        assert strategy.last_bar_at == day.times[day.last - 1]
+    for row in rows:
+        assert row.price == day.bars.close_price(day.index(row.bar_time))
+        assert row.order_id is not None
+        order, trades = await fill_of(services, row.order_id)
+        closing = recording.closing_tick(row.bar_time)
+        assert closing is not None
+        assert recording.ticks[closing].last == day.bars.open_price(day.index(row.bar_time) + 1)
+        if closing + 1 == len(recording.ticks):
+            # closed by the recording's last tick: the order waits for a tick to come
+            assert (order.side, order.quantity, order.status, trades) == (row.side, LOT, "NEW", [])
+            continue
+        assert (order.side, order.type, order.quantity, order.status) == (
+            row.side,
+            "MARKET",
+            LOT,
+            "FILLED",
+        )
+        after = recording.ticks[closing + 1]
+        assert [(t.side, t.quantity, t.price, t.tick_time) for t in trades] == [
+            (
+                row.side,
+                LOT,
+                after.ask if row.side == "BUY" else after.bid,
+                after.time + recording.shift,
+            )
+        ]
+
+
 async def test_a_recorded_day_gives_the_same_signals_live_and_in_a_backtest(
     services: Services,
 ) -> None:
-    # given a recorded day replayed through the live path, one strategy of every kind
-    recording, ids = await replay_the_day(services)
-    ticks, shift = recording.ticks, recording.shift
+    # given a recorded day replayed through the live path: one strategy of every kind
+    # running from the start, and one of every kind started at noon
+    recording, path = await replay_the_day(services)
+    day = await stored_day(services, recording)
+    # then the stored bars are the recording's, bucket for bucket
+    assert [
+        (day.times[i], day.bars.open_price(i), day.bars.close_price(i))
+        for i in range(len(day.times))
+    ] == recorded_bars(recording)
+    noon = day.index(recording.bucket(0) + LATE_START)
 
-    for kind, strategy_id in ids.items():
-        # when the same strategy is backtested over the bars of the stored ticks
-        request = BacktestRequest(
-            kind=kind.value,
-            parameters=PARAMETERS[kind],
-            symbol=SYMBOL,
-            start=ticks[0].time + shift - timedelta(days=1),
-            end=ticks[-1].time + shift + timedelta(days=1),
-            interval=INTERVAL,
-            commission_rate=Decimal(0),
-            fixed_quantity=LOT,
-        )
-        prepared, errors = await prepare_backtest(
-            services.sessions, services.catalog, services.timeseries, request
-        )
-        assert prepared is not None, errors
-        bars = prepared.bars
-        times = [bars.time_at(i) for i in range(len(bars))]
-        # then the bars are the recording's, bucket for bucket
-        assert [(times[i], bars.open_price(i), bars.close_price(i)) for i in range(len(bars))] == (
-            recorded_bars(recording)
-        )
-        raw = signals(kind.value, PARAMETERS[kind], bars.close, bars.high, bars.low)
-        backtest_signals = [
-            ("BUY" if raw[i] > 0 else "SELL", i) for i in range(len(bars)) if raw[i] != 0
-        ]
-        assert len(backtest_signals) >= 6, f"{kind}: the day should cross several times"
+    for kind, strategy_id in path.early.items():
+        # when the strategy is backtested over the whole day
+        whole = await backtest(services, day, kind, 0)
+        assert len(whole.signals) >= 6, f"{kind}: the day should cross several times"
+        # then live emitted the backtest's signals, bar for bar, in order, except one on
+        # the bar still forming at the end (never evaluated live)
+        evaluated = [(side, i) for side, i in whole.signals if i < day.last]
+        await check_live_strategy(services, day, strategy_id, evaluated)
+        # and the backtest traded the long-only subsequence of them at the next open
+        assert whole.trades == long_only_trades(day, evaluated), kind
 
-        # and live emitted the backtest's signals, in order, except on the bar still
-        # forming at the end, which live never evaluated
-        signals_live = await live_signals(services, strategy_id)
-        index_of = {moment: i for i, moment in enumerate(times)}
-        live = [(row.side, index_of[row.bar_time]) for row in signals_live]
-        last = len(bars) - 1
-        assert live == [(side, i) for side, i in backtest_signals if i < last], kind
-        async with services.sessions() as session:
-            row = await session.get(models.Strategy, strategy_id)
-            assert row is not None
-            assert row.last_bar_at == times[last - 1]
-        assert {row.price for row in signals_live} <= set(bars.exact_close or ())
-
-        # and each signal's lot filled at the bid/ask of the tick after the one that
-        # closed its bar (that closing tick is the next bar's open)
-        for signal in signals_live:
-            assert signal.order_id is not None
-            order, trades = await fill_of(services, signal.order_id)
-            assert (order.side, order.type, order.quantity, order.status) == (
-                signal.side,
-                "MARKET",
-                LOT,
-                "FILLED",
-            ), kind
-            closing = recording.closing_tick(signal.bar_time)
-            assert closing is not None
-            assert ticks[closing].last == bars.open_price(index_of[signal.bar_time] + 1)
-            after = ticks[closing + 1]
-            assert [(t.side, t.quantity, t.price, t.tick_time) for t in trades] == [
-                (
-                    signal.side,
-                    LOT,
-                    after.ask if signal.side == "BUY" else after.bid,
-                    after.time + shift,
-                )
-            ], kind
-
-        # and the backtest filled the long-only subsequence of those signals at the
-        # next bar's open, one lot each, closing what is open at the last close
-        outcome = await run_backtest(
-            services.sessions, services.catalog, services.timeseries, request
-        )
-        assert outcome.result is not None, outcome.errors
-        acted = long_only_fills([(side, i) for side, i in backtest_signals if i < last])
-        fills = [(i + 1, bars.open_price(i + 1)) for _, i in acted]
-        if len(fills) % 2:
-            fills.append((last, bars.close_price(last)))  # still long after the last bar
-        expected = [
-            ("LONG", LOT, times[entry], entry_price, times[exit_], exit_price)
-            for (entry, entry_price), (exit_, exit_price) in zip(
-                fills[::2], fills[1::2], strict=True
-            )
-        ]
-        assert [_shape(trade) for trade in outcome.result.trades] == expected, kind
+    for kind, strategy_id in path.late.items():
+        # when a strategy started at noon is backtested from its warm-up bars on: the
+        # warmup_bars(kind) bars up to noon, which the runner replayed on start
+        first = noon - warmup_bars(kind.value, PARAMETERS[kind]) + 1
+        window = await backtest(services, day, kind, first)
+        # then the warm-up bars carry no signal, and live emitted the backtest's after
+        assert all(i > noon for _, i in window.signals), kind
+        evaluated = [(side, i) for side, i in window.signals if i < day.last]
+        await check_live_strategy(services, day, strategy_id, evaluated)
+        assert window.trades == long_only_trades(day, evaluated), kind
+        if kind in WINDOWED:
+            # a moving window forgets what came before it: the whole day's backtest
+            # gives the same signals after noon
+            whole = await backtest(services, day, kind, 0)
+            assert evaluated == [(side, i) for side, i in whole.signals if noon < i < day.last]
 
 
 def _shape(trade: Trade) -> tuple[str, Decimal, datetime, Decimal, datetime, Decimal]:
