@@ -383,8 +383,8 @@ def long_only_fills(sides: list[tuple[str, int]]) -> list[tuple[str, int]]:
 
 @dataclass(frozen=True, slots=True)
 class Backtested:
-    """A backtest of one strategy over ``[start, end of the day]``: its bars, the
-    signals its rule gives on them (bar indices into the whole day) and its trades."""
+    """A backtest of one strategy from some bar to the end of the day: the signals its
+    rule gives on those bars (as indices into the whole day) and its round trips."""
 
     signals: list[tuple[str, int]]
     trades: list[tuple[str, Decimal, datetime, Decimal, datetime, Decimal]]
