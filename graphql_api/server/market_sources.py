@@ -23,7 +23,12 @@ from graphql_api.market.sources import (
     supervise,
 )
 from graphql_api.market.sources.binance import BinanceEndpoints, BinanceSource
-from graphql_api.market.sources.replay import ReplaySource, read_csv_file, read_stored_recording
+from graphql_api.market.sources.replay import (
+    ReplayClock,
+    ReplaySource,
+    read_csv_file,
+    read_stored_recording,
+)
 from graphql_api.market.sources.simulated import SimulatedSource
 from graphql_api.market.value_ranges import TimeWindow
 from graphql_api.platform.leader import Leadership
@@ -79,11 +84,11 @@ async def build_sources(
     return sources
 
 
-async def replay_source(services: Services) -> ReplaySource:
+async def replay_source(services: Services, *, clock: ReplayClock | None = None) -> ReplaySource:
     """The replay of ``REPLAY_FILE`` (read and checked now, off the event loop) or of
     the stored ticks of ``REPLAY_SYMBOLS``. A bad file gives a source that fails at
     once with the file's problems (reported, not retried), not a server that will
-    not start."""
+    not start. ``clock``: the replay's time source (tests pass one they drive)."""
     settings = services.settings
     speed, loop = settings.replay_speed_factor, settings.replay_loop
     if settings.replay_file is None:
@@ -95,7 +100,7 @@ async def replay_source(services: Services) -> ReplaySource:
         async def from_store() -> list[Tick]:
             return await read_stored_recording(timeseries, symbols, start, end)
 
-        return ReplaySource(from_store, frozenset(symbols), speed=speed, loop=loop)
+        return ReplaySource(from_store, frozenset(symbols), speed=speed, loop=loop, clock=clock)
     specs = {spec.code: spec for spec in services.catalog.all()}
     window = TimeWindow.around(datetime.now(UTC), settings.max_tick_age_years, timedelta(seconds=0))
     path = settings.replay_file
@@ -107,12 +112,14 @@ async def replay_source(services: Services) -> ReplaySource:
         async def failing() -> list[Tick]:
             raise problem
 
-        return ReplaySource(failing, frozenset(), speed=speed, loop=loop)
+        return ReplaySource(failing, frozenset(), speed=speed, loop=loop, clock=clock)
 
     async def recorded() -> list[Tick]:
         return ticks
 
-    return ReplaySource(recorded, frozenset(tick.symbol for tick in ticks), speed=speed, loop=loop)
+    return ReplaySource(
+        recorded, frozenset(tick.symbol for tick in ticks), speed=speed, loop=loop, clock=clock
+    )
 
 
 def source_task(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gzip
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -106,13 +107,19 @@ def read_csv_recording(
 
 
 def read_csv_file(path: Path, specs: dict[str, SymbolSpec], window: TimeWindow) -> list[Tick]:
-    """:func:`read_csv_recording` of a file; a missing or unreadable file is a
+    """:func:`read_csv_recording` of a file (gzip-compressed when it ends in ``.gz``,
+    as a recorded day is best kept); a missing or unreadable file is a
     :class:`SourceConfigError` too."""
+    name = f"REPLAY_FILE {path}"
     try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8-sig", newline="") as unpacked:
+                return read_csv_recording(unpacked, specs, window, name=name)
         with path.open(encoding="utf-8-sig", newline="") as lines:
-            return read_csv_recording(lines, specs, window, name=f"REPLAY_FILE {path}")
-    except OSError as error:
-        raise SourceConfigError(f"REPLAY_FILE {path}: {error.strerror or error}") from error
+            return read_csv_recording(lines, specs, window, name=name)
+    except (OSError, EOFError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise SourceConfigError(f"REPLAY_FILE {path}: {reason}") from error
 
 
 async def read_stored_recording(

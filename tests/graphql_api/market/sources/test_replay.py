@@ -9,6 +9,7 @@ and one test checks the pace on the real clock within a loose tolerance.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
 import time
 from datetime import UTC, datetime, timedelta
@@ -194,6 +195,21 @@ def test_a_missing_file_or_header_is_a_clear_start_error(tmp_path: Path) -> None
         read_csv_recording(["symbol,time\n"], {}, window, name="x.csv")
     with pytest.raises(SourceConfigError, match="no ticks to replay"):
         read_csv_recording([HEADER], {}, window, name="x.csv")
+
+
+async def test_a_gzipped_file_reads_as_its_plain_text(parts: Embedded, tmp_path: Path) -> None:
+    # given the same recording as plain text and gzip-compressed
+    text = "".join(csv_of((0.0, "1500.00"), (2.5, "1500.01"), (7.0, "1499.99")))
+    plain, packed = tmp_path / "day.csv", tmp_path / "day.csv.gz"
+    plain.write_text(text)
+    packed.write_bytes(gzip.compress(text.encode()))
+    specs = {spec.code: spec for spec in parts.catalog.all()}
+    window = TimeWindow.around(datetime.now(UTC), 30, timedelta(0))
+    # then both give the same ticks, and a damaged archive is a clear start error
+    assert read_csv_file(packed, specs, window) == read_csv_file(plain, specs, window)
+    packed.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(SourceConfigError, match=r"REPLAY_FILE .*day\.csv\.gz"):
+        read_csv_file(packed, specs, window)
 
 
 async def test_stored_ticks_of_a_past_day_replay_into_the_present(
