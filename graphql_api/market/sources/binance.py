@@ -48,6 +48,7 @@ from graphql_api.market.sources.binance_messages import (
     parse_message,
     stream_names,
 )
+from graphql_api.market.sources.handover import TickHandover
 from graphql_api.market.symbols import SymbolSpec
 from graphql_api.market.tick_validation import TickDraft, check_tick
 from graphql_api.market.value_ranges import TimeWindow
@@ -150,20 +151,30 @@ class BinanceSource:
         """One connection until its age limit (returns) or a fault (raises)."""
         url = self._endpoints.stream_url(self._symbols)
         # Binance pings us; we need no pings of our own (stalls are caught by the timeout).
-        async with connect(url, ping_interval=None, open_timeout=self._http_timeout) as socket:
-            self.connections += 1
-            log.info("binance stream connected", symbols=self._symbols)
-            deadline = time.monotonic() + self._max_connection_seconds
-            while time.monotonic() < deadline:
-                text = await self._receive(
-                    socket, min(self._stall_seconds, deadline - time.monotonic()), deadline
-                )
-                if text is None:
-                    break
-                tick = self._handle(text, specs, scales)
-                if tick is not None:
-                    await _hand_over(ingestor, tick)
-            log.info("binance stream renewed before the 24-hour cut")
+        handover = TickHandover(ingestor, TickSource.BINANCE)
+        try:
+            async with connect(url, ping_interval=None, open_timeout=self._http_timeout) as socket:
+                self.connections += 1
+                log.info("binance stream connected", symbols=self._symbols)
+                deadline = time.monotonic() + self._max_connection_seconds
+                while time.monotonic() < deadline:
+                    text = await self._receive(
+                        socket, min(self._stall_seconds, deadline - time.monotonic()), deadline
+                    )
+                    if text is None:
+                        break
+                    tick = self._handle(text, specs, scales)
+                    if tick is not None:
+                        await handover.put(tick)
+                log.info("binance stream renewed before the 24-hour cut")
+        except asyncio.CancelledError:
+            handover.abandon()
+            raise
+        except Exception:
+            # Ticks received before a drop or a stall are good ticks: store them.
+            await handover.flush()
+            raise
+        await handover.flush()
 
     async def _receive(
         self, socket: ClientConnection, wait: float, deadline: float
@@ -223,15 +234,6 @@ class BinanceSource:
     def _skip(self, what: str, **detail: str) -> None:
         self.skipped += 1
         log.warning(f"binance {what}; skipped", skipped=self.skipped, **detail)
-
-
-async def _hand_over(ingestor: TickIngestor, tick: Tick) -> None:
-    """Store and publish; a failed write loses this tick (counted in the source's
-    failures), not the connection: the stream itself is fine."""
-    try:
-        await ingestor.ingest([tick], source=TickSource.BINANCE)
-    except Exception as error:
-        log.warning("binance tick not stored", symbol=tick.symbol, error=str(error))
 
 
 async def fetch_scales(rest_url: str, symbols: Sequence[str], timeout: float) -> dict[str, Scale]:
