@@ -169,8 +169,14 @@ async def running_server(
     """
     port = free_port()
     log_path = cluster.workdir / f"{kind}-{port}.log"
-    if kind in ("ours", "ours-standard"):
+    cpu: int | None = SERVER_CPU
+    if kind in ("ours", "ours-standard", "ours-2"):
         argv = [sys.executable, "-m", "graphql_api.server.cli", "serve"]
+        if kind == "ours-2":
+            # Two worker processes sharing the port, free to use both cores (issue 17's
+            # scale-out row): the load generator then shares a core with one of them.
+            argv += ["--workers", "2"]
+            cpu = None
         if prelude:
             argv = [
                 sys.executable,
@@ -193,7 +199,7 @@ async def running_server(
         cwd = PEERS / kind
     else:
         raise ValueError(f"unknown server kind {kind!r}")
-    child = await spawn(kind, argv, cpu=SERVER_CPU, env=env, cwd=cwd, log_path=log_path)
+    child = await spawn(kind, argv, cpu=cpu, env=env, cwd=cwd, log_path=log_path)
     try:
         server = Server(kind, child, port)
         await _wait_until_serving(server, timeout=90)

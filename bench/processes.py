@@ -163,26 +163,56 @@ async def run_checked(
 # -- /proc metrics ---------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (all its threads), in seconds."""
+def _stat_fields(pid: int) -> list[str]:
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    # After the command: state is field 3; utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    # After the command: state is field 3, pgrp 5, utime and stime 14 and 15.
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def group_members(pid: int) -> list[int]:
+    """``pid`` and every live process of its process group (a server's forked workers:
+    ``spawn`` makes each child the leader of its own group)."""
+    members = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != pid:
+            try:
+                if int(_stat_fields(int(entry.name))[2]) == pid:
+                    members.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue  # exited while we looked
+    return members
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its process group (all threads), in seconds."""
+    total = 0
+    for member in group_members(pid):
+        try:
+            fields = _stat_fields(member)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _CLOCK_TICKS
 
 
 def memory_mb(pid: int) -> dict[str, float]:
-    """Resident set size now (VmRSS) and at its peak (VmHWM), in MiB."""
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = round(int(rest.split()[0]) / 1024, 1)
-    return {"rss_mb": values.get("VmRSS", 0.0), "peak_rss_mb": values.get("VmHWM", 0.0)}
+    """Resident set size now (VmRSS) and at its peak (VmHWM), in MiB, summed over the
+    process group (a server with workers is all of them)."""
+    values = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for member in group_members(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, rest = line.partition(":")
+            if key in values:
+                values[key] += int(rest.split()[0]) / 1024
+    return {"rss_mb": round(values["VmRSS"], 1), "peak_rss_mb": round(values["VmHWM"], 1)}
 
 
 class CpuMeter:
-    """CPU use of one process over an interval, as a percentage of one core."""
+    """CPU use of one process (and its group) over an interval, as a percentage of one core."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid

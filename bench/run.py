@@ -66,9 +66,11 @@ from bench.processes import pin_self_to_load_cpu
 
 RESULTS = Path(__file__).parent / "results"
 WORKLOADS = ("fanout", "http", "klines", "ingest")
-# ours-standard: our server with the compiled read path switched off (COMPILED_READS=false).
-SERVERS = ("ours", "ours-standard", "yoga", "postgraphile")
-OURS = ("ours", "ours-standard")
+# ours-standard: our server with the compiled read path switched off (COMPILED_READS=false);
+# ours-2: two worker processes, unpinned (fan-out only; not run unless asked for).
+SERVERS = ("ours", "ours-standard", "yoga", "postgraphile", "ours-2")
+DEFAULT_SERVERS = ("ours", "ours-standard", "yoga", "postgraphile")
+OURS = ("ours", "ours-standard", "ours-2")
 MUTATIONS = ("mutation_trivial", "place_order")  # placed by the TRADER, not the demo user
 
 
@@ -164,8 +166,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        default=",".join(SERVERS),
-        help=f"comma-separated servers (default: {','.join(SERVERS)})",
+        default=",".join(DEFAULT_SERVERS),
+        help=f"comma-separated servers of {','.join(SERVERS)} "
+        f"(default: {','.join(DEFAULT_SERVERS)})",
     )
     parser.add_argument(
         "--profile",
@@ -320,12 +323,12 @@ async def run_server(
     results: dict[str, Any],
     workdir: Path,
 ) -> None:
-    serves_fanout = kind in ("ours", "yoga")
-    serves_klines = kind in (*OURS, "yoga")
+    serves_fanout = kind in ("ours", "yoga", "ours-2")
+    serves_klines = kind in ("ours", "ours-standard", "yoga")
     wanted = [
         workload
         for workload in args.only
-        if workload == "http"
+        if (workload == "http" and kind != "ours-2")
         or (workload == "fanout" and serves_fanout)
         or (workload == "klines" and serves_klines)
     ]
