@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import strawberry
 
@@ -14,10 +14,22 @@ from graphql_api.trading.round_trips import RoundTrip
 from resolvers import accounts as account_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
-from resolvers.pagination import Paging
+from resolvers.pagination import Paging, check_page_size, check_time_range, decode_int_cursor
 from schema.backtests import TradeSide
 from schema.common import Before, Connection, From, Last, To
-from schema.compiled import Amount, Column, Kind, ObjectReads, ToOne
+from schema.compiled import (
+    Amount,
+    Cash,
+    Column,
+    Condition,
+    Kind,
+    NestedConnection,
+    ObjectReads,
+    Page,
+    RootConnection,
+    ToMany,
+    ToOne,
+)
 from schema.enums import OrderSide
 from schema.market import Symbol, symbol_of
 from storage import models
@@ -34,6 +46,14 @@ class Balance:
     )
     buying_power: Decimal = strawberry.field(description="cash - reserved.")
 
+    # The compiled read path (docs/compiled_reads.md). What open orders reserve is
+    # summed in Python with the risk policy's commission rate: ``reserved`` and
+    # ``buyingPower`` take the standard path.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="cash_balances",
+        fields={"currency": Column("currency", Kind.TEXT), "cash": Cash("amount")},
+    )
+
 
 @strawberry.type(description="A holding in one symbol (negative quantity: short).")
 class Position:
@@ -44,6 +64,19 @@ class Position:
     )
     realized_pnl: Decimal = strawberry.field(description="Profit realised by reducing trades.")
     symbol_code: strawberry.Private[str]
+
+    # The compiled read path. ``averageCost`` is a division rounded in Python (SQLite
+    # keeps decimals as text); ``lastPrice``, ``marketValue`` and ``unrealizedPnl`` come
+    # from the live quote: they take the standard path.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="positions",
+        fields={
+            "quantity": Amount("quantity", step="lot_size", step_via="symbol_code"),
+            "costBasis": Cash("cost_basis", currency_via="symbol_code"),
+            "realizedPnl": Cash("realized_pnl", currency_via="symbol_code"),
+            "symbol": ToOne(local="symbol_code", remote="code"),
+        },
+    )
 
     @classmethod
     def from_row(cls, row: models.Position, scale: Amounts) -> Position:
@@ -97,9 +130,9 @@ class Trade:
     time: datetime = strawberry.field(description="Time of the tick it filled on.")
     symbol_code: strawberry.Private[str]
 
-    # The compiled read path (docs/compiled_reads.md), for ``Order.fills``. Commission
-    # and realized P&L are shown at the quote currency's minor unit, a table in Python:
-    # they take the standard path.
+    # The compiled read path (docs/compiled_reads.md), for ``Order.fills`` and
+    # ``Account.trades``. Commission and realized P&L are shown at the quote currency's
+    # minor unit, which the statement reads from the Python table.
     sql_reads: ClassVar[ObjectReads] = ObjectReads(
         table="trades",
         fields={
@@ -108,6 +141,8 @@ class Trade:
             "side": Column("side", Kind.ENUM),
             "quantity": Amount("quantity", step="lot_size", step_via="symbol_code"),
             "price": Amount("price", step="tick_size", step_via="symbol_code"),
+            "commission": Cash("commission", currency_via="symbol_code"),
+            "realizedPnl": Cash("realized_pnl", currency_via="symbol_code"),
             "time": Column("tick_time", Kind.TIME),
             "symbol": ToOne(local="symbol_code", remote="code"),
         },
@@ -230,8 +265,63 @@ class ClosedPosition:
         return symbol_of(info, self.symbol_code)
 
 
+def _trades_page(arguments: Mapping[str, Any], cap: int) -> Page:
+    return Page(
+        check_page_size(arguments["first"], cap), decode_int_cursor("trade", arguments.get("after"))
+    )
+
+
+def _trade_conditions(arguments: Mapping[str, Any]) -> list[Condition]:
+    """``Account.trades``' filter as ``resolvers.accounts.trade_filter`` reads it."""
+    side = arguments.get("side")
+    found = account_resolvers.trade_filter(
+        arguments.get("symbol"),
+        OrderSide(side) if side is not None else None,
+        arguments.get("from"),
+        arguments.get("to"),
+    )
+    check_time_range(found.time_from, found.time_to)
+    given: list[tuple[str, str, Any]] = [
+        ("symbol_code", "=", found.symbol_code),
+        ("side", "=", found.side),
+        ("tick_time", ">=", found.time_from),
+        ("tick_time", "<", found.time_to),
+    ]
+    return [Condition(c, op, value) for c, op, value in given if value is not None]
+
+
 @strawberry.type(description="Your paper-trading account.")
 class Account:
+    # The compiled read path: an account is read from its user's row (``User.account``);
+    # balances in currency order, open positions in symbol order, fills newest first,
+    # as the resolvers list them. ``performance`` and ``closedPositions`` are computed
+    # in Python from the fills: they take the standard path.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="users",
+        fields={
+            "balances": ToMany(local="id", remote="user_id", key="currency", descending=False),
+            "positions": ToMany(
+                local="id",
+                remote="user_id",
+                key="symbol_code",
+                descending=False,
+                nonzero="quantity",
+            ),
+            "trades": NestedConnection(
+                RootConnection(
+                    table="trades",
+                    key="id",
+                    cursor_kind="trade",
+                    descending=True,
+                    owner="user_id",
+                    arguments=frozenset({"symbol", "side", "from", "to", "first", "after"}),
+                    page=_trades_page,
+                    narrowing=_trade_conditions,
+                )
+            ),
+        },
+    )
+
     @strawberry.field(description="Cash per currency, with what open orders reserve.")
     async def balances(self, info: Info) -> list[Balance]:
         rows = await account_resolvers.balances(info)

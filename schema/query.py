@@ -164,6 +164,7 @@ class Query:
             arguments=frozenset({"code"}),
             key=lambda arguments: arguments["code"].upper(),
         ),
+        "me": compiled.RootCaller(table="users", column="id"),
     }
 
     @strawberry.field(permission_classes=SIGNED_IN, description="The signed-in user.")

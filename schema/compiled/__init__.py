@@ -9,30 +9,38 @@ field of a query. See docs/compiled_reads.md.
 
 from schema.compiled.declarations import (
     Amount,
+    Cash,
     Column,
     Condition,
     Embedded,
     Kind,
+    NestedConnection,
     ObjectReads,
     Page,
     RootByKey,
+    RootCaller,
     RootConnection,
     RootRead,
+    SameRow,
     ToMany,
     ToOne,
 )
 
 __all__ = [
     "Amount",
+    "Cash",
     "Column",
     "Condition",
     "Embedded",
     "Kind",
+    "NestedConnection",
     "ObjectReads",
     "Page",
     "RootByKey",
+    "RootCaller",
     "RootConnection",
     "RootRead",
+    "SameRow",
     "ToMany",
     "ToOne",
 ]

@@ -30,15 +30,23 @@ from sqlalchemy import text
 from strawberry.permission import PermissionExtension
 
 from resolvers.context import Context
-from schema.compiled.declarations import Condition, RootByKey, RootConnection, RootRead
+from schema.compiled.declarations import (
+    Condition,
+    RootByKey,
+    RootCaller,
+    RootConnection,
+    RootRead,
+)
 from schema.compiled.dialects import Dialect, dialect_named
 from schema.compiled.planner import (
+    ArgumentsRefusedError,
     NotCompilableError,
     Planner,
     RootPlan,
     Selection,
     condition_parameters,
     conditions_shape,
+    undeclared,
 )
 from schema.permissions import CONTEXT_ONLY
 from storage.types import format_sqlite_time
@@ -99,19 +107,36 @@ class CompiledReads:
             return None
         try:
             arguments = get_argument_values(field_def, node, selection.variable_values)
-            if _undeclared(arguments, root.arguments):
+            if undeclared(arguments, root.arguments):
                 return None
             parameters, shape = _bind(root, arguments, context)
         except Exception:  # the resolver would refuse these arguments: let it say so
             return None
         plan = self._plan(selection, dialect, root, field_def, details, shape)
+        if plan is not None and plan.connection is not None:
+            connection = plan.connection
+            try:
+                nested = get_argument_values(
+                    connection.field_def, connection.node, selection.variable_values
+                )
+                if undeclared(nested, connection.read.connection.arguments):
+                    return None
+                nested_parameters, nested_shape = _bind(connection.read.connection, nested, context)
+            except Exception:  # the resolver would refuse it: let it say so
+                return None
+            if nested_shape != connection.shape:  # other filters than the plan's: plan for them
+                shape = (*shape, nested_shape)
+                plan = self._plan(selection, dialect, root, field_def, details, shape)
+                if plan is None or plan.connection is None or plan.connection.shape != nested_shape:
+                    return None
+            parameters.update(nested_parameters)
         if plan is None:
             return None
         cap = services.settings.max_page_size
         for site in plan.sites:
             try:
                 nested = get_argument_values(site.field_def, site.node, selection.variable_values)
-                if _undeclared(nested, site.read.arguments):
+                if undeclared(nested, site.read.arguments):
                     return None
                 limit = site.read.limit
                 assert limit is not None, "only limited lists bind an argument"
@@ -169,6 +194,8 @@ class CompiledReads:
             else:
                 plan = planner.by_key(root, field_def, details)
             self.compiled += 1
+        except ArgumentsRefusedError:
+            return None  # this request's arguments only: another request may plan it
         except NotCompilableError as reason:
             log.debug("standard path", field=node.name.value, reason=str(reason))
             plan = None
@@ -176,13 +203,6 @@ class CompiledReads:
         if len(plans) < 64:
             plans[key] = plan
         return plan
-
-
-def _undeclared(arguments: Mapping[str, Any], declared: frozenset[str]) -> bool:
-    """Does an argument the declaration does not know have a value (given, or a non-null
-    default)? One added later (``last``, an ordering) may change the rows: the standard
-    path answers until it is declared. A null one filters nothing, by convention."""
-    return any(value is not None for name, value in arguments.items() if name not in declared)
 
 
 def _over_http(context: Context) -> bool:
@@ -224,6 +244,9 @@ def _bind(
     parameters: dict[str, Any] = {}
     if root.owner is not None:
         parameters["_owner"] = context.user_id
+    if isinstance(root, RootCaller):
+        parameters["_key"] = context.user_id
+        return parameters, ()
     if isinstance(root, RootByKey):
         parameters["_key"] = root.key(arguments)
         return parameters, ()
