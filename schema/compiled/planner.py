@@ -40,6 +40,7 @@ from schema.compiled.declarations import (
     RootByKey,
     RootCaller,
     RootConnection,
+    RootRows,
     SameRow,
     ToMany,
     ToOne,
@@ -91,6 +92,23 @@ class ConnectionSite:
     node: FieldNode
     read: NestedConnection
     shape: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RowsPlan:
+    """A :class:`RootRows` field's selection: (JSON key, field name or None for
+    ``__typename``) in graphql-core's order, and the item type's name."""
+
+    typename: str
+    keys: tuple[tuple[str, str | None], ...]
+
+    def project(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        keys, typename = self.keys, self.typename
+        if all(name is not None for _, name in keys):
+            return [{key: row[name] for key, name in keys} for row in rows]  # type: ignore[index]
+        return [
+            {key: row[name] if name is not None else typename for key, name in keys} for row in rows
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +246,25 @@ class Planner:
         body = self.dialect.result_text(self._object(pairs))
         sql = f"{self._with}SELECT {body} FROM ({inner}) AS _one"
         return RootPlan(sql, _at_paths(self._finishes), tuple(self._sites), self._connection)
+
+    def rows(
+        self, root: RootRows, field_def: GraphQLField, details: list[FieldDetails]
+    ) -> RowsPlan:
+        """Which of the rows' fields go under which keys: plain fields of the item type
+        that ``root`` declares, or ``__typename``."""
+        item_type = _object_type(field_def)
+        keys: list[tuple[str, str | None]] = []
+        for key, field_details in self._fields(item_type, details):
+            name = field_details[0].node.name.value
+            if name == "__typename":
+                keys.append((key, None))
+                continue
+            item_field = item_type.fields.get(name)
+            if item_field is None or name not in root.fields:
+                raise NotCompilableError(f"{item_type.name}.{name}")
+            _check_plain(item_type, name, item_field, field_details)
+            keys.append((key, name))
+        return RowsPlan(item_type.name, tuple(keys))
 
     # -- connection parts ----------------------------------------------------------------
 

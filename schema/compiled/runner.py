@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from schema.compiled.declarations import (
     RootCaller,
     RootConnection,
     RootRead,
+    RootRows,
 )
 from schema.compiled.dialects import Dialect, dialect_named
 from schema.compiled.planner import (
@@ -43,6 +44,7 @@ from schema.compiled.planner import (
     NotCompilableError,
     Planner,
     RootPlan,
+    RowsPlan,
     Selection,
     condition_parameters,
     conditions_shape,
@@ -52,6 +54,8 @@ from schema.permissions import CONTEXT_ONLY
 from storage.types import format_sqlite_time
 
 log = structlog.get_logger("quantgraph.compiled_reads")
+
+Plan = RootPlan | RowsPlan
 
 # Root field nodes whose plans are kept. Each keeps its parsed document alive, so
 # this stays near the document cache's own default size (1,000 documents).
@@ -73,7 +77,7 @@ class CompiledReads:
     def __init__(self, max_plans: int = MAX_PLANS) -> None:
         self.max_plans = max_plans
         # id(root field node) -> (the node, kept alive so the id stays its own; plans by shape)
-        self._plans: OrderedDict[int, tuple[FieldNode, dict[Any, RootPlan | None]]] = OrderedDict()
+        self._plans: OrderedDict[int, tuple[FieldNode, dict[Any, Plan | None]]] = OrderedDict()
         # Counters (tests and the benchmark read them): plans made, plans refused,
         # root fields answered by a compiled statement.
         self.compiled = 0
@@ -105,6 +109,8 @@ class CompiledReads:
             return None
         if not _allowed(field_def, context):
             return None
+        if isinstance(root, RootRows):
+            return self._start_rows(selection, dialect, context, root, field_def, details)
         try:
             arguments = get_argument_values(field_def, node, selection.variable_values)
             if undeclared(arguments, root.arguments):
@@ -112,7 +118,7 @@ class CompiledReads:
             parameters, shape = _bind(root, arguments, context)
         except Exception:  # the resolver would refuse these arguments: let it say so
             return None
-        plan = self._plan(selection, dialect, root, field_def, details, shape)
+        plan = self._sql_plan(selection, dialect, root, field_def, details, shape)
         if plan is not None and plan.connection is not None:
             connection = plan.connection
             try:
@@ -126,7 +132,7 @@ class CompiledReads:
                 return None
             if nested_shape != connection.shape:  # other filters than the plan's: plan for them
                 shape = (*shape, nested_shape)
-                plan = self._plan(selection, dialect, root, field_def, details, shape)
+                plan = self._sql_plan(selection, dialect, root, field_def, details, shape)
                 if plan is None or plan.connection is None or plan.connection.shape != nested_shape:
                     return None
             parameters.update(nested_parameters)
@@ -144,6 +150,46 @@ class CompiledReads:
             except Exception:  # the resolver would refuse it: let it say so
                 return None
         return self._run(context, plan, parameters)
+
+    def _start_rows(
+        self,
+        selection: Selection,
+        dialect: Dialect,
+        context: Context,
+        root: RootRows,
+        field_def: GraphQLField,
+        details: list[FieldDetails],
+    ) -> Awaitable[Any] | None:
+        plan = self._plan(selection, dialect, root, field_def, details, ())
+        if not isinstance(plan, RowsPlan):
+            return None
+        try:
+            arguments = get_argument_values(field_def, details[0].node, selection.variable_values)
+            if undeclared(arguments, root.arguments):
+                return None
+            rows = root.rows(_ContextOnly(context), arguments)
+        except Exception:  # the resolver would refuse these arguments: let it say so
+            return None
+        return self._run_rows(plan, rows)
+
+    async def _run_rows(
+        self, plan: RowsPlan, rows: Awaitable[Sequence[Mapping[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        found = await rows
+        self.answered += 1
+        return plan.project(found)
+
+    def _sql_plan(
+        self,
+        selection: Selection,
+        dialect: Dialect,
+        root: RootRead,
+        field_def: GraphQLField,
+        details: list[FieldDetails],
+        shape: tuple[Any, ...],
+    ) -> RootPlan | None:
+        plan = self._plan(selection, dialect, root, field_def, details, shape)
+        return plan if isinstance(plan, RootPlan) else None
 
     async def _run(self, context: Context, plan: RootPlan, parameters: dict[str, Any]) -> Any:
         async with context.services.sessions() as session:
@@ -163,7 +209,7 @@ class CompiledReads:
         field_def: GraphQLField,
         details: list[FieldDetails],
         shape: tuple[Any, ...],
-    ) -> RootPlan | None:
+    ) -> Plan | None:
         node = details[0].node
         booleans = tuple(
             sorted(
@@ -186,9 +232,12 @@ class CompiledReads:
             return plans[key]
         planner = Planner(selection, dialect)
         try:
-            if isinstance(root, RootConnection):
+            plan: Plan | None
+            if isinstance(root, RootRows):
+                plan = planner.rows(root, field_def, details)
+            elif isinstance(root, RootConnection):
                 conditions_key, has_after = shape
-                plan: RootPlan | None = planner.connection(
+                plan = planner.connection(
                     root, field_def, details, _shape_conditions(conditions_key), has_after
                 )
             else:
@@ -237,7 +286,7 @@ def _allowed(field_def: GraphQLField, context: Context) -> bool:
 
 
 def _bind(
-    root: RootRead, arguments: Mapping[str, Any], context: Context
+    root: RootConnection | RootByKey | RootCaller, arguments: Mapping[str, Any], context: Context
 ) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """The statement's parameters and the shape its text depends on; raises on arguments
     the resolver refuses."""

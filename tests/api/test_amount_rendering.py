@@ -17,7 +17,8 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from graphql_api.services import Services
-from resolvers.amounts import at_scale
+from resolvers.amounts import at_scale, places_of, text_at_scale
+from schema.scalars import serialize_decimal
 from storage import models
 from tests.support.graphql import execute
 
@@ -152,3 +153,14 @@ def test_scaling_only_moves_zeros(value: Decimal, step: Decimal) -> None:
     exact = Context(prec=100)
     significant = max(-int(value.normalize(exact).as_tuple().exponent), 0) if value else 0
     assert decimals == max(natural, significant)
+
+
+@given(
+    value=amounts | st.sampled_from([Decimal(s) for s in ("-0.000", "0E-8", "1E+3", "5E+2", "-7")]),
+    step=steps | st.none(),
+)
+def test_text_at_scale_writes_what_at_scale_then_the_scalar_write(
+    value: Decimal, step: Decimal | None
+) -> None:
+    # the compiled klines rows write the text directly: byte for byte the same
+    assert text_at_scale(value, places_of(step)) == serialize_decimal(at_scale(value, step))

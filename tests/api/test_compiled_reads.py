@@ -34,6 +34,7 @@ from schema.compiled.runner import CompiledReads
 from schema.fast_execution import compiled_reads_of
 from storage import models
 from storage.repositories import users as user_repo
+from storage.timeseries import Tick
 from tests.conftest import http_client, login_token, make_settings, running_app, user_token
 
 PASSWORD = "a-good-password"
@@ -222,7 +223,24 @@ async def _seed(
                     )
                 )
         await session.commit()
+    await services.timeseries.write_ticks(_ticks())
     return order_ids, strategy_ids
+
+
+def _ticks() -> list[Tick]:
+    """Ticks over three hours of two symbols: prices at, beyond and short of the tick
+    size's decimals, volumes likewise, sub-second times, minutes without a tick."""
+    prices = ["1520.5", "1520.123456", "1521", "1519.99", "1520.100", "1600.0000001"]
+    volumes = ["100", "0.5", "200.000", "0.00001", "3"]
+    ticks: list[Tick] = []
+    for index in range(400):
+        moment = BASE + timedelta(seconds=index * 27, microseconds=(index % 4) * 1001)
+        for code in ("600519.SH", "BTCUSDT"):
+            price = Decimal(prices[index % len(prices)]) + index
+            ticks.append(
+                Tick(code, moment, price, price, price, Decimal(volumes[index % len(volumes)]))
+            )
+    return ticks
 
 
 @pytest.fixture
@@ -333,6 +351,7 @@ TWICE = """
 MIXED = """
 query Mixed($id: ID!) { exchanges order(id: $id) { id symbol { code } } me { username } }
 """
+KLINE_FIELDS = ["time", "open", "high", "low", "close", "volume", "tradeCount"]
 TRADE_FIELDS = [
     "id",
     "orderId",
@@ -576,6 +595,70 @@ async def test_me_and_account_answer_the_same_bytes(paths: Paths) -> None:
     assert paths.plans.answered == before
 
 
+KLINES = """
+query Klines($symbol: String!, $interval: KlineInterval!, $from: DateTime, $to: DateTime,
+             $limit: Int = 500) {
+  klines(symbol: $symbol, interval: $interval, from: $from, to: $to, limit: $limit) {
+    time open high low close volume tradeCount
+  }
+}
+"""
+KLINES_SHAPES = """
+query KlineShapes($yes: Boolean!) {
+  a: klines(symbol: "btcusdt", interval: MINUTE_5, limit: 7) {
+    __typename c: close ... on Kline { time } close volume @include(if: $yes) ...Bits
+  }
+  klines(symbol: "600519.SH", interval: HOUR_1) { tradeCount open }
+  none: klines(symbol: "NOPE", interval: MINUTE_1) { time }
+}
+fragment Bits on Kline { high low time }
+"""
+
+
+async def test_klines_answer_the_same_bytes(paths: Paths) -> None:
+    # given three hours of ticks of two symbols
+    before = paths.plans.answered
+    # when / then
+    body = await paths.same("viewer", KLINES, {"symbol": "600519.SH", "interval": "MINUTE_1"})
+    assert len(body["data"]["klines"]) > 100
+    documents: tuple[dict[str, object], ...] = (
+        {"symbol": "btcusdt", "interval": "MINUTE_15"},
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 3},
+        {"symbol": "600519.SH", "interval": "MINUTE_5", "from": "2026-03-02T02:00:00Z"},
+        {"symbol": "600519.SH", "interval": "MINUTE_1", "to": "2026-03-02T10:00:00+08:00"},
+        {
+            "symbol": "600519.SH",
+            "interval": "MINUTE_1",
+            "from": "2026-03-02T01:40:00Z",
+            "to": "2026-03-02T02:10:00.5+00:00",
+            "limit": 10,
+        },
+        {"symbol": "600519.SH", "interval": "DAY_1"},
+    )
+    for variables in documents:
+        await paths.same("alice", KLINES, variables)
+    for yes in (True, False):
+        await paths.same("alice", KLINES_SHAPES, {"yes": yes})
+    assert paths.plans.answered - before == 1 + len(documents) + 2 * 3
+    # and: what the compiled path leaves to the standard path (errors), same bytes
+    before = paths.plans.answered
+    refused: tuple[dict[str, object], ...] = (
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 0},
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 10**9},
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "from": "2026-03-02T01:40:00"},
+        {
+            "symbol": "BTCUSDT",
+            "interval": "MINUTE_1",
+            "from": "2026-03-02T03:00:00Z",
+            "to": "2026-03-02T02:00:00Z",
+        },
+        {"symbol": "BTCUSDT", "interval": "WEEK"},
+    )
+    for variables in refused:
+        await paths.same("alice", KLINES, variables)
+    assert paths.plans.answered == before
+
+
 # -- generated documents ------------------------------------------------------------------
 
 
@@ -658,7 +741,17 @@ def _documents(draw: st.DrawFn, order_ids: list[int]) -> _Doc:
     roots: list[str] = []
     variables: dict[str, Any] = {"yes": draw(st.booleans()), "no": draw(st.booleans())}
     for index in range(draw(st.integers(1, 2))):
-        root = draw(st.sampled_from(["orders"] * 4 + ["order"] * 2 + ["other", "me"]))
+        root = draw(st.sampled_from(["orders"] * 4 + ["order"] * 2 + ["other", "me", "klines"]))
+        if root == "klines":
+            symbol_code = draw(st.sampled_from(["600519.SH", "btcusdt", "NOPE"]))
+            interval = draw(st.sampled_from(["MINUTE_1", "MINUTE_5", "HOUR_1", "DAY_1"]))
+            limit = draw(st.sampled_from([1, 2, 50, 500]))
+            bars = _selection(draw, KLINE_FIELDS, {}, 15)
+            roots.append(
+                f'k{index}: klines(symbol: "{symbol_code}", interval: {interval}, '
+                f"limit: {limit}) {{ {bars} }}"
+            )
+            continue
         if root == "me":
             roots.append(f"m{index}: me {{ {_me(draw)} }}")
             continue
@@ -726,7 +819,7 @@ async def test_generated_documents_answer_the_same_bytes(paths: Paths) -> None:
     for document in documents:
         body = await paths.same("alice", document.query, document.variables)
         if "errors" not in body:
-            answered += len(re.findall(r"\b[coxm][01]: ", document.query))
+            answered += len(re.findall(r"\b[coxmk][01]: ", document.query))
     # and the compiled path answered every root field of the documents that validate
     # (a few exceed the overlapping-fields limit: same bytes, from the standard path)
     assert answered > len(documents) * 0.8
