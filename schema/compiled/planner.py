@@ -102,8 +102,14 @@ class RowsPlan:
     typename: str
     keys: tuple[tuple[str, str | None], ...]
 
-    def project(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def project(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
         keys, typename = self.keys, self.typename
+        if (
+            rows
+            and all(key == name for key, name in keys)
+            and list(rows[0]) == [key for key, _ in keys]
+        ):
+            return rows  # every field, unaliased, in the rows' own order: as they are
         if all(name is not None for _, name in keys):
             return [{key: row[name] for key, name in keys} for row in rows]  # type: ignore[index]
         return [

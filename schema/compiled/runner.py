@@ -174,7 +174,7 @@ class CompiledReads:
 
     async def _run_rows(
         self, plan: RowsPlan, rows: Awaitable[Sequence[Mapping[str, Any]]]
-    ) -> list[dict[str, Any]]:
+    ) -> Sequence[Mapping[str, Any]]:
         found = await rows
         self.answered += 1
         return plan.project(found)
