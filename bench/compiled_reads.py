@@ -56,8 +56,9 @@ query Account {
   me {
     username
     account {
-      balances { currency cash }
-      positions { quantity costBasis realizedPnl symbol { code } }
+      balances { currency cash reserved buyingPower }
+      positions { quantity costBasis averageCost realizedPnl lastPrice marketValue unrealizedPnl
+        symbol { code } }
       trades(first: 50) {
         edges { cursor node { id orderId side quantity price commission realizedPnl time
           symbol { code } } }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from schema.compiled import (
     Amount,
     Cash,
     Column,
+    Computed,
     Condition,
     Kind,
     NestedConnection,
@@ -32,9 +34,68 @@ from schema.compiled import (
 )
 from schema.enums import OrderSide
 from schema.market import Symbol, symbol_of
+from schema.scalars import serialize_decimal
 from storage import models
 
 AVERAGE_COST_STEP = Decimal("1e-8")
+
+
+_POSITION_INPUTS = {
+    "quantity": "quantity",
+    "cost_basis": "cost_basis",
+    "realized_pnl": "realized_pnl",
+    "symbol_code": "symbol_code",
+}
+
+
+async def _balance_values(
+    info: Info, items: Sequence[Mapping[str, Any]], *, reserved: bool
+) -> list[str]:
+    """``reserved`` or ``buyingPower`` of compiled balances, as the resolver sums them
+    (read once per answer: kept in the computations' ``memo``)."""
+    memo: dict[str, Any] = getattr(info, "memo", {})
+    views = memo.get("balances")
+    if views is None:
+        views = memo["balances"] = {
+            view.currency: view for view in await account_resolvers.balances(info)
+        }
+    scale = amounts(info)
+    values: list[str] = []
+    for item in items:
+        currency, cash = item["currency"], Decimal(item["amount"])
+        view = views.get(currency)
+        held = view.reserved if view is not None else Decimal(0)
+        value = held if reserved else cash - held
+        values.append(serialize_decimal(scale.cash(value, currency)))
+    return values
+
+
+async def _average_cost(position: Position, _info: Info) -> Decimal | None:
+    return position.average_cost
+
+
+async def _position_values(
+    info: Info,
+    items: Sequence[Mapping[str, Any]],
+    read: Callable[[Position, Info], Awaitable[Decimal | None]],
+) -> list[str | None]:
+    """A computed field of compiled positions, by ``Position``'s own code; the quotes
+    they need are loaded together (one DataLoader batch)."""
+    scale = amounts(info)
+    positions = [
+        Position.from_row(
+            models.Position(
+                quantity=Decimal(item["quantity"]),
+                cost_basis=Decimal(item["cost_basis"]),
+                realized_pnl=Decimal(item["realized_pnl"]),
+                symbol_code=item["symbol_code"],
+            ),
+            scale,
+        )
+        for item in items
+    ]
+    values = await asyncio.gather(*(read(position, info) for position in positions))
+    return [serialize_decimal(value) if value is not None else None for value in values]
 
 
 @strawberry.type(description="Cash in one currency.")
@@ -47,11 +108,21 @@ class Balance:
     buying_power: Decimal = strawberry.field(description="cash - reserved.")
 
     # The compiled read path (docs/compiled_reads.md). What open orders reserve is
-    # summed in Python with the risk policy's commission rate: ``reserved`` and
-    # ``buyingPower`` take the standard path.
+    # summed in Python with the risk policy's commission rate, after the statement.
     sql_reads: ClassVar[ObjectReads] = ObjectReads(
         table="cash_balances",
-        fields={"currency": Column("currency", Kind.TEXT), "cash": Cash("amount")},
+        fields={
+            "currency": Column("currency", Kind.TEXT),
+            "cash": Cash("amount"),
+            "reserved": Computed(
+                {"currency": "currency", "amount": "amount"},
+                lambda info, items: _balance_values(info, items, reserved=True),
+            ),
+            "buyingPower": Computed(
+                {"currency": "currency", "amount": "amount"},
+                lambda info, items: _balance_values(info, items, reserved=False),
+            ),
+        },
     )
 
 
@@ -65,9 +136,10 @@ class Position:
     realized_pnl: Decimal = strawberry.field(description="Profit realised by reducing trades.")
     symbol_code: strawberry.Private[str]
 
-    # The compiled read path. ``averageCost`` is a division rounded in Python (SQLite
-    # keeps decimals as text); ``lastPrice``, ``marketValue`` and ``unrealizedPnl`` come
-    # from the live quote: they take the standard path.
+    # The compiled read path. ``averageCost`` (a division rounded in Python; SQLite
+    # keeps decimals as text) and ``lastPrice``, ``marketValue`` and ``unrealizedPnl``
+    # (from the live quotes, loaded together) are computed after the statement by
+    # these very methods.
     sql_reads: ClassVar[ObjectReads] = ObjectReads(
         table="positions",
         fields={
@@ -75,6 +147,22 @@ class Position:
             "costBasis": Cash("cost_basis", currency_via="symbol_code"),
             "realizedPnl": Cash("realized_pnl", currency_via="symbol_code"),
             "symbol": ToOne(local="symbol_code", remote="code"),
+            "averageCost": Computed(
+                _POSITION_INPUTS,
+                lambda info, items: _position_values(info, items, _average_cost),
+            ),
+            "lastPrice": Computed(
+                _POSITION_INPUTS,
+                lambda info, items: _position_values(info, items, _last_price),
+            ),
+            "marketValue": Computed(
+                _POSITION_INPUTS,
+                lambda info, items: _position_values(info, items, _market_value),
+            ),
+            "unrealizedPnl": Computed(
+                _POSITION_INPUTS,
+                lambda info, items: _position_values(info, items, _unrealized_pnl),
+            ),
         },
     )
 
@@ -116,6 +204,21 @@ class Position:
         if value is None:
             return None
         return amounts(info).quote_cash(value - self.cost_basis, self.symbol_code)
+
+
+async def _last_price(position: Position, info: Info) -> Decimal | None:
+    value: Decimal | None = await position.last_price(info)
+    return value
+
+
+async def _market_value(position: Position, info: Info) -> Decimal | None:
+    value: Decimal | None = await position.market_value(info)
+    return value
+
+
+async def _unrealized_pnl(position: Position, info: Info) -> Decimal | None:
+    value: Decimal | None = await position.unrealized_pnl(info)
+    return value
 
 
 @strawberry.type(description="One fill of one of your orders.")

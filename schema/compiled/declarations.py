@@ -70,6 +70,22 @@ class Cash:
 
 
 @dataclass(frozen=True, slots=True)
+class Computed:
+    """A field Python computes from columns of its row: a batched step after the statement.
+
+    The statement reads ``inputs`` (input name -> column of the row) as text, so a
+    decimal arrives exact; after it, ``compute(info, items)`` gets every occurrence of
+    the field in the answer at once (``items``: their inputs, ``Decimal`` text left as
+    text) and returns each one's JSON value, as the field's scalar writes it. ``info``
+    carries only ``context`` (its loaders batch the lookups: quotes by symbol) and
+    ``memo``, a dict the computations of one answer share.
+    """
+
+    inputs: Mapping[str, str]
+    compute: Callable[[Any, Sequence[Mapping[str, Any]]], Awaitable[Sequence[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
 class SameRow:
     """An object read from the parent's own row (``User.account``): the field's type
     declares ``sql_reads`` on the parent's table."""
@@ -124,7 +140,9 @@ class NestedConnection:
     connection: RootConnection
 
 
-FieldRead = Column | Amount | Cash | Embedded | SameRow | ToOne | ToMany | NestedConnection
+FieldRead = (
+    Column | Amount | Cash | Computed | Embedded | SameRow | ToOne | ToMany | NestedConnection
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,10 @@ class Dialect:
         """The statement's one column: the root field's JSON as text."""
         raise NotImplementedError
 
+    def exact_text(self, expression: str) -> str:
+        """A column's value as text, decimals exactly as stored."""
+        raise NotImplementedError
+
     def decimal(self, value: Decimal) -> str:
         """A decimal constant, stored the way the database stores decimal columns."""
         raise NotImplementedError
@@ -113,6 +117,9 @@ class SQLite(Dialect):
     def result_text(self, expression: str) -> str:
         return expression
 
+    def exact_text(self, expression: str) -> str:
+        return f"CAST({expression} AS TEXT)"
+
     def decimal(self, value: Decimal) -> str:
         return _literal(format(value, "f"))  # as ExactDecimal writes it
 
@@ -170,6 +177,9 @@ class PostgreSQL(Dialect):
         )
 
     def result_text(self, expression: str) -> str:
+        return f"CAST({expression} AS TEXT)"
+
+    def exact_text(self, expression: str) -> str:
         return f"CAST({expression} AS TEXT)"
 
     def decimal(self, value: Decimal) -> str:

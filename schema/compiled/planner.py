@@ -32,6 +32,7 @@ from schema.compiled.declarations import (
     Amount,
     Cash,
     Column,
+    Computed,
     Condition,
     Embedded,
     Kind,
@@ -59,6 +60,11 @@ class ArgumentsRefusedError(NotCompilableError):
 
 # Applied to the field's decoded JSON: what SQL leaves to Python (cursors).
 Finish = Callable[[Any], Any]
+
+# The key of a computed field's placeholder object (``{COMPUTED: index, "i": inputs}``):
+# a GraphQL response key is a name (letters, digits, ``_``), so no object of the
+# answer's own has a key with a ``$``.
+COMPUTED = "$computed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,7 @@ class RootPlan:
     finish: Finish | None
     sites: tuple[ArgumentSite, ...] = ()
     connection: ConnectionSite | None = None
+    computed: tuple[Computed, ...] = ()  # by the index their placeholders carry
 
 
 def sql_reads_of(object_type: GraphQLObjectType) -> ObjectReads | None:
@@ -177,6 +184,7 @@ class Planner:
         self._connection: ConnectionSite | None = None
         self._with = ""  # the nested connection's CTEs
         self._finishes: list[tuple[tuple[str, ...], Finish]] = []
+        self._computed: list[Computed] = []
 
     # -- roots ---------------------------------------------------------------------------
 
@@ -190,7 +198,7 @@ class Planner:
     ) -> RootPlan:
         body, finish = self._connection_object(root, field_def, details, conditions, has_after)
         sql = f"{self._with}SELECT {self.dialect.result_text(body)}"
-        return RootPlan(sql, finish, tuple(self._sites))
+        return RootPlan(sql, finish, tuple(self._sites), None, tuple(self._computed))
 
     def _connection_object(
         self,
@@ -251,7 +259,13 @@ class Planner:
         inner = row.select(root.table, " AND ".join(where))
         body = self.dialect.result_text(self._object(pairs))
         sql = f"{self._with}SELECT {body} FROM ({inner}) AS _one"
-        return RootPlan(sql, _at_paths(self._finishes), tuple(self._sites), self._connection)
+        return RootPlan(
+            sql,
+            _at_paths(self._finishes),
+            tuple(self._sites),
+            self._connection,
+            tuple(self._computed),
+        )
 
     def rows(
         self, root: RootRows, field_def: GraphQLField, details: list[FieldDetails]
@@ -396,6 +410,18 @@ class Planner:
                     currency = f"{scale_alias}.currency"
                 cash = dialect.amount_text(f"{alias}.{read.column}", self._unit(currency))
                 pairs.append((key, row.add(cash, False)))
+            elif isinstance(read, Computed):
+                # A placeholder Python replaces after the statement (see COMPUTED).
+                inputs = [
+                    (input_name, (dialect.exact_text(f"{alias}.{column}"), False))
+                    for input_name, column in read.inputs.items()
+                ]
+                marker = (_literal(str(len(self._computed))), False)
+                self._computed.append(read)
+                placeholder = self._object(
+                    [(COMPUTED, marker), ("i", (self._object(inputs), True))]
+                )
+                pairs.append((key, row.add(placeholder, True)))
             elif isinstance(read, SameRow):
                 same_type = _object_type(field_def)
                 same = self._reads(same_type, reads.table)

@@ -40,6 +40,7 @@ from schema.compiled.declarations import (
 )
 from schema.compiled.dialects import Dialect, dialect_named
 from schema.compiled.planner import (
+    COMPUTED,
     ArgumentsRefusedError,
     NotCompilableError,
     Planner,
@@ -63,12 +64,14 @@ MAX_PLANS = 256
 
 
 class _ContextOnly:
-    """What a context-only permission class reads of ``info``."""
+    """What a context-only permission class reads of ``info``; for the computations after
+    a statement also ``memo``, a dict they share for one answer (a read two fields need)."""
 
-    __slots__ = ("context",)
+    __slots__ = ("context", "memo")
 
     def __init__(self, context: Context) -> None:
         self.context = context
+        self.memo: dict[str, Any] = {}
 
 
 class CompiledReads:
@@ -195,10 +198,13 @@ class CompiledReads:
         async with context.services.sessions() as session:
             result = await session.execute(text(plan.sql), parameters)
             document = result.scalar()
-        self.answered += 1
         if document is None:
+            self.answered += 1
             return None
         value = json.loads(document)
+        if plan.computed:
+            await _compute(plan, value, context)
+        self.answered += 1
         return plan.finish(value) if plan.finish is not None else value
 
     def _plan(
@@ -252,6 +258,26 @@ class CompiledReads:
         if len(plans) < 64:
             plans[key] = plan
         return plan
+
+
+async def _compute(plan: RootPlan, value: Any, context: Context) -> None:
+    """Replace every computed field's placeholder in ``value`` with its value: one batch
+    per declared field, however many rows hold it."""
+    found: dict[int, list[tuple[Any, Any, Mapping[str, Any]]]] = {}
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            if isinstance(child, dict) and COMPUTED in child:
+                found.setdefault(int(child[COMPUTED]), []).append((node, key, child["i"]))
+            elif isinstance(child, (dict, list)):
+                stack.append(child)
+    info = _ContextOnly(context)
+    for index, places in found.items():
+        values = await plan.computed[index].compute(info, [inputs for _, _, inputs in places])
+        for (node, key, _), computed in zip(places, values, strict=True):
+            node[key] = computed
 
 
 def _over_http(context: Context) -> bool:

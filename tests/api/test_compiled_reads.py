@@ -180,7 +180,8 @@ async def _seed(
                     filled_quantity=Decimal("0") if index % 2 else Decimal("50.00"),
                     average_fill_price=Decimal("1520.1234567") if index % 3 == 0 else None,
                     reject_reason="INSUFFICIENT_CASH" if index % 6 == 4 else None,
-                    reserve_price=None,
+                    # open BUY orders hold cash back (balances' reserved, buyingPower)
+                    reserve_price=Decimal("1520.123") if index % 4 == 1 else None,
                     expires_at=created + timedelta(days=1) if index % 5 == 4 else None,
                     version=0,
                     created_at=created,
@@ -366,8 +367,9 @@ ME = f"""
 query Me($first: Int = 20, $after: String, $symbol: String, $side: OrderSide,
          $from: DateTime, $to: DateTime) {{
   me {{ __typename id username role createdAt account {{ __typename
-    balances {{ __typename currency cash }}
-    positions {{ __typename quantity costBasis realizedPnl symbol {{ code lotSize }} }}
+    balances {{ __typename currency cash reserved buyingPower }}
+    positions {{ __typename quantity costBasis averageCost realizedPnl lastPrice marketValue
+                unrealizedPnl symbol {{ code lotSize }} }}
     trades(first: $first, after: $after, symbol: $symbol, side: $side, from: $from, to: $to) {{
       __typename
       edges {{ cursor node {{ __typename {" ".join(TRADE_FIELDS)} symbol {{ code }} }} }}
@@ -547,6 +549,11 @@ async def test_me_and_account_answer_the_same_bytes(paths: Paths) -> None:
         "BTCUSDT",
     ]
     assert account["balances"] and len(account["trades"]["edges"]) == 20
+    # the values computed in Python after the statement are real ones
+    assert any(Decimal(balance["reserved"]) > 0 for balance in account["balances"])
+    last_prices = [position["lastPrice"] for position in account["positions"]]
+    assert None in last_prices and any(last_prices)
+    assert all(position["averageCost"] for position in account["positions"])
     end = account["trades"]["pageInfo"]["endCursor"]
     await paths.same("alice", ME, {"after": end, "first": 7})
     await paths.same("alice", ME, {"first": 100})
@@ -573,9 +580,6 @@ async def test_me_and_account_answer_the_same_bytes(paths: Paths) -> None:
         (ME, {"after": _cursor("order", 1)}),
         (ME, {"from": "2026-03-02T01:40:00", "to": "2026-03-02T02:00:00Z"}),
         (ME, {"from": "2026-03-02T03:00:00Z", "to": "2026-03-02T02:00:00Z"}),
-        ("{ me { account { positions { averageCost lastPrice } } } }", None),
-        ("{ me { account { positions { marketValue unrealizedPnl } } } }", None),
-        ("{ me { account { balances { currency reserved buyingPower } } } }", None),
         ("{ me { account { trades(last: 2) { edges { cursor } } } } }", None),
         ("{ me { account { trades { totalCount } } } }", None),
         (
@@ -715,9 +719,19 @@ def _me(draw: st.DrawFn) -> str:
     edges = _selection(draw, ["cursor"], {"node": node}, 8)
     info = _selection(draw, ["hasNextPage", "endCursor"], {}, 9)
     trades = _selection(draw, [], {"edges": edges, "pageInfo": info}, 10)
-    positions = _selection(draw, ["quantity", "costBasis", "realizedPnl"], {"symbol": "...S"}, 11)
+    position_fields = [
+        "quantity",
+        "costBasis",
+        "averageCost",
+        "realizedPnl",
+        "lastPrice",
+        "marketValue",
+        "unrealizedPnl",
+    ]
+    positions = _selection(draw, position_fields, {"symbol": "...S"}, 11)
+    balance_fields = ["currency", "cash", "reserved", "buyingPower"]
     lists = {
-        "balances": _selection(draw, ["currency", "cash"], {}, 12),
+        "balances": _selection(draw, balance_fields, {}, 12),
         "positions": positions,
         f"trades({', '.join(arguments)})": trades,
     }
