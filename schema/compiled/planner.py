@@ -6,6 +6,9 @@ to the standard path), in selection order, which becomes the JSON key order.
 Each field must be declared on its type's ``sql_reads``
 (:mod:`schema.compiled.declarations`); anything else raises
 :class:`NotCompilableError` and the root field takes the standard path.
+A field computed in Python becomes a placeholder object the runner fills in
+(:data:`COMPUTED`); a :class:`RootRows` field is planned as a projection of
+the rows Python writes (:class:`RowsPlan`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,14 @@ the standard path, so errors are its own, byte for byte.
 Plans are kept per root field node (so per document) and per the shape of
 what the statement's text depends on: the values of boolean variables (which
 ``@include``/``@skip`` read), which filters are present and how many values a
-list filter has, and whether a cursor was given. Values are bound per request.
+list filter has, and whether a cursor was given (a nested connection's too: a
+request whose nested filters differ from the plan's is planned once more for
+them). Values are bound per request.
+
+After the statement, fields computed in Python (:class:`Computed`) run as one
+batch per field over every row that holds one. A :class:`RootRows` field runs
+no statement: its declared ``rows`` function reads and serialises, and the
+selection is projected onto its rows.
 """
 
 from __future__ import annotations
