@@ -14,6 +14,7 @@ zeros are stripped.
 
 from __future__ import annotations
 
+import functools
 from decimal import Context, Decimal
 
 from graphql_api.market.symbols import SymbolCatalog
@@ -22,23 +23,23 @@ from resolvers.context import Info
 
 # Wide enough that normalising or re-scaling any stored amount is exact.
 _EXACT = Context(prec=200)
-_ONE = Decimal(1)
 
 
 def at_scale(value: Decimal, step: Decimal | None) -> Decimal:
-    """``value`` written with the decimals of ``step``, or more when it needs them."""
+    """``value`` written with the decimals of ``step``, or more when it needs them.
+
+    Built from :func:`text_at_scale`'s text: the same value, sign and exponent as
+    stripping then quantizing would give (a property test holds the two equal),
+    at half the cost, which matters for a 10,000-bar series (50,000 amounts).
+    """
     if not value.is_finite():
         return value
-    stripped = value.normalize(_EXACT)
-    wanted = min(int(step.normalize(_EXACT).as_tuple().exponent), 0) if step is not None else 0
-    exponent = int(stripped.as_tuple().exponent)
-    if exponent < wanted:
-        return stripped  # more significant decimals than the natural scale: keep them all
-    return value.quantize(_ONE.scaleb(wanted), context=_EXACT)
+    return Decimal(text_at_scale(value, places_of(step)))
 
 
+@functools.lru_cache(maxsize=1024)
 def places_of(step: Decimal | None) -> int:
-    """The decimals :func:`at_scale` pads to for ``step`` (0 without one)."""
+    """The decimals a value is padded to for ``step`` (0 without one)."""
     if step is None:
         return 0
     return -min(int(step.normalize(_EXACT).as_tuple().exponent), 0)
@@ -46,8 +47,8 @@ def places_of(step: Decimal | None) -> int:
 
 def text_at_scale(value: Decimal, places: int) -> str:
     """``format(at_scale(value, step), "f")`` for a step of ``places`` decimals, on the
-    text: what a response writes, without two Decimal operations per value (a
-    10,000-bar answer has 50,000 of them)."""
+    text: trailing zeros stripped, then padded to ``places`` unless the value has more
+    significant decimals (kept all: no amount is ever rounded here)."""
     if not value.is_finite():
         return format(value, "f")
     text = format(value, "f")

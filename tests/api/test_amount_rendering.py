@@ -155,12 +155,33 @@ def test_scaling_only_moves_zeros(value: Decimal, step: Decimal) -> None:
     assert decimals == max(natural, significant)
 
 
+def _at_scale_by_decimal_operations(value: Decimal, step: Decimal | None) -> Decimal:
+    """The first ``at_scale``: strip the trailing zeros, then quantize to the step's
+    decimals unless the value has more. The text-based one must equal it exactly."""
+    if not value.is_finite():
+        return value
+    exact = Context(prec=200)
+    stripped = value.normalize(exact)
+    wanted = min(int(step.normalize(exact).as_tuple().exponent), 0) if step is not None else 0
+    if int(stripped.as_tuple().exponent) < wanted:
+        return stripped
+    return value.quantize(Decimal(1).scaleb(wanted), context=exact)
+
+
 @given(
-    value=amounts | st.sampled_from([Decimal(s) for s in ("-0.000", "0E-8", "1E+3", "5E+2", "-7")]),
+    value=amounts
+    | st.decimals(allow_nan=True, allow_infinity=True, places=12)
+    | st.sampled_from([Decimal(s) for s in ("-0.000", "0E-8", "1E+3", "5E+2", "-7", "-0")]),
     step=steps | st.none(),
 )
-def test_text_at_scale_writes_what_at_scale_then_the_scalar_write(
+def test_at_scale_is_the_decimal_operations_result_exactly(
     value: Decimal, step: Decimal | None
 ) -> None:
-    # the compiled klines rows write the text directly: byte for byte the same
-    assert text_at_scale(value, places_of(step)) == serialize_decimal(at_scale(value, step))
+    # same value, sign, digits and exponent; and the klines rows write the same text
+    expected = _at_scale_by_decimal_operations(value, step)
+    scaled = at_scale(value, step)
+    if value.is_nan():
+        assert scaled.is_nan()
+    else:
+        assert scaled.as_tuple() == expected.as_tuple()
+    assert text_at_scale(value, places_of(step)) == serialize_decimal(expected)
