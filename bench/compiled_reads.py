@@ -1,4 +1,5 @@
-"""The nested orders page through the compiled read path and through the standard path.
+"""The nested orders page and the account page, through the compiled read path and
+through the standard path.
 
 One process, one app per path (``COMPILED_READS=true`` / ``false``) on the same
 database, requests sent one after another as the demo user over httpx's ASGI
@@ -8,6 +9,8 @@ The page is the benchmark's (:data:`bench.http_queries.ORDERS`: 100 orders,
 each with its symbol and strategy, the strategy with its symbol), over 100 orders
 and 10 strategies seeded for the demo user. Both answers are checked to be the
 same bytes first. SQL statements per request are counted on the engine.
+The account page (:data:`ACCOUNT`) is ``me { account { balances positions
+trades(first: 50) } }`` over 100 fills and 5 open positions of the same user.
 
     taskset -c 1 .venv/bin/python -m bench.compiled_reads [--requests 200] [--rounds 5] [--postgres]
 
@@ -47,10 +50,29 @@ RESULTS = Path(__file__).parent / "results" / "compiled_reads.json"
 WARM_UP = 30
 ORDERS_SEEDED = 100
 STRATEGIES_SEEDED = 10
+POSITIONS_SEEDED = 5
+ACCOUNT = """
+query Account {
+  me {
+    username
+    account {
+      balances { currency cash reserved buyingPower }
+      positions { quantity costBasis averageCost realizedPnl lastPrice marketValue unrealizedPnl
+        symbol { code } }
+      trades(first: 50) {
+        edges { cursor node { id orderId side quantity price commission realizedPnl time
+          symbol { code } } }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }
+}
+"""
 
 
 async def seed(services: Services) -> None:
-    """100 orders and 10 strategies of the demo user (four in five orders by a strategy)."""
+    """100 orders and 10 strategies of the demo user (four in five orders by a strategy),
+    a fill of each order and 5 open positions."""
     async with services.sessions() as session:
         user = await session.scalar(select(models.User).where(models.User.username == "demo"))
         assert user is not None, "the demo user is seeded at start-up"
@@ -93,6 +115,32 @@ async def seed(services: Services) -> None:
                     updated_at=now,
                 )
             )
+        await session.flush()
+        orders = await session.scalars(select(models.Order).where(models.Order.user_id == user.id))
+        for order in orders:
+            session.add(
+                models.Trade(
+                    order_id=order.id,
+                    user_id=user.id,
+                    symbol_code=order.symbol_code,
+                    side=order.side,
+                    quantity=order.quantity,
+                    price=order.limit_price or Decimal(1),
+                    commission=Decimal("0.0123"),
+                    realized_pnl=Decimal("1.5") if order.side == "SELL" else Decimal(0),
+                    tick_time=order.created_at,
+                    created_at=order.created_at,
+                )
+            )
+        for index, code in enumerate(codes[:POSITIONS_SEEDED]):
+            position = await session.get(models.Position, (user.id, code))
+            if position is None:
+                position = models.Position(user_id=user.id, symbol_code=code)
+                session.add(position)
+            position.quantity = Decimal(100 * (index + 1))
+            position.cost_basis = Decimal(1234 * (index + 1)) / 10
+            position.realized_pnl = Decimal(index) / 4
+            position.updated_at = now
         await session.commit()
 
 
@@ -145,12 +193,18 @@ async def measure(database_url: str, requests: int, rounds: int) -> dict[str, An
         client_of(standard_app) as standard,
     ):
         await seed(compiled_app.state.services)
-        answers = [
-            (await client.post("/graphql", json={"query": ORDERS})).content
-            for client in (compiled, standard)
-        ]
-        assert answers[0] == answers[1], "the two paths must answer the same bytes"
-        assert len(json.loads(answers[0])["data"]["orders"]["edges"]) == ORDERS_SEEDED
+        for document, query in (("orders", ORDERS), ("account", ACCOUNT)):
+            answers = [
+                (await client.post("/graphql", json={"query": query})).content
+                for client in (compiled, standard)
+            ]
+            assert answers[0] == answers[1], f"{document}: the two paths must answer the same bytes"
+            assert b'"errors"' not in answers[0], answers[0][:500]
+            data = json.loads(answers[0])["data"]
+            if document == "orders":
+                assert len(data["orders"]["edges"]) == ORDERS_SEEDED
+            else:
+                assert len(data["me"]["account"]["trades"]["edges"]) == 50
         for name, app, client in (
             ("compiled", compiled_app, compiled),
             ("standard", standard_app, standard),
@@ -164,6 +218,8 @@ async def measure(database_url: str, requests: int, rounds: int) -> dict[str, An
             event.listen(engine, "before_cursor_execute", count)
             try:
                 results[name] = await time_requests(client, counter, requests, rounds)
+                account = await time_requests(client, counter, requests, rounds, ACCOUNT)
+                results.setdefault("account", {})[name] = account
                 if name == "compiled":
                     # What any request costs here (transport, auth, limits): the floor.
                     results["trivial"] = await time_requests(
@@ -171,6 +227,11 @@ async def measure(database_url: str, requests: int, rounds: int) -> dict[str, An
                     )
             finally:
                 event.remove(engine, "before_cursor_execute", count)
+    account = results["account"]
+    account["speed-up"] = round(
+        account["standard"]["median_ms_per_request"] / account["compiled"]["median_ms_per_request"],
+        2,
+    )
     results["speed-up"] = round(
         results["standard"]["median_ms_per_request"] / results["compiled"]["median_ms_per_request"],
         2,
@@ -208,6 +269,7 @@ def main() -> None:
         "command": command + (" --postgres" if args.postgres else ""),
         "machine": {"python": platform.python_version()},
         "document": ORDERS,
+        "account_document": ACCOUNT,
         **results,
     }
     RESULTS.parent.mkdir(exist_ok=True)

@@ -58,7 +58,7 @@ async def quote(info: Info, code: str) -> Tick | None:
 async def ticks(
     info: Info, code: str, start: datetime | None, end: datetime | None, limit: int
 ) -> list[Tick]:
-    _check_series_arguments(info, start, end, limit)
+    check_series_arguments(info, start, end, limit)
     return await info.context.services.timeseries.ticks(code.upper(), start, end, limit)
 
 
@@ -70,7 +70,7 @@ async def klines(
     end: datetime | None,
     limit: int,
 ) -> list[Bar]:
-    _check_series_arguments(info, start, end, limit)
+    check_series_arguments(info, start, end, limit)
     code = code.upper()
     services = info.context.services
     if interval.is_intraday:
@@ -91,9 +91,11 @@ async def daily_bars(info: Info, code: str, limit: int) -> list[Bar]:
     return [symbol_repo.daily_bar_to_bar(row) for row in rows]
 
 
-def _check_series_arguments(
+def check_series_arguments(
     info: Info, start: datetime | None, end: datetime | None, limit: int
 ) -> None:
+    """What ``ticks``, ``klines`` and ``klineSeries`` refuse: a limit outside
+    ``1..MAX_SERIES_LIMIT`` and a range whose ``from`` is not before ``to``."""
     cap = info.context.services.settings.max_series_limit
     if not 1 <= limit <= cap:
         raise bad_user_input(f"limit must be between 1 and {cap}", argument="limit")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import strawberry
 
@@ -14,15 +15,87 @@ from graphql_api.trading.round_trips import RoundTrip
 from resolvers import accounts as account_resolvers
 from resolvers.amounts import Amounts, amounts
 from resolvers.context import Info
-from resolvers.pagination import Paging
+from resolvers.pagination import Paging, check_page_size, check_time_range, decode_int_cursor
 from schema.backtests import TradeSide
 from schema.common import Before, Connection, From, Last, To
-from schema.compiled import Amount, Column, Kind, ObjectReads, ToOne
+from schema.compiled import (
+    Amount,
+    Cash,
+    Column,
+    Computed,
+    Condition,
+    Kind,
+    NestedConnection,
+    ObjectReads,
+    Page,
+    RootConnection,
+    ToMany,
+    ToOne,
+)
 from schema.enums import OrderSide
 from schema.market import Symbol, symbol_of
+from schema.scalars import serialize_decimal
 from storage import models
 
 AVERAGE_COST_STEP = Decimal("1e-8")
+
+
+_POSITION_INPUTS = {
+    "quantity": "quantity",
+    "cost_basis": "cost_basis",
+    "realized_pnl": "realized_pnl",
+    "symbol_code": "symbol_code",
+}
+
+
+async def _balance_values(
+    info: Info, items: Sequence[Mapping[str, Any]], *, reserved: bool
+) -> list[str]:
+    """``reserved`` or ``buyingPower`` of compiled balances, as the resolver sums them
+    (read once per answer: kept in the computations' ``memo``)."""
+    memo: dict[str, Any] = getattr(info, "memo", {})
+    views = memo.get("balances")
+    if views is None:
+        views = memo["balances"] = {
+            view.currency: view for view in await account_resolvers.balances(info)
+        }
+    scale = amounts(info)
+    values: list[str] = []
+    for item in items:
+        currency, cash = item["currency"], Decimal(item["amount"])
+        view = views.get(currency)
+        held = view.reserved if view is not None else Decimal(0)
+        value = held if reserved else cash - held
+        values.append(serialize_decimal(scale.cash(value, currency)))
+    return values
+
+
+async def _average_cost(position: Position, _info: Info) -> Decimal | None:
+    return position.average_cost
+
+
+async def _position_values(
+    info: Info,
+    items: Sequence[Mapping[str, Any]],
+    read: Callable[[Position, Info], Awaitable[Decimal | None]],
+) -> list[str | None]:
+    """A computed field of compiled positions, by ``Position``'s own code; the quotes
+    they need are loaded together (one DataLoader batch)."""
+    scale = amounts(info)
+    positions = [
+        Position.from_row(
+            models.Position(
+                quantity=Decimal(item["quantity"]),
+                cost_basis=Decimal(item["cost_basis"]),
+                realized_pnl=Decimal(item["realized_pnl"]),
+                symbol_code=item["symbol_code"],
+            ),
+            scale,
+        )
+        for item in items
+    ]
+    values = await asyncio.gather(*(read(position, info) for position in positions))
+    return [serialize_decimal(value) if value is not None else None for value in values]
 
 
 @strawberry.type(description="Cash in one currency.")
@@ -34,6 +107,24 @@ class Balance:
     )
     buying_power: Decimal = strawberry.field(description="cash - reserved.")
 
+    # The compiled read path (docs/compiled_reads.md). What open orders reserve is
+    # summed in Python with the risk policy's commission rate, after the statement.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="cash_balances",
+        fields={
+            "currency": Column("currency", Kind.TEXT),
+            "cash": Cash("amount"),
+            "reserved": Computed(
+                {"currency": "currency", "amount": "amount"},
+                lambda info, items: _balance_values(info, items, reserved=True),
+            ),
+            "buyingPower": Computed(
+                {"currency": "currency", "amount": "amount"},
+                lambda info, items: _balance_values(info, items, reserved=False),
+            ),
+        },
+    )
+
 
 @strawberry.type(description="A holding in one symbol (negative quantity: short).")
 class Position:
@@ -44,6 +135,36 @@ class Position:
     )
     realized_pnl: Decimal = strawberry.field(description="Profit realised by reducing trades.")
     symbol_code: strawberry.Private[str]
+
+    # The compiled read path. ``averageCost`` (a division rounded in Python; SQLite
+    # keeps decimals as text) and ``lastPrice``, ``marketValue`` and ``unrealizedPnl``
+    # (from the live quotes, loaded together) are computed after the statement by
+    # these very methods.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="positions",
+        fields={
+            "quantity": Amount("quantity", step="lot_size", step_via="symbol_code"),
+            "costBasis": Cash("cost_basis", currency_via="symbol_code"),
+            "realizedPnl": Cash("realized_pnl", currency_via="symbol_code"),
+            "symbol": ToOne(local="symbol_code", remote="code"),
+            "averageCost": Computed(
+                _POSITION_INPUTS,
+                lambda info, items: _position_values(info, items, _average_cost),
+            ),
+            "lastPrice": Computed(
+                _POSITION_INPUTS,
+                lambda info, items: _position_values(info, items, _last_price),
+            ),
+            "marketValue": Computed(
+                _POSITION_INPUTS,
+                lambda info, items: _position_values(info, items, _market_value),
+            ),
+            "unrealizedPnl": Computed(
+                _POSITION_INPUTS,
+                lambda info, items: _position_values(info, items, _unrealized_pnl),
+            ),
+        },
+    )
 
     @classmethod
     def from_row(cls, row: models.Position, scale: Amounts) -> Position:
@@ -85,6 +206,21 @@ class Position:
         return amounts(info).quote_cash(value - self.cost_basis, self.symbol_code)
 
 
+async def _last_price(position: Position, info: Info) -> Decimal | None:
+    value: Decimal | None = await position.last_price(info)
+    return value
+
+
+async def _market_value(position: Position, info: Info) -> Decimal | None:
+    value: Decimal | None = await position.market_value(info)
+    return value
+
+
+async def _unrealized_pnl(position: Position, info: Info) -> Decimal | None:
+    value: Decimal | None = await position.unrealized_pnl(info)
+    return value
+
+
 @strawberry.type(description="One fill of one of your orders.")
 class Trade:
     id: strawberry.ID = strawberry.field(description="Trade id.")
@@ -97,9 +233,9 @@ class Trade:
     time: datetime = strawberry.field(description="Time of the tick it filled on.")
     symbol_code: strawberry.Private[str]
 
-    # The compiled read path (docs/compiled_reads.md), for ``Order.fills``. Commission
-    # and realized P&L are shown at the quote currency's minor unit, a table in Python:
-    # they take the standard path.
+    # The compiled read path (docs/compiled_reads.md), for ``Order.fills`` and
+    # ``Account.trades``. Commission and realized P&L are shown at the quote currency's
+    # minor unit, which the statement reads from the Python table.
     sql_reads: ClassVar[ObjectReads] = ObjectReads(
         table="trades",
         fields={
@@ -108,6 +244,8 @@ class Trade:
             "side": Column("side", Kind.ENUM),
             "quantity": Amount("quantity", step="lot_size", step_via="symbol_code"),
             "price": Amount("price", step="tick_size", step_via="symbol_code"),
+            "commission": Cash("commission", currency_via="symbol_code"),
+            "realizedPnl": Cash("realized_pnl", currency_via="symbol_code"),
             "time": Column("tick_time", Kind.TIME),
             "symbol": ToOne(local="symbol_code", remote="code"),
         },
@@ -230,8 +368,63 @@ class ClosedPosition:
         return symbol_of(info, self.symbol_code)
 
 
+def _trades_page(arguments: Mapping[str, Any], cap: int) -> Page:
+    return Page(
+        check_page_size(arguments["first"], cap), decode_int_cursor("trade", arguments.get("after"))
+    )
+
+
+def _trade_conditions(arguments: Mapping[str, Any]) -> list[Condition]:
+    """``Account.trades``' filter as ``resolvers.accounts.trade_filter`` reads it."""
+    side = arguments.get("side")
+    found = account_resolvers.trade_filter(
+        arguments.get("symbol"),
+        OrderSide(side) if side is not None else None,
+        arguments.get("from"),
+        arguments.get("to"),
+    )
+    check_time_range(found.time_from, found.time_to)
+    given: list[tuple[str, str, Any]] = [
+        ("symbol_code", "=", found.symbol_code),
+        ("side", "=", found.side),
+        ("tick_time", ">=", found.time_from),
+        ("tick_time", "<", found.time_to),
+    ]
+    return [Condition(c, op, value) for c, op, value in given if value is not None]
+
+
 @strawberry.type(description="Your paper-trading account.")
 class Account:
+    # The compiled read path: an account is read from its user's row (``User.account``);
+    # balances in currency order, open positions in symbol order, fills newest first,
+    # as the resolvers list them. ``performance`` and ``closedPositions`` are computed
+    # in Python from the fills: they take the standard path.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="users",
+        fields={
+            "balances": ToMany(local="id", remote="user_id", key="currency", descending=False),
+            "positions": ToMany(
+                local="id",
+                remote="user_id",
+                key="symbol_code",
+                descending=False,
+                nonzero="quantity",
+            ),
+            "trades": NestedConnection(
+                RootConnection(
+                    table="trades",
+                    key="id",
+                    cursor_kind="trade",
+                    descending=True,
+                    owner="user_id",
+                    arguments=frozenset({"symbol", "side", "from", "to", "first", "after"}),
+                    page=_trades_page,
+                    narrowing=_trade_conditions,
+                )
+            ),
+        },
+    )
+
     @strawberry.field(description="Cash per currency, with what open orders reserve.")
     async def balances(self, info: Info) -> list[Balance]:
         rows = await account_resolvers.balances(info)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 import strawberry
 
 from graphql_api.auth import TokenPair
 from schema.accounts import Account
 from schema.common import UserError
+from schema.compiled import Column, Kind, ObjectReads, SameRow
 from schema.enums import Role
 from storage import models
 
@@ -19,6 +21,18 @@ class User:
     username: str = strawberry.field(description="Login name.")
     role: Role = strawberry.field(description="What the user may do.")
     created_at: datetime = strawberry.field(description="Registration time.")
+
+    # The compiled read path (docs/compiled_reads.md): ``me`` is the caller's row.
+    sql_reads: ClassVar[ObjectReads] = ObjectReads(
+        table="users",
+        fields={
+            "id": Column("id", Kind.ID),
+            "username": Column("username", Kind.TEXT),
+            "role": Column("role", Kind.ENUM),
+            "createdAt": Column("created_at", Kind.TIME),
+            "account": SameRow(),
+        },
+    )
 
     @classmethod
     def from_row(cls, row: models.User) -> User:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import strawberry
 
 from graphql_api.market import sessions
 from resolvers import market as market_resolvers
-from resolvers.amounts import Amounts, amounts, at_scale
+from resolvers.amounts import Amounts, amounts, at_scale, text_at_scale
 from resolvers.context import Info
 from schema.compiled import Amount, Column, Kind, ObjectReads
 from schema.enums import OffSessionOrders, Weekday
+from schema.scalars import serialize_datetime
 from storage import models
 from storage import timeseries as ts
 
@@ -53,6 +54,11 @@ class Kline:
         description="Number of ticks aggregated; null for stored daily bars."
     )
 
+    # What the compiled read path writes for ``klines`` (``kline_rows``).
+    row_fields: ClassVar[frozenset[str]] = frozenset(
+        {"time", "open", "high", "low", "close", "volume", "tradeCount"}
+    )
+
     @classmethod
     def from_domain(cls, bar: ts.Bar, scale: Amounts, *, daily: bool = False) -> Kline:
         code = bar.symbol
@@ -65,6 +71,31 @@ class Kline:
             volume=scale.quantity(bar.volume, code),
             trade_count=None if daily else bar.trade_count,
         )
+
+
+def kline_rows(bars: Sequence[ts.Bar], scale: Amounts, *, daily: bool) -> list[dict[str, Any]]:
+    """The bars as :meth:`Kline.from_domain` then the scalars would write them, as JSON
+    values by field name (``Kline.row_fields``)."""
+    places: dict[str, tuple[int, int]] = {}
+    rows: list[dict[str, Any]] = []
+    for bar in bars:
+        code = bar.symbol
+        scales = places.get(code)
+        if scales is None:
+            scales = places[code] = (scale.price_places(code), scale.quantity_places(code))
+        price, quantity = scales
+        rows.append(
+            {
+                "time": serialize_datetime(bar.time),
+                "open": text_at_scale(bar.open, price),
+                "high": text_at_scale(bar.high, price),
+                "low": text_at_scale(bar.low, price),
+                "close": text_at_scale(bar.close, price),
+                "volume": text_at_scale(bar.volume, quantity),
+                "tradeCount": None if daily else bar.trade_count,
+            }
+        )
+    return rows
 
 
 @strawberry.type(description="One weekly trading window, in the session's time zone.")

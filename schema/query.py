@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 import strawberry
@@ -45,7 +46,7 @@ from schema.enums import (
 )
 from schema.indicators import KlineSeries
 from schema.instruments import SymbolAuditEntry
-from schema.market import Kline, Symbol, Tick, symbol_or_none
+from schema.market import Kline, Symbol, Tick, kline_rows, symbol_or_none
 from schema.orders import Order, order_or_none
 from schema.permissions import ADMINISTRATION, MARKET_DATA, SIGNED_IN, TRADING
 from schema.strategies import Strategy, StrategyKindInfo, strategy_or_none
@@ -107,6 +108,26 @@ def _symbol_conditions(arguments: Mapping[str, Any]) -> list[compiled.Condition]
     return [compiled.Condition("exchange", "=", exchange.upper())] if exchange else []
 
 
+def _kline_rows(info: Info, arguments: Mapping[str, Any]) -> Any:
+    """``klines`` as rows of JSON values: the resolver's checks now, its bars later."""
+    interval = ts.KlineInterval(KlineInterval(arguments["interval"]).value)
+    start, end, limit = arguments.get("from"), arguments.get("to"), arguments["limit"]
+    market.check_series_arguments(info, start, end, limit)
+    return _klines_as_rows(info, arguments["symbol"], interval, start, end, limit)
+
+
+async def _klines_as_rows(
+    info: Info,
+    symbol: str,
+    interval: ts.KlineInterval,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    bars = await market.klines(info, symbol, interval, start, end, limit)
+    return kline_rows(bars, amounts(info), daily=not interval.is_intraday)
+
+
 @strawberry.type(description="Read access to market, strategy and order data.")
 class Query:
     # Root fields the compiled read path answers (docs/compiled_reads.md), with the
@@ -163,6 +184,12 @@ class Query:
             owner=None,
             arguments=frozenset({"code"}),
             key=lambda arguments: arguments["code"].upper(),
+        ),
+        "me": compiled.RootCaller(table="users", column="id"),
+        "klines": compiled.RootRows(
+            arguments=frozenset({"symbol", "interval", "from", "to", "limit"}),
+            fields=Kline.row_fields,
+            rows=_kline_rows,
         ),
     }
 

@@ -20,6 +20,12 @@ def currency_unit(currency: str) -> Decimal:
     return _CURRENCY_UNITS.get(currency, _DEFAULT_UNIT)
 
 
+def currency_units() -> tuple[dict[str, Decimal], Decimal]:
+    """The minor units by currency and the unit of any other currency (the compiled
+    read path writes them into SQL, so both paths show cash alike)."""
+    return dict(_CURRENCY_UNITS), _DEFAULT_UNIT
+
+
 def round_cash(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(currency_unit(currency), rounding=ROUND_HALF_UP)
 

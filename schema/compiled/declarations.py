@@ -18,7 +18,7 @@ Nothing here imports Strawberry: these are plain values read by the planner.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,41 @@ class Amount:
 
 
 @dataclass(frozen=True, slots=True)
+class Cash:
+    """Cash shown at its currency's minor unit (``resolvers.amounts.Amounts.cash``).
+
+    The currency is the ``currency`` column of the symbol named by the row's
+    ``currency_via`` column (cash in a symbol's quote currency: commission, P&L,
+    cost basis), or the row's own ``currency`` column when ``currency_via`` is None.
+    """
+
+    column: str
+    currency_via: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A field Python computes from columns of its row: a batched step after the statement.
+
+    The statement reads ``inputs`` (input name -> column of the row) as text, so a
+    decimal arrives exact; after it, ``compute(info, items)`` gets every occurrence of
+    the field in the answer at once (``items``: their inputs, ``Decimal`` text left as
+    text) and returns each one's JSON value, as the field's scalar writes it. ``info``
+    carries only ``context`` (its loaders batch the lookups: quotes by symbol) and
+    ``memo``, a dict the computations of one answer share.
+    """
+
+    inputs: Mapping[str, str]
+    compute: Callable[[Any, Sequence[Mapping[str, Any]]], Awaitable[Sequence[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SameRow:
+    """An object read from the parent's own row (``User.account``): the field's type
+    declares ``sql_reads`` on the parent's table."""
+
+
+@dataclass(frozen=True, slots=True)
 class Embedded:
     """An object built from columns of the same row (``Symbol.session``)."""
 
@@ -78,9 +113,10 @@ class ToOne:
 @dataclass(frozen=True, slots=True)
 class ToMany:
     """The rows of the field's type whose ``remote`` column equals this row's ``local``,
-    newest (highest ``key``) first when ``descending``, at most ``limit(arguments, cap)``
-    of them (``cap``: the page size cap; ``limit`` raises where the resolver would), or
-    all of them when ``limit`` is None.
+    newest (highest ``key``) first when ``descending`` (lowest first otherwise; a text
+    key orders by the database's collation, as the standard path's ``ORDER BY`` does),
+    at most ``limit(arguments, cap)`` of them (``cap``: the page size cap; ``limit``
+    raises where the resolver would), or all of them when ``limit`` is None.
 
     ``arguments``: every argument the field takes; a field with another one (added
     later) takes the standard path.
@@ -92,9 +128,21 @@ class ToMany:
     descending: bool
     arguments: frozenset[str] = frozenset()
     limit: Callable[[Mapping[str, Any], int], int] | None = None
+    nonzero: str | None = None  # a decimal column: rows where it is zero are left out
 
 
-FieldRead = Column | Amount | Embedded | ToOne | ToMany
+@dataclass(frozen=True, slots=True)
+class NestedConnection:
+    """A Relay connection under a root that reads the caller's own row
+    (``me { account { trades } }``): ``connection`` says how, as for a root field;
+    its ``owner`` column is bound to the caller. At most one per statement."""
+
+    connection: RootConnection
+
+
+FieldRead = (
+    Column | Amount | Cash | Computed | Embedded | SameRow | ToOne | ToMany | NestedConnection
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,4 +215,34 @@ class RootByKey:
     key: Callable[[Mapping[str, Any]], Any]
 
 
-RootRead = RootConnection | RootByKey
+@dataclass(frozen=True, slots=True)
+class RootCaller:
+    """The caller's own row (``me``): the row of ``table`` whose ``column`` is the
+    signed-in user's id, or null."""
+
+    table: str
+    column: str
+    arguments: frozenset[str] = frozenset()
+    owner: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RootRows:
+    """A list root field whose rows Python reads (from any store, not only SQL) and
+    writes as JSON values itself, skipping graphql-core's completion of every field
+    of every row (``klines``: 10,000 bars are 70,000 fields).
+
+    ``rows(info, arguments)`` validates the arguments as the resolver does, raising
+    where it would (then the standard path answers and reports the error), and
+    returns an awaitable of the rows: one mapping per item, from each GraphQL field
+    name in ``fields`` to its value already serialised exactly as the field's scalar
+    serialises it. ``info`` carries only ``context``.
+    """
+
+    arguments: frozenset[str]
+    fields: frozenset[str]
+    rows: Callable[[Any, Mapping[str, Any]], Awaitable[Sequence[Mapping[str, Any]]]]
+    owner: None = None
+
+
+RootRead = RootConnection | RootByKey | RootCaller | RootRows

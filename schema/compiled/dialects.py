@@ -11,6 +11,7 @@ numbers, so no value passes through a float.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 # At most this many keys in one JSON object: PostgreSQL functions take 100 arguments.
 MAX_OBJECT_KEYS = 50
@@ -46,6 +47,18 @@ class Dialect:
 
     def result_text(self, expression: str) -> str:
         """The statement's one column: the root field's JSON as text."""
+        raise NotImplementedError
+
+    def exact_text(self, expression: str) -> str:
+        """A column's value as text, decimals exactly as stored."""
+        raise NotImplementedError
+
+    def decimal(self, value: Decimal) -> str:
+        """A decimal constant, stored the way the database stores decimal columns."""
+        raise NotImplementedError
+
+    def nonzero(self, expression: str) -> str:
+        """Is the stored decimal not zero (compared exactly, never as a float)?"""
         raise NotImplementedError
 
 
@@ -104,6 +117,16 @@ class SQLite(Dialect):
     def result_text(self, expression: str) -> str:
         return expression
 
+    def exact_text(self, expression: str) -> str:
+        return f"CAST({expression} AS TEXT)"
+
+    def decimal(self, value: Decimal) -> str:
+        return _literal(format(value, "f"))  # as ExactDecimal writes it
+
+    def nonzero(self, expression: str) -> str:
+        # Decimal text is zero when nothing but signs, zeros and the point is left.
+        return f"ltrim(replace(replace({expression}, '-', ''), '.', ''), '0') <> ''"
+
 
 def _strip(text: str) -> str:
     return f"(CASE WHEN instr({text}, '.') > 0 THEN rtrim(rtrim({text}, '0'), '.') ELSE {text} END)"
@@ -155,6 +178,15 @@ class PostgreSQL(Dialect):
 
     def result_text(self, expression: str) -> str:
         return f"CAST({expression} AS TEXT)"
+
+    def exact_text(self, expression: str) -> str:
+        return f"CAST({expression} AS TEXT)"
+
+    def decimal(self, value: Decimal) -> str:
+        return f"CAST({_literal(format(value, 'f'))} AS NUMERIC)"
+
+    def nonzero(self, expression: str) -> str:
+        return f"{expression} <> 0"
 
 
 def dialect_named(name: str) -> Dialect | None:

@@ -6,6 +6,9 @@ to the standard path), in selection order, which becomes the JSON key order.
 Each field must be declared on its type's ``sql_reads``
 (:mod:`schema.compiled.declarations`); anything else raises
 :class:`NotCompilableError` and the root field takes the standard path.
+A field computed in Python becomes a placeholder object the runner fills in
+(:data:`COMPUTED`); a :class:`RootRows` field is planned as a projection of
+the rows Python writes (:class:`RowsPlan`).
 """
 
 from __future__ import annotations
@@ -24,18 +27,25 @@ from graphql import (
     get_named_type,
 )
 from graphql.execution.collect_fields import FieldDetails, FragmentDetails, collect_subfields
-from graphql.execution.values import VariableValues
+from graphql.execution.values import VariableValues, get_argument_values
 
+from graphql_api.trading.accounts import currency_units
 from resolvers.pagination import encode_cursor
 from schema.compiled.declarations import (
     Amount,
+    Cash,
     Column,
+    Computed,
     Condition,
     Embedded,
     Kind,
+    NestedConnection,
     ObjectReads,
     RootByKey,
+    RootCaller,
     RootConnection,
+    RootRows,
+    SameRow,
     ToMany,
     ToOne,
 )
@@ -46,8 +56,18 @@ class NotCompilableError(Exception):
     """The selection uses something the compiled path does not declare; ``str()`` says what."""
 
 
+class ArgumentsRefusedError(NotCompilableError):
+    """A nested connection's arguments, as given in this request, are refused by its
+    resolver's checks: this request takes the standard path, the plan is not kept."""
+
+
 # Applied to the field's decoded JSON: what SQL leaves to Python (cursors).
 Finish = Callable[[Any], Any]
+
+# The key of a computed field's placeholder object (``{COMPUTED: index, "i": inputs}``):
+# a GraphQL response key is a name (letters, digits, ``_``), so no object of the
+# answer's own has a key with a ``$``.
+COMPUTED = "$computed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +92,41 @@ class ArgumentSite:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionSite:
+    """A nested connection (``me { account { trades } }``): its arguments are read and
+    checked per request like a root connection's; ``shape`` is what the statement's
+    text assumed of them (the runner plans again when a request differs)."""
+
+    field_def: GraphQLField
+    node: FieldNode
+    read: NestedConnection
+    shape: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RowsPlan:
+    """A :class:`RootRows` field's selection: (JSON key, field name or None for
+    ``__typename``) in graphql-core's order, and the item type's name."""
+
+    typename: str
+    keys: tuple[tuple[str, str | None], ...]
+
+    def project(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+        keys, typename = self.keys, self.typename
+        if (
+            rows
+            and all(key == name for key, name in keys)
+            and list(rows[0]) == [key for key, _ in keys]
+        ):
+            return rows  # every field, unaliased, in the rows' own order: as they are
+        if all(name is not None for _, name in keys):
+            return [{key: row[name] for key, name in keys} for row in rows]  # type: ignore[index]
+        return [
+            {key: row[name] if name is not None else typename for key, name in keys} for row in rows
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class RootPlan:
     """One statement (with ``:name`` parameters), the nested arguments it binds, and
     what Python finishes on its JSON."""
@@ -79,6 +134,8 @@ class RootPlan:
     sql: str
     finish: Finish | None
     sites: tuple[ArgumentSite, ...] = ()
+    connection: ConnectionSite | None = None
+    computed: tuple[Computed, ...] = ()  # by the index their placeholders carry
 
 
 def sql_reads_of(object_type: GraphQLObjectType) -> ObjectReads | None:
@@ -127,6 +184,10 @@ class Planner:
         self.dialect = dialect
         self._aliases = 0
         self._sites: list[ArgumentSite] = []
+        self._connection: ConnectionSite | None = None
+        self._with = ""  # the nested connection's CTEs
+        self._finishes: list[tuple[tuple[str, ...], Finish]] = []
+        self._computed: list[Computed] = []
 
     # -- roots ---------------------------------------------------------------------------
 
@@ -138,7 +199,20 @@ class Planner:
         conditions: Sequence[Condition],
         has_after: bool,
     ) -> RootPlan:
-        dialect = self.dialect
+        body, finish = self._connection_object(root, field_def, details, conditions, has_after)
+        sql = f"{self._with}SELECT {self.dialect.result_text(body)}"
+        return RootPlan(sql, finish, tuple(self._sites), None, tuple(self._computed))
+
+    def _connection_object(
+        self,
+        root: RootConnection,
+        field_def: GraphQLField,
+        details: list[FieldDetails],
+        conditions: Sequence[Condition],
+        has_after: bool,
+    ) -> tuple[str, Finish | None]:
+        """The connection's JSON object over the ``_page`` and ``_shown`` CTEs, which it
+        leaves in ``self._with``, and what Python finishes on it (cursors)."""
         connection_type = _object_type(field_def)
         where = self._where(conditions, root.owner)
         direction, reverse = ("DESC", "ASC") if root.descending else ("ASC", "DESC")
@@ -163,35 +237,57 @@ class Planner:
                 end_cursors.append((key, cursor_keys))
             else:
                 raise NotCompilableError(f"{connection_type.name}.{name}")
-        body = self._object(pairs)
-        sql = (
+        self._with = (
             f"WITH _page AS (SELECT * FROM {root.table} WHERE {' AND '.join(where) or '1 = 1'} "
             f"ORDER BY {root.key} {direction} LIMIT :_limit), "
             f"_shown AS (SELECT * FROM _page ORDER BY {root.key} {direction} LIMIT :_first) "
-            f"SELECT {dialect.result_text(body)}"
         )
-        return RootPlan(
-            sql,
-            _cursor_finish(root.cursor_kind, edge_cursors, end_cursors),
-            tuple(self._sites),
-        )
+        return self._object(pairs), _cursor_finish(root.cursor_kind, edge_cursors, end_cursors)
 
     def by_key(
         self,
-        root: RootByKey,
+        root: RootByKey | RootCaller,
         field_def: GraphQLField,
         details: list[FieldDetails],
     ) -> RootPlan:
+        """One row (``RootCaller``: the caller's own, which may hold a nested connection)."""
         object_type = _object_type(field_def)
         reads = self._reads(object_type, root.table)
         row = _Row(self._alias())
-        pairs = self._node(object_type, reads, details, row)
+        path = () if isinstance(root, RootCaller) else None
+        pairs = self._node(object_type, reads, details, row, path)
         where = [f"{row.alias}.{root.column} = :_key"]
         if root.owner is not None:
             where.append(f"{row.alias}.{root.owner} = :_owner")
         inner = row.select(root.table, " AND ".join(where))
-        sql = f"SELECT {self.dialect.result_text(self._object(pairs))} FROM ({inner}) AS _one"
-        return RootPlan(sql, None, tuple(self._sites))
+        body = self.dialect.result_text(self._object(pairs))
+        sql = f"{self._with}SELECT {body} FROM ({inner}) AS _one"
+        return RootPlan(
+            sql,
+            _at_paths(self._finishes),
+            tuple(self._sites),
+            self._connection,
+            tuple(self._computed),
+        )
+
+    def rows(
+        self, root: RootRows, field_def: GraphQLField, details: list[FieldDetails]
+    ) -> RowsPlan:
+        """Which of the rows' fields go under which keys: plain fields of the item type
+        that ``root`` declares, or ``__typename``."""
+        item_type = _object_type(field_def)
+        keys: list[tuple[str, str | None]] = []
+        for key, field_details in self._fields(item_type, details):
+            name = field_details[0].node.name.value
+            if name == "__typename":
+                keys.append((key, None))
+                continue
+            item_field = item_type.fields.get(name)
+            if item_field is None or name not in root.fields:
+                raise NotCompilableError(f"{item_type.name}.{name}")
+            _check_plain(item_type, name, item_field, field_details)
+            keys.append((key, name))
+        return RowsPlan(item_type.name, tuple(keys))
 
     # -- connection parts ----------------------------------------------------------------
 
@@ -263,8 +359,12 @@ class Planner:
         reads: ObjectReads,
         details: list[FieldDetails],
         row: _Row,
+        path: tuple[str, ...] | None = None,
     ) -> list[tuple[str, Value]]:
-        """The JSON pairs of one row's object; their values become columns of ``row``."""
+        """The JSON pairs of one row's object; their values become columns of ``row``.
+
+        ``path``: the JSON keys from the root field's value to this object, when it is
+        the caller's own row (only there may a nested connection be)."""
         dialect = self.dialect
         alias = row.alias
         pairs: list[tuple[str, Value]] = []
@@ -279,6 +379,12 @@ class Planner:
                 raise NotCompilableError(f"{object_type.name}.{name}")
             if isinstance(read, ToMany):
                 pairs.append((key, row.add(*self._to_many(read, field_def, field_details, alias))))
+                continue
+            if isinstance(read, NestedConnection):
+                if path is None:
+                    raise NotCompilableError(f"{object_type.name}.{name} outside the caller's row")
+                body = self._nested_connection(read, field_def, field_details, (*path, key))
+                pairs.append((key, row.add(body, True)))
                 continue
             _check_plain(object_type, name, field_def, field_details)
             if isinstance(read, Column):
@@ -295,6 +401,36 @@ class Planner:
                     step = f"{scale_alias}.{read.step}"
                 amount = dialect.amount_text(f"{alias}.{read.column}", step)
                 pairs.append((key, row.add(amount, False)))
+            elif isinstance(read, Cash):
+                if read.currency_via is None:
+                    currency = f"{alias}.currency"
+                else:
+                    scale_alias = f"{alias}_s"
+                    row.join(
+                        f"JOIN symbols {scale_alias} "
+                        f"ON {scale_alias}.code = {alias}.{read.currency_via}"
+                    )
+                    currency = f"{scale_alias}.currency"
+                cash = dialect.amount_text(f"{alias}.{read.column}", self._unit(currency))
+                pairs.append((key, row.add(cash, False)))
+            elif isinstance(read, Computed):
+                # A placeholder Python replaces after the statement (see COMPUTED).
+                inputs = [
+                    (input_name, (dialect.exact_text(f"{alias}.{column}"), False))
+                    for input_name, column in read.inputs.items()
+                ]
+                marker = (_literal(str(len(self._computed))), False)
+                self._computed.append(read)
+                placeholder = self._object(
+                    [(COMPUTED, marker), ("i", (self._object(inputs), True))]
+                )
+                pairs.append((key, row.add(placeholder, True)))
+            elif isinstance(read, SameRow):
+                same_type = _object_type(field_def)
+                same = self._reads(same_type, reads.table)
+                inner_path = (*path, key) if path is not None else None
+                same_pairs = self._node(same_type, same, field_details, row, inner_path)
+                pairs.append((key, (self._object(same_pairs), True)))
             elif isinstance(read, Embedded):
                 embedded_type = _object_type(field_def)
                 inner: list[tuple[str, Value]] = []
@@ -348,12 +484,57 @@ class Planner:
         element = self._object(self._node(target_type, target, details, target_row))
         order = f"_{target_row.alias}_key"
         target_row.columns.append(f"{target_row.alias}.{read.key} AS {order}")
-        source = target_row.select(
-            target.table, f"{target_row.alias}.{read.remote} = {alias}.{read.local}"
-        )
+        where = f"{target_row.alias}.{read.remote} = {alias}.{read.local}"
+        if read.nonzero is not None:
+            where += f" AND {self.dialect.nonzero(f'{target_row.alias}.{read.nonzero}')}"
+        source = target_row.select(target.table, where)
         direction = "DESC" if read.descending else "ASC"
         statement = self.dialect.json_array(element, source, f"{order} {direction}", limit)
         return f"({statement})", True
+
+    def _nested_connection(
+        self,
+        read: NestedConnection,
+        field_def: GraphQLField,
+        details: list[FieldDetails],
+        path: tuple[str, ...],
+    ) -> str:
+        """The connection's JSON over CTEs at the top of the statement (it is the caller's,
+        so it correlates with nothing); its arguments are checked here as in a request."""
+        definition = (field_def.extensions or {}).get("strawberry-definition")
+        if getattr(definition, "extensions", None):
+            raise NotCompilableError(f"{field_def} has field extensions")
+        if self._connection is not None or self._with:
+            raise NotCompilableError("a second connection in one statement")
+        node = details[0].node
+        try:
+            arguments = get_argument_values(field_def, node, self.selection.variable_values)
+            if undeclared(arguments, read.connection.arguments):
+                raise NotCompilableError(f"{field_def}: an undeclared argument")
+            conditions = list(read.connection.narrowing(arguments))
+            page = read.connection.page(arguments, 1 << 30)
+        except NotCompilableError:
+            raise
+        except Exception as refused:
+            raise ArgumentsRefusedError(str(refused)) from refused
+        has_after = page.after_key is not None
+        shape = (conditions_shape(conditions), has_after)
+        self._connection = ConnectionSite(field_def, node, read, shape)
+        body, finish = self._connection_object(
+            read.connection, field_def, details, conditions, has_after
+        )
+        if finish is not None:
+            self._finishes.append((path, finish))
+        return body
+
+    def _unit(self, currency: str) -> str:
+        """The minor unit of the currency ``currency`` names, from the Python table."""
+        units, default = currency_units()
+        cases = " ".join(
+            f"WHEN {_literal(code)} THEN {self.dialect.decimal(unit)}"
+            for code, unit in sorted(units.items())
+        )
+        return f"(CASE {currency} {cases} ELSE {self.dialect.decimal(default)} END)"
 
     def _column(self, read: Column, field_def: GraphQLField, alias: str) -> Value:
         dialect = self.dialect
@@ -443,6 +624,35 @@ def condition_parameters(
 def conditions_shape(conditions: Sequence[Condition]) -> tuple[tuple[str, str, int], ...]:
     """What of the conditions the statement's text depends on (not their values)."""
     return tuple((c.column, c.op, len(c.value) if c.op == "in" else 0) for c in conditions)
+
+
+def undeclared(arguments: Mapping[str, Any], declared: frozenset[str]) -> bool:
+    """Does an argument the declaration does not know have a value (given, or a non-null
+    default)? One added later (``last``, an ordering) may change the rows: the standard
+    path answers until it is declared. A null one filters nothing, by convention."""
+    return any(value is not None for name, value in arguments.items() if name not in declared)
+
+
+def _at_paths(finishes: Sequence[tuple[tuple[str, ...], Finish]]) -> Finish | None:
+    """Each finish applied to the object at its path of keys (absent under a null)."""
+    if not finishes:
+        return None
+
+    def finish(value: Any) -> Any:
+        for path, apply in finishes:
+            parent: Any = None
+            target = value
+            for key in path:
+                parent, target = target, (target[key] if target is not None else None)
+            if target is None:
+                continue
+            if parent is None:
+                value = apply(target)
+            else:
+                parent[path[-1]] = apply(target)
+        return value
+
+    return finish
 
 
 def _check_plain(

@@ -11,14 +11,21 @@ the standard path, so errors are its own, byte for byte.
 Plans are kept per root field node (so per document) and per the shape of
 what the statement's text depends on: the values of boolean variables (which
 ``@include``/``@skip`` read), which filters are present and how many values a
-list filter has, and whether a cursor was given. Values are bound per request.
+list filter has, and whether a cursor was given (a nested connection's too: a
+request whose nested filters differ from the plan's is planned once more for
+them). Values are bound per request.
+
+After the statement, fields computed in Python (:class:`Computed`) run as one
+batch per field over every row that holds one. A :class:`RootRows` field runs
+no statement: its declared ``rows`` function reads and serialises, and the
+selection is projected onto its rows.
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,20 +37,33 @@ from sqlalchemy import text
 from strawberry.permission import PermissionExtension
 
 from resolvers.context import Context
-from schema.compiled.declarations import Condition, RootByKey, RootConnection, RootRead
+from schema.compiled.declarations import (
+    Condition,
+    RootByKey,
+    RootCaller,
+    RootConnection,
+    RootRead,
+    RootRows,
+)
 from schema.compiled.dialects import Dialect, dialect_named
 from schema.compiled.planner import (
+    COMPUTED,
+    ArgumentsRefusedError,
     NotCompilableError,
     Planner,
     RootPlan,
+    RowsPlan,
     Selection,
     condition_parameters,
     conditions_shape,
+    undeclared,
 )
 from schema.permissions import CONTEXT_ONLY
 from storage.types import format_sqlite_time
 
 log = structlog.get_logger("quantgraph.compiled_reads")
+
+Plan = RootPlan | RowsPlan
 
 # Root field nodes whose plans are kept. Each keeps its parsed document alive, so
 # this stays near the document cache's own default size (1,000 documents).
@@ -51,12 +71,14 @@ MAX_PLANS = 256
 
 
 class _ContextOnly:
-    """What a context-only permission class reads of ``info``."""
+    """What a context-only permission class reads of ``info``; for the computations after
+    a statement also ``memo``, a dict they share for one answer (a read two fields need)."""
 
-    __slots__ = ("context",)
+    __slots__ = ("context", "memo")
 
     def __init__(self, context: Context) -> None:
         self.context = context
+        self.memo: dict[str, Any] = {}
 
 
 class CompiledReads:
@@ -65,7 +87,7 @@ class CompiledReads:
     def __init__(self, max_plans: int = MAX_PLANS) -> None:
         self.max_plans = max_plans
         # id(root field node) -> (the node, kept alive so the id stays its own; plans by shape)
-        self._plans: OrderedDict[int, tuple[FieldNode, dict[Any, RootPlan | None]]] = OrderedDict()
+        self._plans: OrderedDict[int, tuple[FieldNode, dict[Any, Plan | None]]] = OrderedDict()
         # Counters (tests and the benchmark read them): plans made, plans refused,
         # root fields answered by a compiled statement.
         self.compiled = 0
@@ -97,21 +119,40 @@ class CompiledReads:
             return None
         if not _allowed(field_def, context):
             return None
+        if isinstance(root, RootRows):
+            return self._start_rows(selection, dialect, context, root, field_def, details)
         try:
             arguments = get_argument_values(field_def, node, selection.variable_values)
-            if _undeclared(arguments, root.arguments):
+            if undeclared(arguments, root.arguments):
                 return None
             parameters, shape = _bind(root, arguments, context)
         except Exception:  # the resolver would refuse these arguments: let it say so
             return None
-        plan = self._plan(selection, dialect, root, field_def, details, shape)
+        plan = self._sql_plan(selection, dialect, root, field_def, details, shape)
+        if plan is not None and plan.connection is not None:
+            connection = plan.connection
+            try:
+                nested = get_argument_values(
+                    connection.field_def, connection.node, selection.variable_values
+                )
+                if undeclared(nested, connection.read.connection.arguments):
+                    return None
+                nested_parameters, nested_shape = _bind(connection.read.connection, nested, context)
+            except Exception:  # the resolver would refuse it: let it say so
+                return None
+            if nested_shape != connection.shape:  # other filters than the plan's: plan for them
+                shape = (*shape, nested_shape)
+                plan = self._sql_plan(selection, dialect, root, field_def, details, shape)
+                if plan is None or plan.connection is None or plan.connection.shape != nested_shape:
+                    return None
+            parameters.update(nested_parameters)
         if plan is None:
             return None
         cap = services.settings.max_page_size
         for site in plan.sites:
             try:
                 nested = get_argument_values(site.field_def, site.node, selection.variable_values)
-                if _undeclared(nested, site.read.arguments):
+                if undeclared(nested, site.read.arguments):
                     return None
                 limit = site.read.limit
                 assert limit is not None, "only limited lists bind an argument"
@@ -120,14 +161,57 @@ class CompiledReads:
                 return None
         return self._run(context, plan, parameters)
 
+    def _start_rows(
+        self,
+        selection: Selection,
+        dialect: Dialect,
+        context: Context,
+        root: RootRows,
+        field_def: GraphQLField,
+        details: list[FieldDetails],
+    ) -> Awaitable[Any] | None:
+        plan = self._plan(selection, dialect, root, field_def, details, ())
+        if not isinstance(plan, RowsPlan):
+            return None
+        try:
+            arguments = get_argument_values(field_def, details[0].node, selection.variable_values)
+            if undeclared(arguments, root.arguments):
+                return None
+            rows = root.rows(_ContextOnly(context), arguments)
+        except Exception:  # the resolver would refuse these arguments: let it say so
+            return None
+        return self._run_rows(plan, rows)
+
+    async def _run_rows(
+        self, plan: RowsPlan, rows: Awaitable[Sequence[Mapping[str, Any]]]
+    ) -> Sequence[Mapping[str, Any]]:
+        found = await rows
+        self.answered += 1
+        return plan.project(found)
+
+    def _sql_plan(
+        self,
+        selection: Selection,
+        dialect: Dialect,
+        root: RootRead,
+        field_def: GraphQLField,
+        details: list[FieldDetails],
+        shape: tuple[Any, ...],
+    ) -> RootPlan | None:
+        plan = self._plan(selection, dialect, root, field_def, details, shape)
+        return plan if isinstance(plan, RootPlan) else None
+
     async def _run(self, context: Context, plan: RootPlan, parameters: dict[str, Any]) -> Any:
         async with context.services.sessions() as session:
             result = await session.execute(text(plan.sql), parameters)
             document = result.scalar()
-        self.answered += 1
         if document is None:
+            self.answered += 1
             return None
         value = json.loads(document)
+        if plan.computed:
+            await _compute(plan, value, context)
+        self.answered += 1
         return plan.finish(value) if plan.finish is not None else value
 
     def _plan(
@@ -138,7 +222,7 @@ class CompiledReads:
         field_def: GraphQLField,
         details: list[FieldDetails],
         shape: tuple[Any, ...],
-    ) -> RootPlan | None:
+    ) -> Plan | None:
         node = details[0].node
         booleans = tuple(
             sorted(
@@ -161,14 +245,19 @@ class CompiledReads:
             return plans[key]
         planner = Planner(selection, dialect)
         try:
-            if isinstance(root, RootConnection):
+            plan: Plan | None
+            if isinstance(root, RootRows):
+                plan = planner.rows(root, field_def, details)
+            elif isinstance(root, RootConnection):
                 conditions_key, has_after = shape
-                plan: RootPlan | None = planner.connection(
+                plan = planner.connection(
                     root, field_def, details, _shape_conditions(conditions_key), has_after
                 )
             else:
                 plan = planner.by_key(root, field_def, details)
             self.compiled += 1
+        except ArgumentsRefusedError:
+            return None  # this request's arguments only: another request may plan it
         except NotCompilableError as reason:
             log.debug("standard path", field=node.name.value, reason=str(reason))
             plan = None
@@ -178,11 +267,24 @@ class CompiledReads:
         return plan
 
 
-def _undeclared(arguments: Mapping[str, Any], declared: frozenset[str]) -> bool:
-    """Does an argument the declaration does not know have a value (given, or a non-null
-    default)? One added later (``last``, an ordering) may change the rows: the standard
-    path answers until it is declared. A null one filters nothing, by convention."""
-    return any(value is not None for name, value in arguments.items() if name not in declared)
+async def _compute(plan: RootPlan, value: Any, context: Context) -> None:
+    """Replace every computed field's placeholder in ``value`` with its value: one batch
+    per declared field, however many rows hold it."""
+    found: dict[int, list[tuple[Any, Any, Mapping[str, Any]]]] = {}
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            if isinstance(child, dict) and COMPUTED in child:
+                found.setdefault(int(child[COMPUTED]), []).append((node, key, child["i"]))
+            elif isinstance(child, (dict, list)):
+                stack.append(child)
+    info = _ContextOnly(context)
+    for index, places in found.items():
+        values = await plan.computed[index].compute(info, [inputs for _, _, inputs in places])
+        for (node, key, _), computed in zip(places, values, strict=True):
+            node[key] = computed
 
 
 def _over_http(context: Context) -> bool:
@@ -217,13 +319,16 @@ def _allowed(field_def: GraphQLField, context: Context) -> bool:
 
 
 def _bind(
-    root: RootRead, arguments: Mapping[str, Any], context: Context
+    root: RootConnection | RootByKey | RootCaller, arguments: Mapping[str, Any], context: Context
 ) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """The statement's parameters and the shape its text depends on; raises on arguments
     the resolver refuses."""
     parameters: dict[str, Any] = {}
     if root.owner is not None:
         parameters["_owner"] = context.user_id
+    if isinstance(root, RootCaller):
+        parameters["_key"] = context.user_id
+        return parameters, ()
     if isinstance(root, RootByKey):
         parameters["_key"] = root.key(arguments)
         return parameters, ()

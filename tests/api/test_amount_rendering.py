@@ -17,7 +17,8 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from graphql_api.services import Services
-from resolvers.amounts import at_scale
+from resolvers.amounts import at_scale, places_of, text_at_scale
+from schema.scalars import serialize_decimal
 from storage import models
 from tests.support.graphql import execute
 
@@ -152,3 +153,35 @@ def test_scaling_only_moves_zeros(value: Decimal, step: Decimal) -> None:
     exact = Context(prec=100)
     significant = max(-int(value.normalize(exact).as_tuple().exponent), 0) if value else 0
     assert decimals == max(natural, significant)
+
+
+def _at_scale_by_decimal_operations(value: Decimal, step: Decimal | None) -> Decimal:
+    """The first ``at_scale``: strip the trailing zeros, then quantize to the step's
+    decimals unless the value has more. The text-based one must equal it exactly."""
+    if not value.is_finite():
+        return value
+    exact = Context(prec=200)
+    stripped = value.normalize(exact)
+    wanted = min(int(step.normalize(exact).as_tuple().exponent), 0) if step is not None else 0
+    if int(stripped.as_tuple().exponent) < wanted:
+        return stripped
+    return value.quantize(Decimal(1).scaleb(wanted), context=exact)
+
+
+@given(
+    value=amounts
+    | st.decimals(allow_nan=True, allow_infinity=True, places=12)
+    | st.sampled_from([Decimal(s) for s in ("-0.000", "0E-8", "1E+3", "5E+2", "-7", "-0")]),
+    step=steps | st.none(),
+)
+def test_at_scale_is_the_decimal_operations_result_exactly(
+    value: Decimal, step: Decimal | None
+) -> None:
+    # same value, sign, digits and exponent; and the klines rows write the same text
+    expected = _at_scale_by_decimal_operations(value, step)
+    scaled = at_scale(value, step)
+    if value.is_nan():
+        assert scaled.is_nan()
+    else:
+        assert scaled.as_tuple() == expected.as_tuple()
+    assert text_at_scale(value, places_of(step)) == serialize_decimal(expected)

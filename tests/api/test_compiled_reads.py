@@ -34,6 +34,7 @@ from schema.compiled.runner import CompiledReads
 from schema.fast_execution import compiled_reads_of
 from storage import models
 from storage.repositories import users as user_repo
+from storage.timeseries import Tick
 from tests.conftest import http_client, login_token, make_settings, running_app, user_token
 
 PASSWORD = "a-good-password"
@@ -179,7 +180,8 @@ async def _seed(
                     filled_quantity=Decimal("0") if index % 2 else Decimal("50.00"),
                     average_fill_price=Decimal("1520.1234567") if index % 3 == 0 else None,
                     reject_reason="INSUFFICIENT_CASH" if index % 6 == 4 else None,
-                    reserve_price=None,
+                    # open BUY orders hold cash back (balances' reserved, buyingPower)
+                    reserve_price=Decimal("1520.123") if index % 4 == 1 else None,
                     expires_at=created + timedelta(days=1) if index % 5 == 4 else None,
                     version=0,
                     created_at=created,
@@ -197,14 +199,49 @@ async def _seed(
                             side=order.side,
                             quantity=Decimal(quantities[fill]),
                             price=Decimal(prices[fill] or "7.5"),
-                            commission=Decimal("0.15"),
-                            realized_pnl=Decimal("0"),
+                            commission=Decimal(["0.15", "0.123456789", "2"][fill]),
+                            realized_pnl=Decimal(["0", "-12.5", "1.00000"][(index + fill) % 3]),
                             tick_time=created + timedelta(seconds=fill, microseconds=fill * 10),
                             created_at=created,
                         )
                     )
+            # positions: long, short, at and beyond their scale, and a flat one (not listed)
+            holdings = [
+                ("600519.SH", "100", "152050.5", "0"),
+                ("BTCUSDT", "0.0100", "950.123456789", "-3.5"),
+                ("ETHUSDT", "0.000", "0", "12.25"),
+                ("601398.SH", "-200", "-1140", "7"),
+            ]
+            for code, quantity, cost, pnl in holdings[: 4 if name == "alice" else 2]:
+                session.add(
+                    models.Position(
+                        user_id=user_id,
+                        symbol_code=code,
+                        quantity=Decimal(quantity),
+                        cost_basis=Decimal(cost),
+                        realized_pnl=Decimal(pnl),
+                        updated_at=BASE,
+                    )
+                )
         await session.commit()
+    await services.timeseries.write_ticks(_ticks())
     return order_ids, strategy_ids
+
+
+def _ticks() -> list[Tick]:
+    """Ticks over three hours of two symbols: prices at, beyond and short of the tick
+    size's decimals, volumes likewise, sub-second times, minutes without a tick."""
+    prices = ["1520.5", "1520.123456", "1521", "1519.99", "1520.100", "1600.0000001"]
+    volumes = ["100", "0.5", "200.000", "0.00001", "3"]
+    ticks: list[Tick] = []
+    for index in range(400):
+        moment = BASE + timedelta(seconds=index * 27, microseconds=(index % 4) * 1001)
+        for code in ("600519.SH", "BTCUSDT"):
+            price = Decimal(prices[index % len(prices)]) + index
+            ticks.append(
+                Tick(code, moment, price, price, price, Decimal(volumes[index % len(volumes)]))
+            )
+    return ticks
 
 
 @pytest.fixture
@@ -315,6 +352,46 @@ TWICE = """
 MIXED = """
 query Mixed($id: ID!) { exchanges order(id: $id) { id symbol { code } } me { username } }
 """
+KLINE_FIELDS = ["time", "open", "high", "low", "close", "volume", "tradeCount"]
+TRADE_FIELDS = [
+    "id",
+    "orderId",
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "realizedPnl",
+    "time",
+]
+ME = f"""
+query Me($first: Int = 20, $after: String, $symbol: String, $side: OrderSide,
+         $from: DateTime, $to: DateTime) {{
+  me {{ __typename id username role createdAt account {{ __typename
+    balances {{ __typename currency cash reserved buyingPower }}
+    positions {{ __typename quantity costBasis averageCost realizedPnl lastPrice marketValue
+                unrealizedPnl symbol {{ code lotSize }} }}
+    trades(first: $first, after: $after, symbol: $symbol, side: $side, from: $from, to: $to) {{
+      __typename
+      edges {{ cursor node {{ __typename {" ".join(TRADE_FIELDS)} symbol {{ code }} }} }}
+      pageInfo {{ hasNextPage endCursor }}
+    }}
+  }} }}
+}}
+"""
+ME_FRAGMENTS = """
+query MeFragments($yes: Boolean!) {
+  me { ...Who }
+  again: me { account { b: balances { cash } } }
+}
+fragment Who on User {
+  name: username
+  account @include(if: $yes) {
+    t: trades(first: 2) { pageInfo { end: endCursor } edges { c: cursor } }
+    p: positions { q: quantity ... on Position { costBasis } }
+  }
+  account { positions { symbol { code } } }
+}
+"""
 
 
 def _cursor(kind: str, key: object) -> str:
@@ -363,7 +440,7 @@ async def test_hand_written_documents_answer_the_same_bytes(paths: Paths) -> Non
     )
     for filter_variables in filters:
         await paths.same("alice", FILTERED, filter_variables)
-    assert paths.plans.answered - before == 27
+    assert paths.plans.answered - before == 28
     # and: documents with errors or uncompiled fields take the standard path, same bytes
     before = paths.plans.answered
     refused: tuple[tuple[str, dict[str, object] | None], ...] = (
@@ -375,7 +452,10 @@ async def test_hand_written_documents_answer_the_same_bytes(paths: Paths) -> Non
         (FILTERED, {"from": "2026-03-02T01:40:00", "to": "2026-03-02T02:00:00Z"}),
         (FILTERED, {"from": "2026-03-02T03:00:00Z", "to": "2026-03-02T02:00:00Z"}),
         (ONE, {"id": "-1"}),
-        ("{ orders { edges { node { id fills { id commission } } } } }", None),
+        (
+            "{ orders { edges { node { fills { commission } symbol { quote { last } } } } } }",
+            None,
+        ),
         ("{ orders { edges { node { symbol { quote { last } } } } } }", None),
         ("{ orders { edges { node { strategy { parameters } } } } }", None),
         ("{ orders { edges { node { symbol { session { timezone isOpen } } } } } }", None),
@@ -457,6 +537,132 @@ async def test_strategies_and_symbols_answer_the_same_bytes(paths: Paths) -> Non
     assert paths.plans.answered == before
 
 
+async def test_me_and_account_answer_the_same_bytes(paths: Paths) -> None:
+    # given two users with cash, positions (one flat) and fills
+    before = paths.plans.answered
+    # when / then
+    body = await paths.same("alice", ME)
+    account = body["data"]["me"]["account"]
+    assert [p["symbol"]["code"] for p in account["positions"]] == [
+        "600519.SH",
+        "601398.SH",
+        "BTCUSDT",
+    ]
+    assert account["balances"] and len(account["trades"]["edges"]) == 20
+    # the values computed in Python after the statement are real ones
+    assert any(Decimal(balance["reserved"]) > 0 for balance in account["balances"])
+    last_prices = [position["lastPrice"] for position in account["positions"]]
+    assert None in last_prices and any(last_prices)
+    assert all(position["averageCost"] for position in account["positions"])
+    end = account["trades"]["pageInfo"]["endCursor"]
+    await paths.same("alice", ME, {"after": end, "first": 7})
+    await paths.same("alice", ME, {"first": 100})
+    await paths.same("bob", ME, {"first": 3})
+    trades: tuple[dict[str, object], ...] = (
+        {"symbol": "btcusdt"},
+        {"symbol": "", "side": "SELL"},
+        {"side": "BUY", "first": 2},
+        {"from": "2026-03-02T01:40:00Z", "to": "2026-03-02T02:00:00.000010+00:00"},
+        {"after": _cursor("trade", 1)},
+    )
+    for trade_variables in trades:
+        await paths.same("alice", ME, trade_variables)
+    await paths.same("alice", ME)  # the first filters again: the first plan
+    for yes in (True, False):
+        await paths.same("alice", ME_FRAGMENTS, {"yes": yes})
+    assert paths.plans.answered - before == 14
+    # and: what the compiled path leaves to the standard path, same bytes
+    before = paths.plans.answered
+    refused: tuple[tuple[str, dict[str, object] | None], ...] = (
+        (ME, {"first": 0}),
+        (ME, {"first": 101}),
+        (ME, {"after": "not a cursor"}),
+        (ME, {"after": _cursor("order", 1)}),
+        (ME, {"from": "2026-03-02T01:40:00", "to": "2026-03-02T02:00:00Z"}),
+        (ME, {"from": "2026-03-02T03:00:00Z", "to": "2026-03-02T02:00:00Z"}),
+        ("{ me { account { trades(last: 2) { edges { cursor } } } } }", None),
+        ("{ me { account { trades { totalCount } } } }", None),
+        (
+            "{ me { account { a: trades(first: 1) { edges { cursor } } b: trades { pageInfo "
+            "{ endCursor } } } } }",
+            None,
+        ),
+        (
+            '{ me { account { closedPositions { netPnl } performance(currency: "CNY") { sharpe } } '
+            "} }",
+            None,
+        ),
+    )
+    for query, variables in refused:
+        await paths.same("alice", query, variables)
+    await paths.same("viewer", ME)  # not signed in: UNAUTHENTICATED from the standard path
+    assert paths.plans.answered == before
+
+
+KLINES = """
+query Klines($symbol: String!, $interval: KlineInterval!, $from: DateTime, $to: DateTime,
+             $limit: Int = 500) {
+  klines(symbol: $symbol, interval: $interval, from: $from, to: $to, limit: $limit) {
+    time open high low close volume tradeCount
+  }
+}
+"""
+KLINES_SHAPES = """
+query KlineShapes($yes: Boolean!) {
+  a: klines(symbol: "btcusdt", interval: MINUTE_5, limit: 7) {
+    __typename c: close ... on Kline { time } close volume @include(if: $yes) ...Bits
+  }
+  klines(symbol: "600519.SH", interval: HOUR_1) { tradeCount open }
+  none: klines(symbol: "NOPE", interval: MINUTE_1) { time }
+}
+fragment Bits on Kline { high low time }
+"""
+
+
+async def test_klines_answer_the_same_bytes(paths: Paths) -> None:
+    # given three hours of ticks of two symbols
+    before = paths.plans.answered
+    # when / then
+    body = await paths.same("viewer", KLINES, {"symbol": "600519.SH", "interval": "MINUTE_1"})
+    assert len(body["data"]["klines"]) > 100
+    documents: tuple[dict[str, object], ...] = (
+        {"symbol": "btcusdt", "interval": "MINUTE_15"},
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 3},
+        {"symbol": "600519.SH", "interval": "MINUTE_5", "from": "2026-03-02T02:00:00Z"},
+        {"symbol": "600519.SH", "interval": "MINUTE_1", "to": "2026-03-02T10:00:00+08:00"},
+        {
+            "symbol": "600519.SH",
+            "interval": "MINUTE_1",
+            "from": "2026-03-02T01:40:00Z",
+            "to": "2026-03-02T02:10:00.5+00:00",
+            "limit": 10,
+        },
+        {"symbol": "600519.SH", "interval": "DAY_1"},
+    )
+    for variables in documents:
+        await paths.same("alice", KLINES, variables)
+    for yes in (True, False):
+        await paths.same("alice", KLINES_SHAPES, {"yes": yes})
+    assert paths.plans.answered - before == 1 + len(documents) + 2 * 3
+    # and: what the compiled path leaves to the standard path (errors), same bytes
+    before = paths.plans.answered
+    refused: tuple[dict[str, object], ...] = (
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 0},
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 10**9},
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "from": "2026-03-02T01:40:00"},
+        {
+            "symbol": "BTCUSDT",
+            "interval": "MINUTE_1",
+            "from": "2026-03-02T03:00:00Z",
+            "to": "2026-03-02T02:00:00Z",
+        },
+        {"symbol": "BTCUSDT", "interval": "WEEK"},
+    )
+    for variables in refused:
+        await paths.same("alice", KLINES, variables)
+    assert paths.plans.answered == before
+
+
 # -- generated documents ------------------------------------------------------------------
 
 
@@ -500,6 +706,39 @@ def _selection(draw: st.DrawFn, fields: list[str], nested: dict[str, str], depth
     return " ".join(parts)
 
 
+def _me(draw: st.DrawFn) -> str:
+    """A selection of ``me``: the user's fields and its account's lists and fills."""
+    arguments = [f"first: {draw(st.sampled_from([1, 2, 5, 20, 100]))}"]
+    if draw(st.booleans()):
+        arguments.append(f"side: {draw(st.sampled_from(['BUY', 'SELL']))}")
+    if draw(st.booleans()):
+        arguments.append(f'symbol: "{draw(st.sampled_from(["btcusdt", "600519.SH", ""]))}"')
+    if draw(st.booleans()):
+        arguments.append(f'after: "{_cursor("trade", draw(st.integers(1, 60)))}"')
+    node = _selection(draw, TRADE_FIELDS, {"symbol": "...S"}, 7)
+    edges = _selection(draw, ["cursor"], {"node": node}, 8)
+    info = _selection(draw, ["hasNextPage", "endCursor"], {}, 9)
+    trades = _selection(draw, [], {"edges": edges, "pageInfo": info}, 10)
+    position_fields = [
+        "quantity",
+        "costBasis",
+        "averageCost",
+        "realizedPnl",
+        "lastPrice",
+        "marketValue",
+        "unrealizedPnl",
+    ]
+    positions = _selection(draw, position_fields, {"symbol": "...S"}, 11)
+    balance_fields = ["currency", "cash", "reserved", "buyingPower"]
+    lists = {
+        "balances": _selection(draw, balance_fields, {}, 12),
+        "positions": positions,
+        f"trades({', '.join(arguments)})": trades,
+    }
+    account = _selection(draw, [], lists, 13)
+    return _selection(draw, ["id", "username", "role", "createdAt"], {"account": account}, 14)
+
+
 @st.composite
 def _documents(draw: st.DrawFn, order_ids: list[int]) -> _Doc:
     symbol = _selection(draw, SYMBOL_FIELDS, {}, 3)
@@ -509,14 +748,27 @@ def _documents(draw: st.DrawFn, order_ids: list[int]) -> _Doc:
         "signals": "id side price barTime reason",
     }
     strategy = _selection(draw, STRATEGY_FIELDS, lists, 2)
-    fills = "id orderId side quantity price time symbol { code }"
+    fills = "id orderId side quantity price commission realizedPnl time symbol { code }"
     node = _selection(
         draw, ORDER_FIELDS, {"symbol": "...S", "strategy": strategy, "fills": fills}, 1
     )
     roots: list[str] = []
     variables: dict[str, Any] = {"yes": draw(st.booleans()), "no": draw(st.booleans())}
     for index in range(draw(st.integers(1, 2))):
-        root = draw(st.sampled_from(["orders"] * 4 + ["order"] * 2 + ["other"]))
+        root = draw(st.sampled_from(["orders"] * 4 + ["order"] * 2 + ["other", "me", "klines"]))
+        if root == "klines":
+            symbol_code = draw(st.sampled_from(["600519.SH", "btcusdt", "NOPE"]))
+            interval = draw(st.sampled_from(["MINUTE_1", "MINUTE_5", "HOUR_1", "DAY_1"]))
+            limit = draw(st.sampled_from([1, 2, 50, 500]))
+            bars = _selection(draw, KLINE_FIELDS, {}, 15)
+            roots.append(
+                f'k{index}: klines(symbol: "{symbol_code}", interval: {interval}, '
+                f"limit: {limit}) {{ {bars} }}"
+            )
+            continue
+        if root == "me":
+            roots.append(f"m{index}: me {{ {_me(draw)} }}")
+            continue
         if root == "order":
             order_id = draw(st.sampled_from([*order_ids, 999_999]))
             roots.append(f'o{index}: order(id: "{order_id}") {{ {node} }}')
@@ -581,7 +833,7 @@ async def test_generated_documents_answer_the_same_bytes(paths: Paths) -> None:
     for document in documents:
         body = await paths.same("alice", document.query, document.variables)
         if "errors" not in body:
-            answered += len(re.findall(r"\b[cox][01]: ", document.query))
+            answered += len(re.findall(r"\b[coxmk][01]: ", document.query))
     # and the compiled path answered every root field of the documents that validate
     # (a few exceed the overlapping-fields limit: same bytes, from the standard path)
     assert answered > len(documents) * 0.8
