@@ -184,9 +184,15 @@ def group_members(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its process group (all threads), in seconds."""
-    total = 0
-    for member in group_members(pid):
+    """User + system CPU time of ``pid`` and its process group (all threads), in seconds.
+
+    The leader's count includes its children that exited and were reaped (cutime,
+    cstime), so a worker or helper process ending mid-measurement does not make
+    the total go backwards.
+    """
+    fields = _stat_fields(pid)
+    total = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    for member in group_members(pid)[1:]:
         try:
             fields = _stat_fields(member)
         except OSError:
