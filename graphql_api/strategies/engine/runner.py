@@ -191,6 +191,9 @@ class StrategyRunner:
         self.last_bar_at = strategy.last_bar_at
         self.stopped = False
         self.signals_emitted = 0
+        # What start() replayed to rebuild the rule's state (for diagnostics and tests).
+        self.replayed = 0
+        self.replayed_from: datetime | None = None
         self._rule: LiveRule | None = None
         self._builder = BarBuilder(strategy.symbol, strategy.interval, grace=grace)
         self._lot_size = Decimal(1)
@@ -223,6 +226,7 @@ class StrategyRunner:
         replayed = older[-replay_cap:]
         await self._replay(replayed)
         first = replayed[0].time if replayed else EPOCH
+        self.replayed, self.replayed_from = len(replayed), first
         if last is None:
             # Going live: the bars just replayed count as evaluated. With no
             # closed bar at all, EPOCH says "live, nothing evaluated yet", so a
@@ -248,8 +252,8 @@ class StrategyRunner:
         log.info(
             "strategy runner started",
             strategy_id=strategy.id,
-            replayed=len(replayed),
-            replayed_from=first,
+            replayed=self.replayed,
+            replayed_from=self.replayed_from,
             caught_up=len(new),
             last_bar_at=self.last_bar_at,
         )
