@@ -18,7 +18,8 @@ One worker per symbol subscribes to that symbol's tick channel, lossless
 volume and highs/lows), and feeds the symbol's runners in arrival order. A
 worker that falls behind (:class:`SlowConsumerError`) resubscribes and
 rebuilds its runners from the store, which is safe because every evaluated
-bar is recorded in ``last_bar_at``. A timer closes bars no later tick closed.
+bar is recorded in ``last_bar_at`` (and where each rule's state began in
+``evaluated_from``). A timer closes bars no later tick closed.
 """
 
 from __future__ import annotations
