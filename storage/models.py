@@ -134,6 +134,10 @@ class Strategy(Base):
     # Start of the last closed bar the engine evaluated: after a restart, bars up
     # to here rebuild indicator state but never emit signals again.
     last_bar_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Start of the first bar the engine fed the rule when the strategy went live:
+    # a rebuild replays every stored bar from here to last_bar_at (up to a cap),
+    # so indicators with memory (EMA, RSI, MACD) resume exactly. NULL until then.
+    evaluated_from: Mapped[datetime | None] = mapped_column(UtcDateTime())
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -165,6 +165,11 @@ class Settings(HardeningSettings):
     # Every process of a cluster must use the same number.
     matcher_shards: int = Field(1, alias="MATCHER_SHARDS", ge=1, le=64)
     strategy_engine_enabled: bool = Field(True, alias="STRATEGY_ENGINE_ENABLED")
+    # Bars a runner replays (from where the strategy went live) to rebuild its
+    # indicator state on a restart, failover or resync; see docs/strategies.md.
+    strategy_max_replay_bars: int = Field(
+        100_000, alias="STRATEGY_MAX_REPLAY_BARS", ge=1, le=10_000_000
+    )
     # Every account's end-of-day equity snapshot, by one process per cluster.
     equity_snapshots_enabled: bool = Field(True, alias="EQUITY_SNAPSHOTS_ENABLED")
     alert_engine_enabled: bool = Field(True, alias="ALERT_ENGINE_ENABLED")

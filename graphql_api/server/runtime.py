@@ -311,7 +311,7 @@ async def _stop(services: Services, tasks: dict[str, asyncio.Task[None]]) -> Non
 
 def strategy_engine(services: Services, **timings: Any) -> StrategyEngine:
     """The strategy engine on this process's stores; ``timings`` (poll and timer
-    intervals, grace, mailbox capacity) keep :class:`StrategyEngine`'s defaults unless
+    intervals, grace, mailbox capacity, replay cap) keep :class:`StrategyEngine`'s defaults unless
     given (tests tune them)."""
     return StrategyEngine(
         sessions=services.sessions,
@@ -321,7 +321,7 @@ def strategy_engine(services: Services, **timings: Any) -> StrategyEngine:
         outbox=services.outbox,
         orders=services.orders,
         activity=services.activity,
-        **timings,
+        **{"max_replay_bars": services.settings.strategy_max_replay_bars, **timings},
     )
 
 

@@ -6,8 +6,10 @@ exist or belongs to someone else is NOT_FOUND. Each transition is one
 conditional UPDATE (``... WHERE status IN (...)``), so two concurrent starts
 cannot both succeed, on any process.
 
-A start clears ``last_bar_at``: the strategy goes live from the current bar
-and never emits signals for bars that closed while it was stopped. With the
+A start clears ``last_bar_at`` and ``evaluated_from``: the strategy goes live
+from the current bar, as new, with indicator state warmed up on the bars just
+before it (not carried over from its previous run), and never emits signals
+for bars that closed while it was stopped. With the
 commit, the change is announced on
 :data:`~graphql_api.realtime.channels.CONTROL_CHANNEL` so the strategy engine
 (wherever the cluster runs it) picks it up at once instead of at its next
@@ -54,7 +56,7 @@ async def start_strategy(
         strategy_id,
         allowed_from=(StrategyStatus.STOPPED, StrategyStatus.ERROR),
         to=StrategyStatus.RUNNING,
-        values={"status_reason": None, "last_bar_at": None},
+        values={"status_reason": None, "last_bar_at": None, "evaluated_from": None},
     )
 
 

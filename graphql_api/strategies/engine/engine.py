@@ -18,7 +18,8 @@ One worker per symbol subscribes to that symbol's tick channel, lossless
 volume and highs/lows), and feeds the symbol's runners in arrival order. A
 worker that falls behind (:class:`SlowConsumerError`) resubscribes and
 rebuilds its runners from the store, which is safe because every evaluated
-bar is recorded in ``last_bar_at``. A timer closes bars no later tick closed.
+bar is recorded in ``last_bar_at`` (and where each rule's state began in
+``evaluated_from``). A timer closes bars no later tick closed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from graphql_api.realtime.outbox import EventOutbox
 from graphql_api.strategies.definitions import StrategyStatus
 from graphql_api.strategies.engine.bars import DEFAULT_GRACE
 from graphql_api.strategies.engine.runner import (
+    MAX_REPLAY_BARS,
     RunningStrategy,
     StrategyConfigError,
     StrategyRunner,
@@ -66,6 +68,7 @@ class StrategyEngine:
     timer_interval: seconds between timer checks that close quiet bars.
     grace: how long past a bucket's end (and its last tick) a bar waits for late ticks.
     mailbox_capacity: ticks a symbol worker may fall behind before it resyncs.
+    max_replay_bars: see :class:`~graphql_api.strategies.engine.runner.StrategyRunner`.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class StrategyEngine:
         timer_interval: float = 0.5,
         grace: timedelta = DEFAULT_GRACE,
         mailbox_capacity: int = WORKER_MAILBOX,
+        max_replay_bars: int = MAX_REPLAY_BARS,
     ) -> None:
         self.sessions = sessions
         self.hub = hub
@@ -94,6 +98,7 @@ class StrategyEngine:
         self.timer_interval = timer_interval
         self.grace = grace
         self.mailbox_capacity = mailbox_capacity
+        self.max_replay_bars = max_replay_bars
         self._workers: dict[str, _SymbolWorker] = {}
         self._wake = asyncio.Event()
 
@@ -108,6 +113,7 @@ class StrategyEngine:
             orders=self._orders,
             activity=self._activity,
             grace=self.grace,
+            max_replay_bars=self.max_replay_bars,
         )
 
     def running(self) -> set[int]:

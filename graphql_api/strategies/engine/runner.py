@@ -1,13 +1,23 @@
 """One running strategy: indicator state on closed bars, signals, auto-trade orders.
 
-Start-up (and every resync) rebuilds the rule's state from stored history:
-the latest ``warmup_bars`` closed bars up to and including ``last_bar_at``
-are replayed without emitting anything; closed bars after ``last_bar_at``
-(closed while no engine ran, at most ``max_catchup_bars`` of them) are then
-evaluated like live bars. ``last_bar_at`` is None after ``startStrategy``:
-the strategy then goes live from the current bar, and the last replayed bar
-becomes its ``last_bar_at`` (or ``1970-01-01`` when there is no closed bar
-yet: "live, nothing evaluated", so every bar stored later is new).
+Going live (``last_bar_at`` is None after ``startStrategy``) warms the rule
+up on the latest ``warmup_bars`` closed bars without emitting anything; the
+last of them becomes ``last_bar_at`` (or ``1970-01-01`` when there is no
+closed bar yet: "live, nothing evaluated", so every bar stored later is new)
+and the first of them ``evaluated_from`` (``1970-01-01`` when none).
+
+Every later start (engine restart, failover, resync, an edit while running)
+rebuilds the rule's state by replaying, without emitting, every stored closed
+bar from ``evaluated_from`` up to and including ``last_bar_at`` (the latest
+``max_replay_bars`` of them at most): the bars an uninterrupted runner fed,
+so EMA, RSI and MACD, which remember every bar, resume with the same state,
+bit for bit. Only the bar-by-bar rules give that: the vectorised indicators
+agree with them to ~1e-13, not exactly. The replay yields to the event loop
+every :data:`REPLAY_CHUNK` bars. Closed bars after ``last_bar_at`` (closed
+while no engine ran, at most ``max_catchup_bars`` of them) are then evaluated
+like live bars. A row that went live before ``evaluated_from`` existed is
+warmed up on ``warmup_bars`` bars once, and that replay's first bar is
+recorded as its ``evaluated_from``.
 
 For each closed bar, in one transaction: ``last_bar_at`` moves forward (only
 forward, and only while the strategy is RUNNING) and the signal, if any, is
@@ -31,6 +41,7 @@ and published, but trading on it now would act on a price the rule never saw.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import json
 from collections.abc import Mapping
@@ -68,13 +79,25 @@ from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesStore
 from storage.timeseries.buckets import EPOCH, floor_to_interval
 
-__all__ = ["MAX_CATCHUP_BARS", "RunningStrategy", "StrategyConfigError", "StrategyRunner"]
+__all__ = [
+    "MAX_CATCHUP_BARS",
+    "MAX_REPLAY_BARS",
+    "REPLAY_CHUNK",
+    "RunningStrategy",
+    "StrategyConfigError",
+    "StrategyRunner",
+]
 
 log = structlog.get_logger(__name__)
 
 # Bars that closed while no engine ran and are still evaluated (with signals)
 # on start; older ones only rebuild state.
 MAX_CATCHUP_BARS = 1000
+# Closed bars replayed from evaluated_from to rebuild the rule's state; beyond
+# it the latest ones (STRATEGY_MAX_REPLAY_BARS overrides it).
+MAX_REPLAY_BARS = 100_000
+# Bars replayed between two yields to the event loop (a few milliseconds).
+REPLAY_CHUNK = 1_000
 
 
 class StrategyConfigError(Exception):
@@ -93,6 +116,7 @@ class RunningStrategy:
     parameters: Mapping[str, Any]
     auto_trade: bool
     last_bar_at: datetime | None
+    evaluated_from: datetime | None
     updated_at: datetime
 
     @classmethod
@@ -110,6 +134,7 @@ class RunningStrategy:
             parameters=dict(row.parameters or {}),
             auto_trade=row.auto_trade,
             last_bar_at=row.last_bar_at,
+            evaluated_from=row.evaluated_from,
             updated_at=row.updated_at,
         )
 
@@ -132,6 +157,7 @@ class StrategyRunner:
         activity: counts the signals emitted.
         grace: see :class:`~graphql_api.strategies.engine.bars.BarBuilder`.
         max_catchup_bars: bars closed while no engine ran that are evaluated on start.
+        max_replay_bars: bars from ``evaluated_from`` replayed at most to rebuild state.
 
     Call :meth:`start` once, then feed :meth:`on_tick` and :meth:`on_timer`
     (``now`` is the wall clock, passed in so tests control it). After
@@ -150,6 +176,7 @@ class StrategyRunner:
         activity: Activity,
         grace: timedelta = DEFAULT_GRACE,
         max_catchup_bars: int = MAX_CATCHUP_BARS,
+        max_replay_bars: int = MAX_REPLAY_BARS,
     ) -> None:
         self._sessions = sessions
         self._timeseries = timeseries
@@ -160,9 +187,13 @@ class StrategyRunner:
         self.strategy = strategy
         self._grace = grace
         self._max_catchup = max_catchup_bars
+        self._max_replay = max_replay_bars
         self.last_bar_at = strategy.last_bar_at
         self.stopped = False
         self.signals_emitted = 0
+        # What start() replayed to rebuild the rule's state (for diagnostics and tests).
+        self.replayed = 0
+        self.replayed_from: datetime | None = None
         self._rule: LiveRule | None = None
         self._builder = BarBuilder(strategy.symbol, strategy.interval, grace=grace)
         self._lot_size = Decimal(1)
@@ -180,25 +211,32 @@ class StrategyRunner:
             raise StrategyConfigError(f"unknown symbol {strategy.symbol!r}")
         self._lot_size = spec.lot_size
 
-        bars = await self._history(warmup + self._max_catchup + 1, now)
+        last = self.last_bar_at
+        since = strategy.evaluated_from if last is not None else None
+        # Never fewer than the warm-up: a cap below it would leave the rule cold.
+        replay_cap = max(self._max_replay, warmup) if since is not None else warmup
+        bars = await self._history(replay_cap + self._max_catchup + 1, now, since)
         open_bar = None
         if bars and now < bucket_end(bars[-1].time, strategy.interval) + self._grace:
             open_bar = bars.pop()
-        last = self.last_bar_at
         split = len(bars) if last is None else bisect.bisect_right([b.time for b in bars], last)
         older, new = bars[:split], bars[split:]
         if len(new) > self._max_catchup:
             older, new = older + new[: -self._max_catchup], new[-self._max_catchup :]
-        for bar in older[-warmup:]:
-            self._feed(bar)
+        replayed = older[-replay_cap:]
+        await self._replay(replayed)
+        first = replayed[0].time if replayed else EPOCH
+        self.replayed, self.replayed_from = len(replayed), first
         if last is None:
             # Going live: the bars just replayed count as evaluated. With no
             # closed bar at all, EPOCH says "live, nothing evaluated yet", so a
             # resync or restart evaluates every bar stored since (None would
             # make it treat them as history).
-            await self._go_live(older[-1].time if older else EPOCH)
+            await self._go_live(older[-1].time if older else EPOCH, first)
             if self.stopped:
                 return
+        elif since is None:
+            await self._record_evaluated_from(first)
         edges = [
             moment for moment in (self.last_bar_at, older[-1].time if older else None) if moment
         ]
@@ -214,7 +252,8 @@ class StrategyRunner:
         log.info(
             "strategy runner started",
             strategy_id=strategy.id,
-            replayed=min(len(older), warmup),
+            replayed=self.replayed,
+            replayed_from=self.replayed_from,
             caught_up=len(new),
             last_bar_at=self.last_bar_at,
         )
@@ -227,6 +266,14 @@ class StrategyRunner:
         bar = self._builder.on_timer(now)
         if bar is not None:
             await self._evaluate(bar, now)
+
+    async def _replay(self, bars: list[Bar]) -> None:
+        """Feed ``bars`` to the rule without emitting, yielding to the loop between chunks."""
+        for start in range(0, len(bars), REPLAY_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            for bar in bars[start : start + REPLAY_CHUNK]:
+                self._feed(bar)
 
     def _feed(self, bar: Bar) -> LiveSignal | None:
         assert self._rule is not None, "start() first"
@@ -316,7 +363,7 @@ class StrategyRunner:
         self.last_bar_at = bar.time
         return signal
 
-    async def _go_live(self, baseline: datetime) -> None:
+    async def _go_live(self, baseline: datetime, evaluated_from: datetime) -> None:
         strategy = models.Strategy
         async with self._sessions() as session:
             result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
@@ -326,13 +373,25 @@ class StrategyRunner:
                     strategy.status == StrategyStatus.RUNNING.value,
                     strategy.last_bar_at.is_(None),
                 )
-                .values(last_bar_at=baseline)
+                .values(last_bar_at=baseline, evaluated_from=evaluated_from)
             )
             await session.commit()
         if result.rowcount == 0:
             await self._explain_no_advance(None)
         else:
             self.last_bar_at = baseline
+
+    async def _record_evaluated_from(self, evaluated_from: datetime) -> None:
+        """For a row that went live before ``evaluated_from`` existed: where this runner's
+        state begins, so later rebuilds replay from the same bar."""
+        strategy = models.Strategy
+        async with self._sessions() as session:
+            await session.execute(
+                update(strategy)
+                .where(strategy.id == self.strategy.id, strategy.evaluated_from.is_(None))
+                .values(evaluated_from=evaluated_from)
+            )
+            await session.commit()
 
     async def _advance_only(self, bar: Bar) -> None:
         strategy = models.Strategy
@@ -396,27 +455,44 @@ class StrategyRunner:
             await self._announce(session, signal)
             await session.commit()
 
-    async def _history(self, limit: int, now: datetime) -> list[Bar]:
-        """The latest ``limit`` stored bars (the last one possibly still open), oldest first."""
+    async def _history(self, limit: int, now: datetime, since: datetime | None) -> list[Bar]:
+        """Stored bars (the last one possibly still open), oldest first: those from
+        ``since`` on if there are fewer than ``limit``, else the latest ``limit``."""
+        if since is not None:
+            bars = await self._bars(limit, now, since)
+            if len(bars) < limit:
+                return [bar for bar in bars if bar.time >= since]
+        return await self._bars(limit, now, None)
+
+    async def _bars(self, limit: int, now: datetime, since: datetime | None) -> list[Bar]:
+        """The first ``limit`` stored bars from ``since``, or the latest ``limit`` without it."""
         strategy = self.strategy
         if strategy.interval.is_intraday:
             return await self._timeseries.klines(
-                strategy.symbol, strategy.interval, None, None, limit
+                strategy.symbol, strategy.interval, since, None, limit
             )
         # 1d: the daily table holds history; days after its last row come from ticks.
         async with self._sessions() as session:
             rows = await symbol_repo.daily_bars(
-                session, strategy.symbol, start=None, end=_next_day(now), limit=limit
+                session,
+                strategy.symbol,
+                start=None if since is None else since.astimezone(UTC).date(),
+                end=_next_day(now),
+                limit=limit,
             )
         days = [symbol_repo.daily_bar_to_bar(row) for row in rows]
+        hour_limit = limit * 24
+        if since is not None:
+            hour_limit = min(hour_limit, ((now - since).days + 2) * 24)
         hours = await self._timeseries.klines(
-            strategy.symbol, KlineInterval.HOUR_1, None, None, limit * 24
+            strategy.symbol, KlineInterval.HOUR_1, None, None, hour_limit
         )
         stored_until = days[-1].time if days else None
         from_ticks = [
             day for day in days_from_hours(hours) if stored_until is None or day.time > stored_until
         ]
-        return (days + from_ticks)[-limit:]
+        together = days + from_ticks
+        return together[:limit] if since is not None else together[-limit:]
 
 
 def days_from_hours(hours: list[Bar]) -> list[Bar]:

@@ -21,6 +21,12 @@ design (``docs/strategies.md``, "Backtest and live") is asserted exactly:
   bars before its start, so it agrees with a backtest that starts there; for
   the moving-window kinds that is also the whole day's backtest.
 
+The day runs twice: uninterrupted, and with the engine restarted at 06:00,
+noon and 18:00 the way a failover restarts it (the engine is stopped and a
+new one starts from the database). Restarts change nothing: every kind,
+including EMA, RSI and MACD whose state remembers every bar, emits exactly
+the uninterrupted run's signals.
+
 The replay runs on a clock the test drives (:class:`PacedClock`): recorded
 spacing (speed 1), but no real waiting, and after each tick that closes a bar
 the replay waits until the engine and the matcher have acted on it, as they
@@ -85,6 +91,9 @@ remember every bar since their first, with fading weight."""
 SETTLE_TIMEOUT = 20.0
 LATE_START = timedelta(hours=12)
 """The second set of strategies starts after the bar that starts this long after the first."""
+RESTARTS = (timedelta(hours=6), LATE_START, timedelta(hours=18))
+"""The engine restarts after the bars that start this long after the first (at noon before
+the second set starts, so the first set is restarted with it running and the second after)."""
 
 
 def test_every_strategy_kind_is_covered() -> None:
@@ -199,6 +208,38 @@ class PacedClock:
         return ReplayClock(monotonic=self.monotonic, now=self.now, sleep=self.sleep)
 
 
+class EngineSlot:
+    """The strategy engine the replay feeds; :meth:`restart` replaces it as a failover
+    does: the running engine (its runners and their state) is stopped, and a new one
+    starts from what the database holds."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self.engine = self._new()
+        self._task = asyncio.create_task(self.engine.run())
+        self.restarts = 0
+
+    def _new(self) -> StrategyEngine:
+        return strategy_engine(self._services, poll_interval=0.1, timer_interval=0.05)
+
+    async def restart(self, ids: list[int]) -> None:
+        await self.stop()
+        assert self.engine.running() == set(), "the stopped engine holds no runner"
+        self.engine = self._new()
+        self._task = asyncio.create_task(self.engine.run())
+        self.restarts += 1
+        engine = self.engine
+
+        async def all_running() -> bool:
+            return set(ids) <= engine.running()
+
+        await eventually(all_running, "the new engine runs every strategy")
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
 async def started_strategies(
     services: Services, engine: StrategyEngine, label: str
 ) -> dict[StrategyKind, int]:
@@ -236,32 +277,37 @@ class LivePath:
     ``settled(bar)`` is the replay clock's wait after a tick that closed ``bar``:
     until every strategy evaluated it and every order placed on it rests in the
     matcher's book (so the next tick is the first one the order can meet). After
-    the bar ``late_after`` it starts a second set of strategies: mid-day starts.
+    each bar of ``restart_after`` it restarts the engine; after the bar
+    ``late_after`` it starts a second set of strategies: mid-day starts.
     """
 
     def __init__(
         self,
         services: Services,
-        engine: StrategyEngine,
+        engine: EngineSlot,
         matcher: PaperMatcher,
         late_after: datetime,
+        restart_after: list[datetime],
     ) -> None:
         self._services = services
         self._engine = engine
         self._matcher = matcher
         self._late_after = late_after
+        self._restart_after = restart_after
         self.early: dict[StrategyKind, int] = {}
         self.late: dict[StrategyKind, int] = {}
 
     async def start(self) -> None:
-        self.early = await started_strategies(self._services, self._engine, "from the open")
+        self.early = await started_strategies(self._services, self._engine.engine, "from the open")
 
     async def settled(self, bar: datetime) -> None:
         await eventually(
             lambda: self._acted_on(bar), f"the live path acted on the bar of {bar.isoformat()}"
         )
+        if bar in self._restart_after:
+            await self._engine.restart([*self.early.values(), *self.late.values()])
         if bar == self._late_after:
-            self.late = await started_strategies(self._services, self._engine, "from noon")
+            self.late = await started_strategies(self._services, self._engine.engine, "from noon")
 
     async def _acted_on(self, bar: datetime) -> bool:
         ids = [*self.early.values(), *self.late.values()]
@@ -291,7 +337,9 @@ class LivePath:
         return all(book is not None and order_id in book for order_id in waiting)
 
 
-async def replay_the_day(services: Services) -> tuple[Recording, LivePath]:
+async def replay_the_day(
+    services: Services, restarts: tuple[timedelta, ...]
+) -> tuple[Recording, LivePath]:
     specs = {spec.code: spec for spec in services.catalog.all()}
     now = datetime.now(UTC)
     window = TimeWindow.around(now, services.settings.max_tick_age_years, timedelta(0))
@@ -308,34 +356,50 @@ async def replay_the_day(services: Services) -> tuple[Recording, LivePath]:
         resync_every=3600,  # the book follows orders.new only, so tick/order order holds
         activity=services.activity,
     )
-    engine = strategy_engine(services, poll_interval=0.1, timer_interval=0.05)
-    async with running(matcher.run), running(engine.run):
-        path = LivePath(services, engine, matcher, recording.bucket(0) + LATE_START)
-        await path.start()
-        clock = PacedClock(recording, path.settled)
-        source = await replay_source(services, clock=clock.replay_clock())
-        await source.run(services.ingestor)
-        assert source.passes == 1
-        final = recording.final_closed_bar()
-        if final is not None:  # the last tick closed a bar: no later sleep waited for it
-            await path.settled(final)
-
-        async def all_filled() -> bool:
-            async with services.sessions() as session:
-                waiting = await session.scalar(
-                    select(func.count()).where(
-                        models.Order.symbol_code == SYMBOL,
-                        models.Order.status == "NEW",
-                        models.Order.id.not_in(
-                            select(models.Signal.order_id).where(models.Signal.bar_time == final)
-                        ),
-                    )
-                )
-            return waiting == 0
-
-        await eventually(all_filled, "the matcher filled every order a later tick can fill")
+    start = recording.bucket(0)
+    async with running(matcher.run):
+        engine = EngineSlot(services)
+        try:
+            path = LivePath(
+                services,
+                engine,
+                matcher,
+                start + LATE_START,
+                [start + offset for offset in restarts],
+            )
+            await replay_through(services, recording, path)
+        finally:
+            await engine.stop()
+    assert engine.restarts == len(restarts)
     assert path.late, "the late strategies started"
     return recording, path
+
+
+async def replay_through(services: Services, recording: Recording, path: LivePath) -> None:
+    """Replay the whole recording through ``path``, until every order that can fill did."""
+    await path.start()
+    clock = PacedClock(recording, path.settled)
+    source = await replay_source(services, clock=clock.replay_clock())
+    await source.run(services.ingestor)
+    assert source.passes == 1
+    final = recording.final_closed_bar()
+    if final is not None:  # the last tick closed a bar: no later sleep waited for it
+        await path.settled(final)
+
+    async def all_filled() -> bool:
+        async with services.sessions() as session:
+            waiting = await session.scalar(
+                select(func.count()).where(
+                    models.Order.symbol_code == SYMBOL,
+                    models.Order.status == "NEW",
+                    models.Order.id.not_in(
+                        select(models.Signal.order_id).where(models.Signal.bar_time == final)
+                    ),
+                )
+            )
+        return waiting == 0
+
+    await eventually(all_filled, "the matcher filled every order a later tick can fill")
 
 
 async def live_signals(services: Services, strategy_id: int) -> list[models.Signal]:
@@ -504,12 +568,14 @@ async def check_live_strategy(
         ]
 
 
+@pytest.mark.parametrize("restarts", [(), RESTARTS], ids=["uninterrupted", "restarted"])
 async def test_a_recorded_day_gives_the_same_signals_live_and_in_a_backtest(
-    services: Services,
+    services: Services, restarts: tuple[timedelta, ...]
 ) -> None:
     # given a recorded day replayed through the live path: one strategy of every kind
-    # running from the start, and one of every kind started at noon
-    recording, path = await replay_the_day(services)
+    # running from the start, and one of every kind started at noon (with the engine
+    # restarted at 06:00, noon and 18:00, or never)
+    recording, path = await replay_the_day(services, restarts)
     day = await stored_day(services, recording)
     # then the stored bars are the recording's, bucket for bucket
     assert [

@@ -28,7 +28,7 @@ from graphql_api.strategies.lifecycle import start_strategy, stop_strategy
 from graphql_api.strategies.rules import signals
 from storage import models
 from storage.timeseries import KlineInterval, Tick
-from storage.timeseries.buckets import floor_to_interval
+from storage.timeseries.buckets import EPOCH, floor_to_interval
 from tests.conftest import make_settings
 
 SYMBOL = "BTCUSDT"
@@ -106,7 +106,9 @@ async def create_running(services: Services, *, auto_trade: bool = False) -> int
     return outcome.strategy.id
 
 
-async def runner_for(services: Services, strategy_id: int, now: datetime) -> StrategyRunner:
+async def runner_for(
+    services: Services, strategy_id: int, now: datetime, *, max_replay_bars: int = 100_000
+) -> StrategyRunner:
     async with services.sessions() as session:
         row = await session.get(models.Strategy, strategy_id)
     assert row is not None
@@ -119,6 +121,7 @@ async def runner_for(services: Services, strategy_id: int, now: datetime) -> Str
         orders=services.orders,
         activity=services.activity,
         grace=GRACE,
+        max_replay_bars=max_replay_bars,
     )
     await runner.start(now)
     return runner
@@ -261,6 +264,108 @@ async def test_a_restart_replays_up_to_last_bar_at_and_never_re_emits(
     assert [r.side for r in rows] == ["BUY", "SELL"]
     await wait_published(published, 2)
     assert len(published) == 2
+
+
+async def evaluated_from(services: Services, strategy_id: int) -> datetime | None:
+    async with services.sessions() as session:
+        row = await session.get(models.Strategy, strategy_id)
+    assert row is not None
+    return row.evaluated_from
+
+
+def minute(index: int, base: datetime) -> datetime:
+    return base + timedelta(minutes=index)
+
+
+async def test_a_restart_replays_every_bar_since_the_strategy_went_live(
+    services: Services, base: datetime
+) -> None:
+    # given bars 0..6 stored, a strategy that went live after them (warm-up: 3 bars)
+    for index, close in enumerate(CLOSES[:7]):
+        await services.timeseries.write_ticks(bar_ticks(base, index, close))
+    strategy_id = await create_running(services)
+    first = await runner_for(services, strategy_id, after_bar(base, 6))
+    # then it warmed up on bars 4..6 and recorded bar 4 as where its state begins
+    assert (first.replayed, first.replayed_from) == (3, minute(4, base))
+    assert await evaluated_from(services, strategy_id) == minute(4, base)
+    # and when it evaluated bars 7 and 8 live and the engine restarts
+    await play(services, [first], base, {7: CLOSES[7], 8: CLOSES[8]})
+    await first.on_timer(after_bar(base, 8))
+    assert await last_bar_at(services, strategy_id) == minute(8, base)
+    restarted = await runner_for(services, strategy_id, after_bar(base, 8))
+    # then the new runner replays every bar the first one fed: 4..8, not the last 3
+    assert (restarted.replayed, restarted.replayed_from) == (5, minute(4, base))
+    assert await evaluated_from(services, strategy_id) == minute(4, base)
+
+
+async def test_the_replay_is_capped_at_max_replay_bars_but_never_below_the_warm_up(
+    services: Services, base: datetime
+) -> None:
+    # given a strategy live since bar 0 that evaluated bars up to 8
+    strategy_id = await create_running(services)
+    first = await runner_for(services, strategy_id, base)
+    await play(services, [first], base, dict(enumerate(CLOSES)))
+    await first.on_timer(after_bar(base, 8))
+    # (it went live with no closed bar: its state begins with whatever closes first)
+    assert await evaluated_from(services, strategy_id) == EPOCH
+    now = after_bar(base, 8)
+    # when engines restart with different caps
+    uncapped = await runner_for(services, strategy_id, now)
+    capped = await runner_for(services, strategy_id, now, max_replay_bars=4)
+    tiny = await runner_for(services, strategy_id, now, max_replay_bars=1)
+    # then each replays the latest bars up to its cap, and at least the warm-up (3)
+    assert (uncapped.replayed, uncapped.replayed_from) == (9, minute(0, base))
+    assert (capped.replayed, capped.replayed_from) == (4, minute(5, base))
+    assert (tiny.replayed, tiny.replayed_from) == (3, minute(6, base))
+    # and none of them emitted anything again
+    assert [r.side for r in await stored_signals(services, strategy_id)] == ["BUY", "SELL"]
+
+
+async def test_a_row_live_before_evaluated_from_existed_records_it_on_its_next_start(
+    services: Services, base: datetime
+) -> None:
+    # given a strategy that evaluated bars up to 8 and whose row has no evaluated_from
+    strategy_id = await create_running(services)
+    first = await runner_for(services, strategy_id, base)
+    await play(services, [first], base, dict(enumerate(CLOSES)))
+    await first.on_timer(after_bar(base, 8))
+    async with services.sessions() as session:
+        await session.execute(
+            update(models.Strategy)
+            .where(models.Strategy.id == strategy_id)
+            .values(evaluated_from=None)
+        )
+        await session.commit()
+    # when the engine restarts
+    legacy = await runner_for(services, strategy_id, after_bar(base, 8))
+    # then it warms up on the last warmup_bars bars, as before, and records where
+    assert (legacy.replayed, legacy.replayed_from) == (3, minute(6, base))
+    assert await evaluated_from(services, strategy_id) == minute(6, base)
+    # and the next restart replays from there
+    again = await runner_for(services, strategy_id, after_bar(base, 8))
+    assert (again.replayed, again.replayed_from) == (3, minute(6, base))
+
+
+async def test_stop_and_start_is_a_fresh_start(services: Services, base: datetime) -> None:
+    # given a strategy live since bar 0 that evaluated bars up to 8
+    strategy_id = await create_running(services)
+    first = await runner_for(services, strategy_id, base)
+    await play(services, [first], base, dict(enumerate(CLOSES)))
+    await first.on_timer(after_bar(base, 8))
+    # when it is stopped and started again
+    for transition in (stop_strategy, start_strategy):
+        outcome = await transition(
+            services.sessions, services.outbox, services.demo_user_id, strategy_id
+        )
+        assert not outcome.errors
+    # then the start forgot where its state began and where it stopped
+    assert await evaluated_from(services, strategy_id) is None
+    assert await last_bar_at(services, strategy_id) is None
+    # and its runner goes live again, warmed up on the last warmup_bars bars only
+    fresh = await runner_for(services, strategy_id, after_bar(base, 8))
+    assert (fresh.replayed, fresh.replayed_from) == (3, minute(6, base))
+    assert await evaluated_from(services, strategy_id) == minute(6, base)
+    assert await last_bar_at(services, strategy_id) == minute(8, base)
 
 
 async def test_bars_closed_while_down_are_caught_up_once(
@@ -436,7 +541,11 @@ async def test_a_daily_strategy_warms_up_on_the_daily_table_and_closes_at_midnig
     # then today's bar, closed at midnight UTC, carries the signal
     (signal,) = await stored_signals(services, strategy_id)
     assert (signal.side, signal.bar_time, signal.price) == (side, today, close)
-    # and a restart rebuilds today's bar from the ticks without emitting it again
-    await runner_for(services, strategy_id, today + timedelta(days=1, minutes=1))
+    # and a restart rebuilds today's bar from the ticks without emitting it again,
+    # replaying every day since the three warm-up days it went live on
+    restarted = await runner_for(services, strategy_id, today + timedelta(days=1, minutes=1))
     assert len(await stored_signals(services, strategy_id)) == 1
     assert await last_bar_at(services, strategy_id) == today
+    warm_up_start = datetime.combine(history[-3].day, datetime.min.time(), tzinfo=UTC)
+    assert await evaluated_from(services, strategy_id) == warm_up_start
+    assert (restarted.replayed, restarted.replayed_from) == (4, warm_up_start)
