@@ -41,7 +41,9 @@ class WriteTurns:
             raise ValueError("per_turn must be at least 1")
         self.per_turn = per_turn
         self._waiting: deque[Callable[[], None]] = deque()
-        self._granting = False
+        # The loop a grant is scheduled on (None: none is). A loop that ended with
+        # a grant pending (tests run one loop each) must not leave the turns stuck.
+        self._granting: asyncio.AbstractEventLoop | None = None
         self.granted = 0
         self.batches = 0
 
@@ -51,10 +53,15 @@ class WriteTurns:
 
     def request(self, grant: Callable[[], None]) -> None:
         """Call ``grant`` (synchronously, cheaply: it wakes a writer) on this writer's turn."""
+        loop = asyncio.get_running_loop()
+        if self._granting is not None and self._granting.is_closed():
+            # The loop those writers waited on is gone, and so are they.
+            self._waiting.clear()
+            self._granting = None
         self._waiting.append(grant)
-        if not self._granting:
-            self._granting = True
-            asyncio.get_running_loop().call_soon(self._grant)
+        if self._granting is None:
+            self._granting = loop
+            loop.call_soon(self._grant)
 
     def _grant(self) -> None:
         waiting = self._waiting
@@ -66,4 +73,4 @@ class WriteTurns:
             # The next batch runs in the next iteration, after the sockets were polled.
             asyncio.get_running_loop().call_soon(self._grant)
         else:
-            self._granting = False
+            self._granting = None

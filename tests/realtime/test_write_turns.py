@@ -91,3 +91,31 @@ async def test_without_turns_every_writer_runs_at_once() -> None:
 def test_a_turn_is_at_least_one_write() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         WriteTurns(per_turn=0)
+
+
+def test_turns_outlive_an_event_loop_that_ended_with_a_grant_pending() -> None:
+    # given turns whose grant was scheduled on a loop that then closed
+    turns = WriteTurns(per_turn=1)
+    first = asyncio.new_event_loop()
+
+    async def ask_and_leave() -> None:
+        turns.request(lambda: None)
+        turns.request(lambda: None)
+
+    first.run_until_complete(ask_and_leave())
+    first.close()
+    # when a writer on a new loop asks for a turn, it gets one
+    granted: list[str] = []
+
+    async def ask() -> None:
+        turns.request(lambda: granted.append("mine"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    second = asyncio.new_event_loop()
+    try:
+        second.run_until_complete(ask())
+    finally:
+        second.close()
+    assert granted == ["mine"]
+    assert len(turns) == 0
