@@ -7,10 +7,11 @@ run (ingestor, hub, matcher leader, event relay). The book is filled with
 copies of a placed row inserted in bulk (``--seed place`` places them all, which
 takes minutes for 100,000) — the rows placement writes, differing only in the
 limit (and reserved) price and the times, with cash to cover every reservation. Then ticks arrive
-at ``--rate`` per second for ``--seconds``; before every ``--every``-th tick one
-MARKET buy is placed (and committed), so that tick fills it. The latency of a
-fill is from the moment its tick is handed to the ingestor (stored, published,
-taken by the matcher, matched, its fill committed) to the fill's commit.
+at ``--rate`` per second for ``--seconds``; beside them, a task places one
+MARKET buy per ``--every`` ticks' time (awaiting its commit), and the first tick
+after that commit fills it. The latency of a fill is from the moment that tick
+is handed to the ingestor (stored, published, taken by the matcher, matched, its
+fill committed) to the fill's commit.
 Ingest calls are not awaited one by one: the ingestor batches what arrives
 together, as it does for a real feed.
 
@@ -142,8 +143,8 @@ async def measure(
         while await services.outbox.backlog() > 0:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         # and the matcher's periodic check (every 5 s) has read the whole book, including
-        # the inserted orders that were never announced (about a second per 10,000)
-        await asyncio.sleep(6.0 + resting / 10_000)
+        # the inserted orders that were never announced (about a second per 5,000)
+        await asyncio.sleep(6.0 + resting / 5_000)
 
         commits: list[float] = []
         counted = Activity.fill_committed
@@ -158,21 +159,37 @@ async def measure(
         sent: list[float] = []
         pending: set[asyncio.Task[Any]] = set()
         total = int(rate * seconds)
+        committed: list[int] = []  # orders placed and committed, not yet given a tick
+
+        async def place_market_order(n: int) -> None:
+            await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
+            placed = await services.orders.place_order(user, market)
+            assert placed.order is not None and placed.order.status == "NEW", placed
+            committed.append(n)
+
+        async def place_market_orders() -> None:
+            # Beside the tick stream, not in it: awaiting each commit in the tick loop
+            # held the ticks back (the run sustained ~300 ticks/s of the 1,000 asked);
+            # each on its own, so a slow commit does not delay the next placement.
+            await asyncio.gather(*(place_market_order(n) for n in range(0, total, every)))
+
         began = time.perf_counter()
+        placer = asyncio.create_task(place_market_orders())
         for n in range(total):
             due = began + n / rate
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if n % every == 0:
-                placed = await services.orders.place_order(user, market)
-                assert placed.order is not None and placed.order.status == "NEW", placed
-                sent.append(time.perf_counter())
+            # the first tick handed over after an order's commit is the one that fills it
+            handed = time.perf_counter()
+            sent.extend(handed for _ in committed)
+            committed.clear()
             tick = Tick(SYMBOL, datetime.now(UTC), PRICE, PRICE, PRICE, Decimal(1000))
             task = asyncio.create_task(services.ingestor.ingest([tick]))
             pending.add(task)
             task.add_done_callback(pending.discard)
         elapsed = time.perf_counter() - began
+        await placer
         await asyncio.gather(*pending)
         deadline = time.perf_counter() + 60
         while len(commits) < len(sent) and time.perf_counter() < deadline:  # noqa: ASYNC110
