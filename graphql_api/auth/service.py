@@ -20,6 +20,7 @@ from graphql_api.auth.identities import IdentityCache
 from graphql_api.auth.passwords import PasswordHashing
 from graphql_api.auth.principal import Principal, Role
 from graphql_api.auth.throttle import AuthLimits, AuthThrottle
+from graphql_api.auth.verified_tokens import VerifiedTokens
 from graphql_api.hardening.rate_limits.buckets import RateLimiter
 from graphql_api.platform.errors import ErrorCode, UserError
 from graphql_api.platform.names import check_name, forbidden_character
@@ -83,6 +84,7 @@ class AuthService:
         self._outbox = outbox
         self._secret = secret
         self._revoked: set[str] = set()
+        self._verified = VerifiedTokens()
         self._on_revoke: list[Callable[[str], None]] = []
         self._on_user_change: list[Callable[[int], None]] = []
         self.hashing = PasswordHashing(
@@ -251,10 +253,13 @@ class AuthService:
     async def authenticate(self, access_token: str) -> Principal:
         """Check an access token; the user's role comes from the database (cached
         briefly by :class:`IdentityCache`), never from the token."""
-        try:
-            claims = tokens.decode(self._signing_secret(), access_token, "access")
-        except tokens.InvalidTokenError as error:
-            raise AuthError(str(error)) from None
+        claims = self._verified.get(access_token)
+        if claims is None:
+            try:
+                claims = tokens.decode(self._signing_secret(), access_token, "access")
+            except tokens.InvalidTokenError as error:
+                raise AuthError(str(error)) from None
+            self._verified.remember(access_token, claims)
         if claims.session_id in self._revoked:
             raise AuthError("session revoked")
         identity = await self.identities.get(claims.user_id)

@@ -40,6 +40,7 @@ from typing import Protocol
 import structlog
 
 from graphql_api.platform.resilience import as_service_unavailable
+from graphql_api.realtime.write_turns import WriteTurns
 
 log = structlog.get_logger(__name__)
 
@@ -205,6 +206,8 @@ class MultiplexRegistry:
     def __init__(self) -> None:
         self._streams: dict[StreamKey, SharedStream] = {}
         self.stats = MultiplexStats()
+        # One queue of write turns for every connection of the process's view.
+        self.turns = WriteTurns()
 
     def join(
         self, key: StreamKey, source: SourceFactory, subscriber: Subscriber, *, conflate: bool
@@ -259,6 +262,11 @@ class Outbox:
     order, and hands it to ``send`` as one batch: a socket that fell behind
     catches up in one write instead of one await per message, and conflation
     still applies to whatever had not been taken yet.
+
+    With ``turns``, an idle writer with something new to write waits for its
+    turn (:mod:`~graphql_api.realtime.write_turns`) instead of running at once,
+    so a burst of fan-out never holds the event loop for long; whatever is
+    offered meanwhile still conflates into what it will write.
     """
 
     def __init__(
@@ -268,8 +276,11 @@ class Outbox:
         capacity: int,
         on_overflow: Callable[[str], None],
         stats: MultiplexStats | None = None,
+        turns: WriteTurns | None = None,
     ) -> None:
         self._send = send
+        self._turns = turns
+        self._turn_asked = False
         self.capacity = capacity
         self._on_overflow = on_overflow
         self._stats = stats or MultiplexStats()
@@ -343,10 +354,21 @@ class Outbox:
 
     def _wake(self) -> None:
         self._idle.clear()
-        self._ready.set()
         if self._task is None:
+            self._ready.set()
             self._task = asyncio.create_task(self._write(), name="ws-outbox")
             self._task.add_done_callback(_retrieve)
+        elif self._turns is None:
+            self._ready.set()
+        elif not self._ready.is_set() and not self._turn_asked:
+            # The writer is idle: it writes on its turn. (A busy writer sees the
+            # new frame when its write returns.)
+            self._turn_asked = True
+            self._turns.request(self._take_turn)
+
+    def _take_turn(self) -> None:
+        self._turn_asked = False
+        self._ready.set()
 
     async def _write(self) -> None:
         while not self.closed:

@@ -245,6 +245,16 @@ class OrderBook:
     def get(self, order_id: int) -> RestingOrder | None:
         return self._orders.get(order_id)
 
+    def fingerprint(self) -> tuple[int, int, int]:
+        """(count, sum of ids, sum of versions): compared with the database's
+        (:func:`storage.repositories.accounts.open_order_fingerprints`)."""
+        orders = self._orders.values()
+        return len(orders), sum(self._orders), sum(order.version for order in orders)
+
+    def versions(self) -> dict[int, int]:
+        """Each booked order's version, by id."""
+        return {order_id: order.version for order_id, order in self._orders.items()}
+
     def orders(self) -> list[RestingOrder]:
         """Every order in the book, by id."""
         return sorted(self._orders.values(), key=_by_id)

@@ -93,6 +93,9 @@ from storage.timeseries import Tick
 log = structlog.get_logger(__name__)
 
 MATCHER_MAILBOX = 100_000
+# Rows per read while reconciling a symbol's book: each read is a short pause of
+# the event loop, and ticks are matched between them.
+RECONCILE_CHUNK = 5000
 # A batch the write-time fence trips is decided again from a fresh read; a second
 # trip in a row means something else is writing the same orders: give up loudly.
 STALE_BATCH_RETRIES = 3
@@ -108,7 +111,8 @@ class PaperMatcher:
     orders: announces order changes.
     risk_policy: commission and short-selling settings.
     partial_fills: bound fills by tick volume.
-    resync_every: seconds between full reloads of the book from the database.
+    resync_every: seconds between checks of the book against the database
+        (:meth:`reconcile`; the full reload, :meth:`resync`, is for taking over).
     clock_tolerance: how far before an order's creation a tick may be stamped
         and still fill it (feeds whose clocks lag the server's).
     max_tick_lag: a tick further behind the clock than this is late.
@@ -181,7 +185,7 @@ class PaperMatcher:
                     await housekeeping
 
     async def _housekeeping(self) -> None:
-        """Expire DAY orders every second; reload the book every ``resync_every`` seconds.
+        """Expire DAY orders every second; reconcile the book every ``resync_every`` seconds.
 
         It shares the event loop with the tick loop, never running inside it, so
         book changes happen between ticks, not in the middle of one.
@@ -193,7 +197,7 @@ class PaperMatcher:
             try:
                 await self.expire_day_orders(datetime.now(UTC))
                 if loop.time() >= next_resync:
-                    await self.resync()
+                    await self.reconcile()
                     next_resync = loop.time() + self._resync_every
             except Exception as error:  # a failed pass is retried on the next one
                 log.warning("matcher housekeeping failed", error=str(error))
@@ -210,6 +214,78 @@ class PaperMatcher:
                 book = books[row.symbol_code] = OrderBook()
             book.add(RestingOrder.from_row(row))
         self._books = books
+
+    async def reconcile(self) -> None:
+        """Bring the book in line with the database, reading only what differs.
+
+        The book follows ``orders.new`` events; this catches what the bus lost
+        (an outage, a process that died between its commit and its publish).
+        It must not cost what the full reload costs: with 100,000 resting
+        orders, reading every row through the ORM held the event loop for
+        seconds, and every tick meanwhile waited. So the database first sums
+        each symbol's open orders (count, ids, versions: one row per symbol);
+        only a symbol whose sums differ from the book's is compared order by
+        order, from ``(id, version)`` pairs read in chunks with ticks matched
+        between them; and only the orders that differ are read in full.
+        """
+        async with self._sessions() as session:
+            stored = await account_repo.open_order_fingerprints(session)
+        owned = {symbol for symbol in stored if self.shard.owns(symbol)}
+        for symbol in sorted(owned | set(self._books)):
+            book = self._books.get(symbol)
+            held = book.fingerprint() if book is not None else (0, 0, 0)
+            fingerprint = stored.get(symbol, account_repo.BookFingerprint())
+            if held != (fingerprint.count, fingerprint.id_sum, fingerprint.version_sum):
+                await self._reconcile_symbol(symbol)
+
+    async def _reconcile_symbol(self, symbol: str) -> None:
+        stored: dict[int, int] = {}
+        after = 0
+        while True:
+            async with self._sessions() as session:
+                chunk = await account_repo.open_order_versions(
+                    session, symbol, after_id=after, limit=RECONCILE_CHUNK
+                )
+            stored.update(chunk)
+            if len(chunk) < RECONCILE_CHUNK:
+                break
+            after = chunk[-1][0]
+        book = self._books.get(symbol)
+        held = book.versions() if book is not None else {}
+        # Newer in the database (or missed): read and book them. Held but no longer
+        # open there: read them to see whether they closed at or after our version.
+        behind = [
+            order_id for order_id, version in stored.items() if held.get(order_id, -1) < version
+        ]
+        gone = [order_id for order_id in held if order_id not in stored]
+        for first in range(0, len(behind) + len(gone), MAX_BATCH_ORDERS):
+            ids = (behind + gone)[first : first + MAX_BATCH_ORDERS]
+            async with self._sessions() as session:
+                rows = await account_repo.orders_by_ids(session, ids)
+            found = {row.id: row for row in rows}
+            for order_id in ids:
+                self._apply_row(symbol, order_id, found.get(order_id))
+        if behind or gone:
+            log.info(
+                "matcher book reconciled", symbol=symbol, booked=len(behind), dropped=len(gone)
+            )
+
+    def _apply_row(self, symbol: str, order_id: int, row: Any) -> None:
+        """Make the book agree with ``row`` (None: no such order any more), unless the
+        book already holds a later version (the tick loop moved it meanwhile)."""
+        book = self._books.get(symbol)
+        held = book.get(order_id) if book is not None else None
+        if row is None:
+            if book is not None:
+                book.discard(order_id)
+            return
+        if held is not None and held.version > row.version:
+            return
+        if row.status in account_repo.OPEN_STATUSES:
+            if held is None or held.version < row.version:
+                self.book_order(RestingOrder.from_row(row))
+        elif book is not None:
+            book.discard(order_id)
 
     def book(self, symbol: str) -> OrderBook | None:
         """The book of ``symbol`` as the matcher holds it now (for inspection)."""

@@ -103,6 +103,52 @@ async def all_open_orders(session: AsyncSession) -> list[models.Order]:
 
 
 @dataclass(frozen=True, slots=True)
+class BookFingerprint:
+    """What a symbol's open orders add up to: equal fingerprints, equal (id, version) sets
+    in practice; versions only grow, so a changed order changes the version sum."""
+
+    count: int = 0
+    id_sum: int = 0
+    version_sum: int = 0
+
+
+async def open_order_fingerprints(session: AsyncSession) -> dict[str, BookFingerprint]:
+    """Per symbol, the fingerprint of its open orders: one aggregate row per symbol,
+    computed by the database (the matcher's cheap "did anything change?")."""
+    order = models.Order
+    rows = await session.execute(
+        select(order.symbol_code, func.count(), func.sum(order.id), func.sum(order.version))
+        .where(order.status.in_(OPEN_STATUSES))
+        .group_by(order.symbol_code)
+    )
+    return {
+        symbol: BookFingerprint(int(count), int(id_sum), int(version_sum))
+        for symbol, count, id_sum, version_sum in rows
+    }
+
+
+async def open_order_versions(
+    session: AsyncSession, symbol: str, *, after_id: int, limit: int
+) -> list[tuple[int, int]]:
+    """``(id, version)`` of ``symbol``'s open orders with ids above ``after_id``, by id."""
+    order = models.Order
+    rows = await session.execute(
+        select(order.id, order.version)
+        .where(order.symbol_code == symbol, order.status.in_(OPEN_STATUSES), order.id > after_id)
+        .order_by(order.id)
+        .limit(limit)
+    )
+    return [(int(order_id), int(version)) for order_id, version in rows]
+
+
+async def orders_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[models.Order]:
+    """The orders with these ids, any status (ids that do not exist are left out)."""
+    if not ids:
+        return []
+    return list(await session.scalars(select(models.Order).where(models.Order.id.in_(ids))))
+
+
+@dataclass(frozen=True, slots=True)
 class TradeFilter:
     """Which of a user's fills a page shows; None filters nothing. The time range is
     on the tick the fill was made on (``from`` inclusive, ``to`` exclusive)."""

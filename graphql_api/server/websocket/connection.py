@@ -95,6 +95,7 @@ class Connection:
                 capacity=self.options.send_queue_size,
                 on_overflow=self._overflowed,
                 stats=self.state.registry.stats,
+                turns=self.state.registry.turns,
             )
         return self._outbox
 
