@@ -21,7 +21,7 @@ from bench.processes import CpuMeter, wait_for_quiet
 from bench.seed import KLINE_MINUTES, KLINES_SYMBOL
 from storage.engine import create_engine
 from storage.timeseries import KlineInterval
-from storage.timeseries.sql import _PG_KLINES, SqlTimeSeriesStore
+from storage.timeseries.sql import _PG_KLINES, _PG_READABLE, SqlTimeSeriesStore
 
 BARS = KLINE_MINUTES
 QUERY = (
@@ -96,7 +96,7 @@ async def below_graphql(cluster: Cluster, requests: int) -> dict[str, Any]:
     engine = create_engine(cluster.database_url)
     store = SqlTimeSeriesStore(engine)
     connection = await asyncpg.connect(cluster.pg_dsn)
-    sql = _PG_KLINES.format(bounds="", direction="DESC")
+    sql = _PG_KLINES.format(readable=_PG_READABLE, bounds="", direction="DESC")
     store_samples: list[float] = []
     sql_samples: list[float] = []
     quiet = await wait_for_quiet()

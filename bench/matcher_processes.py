@@ -3,7 +3,7 @@
 A throwaway PostgreSQL and Redis. For each configuration, a fresh database gets
 ``--orders`` resting market buys on each of two symbols that fall on different
 matcher shards (XRPUSDT on shard 0 of 2, BTCUSDT on shard 1), placed through the
-real OrderService. Then 1 or 2 ``quantgraph serve`` processes start with
+real OrderService by one trader per symbol. Then 1 or 2 ``quantgraph serve`` processes start with
 ``MATCHER_SHARDS=2``, each pinned to its own core; with two, each leads one
 shard. Once the shards are led and the books loaded, one ``ingestTicks`` request
 carries a crossing tick for both symbols, and the clock runs until every order
@@ -35,6 +35,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from bench.placement import add_traders
 from bench.seed import create_database
 from graphql_api.platform.settings import Settings
 from graphql_api.server.runtime import open_services
@@ -79,6 +80,9 @@ async def place(database_url: str, redis_url: str, orders: int) -> None:
         STRATEGY_ENGINE_ENABLED="false",
     )
     async with open_services(settings) as services:
+        # One trader per symbol: the shards then share no balance row (a single
+        # account on both would serialise their fill transactions on its cash row).
+        traders = await add_traders(services, len(SYMBOLS))
         now = datetime.now(UTC)
         await services.ingestor.ingest(
             [
@@ -86,11 +90,11 @@ async def place(database_url: str, redis_url: str, orders: int) -> None:
                 for code, (price, _) in SYMBOLS.items()
             ]
         )
-        for code, (_, quantity) in SYMBOLS.items():
+        for trader, (code, (_, quantity)) in zip(traders, SYMBOLS.items(), strict=True):
             request = OrderRequest(code, OrderSide.BUY, OrderType.MARKET, quantity)
             for first in range(0, orders, 100):
                 batch = [request] * min(100, orders - first)
-                for outcome in await services.orders.place_orders(services.demo_user_id, batch):
+                for outcome in await services.orders.place_orders(trader, batch):
                     assert outcome.order is not None and outcome.order.status == "NEW", outcome
 
 

@@ -254,7 +254,10 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def run(args: argparse.Namespace, command: str, workdir: Path) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, command: str, workdir: Path, results: dict[str, Any]
+) -> dict[str, Any]:
+    """Fill ``results`` (the caller's, so what was measured survives a late failure)."""
     sizes = QUICK if args.quick else FULL
     if args.subscribers:
         sizes = replace(sizes, subscribers=args.subscribers, mutation_cells=())
@@ -270,7 +273,7 @@ async def run(args: argparse.Namespace, command: str, workdir: Path) -> dict[str
             profile_cell=(last.subscribers, last.rate),
             profile_mode=last.mode,
         )
-    results: dict[str, Any] = {
+    results.update({
         "command": command,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
@@ -280,7 +283,7 @@ async def run(args: argparse.Namespace, command: str, workdir: Path) -> dict[str
         "pinned": pin_self_to_load_cpu(),
         "ours_prelude": args.ours_prelude,
         "machine": machine_info(),
-    }
+    })  # fmt: skip
     needs_node = bool(set(args.only) & {"fanout", "http", "klines"})
     if needs_node:
         log("npm install in bench/peers/* ...")
@@ -534,8 +537,14 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m bench.run", *argv])
     workdir = Path(tempfile.mkdtemp(prefix="quantgraph-bench-"))
     args.output.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
     try:
-        results = asyncio.run(run(args, command, workdir))
+        asyncio.run(run(args, command, workdir, results))
+    except BaseException:
+        partial = args.output / "realtime.partial.json"
+        partial.write_text(json.dumps(results, indent=2) + "\n")
+        log(f"failed; what was measured is in {partial}")
+        raise
     finally:
         if args.keep_logs:
             log(f"process logs kept in {workdir}")
