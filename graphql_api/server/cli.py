@@ -333,6 +333,14 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
     from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 
     settings = Settings()
+    if workers > 1 and settings.broadcast_url.startswith("memory"):
+        print(
+            f"error: --workers {workers} needs BROADCAST_URL (Redis, e.g. redis://localhost:6379):"
+            " each worker is its own process, and the in-process bus would not carry one"
+            " worker's ticks and order updates to the others' subscribers",
+            file=sys.stderr,
+        )
+        return 2
     run(
         uvicorn.Config(
             "graphql_api.server.app:create_app",

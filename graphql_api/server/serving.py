@@ -15,6 +15,7 @@ import socket
 
 import structlog
 import uvicorn
+from uvicorn.supervisors import multiprocess
 
 from graphql_api.server.websocket import shutdown_all
 
@@ -60,16 +61,29 @@ def tune_gc(gen0_threshold: int) -> None:
     log.info("garbage collector tuned", gen0_threshold=gen0_threshold, frozen=gc.get_freeze_count())
 
 
+class GracefulWorker(multiprocess.Process):
+    """A worker of ``--workers N`` that runs :class:`GracefulServer`, as a single
+    process does: operations completed and sockets closed 1001 on shutdown, the
+    garbage collector tuned after start-up. uvicorn's supervisor builds a stock
+    ``Server`` in each worker and offers no hook for another, so :func:`run`
+    points its ``Process`` at this class. The worker is a spawned process: it
+    reads ``GC_GEN0_THRESHOLD`` from its own settings (the same environment)."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            from graphql_api.platform.settings import Settings
+
+            threshold = Settings().gc_gen0_threshold
+            self._server = GracefulServer(self.config, gc_gen0_threshold=threshold)
+        return self._server
+
+
 def run(config: uvicorn.Config, *, gc_gen0_threshold: int = 0) -> None:
-    """What ``uvicorn.run`` does, with :class:`GracefulServer` for a single worker.
-
-    uvicorn's multi-worker supervisor builds a stock ``Server`` in each worker, so
-    with ``workers`` > 1 sockets still close with 1012 on shutdown.
-    """
+    """What ``uvicorn.run`` does, with :class:`GracefulServer` in every worker."""
     if config.workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        multiprocess.Process = GracefulWorker  # type: ignore[misc]
+        multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
     server = GracefulServer(config, gc_gen0_threshold=gc_gen0_threshold)
     with contextlib.suppress(KeyboardInterrupt):
