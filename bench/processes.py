@@ -37,7 +37,12 @@ def pin_self_to_load_cpu() -> bool:
     return True
 
 
-def pinned(argv: Sequence[str], cpu: int | None) -> list[str]:
+def pinned(argv: Sequence[str], cpu: int | str | None) -> list[str]:
+    """``argv`` under ``taskset -c cpu`` (a core, or a list such as ``"0,1"``).
+
+    None runs it as is, which inherits the harness's own pin (core 1): a child
+    that may use every core must say so with the full list.
+    """
     if cpu is None or not pinning_available():
         return list(argv)
     return ["taskset", "-c", str(cpu), *argv]
@@ -82,7 +87,7 @@ async def spawn(
     name: str,
     argv: Sequence[str],
     *,
-    cpu: int | None,
+    cpu: int | str | None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     log_path: Path | None = None,
