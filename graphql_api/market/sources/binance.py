@@ -29,25 +29,24 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
 
-import httpx
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 
 from graphql_api.market.ingest import TickIngestor
 from graphql_api.market.source_health import TickSource
 from graphql_api.market.sources.base import SourceConfigError
+from graphql_api.market.sources.binance_klines import daily_bar_pages
 from graphql_api.market.sources.binance_messages import (
     BookTicker,
     MalformedMessageError,
     Scale,
     ServerShutdown,
     Trade,
-    parse_exchange_info,
     parse_message,
     stream_names,
 )
+from graphql_api.market.sources.binance_scales import fetch_scales, on_grid
 from graphql_api.market.sources.handover import TickHandover
 from graphql_api.market.symbols import SymbolSpec
 from graphql_api.market.tick_validation import TickDraft, check_tick
@@ -120,8 +119,6 @@ class BinanceSource:
 
     def daily_bars(self, symbol: str, start: date, end: date) -> AsyncIterator[list[str]]:
         """Daily history from the klines endpoint (:mod:`.binance_klines`), a chunk per page."""
-        from graphql_api.market.sources.binance_klines import daily_bar_pages
-
         return daily_bar_pages(
             self._endpoints.rest_url, symbol, start, end, timeout=self._http_timeout
         )
@@ -234,27 +231,3 @@ class BinanceSource:
     def _skip(self, what: str, **detail: str) -> None:
         self.skipped += 1
         log.warning(f"binance {what}; skipped", skipped=self.skipped, **detail)
-
-
-async def fetch_scales(rest_url: str, symbols: Sequence[str], timeout: float) -> dict[str, Scale]:
-    """Each symbol's grid from ``GET /api/v3/exchangeInfo?symbols=[...]``; a symbol Binance
-    does not know is a :class:`SourceConfigError`, an unreachable API an ``httpx`` error."""
-    url = f"{rest_url.rstrip('/')}/api/v3/exchangeInfo"
-    listed = "[" + ",".join(f'"{symbol}"' for symbol in symbols) + "]"
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        response = await client.get(url, params={"symbols": listed})
-    if response.status_code == 400:
-        # Binance answers an unknown symbol with 400 {"code": -1121, "msg": "Invalid symbol."}
-        raise SourceConfigError(f"BINANCE_SYMBOLS: exchangeInfo refused: {response.text[:200]}")
-    response.raise_for_status()
-    try:
-        return parse_exchange_info(response.json(), list(symbols))
-    except (MalformedMessageError, ValueError) as error:
-        raise SourceConfigError(f"BINANCE_SYMBOLS: {error}") from error
-
-
-def on_grid(value: Decimal, step: Decimal) -> Decimal:
-    """``value`` with the decimals of the exchange's ``step`` (``95000.01000000`` with
-    tick size ``0.01`` -> ``95000.01``); never an exponent form."""
-    decimals = max(0, -int(step.normalize().as_tuple().exponent))
-    return value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN)

@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 
 from graphql_api.market.sources.base import BAR_HEADER, SourceConfigError, check_range
-from graphql_api.market.sources.binance import fetch_scales, on_grid
 from graphql_api.market.sources.binance_messages import Scale
+from graphql_api.market.sources.binance_scales import fetch_scales, on_grid
 from graphql_api.platform.number_text import NumberTextError, parse_plain_decimal
 
 PAGE = 1000
