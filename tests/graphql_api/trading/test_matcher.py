@@ -190,6 +190,7 @@ async def test_day_orders_expire_at_the_session_close(trading: Services) -> None
         row = await session.get(models.Order, order.id)
         assert row is not None
         row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        row.version += 1  # a change to an order is a new version, as every real change is
         await session.commit()
     await trading.hub.publish(ORDERS_NEW_CHANNEL, encode_new_order(row))
     # then the matcher expires it
