@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,32 @@ if hasattr(__import__("signal"), "SIGUSR1"):
     import signal
 
     signal.signal(signal.SIGUSR1, _dump_asyncio_tasks)
+
+_TASK_DUMP_LEAD_SECONDS = 10
+_task_dump_timers: dict[str, threading.Timer] = {}
+
+
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    """Shortly before pytest-timeout fails a hung test, dump its asyncio tasks.
+
+    pytest-timeout prints every thread's stack, but a hung asyncio test is one
+    thread idling in ``select``: what matters is which task waits on what.
+    Returning None lets pytest-timeout arm its own timer as usual.
+    """
+    if not settings.timeout or not hasattr(signal, "SIGUSR1"):
+        return
+    delay = max(settings.timeout - _TASK_DUMP_LEAD_SECONDS, 1)
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.daemon = True
+    timer.start()
+    _task_dump_timers[item.nodeid] = timer
+
+
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    timer = _task_dump_timers.pop(item.nodeid, None)
+    if timer is not None:
+        timer.cancel()
+
 
 TEST_JWT_SECRET = "a-test-signing-secret-of-32-chars!"
 SETTINGS_ENV = [field.alias for field in Settings.model_fields.values() if field.alias is not None]
