@@ -14,13 +14,14 @@ kept values with :func:`storage.repositories.accounts.reserved_for_buys` /
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from graphql_api.instruments.admin import Actor, InstrumentService
 from graphql_api.instruments.drafts import SymbolChanges
@@ -327,3 +328,60 @@ class _Run:
 
 def _on_grid(value: Decimal, step: Decimal) -> Decimal:
     return max(step, (value / step).to_integral_value() * step)
+
+
+@pytest.mark.postgres
+async def test_two_processes_placing_for_one_account_never_spend_the_same_cash(
+    request: pytest.FixtureRequest,
+) -> None:
+    # given two processes' services on one PostgreSQL database (each batches its own
+    # placements; only the balance row lock orders them against the other's)
+    async with (
+        sql_database(request, "postgresql") as url,
+        open_embedded(url) as first,
+        open_embedded(url) as second,
+    ):
+        user = first.demo_user_id
+        await first.store.write_ticks(
+            [Tick("600519.SH", datetime.now(UTC), D1500, D1500, D1500, Decimal(100))]
+        )
+        # when both place more BUYs at once than the cash pays for (150,045 each
+        # with commission: six fit in 1,000,000)
+        outcomes = await asyncio.gather(
+            *(
+                parts.orders.place_order(user, _buy_600519())
+                for _ in range(10)
+                for parts in (first, second)
+            )
+        )
+        accepted = [o.order for o in outcomes if o.order is not None and o.order.status == "NEW"]
+        # then exactly six were accepted, and the kept reservation is theirs
+        assert len(accepted) == 6
+        async with first.sessions() as session:
+            kept = (await reservations.reserved_notional(session, [(user, "CNY")]))[(user, "CNY")]
+            reference = await account_repo.reserved_for_buys(session, user, "CNY", Decimal(0))
+        assert kept == reference == 6 * Decimal(150_000)
+        # and when one process cancels while the other places again, the cash a cancel
+        # frees is spent at most once
+        canceled = accepted[:3]
+        await asyncio.gather(
+            *(first.orders.cancel_order(user, order.id) for order in canceled),
+            *(second.orders.place_order(user, _buy_600519()) for _ in range(6)),
+        )
+        async with first.sessions() as session:
+            kept = (await reservations.reserved_notional(session, [(user, "CNY")]))[(user, "CNY")]
+            reference = await account_repo.reserved_for_buys(session, user, "CNY", Decimal(0))
+            open_buys = await session.scalar(
+                select(func.count()).where(
+                    models.Order.user_id == user, models.Order.status.in_(OPEN_STATUSES)
+                )
+            )
+        assert kept == reference == (open_buys or 0) * Decimal(150_000)
+        assert reservations.with_commission(kept, POLICY.commission_rate) <= Decimal(1_000_000)
+
+
+D1500 = Decimal("1500.00")
+
+
+def _buy_600519() -> OrderRequest:
+    return OrderRequest("600519.SH", OrderSide.BUY, OrderType.LIMIT, Decimal(100), D1500)
