@@ -92,7 +92,10 @@ async def place_batch(
         ],
     )
     account_keys = sorted({(p.user_id, p.currency) for p in placements})
-    position_keys = sorted({(p.user_id, p.spec.code) for p in placements})
+    # Only a SELL is assessed against the position and what open SELLs hold of it.
+    position_keys = sorted(
+        {(p.user_id, p.spec.code) for p in placements if p.request.side is OrderSide.SELL}
+    )
     # The locked balance rows carry what open BUYs reserve (kept by every order
     # change, see storage.repositories.reservations): no sum over open orders.
     balances = await account_repo.lock_balances(session, account_keys)
