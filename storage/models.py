@@ -219,7 +219,8 @@ class Order(Base):
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index("ix_orders_strategy_id", "strategy_id"),
         Index("ix_orders_status", "status"),
-        # Open orders by user: the reservation sums of placement read only these.
+        # Open orders by user: the reservation sums (the reference the kept
+        # reservations are tested against, and the account page) read only these.
         Index(
             "ix_orders_open_by_user",
             "user_id",

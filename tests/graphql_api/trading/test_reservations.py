@@ -35,10 +35,12 @@ from graphql_api.trading.order_types import (
     OrderType,
     TimeInForce,
 )
+from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
 from storage import models
 from storage.repositories import accounts as account_repo
 from storage.repositories import reservations
+from storage.repositories import users as user_repo
 from storage.timeseries import Tick
 from tests.conftest import sql_database
 from tests.graphql_api.conftest import POLICY, Embedded, open_embedded
@@ -59,9 +61,8 @@ async def test_kept_reservations_equal_the_recomputed_ones_after_every_step(
     # given: the real services over a fresh database; short selling in one run of three
     policy = replace(POLICY, allow_short_selling=seed == 2)
     async with sql_database(request, kind) as url, open_embedded(url) as parts:
-        parts = replace(parts, orders=type(parts.orders)(
-            parts.sessions, parts.catalog, parts.store, parts.outbox, policy
-        ))  # fmt: skip
+        service = OrderService(parts.sessions, parts.catalog, parts.store, parts.outbox, policy)
+        parts = replace(parts, orders=service)
         run = _Run(parts, policy, random.Random(seed))
         await run.check("start")
         # when / then: after every step the kept values are the recomputed ones
@@ -385,3 +386,33 @@ D1500 = Decimal("1500.00")
 
 def _buy_600519() -> OrderRequest:
     return OrderRequest("600519.SH", OrderSide.BUY, OrderType.LIMIT, Decimal(100), D1500)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_removing_a_user_removes_their_sell_reservations(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    # given a resting short SELL, which reserves quantity of a symbol the user holds none of
+    policy = replace(POLICY, allow_short_selling=True)
+    async with sql_database(request, kind) as url, open_embedded(url) as parts:
+        orders = type(parts.orders)(
+            parts.sessions, parts.catalog, parts.store, parts.outbox, policy
+        )
+        user = parts.demo_user_id
+        await parts.store.write_ticks(
+            [Tick("600519.SH", datetime.now(UTC), D1500, D1500, D1500, Decimal(100))]
+        )
+        sell = OrderRequest("600519.SH", OrderSide.SELL, OrderType.LIMIT, Decimal(100), D1500)
+        outcome = await orders.place_order(user, sell)
+        assert outcome.order is not None and outcome.order.status == "NEW"
+        async with parts.sessions() as session:
+            key = (user, "600519.SH")
+            assert (await reservations.reserved_quantity(session, [key]))[key] == 100
+        # when the user is removed (foreign keys are enforced on both databases)
+        async with parts.sessions() as session:
+            await user_repo.delete_user(session, user)
+            await session.commit()
+        # then nothing of theirs is left
+        async with parts.sessions() as session:
+            left = await session.scalar(select(func.count()).select_from(models.SellReservation))
+        assert left == 0
