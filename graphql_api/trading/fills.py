@@ -29,6 +29,7 @@ from graphql_api.trading.order_types import OPEN_STATUSES, OrderSide, OrderStatu
 from graphql_api.trading.risk import RejectReason, reserved_cash
 from storage import models
 from storage.repositories import accounts as account_repo
+from storage.repositories import orders as order_repo
 from storage.repositories import reservations
 
 AVERAGE_PRICE_STEP = Decimal("1e-10")
@@ -405,6 +406,7 @@ async def _lock_open_order(
 ) -> models.Order | None:
     """The order, row-locked until the caller's transaction ends, if it is still open
     and at ``expected_version`` (what the caller decided on); None when it moved on."""
+    await order_repo.begin_writing(session)
     order = await session.scalar(
         select(models.Order).where(models.Order.id == order_id).with_for_update()
     )

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from graphql_api.instruments.admin import Actor, InstrumentService
 from graphql_api.instruments.drafts import SymbolChanges
+from graphql_api.trading.fill_batch import BatchFill, FillBatch, StaleBatchError
 from graphql_api.trading.fills import apply_fill, close_order
 from graphql_api.trading.matcher import PaperMatcher
 from graphql_api.trading.order_types import (
@@ -39,6 +40,7 @@ from graphql_api.trading.orders import OrderService
 from graphql_api.trading.risk import RiskPolicy
 from storage import models
 from storage.repositories import accounts as account_repo
+from storage.repositories import orders as order_repo
 from storage.repositories import reservations
 from storage.repositories import users as user_repo
 from storage.timeseries import Tick
@@ -416,3 +418,66 @@ async def test_removing_a_user_removes_their_sell_reservations(
         async with parts.sessions() as session:
             left = await session.scalar(select(func.count()).select_from(models.SellReservation))
         assert left == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_a_fill_racing_a_cancel_cannot_make_the_cancel_release_a_stale_amount(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    """A writer derives what an order stops holding from the row it read; the row must
+    not change before it writes (row locks on PostgreSQL; on SQLite the write
+    transaction begun before the read, ``order_repo.begin_writing``)."""
+    async with sql_database(request, kind) as url, open_embedded(url) as parts:
+        user = parts.demo_user_id
+        await parts.store.write_ticks(
+            [Tick("600519.SH", datetime.now(UTC), D1500, D1500, D1500, Decimal(100))]
+        )
+        placed = (await parts.orders.place_order(user, _buy_600519())).order
+        assert placed is not None and placed.status == "NEW"
+
+        # given a cancel that has read (and locked) the order, not written yet
+        async with parts.sessions() as canceling:
+            order = await order_repo.order_for_user(canceling, user, placed.id, for_update=True)
+            assert order is not None
+
+            async def fill() -> BatchFill | None:
+                async with parts.sessions() as session:
+                    try:
+                        batch = await FillBatch.load(
+                            session,
+                            [placed.id],
+                            currency="CNY",
+                            commission_rate=POLICY.commission_rate,
+                            allow_short=False,
+                        )
+                        filled = batch.fill(
+                            order_id=placed.id,
+                            expected_version=placed.version,
+                            quantity=Decimal(100),
+                            price=D1500,
+                            tick_time=datetime.now(UTC),
+                            lot_size=Decimal(100),
+                        )
+                        await batch.write(session)
+                        await session.commit()
+                    except StaleBatchError:
+                        return None
+                    return filled
+
+            # when the matcher fills it meanwhile
+            filling = asyncio.create_task(fill())
+            await asyncio.sleep(0.3)
+            closed = await close_order(
+                canceling,
+                order_id=placed.id,
+                expected_version=placed.version,
+                status=OrderStatus.CANCELED,
+            )
+            await canceling.commit()
+        await filling
+        # then whichever won, the kept reservation is what the orders hold
+        assert closed is not None
+        async with parts.sessions() as session:
+            kept = (await reservations.reserved_notional(session, [(user, "CNY")]))[(user, "CNY")]
+            reference = await account_repo.reserved_for_buys(session, user, "CNY", Decimal(0))
+        assert kept == reference == 0
