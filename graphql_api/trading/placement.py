@@ -98,6 +98,8 @@ async def place_batch(
     )
     # The locked balance rows carry what open BUYs reserve (kept by every order
     # change, see storage.repositories.reservations): no sum over open orders.
+    # (SQLite has no row locks: there the batch takes the database's write lock.)
+    await order_repo.begin_writing(session)
     balances = await account_repo.lock_balances(session, account_keys)
     positions = await account_repo.positions_for(session, position_keys)
     reserved_sells = await reservations.reserved_quantity(session, position_keys)
