@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from storage import models
 from storage.engine import create_engine, create_session_factory
+from storage.repositories import reservations
 
 FANOUT_SYMBOL = "BTCUSDT"
 KLINES_SYMBOL = "ETHUSDT"
@@ -93,6 +94,9 @@ async def seed(database_url: str, dsn: str, *, orders: int, strategies: int) -> 
                         updated_at=created,
                     )
                 )
+            await session.flush()
+            # rows written around the order service: bring the kept reservations up to them
+            await reservations.recompute(session, [user.id])
             await session.commit()
             demo_user_id = user.id
     finally:

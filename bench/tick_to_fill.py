@@ -46,6 +46,7 @@ from graphql_api.platform.settings import Settings
 from graphql_api.server.runtime import open_services
 from graphql_api.trading.order_types import OrderRequest, OrderSide, OrderType
 from storage import models
+from storage.repositories import reservations
 from storage.timeseries import Tick
 from tests.support.servers import postgres_server
 
@@ -96,6 +97,8 @@ async def insert_resting(services: Any, template_id: int, first: int, last: int)
                      "created_at": now, "updated_at": now}
                 )  # fmt: skip
             await session.execute(insert(models.Order), rows)
+        # rows written around the order service: bring the kept reservations up to them
+        await reservations.recompute(session, [template.user_id])
         await session.commit()
 
 

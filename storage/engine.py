@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.repositories.reservations import register_sqlite_functions
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
@@ -46,6 +48,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # Exact decimal addition for the reservation increments (decimals are text here).
+    register_sqlite_functions(dbapi_connection)
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:

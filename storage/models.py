@@ -219,7 +219,8 @@ class Order(Base):
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index("ix_orders_strategy_id", "strategy_id"),
         Index("ix_orders_status", "status"),
-        # Open orders by user: the reservation sums of placement read only these.
+        # Open orders by user: the reservation sums (the reference the kept
+        # reservations are tested against, and the account page) read only these.
         Index(
             "ix_orders_open_by_user",
             "user_id",
@@ -267,14 +268,40 @@ class Order(Base):
 
 
 class CashBalance(Base):
-    """A user's cash in one currency (CNY for A-shares, USDT for crypto pairs)."""
+    """A user's cash in one currency (CNY for A-shares, USDT for crypto pairs).
+
+    ``reserved_notional`` is what the user's open BUY orders quoted in this
+    currency hold back, before commission: the sum of remaining quantity times
+    reserve price (see :mod:`storage.repositories.reservations`, which every
+    order change goes through). The commission rate is applied when it is read,
+    so a new rate applies to open orders at once, as when it was recomputed.
+    """
 
     __tablename__ = "cash_balances"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(8), primary_key=True)
     amount: Mapped[Decimal] = mapped_column(ExactDecimal())
+    reserved_notional: Mapped[Decimal] = mapped_column(
+        ExactDecimal(), default=Decimal(0), server_default="0"
+    )
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SellReservation(Base):
+    """The quantity of one symbol the user's open SELL orders hold back.
+
+    Its own table rather than a column of ``positions``: with short selling
+    allowed a SELL may rest on a symbol the user holds no position row in, and a
+    position row means a holding to every reader of that table. Kept by
+    :mod:`storage.repositories.reservations`; 0 once no SELL is open.
+    """
+
+    __tablename__ = "sell_reservations"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    symbol_code: Mapped[str] = mapped_column(ForeignKey("symbols.code"), primary_key=True)
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
 
 
 class Position(Base):

@@ -55,6 +55,7 @@ from graphql_api.trading.risk import RejectReason
 from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import orders as order_repo
+from storage.repositories import reservations
 from storage.repositories import symbols as symbol_repo
 
 __all__ = ["Actor", "AuditAction", "InstrumentService", "SymbolOutcome", "snapshot"]
@@ -262,6 +263,7 @@ class InstrumentService:
         """Cancel the symbol's resting orders that are off its (new) grids; how many."""
         now = datetime.now(UTC)
         canceled = 0
+        changes = reservations.ReservationChanges()
         for order in await order_repo.open_orders_for_symbol(session, row.code):
             reason: RejectReason | None = None
             if order.limit_price is not None and not is_multiple_of(
@@ -272,13 +274,16 @@ class InstrumentService:
                 reason = RejectReason.LOT_SIZE_CHANGED
             if reason is None:
                 continue
-            # Reservations are derived from open orders: closing one releases its hold.
+            held = reservations.order_hold(order)
             order.status = OrderStatus.CANCELED.value
             order.reject_reason = reason.value
             order.version += 1  # fences a fill the matcher computed from the old row
             order.updated_at = now
+            # what it reserved is released in the same commit
+            changes.order_changed(order, held)
             announce_order(self._outbox, session, order)
             # and the matcher drops it at once, as for a user's cancel
             self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_closed_order(order))
             canceled += 1
+        await reservations.write(session, changes, now=now, currency_of={row.code: row.currency})
         return canceled

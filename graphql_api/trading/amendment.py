@@ -18,9 +18,9 @@ The amendment is held to the risk rules a new order is, over the account as
 it would be without this order's current reservation: the price band, the
 notional cap (on the whole order) and buying power or sellable quantity for
 what stays open. A refusal is a user error with the code a placement would
-have stored as ``rejectReason``, and nothing changes. Reservations are derived
-from open orders, so writing the new quantity and price adjusts the
-reservation by the difference in the same commit.
+have stored as ``rejectReason``, and nothing changes. Writing the new quantity
+and price moves the kept reservation (:mod:`storage.repositories.reservations`)
+by the difference in the same commit.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ from graphql_api.trading.fills import decide_fill, order_after_fill
 from graphql_api.trading.order_types import OPEN_STATUSES, OrderChange, OrderSide, OrderStatus
 from graphql_api.trading.risk import RejectReason
 from storage import models
+from storage.repositories import reservations
 
 # Orders per transaction: bounds the locks held, the statement parameters
 # (SQLite's limit is 32,766) and the work redone if a batch must be redone.
@@ -80,6 +81,17 @@ class _OrderRow:
     reject_reason: str | None
     version: int
     read_version: int
+    # what the order reserved as read (storage.repositories.reservations.hold)
+    read_hold: Decimal
+
+    def hold(self) -> Decimal:
+        return reservations.hold(
+            side=self.side,
+            status=self.status,
+            quantity=self.quantity,
+            filled_quantity=self.filled_quantity,
+            reserve_price=self.reserve_price,
+        )
 
 
 @dataclass(slots=True)
@@ -210,6 +222,13 @@ class FillBatch:
                 reject_reason=row.reject_reason,
                 version=row.version,
                 read_version=row.version,
+                read_hold=reservations.hold(
+                    side=row.side,
+                    status=row.status,
+                    quantity=row.quantity,
+                    filled_quantity=row.filled_quantity,
+                    reserve_price=row.reserve_price,
+                ),
             )
         users = sorted({row.user_id for row in batch._rows.values()})
         if not users or currency is None:
@@ -404,6 +423,27 @@ class FillBatch:
             )
         await self._write_balances(session)
         await self._write_orders(session)
+        await self._write_reservations(session)
+
+    async def _write_reservations(self, session: AsyncSession) -> None:
+        """Release what the filled and closed orders no longer reserve (after the
+        orders' fenced UPDATE: a batch that must be redone writes none of it)."""
+        changes = reservations.ReservationChanges()
+        for row in self._rows.values():
+            if row.version != row.read_version:
+                changes.move(
+                    user_id=row.user_id,
+                    symbol_code=row.symbol_code,
+                    side=row.side,
+                    before=row.read_hold,
+                    after=row.hold(),
+                )
+        currency_of = (
+            {row.symbol_code: self._currency for row in self._rows.values()}
+            if self._currency is not None
+            else None
+        )
+        await reservations.write(session, changes, now=self._now, currency_of=currency_of)
 
     async def _write_balances(self, session: AsyncSession) -> None:
         now, currency = self._now, self._currency

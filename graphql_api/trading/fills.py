@@ -29,6 +29,8 @@ from graphql_api.trading.order_types import OPEN_STATUSES, OrderSide, OrderStatu
 from graphql_api.trading.risk import RejectReason, reserved_cash
 from storage import models
 from storage.repositories import accounts as account_repo
+from storage.repositories import orders as order_repo
+from storage.repositories import reservations
 
 AVERAGE_PRICE_STEP = Decimal("1e-10")
 
@@ -278,6 +280,7 @@ async def apply_fill(
     if order is None:
         return None
     now = datetime.now(UTC)
+    held = reservations.order_hold(order)
     balance = await account_repo.balance(session, order.user_id, currency, for_update=True)
     position = await account_repo.position(
         session, order.user_id, order.symbol_code, for_update=True
@@ -298,7 +301,9 @@ async def apply_fill(
         all_or_none=all_or_none,
     )
     if decision.refusal is not None:
-        return FillOutcome(_close(order, decision.refusal, now), None)
+        _close(order, decision.refusal, now)
+        await _release(session, order, held, now, {order.symbol_code: currency})
+        return FillOutcome(order, None)
     change = decision.position
     assert change is not None
     if position is None:
@@ -354,6 +359,7 @@ async def apply_fill(
     order.version += 1
     order.updated_at = now
     await session.flush()
+    await _release(session, order, held, now, {order.symbol_code: currency})
     return FillOutcome(order, trade)
 
 
@@ -369,12 +375,14 @@ async def close_order(
     order = await _lock_open_order(session, order_id, expected_version)
     if order is None:
         return None
+    held = reservations.order_hold(order)
     order.status = status.value
     if reason is not None:
         order.reject_reason = reason
     order.version += 1
     order.updated_at = datetime.now(UTC)
     await session.flush()
+    await _release(session, order, held, order.updated_at, None)
     return order
 
 
@@ -398,12 +406,26 @@ async def _lock_open_order(
 ) -> models.Order | None:
     """The order, row-locked until the caller's transaction ends, if it is still open
     and at ``expected_version`` (what the caller decided on); None when it moved on."""
+    await order_repo.begin_writing(session)
     order = await session.scalar(
         select(models.Order).where(models.Order.id == order_id).with_for_update()
     )
     if order is None or order.status not in OPEN_STATUSES or order.version != expected_version:
         return None
     return order
+
+
+async def _release(
+    session: AsyncSession,
+    order: models.Order,
+    held: Decimal,
+    now: datetime,
+    currency_of: dict[str, str] | None,
+) -> None:
+    """Write what ``order`` stopped reserving (it held ``held`` before this change)."""
+    changes = reservations.ReservationChanges()
+    changes.order_changed(order, held)
+    await reservations.write(session, changes, now=now, currency_of=currency_of)
 
 
 def _close(order: models.Order, reason: RejectReason, now: datetime) -> models.Order:

@@ -62,6 +62,7 @@ from storage import models
 from storage.engine import SessionFactory
 from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
+from storage.repositories import reservations
 from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Tick, TimeSeriesStore
 
@@ -248,7 +249,7 @@ class OrderService:
                         )
                     ],
                 )
-            self._cancel(session, order, datetime.now(UTC))
+            await self._cancel(session, [order], datetime.now(UTC))
             await session.commit()
         return OrderOutcome(order, [])
 
@@ -263,9 +264,7 @@ class OrderService:
             orders = await order_repo.open_orders_for_user(
                 session, user_id, symbol_code=symbol, for_update=True
             )
-            now = datetime.now(UTC)
-            for order in orders:
-                self._cancel(session, order, now)
+            await self._cancel(session, orders, datetime.now(UTC))
             await session.commit()
         return CancelAllOutcome(orders, [])
 
@@ -282,8 +281,7 @@ class OrderService:
                 return ResetOutcome([], [UserError("userId", ErrorCode.NOT_FOUND, "no such user")])
             orders = await order_repo.open_orders_for_user(session, user_id, for_update=True)
             now = datetime.now(UTC)
-            for order in orders:
-                self._cancel(session, order, now)
+            await self._cancel(session, orders, now)
             for balance in await account_repo.balances(session, user_id, for_update=True):
                 balance.amount = start_cash(balance.currency)
                 balance.updated_at = now
@@ -378,6 +376,7 @@ class OrderService:
                     order,
                     [amendment.risk_error(verdict.reject, quantity_given=quantity is not None)],
                 )
+            held, now = reservations.order_hold(order), datetime.now(UTC)
             newest = (
                 await order_repo.newest_order_id(session)
                 if amendment.loses_priority(order, price, total)
@@ -389,26 +388,36 @@ class OrderService:
                 quantity=total,
                 reserve_price=verdict.reserve_price,
                 newest_order_id=newest,
-                now=datetime.now(UTC),
+                now=now,
             )
+            changes = reservations.ReservationChanges()
+            changes.order_changed(order, held)
+            await reservations.write(session, changes, now=now, currency_of={spec.code: currency})
             self.announce(session, order)
             self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_new_order(order))
             await session.commit()
         return OrderOutcome(order, [])
 
-    def _cancel(self, session: AsyncSession, order: models.Order, now: datetime) -> None:
-        """Close a locked open order as CANCELED and stage its announcements.
+    async def _cancel(
+        self, session: AsyncSession, orders: Sequence[models.Order], now: datetime
+    ) -> None:
+        """Close locked open orders as CANCELED and stage their announcements.
 
-        Reservations are derived from open orders, so closing the order releases
-        its cash or quantity in the same commit. The version bump fences off a
-        fill the matcher computed from the order as it was; the ``closed`` event
+        What they reserved (cash or quantity) is released in the same commit
+        (:mod:`storage.repositories.reservations`). The version bump fences off a
+        fill the matcher computed from an order as it was; the ``closed`` event
         takes it out of the matcher's book without waiting for that.
         """
-        order.status = OrderStatus.CANCELED.value
-        order.version += 1
-        order.updated_at = now
-        self.announce(session, order)
-        self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_closed_order(order))
+        changes = reservations.ReservationChanges()
+        for order in orders:
+            held = reservations.order_hold(order)
+            order.status = OrderStatus.CANCELED.value
+            order.version += 1
+            order.updated_at = now
+            changes.order_changed(order, held)
+            self.announce(session, order)
+            self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_closed_order(order))
+        await reservations.write(session, changes, now=now)
 
     def announce(self, session: AsyncSession, order: models.Order) -> None:
         """Stage ``order``'s change in ``session``: published once (and only if) it commits."""
@@ -446,16 +455,22 @@ class OrderService:
     async def exposure(
         self, session: AsyncSession, user_id: int, spec: SymbolSpec, currency: str
     ) -> Exposure:
-        # Locking the balance row serialises this user's placements across processes.
+        # Locking the balance row serialises this user's placements across processes;
+        # it carries what open BUYs reserve (storage.repositories.reservations).
         balance = await account_repo.balance(session, user_id, currency, for_update=True)
         position = await account_repo.position(session, user_id, spec.code)
+        sells = await reservations.reserved_quantity(session, [(user_id, spec.code)])
         return Exposure(
             cash=balance.amount if balance else Decimal(0),
-            reserved_cash=await account_repo.reserved_for_buys(
-                session, user_id, currency, self.risk_policy.commission_rate
+            reserved_cash=(
+                reservations.with_commission(
+                    balance.reserved_notional, self.risk_policy.commission_rate
+                )
+                if balance
+                else Decimal(0)
             ),
             position=position.quantity if position else Decimal(0),
-            reserved_sell=await account_repo.reserved_for_sells(session, user_id, spec.code),
+            reserved_sell=sells[(user_id, spec.code)],
         )
 
     async def _validate(self, request: OrderRequest) -> tuple[list[UserError], SymbolSpec | None]:

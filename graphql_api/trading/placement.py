@@ -34,6 +34,7 @@ from graphql_api.trading.risk import Assessment, Exposure, RiskPolicy, assess, r
 from storage import models
 from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
+from storage.repositories import reservations
 from storage.repositories import strategies as strategy_repo
 from storage.repositories import symbols as symbol_repo
 from storage.timeseries import Tick
@@ -91,23 +92,34 @@ async def place_batch(
         ],
     )
     account_keys = sorted({(p.user_id, p.currency) for p in placements})
-    position_keys = sorted({(p.user_id, p.spec.code) for p in placements})
-    balances = await account_repo.lock_balances(session, account_keys)
-    reserved_buys = await account_repo.reserved_for_buys_by_account(
-        session, account_keys, policy.commission_rate
+    # Only a SELL is assessed against the position and what open SELLs hold of it.
+    position_keys = sorted(
+        {(p.user_id, p.spec.code) for p in placements if p.request.side is OrderSide.SELL}
     )
+    # The locked balance rows carry what open BUYs reserve (kept by every order
+    # change, see storage.repositories.reservations): no sum over open orders.
+    # (SQLite has no row locks: there the batch takes the database's write lock.)
+    await order_repo.begin_writing(session)
+    balances = await account_repo.lock_balances(session, account_keys)
     positions = await account_repo.positions_for(session, position_keys)
-    reserved_sells = await account_repo.reserved_for_sells_by_position(session, position_keys)
+    reserved_sells = await reservations.reserved_quantity(session, position_keys)
     previous_close = await _previous_closes(session, placements, quotes)
 
     accounts = {
         key: _Account(
             cash=balances[key].amount if key in balances else Decimal(0),
-            reserved_cash=reserved_buys.get(key, Decimal(0)),
+            reserved_cash=(
+                reservations.with_commission(
+                    balances[key].reserved_notional, policy.commission_rate
+                )
+                if key in balances
+                else Decimal(0)
+            ),
         )
         for key in account_keys
     }
     sell_reserved = dict(reserved_sells)
+    changes = reservations.ReservationChanges()
     outcomes: list[OrderOutcome] = []
     new_orders: list[models.Order] = []
     for placement in placements:
@@ -144,6 +156,7 @@ async def place_batch(
         )
         order = new_order(placement, verdict, now)
         if verdict.reject is None:
+            changes.order_changed(order, Decimal(0))
             if request.side is OrderSide.BUY:
                 assert verdict.reserve_price is not None
                 account.reserved_cash += reserved_cash(
@@ -159,6 +172,12 @@ async def place_batch(
         outcomes.append(OrderOutcome(order, []))
     session.add_all(new_orders)
     await session.flush()
+    await reservations.write(
+        session,
+        changes,
+        now=now,
+        currency_of={p.spec.code: p.currency for p in placements},
+    )
     return outcomes, new_orders
 
 

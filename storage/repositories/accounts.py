@@ -77,13 +77,15 @@ async def open_orders_with_currency(
 async def reserved_for_buys(
     session: AsyncSession, user_id: int, currency: str, commission_rate: Decimal
 ) -> Decimal:
-    """Cash held back by the user's open BUY orders quoted in ``currency``."""
+    """Cash held back by the user's open BUY orders quoted in ``currency``, summed from
+    the orders: the reference :mod:`storage.repositories.reservations` keeps equal."""
     totals = await reserved_for_buys_by_account(session, [(user_id, currency)], commission_rate)
     return totals[(user_id, currency)]
 
 
 async def reserved_for_sells(session: AsyncSession, user_id: int, symbol_code: str) -> Decimal:
-    """Quantity of ``symbol_code`` held back by the user's open SELL orders."""
+    """Quantity of ``symbol_code`` held back by the user's open SELL orders, summed from
+    the orders: the reference :mod:`storage.repositories.reservations` keeps equal."""
     rows = await session.execute(
         select(models.Order.quantity, models.Order.filled_quantity).where(
             models.Order.user_id == user_id,
@@ -226,7 +228,9 @@ async def positions_for(
 async def reserved_for_buys_by_account(
     session: AsyncSession, keys: Sequence[UserCurrency], commission_rate: Decimal
 ) -> dict[UserCurrency, Decimal]:
-    """Cash held back by the open BUY orders of several (user, currency) pairs.
+    """Cash held back by the open BUY orders of several (user, currency) pairs, summed
+    from the orders (placement reads the kept values of
+    :mod:`storage.repositories.reservations`; this is their reference).
 
     The orders are read through the partial index of open orders by user, so
     the cost is the accounts' own open orders, not the book; they are summed

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
@@ -19,12 +19,27 @@ async def orders_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[model
     return list(await session.scalars(select(models.Order).where(models.Order.id.in_(ids))))
 
 
+async def begin_writing(session: AsyncSession) -> None:
+    """On SQLite, start the write transaction now, with a write that changes nothing.
+
+    SQLite has no row locks, and its driver begins a transaction only at the first
+    write, so rows read before it may change before the caller writes (a fill
+    committed in between). Once this has run no other connection writes until the
+    caller's transaction ends, so the rows read afterwards stay as read: what
+    ``FOR UPDATE`` gives on PostgreSQL, where this does nothing. Writers that derive
+    a change from the row they read (the reservation an order held) need it.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(text("UPDATE orders SET id = id WHERE 0"))
+
+
 async def order_for_user(
     session: AsyncSession, user_id: int, order_id: int, *, for_update: bool = False
 ) -> models.Order | None:
     """The order if it belongs to ``user_id``; another user's order is simply absent."""
     query = select(models.Order).where(models.Order.id == order_id, models.Order.user_id == user_id)
     if for_update:
+        await begin_writing(session)
         query = query.with_for_update()
     return await session.scalar(query)
 
@@ -49,6 +64,7 @@ async def open_orders_for_user(
     if symbol_code is not None:
         query = query.where(models.Order.symbol_code == symbol_code)
     if for_update:
+        await begin_writing(session)
         query = query.with_for_update()
     return list(await session.scalars(query))
 
@@ -70,6 +86,7 @@ async def open_orders_for_symbol(session: AsyncSession, code: str) -> list[model
         .order_by(models.Order.id)
         .with_for_update()
     )
+    await begin_writing(session)
     return list(await session.scalars(query))
 
 

@@ -31,6 +31,7 @@ async def delete_user(session: AsyncSession, user_id: int) -> None:
         delete(models.Signal).where(models.Signal.strategy_id.in_(strategy_ids)),
         delete(models.Strategy).where(models.Strategy.user_id == user_id),
         delete(models.Position).where(models.Position.user_id == user_id),
+        delete(models.SellReservation).where(models.SellReservation.user_id == user_id),
         delete(models.CashBalance).where(models.CashBalance.user_id == user_id),
         delete(models.AuthSession).where(models.AuthSession.user_id == user_id),
         delete(models.User).where(models.User.id == user_id),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from graphql_api.market.sessions import session_from_json
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import alembic_config
-from storage.models import Base, Symbol
+from storage.models import Base, Order, Symbol, User
+from storage.repositories import accounts as account_repo
+from storage.repositories import reservations
 from storage.repositories import users as user_repo
 from storage.types import UtcDateTime
 
@@ -136,3 +139,65 @@ async def _downgrade(engine: AsyncEngine, revision: str) -> None:
 
     async with engine.begin() as connection:
         await connection.run_sync(downgrade)
+
+
+async def test_0018_fills_the_kept_reservations_from_the_open_orders(database_url: str) -> None:
+    """0018 adds ``cash_balances.reserved_notional`` and ``sell_reservations`` and fills
+    them with what the orders open at upgrade time hold, exactly."""
+    engine = create_engine(database_url)
+    try:
+        # given a database at 0017 with open and closed orders, some partly filled
+        await _downgrade(engine, "0017")
+        sessions = create_session_factory(engine)
+        async with sessions() as session:
+            demo = await session.scalar(sa.select(User.id).where(User.username == "demo"))
+            assert demo is not None
+            now = datetime.now(UTC)
+            session.add_all(
+                Order(
+                    user_id=demo,
+                    symbol_code=symbol,
+                    side=side,
+                    type="LIMIT",
+                    time_in_force="GTC",
+                    quantity=Decimal(quantity),
+                    limit_price=Decimal(price),
+                    status=status,
+                    filled_quantity=Decimal(filled),
+                    reserve_price=Decimal(price) if side == "BUY" else None,
+                    version=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for symbol, side, quantity, filled, price, status in [
+                    ("600519.SH", "BUY", "300", "0", "1500.00", "NEW"),
+                    ("600036.SH", "BUY", "500", "200", "35.1234567891", "PARTIALLY_FILLED"),
+                    ("600519.SH", "BUY", "100", "100", "1500.00", "FILLED"),
+                    ("ETHUSDT", "BUY", "1.2345", "0.0345", "3400.17", "PARTIALLY_FILLED"),
+                    ("ETHUSDT", "BUY", "2", "0", "3400.00", "CANCELED"),
+                    ("000001.SZ", "SELL", "500", "200", "11.00", "PARTIALLY_FILLED"),
+                    ("000001.SZ", "SELL", "100", "0", "11.10", "NEW"),
+                    ("ETHUSDT", "SELL", "0.5", "0", "3500.00", "EXPIRED"),
+                ]
+            )
+            await session.commit()
+        # when it is upgraded
+        await _upgrade(engine, "head")
+        # then the kept values are the recomputed ones, to the last digit
+        async with sessions() as session:
+            cny, usdt = (demo, "CNY"), (demo, "USDT")
+            kept = await reservations.reserved_notional(session, [cny, usdt])
+            assert kept == {
+                cny: Decimal("450000.00") + 300 * Decimal("35.1234567891"),
+                usdt: Decimal("1.2") * Decimal("3400.17"),
+            }
+            for key in (cny, usdt):
+                assert kept[key] == await account_repo.reserved_for_buys(
+                    session, demo, key[1], Decimal(0)
+                )
+            sells = await reservations.reserved_quantity(
+                session, [(demo, "000001.SZ"), (demo, "ETHUSDT")]
+            )
+            assert sells == {(demo, "000001.SZ"): Decimal(400), (demo, "ETHUSDT"): Decimal(0)}
+    finally:
+        await engine.dispose()
