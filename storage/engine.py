@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from storage.repositories.reservations import register_sqlite_functions
+from storage.sqlite_functions import register_sqlite_functions
 
 SessionFactory = async_sessionmaker[AsyncSession]
 

@@ -16,7 +16,7 @@ an earlier read: two transactions that change one account's orders cannot lose
 each other's change, on PostgreSQL (row locks) or SQLite (one writer at a
 time). SQLite keeps decimals as text, so there the addition is
 ``exact_add``, a function registered on every connection
-(:func:`register_sqlite_functions`) that adds the two texts as ``Decimal``.
+(:func:`storage.sqlite_functions.register_sqlite_functions`) that adds the two texts as ``Decimal``.
 
 The recomputation from open orders
 (:func:`storage.repositories.accounts.reserved_for_buys` and
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, func, select, tuple_
@@ -37,13 +37,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
+from storage.sqlite_functions import EXACT
 
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 
-# Products and sums of reservations are kept exact: quantities and prices hold at
-# most 28 significant digits, so a product has at most 56 and the sums stay far
-# below this precision (the default context's 28 could round them).
-EXACT = Context(prec=120)
 
 _balances = cast(Table, models.CashBalance.__table__)
 _sells = cast(Table, models.SellReservation.__table__)
@@ -113,25 +110,6 @@ class ReservationChanges:
             before=before,
             after=order_hold(order),
         )
-
-
-def exact_add(left: Any, right: Any) -> str:
-    """SQLite's ``exact_add(a, b)``: the sum of two decimal texts, as decimal text."""
-    return format(EXACT.add(_as_decimal(left), _as_decimal(right)), "f")
-
-
-def _as_decimal(value: Any) -> Decimal:
-    if value is None:
-        return Decimal(0)
-    if isinstance(value, float):  # never stored by ExactDecimal; refuse to guess
-        raise TypeError(f"exact_add got a float: {value!r}")
-    return Decimal(str(value))
-
-
-def register_sqlite_functions(dbapi_connection: Any) -> None:
-    """Make ``exact_add`` available on a new SQLite connection (deterministic, so
-    SQLite may use it anywhere)."""
-    dbapi_connection.create_function("exact_add", 2, exact_add, deterministic=True)
 
 
 def _added(session: AsyncSession, column: Any, delta: Any) -> ColumnElement[Any]:
