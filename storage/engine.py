@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.sqlite_connections import sqlite_creator
 from storage.sqlite_functions import register_sqlite_functions
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -29,7 +30,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, echo=echo, async_creator=sqlite_creator(parsed, timeout=30)
+        )
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     # No pre-ping: it costs a round trip per checkout. A connection that died
