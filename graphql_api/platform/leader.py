@@ -120,7 +120,11 @@ class Leadership:
         while True:
             await asyncio.sleep(self._retry_interval)
             try:
-                await asyncio.wait_for(self._connection.execute(text("SELECT 1")), 5)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+                # a cancel that lands as the query answers, and this loop would then
+                # outlive the cancel that should end it (a hang at shutdown).
+                async with asyncio.timeout(5):
+                    await self._connection.execute(text("SELECT 1"))
             except Exception as error:
                 log.warning("leader lock connection lost", name=self.name, error=str(error))
                 return
