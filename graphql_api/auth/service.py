@@ -309,7 +309,10 @@ class AuthService:
         async with self._hub.subscribe(channels, conflate=False) as mailbox:
             while True:
                 try:
-                    message = await asyncio.wait_for(mailbox.get(), resync_every)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can
+                    # swallow the cancel that ends this loop at shutdown.
+                    async with asyncio.timeout(resync_every):
+                        message = await mailbox.get()
                 except TimeoutError:
                     with contextlib.suppress(Exception):
                         await self.load_revocations()

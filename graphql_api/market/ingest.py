@@ -149,8 +149,11 @@ class TickIngestor:
             await self._wakeup.wait()
             if not self._closed:
                 if self._flush_interval > 0:
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can
+                    # swallow a cancel.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), self._flush_interval)
+                        async with asyncio.timeout(self._flush_interval):
+                            await self._full.wait()
                 else:
                     # Writers woken in the same loop turn join this batch.
                     await asyncio.sleep(0)

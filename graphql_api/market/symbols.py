@@ -165,7 +165,10 @@ class SymbolCatalog:
                     await self._reload_all()
             while True:
                 try:
-                    first = await asyncio.wait_for(box.get(), resync_every)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can
+                    # swallow the cancel that ends this loop at shutdown.
+                    async with asyncio.timeout(resync_every):
+                        first = await box.get()
                 except TimeoutError:
                     codes = {RESYNC}
                 else:

@@ -228,7 +228,8 @@ class Membership:
                     await connection.commit()
                     while True:  # keep the connection (and the lock) alive
                         await asyncio.sleep(self._retry_interval)
-                        await asyncio.wait_for(connection.execute(text("SELECT 1")), 5)
+                        async with asyncio.timeout(5):  # not wait_for: see _watch
+                            await connection.execute(text("SELECT 1"))
             except Exception as error:
                 log.warning("group membership lost; rejoining", error=str(error))
             await asyncio.sleep(self._retry_interval)

@@ -148,8 +148,11 @@ class EventOutbox:
                 log.info("event relay resumed", relayed=relayed)
             backoff = self._min_backoff
             if relayed < self._batch_size:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can
+                # swallow the cancel that ends this loop at shutdown.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                    async with asyncio.timeout(self._poll_interval):
+                        await self._wakeup.wait()
 
     async def relay_once(self) -> int:
         """Publish (and delete) one batch of staged events; how many."""
