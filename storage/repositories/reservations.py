@@ -203,31 +203,31 @@ async def reserved_notional(
 ) -> dict[UserCurrency, Decimal]:
     """Stored BUY reservations (before commission) of several (user, currency) pairs;
     0 for a pair without a balance row."""
-    if not keys:
-        return {}
     b = _balances.c
-    rows = await session.execute(
-        select(b.user_id, b.currency, b.reserved_notional).where(
-            tuple_(b.user_id, b.currency).in_(sorted(set(keys)))
-        )
-    )
-    found = {(user_id, currency): amount for user_id, currency, amount in rows}
-    return {key: found.get(key, Decimal(0)) for key in keys}
+    return await _stored(session, (b.user_id, b.currency), b.reserved_notional, keys)
 
 
 async def reserved_quantity(
     session: AsyncSession, keys: Sequence[UserSymbol]
 ) -> dict[UserSymbol, Decimal]:
     """Stored SELL reservations of several (user, symbol) pairs; 0 where none is stored."""
+    s = _sells.c
+    return await _stored(session, (s.user_id, s.symbol_code), s.quantity, keys)
+
+
+async def _stored(
+    session: AsyncSession,
+    key_columns: tuple[Any, Any],
+    value_column: Any,
+    keys: Sequence[tuple[int, str]],
+) -> dict[tuple[int, str], Decimal]:
+    """``value_column`` of the rows whose ``key_columns`` are among ``keys``; 0 for the rest."""
     if not keys:
         return {}
-    s = _sells.c
     rows = await session.execute(
-        select(s.user_id, s.symbol_code, s.quantity).where(
-            tuple_(s.user_id, s.symbol_code).in_(sorted(set(keys)))
-        )
+        select(*key_columns, value_column).where(tuple_(*key_columns).in_(sorted(set(keys))))
     )
-    found = {(user_id, symbol_code): quantity for user_id, symbol_code, quantity in rows}
+    found = {(user_id, code): value for user_id, code, value in rows}
     return {key: found.get(key, Decimal(0)) for key in keys}
 
 
