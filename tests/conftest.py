@@ -33,6 +33,7 @@ from graphql_api.server.demo_data import seed_demo_data
 from graphql_api.server.runtime import open_services
 from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 from graphql_api.services import Services
+from graphql_api.trading.shards import MatcherShard
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
 from tests.support.servers import ServerUnavailableError, free_port, postgres_server, redis_server
@@ -247,7 +248,37 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Services]:
     async with open_services(settings) as running:
+        await until_singletons_run(running)
         yield running
+
+
+async def until_singletons_run(services: Services, timeout: float = 30) -> None:
+    """Wait until this process leads every cluster singleton it stands for and the
+    matcher follows the tick stream.
+
+    A fixture's app is the only process on its database, so it wins every election,
+    but not at once: on a loaded machine the matcher can take its lease after a
+    test's first tick, and a MARKET order placed before it then waits for a tick
+    that never comes. Tests start from the state a running server is in.
+    """
+    shards = services.settings.matcher_shards if services.settings.matcher_enabled else 0
+    progress = [
+        services.activity.matcher_progress(MatcherShard(index, shards).name)
+        for index in range(shards)
+    ]
+    leaders = services.activity.leaders
+
+    def running() -> bool:
+        led = all(leader.is_leader for leader in leaders.values())
+        return led and all(shard.backlog is not None for shard in progress)
+
+    try:
+        async with asyncio.timeout(timeout):
+            while not running():  # noqa: ASYNC110 - no event announces it
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        waiting = sorted(name for name, leader in leaders.items() if not leader.is_leader)
+        raise AssertionError(f"singletons not led after {timeout} s: {waiting}") from None
 
 
 @contextlib.asynccontextmanager
@@ -260,6 +291,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Starlette]:
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
     async with running_app(settings) as started:
+        await until_singletons_run(started.state.services)
         yield started
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,19 +27,32 @@ query ($first: Int!) {
 """
 
 
+_COUNTING: ContextVar[bool] = ContextVar("counting_statements", default=False)
+
+
 @contextmanager
 def counting_statements(services: Services) -> Iterator[list[str]]:
+    """The SQL statements run from this block's task (and the tasks it starts).
+
+    Background loops (leader keep-alives, the revocation and catalogue polls) use
+    the same engine and would otherwise land in the count at random.
+    """
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
+        if _COUNTING.get():
+            statements.append(statement)
 
     engine = services.engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
+    token = _COUNTING.set(True)
     try:
         yield statements
     finally:
+        _COUNTING.reset(token)
         event.remove(engine, "before_cursor_execute", record)
+    # counted at all: a request that ran somewhere the flag cannot reach would count 0
+    assert statements, "no statement was counted"
 
 
 async def seed_orders(services: Services, count: int) -> None:
