@@ -10,6 +10,8 @@ from typing import Any
 import strawberry
 import structlog
 from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -21,6 +23,7 @@ from graphql_api.hardening.error_codes import (
 )
 from graphql_api.hardening.query_limits.guard import ExtensionFactory
 from graphql_api.hardening.text_inputs import RefuseNulCharacters
+from schema.extension_hooks import CachedHooksRunner
 from schema.fast_execution import FastExecutionContext
 from schema.mutation import Mutation
 from schema.query import Query
@@ -31,7 +34,13 @@ log = structlog.get_logger("quantgraph.graphql")
 
 
 class QuantgraphSchema(strawberry.Schema):
-    """Logs client mistakes briefly and internal errors with their traceback (once, masked)."""
+    """Logs client mistakes briefly and internal errors with their traceback (once, masked);
+    runs the extensions' hooks found once per class (:mod:`schema.extension_hooks`)."""
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return CachedHooksRunner(execution_context=execution_context, extensions=extensions)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -1,0 +1,136 @@
+"""Extension hooks found once per class run exactly like Strawberry's own runner.
+
+The same schema is run with Strawberry's :class:`SchemaExtensionsRunner` and with
+:class:`CachedHooksRunner`; every hook form (generator, async generator, plain and
+coroutine functions, the default) records when it is entered and left, and the two
+runs must record the same events and return the same result, for a good query, a
+field error, a parse error and a hook that fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.types import ExecutionContext
+
+from schema.extension_hooks import CachedHooksRunner, Stage, class_hook
+
+EVENTS: list[str] = []
+
+
+class Generators(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        EVENTS.append("generator operation in")
+        yield
+        EVENTS.append(f"generator operation out errors={self._errors()}")
+
+    def on_execute(self) -> Iterator[None]:
+        EVENTS.append("generator execute in")
+        try:
+            yield
+        finally:
+            EVENTS.append("generator execute out")
+
+    def _errors(self) -> int:
+        result = self.execution_context.result
+        return len(result.errors or []) if result is not None else -1
+
+
+class AsyncGenerators(SchemaExtension):
+    async def on_operation(self) -> AsyncIterator[None]:
+        EVENTS.append("async operation in")
+        yield
+        EVENTS.append("async operation out")
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        EVENTS.append("async validate in")
+        yield
+        EVENTS.append("async validate out")
+
+
+class Functions(SchemaExtension):
+    def on_parse(self) -> None:  # type: ignore[override]
+        EVENTS.append(f"function parse {self.execution_context.query}")
+
+    async def on_execute(self) -> None:  # type: ignore[override]
+        EVENTS.append("coroutine execute")
+
+
+class FailsOnExecute(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        if self.execution_context.operation_name == "Refused":
+            raise ValueError("refused by an extension")
+        yield
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def hello(self) -> str:
+        return "world"
+
+    @strawberry.field
+    def broken(self) -> str:
+        raise ValueError("no")
+
+
+class StockSchema(strawberry.Schema):
+    pass
+
+
+class CachedSchema(strawberry.Schema):
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return CachedHooksRunner(execution_context=execution_context, extensions=extensions)
+
+
+EXTENSIONS = [Generators, AsyncGenerators, Functions, FailsOnExecute]
+
+
+async def run(schema_type: type[strawberry.Schema], query: str, name: str | None) -> Any:
+    schema = schema_type(query=Query, extensions=EXTENSIONS)
+    EVENTS.clear()
+    try:
+        result = await schema.execute(query, operation_name=name)
+        outcome: Any = (result.data, [error.message for error in result.errors or []])
+    except ValueError as error:
+        outcome = ("raised", str(error))
+    return outcome, list(EVENTS)
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("query Fine { hello }", None),
+        ("query Fine { hello broken }", None),
+        ("query Fine { hello", None),
+        ("query Fine { nope }", None),
+        ("query Refused { hello }", "Refused"),
+    ],
+)
+async def test_the_cached_runner_runs_every_hook_as_strawberry_does(
+    query: str, name: str | None
+) -> None:
+    stock = await run(StockSchema, query, name)
+    cached = await run(CachedSchema, query, name)
+    assert cached == stock
+    assert stock[1], "the hooks ran"
+
+
+def test_hooks_are_found_once_per_class_and_defaults_are_skipped() -> None:
+    assert class_hook(Generators, "on_operation") is class_hook(Generators, "on_operation")
+    assert class_hook(Generators, "on_validate") is None
+    hook = class_hook(AsyncGenerators, "on_validate")
+    assert hook is not None and hook.is_async
+
+
+def test_a_sync_stage_refuses_an_async_hook_like_strawberry() -> None:
+    stage = Stage([AsyncGenerators()], "on_operation")
+    with pytest.raises(RuntimeError, match="failed to complete synchronously"), stage:
+        pass
