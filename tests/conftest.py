@@ -370,4 +370,5 @@ async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Starlette]
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[tuple[str, Starlette]]:
     async with live_server(settings) as running:
+        await until_singletons_run(running[1].state.services)
         yield running
