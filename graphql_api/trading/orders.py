@@ -111,13 +111,17 @@ def fill_body(fill: FillEvent) -> str:
     )
 
 
-def announce_order(outbox: EventOutbox, session: AsyncSession, order: models.Order) -> None:
-    """Stage ``order``'s change on its owner's channel, in ``session``'s transaction."""
-    outbox.stage(
-        session,
+def order_event(order: models.Order) -> tuple[str, str]:
+    """``order``'s change on its owner's channel: the ``(channel, message)`` to stage."""
+    return (
         order_channel(order.user_id),
         encode_id_event("order", order.id, status=order.status, version=order.version),
     )
+
+
+def announce_order(outbox: EventOutbox, session: AsyncSession, order: models.Order) -> None:
+    """Stage ``order``'s change on its owner's channel, in ``session``'s transaction."""
+    outbox.stage(session, *order_event(order))
 
 
 class OrderService:
@@ -205,10 +209,14 @@ class OrderService:
                 policy=self.risk_policy,
                 now=datetime.now(UTC),
             )
+            # one statement for the batch's events, each order's change before its
+            # announcement to the matcher, in arrival order
+            events: list[tuple[str, str]] = []
             for order in created:
-                self.announce(session, order)
+                events.append(order_event(order))
                 if order.status == OrderStatus.NEW.value:
-                    self._outbox.stage(session, ORDERS_NEW_CHANNEL, encode_new_order(order))
+                    events.append((ORDERS_NEW_CHANNEL, encode_new_order(order)))
+            await self._outbox.stage_many(session, events)
             await session.commit()
         return outcomes
 

@@ -170,8 +170,7 @@ async def place_batch(
             stored[client_key] = order  # the same clientOrderId later in the batch replays it
         new_orders.append(order)
         outcomes.append(OrderOutcome(order, []))
-    session.add_all(new_orders)
-    await session.flush()
+    await order_repo.insert_new(session, new_orders)
     await reservations.write(
         session,
         changes,
