@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -201,3 +202,43 @@ async def test_0018_fills_the_kept_reservations_from_the_open_orders(database_ur
             assert sells == {(demo, "000001.SZ"): Decimal(400), (demo, "ETHUSDT"): Decimal(0)}
     finally:
         await engine.dispose()
+
+
+def _migrate_after(url: str, start: Any, results: Any) -> None:
+    """In a process of its own: wait for the others, then migrate ``url``."""
+    import asyncio
+
+    from storage.migrate import upgrade_to_head
+
+    async def migrate() -> str:
+        engine = create_engine(url)
+        try:
+            await upgrade_to_head(engine)
+            return "ok"
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"[:300]
+        finally:
+            await engine.dispose()
+
+    start.wait()
+    results.put(asyncio.run(migrate()))
+
+
+def test_processes_starting_together_on_a_fresh_sqlite_file_all_migrate_it(
+    tmp_path: Path,
+) -> None:
+    # `serve --workers N` starts N processes that each migrate at start-up; before the
+    # lock file, the second one's CREATE TABLE failed on most fresh files
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        url = f"sqlite+aiosqlite:///{tmp_path / f'fresh-{attempt}.db'}"
+        start, results = context.Barrier(3), context.Queue()
+        processes = [
+            context.Process(target=_migrate_after, args=(url, start, results)) for _ in range(3)
+        ]
+        for process in processes:
+            process.start()
+        outcomes = [results.get(timeout=120) for _ in processes]
+        for process in processes:
+            process.join(30)
+        assert outcomes == ["ok", "ok", "ok"], outcomes
