@@ -9,7 +9,7 @@ from typing import Any
 
 import strawberry
 import structlog
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLInputObjectType
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
@@ -25,6 +25,7 @@ from graphql_api.hardening.query_limits.guard import ExtensionFactory
 from graphql_api.hardening.text_inputs import RefuseNulCharacters
 from schema.extension_hooks import CachedHooksRunner
 from schema.fast_execution import FastExecutionContext
+from schema.input_builders import install_leaf_input_builders
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import DateTimeScalar, DecimalScalar
@@ -35,7 +36,18 @@ log = structlog.get_logger("quantgraph.graphql")
 
 class QuantgraphSchema(strawberry.Schema):
     """Logs client mistakes briefly and internal errors with their traceback (once, masked);
-    runs the extensions' hooks found once per class (:mod:`schema.extension_hooks`)."""
+    runs the extensions' hooks found once per class (:mod:`schema.extension_hooks`);
+    builds leaf-only input objects with a renaming worked out once (:mod:`schema.input_builders`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        input_types = (
+            graphql_type
+            for graphql_type in self._schema.type_map.values()
+            if isinstance(graphql_type, GraphQLInputObjectType)
+        )
+        install_leaf_input_builders(input_types, self.config, self.schema_converter.scalar_registry)
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
