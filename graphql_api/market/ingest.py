@@ -41,6 +41,9 @@ from graphql_api.realtime.hub import Hub
 from storage.timeseries import Tick, TimeSeriesStore
 from storage.timeseries.base import BatchKey, BatchOutcome, TickBatch
 
+_VALIDATION_SLICE = 1_000
+"""Ticks validated between two turns of the event loop."""
+
 log = structlog.get_logger(__name__)
 # Ticks per Redis pipeline: one round trip each, without building huge buffers.
 _PUBLISH_CHUNK = 500
@@ -112,6 +115,10 @@ class TickIngestor:
         errors: list[UserError] = []
         ticks: list[Tick] = []
         for index, draft in enumerate(drafts):
+            if index and index % _VALIDATION_SLICE == 0:
+                # A call carries up to 10,000 ticks: let other work (timers,
+                # connects, deliveries) run between slices.
+                await asyncio.sleep(0)
             tick, problems = check_tick(draft, specs.get(draft.symbol), window, f"{field}.{index}")
             errors.extend(problems)
             if tick is not None:
