@@ -311,11 +311,20 @@ async function dashboard(page, shot) {
   const market = { symbol, side: "BUY", type: "MARKET", quantity: "0.001" };
   await postGraphQL(PLACE_ORDER, { input: market });
   const account = await until("the new order and the position", async () => {
-    const texts = async (id) => page.locator(`#${id} tbody tr`).allTextContents();
-    const seen = { orders: await texts("orders"), positions: await texts("positions"), before };
-    const rows = Number(await page.locator("#orders").getAttribute("data-rows"));
-    const positions = Number(await page.locator("#positions").getAttribute("data-rows"));
-    return { done: rows > Number(before) && positions > 0, value: { ...seen, rows, positionRows: positions }, seen };
+    // texts and counts read in one turn of the page, so they agree with each other
+    const tables = await page.locator("#account").evaluate((account) => {
+      const table = (id) => account.querySelector(`#${id}`);
+      const texts = (id) => [...table(id).querySelectorAll("tbody tr")].map((row) => row.textContent);
+      return {
+        orders: texts("orders"),
+        positions: texts("positions"),
+        rows: Number(table("orders").dataset.rows),
+        positionRows: Number(table("positions").dataset.rows),
+      };
+    });
+    const { rows, positionRows, ...texts } = tables;
+    const seen = { ...texts, before };
+    return { done: rows > Number(before) && positionRows > 0, value: { ...seen, rows, positionRows }, seen };
   });
   emit("account", {
     ...account,
@@ -330,9 +339,13 @@ async function dashboard(page, shot) {
   const alert = { symbol, kind: "PRICE_CROSSES_ABOVE", level };
   const created = await postGraphQL(CREATE_ALERT, { input: alert });
   const firing = await until("the alert firing", async () => {
-    const rows = await page.locator("#firings tbody tr").allTextContents();
-    const count = Number(await page.locator("#firings").getAttribute("data-rows"));
-    return { done: count > 0, value: { rows, count }, seen: rows };
+    // rows and count read in one turn of the page: read apart, a refresh in
+    // between gave the old rows with the new count
+    const value = await page.locator("#firings").evaluate((table) => ({
+      rows: [...table.querySelectorAll("tbody tr")].map((row) => row.textContent),
+      count: Number(table.dataset.rows),
+    }));
+    return { done: value.count > 0, value, seen: value.rows };
   });
   emit("firing", { ...firing, level, errors: created.createAlert.userErrors });
   await page.locator("#account").screenshot({ path: shot("dashboard-account.png") });
