@@ -8,7 +8,8 @@ method, which copies its metadata with ``functools.update_wrapper``. With the
 app's ten extensions that is forty look-ups and sixteen wrappers per request,
 about a third of what ``{ __typename }`` costs in Python. What they find depends
 only on the extension's class, so here it is found once per class and kept; per
-request only the extension's own generator is started.
+request only the extension's own generator is started, and driven directly
+(see :class:`Stage`).
 
 The lifecycle is unchanged: the hooks run in the order of the extensions, each
 entered on one exit stack and left in reverse order, an async hook in a sync
@@ -19,8 +20,9 @@ costs nothing.
 from __future__ import annotations
 
 import contextlib
+import enum
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -31,11 +33,24 @@ Opener = Callable[[SchemaExtension], Any]
 """Opens a hook's context manager for one extension instance."""
 
 
-class ClassHook(NamedTuple):
-    """How one extension class hooks one stage: the opener and whether it is async."""
+class HookKind(enum.Enum):
+    """How a hook is written, which decides how a stage starts and leaves it."""
 
-    open: Opener
-    is_async: bool
+    GENERATOR = "generator"
+    ASYNC_GENERATOR = "async generator"
+    FUNCTION = "function"  # runs on entry; nothing on the way out
+    COROUTINE = "coroutine function"  # awaited on entry; nothing on the way out
+
+
+class ClassHook(NamedTuple):
+    """How one extension class hooks one stage: its function and how it is written."""
+
+    function: Callable[[SchemaExtension], Any]
+    kind: HookKind
+
+    @property
+    def is_async(self) -> bool:
+        return self.kind in (HookKind.ASYNC_GENERATOR, HookKind.COROUTINE)
 
 
 _FOUND: dict[tuple[type[SchemaExtension], str], ClassHook | None] = {}
@@ -57,32 +72,39 @@ def _find_hook(extension_type: type[SchemaExtension], stage: str) -> ClassHook |
     if function is getattr(SchemaExtension, stage):
         return None
     if inspect.isgeneratorfunction(function):
-        return ClassHook(contextlib.contextmanager(function), is_async=False)
+        return ClassHook(function, HookKind.GENERATOR)
     if inspect.isasyncgenfunction(function):
-        return ClassHook(contextlib.asynccontextmanager(function), is_async=True)
+        return ClassHook(function, HookKind.ASYNC_GENERATOR)
     if inspect.iscoroutinefunction(function):
-
-        @contextlib.asynccontextmanager
-        async def on_entry_async(extension: SchemaExtension) -> AsyncIterator[None]:
-            await function(extension)
-            yield
-
-        return ClassHook(on_entry_async, is_async=True)
+        return ClassHook(function, HookKind.COROUTINE)
     if callable(function):
-
-        @contextlib.contextmanager
-        def on_entry(extension: SchemaExtension) -> Iterator[None]:
-            function(extension)
-            yield
-
-        return ClassHook(on_entry, is_async=False)
+        return ClassHook(function, HookKind.FUNCTION)
     raise ValueError(f"Hook {stage} on {extension_type} must be callable, received {function!r}")
 
 
-class Stage:
-    """One lifecycle stage of one request: every extension's hook for it, nested."""
+def _started(generator: Any) -> Any:
+    return generator
 
-    __slots__ = ("_hooks", "_stack", "_sync_stack", "name")
+
+# contextlib's own managers around a generator that is already past its ``yield``:
+# their ``__exit__``/``__aexit__`` are what leaving it means (see Stage).
+_resume_generator = contextlib.contextmanager(_started)
+_resume_async_generator = contextlib.asynccontextmanager(_started)
+
+
+class Stage:
+    """One lifecycle stage of one request: every extension's hook for it, nested.
+
+    The hooks' generators are driven directly (``next``/``anext``) on the way in
+    and, when nothing fails, on the way out: that is all ``contextlib`` would do
+    for them, without a context manager and an exit stack per hook. As soon as
+    an exception is involved (one leaving the stage's body, or one a hook raises
+    on its way out), the hooks still open are handed to an ``ExitStack`` as
+    contextlib's own managers, so suppression, re-raising and exception context
+    are exactly what ``contextlib`` (and so Strawberry's runner) gives.
+    """
+
+    __slots__ = ("_hooks", "_open", "name")
 
     def __init__(self, extensions: list[SchemaExtension], name: str) -> None:
         self.name = name
@@ -91,19 +113,30 @@ class Stage:
             for extension in extensions
             if (hook := class_hook(type(extension), name)) is not None
         ]
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._sync_stack: contextlib.ExitStack | None = None
+        # The generators entered, outermost first, with whether each is async.
+        self._open: list[tuple[Any, bool]] = []
 
     async def __aenter__(self) -> None:
-        if not self._hooks:
-            return
-        stack = self._stack = contextlib.AsyncExitStack()
-        await stack.__aenter__()
         for hook, extension in self._hooks:
-            if hook.is_async:
-                await stack.enter_async_context(hook.open(extension))
+            kind = hook.kind
+            if kind is HookKind.GENERATOR:
+                generator = hook.function(extension)
+                try:
+                    next(generator)
+                except StopIteration:
+                    raise RuntimeError("generator didn't yield") from None
+                self._open.append((generator, False))
+            elif kind is HookKind.ASYNC_GENERATOR:
+                generator = hook.function(extension)
+                try:
+                    await anext(generator)
+                except StopAsyncIteration:
+                    raise RuntimeError("generator didn't yield") from None
+                self._open.append((generator, True))
+            elif kind is HookKind.COROUTINE:
+                await hook.function(extension)
             else:
-                stack.enter_context(hook.open(extension))
+                hook.function(extension)
 
     async def __aexit__(
         self,
@@ -111,22 +144,45 @@ class Stage:
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> bool | None:
-        if self._stack is None:
+        opened = self._open
+        if exc_type is None:
+            while opened:
+                generator, is_async = opened.pop()
+                try:
+                    if is_async:
+                        await anext(generator)
+                    else:
+                        next(generator)
+                except (StopIteration, StopAsyncIteration):
+                    continue
+                except BaseException as error:
+                    failure = error
+                else:
+                    failure = await _did_not_stop(generator, is_async)
+                # The hooks still open leave with the failure, as on an exit stack.
+                if not await _leave_async(opened, type(failure), failure, failure.__traceback__):
+                    raise failure
+                return None
             return None
-        return await self._stack.__aexit__(exc_type, exc_val, exc_tb)
+        exc = exc_val if exc_val is not None else exc_type()
+        return await _leave_async(opened, exc_type, exc, exc_tb)
 
     def __enter__(self) -> None:
-        if not self._hooks:
-            return
-        stack = self._sync_stack = contextlib.ExitStack()
-        stack.__enter__()
         for hook, extension in self._hooks:
             if hook.is_async:
                 raise RuntimeError(
                     f"SchemaExtension hook {extension}.{self.name} "
                     "failed to complete synchronously."
                 )
-            stack.enter_context(hook.open(extension))
+            if hook.kind is HookKind.GENERATOR:
+                generator = hook.function(extension)
+                try:
+                    next(generator)
+                except StopIteration:
+                    raise RuntimeError("generator didn't yield") from None
+                self._open.append((generator, False))
+            else:
+                hook.function(extension)
 
     def __exit__(
         self,
@@ -134,9 +190,66 @@ class Stage:
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> bool | None:
-        if self._sync_stack is None:
+        opened = self._open
+        if exc_type is None:
+            while opened:
+                generator, _ = opened.pop()
+                try:
+                    next(generator)
+                except StopIteration:
+                    continue
+                except BaseException as error:
+                    failure = error
+                else:
+                    generator.close()
+                    failure = RuntimeError("generator didn't stop")
+                if not _leave_sync(opened, type(failure), failure, failure.__traceback__):
+                    raise failure
+                return None
             return None
-        return self._sync_stack.__exit__(exc_type, exc_val, exc_tb)
+        exc = exc_val if exc_val is not None else exc_type()
+        return _leave_sync(opened, exc_type, exc, exc_tb)
+
+
+async def _did_not_stop(generator: Any, is_async: bool) -> RuntimeError:
+    """What contextlib raises for a hook that yields twice (after closing it)."""
+    if is_async:
+        await generator.aclose()
+    else:
+        generator.close()
+    return RuntimeError("generator didn't stop")
+
+
+async def _leave_async(
+    opened: list[tuple[Any, bool]],
+    exc_type: type[BaseException],
+    exc: BaseException,
+    tb: TracebackType | None,
+) -> bool:
+    """Leave the open hooks with ``exc`` as an ``AsyncExitStack`` of contextlib's
+    managers does: True when one of them suppressed it."""
+    stack = contextlib.AsyncExitStack()
+    for generator, is_async in opened:
+        if is_async:
+            stack.push_async_exit(_resume_async_generator(generator))
+        else:
+            stack.push(_resume_generator(generator))
+    opened.clear()
+    return bool(await stack.__aexit__(exc_type, exc, tb))
+
+
+def _leave_sync(
+    opened: list[tuple[Any, bool]],
+    exc_type: type[BaseException],
+    exc: BaseException,
+    tb: TracebackType | None,
+) -> bool:
+    """:func:`_leave_async` for a synchronous stage (every hook is a generator)."""
+    stack = contextlib.ExitStack()
+    for generator, _ in opened:
+        stack.push(_resume_generator(generator))
+    opened.clear()
+    return bool(stack.__exit__(exc_type, exc, tb))
 
 
 class CachedHooksRunner(SchemaExtensionsRunner):

@@ -4,11 +4,13 @@ The same schema is run with Strawberry's :class:`SchemaExtensionsRunner` and wit
 :class:`CachedHooksRunner`; every hook form (generator, async generator, plain and
 coroutine functions, the default) records when it is entered and left, and the two
 runs must record the same events and return the same result, for a good query, a
-field error, a parse error and a hook that fails.
+field error, a parse error, a hook that fails on its way in, and hooks that
+fail, are caught, suppress or yield twice on their way out.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -68,6 +70,38 @@ class FailsOnExecute(SchemaExtension):
         yield
 
 
+class LeavesUnusually(SchemaExtension):
+    """The innermost operation hook: fails, or yields twice, on its way out."""
+
+    def on_operation(self) -> Iterator[None]:
+        name = self.execution_context.operation_name
+        yield
+        if name in ("Leaving", "Swallowed", "Replaced"):
+            raise ValueError(f"{name} on the way out")
+        if name == "Twice":
+            yield
+
+
+class CatchesOnLeaving(SchemaExtension):
+    """The outermost operation hook (async): sees what inner hooks raise on their way out."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except ValueError as error:
+            EVENTS.append(f"caught {error}")
+            name = self.execution_context.operation_name
+            if name == "Replaced":
+                raise KeyError("replaced") from error
+            if name != "Swallowed":
+                raise
+        except RuntimeError as error:
+            EVENTS.append(f"caught {error}")
+            raise
+        finally:
+            EVENTS.append("catcher out")
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -90,17 +124,21 @@ class CachedSchema(strawberry.Schema):
         return CachedHooksRunner(execution_context=execution_context, extensions=extensions)
 
 
-EXTENSIONS = [Generators, AsyncGenerators, Functions, FailsOnExecute]
+EXTENSIONS = [CatchesOnLeaving, Generators, AsyncGenerators, Functions, FailsOnExecute]
+EXTENSIONS.append(LeavesUnusually)
 
 
 async def run(schema_type: type[strawberry.Schema], query: str, name: str | None) -> Any:
     schema = schema_type(query=Query, extensions=EXTENSIONS)
+    # A hook left open by an earlier run (an exception's traceback keeps its frame)
+    # records its finally block when the collector frees it: not during this run.
+    gc.collect()
     EVENTS.clear()
     try:
         result = await schema.execute(query, operation_name=name)
         outcome: Any = (result.data, [error.message for error in result.errors or []])
-    except ValueError as error:
-        outcome = ("raised", str(error))
+    except Exception as error:
+        outcome = ("raised", type(error).__name__, str(error), repr(error.__context__))
     return outcome, list(EVENTS)
 
 
@@ -112,6 +150,10 @@ async def run(schema_type: type[strawberry.Schema], query: str, name: str | None
         ("query Fine { hello", None),
         ("query Fine { nope }", None),
         ("query Refused { hello }", "Refused"),
+        ("query Leaving { hello }", "Leaving"),
+        ("query Swallowed { hello }", "Swallowed"),
+        ("query Replaced { hello }", "Replaced"),
+        ("query Twice { hello }", "Twice"),
     ],
 )
 async def test_the_cached_runner_runs_every_hook_as_strawberry_does(
