@@ -79,6 +79,14 @@ class MaskInternalErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_internal, error_message="Internal server error")
 
+    def _process_result(self, result: object) -> None:
+        # Strawberry's check is ``isinstance(result, <runtime-checkable Protocol>)``,
+        # which walks the protocol's members on every request (about 5 % of a
+        # ``{ __typename }``); it only asks whether ``result`` has errors.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = getattr(self.execution_context.context, "request_id", None)
         log.error(
