@@ -67,6 +67,26 @@ def class_hook(extension_type: type[SchemaExtension], stage: str) -> ClassHook |
     return _FOUND[key]
 
 
+_PLANS: dict[tuple[tuple[type[SchemaExtension], ...], str], list[tuple[int, ClassHook]]] = {}
+
+
+def stage_plan(
+    extension_types: tuple[type[SchemaExtension], ...], stage: str
+) -> list[tuple[int, ClassHook]]:
+    """Which of a request's extensions (by position) hook ``stage``, and how. A
+    schema's requests all have the same extension classes in the same order, so
+    this is worked out once per schema and stage."""
+    key = (extension_types, stage)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = [
+            (index, hook)
+            for index, extension_type in enumerate(extension_types)
+            if (hook := class_hook(extension_type, stage)) is not None
+        ]
+    return plan
+
+
 def _find_hook(extension_type: type[SchemaExtension], stage: str) -> ClassHook | None:
     function = getattr(extension_type, stage)
     if function is getattr(SchemaExtension, stage):
@@ -108,11 +128,8 @@ class Stage:
 
     def __init__(self, extensions: list[SchemaExtension], name: str) -> None:
         self.name = name
-        self._hooks = [
-            (hook, extension)
-            for extension in extensions
-            if (hook := class_hook(type(extension), name)) is not None
-        ]
+        plan = stage_plan(tuple(map(type, extensions)), name)
+        self._hooks = [(hook, extensions[index]) for index, hook in plan]
         # The generators entered, outermost first, with whether each is async.
         self._open: list[tuple[Any, bool]] = []
 

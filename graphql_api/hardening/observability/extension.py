@@ -65,8 +65,9 @@ class OperationMetrics(SchemaExtension):
         if self._subscribed:
             self.metrics.subscriptions.dec()
         else:
-            self.metrics.operation_seconds.labels(kind).observe(time.perf_counter() - started)
-        self.metrics.operations.labels(kind, name, outcome).inc()
+            elapsed = time.perf_counter() - started
+            self.metrics.labelled(self.metrics.operation_seconds, kind).observe(elapsed)
+        self.metrics.labelled(self.metrics.operations, kind, name, outcome).inc()
         cost = (context.extensions_results.get("cost") or {}).get("requested")
         if isinstance(cost, int):
             self.metrics.query_cost.observe(cost)

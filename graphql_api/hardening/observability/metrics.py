@@ -44,6 +44,9 @@ _COST_BUCKETS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
+_MAX_CACHED_CHILDREN = 10_000
+
+
 class Metrics:
     """Parameters:
     registry: where the metrics register; a fresh one by default.
@@ -55,6 +58,7 @@ class Metrics:
         self, registry: CollectorRegistry | None = None, *, max_operation_names: int = 500
     ) -> None:
         self.registry = registry or CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._names: set[str] = set()
         self._max_names = max_operation_names
         r = self.registry
@@ -113,6 +117,19 @@ class Metrics:
         )
         self._callbacks = _CallbackCollector()
         self.registry.register(self._callbacks)
+
+    def labelled(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once per label set: prometheus_client
+        validates the values and takes a lock on every ``labels`` call, four times
+        per request. Our label sets are bounded (routes, operation names, codes);
+        the HTTP method is the client's, so the cache stops growing at a limit."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*values)
+            if len(self._children) < _MAX_CACHED_CHILDREN:
+                self._children[key] = child
+        return child
 
     def operation_name(self, name: str | None) -> str:
         """A bounded label value for a client-chosen operation name."""
@@ -483,8 +500,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, observe)
         finally:
-            self.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
+            metrics = self.metrics
+            metrics.labelled(metrics.http_requests, scope["method"], route, str(status)).inc()
+            metrics.labelled(metrics.http_seconds, route).observe(time.perf_counter() - started)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         accepted = False
