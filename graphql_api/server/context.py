@@ -9,13 +9,12 @@ logs, and who is asking.
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from graphql_api.auth import Principal
+from graphql_api.hardening.http_guards import new_request_id
 from graphql_api.services import Services
 from loaders import create_loaders
 from resolvers.context import Context
@@ -39,7 +38,7 @@ def build_context(
     return Context(
         services=services,
         loaders=create_loaders(services.sessions, services.timeseries, cache=not is_websocket),
-        request_id=request_id or request.headers.get("x-request-id") or uuid.uuid4().hex,
+        request_id=request_id or request.headers.get("x-request-id") or new_request_id(),
         request=request,
         response=response,
         principal=principal,
