@@ -137,12 +137,7 @@ class Stage:
         for hook, extension in self._hooks:
             kind = hook.kind
             if kind is HookKind.GENERATOR:
-                generator = hook.function(extension)
-                try:
-                    next(generator)
-                except StopIteration:
-                    raise RuntimeError("generator didn't yield") from None
-                self._open.append((generator, False))
+                self._open.append((_entered(hook.function(extension)), False))
             elif kind is HookKind.ASYNC_GENERATOR:
                 generator = hook.function(extension)
                 try:
@@ -192,12 +187,7 @@ class Stage:
                     "failed to complete synchronously."
                 )
             if hook.kind is HookKind.GENERATOR:
-                generator = hook.function(extension)
-                try:
-                    next(generator)
-                except StopIteration:
-                    raise RuntimeError("generator didn't yield") from None
-                self._open.append((generator, False))
+                self._open.append((_entered(hook.function(extension)), False))
             else:
                 hook.function(extension)
 
@@ -226,6 +216,15 @@ class Stage:
             return None
         exc = exc_val if exc_val is not None else exc_type()
         return _leave_sync(opened, exc_type, exc, exc_tb)
+
+
+def _entered(generator: Any) -> Any:
+    """A hook's generator run to its ``yield``, as contextlib enters it."""
+    try:
+        next(generator)
+    except StopIteration:
+        raise RuntimeError("generator didn't yield") from None
+    return generator
 
 
 async def _did_not_stop(generator: Any, is_async: bool) -> RuntimeError:
