@@ -29,9 +29,6 @@ from typing import Any, NamedTuple
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 
-Opener = Callable[[SchemaExtension], Any]
-"""Opens a hook's context manager for one extension instance."""
-
 
 class HookKind(enum.Enum):
     """How a hook is written, which decides how a stage starts and leaves it."""
