@@ -74,7 +74,7 @@ from graphql_api.realtime.channels import (
 )
 from graphql_api.realtime.events import decode_id_event, decode_tick
 from graphql_api.realtime.hub import Hub, SlowConsumerError
-from graphql_api.trading.book import OrderBook, RestingOrder
+from graphql_api.trading.book import FINGERPRINT_BUCKET, OrderBook, RestingOrder
 from graphql_api.trading.fill_batch import MAX_BATCH_ORDERS, FillBatch, StaleBatchError
 from graphql_api.trading.fills import trigger_order
 from graphql_api.trading.order_types import (
@@ -93,9 +93,6 @@ from storage.timeseries import Tick
 log = structlog.get_logger(__name__)
 
 MATCHER_MAILBOX = 100_000
-# Rows per read while reconciling a symbol's book: each read is a short pause of
-# the event loop, and ticks are matched between them.
-RECONCILE_CHUNK = 5000
 # A batch the write-time fence trips is decided again from a fresh read; a second
 # trip in a row means something else is writing the same orders: give up loudly.
 STALE_BATCH_RETRIES = 3
@@ -224,9 +221,12 @@ class PaperMatcher:
         orders, reading every row through the ORM held the event loop for
         seconds, and every tick meanwhile waited. So the database first sums
         each symbol's open orders (count, ids, versions: one row per symbol);
-        only a symbol whose sums differ from the book's is compared order by
-        order, from ``(id, version)`` pairs read in chunks with ticks matched
-        between them; and only the orders that differ are read in full.
+        a symbol whose sums differ from the book's is summed again per bucket of
+        consecutive ids; only a bucket that differs is compared order by order
+        (at most ``FINGERPRINT_BUCKET`` ``(id, version)`` pairs, with ticks
+        matched between buckets); and only the orders that differ are read in
+        full. An order in flight (committed, its event not yet heard) is the
+        usual difference: one bucket, not the whole book.
         """
         async with self._sessions() as session:
             stored = await account_repo.open_order_fingerprints(session)
@@ -239,36 +239,49 @@ class PaperMatcher:
                 await self._reconcile_symbol(symbol)
 
     async def _reconcile_symbol(self, symbol: str) -> None:
-        stored: dict[int, int] = {}
-        after = 0
-        while True:
-            async with self._sessions() as session:
-                chunk = await account_repo.open_order_versions(
-                    session, symbol, after_id=after, limit=RECONCILE_CHUNK
-                )
-            stored.update(chunk)
-            if len(chunk) < RECONCILE_CHUNK:
-                break
-            after = chunk[-1][0]
+        async with self._sessions() as session:
+            stored = await account_repo.open_order_bucket_fingerprints(
+                session, symbol, FINGERPRINT_BUCKET
+            )
         book = self._books.get(symbol)
-        held = book.versions() if book is not None else {}
+        held = book.bucket_fingerprints() if book is not None else {}
+        booked = dropped = 0
+        for bucket in sorted(stored.keys() | held.keys()):
+            sums = stored.get(bucket)
+            if held.get(bucket) != (
+                (sums.count, sums.id_sum, sums.version_sum) if sums is not None else None
+            ):
+                behind, gone = await self._reconcile_bucket(symbol, bucket)
+                booked += behind
+                dropped += gone
+        if booked or dropped:
+            log.info("matcher book reconciled", symbol=symbol, booked=booked, dropped=dropped)
+
+    async def _reconcile_bucket(self, symbol: str, bucket: int) -> tuple[int, int]:
+        """Compare one bucket of ids order by order; returns (booked, dropped)."""
+        first = bucket * FINGERPRINT_BUCKET
+        async with self._sessions() as session:
+            stored = dict(
+                await account_repo.open_order_versions(
+                    session, symbol, first_id=first, end_id=first + FINGERPRINT_BUCKET
+                )
+            )
+        book = self._books.get(symbol)
+        held = book.versions_in(bucket) if book is not None else {}
         # Newer in the database (or missed): read and book them. Held but no longer
         # open there: read them to see whether they closed at or after our version.
         behind = [
             order_id for order_id, version in stored.items() if held.get(order_id, -1) < version
         ]
         gone = [order_id for order_id in held if order_id not in stored]
-        for first in range(0, len(behind) + len(gone), MAX_BATCH_ORDERS):
-            ids = (behind + gone)[first : first + MAX_BATCH_ORDERS]
+        for start in range(0, len(behind) + len(gone), MAX_BATCH_ORDERS):
+            ids = (behind + gone)[start : start + MAX_BATCH_ORDERS]
             async with self._sessions() as session:
                 rows = await account_repo.orders_by_ids(session, ids)
             found = {row.id: row for row in rows}
             for order_id in ids:
                 self._apply_row(symbol, order_id, found.get(order_id))
-        if behind or gone:
-            log.info(
-                "matcher book reconciled", symbol=symbol, booked=len(behind), dropped=len(gone)
-            )
+        return len(behind), len(gone)
 
     def _apply_row(self, symbol: str, order_id: int, row: Any) -> None:
         """Make the book agree with ``row`` (None: no such order any more), unless the
@@ -366,8 +379,7 @@ class PaperMatcher:
             if change is None or not change.is_open:
                 self._forget(order)
             else:
-                order.remaining = change.remaining
-                order.version = change.version
+                book.restate(order, change.remaining, change.version)
         return left
 
     async def _in_batch(

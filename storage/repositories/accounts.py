@@ -129,16 +129,37 @@ async def open_order_fingerprints(session: AsyncSession) -> dict[str, BookFinger
     }
 
 
+async def open_order_bucket_fingerprints(
+    session: AsyncSession, symbol: str, bucket_size: int
+) -> dict[int, BookFingerprint]:
+    """``symbol``'s open orders fingerprinted per bucket of ``bucket_size`` consecutive
+    ids (bucket ``id // bucket_size``), buckets without an open order left out: where a
+    symbol's fingerprint differs, which ids to compare."""
+    order = models.Order
+    bucket = (order.id // bucket_size).label("bucket")
+    rows = await session.execute(
+        select(bucket, func.count(), func.sum(order.id), func.sum(order.version))
+        .where(order.symbol_code == symbol, order.status.in_(OPEN_STATUSES))
+        .group_by(bucket)
+    )
+    return {
+        int(number): BookFingerprint(int(count), int(id_sum), int(version_sum))
+        for number, count, id_sum, version_sum in rows
+    }
+
+
 async def open_order_versions(
-    session: AsyncSession, symbol: str, *, after_id: int, limit: int
+    session: AsyncSession, symbol: str, *, first_id: int, end_id: int
 ) -> list[tuple[int, int]]:
-    """``(id, version)`` of ``symbol``'s open orders with ids above ``after_id``, by id."""
+    """``(id, version)`` of ``symbol``'s open orders with ids in ``[first_id, end_id)``."""
     order = models.Order
     rows = await session.execute(
-        select(order.id, order.version)
-        .where(order.symbol_code == symbol, order.status.in_(OPEN_STATUSES), order.id > after_id)
-        .order_by(order.id)
-        .limit(limit)
+        select(order.id, order.version).where(
+            order.symbol_code == symbol,
+            order.status.in_(OPEN_STATUSES),
+            order.id >= first_id,
+            order.id < end_id,
+        )
     )
     return [(int(order_id), int(version)) for order_id, version in rows]
 

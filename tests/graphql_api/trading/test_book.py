@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graphql_api.realtime.events import decode_id_event, encode_new_order
-from graphql_api.trading.book import OrderBook, RestingOrder
+from graphql_api.trading.book import FINGERPRINT_BUCKET, OrderBook, RestingOrder
 from graphql_api.trading.order_types import (
     IMMEDIATE_TIME_IN_FORCE,
     OrderSide,
@@ -307,6 +307,67 @@ def test_the_heap_stays_within_twice_the_live_orders_however_many_come_and_go() 
     assert len(book) == 1_000
     assert book.expiry_entries <= 2 * len(book) + 64
     assert len(book.due(T0 + timedelta(days=1))) == 1_000
+
+
+# --- fingerprints: what the matcher's periodic check compares ------------------
+
+
+def recounted(orders: Iterable[RestingOrder]) -> dict[int, tuple[int, int, int]]:
+    """The fingerprints summed from scratch, per bucket of ids."""
+    buckets: dict[int, tuple[int, int, int]] = {}
+    for each in orders:
+        count, id_sum, version_sum = buckets.get(each.id // FINGERPRINT_BUCKET, (0, 0, 0))
+        buckets[each.id // FINGERPRINT_BUCKET] = (
+            count + 1,
+            id_sum + each.id,
+            version_sum + each.version,
+        )
+    return buckets
+
+
+fingerprint_steps_st = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "add", "discard", "restate", "restate_gone"]),
+        # ids in a few buckets, some shared, some apart
+        st.integers(min_value=0, max_value=4 * FINGERPRINT_BUCKET),
+        st.integers(min_value=0, max_value=9),  # a version
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=fingerprint_steps_st)
+def test_fingerprints_follow_every_add_discard_and_partial_fill(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    book = OrderBook()
+    dropped: list[RestingOrder] = []
+    for kind, order_id, version in steps:
+        if kind == "add":  # a new order, or the same id booked again at another version
+            book.add(dataclasses.replace(order(order_id), version=version))
+        elif kind == "discard":
+            gone = book.discard(order_id)
+            if gone is not None:
+                dropped.append(gone)
+        elif kind == "restate" and (held := book.get(order_id)) is not None:
+            book.restate(held, held.remaining - 1, held.version + version)
+        elif kind == "restate_gone" and dropped:
+            # a fill committed after the order left the book: it changes the object only
+            stale = dropped[order_id % len(dropped)]
+            book.restate(stale, stale.remaining - 1, stale.version + 1)
+        orders = book.orders()
+        buckets = recounted(orders)
+        assert book.bucket_fingerprints() == buckets
+        assert book.fingerprint() == (
+            len(orders),
+            sum(each.id for each in orders),
+            sum(each.version for each in orders),
+        )
+        for bucket in buckets:
+            assert book.versions_in(bucket) == {
+                each.id: each.version for each in orders if each.id // FINGERPRINT_BUCKET == bucket
+            }
 
 
 # --- booked from a row or from the orders.new event: the same order ----------
