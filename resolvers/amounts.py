@@ -49,9 +49,15 @@ def text_at_scale(value: Decimal, places: int) -> str:
     """``format(at_scale(value, step), "f")`` for a step of ``places`` decimals, on the
     text: trailing zeros stripped, then padded to ``places`` unless the value has more
     significant decimals (kept all: no amount is ever rounded here)."""
-    if not value.is_finite():
-        return format(value, "f")
-    text = format(value, "f")
+    return plain_text_at_scale(format(value, "f"), places)
+
+
+def plain_text_at_scale(text: str, places: int) -> str:
+    """:func:`text_at_scale` of a value already written in plain notation: by
+    ``format(value, "f")``, or by a database casting a numeric to text (no exponent;
+    trailing zeros do not matter). ``NaN`` and infinities are returned as written."""
+    if not text or text[-1] not in _DIGITS:
+        return text
     point = text.find(".")
     have = 0
     if point >= 0:
@@ -62,6 +68,9 @@ def text_at_scale(value: Decimal, places: int) -> str:
     if have >= places:
         return text  # at its scale, or more significant decimals: kept all
     return text + ("." if have == 0 else "") + "0" * (places - have)
+
+
+_DIGITS = frozenset("0123456789")
 
 
 class Amounts:

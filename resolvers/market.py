@@ -10,7 +10,7 @@ from resolvers.errors import bad_user_input
 from resolvers.pagination import Page, Paging, check_time_range, read_page
 from storage import models
 from storage.repositories import symbols as symbol_repo
-from storage.timeseries import Bar, KlineInterval, Tick
+from storage.timeseries import Bar, BarText, KlineInterval, Tick
 from storage.timeseries.buckets import day_range_for_bars
 
 
@@ -81,6 +81,24 @@ async def klines(
     async with services.sessions() as session:
         rows = await symbol_repo.daily_bars(session, code, start=days[0], end=days[1], limit=limit)
     return [symbol_repo.daily_bar_to_bar(row) for row in rows]
+
+
+async def kline_texts(
+    info: Info,
+    code: str,
+    interval: KlineInterval,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> list[BarText]:
+    """:func:`klines` with the amounts as text, for an answer written straight to JSON
+    (the compiled read path): the same checks and the same bars."""
+    if not interval.is_intraday:
+        return [BarText.of(bar) for bar in await klines(info, code, interval, start, end, limit)]
+    check_series_arguments(info, start, end, limit)
+    return await info.context.services.timeseries.kline_texts(
+        code.upper(), interval, start, end, limit
+    )
 
 
 async def daily_bars(info: Info, code: str, limit: int) -> list[Bar]:

@@ -11,7 +11,7 @@ import strawberry
 
 from graphql_api.market import sessions
 from resolvers import market as market_resolvers
-from resolvers.amounts import Amounts, amounts, at_scale, text_at_scale
+from resolvers.amounts import Amounts, amounts, at_scale, plain_text_at_scale
 from resolvers.context import Info
 from schema.compiled import Amount, Column, Kind, ObjectReads
 from schema.enums import OffSessionOrders, Weekday
@@ -73,29 +73,25 @@ class Kline:
         )
 
 
-def kline_rows(bars: Sequence[ts.Bar], scale: Amounts, *, daily: bool) -> list[dict[str, Any]]:
-    """The bars as :meth:`Kline.from_domain` then the scalars would write them, as JSON
-    values by field name (``Kline.row_fields``)."""
-    places: dict[str, tuple[int, int]] = {}
-    rows: list[dict[str, Any]] = []
-    for bar in bars:
-        code = bar.symbol
-        scales = places.get(code)
-        if scales is None:
-            scales = places[code] = (scale.price_places(code), scale.quantity_places(code))
-        price, quantity = scales
-        rows.append(
-            {
-                "time": serialize_datetime(bar.time),
-                "open": text_at_scale(bar.open, price),
-                "high": text_at_scale(bar.high, price),
-                "low": text_at_scale(bar.low, price),
-                "close": text_at_scale(bar.close, price),
-                "volume": text_at_scale(bar.volume, quantity),
-                "tradeCount": None if daily else bar.trade_count,
-            }
-        )
-    return rows
+def kline_rows(
+    symbol: str, bars: Sequence[ts.BarText], scale: Amounts, *, daily: bool
+) -> list[dict[str, Any]]:
+    """``symbol``'s bars as :meth:`Kline.from_domain` then the scalars would write them,
+    as JSON values by field name (``Kline.row_fields``); the amounts go from the
+    store's text to their scale without becoming ``Decimal``s."""
+    price, quantity = scale.price_places(symbol), scale.quantity_places(symbol)
+    return [
+        {
+            "time": serialize_datetime(bar.time),
+            "open": plain_text_at_scale(bar.open, price),
+            "high": plain_text_at_scale(bar.high, price),
+            "low": plain_text_at_scale(bar.low, price),
+            "close": plain_text_at_scale(bar.close, price),
+            "volume": plain_text_at_scale(bar.volume, quantity),
+            "tradeCount": None if daily else bar.trade_count,
+        }
+        for bar in bars
+    ]
 
 
 @strawberry.type(description="One weekly trading window, in the session's time zone.")

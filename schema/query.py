@@ -124,8 +124,8 @@ async def _klines_as_rows(
     end: datetime | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    bars = await market.klines(info, symbol, interval, start, end, limit)
-    return kline_rows(bars, amounts(info), daily=not interval.is_intraday)
+    bars = await market.kline_texts(info, symbol, interval, start, end, limit)
+    return kline_rows(symbol.upper(), bars, amounts(info), daily=not interval.is_intraday)
 
 
 @strawberry.type(description="Read access to market, strategy and order data.")

@@ -22,7 +22,7 @@ from graphql_api.platform.resilience import (
     ServiceUnavailableError,
     with_timeout,
 )
-from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesStore
+from storage.timeseries import Bar, BarText, KlineInterval, Tick, TimeSeriesStore
 from storage.timeseries.base import BatchOutcome, TickBatch
 
 T = TypeVar("T")
@@ -65,6 +65,16 @@ class GuardedTimeSeriesStore:
         limit: int,
     ) -> list[Bar]:
         return await self._read(lambda: self.store.klines(symbol, interval, start, end, limit))
+
+    async def kline_texts(
+        self,
+        symbol: str,
+        interval: KlineInterval,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[BarText]:
+        return await self._read(lambda: self.store.kline_texts(symbol, interval, start, end, limit))
 
     async def probe(self) -> None:
         """Readiness: refused while the store is known to be down, else one round trip."""

@@ -5,6 +5,13 @@ TDengine implementation; :func:`storage.timeseries.factory.open_timeseries_store
 picks one from configuration.
 """
 
-from storage.timeseries.base import Bar, KlineInterval, Tick, TimeSeriesStore, TimeSeriesWriteError
+from storage.timeseries.base import (
+    Bar,
+    BarText,
+    KlineInterval,
+    Tick,
+    TimeSeriesStore,
+    TimeSeriesWriteError,
+)
 
-__all__ = ["Bar", "KlineInterval", "Tick", "TimeSeriesStore", "TimeSeriesWriteError"]
+__all__ = ["Bar", "BarText", "KlineInterval", "Tick", "TimeSeriesStore", "TimeSeriesWriteError"]

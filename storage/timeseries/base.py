@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class KlineInterval(enum.Enum):
@@ -76,6 +76,32 @@ class Bar:
     close: Decimal
     volume: Decimal
     trade_count: int
+
+
+class BarText(NamedTuple):
+    """A :class:`Bar` of a known symbol with its amounts as plain decimal text (no
+    exponent; the same values as the bar's, trailing zeros aside): for a reader that
+    writes bars out as text, so a 10,000-bar answer decodes no numerics on the way."""
+
+    time: datetime
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    trade_count: int
+
+    @classmethod
+    def of(cls, bar: Bar) -> BarText:
+        return cls(
+            bar.time,
+            format(bar.open, "f"),
+            format(bar.high, "f"),
+            format(bar.low, "f"),
+            format(bar.close, "f"),
+            format(bar.volume, "f"),
+            bar.trade_count,
+        )
 
 
 class TimeSeriesWriteError(Exception):
@@ -175,5 +201,15 @@ class TimeSeriesStore(Protocol):
         limit: int,
     ) -> list[Bar]:
         """Intraday bars aggregated from ticks (``interval.is_intraday`` must hold)."""
+
+    async def kline_texts(
+        self,
+        symbol: str,
+        interval: KlineInterval,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[BarText]:
+        """:meth:`klines`, the amounts as text (the same bars, the same rules)."""
 
     async def close(self) -> None: ...

@@ -45,6 +45,7 @@ from sqlalchemy.sql.elements import Label
 from storage.models import TickBatchKey, TickRow
 from storage.timeseries.base import (
     Bar,
+    BarText,
     BatchKey,
     BatchOutcome,
     KlineInterval,
@@ -104,6 +105,12 @@ WHERE symbol = $2 AND {readable} {bounds}
 GROUP BY bucket
 ORDER BY bucket {direction}
 LIMIT $3
+"""
+# The same bars with the amounts cast to text by the database (plain notation).
+_PG_KLINE_TEXTS = f"""
+SELECT bucket, open::text, high::text, low::text, close::text, volume::text, trade_count
+FROM ({_PG_KLINES.strip()}) AS bars
+ORDER BY bucket {{direction}}
 """
 
 
@@ -235,17 +242,46 @@ class SqlTimeSeriesStore:
         end: datetime | None,
         limit: int,
     ) -> list[Bar]:
-        if not interval.is_intraday:
-            raise ValueError(f"{interval.value} bars are not aggregated from ticks")
-        bounds = tick_range_for_bars(start, end, interval)
+        bounds = self._bar_bounds(interval, start, end)
         if bounds is None:
             return []
         lo, hi = bounds
         if self._postgres:
-            return await self._postgres_klines(
-                symbol, interval, lo, hi, limit, newest=start is None
+            rows = await self._postgres_klines(
+                _PG_KLINES, symbol, interval, lo, hi, limit, newest=start is None
             )
+            return [Bar(symbol, *row) for row in rows]
         return await self._python_klines(symbol, interval, lo, hi, limit, newest=start is None)
+
+    async def kline_texts(
+        self,
+        symbol: str,
+        interval: KlineInterval,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[BarText]:
+        """:meth:`klines` with PostgreSQL writing the amounts as text: decoding 50,000
+        numerics into ``Decimal`` was about a third of a 10,000-bar read."""
+        bounds = self._bar_bounds(interval, start, end)
+        if bounds is None:
+            return []
+        lo, hi = bounds
+        if self._postgres:
+            rows = await self._postgres_klines(
+                _PG_KLINE_TEXTS, symbol, interval, lo, hi, limit, newest=start is None
+            )
+            return list(map(BarText._make, rows))
+        bars = await self._python_klines(symbol, interval, lo, hi, limit, newest=start is None)
+        return [BarText.of(bar) for bar in bars]
+
+    @staticmethod
+    def _bar_bounds(
+        interval: KlineInterval, start: datetime | None, end: datetime | None
+    ) -> tuple[datetime | None, datetime | None] | None:
+        if not interval.is_intraday:
+            raise ValueError(f"{interval.value} bars are not aggregated from ticks")
+        return tick_range_for_bars(start, end, interval)
 
     async def close(self) -> None:
         """The engine belongs to the caller; nothing of our own to release."""
@@ -270,6 +306,7 @@ class SqlTimeSeriesStore:
 
     async def _postgres_klines(
         self,
+        statement: str,
         symbol: str,
         interval: KlineInterval,
         lo: datetime | None,
@@ -277,7 +314,9 @@ class SqlTimeSeriesStore:
         limit: int,
         *,
         newest: bool,
-    ) -> list[Bar]:
+    ) -> list[Any]:
+        """The rows of ``statement`` (:data:`_PG_KLINES` or :data:`_PG_KLINE_TEXTS`),
+        oldest bar first."""
         bounds = ""
         params: list[Any] = [interval.seconds, symbol, limit]
         if lo is not None:
@@ -286,17 +325,16 @@ class SqlTimeSeriesStore:
         if hi is not None:
             params.append(hi)
             bounds += f" AND time < ${len(params)}"
-        sql = _PG_KLINES.format(
+        sql = statement.format(
             readable=_PG_READABLE, bounds=bounds, direction="DESC" if newest else "ASC"
         )
         async with self._engine.connect() as connection:
             # asyncpg directly: SQLAlchemy's row processing doubled the time of
             # a 10,000-bar read (the engine's pool, timeouts and breaker still apply).
-            rows = await (await _asyncpg(connection)).fetch(sql, *params)
-        bars = [Bar(symbol, row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows]
+            rows: list[Any] = await (await _asyncpg(connection)).fetch(sql, *params)
         if newest:
-            bars.reverse()
-        return bars
+            rows.reverse()
+        return rows
 
     async def _python_klines(
         self,

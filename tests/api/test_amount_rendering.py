@@ -17,7 +17,7 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from graphql_api.services import Services
-from resolvers.amounts import at_scale, places_of, text_at_scale
+from resolvers.amounts import at_scale, places_of, plain_text_at_scale, text_at_scale
 from schema.scalars import serialize_decimal
 from storage import models
 from tests.support.graphql import execute
@@ -185,3 +185,18 @@ def test_at_scale_is_the_decimal_operations_result_exactly(
     else:
         assert scaled.as_tuple() == expected.as_tuple()
     assert text_at_scale(value, places_of(step)) == serialize_decimal(expected)
+
+
+@given(
+    value=amounts | st.decimals(allow_nan=True, allow_infinity=True, places=12),
+    zeros=st.integers(min_value=0, max_value=6),
+    places=st.integers(min_value=0, max_value=10),
+)
+def test_any_plain_text_of_a_value_goes_to_the_same_text_at_scale(
+    value: Decimal, zeros: int, places: int
+) -> None:
+    # a database writes a numeric with the zeros of its own scale: they must not matter
+    plain = format(value, "f")
+    if value.is_finite() and zeros:
+        plain += ("" if "." in plain else ".") + "0" * zeros
+    assert plain_text_at_scale(plain, places) == text_at_scale(value, places)

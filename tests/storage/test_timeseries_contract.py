@@ -8,6 +8,7 @@ skipped with that reason (the one allowed skip in the suite).
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -183,6 +184,41 @@ async def test_kline_ranges_limits_and_empty(store: TimeSeriesStore) -> None:
         await store.klines("600519.SH", KlineInterval.MINUTE_5, T0 + timedelta(days=3), None, 10)
         == []
     )
+
+
+PLAIN_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
+
+
+async def test_kline_texts_are_the_same_bars_with_their_amounts_as_plain_text(
+    store: TimeSeriesStore,
+) -> None:
+    # given ticks at many scales: tiny, huge, trailing zeros, whole numbers
+    awkward = [
+        tick("DOGEUSDT", 0, "0.00001", "123456789"),
+        tick("DOGEUSDT", 1, "99999999.99999", "0.00000001"),
+        tick("DOGEUSDT", 61, "2.1500", "0.10"),
+        tick("DOGEUSDT", 62, "3", "7"),
+        tick("DOGEUSDT", 3700, "0.000000001", "1000000"),
+    ]
+    await store.write_ticks(TICKS + awkward)
+    for symbol in ("600519.SH", "BTCUSDT", "DOGEUSDT"):
+        for interval in EXPECTED:
+            for start, end, limit in ((None, None, 100), (T0 + timedelta(seconds=30), None, 2)):
+                bars = await store.klines(symbol, interval, start, end, limit)
+                texts = await store.kline_texts(symbol, interval, start, end, limit)
+                # then the same bars, in the same order
+                assert [(t.time, t.trade_count) for t in texts] == [
+                    (b.time, b.trade_count) for b in bars
+                ]
+                for text, bar in zip(texts, bars, strict=True):
+                    for name in ("open", "high", "low", "close", "volume"):
+                        written: str = getattr(text, name)
+                        value: Decimal = getattr(bar, name)
+                        # plain notation (digits, at most one point, no leading zeros,
+                        # no exponent) and the same value
+                        assert PLAIN_DECIMAL.fullmatch(written), written
+                        assert Decimal(written) == value
+    assert await store.kline_texts("NOPE", KlineInterval.MINUTE_1, None, None, 10) == []
 
 
 async def test_a_failed_batch_writes_nothing(store: TimeSeriesStore) -> None:

@@ -35,6 +35,7 @@ import structlog
 
 from storage.timeseries.base import (
     Bar,
+    BarText,
     BatchOutcome,
     KlineInterval,
     Tick,
@@ -583,6 +584,18 @@ class TDengineTimeSeriesStore:
             sql.select_klines(self._database, symbol, interval, lo, hi, limit, newest=newest)
         )
         return self._bars(symbol, rows, newest=newest)
+
+    async def kline_texts(
+        self,
+        symbol: str,
+        interval: KlineInterval,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[BarText]:
+        """:meth:`klines`, the amounts written by Python (the REST and native clients
+        hand over decoded values either way)."""
+        return [BarText.of(bar) for bar in await self.klines(symbol, interval, start, end, limit)]
 
     async def minute_bars(
         self, symbol: str, start: datetime | None, end: datetime | None, limit: int

@@ -14,7 +14,7 @@ import pytest
 
 from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.platform.resilience import BreakerState, CircuitBreaker, ServiceUnavailableError
-from storage.timeseries import Bar, KlineInterval, Tick
+from storage.timeseries import Bar, BarText, KlineInterval, Tick
 from storage.timeseries.base import BatchOutcome, TickBatch
 
 
@@ -49,6 +49,16 @@ class FlakyStore:
         end: datetime | None,
         limit: int,
     ) -> list[Bar]:
+        return []
+
+    async def kline_texts(
+        self,
+        symbol: str,
+        interval: KlineInterval,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[BarText]:
         return []
 
     async def close(self) -> None: ...
