@@ -137,7 +137,7 @@ async def read_with_get_message(url: str, parser: Any, count: int) -> float:
         await asyncio.wait_for(publisher.wait(), 60)
         return spent / (count - 1) * 1e6
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
         await client.aclose()
 
 
