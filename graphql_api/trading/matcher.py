@@ -235,7 +235,7 @@ class PaperMatcher:
             book = self._books.get(symbol)
             held = book.fingerprint() if book is not None else (0, 0, 0)
             fingerprint = stored.get(symbol, account_repo.BookFingerprint())
-            if held != (fingerprint.count, fingerprint.id_sum, fingerprint.version_sum):
+            if held != fingerprint.sums():
                 await self._reconcile_symbol(symbol)
 
     async def _reconcile_symbol(self, symbol: str) -> None:
@@ -248,9 +248,7 @@ class PaperMatcher:
         booked = dropped = 0
         for bucket in sorted(stored.keys() | held.keys()):
             sums = stored.get(bucket)
-            if held.get(bucket) != (
-                (sums.count, sums.id_sum, sums.version_sum) if sums is not None else None
-            ):
+            if held.get(bucket) != (sums.sums() if sums is not None else None):
                 behind, gone = await self._reconcile_bucket(symbol, bucket)
                 booked += behind
                 dropped += gone

@@ -113,6 +113,10 @@ class BookFingerprint:
     id_sum: int = 0
     version_sum: int = 0
 
+    def sums(self) -> tuple[int, int, int]:
+        """(count, id sum, version sum), as the matcher's book gives them."""
+        return self.count, self.id_sum, self.version_sum
+
 
 async def open_order_fingerprints(session: AsyncSession) -> dict[str, BookFingerprint]:
     """Per symbol, the fingerprint of its open orders: one aggregate row per symbol,

@@ -263,17 +263,18 @@ class SqlTimeSeriesStore:
     ) -> list[BarText]:
         """:meth:`klines` with PostgreSQL writing the amounts as text: decoding 50,000
         numerics into ``Decimal`` was about a third of a 10,000-bar read."""
+        if not self._postgres:
+            return [
+                BarText.of(bar) for bar in await self.klines(symbol, interval, start, end, limit)
+            ]
         bounds = self._bar_bounds(interval, start, end)
         if bounds is None:
             return []
         lo, hi = bounds
-        if self._postgres:
-            rows = await self._postgres_klines(
-                _PG_KLINE_TEXTS, symbol, interval, lo, hi, limit, newest=start is None
-            )
-            return list(map(BarText._make, rows))
-        bars = await self._python_klines(symbol, interval, lo, hi, limit, newest=start is None)
-        return [BarText.of(bar) for bar in bars]
+        rows = await self._postgres_klines(
+            _PG_KLINE_TEXTS, symbol, interval, lo, hi, limit, newest=start is None
+        )
+        return list(map(BarText._make, rows))
 
     @staticmethod
     def _bar_bounds(
