@@ -12,8 +12,8 @@ Four ways to land the same rows, each batch committed on its own:
   1000 per transaction, into a scratch table created ``LIKE ticks INCLUDING ALL``;
 - ``raw_copy_single``: the same records in one COPY (the ceiling).
 
-The ticks carry old timestamps and are deleted afterwards, so no later workload
-sees them.
+The ticks (and the minute bars the store keeps of them) carry old timestamps and
+are deleted afterwards, so no later workload sees them.
 """
 
 from __future__ import annotations
@@ -109,9 +109,12 @@ async def run(cluster: Cluster, rows: int) -> dict[str, Any]:
         results["ingestor_vs_raw_batched"] = round(results["ingestor"]["rows_per_s"] / raw, 3)
     finally:
         await connection.execute("DROP TABLE IF EXISTS bench_ticks_raw")
-        await connection.execute(
-            "DELETE FROM ticks WHERE symbol = $1 AND time < $2", SYMBOL, EPOCH + timedelta(days=365)
-        )
+        for table, column in (("ticks", "time"), ("minute_bars", "bucket")):
+            await connection.execute(
+                f"DELETE FROM {table} WHERE symbol = $1 AND {column} < $2",
+                SYMBOL,
+                EPOCH + timedelta(days=365),
+            )
         await connection.close()
         await engine.dispose()
     return results

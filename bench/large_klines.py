@@ -4,7 +4,7 @@ Sequential requests from the harness (core 1), after warm-up requests; each
 answer is checked to hold every bar. For our server the same bars are also
 timed below GraphQL, to split the latency into database and API shares:
 ``store_ms`` is ``SqlTimeSeriesStore.klines`` (SQLAlchemy + asyncpg + Bar
-objects) and ``sql_ms`` the bare SQL through asyncpg.
+objects) and ``sql_ms`` the bare SQL through asyncpg (the stored minute bars).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bench.processes import CpuMeter, wait_for_quiet
 from bench.seed import KLINE_MINUTES, KLINES_SYMBOL
 from storage.engine import create_engine
 from storage.timeseries import KlineInterval
-from storage.timeseries.sql import _PG_KLINES, _PG_READABLE, SqlTimeSeriesStore
+from storage.timeseries.sql import _PG_MINUTE_KLINES, SqlTimeSeriesStore
 
 BARS = KLINE_MINUTES
 QUERY = (
@@ -96,7 +96,7 @@ async def below_graphql(cluster: Cluster, requests: int) -> dict[str, Any]:
     engine = create_engine(cluster.database_url)
     store = SqlTimeSeriesStore(engine)
     connection = await asyncpg.connect(cluster.pg_dsn)
-    sql = _PG_KLINES.format(readable=_PG_READABLE, bounds="", direction="DESC")
+    sql = _PG_MINUTE_KLINES.format(bounds="", direction="DESC")
     store_samples: list[float] = []
     sql_samples: list[float] = []
     quiet = await wait_for_quiet()
@@ -106,7 +106,7 @@ async def below_graphql(cluster: Cluster, requests: int) -> dict[str, Any]:
             bars = await store.klines(KLINES_SYMBOL, KlineInterval.MINUTE_1, None, None, BARS)
             store_ms = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
-            rows = await connection.fetch(sql, 60, KLINES_SYMBOL, BARS)
+            rows = await connection.fetch(sql, KLINES_SYMBOL, BARS)
             sql_ms = (time.perf_counter() - started) * 1000
             if len(bars) != BARS or len(rows) != BARS:
                 raise RuntimeError(f"expected {BARS} bars, got {len(bars)} / {len(rows)}")

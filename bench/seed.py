@@ -20,6 +20,8 @@ from sqlalchemy import select
 from storage import models
 from storage.engine import create_engine, create_session_factory
 from storage.repositories import reservations
+from storage.timeseries import Tick
+from storage.timeseries.sql import SqlTimeSeriesStore
 
 FANOUT_SYMBOL = "BTCUSDT"
 KLINES_SYMBOL = "ETHUSDT"
@@ -103,47 +105,45 @@ async def seed(database_url: str, dsn: str, *, orders: int, strategies: int) -> 
         await engine.dispose()
 
     kline_end = datetime.now(UTC).replace(second=0, microsecond=0)
+    ticks = kline_ticks(kline_end, rng)
+    snapshot = Decimal("95000.00")
+    quote = Tick(
+        FANOUT_SYMBOL,
+        datetime.now(UTC) - timedelta(seconds=1),
+        snapshot,
+        snapshot,
+        snapshot,
+        Decimal("0.1"),
+    )
+    # Through the store, as ingest writes them: it keeps the minute bars klines read.
+    engine = create_engine(database_url)
+    try:
+        store = SqlTimeSeriesStore(engine)
+        for start in range(0, len(ticks), 1000):
+            await store.write_ticks(ticks[start : start + 1000])
+        await store.write_ticks([quote])
+    finally:
+        await engine.dispose()
     connection = await asyncpg.connect(dsn)
     try:
-        records = kline_ticks(kline_end, rng)
-        await connection.copy_records_to_table(
-            "ticks",
-            records=records,
-            columns=["symbol", "time", "last", "bid", "ask", "volume"],
-        )
-        snapshot = Decimal("95000.00")
-        await connection.copy_records_to_table(
-            "ticks",
-            records=[
-                (
-                    FANOUT_SYMBOL,
-                    datetime.now(UTC) - timedelta(seconds=1),
-                    snapshot,
-                    snapshot,
-                    snapshot,
-                    Decimal("0.1"),
-                )
-            ],
-            columns=["symbol", "time", "last", "bid", "ask", "volume"],
-        )
         await connection.execute("ANALYZE")
     finally:
         await connection.close()
-    return Seeded(demo_user_id, strategies, orders, len(records), kline_end)
+    return Seeded(demo_user_id, strategies, orders, len(ticks), kline_end)
 
 
-def kline_ticks(end: datetime, rng: random.Random) -> list[tuple[object, ...]]:
+def kline_ticks(end: datetime, rng: random.Random) -> list[Tick]:
     """``TICKS_PER_MINUTE`` ticks in each of the ``KLINE_MINUTES`` minutes before ``end``."""
     start = end - timedelta(minutes=KLINE_MINUTES)
     price = 340_000  # cents
-    records: list[tuple[object, ...]] = []
+    records: list[Tick] = []
     for minute in range(KLINE_MINUTES):
         for index in range(TICKS_PER_MINUTE):
             price = max(100, price + rng.randint(-300, 300))
             last = Decimal(price) / 100
             time = start + timedelta(minutes=minute, seconds=index * 60 // TICKS_PER_MINUTE + 1)
             records.append(
-                (
+                Tick(
                     KLINES_SYMBOL,
                     time,
                     last,

@@ -56,9 +56,11 @@ def plain_text_at_scale(text: str, places: int) -> str:
     """:func:`text_at_scale` of a value already written in plain notation: by
     ``format(value, "f")``, or by a database casting a numeric to text (no exponent;
     trailing zeros do not matter). ``NaN`` and infinities are returned as written."""
+    point = text.find(".")
+    if point >= 0 and len(text) - point - 1 == places and text[-1] in _NONZERO_DIGITS:
+        return text  # the common case, a database's text at the scale: as it is
     if not text or text[-1] not in _DIGITS:
         return text
-    point = text.find(".")
     have = 0
     if point >= 0:
         text = text.rstrip("0")
@@ -71,6 +73,7 @@ def plain_text_at_scale(text: str, places: int) -> str:
 
 
 _DIGITS = frozenset("0123456789")
+_NONZERO_DIGITS = frozenset("123456789")
 
 
 class Amounts:

@@ -15,7 +15,6 @@ from resolvers.amounts import Amounts, amounts, at_scale, plain_text_at_scale
 from resolvers.context import Info
 from schema.compiled import Amount, Column, Kind, ObjectReads
 from schema.enums import OffSessionOrders, Weekday
-from schema.scalars import serialize_datetime
 from storage import models
 from storage import timeseries as ts
 
@@ -82,7 +81,7 @@ def kline_rows(
     price, quantity = scale.price_places(symbol), scale.quantity_places(symbol)
     return [
         {
-            "time": serialize_datetime(bar.time),
+            "time": bar.time,
             "open": plain_text_at_scale(bar.open, price),
             "high": plain_text_at_scale(bar.high, price),
             "low": plain_text_at_scale(bar.low, price),

@@ -390,6 +390,32 @@ class TickRow(Base):
     volume: Mapped[Decimal] = mapped_column(ExactDecimal())
 
 
+class MinuteBarRow(Base):
+    """One-minute bars kept by the SQL time-series store in the transaction that writes
+    their ticks, so a kline read scans bars rather than every tick they hold.
+
+    ``first_time``/``first_id`` and ``last_time``/``last_id`` are the (time, id) of
+    the ticks that gave ``open`` and ``close``: a later batch holding an earlier
+    tick of the minute (or one with the same time and a smaller id) replaces the
+    open, exactly as aggregating the ticks in (time, id) order would.
+    """
+
+    __tablename__ = "minute_bars"
+
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    open: Mapped[Decimal] = mapped_column(ExactDecimal())
+    high: Mapped[Decimal] = mapped_column(ExactDecimal())
+    low: Mapped[Decimal] = mapped_column(ExactDecimal())
+    close: Mapped[Decimal] = mapped_column(ExactDecimal())
+    volume: Mapped[Decimal] = mapped_column(ExactDecimal())
+    trade_count: Mapped[int] = mapped_column(BigInteger())
+    first_time: Mapped[datetime] = mapped_column(UtcDateTime())
+    first_id: Mapped[int] = mapped_column(BigInteger())
+    last_time: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_id: Mapped[int] = mapped_column(BigInteger())
+
+
 class TickBatchKey(Base):
     """Idempotency keys of ``ingestTicks`` batches, written in the same transaction as the ticks.
 

@@ -3,8 +3,10 @@
 SQLite keeps our decimals as text (``ExactDecimal``), so SQL arithmetic on them
 would go through floats. Where the database itself must add two stored decimals
 (the kept reservations' increments, ``reserved = exact_add(reserved, delta)``),
-it calls ``exact_add``, which adds the two texts as ``Decimal``. PostgreSQL's
-NUMERIC needs none of this.
+it calls ``exact_add``, which adds the two texts as ``Decimal``; where it must
+keep the larger or smaller of two (a minute bar's high and low, merged by an
+upsert), ``exact_max`` and ``exact_min``, which compare them as ``Decimal``
+(``MAX`` on text would say ``"9" > "10"``). PostgreSQL's NUMERIC needs none of this.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ def exact_add(left: Any, right: Any) -> str:
     return format(EXACT.add(_as_decimal(left), _as_decimal(right)), "f")
 
 
+def exact_max(left: Any, right: Any) -> Any:
+    """SQLite's ``exact_max(a, b)``: the larger decimal text, as stored (``a`` on a tie)."""
+    return right if _as_decimal(right) > _as_decimal(left) else left
+
+
+def exact_min(left: Any, right: Any) -> Any:
+    """SQLite's ``exact_min(a, b)``: the smaller decimal text, as stored (``a`` on a tie)."""
+    return right if _as_decimal(right) < _as_decimal(left) else left
+
+
 def _as_decimal(value: Any) -> Decimal:
     if value is None:
         return Decimal(0)
@@ -32,6 +44,8 @@ def _as_decimal(value: Any) -> Decimal:
 
 
 def register_sqlite_functions(dbapi_connection: Any) -> None:
-    """Make ``exact_add`` available on a new SQLite connection (deterministic, so
-    SQLite may use it anywhere)."""
+    """Make the exact functions available on a new SQLite connection (deterministic,
+    so SQLite may use them anywhere)."""
     dbapi_connection.create_function("exact_add", 2, exact_add, deterministic=True)
+    dbapi_connection.create_function("exact_max", 2, exact_max, deterministic=True)
+    dbapi_connection.create_function("exact_min", 2, exact_min, deterministic=True)

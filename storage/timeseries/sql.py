@@ -1,10 +1,11 @@
 """The SQL time-series backend (SQLite embedded, PostgreSQL at scale).
 
-PostgreSQL aggregates bars in SQL (``date_bin`` + ordered ``array_agg``) and
-ingests with ``COPY``. SQLite keeps decimals as text (see ``storage.types``),
-where ``MAX``/``SUM`` would compare strings or round through floats, so its bars
-are aggregated in Python from the ordered tick stream: exact, and fast enough
-for the embedded default's volumes.
+Every write keeps the one-minute bars of its ticks in the same transaction
+(:mod:`storage.timeseries.minute_bars`), and kline reads scan those bars, not
+the ticks. PostgreSQL ingests with ``COPY`` and folds minutes into wider bars in
+SQL (``date_bin``); SQLite keeps decimals as text (see ``storage.types``), where
+``MAX``/``SUM`` would compare strings or round through floats, so it folds them
+in Python, and merges bars with the exact functions it registers.
 
 Reads skip a row they cannot decode (a time outside what Python can hold, text
 that is not the canonical time format, a decimal that is not a finite number)
@@ -16,9 +17,9 @@ in SQL first, so the latest tick of a symbol is its latest *readable* one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -42,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import Label
 
-from storage.models import TickBatchKey, TickRow
+from storage.models import MinuteBarRow, TickBatchKey, TickRow
 from storage.timeseries.base import (
     Bar,
     BarText,
@@ -54,7 +55,15 @@ from storage.timeseries.base import (
     TimeSeriesWriteError,
     check_batch,
 )
-from storage.timeseries.buckets import floor_to_interval, tick_range_for_bars
+from storage.timeseries.buckets import tick_range_for_bars
+from storage.timeseries.minute_bars import (
+    POSTGRES_FOLD,
+    SQLITE_UPSERT,
+    fold_into_intervals,
+    fold_minute_bars,
+    minutes_per,
+    postgres_statement,
+)
 from storage.types import SQLITE_TIME_GLOB, parse_sqlite_time
 
 log = structlog.get_logger(__name__)
@@ -68,7 +77,6 @@ _WRITE_ERRORS = (
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
 )
-_STREAM_PARTITION = 2000
 # How long a batch's idempotency key is remembered: a retry within it cannot
 # store the batch twice (Stripe keeps its keys 24 hours too). Old keys are
 # deleted by the writes that record new ones, at most once a minute.
@@ -83,34 +91,56 @@ _PG_READABLE = (
 )
 # How far back a quote looks past unreadable newest rows before giving up.
 _FALLBACK_ROWS = 100
-# A bar's volume is a sum of many ticks' volumes: wide enough never to round it.
-_EXACT_SUM = Context(prec=100)
 
-# Positional parameters: it runs on asyncpg directly. $1 bar seconds, $2 symbol,
-# $3 limit, then the optional bounds. Open and close are the price of the
-# (time, id)-smallest and -largest tick: min/max over arrays compare in that
-# order without sorting each bucket (array_agg(... ORDER BY ...) did, at a
-# quarter of the query's time).
-_PG_KLINES = """
-SELECT date_bin(make_interval(secs => $1), time, TIMESTAMPTZ '1970-01-01 00:00:00+00')
-         AS bucket,
-       (min(ARRAY[extract(epoch FROM time)::numeric, id::numeric, last]))[3] AS open,
-       max(last) AS high,
-       min(last) AS low,
-       (max(ARRAY[extract(epoch FROM time)::numeric, id::numeric, last]))[3] AS close,
-       sum(volume) AS volume,
-       count(*) AS trade_count
-FROM ticks
-WHERE symbol = $2 AND {readable} {bounds}
-GROUP BY bucket
+# Ids for a COPY, in the order the sequence gave them.
+# (The sequence is looked up once, by the scalar subquery: looked up per row, it
+# was seven times the cost of the nextvals.)
+_PG_RESERVE_IDS = (
+    "SELECT array(SELECT nextval((SELECT pg_get_serial_sequence('ticks', 'id')::regclass)) "
+    "FROM generate_series(1, $1))"
+)
+
+# The fold of a COPY's ticks into minute bars, for asyncpg: $1 and $2 the lowest and
+# highest id, $3 all of them.
+_PG_FOLD = postgres_statement(POSTGRES_FOLD, ["lo", "hi", "ids"])
+
+# Kline reads run on asyncpg directly, with positional parameters: $1 symbol,
+# $2 limit, for wider bars $3 how many minute bars the limit can need, then the
+# optional bounds.
+# One-minute bars are the stored rows; a wider bar folds its minutes, the open
+# and close being those of its first and last minute (min/max over arrays
+# compare by the minute without sorting each group).
+_PG_MINUTE_KLINES = """
+SELECT bucket, open, high, low, close, volume, trade_count
+FROM minute_bars
+WHERE symbol = $1 {bounds}
 ORDER BY bucket {direction}
-LIMIT $3
+LIMIT $2
 """
-# The same bars with the amounts cast to text by the database (plain notation).
-_PG_KLINE_TEXTS = f"""
-SELECT bucket, open::text, high::text, low::text, close::text, volume::text, trade_count
-FROM ({_PG_KLINES.strip()}) AS bars
-ORDER BY bucket {{direction}}
+_PG_WIDER_KLINES = """
+SELECT date_bin(make_interval(mins => {minutes}), bucket, TIMESTAMPTZ '1970-01-01 00:00:00+00')
+         AS bucket,
+       (min(ARRAY[extract(epoch FROM bucket)::numeric, open]))[2] AS open,
+       max(high) AS high,
+       min(low) AS low,
+       (max(ARRAY[extract(epoch FROM bucket)::numeric, close]))[2] AS close,
+       sum(volume) AS volume,
+       sum(trade_count)::bigint AS trade_count
+FROM (SELECT * FROM minute_bars
+      WHERE symbol = $1 {bounds}
+      ORDER BY bucket {direction}
+      LIMIT $3) AS minutes
+GROUP BY 1
+ORDER BY 1 {direction}
+LIMIT $2
+"""
+# The same bars written as text by the database: the time as Python's isoformat
+# writes a UTC time (bars start on whole minutes), the amounts in plain notation.
+_PG_AS_TEXT = """
+SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
+       open::text, high::text, low::text, close::text, volume::text, trade_count
+FROM ({bars}) AS bars
+ORDER BY bucket {direction}
 """
 
 
@@ -133,12 +163,7 @@ class SqlTimeSeriesStore:
         check_batch(ticks)
         try:
             async with self._engine.begin() as connection:
-                if self._postgres:
-                    await _copy_ticks(connection, ticks)
-                else:
-                    await connection.execute(
-                        insert(TickRow), [_tick_params(tick) for tick in ticks]
-                    )
+                await _insert_ticks(connection, ticks, postgres=self._postgres)
         except _WRITE_ERRORS as error:
             raise TimeSeriesWriteError(
                 f"tick batch of {len(ticks)} not written: {error}"
@@ -248,10 +273,10 @@ class SqlTimeSeriesStore:
         lo, hi = bounds
         if self._postgres:
             rows = await self._postgres_klines(
-                _PG_KLINES, symbol, interval, lo, hi, limit, newest=start is None
+                symbol, interval, lo, hi, limit, newest=start is None, as_text=False
             )
             return [Bar(symbol, *row) for row in rows]
-        return await self._python_klines(symbol, interval, lo, hi, limit, newest=start is None)
+        return await self._sqlite_klines(symbol, interval, lo, hi, limit, newest=start is None)
 
     async def kline_texts(
         self,
@@ -272,7 +297,7 @@ class SqlTimeSeriesStore:
             return []
         lo, hi = bounds
         rows = await self._postgres_klines(
-            _PG_KLINE_TEXTS, symbol, interval, lo, hi, limit, newest=start is None
+            symbol, interval, lo, hi, limit, newest=start is None, as_text=True
         )
         return list(map(BarText._make, rows))
 
@@ -307,7 +332,6 @@ class SqlTimeSeriesStore:
 
     async def _postgres_klines(
         self,
-        statement: str,
         symbol: str,
         interval: KlineInterval,
         lo: datetime | None,
@@ -315,20 +339,25 @@ class SqlTimeSeriesStore:
         limit: int,
         *,
         newest: bool,
+        as_text: bool,
     ) -> list[Any]:
-        """The rows of ``statement`` (:data:`_PG_KLINES` or :data:`_PG_KLINE_TEXTS`),
-        oldest bar first."""
+        """The bars' rows (amounts as numerics, or as text), oldest bar first."""
         bounds = ""
-        params: list[Any] = [interval.seconds, symbol, limit]
+        minute = interval is KlineInterval.MINUTE_1
+        params: list[Any] = [symbol, limit]
+        if not minute:
+            params.append(limit * minutes_per(interval))
         if lo is not None:
             params.append(lo)
-            bounds += f" AND time >= ${len(params)}"
+            bounds += f" AND bucket >= ${len(params)}"
         if hi is not None:
             params.append(hi)
-            bounds += f" AND time < ${len(params)}"
-        sql = statement.format(
-            readable=_PG_READABLE, bounds=bounds, direction="DESC" if newest else "ASC"
-        )
+            bounds += f" AND bucket < ${len(params)}"
+        direction = "DESC" if newest else "ASC"
+        statement = _PG_MINUTE_KLINES if minute else _PG_WIDER_KLINES
+        sql = statement.format(bounds=bounds, direction=direction, minutes=minutes_per(interval))
+        if as_text:
+            sql = _PG_AS_TEXT.format(bars=sql.strip(), direction=direction)
         async with self._engine.connect() as connection:
             # asyncpg directly: SQLAlchemy's row processing doubled the time of
             # a 10,000-bar read (the engine's pool, timeouts and breaker still apply).
@@ -337,7 +366,7 @@ class SqlTimeSeriesStore:
             rows.reverse()
         return rows
 
-    async def _python_klines(
+    async def _sqlite_klines(
         self,
         symbol: str,
         interval: KlineInterval,
@@ -347,82 +376,33 @@ class SqlTimeSeriesStore:
         *,
         newest: bool,
     ) -> list[Bar]:
-        query = select(
-            TickRow.id, _raw(TickRow.time), _raw(TickRow.last), _raw(TickRow.volume)
-        ).where(TickRow.symbol == symbol, self._readable())
+        """Minute bars read in order (newest first when ``newest``) and folded in
+        Python: SQLite keeps decimals as text, where ``MAX`` would compare strings."""
+        bar = MinuteBarRow.__table__.c
+        columns = [bar.bucket, bar.open, bar.high, bar.low, bar.close, bar.volume]
+        query = select(*(_raw(column) for column in columns), bar.trade_count).where(
+            bar.symbol == symbol
+        )
         if lo is not None:
-            query = query.where(TickRow.time >= lo)
+            query = query.where(bar.bucket >= lo)
         if hi is not None:
-            query = query.where(TickRow.time < hi)
-        if newest:
-            query = query.order_by(TickRow.time.desc(), TickRow.id.desc())
-        else:
-            query = query.order_by(TickRow.time, TickRow.id)
+            query = query.where(bar.bucket < hi)
+        order = bar.bucket.desc() if newest else bar.bucket
+        query = query.order_by(order).limit(limit * minutes_per(interval))
         async with self._engine.connect() as connection:
-            result = await connection.stream(query)
-            # Partitions, not rows: each fetch crosses from the event loop to
-            # aiosqlite's thread, and per row that was most of the time.
-            bars = await _aggregate(
-                symbol, interval, result.partitions(_STREAM_PARTITION), limit, newest=newest
-            )
-        if newest:
-            bars.reverse()
-        return bars
+            rows = (await connection.execute(query)).all()
+        minutes = [decoded for row in rows if (decoded := _decode_bar(symbol, row)) is not None]
+        return fold_into_intervals(symbol, minutes, interval, limit, newest=newest)
 
 
-async def _aggregate(
-    symbol: str,
-    interval: KlineInterval,
-    partitions: AsyncIterator[Sequence[Any]],
-    limit: int,
-    *,
-    newest: bool,
-) -> list[Bar]:
-    """Fold an ordered tick stream into bars, stopping as soon as ``limit`` bars are complete.
-
-    With ``newest`` the stream runs backwards in time, so the first tick seen in
-    a bucket is its close and the last one seen is its open.
-    """
-    bars: list[Bar] = []
-    bucket: datetime | None = None
-    first = high = low = last = volume = Decimal(0)
-    count = 0
-
-    def finish() -> Bar:
-        assert bucket is not None
-        opening, closing = (last, first) if newest else (first, last)
-        return Bar(symbol, bucket, opening, high, low, closing, volume, count)
-
-    async for partition in partitions:
-        for row in partition:
-            try:
-                time = parse_sqlite_time(row.time)
-                price, size = _decimal(row.last), _decimal(row.volume)
-            except (ValueError, TypeError, ArithmeticError) as error:
-                log.warning("unreadable tick skipped", id=row.id, symbol=symbol, error=str(error))
-                continue
-            row_bucket = floor_to_interval(time, interval)
-            if row_bucket != bucket:
-                if bucket is not None:
-                    bars.append(finish())
-                    if len(bars) >= limit:
-                        return bars
-                bucket, first, high, low, volume, count = (
-                    row_bucket,
-                    price,
-                    price,
-                    price,
-                    Decimal(0),
-                    0,
-                )
-            high = max(high, price)
-            low = min(low, price)
-            last = price
-            volume = _EXACT_SUM.add(volume, size)
-            count += 1
-    if bucket is not None and len(bars) < limit:
-        bars.append(finish())
-    return bars
+def _decode_bar(symbol: str, row: Any) -> Bar | None:
+    """A stored minute bar, or None (logged) when SQLite's text is not one."""
+    try:
+        opening, high, low, closing, volume = (_decimal(row[index]) for index in range(1, 6))
+        return Bar(symbol, parse_sqlite_time(row[0]), opening, high, low, closing, volume, row[6])
+    except (ValueError, TypeError, ArithmeticError) as error:
+        log.warning("unreadable minute bar skipped", symbol=symbol, error=str(error))
+        return None
 
 
 async def _asyncpg(connection: AsyncConnection) -> Any:
@@ -496,19 +476,35 @@ async def _claim_keys(
 async def _insert_ticks(
     connection: AsyncConnection, ticks: Sequence[Tick], *, postgres: bool
 ) -> None:
+    """The ticks, then their minute bars merged into the stored ones (same transaction)."""
     if postgres:
-        await _copy_ticks(connection, ticks)
-    else:
-        await connection.execute(insert(TickRow), [_tick_params(tick) for tick in ticks])
-
-
-async def _copy_ticks(connection: AsyncConnection, ticks: Sequence[Tick]) -> None:
-    """``COPY`` the batch through asyncpg, inside the surrounding transaction."""
-    await (await _asyncpg(connection)).copy_records_to_table(
-        "ticks",
-        records=[(t.symbol, t.time, t.last, t.bid, t.ask, t.volume) for t in ticks],
-        columns=list(_TICK_COLUMNS),
+        driver = await _asyncpg(connection)
+        ids = await _copy_ticks(driver, ticks)
+        await driver.execute(_PG_FOLD, ids[0], ids[-1], ids)
+        return
+    statement = insert(TickRow).returning(TickRow.id, sort_by_parameter_order=True)
+    result = await connection.execute(statement, [_tick_params(tick) for tick in ticks])
+    bars = fold_minute_bars(
+        (tick_id, t.symbol, t.time, t.last, t.volume)
+        for tick_id, t in zip(result.scalars(), ticks, strict=True)
     )
+    await connection.execute(SQLITE_UPSERT, [bar.params() for bar in bars])
+
+
+async def _copy_ticks(driver: Any, ticks: Sequence[Tick]) -> list[int]:
+    """``COPY`` the batch through asyncpg, inside the surrounding transaction, with
+    ids taken from the table's sequence first (ascending): the minute bars need
+    them (the open and close of a minute are its (time, id)-first and -last ticks)."""
+    ids: list[int] = sorted(await driver.fetchval(_PG_RESERVE_IDS, len(ticks)))
+    await driver.copy_records_to_table(
+        "ticks",
+        records=[
+            (tick_id, t.symbol, t.time, t.last, t.bid, t.ask, t.volume)
+            for tick_id, t in zip(ids, ticks, strict=True)
+        ],
+        columns=["id", *_TICK_COLUMNS],
+    )
+    return ids
 
 
 def _tick_params(tick: Tick) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from storage.models import Base, Order, Symbol, User
 from storage.repositories import accounts as account_repo
 from storage.repositories import reservations
 from storage.repositories import users as user_repo
+from storage.timeseries import KlineInterval, Tick
+from storage.timeseries.sql import SqlTimeSeriesStore
 from storage.types import UtcDateTime
 
 
@@ -242,3 +244,55 @@ def test_processes_starting_together_on_a_fresh_sqlite_file_all_migrate_it(
         for process in processes:
             process.join(30)
         assert outcomes == ["ok", "ok", "ok"], outcomes
+
+
+async def test_0019_folds_the_stored_ticks_into_minute_bars(database_url: str) -> None:
+    """0019 creates ``minute_bars`` from the ticks stored before it: the bars read
+    after the upgrade are the ones the ticks give, rows the store cannot read aside."""
+    engine = create_engine(database_url)
+    store = SqlTimeSeriesStore(engine)
+    symbol = "MIGRATED"
+    start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    try:
+        # given ticks over three minutes, two with the same time, written by the store
+        ticks = [
+            Tick(symbol, start + timedelta(seconds=s), Decimal(p), Decimal(p), Decimal(p), v)
+            for s, p, v in [
+                (0, "10.00", Decimal("1")),
+                (59.999999, "11.00", Decimal("2.5")),
+                (30, "9.00", Decimal("0.5")),
+                (60, "12.00", Decimal("1")),
+                (60, "12.50", Decimal("1")),
+                (185, "8.00", Decimal("3")),
+            ]
+        ]
+        await store.write_ticks(ticks[:3])
+        await store.write_ticks(ticks[3:])
+        before = {
+            interval: await store.klines(symbol, interval, None, None, 100)
+            for interval in KlineInterval
+            if interval.is_intraday
+        }
+        assert [bar.trade_count for bar in before[KlineInterval.MINUTE_1]] == [3, 2, 1]
+        # and a database taken back to 0018 (no bars), with an unreadable tick stored by hand
+        await _downgrade(engine, "0018")
+        async with engine.begin() as connection:
+            postgres = connection.dialect.name == "postgresql"
+            bad = (
+                "('MIGRATED', '2026-03-02 01:00:10+00', 'NaN', 1, 1, 1)"
+                if postgres
+                else "('MIGRATED', '2026-03-02T01:00:10.000000Z', 'x', '1', '1', '1')"
+            )
+            await connection.execute(
+                sa.text(f"INSERT INTO ticks (symbol, time, last, bid, ask, volume) VALUES {bad}")
+            )
+        # when it is upgraded
+        await _upgrade(engine, "head")
+        # then every interval reads the same bars as before
+        for interval, bars in before.items():
+            assert await store.klines(symbol, interval, None, None, 100) == bars
+        assert before[KlineInterval.MINUTE_1][0].open == Decimal("10.00")
+        assert before[KlineInterval.MINUTE_1][0].close == Decimal("11.00")
+        assert before[KlineInterval.MINUTE_1][1].close == Decimal("12.50")
+    finally:
+        await engine.dispose()

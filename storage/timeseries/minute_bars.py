@@ -1,0 +1,263 @@
+"""One-minute bars kept beside the ticks, so a kline read scans bars, not ticks.
+
+Every intraday interval (1m, 5m, 15m, 1h) is a whole number of minutes, so its
+bars are folds of minute bars. The SQL store writes a batch's minute bars in
+the transaction that writes its ticks, merged into the stored ones by one
+upsert: PostgreSQL folds the batch's ticks itself (:data:`POSTGRES_FOLD`), SQLite's
+are folded here (:func:`fold_minute_bars`, then :data:`SQLITE_UPSERT`). The merge is
+what aggregating all the ticks in (time, id) order would give: the open is the
+price of the smallest (time, id) either side has seen, the close the largest's,
+high and low the extremes, volume and trade count the sums. The database's row
+lock on the bar serialises two writers of the same minute, and each merges
+into what the other committed, so no order of batches loses a tick.
+
+Ticks written around the store (hand-made SQL, a bulk ``COPY``) are not in the
+bars; the migration that added them folded the ticks stored before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Context, Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Insert,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from storage.models import MinuteBarRow, TickRow
+from storage.timeseries.base import Bar, KlineInterval
+from storage.timeseries.buckets import floor_to_interval
+
+# A bar's volume is a sum of many ticks' volumes: wide enough never to round it.
+EXACT_SUM = Context(prec=100)
+
+
+@dataclass(slots=True)
+class MinuteBar:
+    """A minute's bar with the (time, id) of the ticks that gave its open and close."""
+
+    symbol: str
+    bucket: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trade_count: int
+    first_time: datetime
+    first_id: int
+    last_time: datetime
+    last_id: int
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "bucket": self.bucket,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume": self.volume,
+            "trade_count": self.trade_count,
+            "first_time": self.first_time,
+            "first_id": self.first_id,
+            "last_time": self.last_time,
+            "last_id": self.last_id,
+        }
+
+
+def fold_minute_bars(
+    ticks: Iterable[tuple[int, str, datetime, Decimal, Decimal]],
+) -> list[MinuteBar]:
+    """Ticks given as (id, symbol, time, last, volume), in any order, as one bar per
+    (symbol, minute), sorted by that key: two writers then lock shared bars in
+    the same order and cannot deadlock on them."""
+    bars: dict[tuple[str, datetime], MinuteBar] = {}
+    for tick_id, symbol, time, price, size in ticks:
+        # Epoch-aligned minutes are calendar minutes in UTC (no leap seconds here).
+        key = (symbol, time.replace(second=0, microsecond=0))
+        bar = bars.get(key)
+        if bar is None:
+            bars[key] = MinuteBar(
+                symbol, key[1], price, price, price, price, size, 1, time, tick_id, time, tick_id
+            )
+            continue
+        if price > bar.high:
+            bar.high = price
+        if price < bar.low:
+            bar.low = price
+        bar.volume = EXACT_SUM.add(bar.volume, size)
+        bar.trade_count += 1
+        if (time, tick_id) < (bar.first_time, bar.first_id):
+            bar.open, bar.first_time, bar.first_id = price, time, tick_id
+        if (time, tick_id) > (bar.last_time, bar.last_id):
+            bar.close, bar.last_time, bar.last_id = price, time, tick_id
+    return [bars[key] for key in sorted(bars)]
+
+
+def _merged(statement: Any, *, postgres: bool) -> Insert:
+    """``statement`` (an insert of new minute bars) merging into the stored ones."""
+    new, old = statement.excluded, MinuteBarRow.__table__.c
+    earlier = tuple_(new.first_time, new.first_id) < tuple_(old.first_time, old.first_id)
+    later = tuple_(new.last_time, new.last_id) > tuple_(old.last_time, old.last_id)
+    if postgres:
+        high, low = func.greatest(old.high, new.high), func.least(old.low, new.low)
+        volume = old.volume + new.volume
+    else:
+        high, low = func.exact_max(old.high, new.high), func.exact_min(old.low, new.low)
+        volume = func.exact_add(old.volume, new.volume)
+    merged: Insert = statement.on_conflict_do_update(
+        index_elements=[old.symbol, old.bucket],
+        set_={
+            "open": case((earlier, new.open), else_=old.open),
+            "first_time": case((earlier, new.first_time), else_=old.first_time),
+            "first_id": case((earlier, new.first_id), else_=old.first_id),
+            "close": case((later, new.close), else_=old.close),
+            "last_time": case((later, new.last_time), else_=old.last_time),
+            "last_id": case((later, new.last_id), else_=old.last_id),
+            "high": high,
+            "low": low,
+            "volume": volume,
+            "trade_count": old.trade_count + new.trade_count,
+        },
+    )
+    return merged
+
+
+def _postgres_fold() -> Insert:
+    """The minute bars of the ticks whose ids are ``:ids`` (all between ``:lo`` and
+    ``:hi``, which the primary key finds), folded by PostgreSQL and merged.
+
+    The ids are the ones a writer took for its ``COPY``: other writers' ticks in
+    that range are theirs to fold. Groups are inserted in key order (lock order).
+    """
+    tick = TickRow.__table__.c
+    epoch: ColumnElement[Any] = literal_column("TIMESTAMPTZ '1970-01-01 00:00:00+00'")
+    bucket = func.date_bin(literal_column("INTERVAL '1 minute'"), tick.time, epoch)
+
+    def first(column: Any, *, last: bool = False) -> Any:
+        order = (tick.time.desc(), tick.id.desc()) if last else (tick.time, tick.id)
+        return func.array_agg(aggregate_order_by(column, *order), type_=ARRAY(column.type))[1]
+
+    folded = (
+        select(
+            tick.symbol,
+            bucket,
+            first(tick.last),
+            func.max(tick.last),
+            func.min(tick.last),
+            first(tick.last, last=True),
+            func.sum(tick.volume),
+            func.count(),
+            func.min(tick.time),
+            first(tick.id),
+            func.max(tick.time),
+            first(tick.id, last=True),
+        )
+        .where(
+            tick.id.between(bindparam("lo"), bindparam("hi")),
+            tick.id.in_(select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger()))))),
+        )
+        .group_by(tick.symbol, bucket)
+        .order_by(tick.symbol, bucket)
+    )
+    columns = [column.name for column in MinuteBarRow.__table__.columns]
+    return _merged(postgres_insert(MinuteBarRow).from_select(columns, folded), postgres=True)
+
+
+SQLITE_UPSERT = _merged(sqlite_insert(MinuteBarRow), postgres=False)
+"""Bars folded by :func:`fold_minute_bars`, merged (one parameter set per bar).
+SQLite keeps decimals as text, so it compares and adds them with the exact
+functions of :mod:`storage.sqlite_functions`."""
+
+POSTGRES_FOLD = _postgres_fold()
+
+
+def fold_into_intervals(
+    symbol: str, minutes: Sequence[Bar], interval: KlineInterval, limit: int, *, newest: bool
+) -> list[Bar]:
+    """Minute bars in read order (newest first when ``newest``) as ``interval`` bars,
+    oldest first: the ``limit`` newest, else the ``limit`` oldest. A read needs at
+    most ``limit * minutes_per(interval)`` minute bars for that."""
+    if interval is KlineInterval.MINUTE_1:
+        bars = list(minutes[:limit])
+    else:
+        bars = _fold(symbol, minutes, interval, limit, newest=newest)
+    if newest:
+        bars.reverse()
+    return bars
+
+
+def _fold(
+    symbol: str, minutes: Sequence[Bar], interval: KlineInterval, limit: int, *, newest: bool
+) -> list[Bar]:
+    bars: list[Bar] = []
+    current: Bar | None = None
+    for minute in minutes:
+        bucket = floor_to_interval(minute.time, interval)
+        if current is not None and current.time == bucket:
+            current = Bar(
+                symbol,
+                bucket,
+                minute.open if newest else current.open,
+                max(current.high, minute.high),
+                min(current.low, minute.low),
+                current.close if newest else minute.close,
+                EXACT_SUM.add(current.volume, minute.volume),
+                current.trade_count + minute.trade_count,
+            )
+            continue
+        if current is not None:
+            bars.append(current)
+            if len(bars) == limit:
+                current = None
+                break
+        current = Bar(
+            symbol,
+            bucket,
+            minute.open,
+            minute.high,
+            minute.low,
+            minute.close,
+            minute.volume,
+            minute.trade_count,
+        )
+    if current is not None and len(bars) < limit:
+        bars.append(current)
+    return bars
+
+
+def minutes_per(interval: KlineInterval) -> int:
+    return interval.seconds // 60
+
+
+def postgres_statement(statement: Any, order: Sequence[str]) -> str:
+    """``statement`` as PostgreSQL text for asyncpg, its bound names given in
+    ``order`` as ``$1``, ``$2``…: run on the connection under SQLAlchemy's, a
+    hot statement skips SQLAlchemy's per-execution work."""
+    compiled = statement.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
+    positions = {name: f"${index}" for index, name in enumerate(order, start=1)}
+    literals = {
+        name: str(value)
+        for name, value in compiled.params.items()
+        if name not in positions and isinstance(value, int)
+    }
+    unknown = set(compiled.params) - set(positions) - set(literals)
+    if unknown:
+        raise ValueError(f"parameters without a position: {sorted(unknown)}")
+    return str(compiled) % {**positions, **literals}

@@ -1,0 +1,200 @@
+"""The minute bars the SQL store keeps give exactly the bars its ticks give.
+
+The reference is the straightforward one: every stored tick of the symbol, in
+(time, id) order (the order ``ticks`` reads them in), folded into bars. Ticks
+arrive in random batches, out of order, with equal times inside and across
+batches, and (on PostgreSQL) from writers racing for the same minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storage.engine import create_engine
+from storage.timeseries import Bar, KlineInterval, Tick
+from storage.timeseries.base import TickBatch
+from storage.timeseries.buckets import floor_to_interval
+from storage.timeseries.sql import SqlTimeSeriesStore
+from tests.conftest import sql_database
+
+T = TypeVar("T")
+T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+INTRADAY = [interval for interval in KlineInterval if interval.is_intraday]
+
+
+def reference_bars(ticks: list[Tick], interval: KlineInterval) -> list[Bar]:
+    """Ticks in (time, id) order folded into bars, oldest first."""
+    bars: list[Bar] = []
+    for tick in ticks:
+        bucket = floor_to_interval(tick.time, interval)
+        if bars and bars[-1].time == bucket:
+            bar = bars[-1]
+            bars[-1] = Bar(
+                bar.symbol,
+                bucket,
+                bar.open,
+                max(bar.high, tick.last),
+                min(bar.low, tick.last),
+                tick.last,
+                bar.volume + tick.volume,
+                bar.trade_count + 1,
+            )
+        else:
+            bars.append(
+                Bar(tick.symbol, bucket, tick.last, tick.last, tick.last, tick.last, tick.volume, 1)
+            )
+    return bars
+
+
+async def assert_bars_match_ticks(store: SqlTimeSeriesStore, symbol: str) -> None:
+    stored = await store.ticks(symbol, None, None, 1_000_000)
+    for interval in INTRADAY:
+        expected = reference_bars(stored, interval)
+        assert await store.klines(symbol, interval, None, None, 10_000) == expected
+        for limit in (1, 2, 3):
+            assert await store.klines(symbol, interval, None, None, limit) == expected[-limit:]
+            if expected:
+                start = expected[0].time + interval.duration
+                later = [bar for bar in expected if bar.time >= start]
+                found = await store.klines(symbol, interval, start, None, limit)
+                assert found == later[:limit]
+
+
+class StoreThread:
+    """A store on an event loop of its own: hypothesis drives a synchronous test."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._stack = contextlib.AsyncExitStack()
+        self.store: SqlTimeSeriesStore
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)
+
+    async def start(self, request: pytest.FixtureRequest, kind: str) -> None:
+        url = await self._stack.enter_async_context(sql_database(request, kind))
+        engine = create_engine(url)
+        self._stack.push_async_callback(engine.dispose)
+        self.store = SqlTimeSeriesStore(engine)
+
+    def close(self) -> None:
+        self.run(self._stack.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_thread(request: pytest.FixtureRequest) -> Iterator[StoreThread]:
+    request.getfixturevalue("sqlite_template")
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres_template")
+    running = StoreThread()
+    try:
+        running.run(running.start(request, request.param))
+        yield running
+    finally:
+        running.close()
+
+
+# Times bunched on a few minutes and their edges, so equal times and bucket
+# boundaries are common; prices of one scale, volumes of several.
+moments = st.builds(
+    lambda minute, second, micros: (
+        T0 + timedelta(minutes=minute, seconds=second, microseconds=micros)
+    ),
+    st.integers(min_value=0, max_value=130),
+    st.sampled_from([0, 0, 1, 30, 59]),
+    st.sampled_from([0, 0, 1, 999_999]),
+)
+prices = st.integers(min_value=1, max_value=500).map(lambda cents: Decimal(cents).scaleb(-2))
+volumes = st.sampled_from(["1", "0.5", "0.001", "2.10", "100"]).map(Decimal)
+tick_lists = st.lists(st.tuples(moments, prices, volumes), min_size=1, max_size=60)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    # one store serves every example; each example writes a symbol of its own
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=tick_lists,
+    cuts=st.lists(st.integers(min_value=1, max_value=59), max_size=6),
+    keyed=st.booleans(),
+)
+def test_bars_from_random_batches_are_the_bars_of_the_ticks(
+    store_thread: StoreThread,
+    rows: list[tuple[datetime, Decimal, Decimal]],
+    cuts: list[int],
+    keyed: bool,
+) -> None:
+    symbol = f"H{uuid.uuid4().hex[:10]}"
+    ticks = [Tick(symbol, time, price, price, price, size) for time, price, size in rows]
+    edges = [0, *sorted({cut for cut in cuts if cut < len(ticks)}), len(ticks)]
+    batches = [ticks[a:b] for a, b in itertools.pairwise(edges)]
+    store = store_thread.store
+
+    async def write_and_check() -> None:
+        for batch in batches:
+            if keyed:  # the ingest path: several batches in one transaction
+                await store.write_batches([TickBatch(batch[:1]), TickBatch(batch[1:])])
+            else:
+                await store.write_ticks(batch)
+        await assert_bars_match_ticks(store, symbol)
+
+    store_thread.run(write_and_check())
+
+
+@pytest.fixture
+async def postgres_store(request: pytest.FixtureRequest) -> AsyncIterator[SqlTimeSeriesStore]:
+    async with sql_database(request, "postgresql") as url:
+        engine = create_engine(url, pool_size=10)
+        try:
+            yield SqlTimeSeriesStore(engine)
+        finally:
+            await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_writers_racing_for_the_same_minutes_lose_no_tick(
+    postgres_store: SqlTimeSeriesStore,
+) -> None:
+    # given eight writers, each with ticks on the same two minutes and the same times
+    symbol = "RACE"
+    writers = [
+        [
+            Tick(
+                symbol,
+                T0 + timedelta(seconds=seconds),
+                Decimal(100 + writer * 10 + seconds % 7),
+                Decimal(100),
+                Decimal(100),
+                Decimal("0.1"),
+            )
+            for seconds in range(0, 120, 3)
+        ]
+        for writer in range(8)
+    ]
+    # when they all write at once, several times over
+    for _ in range(3):
+        await asyncio.gather(*(postgres_store.write_ticks(ticks) for ticks in writers))
+    # then every minute holds every tick, opened and closed by its (time, id)-first and -last
+    await assert_bars_match_ticks(postgres_store, symbol)
+    (first, second) = await postgres_store.klines(symbol, KlineInterval.MINUTE_1, None, None, 5)
+    assert (first.trade_count, second.trade_count) == (3 * 8 * 20, 3 * 8 * 20)
+    assert first.volume == Decimal("48.0")
