@@ -20,6 +20,7 @@ from decimal import Context, Decimal
 from graphql_api.market.symbols import SymbolCatalog
 from graphql_api.trading.accounts import currency_unit
 from resolvers.context import Info
+from storage.decimal_text import plain_text_at_scale
 
 # Wide enough that normalising or re-scaling any stored amount is exact.
 _EXACT = Context(prec=200)
@@ -50,30 +51,6 @@ def text_at_scale(value: Decimal, places: int) -> str:
     text: trailing zeros stripped, then padded to ``places`` unless the value has more
     significant decimals (kept all: no amount is ever rounded here)."""
     return plain_text_at_scale(format(value, "f"), places)
-
-
-def plain_text_at_scale(text: str, places: int) -> str:
-    """:func:`text_at_scale` of a value already written in plain notation: by
-    ``format(value, "f")``, or by a database casting a numeric to text (no exponent;
-    trailing zeros do not matter). ``NaN`` and infinities are returned as written."""
-    point = text.find(".")
-    if point >= 0 and len(text) - point - 1 == places and text[-1] in _NONZERO_DIGITS:
-        return text  # the common case, a database's text at the scale: as it is
-    if not text or text[-1] not in _DIGITS:
-        return text
-    have = 0
-    if point >= 0:
-        text = text.rstrip("0")
-        have = len(text) - point - 1
-        if have == 0:
-            text = text[:point]
-    if have >= places:
-        return text  # at its scale, or more significant decimals: kept all
-    return text + ("." if have == 0 else "") + "0" * (places - have)
-
-
-_DIGITS = frozenset("0123456789")
-_NONZERO_DIGITS = frozenset("123456789")
 
 
 class Amounts:

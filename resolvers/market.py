@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from loaders.known import known
+from resolvers.amounts import amounts
 from resolvers.context import Info
 from resolvers.errors import bad_user_input
 from resolvers.pagination import Page, Paging, check_time_range, read_page
 from storage import models
 from storage.repositories import symbols as symbol_repo
-from storage.timeseries import Bar, BarText, KlineInterval, Tick
+from storage.timeseries import AmountPlaces, Bar, BarText, KlineInterval, Tick
 from storage.timeseries.buckets import day_range_for_bars
 
 
@@ -91,13 +92,16 @@ async def kline_texts(
     end: datetime | None,
     limit: int,
 ) -> list[BarText]:
-    """:func:`klines` with the amounts as text, for an answer written straight to JSON
-    (the compiled read path): the same checks and the same bars."""
+    """:func:`klines` written as text at the symbol's scales, for an answer written
+    straight to JSON (the compiled read path): the same checks and the same bars."""
+    scale = amounts(info)
+    places = AmountPlaces(scale.price_places(code.upper()), scale.quantity_places(code.upper()))
     if not interval.is_intraday:
-        return [BarText.of(bar) for bar in await klines(info, code, interval, start, end, limit)]
+        bars = await klines(info, code, interval, start, end, limit)
+        return [BarText.of(bar, places) for bar in bars]
     check_series_arguments(info, start, end, limit)
     return await info.context.services.timeseries.kline_texts(
-        code.upper(), interval, start, end, limit
+        code.upper(), interval, start, end, limit, places
     )
 
 

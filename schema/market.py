@@ -11,7 +11,7 @@ import strawberry
 
 from graphql_api.market import sessions
 from resolvers import market as market_resolvers
-from resolvers.amounts import Amounts, amounts, at_scale, plain_text_at_scale
+from resolvers.amounts import Amounts, amounts, at_scale
 from resolvers.context import Info
 from schema.compiled import Amount, Column, Kind, ObjectReads
 from schema.enums import OffSessionOrders, Weekday
@@ -72,21 +72,18 @@ class Kline:
         )
 
 
-def kline_rows(
-    symbol: str, bars: Sequence[ts.BarText], scale: Amounts, *, daily: bool
-) -> list[dict[str, Any]]:
-    """``symbol``'s bars as :meth:`Kline.from_domain` then the scalars would write them,
-    as JSON values by field name (``Kline.row_fields``); the amounts go from the
-    store's text to their scale without becoming ``Decimal``s."""
-    price, quantity = scale.price_places(symbol), scale.quantity_places(symbol)
+def kline_rows(bars: Sequence[ts.BarText], *, daily: bool) -> list[dict[str, Any]]:
+    """Bars as :meth:`Kline.from_domain` then the scalars would write them, as JSON
+    values by field name (``Kline.row_fields``): the store wrote them already, the
+    amounts at their scales (:class:`storage.timeseries.BarText`)."""
     return [
         {
             "time": bar.time,
-            "open": plain_text_at_scale(bar.open, price),
-            "high": plain_text_at_scale(bar.high, price),
-            "low": plain_text_at_scale(bar.low, price),
-            "close": plain_text_at_scale(bar.close, price),
-            "volume": plain_text_at_scale(bar.volume, quantity),
+            "open": bar.open,
+            "high": bar.high,
+            "low": bar.low,
+            "close": bar.close,
+            "volume": bar.volume,
             "tradeCount": None if daily else bar.trade_count,
         }
         for bar in bars

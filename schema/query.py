@@ -125,7 +125,7 @@ async def _klines_as_rows(
     limit: int,
 ) -> list[dict[str, Any]]:
     bars = await market.kline_texts(info, symbol, interval, start, end, limit)
-    return kline_rows(symbol.upper(), bars, amounts(info), daily=not interval.is_intraday)
+    return kline_rows(bars, daily=not interval.is_intraday)
 
 
 @strawberry.type(description="Read access to market, strategy and order data.")

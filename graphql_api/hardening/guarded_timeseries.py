@@ -22,7 +22,7 @@ from graphql_api.platform.resilience import (
     ServiceUnavailableError,
     with_timeout,
 )
-from storage.timeseries import Bar, BarText, KlineInterval, Tick, TimeSeriesStore
+from storage.timeseries import AmountPlaces, Bar, BarText, KlineInterval, Tick, TimeSeriesStore
 from storage.timeseries.base import BatchOutcome, TickBatch
 
 T = TypeVar("T")
@@ -73,8 +73,11 @@ class GuardedTimeSeriesStore:
         start: datetime | None,
         end: datetime | None,
         limit: int,
+        places: AmountPlaces,
     ) -> list[BarText]:
-        return await self._read(lambda: self.store.kline_texts(symbol, interval, start, end, limit))
+        return await self._read(
+            lambda: self.store.kline_texts(symbol, interval, start, end, limit, places)
+        )
 
     async def probe(self) -> None:
         """Readiness: refused while the store is known to be down, else one round trip."""

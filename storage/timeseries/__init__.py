@@ -6,6 +6,7 @@ picks one from configuration.
 """
 
 from storage.timeseries.base import (
+    AmountPlaces,
     Bar,
     BarText,
     KlineInterval,
@@ -14,4 +15,12 @@ from storage.timeseries.base import (
     TimeSeriesWriteError,
 )
 
-__all__ = ["Bar", "BarText", "KlineInterval", "Tick", "TimeSeriesStore", "TimeSeriesWriteError"]
+__all__ = [
+    "AmountPlaces",
+    "Bar",
+    "BarText",
+    "KlineInterval",
+    "Tick",
+    "TimeSeriesStore",
+    "TimeSeriesWriteError",
+]

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple, Protocol
 
+from storage.decimal_text import plain_text_at_scale
+
 
 class KlineInterval(enum.Enum):
     """Bar widths: intraday ones are aggregated from ticks, ``DAY_1`` is stored daily history."""
@@ -78,12 +80,20 @@ class Bar:
     trade_count: int
 
 
+class AmountPlaces(NamedTuple):
+    """The decimals a symbol's prices and quantities are written with (its tick and
+    lot sizes'); see ``storage.decimal_text.plain_text_at_scale``."""
+
+    price: int
+    quantity: int
+
+
 class BarText(NamedTuple):
-    """A :class:`Bar` of a known symbol written as text: its start time in ISO 8601
-    (``datetime.isoformat``, as the API writes times) and its amounts in plain
-    decimal notation (no exponent; the same values as the bar's, trailing zeros
-    aside). For a reader that writes bars out as text, so a 10,000-bar answer
-    decodes no numerics or timestamps on the way."""
+    """A :class:`Bar` of a known symbol written as the API writes it: its start time
+    in ISO 8601 (``datetime.isoformat``) and its amounts in plain decimal notation
+    at the symbol's :class:`AmountPlaces` (the same values as the bar's). For a
+    reader that writes bars out as text, so a 10,000-bar answer decodes no numerics
+    or timestamps on the way and formats none of them one by one."""
 
     time: str
     open: str
@@ -94,14 +104,15 @@ class BarText(NamedTuple):
     trade_count: int
 
     @classmethod
-    def of(cls, bar: Bar) -> BarText:
+    def of(cls, bar: Bar, places: AmountPlaces) -> BarText:
+        price, quantity = places
         return cls(
             bar.time.isoformat(),
-            format(bar.open, "f"),
-            format(bar.high, "f"),
-            format(bar.low, "f"),
-            format(bar.close, "f"),
-            format(bar.volume, "f"),
+            plain_text_at_scale(format(bar.open, "f"), price),
+            plain_text_at_scale(format(bar.high, "f"), price),
+            plain_text_at_scale(format(bar.low, "f"), price),
+            plain_text_at_scale(format(bar.close, "f"), price),
+            plain_text_at_scale(format(bar.volume, "f"), quantity),
             bar.trade_count,
         )
 
@@ -217,7 +228,9 @@ class TimeSeriesStore(Protocol):
         start: datetime | None,
         end: datetime | None,
         limit: int,
+        places: AmountPlaces,
     ) -> list[BarText]:
-        """:meth:`klines`, the amounts as text (the same bars, the same rules)."""
+        """:meth:`klines` written as text, the amounts at ``places`` (the same bars,
+        the same rules)."""
 
     async def close(self) -> None: ...

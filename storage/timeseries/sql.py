@@ -45,6 +45,7 @@ from sqlalchemy.sql.elements import Label
 
 from storage.models import MinuteBarRow, TickBatchKey, TickRow
 from storage.timeseries.base import (
+    AmountPlaces,
     Bar,
     BarText,
     BatchKey,
@@ -134,14 +135,24 @@ GROUP BY 1
 ORDER BY 1 {direction}
 LIMIT $2
 """
-# The same bars written as text by the database: the time as Python's isoformat
-# writes a UTC time (bars start on whole minutes), the amounts in plain notation.
+# The same bars written as text by the database, as BarText writes them: the time
+# as Python's isoformat writes a UTC time (bars start on whole minutes), the
+# amounts in plain notation at their places (_at_scale).
 _PG_AS_TEXT = """
 SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
-       open::text, high::text, low::text, close::text, volume::text, trade_count
+       {open}, {high}, {low}, {close}, {volume}, trade_count
 FROM ({bars}) AS bars
 ORDER BY bucket {direction}
 """
+
+
+def _at_scale(column: str, places: str) -> str:
+    """``plain_text_at_scale`` in SQL: trailing zeros dropped, then padded to
+    ``places`` unless more decimals are significant (``round`` then only adds zeros)."""
+    return (
+        f"CASE WHEN scale(trim_scale({column})) >= {places} THEN trim_scale({column})::text "
+        f"ELSE round({column}, {places})::text END"
+    )
 
 
 class SqlTimeSeriesStore:
@@ -273,7 +284,7 @@ class SqlTimeSeriesStore:
         lo, hi = bounds
         if self._postgres:
             rows = await self._postgres_klines(
-                symbol, interval, lo, hi, limit, newest=start is None, as_text=False
+                symbol, interval, lo, hi, limit, newest=start is None
             )
             return [Bar(symbol, *row) for row in rows]
         return await self._sqlite_klines(symbol, interval, lo, hi, limit, newest=start is None)
@@ -285,19 +296,19 @@ class SqlTimeSeriesStore:
         start: datetime | None,
         end: datetime | None,
         limit: int,
+        places: AmountPlaces,
     ) -> list[BarText]:
         """:meth:`klines` with PostgreSQL writing the amounts as text: decoding 50,000
         numerics into ``Decimal`` was about a third of a 10,000-bar read."""
         if not self._postgres:
-            return [
-                BarText.of(bar) for bar in await self.klines(symbol, interval, start, end, limit)
-            ]
+            bars = await self.klines(symbol, interval, start, end, limit)
+            return [BarText.of(bar, places) for bar in bars]
         bounds = self._bar_bounds(interval, start, end)
         if bounds is None:
             return []
         lo, hi = bounds
         rows = await self._postgres_klines(
-            symbol, interval, lo, hi, limit, newest=start is None, as_text=True
+            symbol, interval, lo, hi, limit, newest=start is None, places=places
         )
         return list(map(BarText._make, rows))
 
@@ -339,9 +350,10 @@ class SqlTimeSeriesStore:
         limit: int,
         *,
         newest: bool,
-        as_text: bool,
+        places: AmountPlaces | None = None,
     ) -> list[Any]:
-        """The bars' rows (amounts as numerics, or as text), oldest bar first."""
+        """The bars' rows, oldest bar first: as numerics, or with ``places`` as
+        :class:`BarText` writes them."""
         bounds = ""
         minute = interval is KlineInterval.MINUTE_1
         params: list[Any] = [symbol, limit]
@@ -356,8 +368,18 @@ class SqlTimeSeriesStore:
         direction = "DESC" if newest else "ASC"
         statement = _PG_MINUTE_KLINES if minute else _PG_WIDER_KLINES
         sql = statement.format(bounds=bounds, direction=direction, minutes=minutes_per(interval))
-        if as_text:
-            sql = _PG_AS_TEXT.format(bars=sql.strip(), direction=direction)
+        if places is not None:
+            params.extend(places)
+            price, quantity = f"${len(params) - 1}::int", f"${len(params)}::int"
+            sql = _PG_AS_TEXT.format(
+                bars=sql.strip(),
+                direction=direction,
+                open=_at_scale("open", price),
+                high=_at_scale("high", price),
+                low=_at_scale("low", price),
+                close=_at_scale("close", price),
+                volume=_at_scale("volume", quantity),
+            )
         async with self._engine.connect() as connection:
             # asyncpg directly: SQLAlchemy's row processing doubled the time of
             # a 10,000-bar read (the engine's pool, timeouts and breaker still apply).

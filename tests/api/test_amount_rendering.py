@@ -17,9 +17,10 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from graphql_api.services import Services
-from resolvers.amounts import at_scale, places_of, plain_text_at_scale, text_at_scale
+from resolvers.amounts import at_scale, places_of, text_at_scale
 from schema.scalars import serialize_decimal
 from storage import models
+from storage.decimal_text import plain_text_at_scale
 from tests.support.graphql import execute
 
 

@@ -16,9 +16,10 @@ from decimal import Decimal
 
 import pytest
 
+from storage.decimal_text import plain_text_at_scale
 from storage.engine import create_engine
 from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesStore, TimeSeriesWriteError
-from storage.timeseries.base import BatchKey, BatchOutcome, TickBatch
+from storage.timeseries.base import AmountPlaces, BatchKey, BatchOutcome, TickBatch
 from storage.timeseries.sql import SqlTimeSeriesStore
 from tests.conftest import sql_database
 
@@ -205,20 +206,26 @@ async def test_kline_texts_are_the_same_bars_written_as_text(
         for interval in EXPECTED:
             for start, end, limit in ((None, None, 100), (T0 + timedelta(seconds=30), None, 2)):
                 bars = await store.klines(symbol, interval, start, end, limit)
-                texts = await store.kline_texts(symbol, interval, start, end, limit)
-                # then the same bars, in the same order, the times as the API writes them
-                assert [(t.time, t.trade_count) for t in texts] == [
-                    (b.time.isoformat(), b.trade_count) for b in bars
-                ]
-                for text, bar in zip(texts, bars, strict=True):
-                    for name in ("open", "high", "low", "close", "volume"):
-                        written: str = getattr(text, name)
-                        value: Decimal = getattr(bar, name)
-                        # plain notation (digits, at most one point, no leading zeros,
-                        # no exponent) and the same value
-                        assert PLAIN_DECIMAL.fullmatch(written), written
-                        assert Decimal(written) == value
-    assert await store.kline_texts("NOPE", KlineInterval.MINUTE_1, None, None, 10) == []
+                for places in (AmountPlaces(0, 0), AmountPlaces(2, 4), AmountPlaces(9, 12)):
+                    texts = await store.kline_texts(symbol, interval, start, end, limit, places)
+                    # then the same bars, in the same order, the times as the API writes them
+                    assert [(t.time, t.trade_count) for t in texts] == [
+                        (b.time.isoformat(), b.trade_count) for b in bars
+                    ]
+                    for text, bar in zip(texts, bars, strict=True):
+                        for name in ("open", "high", "low", "close", "volume"):
+                            written: str = getattr(text, name)
+                            value: Decimal = getattr(bar, name)
+                            # plain notation (digits, at most one point, no leading
+                            # zeros, no exponent), the same value, at the API's scale
+                            assert PLAIN_DECIMAL.fullmatch(written), written
+                            assert Decimal(written) == value
+                            place = places.quantity if name == "volume" else places.price
+                            assert written == plain_text_at_scale(format(value, "f"), place)
+    nothing = await store.kline_texts(
+        "NOPE", KlineInterval.MINUTE_1, None, None, 10, AmountPlaces(2, 2)
+    )
+    assert nothing == []
 
 
 async def test_a_failed_batch_writes_nothing(store: TimeSeriesStore) -> None:

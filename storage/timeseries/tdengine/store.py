@@ -34,6 +34,7 @@ from typing import Any
 import structlog
 
 from storage.timeseries.base import (
+    AmountPlaces,
     Bar,
     BarText,
     BatchOutcome,
@@ -592,10 +593,12 @@ class TDengineTimeSeriesStore:
         start: datetime | None,
         end: datetime | None,
         limit: int,
+        places: AmountPlaces,
     ) -> list[BarText]:
         """:meth:`klines`, the amounts written by Python (the REST and native clients
         hand over decoded values either way)."""
-        return [BarText.of(bar) for bar in await self.klines(symbol, interval, start, end, limit)]
+        bars = await self.klines(symbol, interval, start, end, limit)
+        return [BarText.of(bar, places) for bar in bars]
 
     async def minute_bars(
         self, symbol: str, start: datetime | None, end: datetime | None, limit: int

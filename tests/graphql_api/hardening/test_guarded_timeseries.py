@@ -14,7 +14,7 @@ import pytest
 
 from graphql_api.hardening.guarded_timeseries import GuardedTimeSeriesStore
 from graphql_api.platform.resilience import BreakerState, CircuitBreaker, ServiceUnavailableError
-from storage.timeseries import Bar, BarText, KlineInterval, Tick
+from storage.timeseries import AmountPlaces, Bar, BarText, KlineInterval, Tick
 from storage.timeseries.base import BatchOutcome, TickBatch
 
 
@@ -58,6 +58,7 @@ class FlakyStore:
         start: datetime | None,
         end: datetime | None,
         limit: int,
+        places: AmountPlaces,
     ) -> list[BarText]:
         return []
 
