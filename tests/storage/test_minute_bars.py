@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from storage.engine import create_engine
-from storage.timeseries import Bar, KlineInterval, Tick
+from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesWriteError
 from storage.timeseries.base import TickBatch
 from storage.timeseries.buckets import floor_to_interval
 from storage.timeseries.sql import SqlTimeSeriesStore
@@ -198,3 +199,39 @@ async def test_writers_racing_for_the_same_minutes_lose_no_tick(
     (first, second) = await postgres_store.klines(symbol, KlineInterval.MINUTE_1, None, None, 5)
     assert (first.trade_count, second.trade_count) == (3 * 8 * 20, 3 * 8 * 20)
     assert first.volume == Decimal("48.0")
+
+
+async def test_a_write_whose_bars_fail_leaves_no_tick(database_url: str) -> None:
+    # given a database that refuses every minute bar
+    engine = create_engine(database_url)
+    store = SqlTimeSeriesStore(engine)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(
+                    text(
+                        "CREATE FUNCTION refuse_bars() RETURNS trigger LANGUAGE plpgsql "
+                        "AS $$ BEGIN RAISE EXCEPTION 'no bars'; END $$"
+                    )
+                )
+                trigger = "FOR EACH ROW EXECUTE FUNCTION refuse_bars()"
+            else:
+                trigger = "BEGIN SELECT RAISE(ABORT, 'no bars'); END"
+            await connection.execute(
+                text(f"CREATE TRIGGER refuse BEFORE INSERT ON minute_bars {trigger}")
+            )
+        ticks = [
+            Tick(
+                "ATOMIC", T0 + timedelta(seconds=s), Decimal(1), Decimal(1), Decimal(1), Decimal(1)
+            )
+            for s in range(3)
+        ]
+        # when ticks are written, alone and as a batch of the ingest path
+        with pytest.raises(TimeSeriesWriteError):
+            await store.write_ticks(ticks)
+        with pytest.raises(TimeSeriesWriteError):
+            await store.write_batches([TickBatch(ticks)])
+        # then neither write left a tick
+        assert await store.ticks("ATOMIC", None, None, 10) == []
+    finally:
+        await engine.dispose()
