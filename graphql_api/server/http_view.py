@@ -37,6 +37,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -108,6 +109,17 @@ SUBSCRIPTION_NEEDS_A_STREAM = (
 
 
 class GraphQLOverHTTP(GraphQL[ContextT, RootValueT]):
+    def encode_json(self, data: object) -> str:
+        # orjson: a 10,000-bar klines answer (1.4 MB) took ~20 ms to encode with
+        # the standard library, about a fifth of the request. Its output is the
+        # same JSON, written compactly and in UTF-8 (non-ASCII text is not
+        # escaped). What it refuses (an integer past 64 bits, a key that is not a
+        # string) goes to the standard encoder, as before.
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            return json.dumps(data, separators=(",", ":"))
+
     def parse_json(self, data: str | bytes) -> Any:
         # Strawberry assumes an object (or a batch list) and fails with a 500 on
         # `true`, `1` or `"x"`; the same check suits the GET `variables`/`extensions`.
