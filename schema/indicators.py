@@ -3,8 +3,10 @@ query's resolver, which ``schema.query.Query`` declares as a field."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, ClassVar
 
 import strawberry
 
@@ -92,6 +94,13 @@ class KlineSeries:
     volumes: list[Decimal] = strawberry.field(description="Traded quantities.")
     indicators: KlineIndicators = strawberry.field(description="Indicators over these bars.")
 
+    # What the compiled read path writes for ``klineSeries`` (``kline_columns``). Not
+    # ``indicators``: they are computed in Python from the bars' floats, so a selection
+    # with them takes the standard path.
+    column_fields: ClassVar[frozenset[str]] = frozenset(
+        {"symbol", "interval", "times", "opens", "highs", "lows", "closes", "volumes"}
+    )
+
     @classmethod
     def from_bars(
         cls, symbol: str, interval: ts.KlineInterval, bars: list[ts.Bar], scale: Amounts
@@ -118,6 +127,24 @@ class KlineSeries:
                 lows=resolvers.floats(lows),
             ),
         )
+
+
+def kline_columns(
+    symbol: str, interval: ts.KlineInterval, bars: Sequence[ts.BarText]
+) -> dict[str, Any]:
+    """Bars as :meth:`KlineSeries.from_bars` then the scalars would write them, as
+    JSON values by field name (``KlineSeries.column_fields``): the store wrote the
+    amounts at their scales and the times in ISO form (:class:`storage.timeseries.BarText`)."""
+    return {
+        "symbol": symbol,
+        "interval": interval.name,
+        "times": [bar.time for bar in bars],
+        "opens": [bar.open for bar in bars],
+        "highs": [bar.high for bar in bars],
+        "lows": [bar.low for bar in bars],
+        "closes": [bar.close for bar in bars],
+        "volumes": [bar.volume for bar in bars],
+    }
 
 
 async def kline_series(

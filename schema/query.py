@@ -44,7 +44,7 @@ from schema.enums import (
     StrategyKind,
     WebhookDeliveryStatus,
 )
-from schema.indicators import KlineSeries
+from schema.indicators import KlineSeries, kline_columns
 from schema.instruments import SymbolAuditEntry
 from schema.market import Kline, Symbol, Tick, kline_rows, symbol_or_none
 from schema.orders import Order, order_or_none
@@ -128,6 +128,27 @@ async def _klines_as_rows(
     return kline_rows(bars, daily=not interval.is_intraday)
 
 
+def _kline_columns(info: Info, arguments: Mapping[str, Any]) -> Any:
+    """``klineSeries`` as one object of JSON values: the resolver's checks now, its
+    bars later."""
+    interval = ts.KlineInterval(KlineInterval(arguments["interval"]).value)
+    start, end, limit = arguments.get("from"), arguments.get("to"), arguments["limit"]
+    market.check_series_arguments(info, start, end, limit)
+    return _klines_as_columns(info, arguments["symbol"].upper(), interval, start, end, limit)
+
+
+async def _klines_as_columns(
+    info: Info,
+    symbol: str,
+    interval: ts.KlineInterval,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> dict[str, Any]:
+    bars = await market.kline_texts(info, symbol, interval, start, end, limit)
+    return kline_columns(symbol, interval, bars)
+
+
 @strawberry.type(description="Read access to market, strategy and order data.")
 class Query:
     # Root fields the compiled read path answers (docs/compiled_reads.md), with the
@@ -190,6 +211,11 @@ class Query:
             arguments=frozenset({"symbol", "interval", "from", "to", "limit"}),
             fields=Kline.row_fields,
             rows=_kline_rows,
+        ),
+        "klineSeries": compiled.RootObject(
+            arguments=frozenset({"symbol", "interval", "from", "to", "limit"}),
+            fields=KlineSeries.column_fields,
+            value=_kline_columns,
         ),
     }
 

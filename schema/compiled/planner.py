@@ -44,6 +44,7 @@ from schema.compiled.declarations import (
     RootByKey,
     RootCaller,
     RootConnection,
+    RootObject,
     RootRows,
     SameRow,
     ToMany,
@@ -271,10 +272,11 @@ class Planner:
         )
 
     def rows(
-        self, root: RootRows, field_def: GraphQLField, details: list[FieldDetails]
+        self, root: RootRows | RootObject, field_def: GraphQLField, details: list[FieldDetails]
     ) -> RowsPlan:
         """Which of the rows' fields go under which keys: plain fields of the item type
-        that ``root`` declares, or ``__typename``."""
+        (the object's own type for a :class:`RootObject`) that ``root`` declares, or
+        ``__typename``."""
         item_type = _object_type(field_def)
         keys: list[tuple[str, str | None]] = []
         for key, field_details in self._fields(item_type, details):

@@ -18,7 +18,8 @@ them). Values are bound per request.
 After the statement, fields computed in Python (:class:`Computed`) run as one
 batch per field over every row that holds one. A :class:`RootRows` field runs
 no statement: its declared ``rows`` function reads and serialises, and the
-selection is projected onto its rows.
+selection is projected onto its rows; a :class:`RootObject` field likewise, onto
+its one object.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from schema.compiled.declarations import (
     RootByKey,
     RootCaller,
     RootConnection,
+    RootObject,
     RootRead,
     RootRows,
 )
@@ -119,7 +121,7 @@ class CompiledReads:
             return None
         if not _allowed(field_def, context):
             return None
-        if isinstance(root, RootRows):
+        if isinstance(root, (RootRows, RootObject)):
             return self._start_rows(selection, dialect, context, root, field_def, details)
         try:
             arguments = get_argument_values(field_def, node, selection.variable_values)
@@ -166,7 +168,7 @@ class CompiledReads:
         selection: Selection,
         dialect: Dialect,
         context: Context,
-        root: RootRows,
+        root: RootRows | RootObject,
         field_def: GraphQLField,
         details: list[FieldDetails],
     ) -> Awaitable[Any] | None:
@@ -177,6 +179,8 @@ class CompiledReads:
             arguments = get_argument_values(field_def, details[0].node, selection.variable_values)
             if undeclared(arguments, root.arguments):
                 return None
+            if isinstance(root, RootObject):
+                return self._run_object(plan, root.value(_ContextOnly(context), arguments))
             rows = root.rows(_ContextOnly(context), arguments)
         except Exception:  # the resolver would refuse these arguments: let it say so
             return None
@@ -188,6 +192,13 @@ class CompiledReads:
         found = await rows
         self.answered += 1
         return plan.project(found)
+
+    async def _run_object(
+        self, plan: RowsPlan, value: Awaitable[Mapping[str, Any]]
+    ) -> Mapping[str, Any]:
+        found = await value
+        self.answered += 1
+        return plan.project([found])[0]
 
     def _sql_plan(
         self,
@@ -246,7 +257,7 @@ class CompiledReads:
         planner = Planner(selection, dialect)
         try:
             plan: Plan | None
-            if isinstance(root, RootRows):
+            if isinstance(root, (RootRows, RootObject)):
                 plan = planner.rows(root, field_def, details)
             elif isinstance(root, RootConnection):
                 conditions_key, has_after = shape

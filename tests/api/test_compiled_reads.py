@@ -356,6 +356,7 @@ MIXED = """
 query Mixed($id: ID!) { exchanges order(id: $id) { id symbol { code } } me { username } }
 """
 KLINE_FIELDS = ["time", "open", "high", "low", "close", "volume", "tradeCount"]
+SERIES_FIELDS = ["symbol", "interval", "times", "opens", "highs", "lows", "closes", "volumes"]
 TRADE_FIELDS = [
     "id",
     "orderId",
@@ -666,6 +667,73 @@ async def test_klines_answer_the_same_bytes(paths: Paths) -> None:
     assert paths.plans.answered == before
 
 
+KLINE_SERIES = """
+query KlineSeries($symbol: String!, $interval: KlineInterval!, $from: DateTime, $to: DateTime,
+                  $limit: Int = 500) {
+  klineSeries(symbol: $symbol, interval: $interval, from: $from, to: $to, limit: $limit) {
+    symbol interval times opens highs lows closes volumes
+  }
+}
+"""
+KLINE_SERIES_SHAPES = """
+query KlineSeriesShapes($yes: Boolean!) {
+  a: klineSeries(symbol: "btcusdt", interval: MINUTE_5, limit: 7) {
+    __typename c: closes ... on KlineSeries { times } closes volumes @include(if: $yes) ...Columns
+  }
+  klineSeries(symbol: "600519.SH", interval: HOUR_1) { interval opens symbol }
+  none: klineSeries(symbol: "nope", interval: MINUTE_1) { times symbol interval }
+}
+fragment Columns on KlineSeries { highs lows times }
+"""
+
+
+async def test_kline_series_answers_the_same_bytes(paths: Paths) -> None:
+    # given three hours of ticks of two symbols
+    before = paths.plans.answered
+    # when / then
+    body = await paths.same("viewer", KLINE_SERIES, {"symbol": "600519.sh", "interval": "MINUTE_1"})
+    assert len(body["data"]["klineSeries"]["times"]) > 100
+    documents: tuple[dict[str, object], ...] = (
+        {"symbol": "btcusdt", "interval": "MINUTE_15"},
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 3},
+        {"symbol": "600519.SH", "interval": "MINUTE_5", "from": "2026-03-02T02:00:00Z"},
+        {
+            "symbol": "600519.SH",
+            "interval": "MINUTE_1",
+            "from": "2026-03-02T01:40:00Z",
+            "to": "2026-03-02T02:10:00.5+00:00",
+            "limit": 10,
+        },
+        {"symbol": "600519.SH", "interval": "DAY_1"},
+    )
+    for variables in documents:
+        await paths.same("alice", KLINE_SERIES, variables)
+    for yes in (True, False):
+        await paths.same("alice", KLINE_SERIES_SHAPES, {"yes": yes})
+    assert paths.plans.answered - before == 1 + len(documents) + 2 * 3
+    # and: what the compiled path leaves to the standard path (errors, indicators)
+    before = paths.plans.answered
+    refused: tuple[dict[str, object], ...] = (
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 0},
+        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 10**9},
+        {
+            "symbol": "BTCUSDT",
+            "interval": "MINUTE_1",
+            "from": "2026-03-02T03:00:00Z",
+            "to": "2026-03-02T02:00:00Z",
+        },
+    )
+    for variables in refused:
+        await paths.same("alice", KLINE_SERIES, variables)
+    indicators = (
+        'query { klineSeries(symbol: "BTCUSDT", interval: MINUTE_1, limit: 40) '
+        "{ closes indicators { sma(period: 5) rsi } } }"
+    )
+    body = await paths.same("alice", indicators)
+    assert len(body["data"]["klineSeries"]["indicators"]["sma"]) == 40
+    assert paths.plans.answered == before
+
+
 # -- generated documents ------------------------------------------------------------------
 
 
@@ -758,7 +826,19 @@ def _documents(draw: st.DrawFn, order_ids: list[int]) -> _Doc:
     roots: list[str] = []
     variables: dict[str, Any] = {"yes": draw(st.booleans()), "no": draw(st.booleans())}
     for index in range(draw(st.integers(1, 2))):
-        root = draw(st.sampled_from(["orders"] * 4 + ["order"] * 2 + ["other", "me", "klines"]))
+        root = draw(
+            st.sampled_from(["orders"] * 4 + ["order"] * 2 + ["other", "me", "klines", "series"])
+        )
+        if root == "series":
+            symbol_code = draw(st.sampled_from(["600519.SH", "btcusdt", "NOPE"]))
+            interval = draw(st.sampled_from(["MINUTE_1", "MINUTE_15", "DAY_1"]))
+            limit = draw(st.sampled_from([1, 50, 500]))
+            columns = _selection(draw, SERIES_FIELDS, {}, 16)
+            roots.append(
+                f's{index}: klineSeries(symbol: "{symbol_code}", interval: {interval}, '
+                f"limit: {limit}) {{ {columns} }}"
+            )
+            continue
         if root == "klines":
             symbol_code = draw(st.sampled_from(["600519.SH", "btcusdt", "NOPE"]))
             interval = draw(st.sampled_from(["MINUTE_1", "MINUTE_5", "HOUR_1", "DAY_1"]))
@@ -836,7 +916,7 @@ async def test_generated_documents_answer_the_same_bytes(paths: Paths) -> None:
     for document in documents:
         body = await paths.same("alice", document.query, document.variables)
         if "errors" not in body:
-            answered += len(re.findall(r"\b[coxmk][01]: ", document.query))
+            answered += len(re.findall(r"\b[coxmks][01]: ", document.query))
     # and the compiled path answered every root field of the documents that validate
     # (a few exceed the overlapping-fields limit: same bytes, from the standard path)
     assert answered > len(documents) * 0.8
