@@ -32,10 +32,11 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -139,42 +140,76 @@ def _merged(statement: Any, *, postgres: bool) -> Insert:
     return merged
 
 
-def _postgres_fold() -> Insert:
-    """The minute bars of the ticks whose ids are ``:ids`` (all between ``:lo`` and
-    ``:hi``, which the primary key finds), folded by PostgreSQL and merged.
+def _postgres_fold(*, listed: bool) -> Insert:
+    """The minute bars of the ticks whose ids are ``:lo`` to ``:hi`` (which the
+    primary key finds), folded by PostgreSQL and merged; when ``listed``, only
+    those of them whose ids are in ``:ids``.
 
     The ids are the ones a writer took for its ``COPY``: other writers' ticks in
-    that range are theirs to fold. Groups are inserted in key order (lock order).
+    that range are theirs to fold, so a range with gaps (where another writer's
+    ticks may be) needs the list. Filtering by the list costs more than the rest
+    of the fold together (a semi-join of 1,000 ids), and a batch's ids are almost
+    always one unbroken run.
+
+    A minute's open and close are not found by sorting its ticks: the aggregate
+    gives its first and last time, and the (symbol, time) index the batch's ticks
+    at those times, of which the smallest (largest) id wins. Half the time of
+    ordered ``array_agg``s, on a batch of 1,000. Groups are inserted in key order
+    (lock order).
     """
     tick = TickRow.__table__.c
     epoch: ColumnElement[Any] = literal_column("TIMESTAMPTZ '1970-01-01 00:00:00+00'")
     bucket = func.date_bin(literal_column("INTERVAL '1 minute'"), tick.time, epoch)
+    mine: list[ColumnElement[bool]] = [tick.id.between(bindparam("lo"), bindparam("hi"))]
+    if listed:
+        ids = bindparam("ids", type_=ARRAY(BigInteger()))
+        mine.append(tick.id.in_(select(func.unnest(ids)).scalar_subquery()))
+    minute = (
+        select(
+            tick.symbol.label("symbol"),
+            bucket.label("bucket"),
+            func.max(tick.last).label("high"),
+            func.min(tick.last).label("low"),
+            func.sum(tick.volume).label("volume"),
+            func.count().label("trade_count"),
+            func.min(tick.time).label("first_time"),
+            func.max(tick.time).label("last_time"),
+        )
+        .where(*mine)
+        .group_by(tick.symbol, bucket)
+        .subquery("minute")
+    )
 
-    def first(column: Any, *, last: bool = False) -> Any:
-        order = (tick.time.desc(), tick.id.desc()) if last else (tick.time, tick.id)
-        return func.array_agg(aggregate_order_by(column, *order), type_=ARRAY(column.type))[1]
+    def edge(time: Any, name: str, *, last: bool) -> Any:
+        """The batch's tick at the minute's first (last) time with the smallest
+        (largest) id: found by the (symbol, time) index, not by sorting the minute."""
+        return (
+            select(tick.id, tick.last)
+            .where(tick.symbol == minute.c.symbol, tick.time == time, *mine)
+            .order_by(tick.id.desc() if last else tick.id)
+            .limit(1)
+            .lateral(name)
+        )
 
+    opening = edge(minute.c.first_time, "opening", last=False)
+    closing = edge(minute.c.last_time, "closing", last=True)
     folded = (
         select(
-            tick.symbol,
-            bucket,
-            first(tick.last),
-            func.max(tick.last),
-            func.min(tick.last),
-            first(tick.last, last=True),
-            func.sum(tick.volume),
-            func.count(),
-            func.min(tick.time),
-            first(tick.id),
-            func.max(tick.time),
-            first(tick.id, last=True),
+            minute.c.symbol,
+            minute.c.bucket,
+            opening.c.last,
+            minute.c.high,
+            minute.c.low,
+            closing.c.last,
+            minute.c.volume,
+            minute.c.trade_count,
+            minute.c.first_time,
+            opening.c.id,
+            minute.c.last_time,
+            closing.c.id,
         )
-        .where(
-            tick.id.between(bindparam("lo"), bindparam("hi")),
-            tick.id.in_(select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger()))))),
-        )
-        .group_by(tick.symbol, bucket)
-        .order_by(tick.symbol, bucket)
+        .select_from(minute.join(opening, true()).join(closing, true()))
+        .order_by(minute.c.symbol, minute.c.bucket)
     )
     columns = [column.name for column in MinuteBarRow.__table__.columns]
     return _merged(postgres_insert(MinuteBarRow).from_select(columns, folded), postgres=True)
@@ -185,7 +220,10 @@ SQLITE_UPSERT = _merged(sqlite_insert(MinuteBarRow), postgres=False)
 SQLite keeps decimals as text, so it compares and adds them with the exact
 functions of :mod:`storage.sqlite_functions`."""
 
-POSTGRES_FOLD = _postgres_fold()
+POSTGRES_FOLD = _postgres_fold(listed=False)
+"""The fold of a batch whose ids are one unbroken run, ``:lo`` to ``:hi``."""
+POSTGRES_FOLD_LISTED = _postgres_fold(listed=True)
+"""The fold of a batch whose ids, ``:ids``, have gaps between ``:lo`` and ``:hi``."""
 
 
 def fold_into_intervals(

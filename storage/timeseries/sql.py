@@ -60,6 +60,7 @@ from storage.timeseries.base import (
 from storage.timeseries.buckets import tick_range_for_bars
 from storage.timeseries.minute_bars import (
     POSTGRES_FOLD,
+    POSTGRES_FOLD_LISTED,
     SQLITE_UPSERT,
     fold_into_intervals,
     fold_minute_bars,
@@ -105,8 +106,9 @@ _PG_RESERVE_IDS = (
 )
 
 # The fold of a COPY's ticks into minute bars, for asyncpg: $1 and $2 the lowest and
-# highest id, $3 all of them.
-_PG_FOLD = postgres_statement(POSTGRES_FOLD, ["lo", "hi", "ids"])
+# highest id, and for ids with gaps $3 all of them.
+_PG_FOLD = postgres_statement(POSTGRES_FOLD, ["lo", "hi"])
+_PG_FOLD_LISTED = postgres_statement(POSTGRES_FOLD_LISTED, ["lo", "hi", "ids"])
 
 # Kline reads run on asyncpg directly, with positional parameters: $1 symbol,
 # $2 limit, for wider bars $3 how many minute bars the limit can need, then the
@@ -161,10 +163,11 @@ def _at_scale(column: str, places: str) -> str:
 class SqlTimeSeriesStore:
     """Ticks in the relational database's ``ticks`` table."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, id_block: int = _ID_BLOCK) -> None:
+        """``id_block``: how many tick ids PostgreSQL hands this store at a time."""
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
-        self._ids = TickIds() if self._postgres else None
+        self._ids = TickIds(id_block) if self._postgres else None
         self._next_key_prune = datetime.min.replace(tzinfo=UTC)
         # SQLite's text columns are read raw and decoded row by row (see _decode).
         self._tick_columns = [
@@ -537,7 +540,11 @@ async def _copy_and_fold(driver: Any, ticks: Sequence[Tick], ids: TickIds) -> No
         ],
         columns=["id", *_TICK_COLUMNS],
     )
-    await driver.execute(_PG_FOLD, numbers[0], numbers[-1], numbers)
+    lowest, highest = numbers[0], numbers[-1]
+    if highest - lowest + 1 == len(numbers):  # one unbroken run: no other writer's ticks
+        await driver.execute(_PG_FOLD, lowest, highest)
+    else:
+        await driver.execute(_PG_FOLD_LISTED, lowest, highest, numbers)
 
 
 class TickIds:

@@ -201,6 +201,39 @@ async def test_writers_racing_for_the_same_minutes_lose_no_tick(
     assert first.volume == Decimal("48.0")
 
 
+@pytest.mark.postgres
+async def test_writers_whose_ids_interleave_fold_only_their_own_ticks(
+    postgres_store: SqlTimeSeriesStore, request: pytest.FixtureRequest
+) -> None:
+    # given two stores (as of two processes) that take ids 25 at a time and write
+    # batches of 17 or 18 ticks in turn: a batch's ids then run on from what is
+    # left of its store's last block into a new one, around the other's ticks
+    engine = postgres_store._engine
+    stores = [SqlTimeSeriesStore(engine, id_block=25) for _ in range(2)]
+    symbol = "GAPS"
+    batches = [
+        [
+            Tick(
+                symbol,
+                T0 + timedelta(seconds=seconds),
+                Decimal(100 + batch * 3 + seconds % 5),
+                Decimal(100),
+                Decimal(100),
+                Decimal("0.5"),
+            )
+            for seconds in range(batch % 3, 120, 7)
+        ]
+        for batch in range(12)
+    ]
+    # when they write in turn
+    for index, ticks in enumerate(batches):
+        await stores[index % 2].write_ticks(ticks)
+    # then each minute holds each tick once, the other store's ticks in its range too
+    await assert_bars_match_ticks(postgres_store, symbol)
+    minutes = await postgres_store.klines(symbol, KlineInterval.MINUTE_1, None, None, 5)
+    assert sum(bar.trade_count for bar in minutes) == sum(len(ticks) for ticks in batches)
+
+
 async def test_a_write_whose_bars_fail_leaves_no_tick(database_url: str) -> None:
     # given a database that refuses every minute bar
     engine = create_engine(database_url)
