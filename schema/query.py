@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Awaitable, Mapping
 from typing import Any, ClassVar
 
 import strawberry
@@ -108,45 +107,38 @@ def _symbol_conditions(arguments: Mapping[str, Any]) -> list[compiled.Condition]
     return [compiled.Condition("exchange", "=", exchange.upper())] if exchange else []
 
 
-def _kline_rows(info: Info, arguments: Mapping[str, Any]) -> Any:
-    """``klines`` as rows of JSON values: the resolver's checks now, its bars later."""
+def _kline_texts(
+    info: Info, arguments: Mapping[str, Any]
+) -> tuple[str, ts.KlineInterval, Awaitable[list[ts.BarText]]]:
+    """What both kline shapes of the compiled path read: the resolvers' checks now
+    (raising as they would), the bars, written as text, when awaited."""
     interval = ts.KlineInterval(KlineInterval(arguments["interval"]).value)
     start, end, limit = arguments.get("from"), arguments.get("to"), arguments["limit"]
     market.check_series_arguments(info, start, end, limit)
-    return _klines_as_rows(info, arguments["symbol"], interval, start, end, limit)
+    symbol = arguments["symbol"].upper()
+    return symbol, interval, market.kline_texts(info, symbol, interval, start, end, limit)
 
 
-async def _klines_as_rows(
-    info: Info,
-    symbol: str,
-    interval: ts.KlineInterval,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    bars = await market.kline_texts(info, symbol, interval, start, end, limit)
-    return kline_rows(bars, daily=not interval.is_intraday)
+def _kline_rows(info: Info, arguments: Mapping[str, Any]) -> Awaitable[list[dict[str, Any]]]:
+    """``klines`` as rows of JSON values."""
+    _, interval, bars = _kline_texts(info, arguments)
+    return _as_rows(bars, daily=not interval.is_intraday)
 
 
-def _kline_columns(info: Info, arguments: Mapping[str, Any]) -> Any:
-    """``klineSeries`` as one object of JSON values: the resolver's checks now, its
-    bars later."""
-    interval = ts.KlineInterval(KlineInterval(arguments["interval"]).value)
-    start, end, limit = arguments.get("from"), arguments.get("to"), arguments["limit"]
-    market.check_series_arguments(info, start, end, limit)
-    return _klines_as_columns(info, arguments["symbol"].upper(), interval, start, end, limit)
+async def _as_rows(bars: Awaitable[list[ts.BarText]], *, daily: bool) -> list[dict[str, Any]]:
+    return kline_rows(await bars, daily=daily)
 
 
-async def _klines_as_columns(
-    info: Info,
-    symbol: str,
-    interval: ts.KlineInterval,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int,
+def _kline_columns(info: Info, arguments: Mapping[str, Any]) -> Awaitable[dict[str, Any]]:
+    """``klineSeries`` as one object of JSON values."""
+    symbol, interval, bars = _kline_texts(info, arguments)
+    return _as_columns(symbol, interval, bars)
+
+
+async def _as_columns(
+    symbol: str, interval: ts.KlineInterval, bars: Awaitable[list[ts.BarText]]
 ) -> dict[str, Any]:
-    bars = await market.kline_texts(info, symbol, interval, start, end, limit)
-    return kline_columns(symbol, interval, bars)
+    return kline_columns(symbol, interval, await bars)
 
 
 @strawberry.type(description="Read access to market, strategy and order data.")

@@ -623,48 +623,34 @@ fragment Bits on Kline { high low time }
 """
 
 
-async def test_klines_answer_the_same_bytes(paths: Paths) -> None:
-    # given three hours of ticks of two symbols
-    before = paths.plans.answered
-    # when / then
-    body = await paths.same("viewer", KLINES, {"symbol": "600519.SH", "interval": "MINUTE_1"})
-    assert len(body["data"]["klines"]) > 100
-    documents: tuple[dict[str, object], ...] = (
-        {"symbol": "btcusdt", "interval": "MINUTE_15"},
-        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 3},
-        {"symbol": "600519.SH", "interval": "MINUTE_5", "from": "2026-03-02T02:00:00Z"},
-        {"symbol": "600519.SH", "interval": "MINUTE_1", "to": "2026-03-02T10:00:00+08:00"},
-        {
-            "symbol": "600519.SH",
-            "interval": "MINUTE_1",
-            "from": "2026-03-02T01:40:00Z",
-            "to": "2026-03-02T02:10:00.5+00:00",
-            "limit": 10,
-        },
-        {"symbol": "600519.SH", "interval": "DAY_1"},
-    )
-    for variables in documents:
-        await paths.same("alice", KLINES, variables)
-    for yes in (True, False):
-        await paths.same("alice", KLINES_SHAPES, {"yes": yes})
-    assert paths.plans.answered - before == 1 + len(documents) + 2 * 3
-    # and: what the compiled path leaves to the standard path (errors), same bytes
-    before = paths.plans.answered
-    refused: tuple[dict[str, object], ...] = (
-        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 0},
-        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 10**9},
-        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "from": "2026-03-02T01:40:00"},
-        {
-            "symbol": "BTCUSDT",
-            "interval": "MINUTE_1",
-            "from": "2026-03-02T03:00:00Z",
-            "to": "2026-03-02T02:00:00Z",
-        },
-        {"symbol": "BTCUSDT", "interval": "WEEK"},
-    )
-    for variables in refused:
-        await paths.same("alice", KLINES, variables)
-    assert paths.plans.answered == before
+# Arguments both kline shapes answer on the compiled path, and ones it leaves to the
+# standard path (which reports the error).
+SERIES_ARGUMENTS: tuple[dict[str, object], ...] = (
+    {"symbol": "btcusdt", "interval": "MINUTE_15"},
+    {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 3},
+    {"symbol": "600519.SH", "interval": "MINUTE_5", "from": "2026-03-02T02:00:00Z"},
+    {"symbol": "600519.SH", "interval": "MINUTE_1", "to": "2026-03-02T10:00:00+08:00"},
+    {
+        "symbol": "600519.SH",
+        "interval": "MINUTE_1",
+        "from": "2026-03-02T01:40:00Z",
+        "to": "2026-03-02T02:10:00.5+00:00",
+        "limit": 10,
+    },
+    {"symbol": "600519.SH", "interval": "DAY_1"},
+)
+REFUSED_SERIES_ARGUMENTS: tuple[dict[str, object], ...] = (
+    {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 0},
+    {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 10**9},
+    {"symbol": "BTCUSDT", "interval": "MINUTE_1", "from": "2026-03-02T01:40:00"},
+    {
+        "symbol": "BTCUSDT",
+        "interval": "MINUTE_1",
+        "from": "2026-03-02T03:00:00Z",
+        "to": "2026-03-02T02:00:00Z",
+    },
+    {"symbol": "BTCUSDT", "interval": "WEEK"},
+)
 
 
 KLINE_SERIES = """
@@ -687,48 +673,42 @@ fragment Columns on KlineSeries { highs lows times }
 """
 
 
-async def test_kline_series_answers_the_same_bytes(paths: Paths) -> None:
+def _bars(body: dict[str, Any]) -> int:
+    data = body["data"]
+    return len(data["klines"]) if "klines" in data else len(data["klineSeries"]["times"])
+
+
+@pytest.mark.parametrize(
+    ("query", "shapes"), [(KLINES, KLINES_SHAPES), (KLINE_SERIES, KLINE_SERIES_SHAPES)]
+)
+async def test_both_kline_shapes_answer_the_same_bytes(
+    paths: Paths, query: str, shapes: str
+) -> None:
     # given three hours of ticks of two symbols
     before = paths.plans.answered
-    # when / then
-    body = await paths.same("viewer", KLINE_SERIES, {"symbol": "600519.sh", "interval": "MINUTE_1"})
-    assert len(body["data"]["klineSeries"]["times"]) > 100
-    documents: tuple[dict[str, object], ...] = (
-        {"symbol": "btcusdt", "interval": "MINUTE_15"},
-        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 3},
-        {"symbol": "600519.SH", "interval": "MINUTE_5", "from": "2026-03-02T02:00:00Z"},
-        {
-            "symbol": "600519.SH",
-            "interval": "MINUTE_1",
-            "from": "2026-03-02T01:40:00Z",
-            "to": "2026-03-02T02:10:00.5+00:00",
-            "limit": 10,
-        },
-        {"symbol": "600519.SH", "interval": "DAY_1"},
-    )
-    for variables in documents:
-        await paths.same("alice", KLINE_SERIES, variables)
+    # when / then: rows (klines) and columns (klineSeries) alike
+    body = await paths.same("viewer", query, {"symbol": "600519.sh", "interval": "MINUTE_1"})
+    assert _bars(body) > 100
+    for variables in SERIES_ARGUMENTS:
+        await paths.same("alice", query, variables)
     for yes in (True, False):
-        await paths.same("alice", KLINE_SERIES_SHAPES, {"yes": yes})
-    assert paths.plans.answered - before == 1 + len(documents) + 2 * 3
-    # and: what the compiled path leaves to the standard path (errors, indicators)
+        await paths.same("alice", shapes, {"yes": yes})
+    assert paths.plans.answered - before == 1 + len(SERIES_ARGUMENTS) + 2 * 3
+    # and: what the compiled path leaves to the standard path (errors), same bytes
     before = paths.plans.answered
-    refused: tuple[dict[str, object], ...] = (
-        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 0},
-        {"symbol": "BTCUSDT", "interval": "MINUTE_1", "limit": 10**9},
-        {
-            "symbol": "BTCUSDT",
-            "interval": "MINUTE_1",
-            "from": "2026-03-02T03:00:00Z",
-            "to": "2026-03-02T02:00:00Z",
-        },
-    )
-    for variables in refused:
-        await paths.same("alice", KLINE_SERIES, variables)
+    for variables in REFUSED_SERIES_ARGUMENTS:
+        await paths.same("alice", query, variables)
+    assert paths.plans.answered == before
+
+
+async def test_kline_series_with_indicators_takes_the_standard_path(paths: Paths) -> None:
+    # given bars whose indicators are computed in Python
+    before = paths.plans.answered
     indicators = (
         'query { klineSeries(symbol: "BTCUSDT", interval: MINUTE_1, limit: 40) '
         "{ closes indicators { sma(period: 5) rsi } } }"
     )
+    # when / then
     body = await paths.same("alice", indicators)
     assert len(body["data"]["klineSeries"]["indicators"]["sma"]) == 40
     assert paths.plans.answered == before

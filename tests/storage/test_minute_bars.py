@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import threading
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.engine import create_engine
 from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesWriteError
@@ -162,13 +163,34 @@ def test_bars_from_random_batches_are_the_bars_of_the_ticks(
 
 
 @pytest.fixture
-async def postgres_store(request: pytest.FixtureRequest) -> AsyncIterator[SqlTimeSeriesStore]:
+async def postgres_engine(request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
     async with sql_database(request, "postgresql") as url:
         engine = create_engine(url, pool_size=10)
         try:
-            yield SqlTimeSeriesStore(engine)
+            yield engine
         finally:
             await engine.dispose()
+
+
+@pytest.fixture
+def postgres_store(postgres_engine: AsyncEngine) -> SqlTimeSeriesStore:
+    return SqlTimeSeriesStore(postgres_engine)
+
+
+def ticks_at(symbol: str, seconds: Iterable[int], base: int, cycle: int, volume: str) -> list[Tick]:
+    """Ticks ``seconds`` after T0, the price ``base`` plus the second modulo ``cycle``
+    (so prices repeat and high, low, open and close differ), bid and ask 100."""
+    return [
+        Tick(
+            symbol,
+            T0 + timedelta(seconds=second),
+            Decimal(base + second % cycle),
+            Decimal(100),
+            Decimal(100),
+            Decimal(volume),
+        )
+        for second in seconds
+    ]
 
 
 @pytest.mark.postgres
@@ -178,18 +200,7 @@ async def test_writers_racing_for_the_same_minutes_lose_no_tick(
     # given eight writers, each with ticks on the same two minutes and the same times
     symbol = "RACE"
     writers = [
-        [
-            Tick(
-                symbol,
-                T0 + timedelta(seconds=seconds),
-                Decimal(100 + writer * 10 + seconds % 7),
-                Decimal(100),
-                Decimal(100),
-                Decimal("0.1"),
-            )
-            for seconds in range(0, 120, 3)
-        ]
-        for writer in range(8)
+        ticks_at(symbol, range(0, 120, 3), 100 + writer * 10, 7, "0.1") for writer in range(8)
     ]
     # when they all write at once, several times over
     for _ in range(3):
@@ -203,34 +214,22 @@ async def test_writers_racing_for_the_same_minutes_lose_no_tick(
 
 @pytest.mark.postgres
 async def test_writers_whose_ids_interleave_fold_only_their_own_ticks(
-    postgres_store: SqlTimeSeriesStore, request: pytest.FixtureRequest
+    postgres_engine: AsyncEngine,
 ) -> None:
     # given two stores (as of two processes) that take ids 25 at a time and write
     # batches of 17 or 18 ticks in turn: a batch's ids then run on from what is
     # left of its store's last block into a new one, around the other's ticks
-    engine = postgres_store._engine
-    stores = [SqlTimeSeriesStore(engine, id_block=25) for _ in range(2)]
+    stores = [SqlTimeSeriesStore(postgres_engine, id_block=25) for _ in range(2)]
     symbol = "GAPS"
     batches = [
-        [
-            Tick(
-                symbol,
-                T0 + timedelta(seconds=seconds),
-                Decimal(100 + batch * 3 + seconds % 5),
-                Decimal(100),
-                Decimal(100),
-                Decimal("0.5"),
-            )
-            for seconds in range(batch % 3, 120, 7)
-        ]
-        for batch in range(12)
+        ticks_at(symbol, range(batch % 3, 120, 7), 100 + batch * 3, 5, "0.5") for batch in range(12)
     ]
     # when they write in turn
     for index, ticks in enumerate(batches):
         await stores[index % 2].write_ticks(ticks)
     # then each minute holds each tick once, the other store's ticks in its range too
-    await assert_bars_match_ticks(postgres_store, symbol)
-    minutes = await postgres_store.klines(symbol, KlineInterval.MINUTE_1, None, None, 5)
+    await assert_bars_match_ticks(stores[0], symbol)
+    minutes = await stores[0].klines(symbol, KlineInterval.MINUTE_1, None, None, 5)
     assert sum(bar.trade_count for bar in minutes) == sum(len(ticks) for ticks in batches)
 
 
