@@ -3,13 +3,15 @@
 Every intraday interval (1m, 5m, 15m, 1h) is a whole number of minutes, so its
 bars are folds of minute bars. The SQL store writes a batch's minute bars in
 the transaction that writes its ticks, merged into the stored ones by one
-upsert: PostgreSQL folds the batch's ticks itself (:data:`POSTGRES_FOLD`), SQLite's
-are folded here (:func:`fold_minute_bars`, then :data:`SQLITE_UPSERT`). The merge is
-what aggregating all the ticks in (time, id) order would give: the open is the
-price of the smallest (time, id) either side has seen, the close the largest's,
-high and low the extremes, volume and trade count the sums. The database's row
-lock on the bar serialises two writers of the same minute, and each merges
-into what the other committed, so no order of batches loses a tick.
+upsert. PostgreSQL folds the batch's ticks itself: in the statement that
+inserts a small batch (:data:`POSTGRES_WRITE`), or after a large batch's
+``COPY`` (:data:`POSTGRES_FOLD`); SQLite's are folded here
+(:func:`fold_minute_bars`, then :data:`SQLITE_UPSERT`). The merge is what
+aggregating all the ticks in (time, id) order would give: the open is the price
+of the smallest (time, id) either side has seen, the close the largest's, high
+and low the extremes, volume and trade count the sums. The database's row lock
+on the bar serialises two writers of the same minute, and each merges into what
+the other committed, so no order of batches loses a tick.
 
 Ticks written around the store (hand-made SQL, a bulk ``COPY``) are not in the
 bars; the migration that added them folded the ticks stored before.
@@ -26,9 +28,13 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    DateTime,
     Insert,
+    Numeric,
+    String,
     bindparam,
     case,
+    cast,
     func,
     literal_column,
     select,
@@ -36,7 +42,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, array
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -215,11 +221,91 @@ def _postgres_fold(*, listed: bool) -> Insert:
     return _merged(postgres_insert(MinuteBarRow).from_select(columns, folded), postgres=True)
 
 
+# The columns a PostgreSQL write sends, one array each, and the arrays' types.
+POSTGRES_TICK_ARRAYS: tuple[tuple[str, Any], ...] = (
+    ("id", BigInteger()),
+    ("symbol", String()),
+    ("time", DateTime(timezone=True)),
+    ("last", Numeric()),
+    ("bid", Numeric()),
+    ("ask", Numeric()),
+    ("volume", Numeric()),
+)
+
+
+def _postgres_write() -> Insert:
+    """A batch of ticks, one array per column (:data:`POSTGRES_TICK_ARRAYS`),
+    inserted, and their minute bars folded from the rows just inserted and merged:
+    one statement, so one round trip, atomic without a transaction of its own.
+
+    A statement's parts do not see each other's writes, so the fold reads the
+    inserted rows as the insert returns them, not the table. Each minute's ticks
+    are sorted once, as (price, id) pairs in (time, id) order: the first pair
+    gives the open and its id, the last the close and its id. The ids are the
+    caller's, ascending in the batch's order. Groups are inserted in key order
+    (lock order).
+    """
+    names = [name for name, _ in POSTGRES_TICK_ARRAYS]
+    batch = (
+        func.unnest(*(bindparam(name, type_=ARRAY(kind)) for name, kind in POSTGRES_TICK_ARRAYS))
+        .table_valued(*names)
+        .render_derived(name="batch")
+    )
+    table = TickRow.__table__
+    written = (
+        postgres_insert(TickRow)
+        .from_select(names, select(*(batch.c[name] for name in names)))
+        .returning(table.c.id, table.c.symbol, table.c.time, table.c.last, table.c.volume)
+        .cte("written")
+    )
+    tick = written.c
+    epoch: ColumnElement[Any] = literal_column("TIMESTAMPTZ '1970-01-01 00:00:00+00'")
+    bucket = func.date_bin(literal_column("INTERVAL '1 minute'"), tick.time, epoch)
+    pairs = func.array_agg(
+        aggregate_order_by(array([tick.last, tick.id]), tick.time, tick.id),
+        type_=ARRAY(Numeric(), dimensions=2),
+    )
+    minute = (
+        select(
+            tick.symbol.label("symbol"),
+            bucket.label("bucket"),
+            pairs.label("pairs"),
+            func.max(tick.last).label("high"),
+            func.min(tick.last).label("low"),
+            func.sum(tick.volume).label("volume"),
+            func.count().label("trade_count"),
+            func.min(tick.time).label("first_time"),
+            func.max(tick.time).label("last_time"),
+        )
+        .group_by(tick.symbol, bucket)
+        .subquery("minute")
+        .c
+    )
+    last = func.array_length(minute.pairs, 1)
+    folded = select(
+        minute.symbol,
+        minute.bucket,
+        minute.pairs[1][1],
+        minute.high,
+        minute.low,
+        minute.pairs[last][1],
+        minute.volume,
+        minute.trade_count,
+        minute.first_time,
+        cast(minute.pairs[1][2], BigInteger),
+        minute.last_time,
+        cast(minute.pairs[last][2], BigInteger),
+    ).order_by(minute.symbol, minute.bucket)
+    columns = [column.name for column in MinuteBarRow.__table__.columns]
+    return _merged(postgres_insert(MinuteBarRow).from_select(columns, folded), postgres=True)
+
+
 SQLITE_UPSERT = _merged(sqlite_insert(MinuteBarRow), postgres=False)
 """Bars folded by :func:`fold_minute_bars`, merged (one parameter set per bar).
 SQLite keeps decimals as text, so it compares and adds them with the exact
 functions of :mod:`storage.sqlite_functions`."""
 
+POSTGRES_WRITE = _postgres_write()
 POSTGRES_FOLD = _postgres_fold(listed=False)
 """The fold of a batch whose ids are one unbroken run, ``:lo`` to ``:hi``."""
 POSTGRES_FOLD_LISTED = _postgres_fold(listed=True)

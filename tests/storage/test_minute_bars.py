@@ -87,11 +87,11 @@ class StoreThread:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)
 
-    async def start(self, request: pytest.FixtureRequest, kind: str) -> None:
+    async def start(self, request: pytest.FixtureRequest, kind: str, copy_from: int) -> None:
         url = await self._stack.enter_async_context(sql_database(request, kind))
         engine = create_engine(url)
         self._stack.push_async_callback(engine.dispose)
-        self.store = SqlTimeSeriesStore(engine)
+        self.store = SqlTimeSeriesStore(engine, copy_from=copy_from)
 
     def close(self) -> None:
         self.run(self._stack.aclose())
@@ -100,14 +100,23 @@ class StoreThread:
         self.loop.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+# PostgreSQL writes small batches in one statement and large ones by COPY
+# (PostgresTickWriter): "postgresql-copy" sends every batch by COPY.
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("postgresql-copy", marks=pytest.mark.postgres),
+    ]
+)
 def store_thread(request: pytest.FixtureRequest) -> Iterator[StoreThread]:
     request.getfixturevalue("sqlite_template")
-    if request.param == "postgresql":
+    kind, _, copy = request.param.partition("-")
+    if kind == "postgresql":
         request.getfixturevalue("postgres_template")
     running = StoreThread()
     try:
-        running.run(running.start(request, request.param))
+        running.run(running.start(request, kind, 1 if copy else 1_000_000))
         yield running
     finally:
         running.close()
@@ -172,9 +181,11 @@ async def postgres_engine(request: pytest.FixtureRequest) -> AsyncIterator[Async
             await engine.dispose()
 
 
-@pytest.fixture
-def postgres_store(postgres_engine: AsyncEngine) -> SqlTimeSeriesStore:
-    return SqlTimeSeriesStore(postgres_engine)
+@pytest.fixture(params=[1, 1_000_000], ids=["copy", "one-statement"])
+def postgres_store(
+    postgres_engine: AsyncEngine, request: pytest.FixtureRequest
+) -> SqlTimeSeriesStore:
+    return SqlTimeSeriesStore(postgres_engine, copy_from=request.param)
 
 
 def ticks_at(symbol: str, seconds: Iterable[int], base: int, cycle: int, volume: str) -> list[Tick]:
@@ -213,13 +224,16 @@ async def test_writers_racing_for_the_same_minutes_lose_no_tick(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("copy_from", [1, 1_000_000], ids=["copy", "one-statement"])
 async def test_writers_whose_ids_interleave_fold_only_their_own_ticks(
-    postgres_engine: AsyncEngine,
+    postgres_engine: AsyncEngine, copy_from: int
 ) -> None:
     # given two stores (as of two processes) that take ids 25 at a time and write
     # batches of 17 or 18 ticks in turn: a batch's ids then run on from what is
     # left of its store's last block into a new one, around the other's ticks
-    stores = [SqlTimeSeriesStore(postgres_engine, id_block=25) for _ in range(2)]
+    stores = [
+        SqlTimeSeriesStore(postgres_engine, id_block=25, copy_from=copy_from) for _ in range(2)
+    ]
     symbol = "GAPS"
     batches = [
         ticks_at(symbol, range(batch % 3, 120, 7), 100 + batch * 3, 5, "0.5") for batch in range(12)
@@ -233,10 +247,11 @@ async def test_writers_whose_ids_interleave_fold_only_their_own_ticks(
     assert sum(bar.trade_count for bar in minutes) == sum(len(ticks) for ticks in batches)
 
 
-async def test_a_write_whose_bars_fail_leaves_no_tick(database_url: str) -> None:
+@pytest.mark.parametrize("copy_from", [1, 1_000_000], ids=["copy", "one-statement"])
+async def test_a_write_whose_bars_fail_leaves_no_tick(database_url: str, copy_from: int) -> None:
     # given a database that refuses every minute bar
     engine = create_engine(database_url)
-    store = SqlTimeSeriesStore(engine)
+    store = SqlTimeSeriesStore(engine, copy_from=copy_from)
     try:
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
