@@ -31,6 +31,7 @@ from sqlalchemy import (
     DateTime,
     Insert,
     Numeric,
+    Select,
     String,
     bindparam,
     case,
@@ -146,6 +147,25 @@ def _merged(statement: Any, *, postgres: bool) -> Insert:
     return merged
 
 
+def _minute_summary(tick: Any, *extra: Any) -> Select[Any]:
+    """Per (symbol, minute) of ``tick``'s rows: what every fold takes (high, low,
+    volume, trade count, first and last time), grouped; ``extra`` columns go after the
+    bucket. Open and close are each fold's own."""
+    epoch: ColumnElement[Any] = literal_column("TIMESTAMPTZ '1970-01-01 00:00:00+00'")
+    bucket = func.date_bin(literal_column("INTERVAL '1 minute'"), tick.time, epoch)
+    return select(
+        tick.symbol.label("symbol"),
+        bucket.label("bucket"),
+        *extra,
+        func.max(tick.last).label("high"),
+        func.min(tick.last).label("low"),
+        func.sum(tick.volume).label("volume"),
+        func.count().label("trade_count"),
+        func.min(tick.time).label("first_time"),
+        func.max(tick.time).label("last_time"),
+    ).group_by(tick.symbol, bucket)
+
+
 def _postgres_fold(*, listed: bool) -> Insert:
     """The minute bars of the ticks whose ids are ``:lo`` to ``:hi`` (which the
     primary key finds), folded by PostgreSQL and merged; when ``listed``, only
@@ -164,27 +184,11 @@ def _postgres_fold(*, listed: bool) -> Insert:
     (lock order).
     """
     tick = TickRow.__table__.c
-    epoch: ColumnElement[Any] = literal_column("TIMESTAMPTZ '1970-01-01 00:00:00+00'")
-    bucket = func.date_bin(literal_column("INTERVAL '1 minute'"), tick.time, epoch)
     mine: list[ColumnElement[bool]] = [tick.id.between(bindparam("lo"), bindparam("hi"))]
     if listed:
         ids = bindparam("ids", type_=ARRAY(BigInteger()))
         mine.append(tick.id.in_(select(func.unnest(ids)).scalar_subquery()))
-    minute = (
-        select(
-            tick.symbol.label("symbol"),
-            bucket.label("bucket"),
-            func.max(tick.last).label("high"),
-            func.min(tick.last).label("low"),
-            func.sum(tick.volume).label("volume"),
-            func.count().label("trade_count"),
-            func.min(tick.time).label("first_time"),
-            func.max(tick.time).label("last_time"),
-        )
-        .where(*mine)
-        .group_by(tick.symbol, bucket)
-        .subquery("minute")
-    )
+    minute = _minute_summary(tick).where(*mine).subquery("minute")
 
     def edge(time: Any, name: str, *, last: bool) -> Any:
         """The batch's tick at the minute's first (last) time with the smallest
@@ -259,28 +263,11 @@ def _postgres_write() -> Insert:
         .cte("written")
     )
     tick = written.c
-    epoch: ColumnElement[Any] = literal_column("TIMESTAMPTZ '1970-01-01 00:00:00+00'")
-    bucket = func.date_bin(literal_column("INTERVAL '1 minute'"), tick.time, epoch)
     pairs = func.array_agg(
         aggregate_order_by(array([tick.last, tick.id]), tick.time, tick.id),
         type_=ARRAY(Numeric(), dimensions=2),
     )
-    minute = (
-        select(
-            tick.symbol.label("symbol"),
-            bucket.label("bucket"),
-            pairs.label("pairs"),
-            func.max(tick.last).label("high"),
-            func.min(tick.last).label("low"),
-            func.sum(tick.volume).label("volume"),
-            func.count().label("trade_count"),
-            func.min(tick.time).label("first_time"),
-            func.max(tick.time).label("last_time"),
-        )
-        .group_by(tick.symbol, bucket)
-        .subquery("minute")
-        .c
-    )
+    minute = _minute_summary(tick, pairs.label("pairs")).subquery("minute").c
     last = func.array_length(minute.pairs, 1)
     folded = select(
         minute.symbol,

@@ -22,6 +22,7 @@ import collections
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
@@ -98,11 +99,11 @@ _PG_READABLE = (
 # How far back a quote looks past unreadable newest rows before giving up.
 _FALLBACK_ROWS = 100
 
-# Ids for COPYs (TickIds), taken this many at a time.
+# Tick ids (TickIds), taken this many at a time.
 _ID_BLOCK = 10_000
 # Batches this large or larger are written by COPY (PostgresTickWriter).
 _COPY_FROM = 100
-# Ids for a COPY, in the order the sequence gave them.
+# Ids for a batch, in the order the sequence gave them.
 # (The sequence is looked up once, by the scalar subquery: looked up per row, it
 # was seven times the cost of the nextvals.)
 _PG_RESERVE_IDS = (
@@ -114,7 +115,9 @@ _PG_RESERVE_IDS = (
 # highest id, and for ids with gaps $3 all of them.
 _PG_FOLD = postgres_statement(POSTGRES_FOLD, ["lo", "hi"])
 _PG_FOLD_LISTED = postgres_statement(POSTGRES_FOLD_LISTED, ["lo", "hi", "ids"])
-_PG_WRITE = postgres_statement(POSTGRES_WRITE, [name for name, _ in POSTGRES_TICK_ARRAYS])
+# A small batch and its fold in one statement: $1 the ids, then one array per column.
+_WRITE_COLUMNS = [name for name, _ in POSTGRES_TICK_ARRAYS]
+_PG_WRITE = postgres_statement(POSTGRES_WRITE, _WRITE_COLUMNS)
 
 # Kline reads run on asyncpg directly, with positional parameters: $1 symbol,
 # $2 limit, for wider bars $3 how many minute bars the limit can need, then the
@@ -559,16 +562,8 @@ class PostgresTickWriter:
 
     async def _in_one_statement(self, driver: Any, ticks: Sequence[Tick]) -> None:
         numbers = await self._ids.take(driver, len(ticks))
-        await driver.execute(
-            _PG_WRITE,
-            numbers,
-            [tick.symbol for tick in ticks],
-            [tick.time for tick in ticks],
-            [tick.last for tick in ticks],
-            [tick.bid for tick in ticks],
-            [tick.ask for tick in ticks],
-            [tick.volume for tick in ticks],
-        )
+        columns = (list(map(attrgetter(name), ticks)) for name in _WRITE_COLUMNS[1:])
+        await driver.execute(_PG_WRITE, numbers, *columns)
 
     async def _copy_and_fold(self, driver: Any, ticks: Sequence[Tick]) -> None:
         """``COPY`` the batch with ids of our own (the minute bars need them: a minute
