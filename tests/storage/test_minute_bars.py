@@ -21,10 +21,11 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.engine import create_engine
+from storage.models import MinuteBarRow, TickRow
 from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesWriteError
 from storage.timeseries.base import TickBatch
 from storage.timeseries.buckets import floor_to_interval
@@ -74,6 +75,25 @@ async def assert_bars_match_ticks(store: SqlTimeSeriesStore, symbol: str) -> Non
                 assert found == later[:limit]
 
 
+async def assert_bar_ends_are_their_ticks(engine: AsyncEngine, symbol: str) -> None:
+    """Each minute's ``first_id``/``last_id`` name the stored ticks that gave its open
+    and close: the ids a writer folds with are the ids its rows were given."""
+    async with engine.connect() as connection:
+        ticks = {
+            row.id: (row.time, row.last)
+            for row in await connection.execute(
+                select(TickRow.id, TickRow.time, TickRow.last).where(TickRow.symbol == symbol)
+            )
+        }
+        bars = (
+            await connection.execute(select(MinuteBarRow).where(MinuteBarRow.symbol == symbol))
+        ).all()
+    assert bars
+    for bar in bars:
+        assert ticks.get(bar.first_id) == (bar.first_time, bar.open)
+        assert ticks.get(bar.last_id) == (bar.last_time, bar.close)
+
+
 class StoreThread:
     """A store on an event loop of its own: hypothesis drives a synchronous test."""
 
@@ -83,13 +103,14 @@ class StoreThread:
         self._thread.start()
         self._stack = contextlib.AsyncExitStack()
         self.store: SqlTimeSeriesStore
+        self.engine: AsyncEngine
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)
 
     async def start(self, request: pytest.FixtureRequest, kind: str, copy_from: int) -> None:
         url = await self._stack.enter_async_context(sql_database(request, kind))
-        engine = create_engine(url)
+        self.engine = engine = create_engine(url)
         self._stack.push_async_callback(engine.dispose)
         self.store = SqlTimeSeriesStore(engine, copy_from=copy_from)
 
@@ -167,6 +188,7 @@ def test_bars_from_random_batches_are_the_bars_of_the_ticks(
             else:
                 await store.write_ticks(batch)
         await assert_bars_match_ticks(store, symbol)
+        await assert_bar_ends_are_their_ticks(store_thread.engine, symbol)
 
     store_thread.run(write_and_check())
 
