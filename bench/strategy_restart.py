@@ -7,7 +7,8 @@ starts from its row, as an engine does after a restart or failover: it reads
 the bars from the store and replays every one of them into the rule. Reported:
 the whole ``start()``, the read and the replay apart, and the longest time the
 event loop ran nothing else meanwhile (another task yields in a loop and
-records its gaps), for the read and for the replay.
+records its gaps), for the read and for the replay, and the longest pass of the
+garbage collector meanwhile (a stall as long as it is the collector's, not ours).
 
     PYTHONPATH=. .venv/bin/python -m bench.strategy_restart
 
@@ -17,6 +18,7 @@ Writes bench/results/strategy_restart.json.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -75,6 +77,29 @@ class LoopWatch:
     async def stop(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+
+
+class CollectionWatch:
+    """Records the garbage collector's passes (duration, when it ended): a stall the
+    loop watch sees may be the collector walking the heap, not our code."""
+
+    def __init__(self) -> None:
+        self.passes: list[tuple[float, float]] = []
+        self._started = 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._started = now
+        else:
+            self.passes.append((now - self._started, now))
+
+    def longest(self, start: float, end: float) -> float:
+        return max((took for took, at in self.passes if start <= at <= end), default=0.0)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._note)
 
 
 class TimedRunner(StrategyRunner):
@@ -136,10 +161,12 @@ async def measure(directory: str) -> dict[str, object]:
             activity=services.activity,
         )
         watch = LoopWatch()
+        collections = CollectionWatch()
         started = time.perf_counter()
         await runner.start(datetime.now(UTC))
         ended = time.perf_counter()
         await watch.stop()
+        collections.stop()
         assert runner.replayed == BARS, runner.replayed
         return {
             "bars_replayed": runner.replayed,
@@ -155,6 +182,7 @@ async def measure(directory: str) -> dict[str, object]:
                     watch.longest(runner.replay_started, runner.replay_ended) * 1000, 1
                 ),
             },
+            "longest_garbage_collection_ms": round(collections.longest(started, ended) * 1000, 1),
         }
 
 

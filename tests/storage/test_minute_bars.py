@@ -65,7 +65,10 @@ async def assert_bars_match_ticks(store: SqlTimeSeriesStore, symbol: str) -> Non
     stored = await store.ticks(symbol, None, None, 1_000_000)
     for interval in INTRADAY:
         expected = reference_bars(stored, interval)
+        # large reads (SQLite streams and decodes them in a thread), newest and from a start
         assert await store.klines(symbol, interval, None, None, 10_000) == expected
+        if expected:
+            assert await store.klines(symbol, interval, expected[0].time, None, 10_000) == expected
         for limit in (1, 2, 3):
             assert await store.klines(symbol, interval, None, None, limit) == expected[-limit:]
             if expected:
