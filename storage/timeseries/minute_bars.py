@@ -299,58 +299,73 @@ POSTGRES_FOLD_LISTED = _postgres_fold(listed=True)
 """The fold of a batch whose ids, ``:ids``, have gaps between ``:lo`` and ``:hi``."""
 
 
-def fold_into_intervals(
-    symbol: str, minutes: Sequence[Bar], interval: KlineInterval, limit: int, *, newest: bool
-) -> list[Bar]:
-    """Minute bars in read order (newest first when ``newest``) as ``interval`` bars,
-    oldest first: the ``limit`` newest, else the ``limit`` oldest. A read needs at
-    most ``limit * minutes_per(interval)`` minute bars for that."""
-    if interval is KlineInterval.MINUTE_1:
-        bars = list(minutes[:limit])
-    else:
-        bars = _fold(symbol, minutes, interval, limit, newest=newest)
-    if newest:
-        bars.reverse()
-    return bars
+class IntervalFold:
+    """Minute bars in read order (newest first when ``newest``) folded into
+    ``interval`` bars as they come: the ``limit`` newest, else the ``limit`` oldest,
+    answered oldest first by :meth:`bars`. A read needs at most
+    ``limit * minutes_per(interval)`` minute bars for that; fed in parts, it never
+    holds more than its answer, and ``full`` says when later minutes cannot change it.
+    """
 
+    def __init__(self, symbol: str, interval: KlineInterval, limit: int, *, newest: bool) -> None:
+        self._symbol = symbol
+        self._interval = interval
+        self._limit = limit
+        self._newest = newest
+        self._folded: list[Bar] = []
+        self._current: Bar | None = None
+        self.full = False
 
-def _fold(
-    symbol: str, minutes: Sequence[Bar], interval: KlineInterval, limit: int, *, newest: bool
-) -> list[Bar]:
-    bars: list[Bar] = []
-    current: Bar | None = None
-    for minute in minutes:
-        bucket = floor_to_interval(minute.time, interval)
-        if current is not None and current.time == bucket:
-            current = Bar(
-                symbol,
+    def add(self, minutes: Iterable[Bar]) -> None:
+        if self._interval is KlineInterval.MINUTE_1:
+            for minute in minutes:
+                if self.full:
+                    return
+                self._folded.append(minute)
+                self.full = len(self._folded) == self._limit
+            return
+        newest = self._newest
+        for minute in minutes:
+            if self.full:
+                return
+            bucket = floor_to_interval(minute.time, self._interval)
+            current = self._current
+            if current is not None and current.time == bucket:
+                self._current = Bar(
+                    self._symbol,
+                    bucket,
+                    minute.open if newest else current.open,
+                    max(current.high, minute.high),
+                    min(current.low, minute.low),
+                    current.close if newest else minute.close,
+                    EXACT_SUM.add(current.volume, minute.volume),
+                    current.trade_count + minute.trade_count,
+                )
+                continue
+            if current is not None:
+                self._folded.append(current)
+                if len(self._folded) == self._limit:
+                    self._current = None
+                    self.full = True
+                    return
+            self._current = Bar(
+                self._symbol,
                 bucket,
-                minute.open if newest else current.open,
-                max(current.high, minute.high),
-                min(current.low, minute.low),
-                current.close if newest else minute.close,
-                EXACT_SUM.add(current.volume, minute.volume),
-                current.trade_count + minute.trade_count,
+                minute.open,
+                minute.high,
+                minute.low,
+                minute.close,
+                minute.volume,
+                minute.trade_count,
             )
-            continue
-        if current is not None:
-            bars.append(current)
-            if len(bars) == limit:
-                current = None
-                break
-        current = Bar(
-            symbol,
-            bucket,
-            minute.open,
-            minute.high,
-            minute.low,
-            minute.close,
-            minute.volume,
-            minute.trade_count,
-        )
-    if current is not None and len(bars) < limit:
-        bars.append(current)
-    return bars
+
+    def bars(self) -> list[Bar]:
+        bars = list(self._folded)
+        if self._current is not None:
+            bars.append(self._current)
+        if self._newest:
+            bars.reverse()
+        return bars
 
 
 def minutes_per(interval: KlineInterval) -> int:

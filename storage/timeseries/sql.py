@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from operator import attrgetter
@@ -68,7 +68,7 @@ from storage.timeseries.minute_bars import (
     POSTGRES_TICK_ARRAYS,
     POSTGRES_WRITE,
     SQLITE_UPSERT,
-    fold_into_intervals,
+    IntervalFold,
     fold_minute_bars,
     minutes_per,
     postgres_statement,
@@ -441,26 +441,28 @@ class SqlTimeSeriesStore:
         order = bar.bucket.desc() if newest else bar.bucket
         most = limit * minutes_per(interval)
         query = query.order_by(order).limit(most)
+        fold = IntervalFold(symbol, interval, limit, newest=newest)
         async with self._engine.connect() as connection:
             if most <= _LARGE_READ:
-                rows = (await connection.execute(query)).all()
-                return _decode_and_fold(symbol, rows, interval, limit, newest=newest)
+                fold.add(_decoded(symbol, (await connection.execute(query)).all()))
+                return fold.bars()
             # A strategy's restart reads up to 100,000 bars, an hourly read of 10,000
-            # bars 600,000 minutes. On the event loop, making and decoding the rows
-            # of the first held it for over half a second; so they are made in parts
-            # and decoded in a thread.
+            # bars up to 600,000 minutes. Made and decoded on the event loop, the
+            # first held it for over half a second, and the second held every minute
+            # in memory at once: so the rows come in parts, each decoded and folded
+            # in a thread, and the read stops when the answer is complete.
             result = await connection.stream(query)
-            rows = [row async for part in result.partitions(_LARGE_READ) for row in part]
-        return await asyncio.to_thread(
-            _decode_and_fold, symbol, rows, interval, limit, newest=newest
-        )
+            async for part in result.partitions(_LARGE_READ):
+                await asyncio.to_thread(fold.add, _decoded(symbol, part))
+                if fold.full:
+                    break
+            await result.close()
+        return fold.bars()
 
 
-def _decode_and_fold(
-    symbol: str, rows: Sequence[Any], interval: KlineInterval, limit: int, *, newest: bool
-) -> list[Bar]:
-    minutes = [decoded for row in rows if (decoded := _decode_bar(symbol, row)) is not None]
-    return fold_into_intervals(symbol, minutes, interval, limit, newest=newest)
+def _decoded(symbol: str, rows: Iterable[Any]) -> Iterator[Bar]:
+    """The stored minute bars of ``rows`` that decode (lazily: where it is iterated)."""
+    return (bar for row in rows if (bar := _decode_bar(symbol, row)) is not None)
 
 
 def _decode_bar(symbol: str, row: Any) -> Bar | None:

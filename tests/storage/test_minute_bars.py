@@ -307,3 +307,34 @@ async def test_a_write_whose_bars_fail_leaves_no_tick(database_url: str, copy_fr
         assert await store.ticks("ATOMIC", None, None, 10) == []
     finally:
         await engine.dispose()
+
+
+async def test_long_reads_give_the_bars_of_their_ticks_and_stop_when_complete(
+    database_url: str,
+) -> None:
+    # given 1,230 minutes of ticks, two or three a minute (SQLite folds reads of over
+    # 1,000 minute rows part by part, stopping once the answer is complete)
+    engine = create_engine(database_url)
+    store = SqlTimeSeriesStore(engine)
+    symbol = "LONG"
+    try:
+        ticks = ticks_at(symbol, range(0, 1230 * 60, 23), 100, 13, "0.25")
+        for start in range(0, len(ticks), 1000):
+            await store.write_ticks(ticks[start : start + 1000])
+        stored = await store.ticks(symbol, None, None, 1_000_000)
+        for interval, limit in [
+            (KlineInterval.MINUTE_1, 1001),  # the second part completes it
+            (KlineInterval.MINUTE_1, 1230),
+            (KlineInterval.MINUTE_15, 70),  # 1,050 rows at most: all of them
+            (KlineInterval.HOUR_1, 17),  # 1,020 rows at most, more hours than asked
+            (KlineInterval.HOUR_1, 20),
+        ]:
+            expected = reference_bars(stored, interval)
+            # when read newest first and from the start
+            newest = await store.klines(symbol, interval, None, None, limit)
+            oldest = await store.klines(symbol, interval, expected[0].time, None, limit)
+            # then each is the reference's bars at that end
+            assert newest == expected[-limit:], (interval, limit)
+            assert oldest == expected[:limit], (interval, limit)
+    finally:
+        await engine.dispose()
