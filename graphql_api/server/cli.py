@@ -207,6 +207,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     import_ticks.add_argument("file", metavar="FILE", help="CSV file, or - for standard input")
     _add_import_options(import_ticks)
+    rebuild = commands.add_parser(
+        "rebuild-bars",
+        help="rebuild the minute bars klines read from the stored ticks",
+        description=(
+            "Make the one-minute bars that klines read the fold of the stored ticks again: "
+            "after ticks were written around the server (a bulk COPY, hand-made SQL) or "
+            "deleted by hand. One symbol and one UTC day at a time, each day in its own "
+            "transaction; safe while servers write ticks. Not for TDengine, which "
+            "aggregates when it reads."
+        ),
+    )
+    rebuild.add_argument(
+        "--symbol",
+        action="append",
+        dest="symbols",
+        metavar="CODE",
+        help="a symbol (repeat for several; default: every symbol with ticks or bars)",
+    )
+    rebuild.add_argument(
+        "--from",
+        dest="start",
+        type=_moment,
+        help="YYYY-MM-DD (UTC) or an ISO 8601 time with an offset (default: the earliest)",
+    )
+    rebuild.add_argument(
+        "--to", dest="end", type=_moment, help="the same, exclusive (default: the latest)"
+    )
+    rebuild.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="report each symbol on stderr (default: only when stderr is a terminal)",
+    )
     create_user = commands.add_parser(
         "create-user",
         help="create a user with a role",
@@ -266,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "import-ticks":
         return asyncio.run(_import_ticks(args.file, args.batch_size, _show(args.progress)))
+    if args.command == "rebuild-bars":
+        if args.start is not None and args.end is not None and args.end <= args.start:
+            parser.error("--to is not after --from")
+        return asyncio.run(_rebuild_bars(args.symbols, args.start, args.end, _show(args.progress)))
     if args.command == "create-user":
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
         return asyncio.run(_create_user(args.username, password, args.role))
@@ -497,6 +533,70 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _moment(text: str) -> datetime:
+    """A date (midnight UTC) or a time that says its offset: a bare local time
+    would mean different instants on different machines."""
+    try:
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a date (YYYY-MM-DD) nor an ISO 8601 time"
+        ) from None
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no offset (add Z or +08:00)")
+    return moment.astimezone(UTC)
+
+
+async def _rebuild_bars(
+    symbols: list[str] | None, start: datetime | None, end: datetime | None, progress: bool
+) -> int:
+    from graphql_api.market.symbols import SymbolCatalog
+    from graphql_api.platform.settings import Settings
+    from graphql_api.server.database import open_database
+    from storage.timeseries.bar_rebuild import RebuildReport, rebuild_minute_bars, stored_symbols
+
+    settings = Settings()
+    if settings.tdengine_url:
+        print(
+            "error: TDengine aggregates klines when it reads them; there are no minute bars "
+            "to rebuild",
+            file=sys.stderr,
+        )
+        return 2
+
+    def report_symbol(symbol: str, report: RebuildReport) -> None:
+        print(
+            f"{symbol}: done ({report.bars} bars from {report.ticks} ticks so far)",
+            file=sys.stderr,
+        )
+
+    async with open_database(settings) as database:
+        catalog = SymbolCatalog(database.sessions)
+        await catalog.load()
+        known = await catalog.get_many(symbols or [])
+        unknown = [symbol for symbol in symbols or [] if symbol not in known]
+        if unknown:
+            print(f"error: unknown symbol {', '.join(map(repr, unknown))}", file=sys.stderr)
+            return 2
+        report = await rebuild_minute_bars(
+            database.engine,
+            symbols or await stored_symbols(database.engine),
+            start,
+            end,
+            progress=report_symbol if progress else None,
+        )
+    print(
+        f"rebuilt {report.bars} minute bars from {report.ticks} ticks: {report.symbols} "
+        f"symbol(s), {report.days} day(s); {report.bars_removed} bar(s) without ticks "
+        f"removed, {report.unreadable_ticks} unreadable tick(s) skipped"
+    )
+    return 0
 
 
 async def _import_symbols(file: str, all_or_nothing: bool, batch_size: int, progress: bool) -> int:

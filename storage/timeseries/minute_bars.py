@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ColumnElement,
     DateTime,
     Insert,
@@ -188,6 +189,13 @@ def _postgres_fold(*, listed: bool) -> Insert:
     if listed:
         ids = bindparam("ids", type_=ARRAY(BigInteger()))
         mine.append(tick.id.in_(select(func.unnest(ids)).scalar_subquery()))
+    return _postgres_fold_of(mine)
+
+
+def _postgres_fold_of(mine: Sequence[ColumnElement[bool]]) -> Insert:
+    """The minute bars of the ticks ``mine`` selects, folded and merged (see
+    :func:`_postgres_fold`)."""
+    tick = TickRow.__table__.c
     minute = _minute_summary(tick).where(*mine).subquery("minute")
 
     def edge(time: Any, name: str, *, last: bool) -> Any:
@@ -292,11 +300,31 @@ SQLITE_UPSERT = _merged(sqlite_insert(MinuteBarRow), postgres=False)
 SQLite keeps decimals as text, so it compares and adds them with the exact
 functions of :mod:`storage.sqlite_functions`."""
 
+
+def _postgres_rebuild() -> Insert:
+    """The minute bars of one symbol's readable ticks from ``:start`` to before
+    ``:end``, folded by PostgreSQL and merged, returning each bar's minute and
+    trade count."""
+    tick = TickRow.__table__.c
+    finite = "NOT IN ('NaN', 'Infinity', '-Infinity')"
+    mine = [
+        tick.symbol == bindparam("symbol"),
+        tick.time >= bindparam("start"),
+        tick.time < bindparam("end"),
+        literal_column(f"ticks.last {finite}", Boolean()),
+        literal_column(f"ticks.volume {finite}", Boolean()),
+    ]
+    bar = MinuteBarRow.__table__.c
+    return _postgres_fold_of(mine).returning(bar.bucket, bar.trade_count)
+
+
 POSTGRES_WRITE = _postgres_write()
 POSTGRES_FOLD = _postgres_fold(listed=False)
 """The fold of a batch whose ids are one unbroken run, ``:lo`` to ``:hi``."""
 POSTGRES_FOLD_LISTED = _postgres_fold(listed=True)
 """The fold of a batch whose ids, ``:ids``, have gaps between ``:lo`` and ``:hi``."""
+POSTGRES_REBUILD = _postgres_rebuild()
+"""The fold of a symbol's stored ticks in ``[:start, :end)`` (``rebuild-bars``)."""
 
 
 class IntervalFold:

@@ -193,7 +193,7 @@ class SqlTimeSeriesStore:
         self._next_key_prune = datetime.min.replace(tzinfo=UTC)
         # SQLite's text columns are read raw and decoded row by row (see _decode).
         self._tick_columns = [
-            column if self._postgres or column.name in ("id", "symbol") else _raw(column)
+            column if self._postgres or column.name in ("id", "symbol") else raw_text(column)
             for column in TickRow.__table__.columns
         ]
 
@@ -353,18 +353,15 @@ class SqlTimeSeriesStore:
         """The engine belongs to the caller; nothing of our own to release."""
 
     def _readable(self) -> ColumnElement[bool]:
-        """Rows whose time this store can decode: cheap, and checked on the index."""
-        if self._postgres:
-            return literal_column(_PG_READABLE, Boolean())
-        return _raw(TickRow.time).op("GLOB", is_comparison=True)(
-            literal(SQLITE_TIME_GLOB, String())
-        )
+        return readable_time(postgres=self._postgres)
 
     def _decode(self, row: Any) -> Tick | None:
         """The row as a tick, or None (logged) when it cannot be one."""
         try:
             time = row.time if self._postgres else parse_sqlite_time(row.time)
-            values = [_decimal(getattr(row, name)) for name in ("last", "bid", "ask", "volume")]
+            values = [
+                finite_decimal(getattr(row, name)) for name in ("last", "bid", "ask", "volume")
+            ]
         except (ValueError, TypeError, ArithmeticError) as error:
             log.warning("unreadable tick skipped", id=row.id, symbol=row.symbol, error=str(error))
             return None
@@ -431,7 +428,7 @@ class SqlTimeSeriesStore:
         Python: SQLite keeps decimals as text, where ``MAX`` would compare strings."""
         bar = MinuteBarRow.__table__.c
         columns = [bar.bucket, bar.open, bar.high, bar.low, bar.close, bar.volume]
-        query = select(*(_raw(column) for column in columns), bar.trade_count).where(
+        query = select(*(raw_text(column) for column in columns), bar.trade_count).where(
             bar.symbol == symbol
         )
         if lo is not None:
@@ -468,7 +465,7 @@ def _decoded(symbol: str, rows: Iterable[Any]) -> Iterator[Bar]:
 def _decode_bar(symbol: str, row: Any) -> Bar | None:
     """A stored minute bar, or None (logged) when SQLite's text is not one."""
     try:
-        opening, high, low, closing, volume = (_decimal(row[index]) for index in range(1, 6))
+        opening, high, low, closing, volume = (finite_decimal(row[index]) for index in range(1, 6))
         return Bar(symbol, parse_sqlite_time(row[0]), opening, high, low, closing, volume, row[6])
     except (ValueError, TypeError, ArithmeticError) as error:
         log.warning("unreadable minute bar skipped", symbol=symbol, error=str(error))
@@ -655,12 +652,21 @@ def _tick_params(tick: Tick) -> dict[str, Any]:
     }
 
 
-def _raw(column: Any) -> Label[str]:
+def readable_time(*, postgres: bool) -> ColumnElement[bool]:
+    """Tick rows whose time the store can decode: cheap, and checked on the index."""
+    if postgres:
+        return literal_column(_PG_READABLE, Boolean())
+    return raw_text(TickRow.time).op("GLOB", is_comparison=True)(
+        literal(SQLITE_TIME_GLOB, String())
+    )
+
+
+def raw_text(column: Any) -> Label[str]:
     """The column as the text SQLite holds, so a bad value fails one row, not the fetch."""
     return type_coerce(column, String()).label(column.key)
 
 
-def _decimal(value: object) -> Decimal:
+def finite_decimal(value: object) -> Decimal:
     number = value if isinstance(value, Decimal) else Decimal(str(value))
     if not number.is_finite():
         raise ValueError(f"not a finite number: {value!r}")

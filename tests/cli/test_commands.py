@@ -39,6 +39,7 @@ COMMANDS = (
     "backfill-bars",
     "import-symbols",
     "import-ticks",
+    "rebuild-bars",
     "create-user",
     "set-role",
     "remove-user",
