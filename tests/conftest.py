@@ -24,6 +24,7 @@ import httpx
 import pytest
 import uvicorn
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from graphql_api.auth import Role
@@ -238,6 +239,16 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         values["JWT_SECRET"] = TEST_JWT_SECRET
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture
+async def sql_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the fresh database, disposed of afterwards."""
+    engine = create_engine(database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,7 +12,6 @@ import pytest
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.engine import create_engine
 from storage.models import MinuteBarRow, TickRow
 from storage.timeseries import KlineInterval, Tick
 from storage.timeseries.bar_rebuild import RebuildReport, rebuild_minute_bars, rebuild_window
@@ -48,18 +46,9 @@ def ticks(start: datetime, seconds: range, base: int) -> list[Tick]:
     return made
 
 
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(database_url)
-    try:
-        yield made
-    finally:
-        await made.dispose()
-
-
-async def write_around_the_store(engine: AsyncEngine, rows: list[Tick]) -> None:
+async def write_around_the_store(sql_engine: AsyncEngine, rows: list[Tick]) -> None:
     """Hand-made SQL, as a bulk load would: ticks without their minute bars."""
-    async with engine.begin() as connection:
+    async with sql_engine.begin() as connection:
         await connection.execute(
             insert(TickRow),
             [
@@ -91,15 +80,15 @@ def test_help_says_what_it_is_for() -> None:
 
 
 async def test_ticks_written_or_deleted_around_the_store_get_their_bars_back(
-    database_url: str, engine: AsyncEngine
+    database_url: str, sql_engine: AsyncEngine
 ) -> None:
-    store = SqlTimeSeriesStore(engine)
+    store = SqlTimeSeriesStore(sql_engine)
     # given ticks through the store over two days, then more around it (in the same
     # minutes and in new ones), and some deleted by hand: one whole minute, one tick
     await store.write_ticks(ticks(DAY, range(0, 1800, 7), 10))
     await store.write_ticks(ticks(DAY + timedelta(days=1), range(0, 600, 11), 12))
-    await write_around_the_store(engine, ticks(DAY, range(3, 2400, 13), 11))
-    async with engine.begin() as connection:
+    await write_around_the_store(sql_engine, ticks(DAY, range(3, 2400, 13), 11))
+    async with sql_engine.begin() as connection:
         minute = DAY + timedelta(minutes=5)
         await connection.execute(
             delete(TickRow).where(
@@ -123,16 +112,16 @@ async def test_ticks_written_or_deleted_around_the_store_get_their_bars_back(
     assert f"rebuilt {len(expected)} minute bars from {len(stored)} ticks" in result.stdout
     assert "1 symbol(s), 2 day(s); 1 bar(s) without ticks removed" in result.stdout
     await assert_bars_match_ticks(store, SYMBOL)
-    await assert_bar_ends_are_their_ticks(engine, SYMBOL)
+    await assert_bar_ends_are_their_ticks(sql_engine, SYMBOL)
 
 
 async def test_a_range_rebuilds_its_minutes_and_leaves_the_others(
-    database_url: str, engine: AsyncEngine
+    database_url: str, sql_engine: AsyncEngine
 ) -> None:
-    store = SqlTimeSeriesStore(engine)
+    store = SqlTimeSeriesStore(sql_engine)
     # given ticks written around the store on two days
-    await write_around_the_store(engine, ticks(DAY, range(0, 600, 9), 10))
-    await write_around_the_store(engine, ticks(DAY + timedelta(days=1), range(0, 600, 9), 10))
+    await write_around_the_store(sql_engine, ticks(DAY, range(0, 600, 9), 10))
+    await write_around_the_store(sql_engine, ticks(DAY + timedelta(days=1), range(0, 600, 9), 10))
     # when only from 00:05:30 of the second day (floored to its minute) is rebuilt
     start = DAY + timedelta(days=1, minutes=5, seconds=30)
     result = quantgraph(
@@ -156,21 +145,21 @@ async def test_a_range_rebuilds_its_minutes_and_leaves_the_others(
     ],
 )
 async def test_bad_arguments_exit_2_and_change_nothing(
-    database_url: str, engine: AsyncEngine, arguments: list[str], message: str
+    database_url: str, sql_engine: AsyncEngine, arguments: list[str], message: str
 ) -> None:
     # given ticks written around the store, so a rebuild would add their bars
-    await write_around_the_store(engine, ticks(DAY, range(0, 120, 9), 10))
+    await write_around_the_store(sql_engine, ticks(DAY, range(0, 120, 9), 10))
     # when the command is given a bad argument
     result = quantgraph("rebuild-bars", *arguments, database_url=database_url)
     # then it says why, exits 2 and writes nothing
     assert result.returncode == 2
     assert message in result.stderr
-    assert await minute_bars(SqlTimeSeriesStore(engine)) == []
+    assert await minute_bars(SqlTimeSeriesStore(sql_engine)) == []
 
 
-async def test_a_rebuild_while_ticks_are_written_loses_none(engine: AsyncEngine) -> None:
-    store = SqlTimeSeriesStore(engine)
-    await write_around_the_store(engine, ticks(DAY, range(0, 3600, 5), 10))
+async def test_a_rebuild_while_ticks_are_written_loses_none(sql_engine: AsyncEngine) -> None:
+    store = SqlTimeSeriesStore(sql_engine)
+    await write_around_the_store(sql_engine, ticks(DAY, range(0, 3600, 5), 10))
     # when writers keep writing, in small batches, to the minutes being rebuilt and to
     # new ones (a new minute has no bar for the rebuild to hold back), over and over
     batches = [
@@ -185,18 +174,18 @@ async def test_a_rebuild_while_ticks_are_written_loses_none(engine: AsyncEngine)
 
     async def rebuild() -> None:
         for _ in range(8):
-            await rebuild_minute_bars(engine, [SYMBOL], None, None)
+            await rebuild_minute_bars(sql_engine, [SYMBOL], None, None)
 
     await asyncio.gather(*(write(batches[first::3]) for first in range(3)), rebuild())
     # then each bar holds every tick once, whichever finished first
     await assert_bars_match_ticks(store, SYMBOL)
-    await assert_bar_ends_are_their_ticks(engine, SYMBOL)
+    await assert_bar_ends_are_their_ticks(sql_engine, SYMBOL)
 
 
-async def test_ticks_the_store_cannot_read_are_skipped(engine: AsyncEngine) -> None:
+async def test_ticks_the_store_cannot_read_are_skipped(sql_engine: AsyncEngine) -> None:
     # given a readable tick and, in the same minute, a row whose price is not a number
-    await write_around_the_store(engine, ticks(DAY, range(1), 10))
-    async with engine.begin() as connection:
+    await write_around_the_store(sql_engine, ticks(DAY, range(1), 10))
+    async with sql_engine.begin() as connection:
         postgres = connection.dialect.name == "postgresql"
         moment = DAY + timedelta(seconds=30)
         price = "'NaN'" if postgres else "'not a number'"
@@ -208,9 +197,9 @@ async def test_ticks_the_store_cannot_read_are_skipped(engine: AsyncEngine) -> N
             {"symbol": SYMBOL, "time": moment if postgres else format_sqlite_time(moment)},
         )
     # when rebuilt
-    report = await rebuild_minute_bars(engine, [SYMBOL], None, None)
+    report = await rebuild_minute_bars(sql_engine, [SYMBOL], None, None)
     # then the bar is the readable tick's alone
-    async with engine.connect() as connection:
+    async with sql_engine.connect() as connection:
         bars = (
             await connection.execute(select(MinuteBarRow).where(MinuteBarRow.symbol == SYMBOL))
         ).all()
@@ -218,11 +207,11 @@ async def test_ticks_the_store_cannot_read_are_skipped(engine: AsyncEngine) -> N
     assert report.ticks == 1
 
 
-async def test_a_writer_waits_while_its_day_is_rebuilt(engine: AsyncEngine) -> None:
-    store = SqlTimeSeriesStore(engine)
-    await write_around_the_store(engine, ticks(DAY, range(0, 600, 9), 10))
+async def test_a_writer_waits_while_its_day_is_rebuilt(sql_engine: AsyncEngine) -> None:
+    store = SqlTimeSeriesStore(sql_engine)
+    await write_around_the_store(sql_engine, ticks(DAY, range(0, 600, 9), 10))
     # given a day being rebuilt, its transaction still open
-    async with engine.begin() as connection:
+    async with sql_engine.begin() as connection:
         await rebuild_window(connection, SYMBOL, DAY, DAY + timedelta(days=1), RebuildReport())
         # when a feed writes ticks of a minute that has no bar yet
         writer = asyncio.create_task(store.write_ticks(ticks(DAY, range(900, 960, 5), 12)))

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.engine import create_engine
 from storage.models import TickBatchKey, User
 from storage.timeseries import Tick
 from storage.timeseries.base import BatchKey, BatchOutcome, TickBatch
 from storage.timeseries.sql import BATCH_KEY_RETENTION, SqlTimeSeriesStore
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def batch(owner_id: int, batch_id: str, last: str) -> TickBatch:
@@ -33,10 +21,10 @@ def batch(owner_id: int, batch_id: str, last: str) -> TickBatch:
 
 
 async def test_keys_older_than_the_retention_are_pruned_by_later_writes(
-    engine: AsyncEngine,
+    sql_engine: AsyncEngine,
 ) -> None:
     # given: one key recorded just inside the retention, one just past it
-    async with engine.begin() as connection:
+    async with sql_engine.begin() as connection:
         owner_id = (await connection.execute(select(User.id).limit(1))).scalar_one()
         now = datetime.now(UTC)
         await connection.execute(
@@ -54,11 +42,11 @@ async def test_keys_older_than_the_retention_are_pruned_by_later_writes(
                 )
             ],
         )
-    store = SqlTimeSeriesStore(engine)
+    store = SqlTimeSeriesStore(sql_engine)
     # when: a keyed batch is written
     assert await store.write_batches([batch(owner_id, "new", "1.00")]) == [BatchOutcome.STORED]
     # then: the expired key is gone, the others stay and still guard their batches
-    async with engine.connect() as connection:
+    async with sql_engine.connect() as connection:
         names = set((await connection.execute(select(TickBatchKey.batch_id))).scalars())
     assert names == {"kept", "new"}
     outcomes = await store.write_batches(

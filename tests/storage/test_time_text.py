@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,15 +22,6 @@ from tests.conftest import sql_database
 SYMBOL = "600519.SH"
 OTHER = "BTCUSDT"
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def tick(symbol: str, time: datetime, last: str = "1500.00", volume: str = "1") -> Tick:
@@ -64,9 +54,9 @@ def test_decimal_digits_never_round() -> None:
     assert decimal_digits(Decimal("-0.000")) == (0, 0)
 
 
-async def test_ticks_of_any_year_sort_by_time_and_read_back(engine: AsyncEngine) -> None:
+async def test_ticks_of_any_year_sort_by_time_and_read_back(sql_engine: AsyncEngine) -> None:
     # given ticks far in the past and a current one, written through the store
-    store = SqlTimeSeriesStore(engine)
+    store = SqlTimeSeriesStore(sql_engine)
     first = datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC)  # datetime.min itself is refused
     times = [first, datetime(999, 6, 1, 12, tzinfo=UTC), NOW]
     await store.write_ticks([tick(SYMBOL, moment) for moment in times])
@@ -78,9 +68,9 @@ async def test_ticks_of_any_year_sort_by_time_and_read_back(engine: AsyncEngine)
     assert [t.time for t in history][-3:] == times
 
 
-async def _insert_raw(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+async def _insert_raw(sql_engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
     """Rows as hand-made SQL would store them, bypassing every check of the code."""
-    async with engine.begin() as connection:
+    async with sql_engine.begin() as connection:
         postgres = connection.dialect.name == "postgresql"
         cast = "CAST(CAST(:time AS text) AS timestamptz)" if postgres else ":time"
         number = "CAST(CAST({} AS text) AS numeric)" if postgres else "{}"
@@ -110,13 +100,13 @@ def _bad_rows(postgres: bool) -> list[dict[str, Any]]:
 
 
 async def test_an_unreadable_row_is_skipped_and_other_rows_and_symbols_still_read(
-    engine: AsyncEngine,
+    sql_engine: AsyncEngine,
 ) -> None:
     # given good ticks of two symbols, then rows no version of the code can decode
-    store = SqlTimeSeriesStore(engine)
+    store = SqlTimeSeriesStore(sql_engine)
     good = [tick(SYMBOL, NOW - timedelta(minutes=1)), tick(OTHER, NOW, "95000.00")]
     await store.write_ticks(good)
-    await _insert_raw(engine, _bad_rows(engine.dialect.name == "postgresql"))
+    await _insert_raw(sql_engine, _bad_rows(sql_engine.dialect.name == "postgresql"))
     # when reading latest ticks, history and bars
     latest = await store.latest_ticks([SYMBOL, OTHER])
     history = await store.ticks(SYMBOL, None, None, 100)
@@ -129,9 +119,9 @@ async def test_an_unreadable_row_is_skipped_and_other_rows_and_symbols_still_rea
     assert bars[-1].time == NOW - timedelta(minutes=1) and bars[-1].trade_count == 1
 
 
-async def test_bar_volumes_are_summed_without_rounding(engine: AsyncEngine) -> None:
+async def test_bar_volumes_are_summed_without_rounding(sql_engine: AsyncEngine) -> None:
     # given two ticks whose volumes add up to 29 significant digits
-    store = SqlTimeSeriesStore(engine)
+    store = SqlTimeSeriesStore(sql_engine)
     volume = "999999999999999999.9999999999"
     await store.write_ticks(
         [tick(SYMBOL, NOW, volume=volume), tick(SYMBOL, NOW + timedelta(seconds=1), volume=volume)]
@@ -142,8 +132,8 @@ async def test_bar_volumes_are_summed_without_rounding(engine: AsyncEngine) -> N
     assert [bar.volume for bar in bars] == [Decimal("1999999999999999999.9999999998")]
 
 
-async def test_extreme_kline_bounds_give_empty_results_not_errors(engine: AsyncEngine) -> None:
-    store = SqlTimeSeriesStore(engine)
+async def test_extreme_kline_bounds_give_empty_results_not_errors(sql_engine: AsyncEngine) -> None:
+    store = SqlTimeSeriesStore(sql_engine)
     last = datetime.max.replace(tzinfo=UTC)
     assert (
         await store.klines(SYMBOL, KlineInterval.HOUR_1, last - timedelta(minutes=1), None, 5) == []
@@ -165,9 +155,9 @@ async def test_migration_pads_years_written_unpadded(request: pytest.FixtureRequ
 
 
 async def _migrate_legacy_times(database_url: str) -> tuple[dict[str, Tick], list[Tick]]:
-    engine = create_engine(database_url)
+    sql_engine = create_engine(database_url)
     try:
-        async with engine.begin() as connection:
+        async with sql_engine.begin() as connection:
 
             def downgrade(sync_connection: Any) -> None:
                 config = alembic_config()
@@ -176,7 +166,7 @@ async def _migrate_legacy_times(database_url: str) -> tuple[dict[str, Tick], lis
 
             await connection.run_sync(downgrade)
         await _insert_raw(
-            engine,
+            sql_engine,
             [
                 {"symbol": SYMBOL, "time": "999-01-01T00:00:00.000000Z", "last": "1.00"},
                 {"symbol": SYMBOL, "time": "5-06-07T08:09:10.000011Z", "last": "2.00"},
@@ -184,9 +174,9 @@ async def _migrate_legacy_times(database_url: str) -> tuple[dict[str, Tick], lis
             ],
         )
         # when migrating to the latest revision
-        await upgrade_to_head(engine)
+        await upgrade_to_head(sql_engine)
         # then every time reads back, the current one is the latest, and the order is right
-        store = SqlTimeSeriesStore(engine)
+        store = SqlTimeSeriesStore(sql_engine)
         return await store.latest_ticks([SYMBOL]), await store.ticks(SYMBOL, None, None, 1000)
     finally:
-        await engine.dispose()
+        await sql_engine.dispose()
