@@ -28,6 +28,8 @@ from typing import Any, NamedTuple
 
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.types import ExecutionContext
+from strawberry.utils.await_maybe import await_maybe
 
 
 class HookKind(enum.Enum):
@@ -80,6 +82,22 @@ def stage_plan(
             (index, hook)
             for index, extension_type in enumerate(extension_types)
             if (hook := class_hook(extension_type, stage)) is not None
+        ]
+    return plan
+
+
+_RESULTS: dict[tuple[type[SchemaExtension], ...], list[int]] = {}
+
+
+def results_plan(extension_types: tuple[type[SchemaExtension], ...]) -> list[int]:
+    """The positions of the extensions whose class overrides ``get_results`` (the
+    default answers an empty dict, which adds nothing): once per schema."""
+    plan = _RESULTS.get(extension_types)
+    if plan is None:
+        plan = _RESULTS[extension_types] = [
+            index
+            for index, extension_type in enumerate(extension_types)
+            if extension_type.get_results is not SchemaExtension.get_results
         ]
     return plan
 
@@ -266,7 +284,8 @@ def _leave_sync(
 
 
 class CachedHooksRunner(SchemaExtensionsRunner):
-    """:class:`SchemaExtensionsRunner` whose stages use :func:`class_hook`."""
+    """:class:`SchemaExtensionsRunner` whose stages use :func:`class_hook`, and whose
+    extension results ask only the extensions that give any (:func:`results_plan`)."""
 
     def operation(self) -> Stage:  # type: ignore[override]
         return Stage(self.extensions, "on_operation")
@@ -279,3 +298,19 @@ class CachedHooksRunner(SchemaExtensionsRunner):
 
     def executing(self) -> Stage:  # type: ignore[override]
         return Stage(self.extensions, "on_execute")
+
+    def get_extensions_results_sync(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for index in results_plan(tuple(map(type, self.extensions))):
+            extension = self.extensions[index]
+            if inspect.iscoroutinefunction(extension.get_results):
+                raise RuntimeError("Cannot use async extension hook during sync execution")
+            data.update(extension.get_results())  # type: ignore[arg-type]
+        return data
+
+    async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for index in results_plan(tuple(map(type, self.extensions))):
+            data.update(await await_maybe(self.extensions[index].get_results()))
+        data.update(ctx.extensions_results)
+        return data

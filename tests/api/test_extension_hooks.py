@@ -102,6 +102,26 @@ class CatchesOnLeaving(SchemaExtension):
             EVENTS.append("catcher out")
 
 
+class Results(SchemaExtension):
+    def get_results(self) -> dict[str, Any]:
+        return {"first": self.execution_context.operation_name, "both": "sync"}
+
+
+class AsyncResults(SchemaExtension):
+    """After :class:`Results`: its ``both`` wins."""
+
+    async def get_results(self) -> dict[str, Any]:
+        return {"second": 2, "both": "async"}
+
+
+class NotesResults(SchemaExtension):
+    """Writes the context's results, which come after every extension's own."""
+
+    def on_execute(self) -> Iterator[None]:
+        self.execution_context.extensions_results["both"] = "noted"
+        yield
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -125,18 +145,24 @@ class CachedSchema(strawberry.Schema):
 
 
 EXTENSIONS = [CatchesOnLeaving, Generators, AsyncGenerators, Functions, FailsOnExecute]
-EXTENSIONS.append(LeavesUnusually)
+EXTENSIONS += [LeavesUnusually, Results, AsyncResults, NotesResults]
 
 
-async def run(schema_type: type[strawberry.Schema], query: str, name: str | None) -> Any:
-    schema = schema_type(query=Query, extensions=EXTENSIONS)
+async def run(
+    schema_type: type[strawberry.Schema],
+    query: str,
+    name: str | None,
+    extensions: list[type[SchemaExtension]] = EXTENSIONS,
+) -> Any:
+    schema = schema_type(query=Query, extensions=extensions)
     # A hook left open by an earlier run (an exception's traceback keeps its frame)
     # records its finally block when the collector frees it: not during this run.
     gc.collect()
     EVENTS.clear()
     try:
         result = await schema.execute(query, operation_name=name)
-        outcome: Any = (result.data, [error.message for error in result.errors or []])
+        errors = [error.message for error in result.errors or []]
+        outcome: Any = (result.data, errors, result.extensions)
     except Exception as error:
         outcome = ("raised", type(error).__name__, str(error), repr(error.__context__))
     return outcome, list(EVENTS)
@@ -176,3 +202,20 @@ def test_a_sync_stage_refuses_an_async_hook_like_strawberry() -> None:
     stage = Stage([AsyncGenerators()], "on_operation")
     with pytest.raises(RuntimeError, match="failed to complete synchronously"), stage:
         pass
+
+
+@pytest.mark.parametrize(
+    "extensions", [[Results, NotesResults], [Results, AsyncResults]], ids=["sync", "async"]
+)
+def test_a_sync_execution_gathers_results_like_strawberry(
+    extensions: list[type[SchemaExtension]],
+) -> None:
+    outcomes: list[Any] = []
+    for schema_type in (StockSchema, CachedSchema):
+        schema = schema_type(query=Query, extensions=extensions)
+        try:
+            result = schema.execute_sync("query Fine { hello }")
+            outcomes.append((result.data, result.errors, result.extensions))
+        except RuntimeError as error:
+            outcomes.append(("raised", str(error)))
+    assert outcomes[0] == outcomes[1]
