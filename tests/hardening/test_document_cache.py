@@ -14,7 +14,7 @@ import strawberry.schema.schema
 from starlette.applications import Starlette
 
 from graphql_api.hardening.persisted_queries.stores import document_hash
-from graphql_api.hardening.query_limits import document_cache
+from graphql_api.hardening.query_limits import cost, document_cache, guard
 from graphql_api.hardening.text_inputs import MESSAGE
 from graphql_api.server.websocket import documents as websocket_documents
 from storage.timeseries import Tick
@@ -147,6 +147,67 @@ async def test_cost_is_priced_per_request_from_the_cached_document(
         again = await post(trader, QUERY_ORDERS_WITH_FILLS, {"first": 10})
         assert "errors" not in again
     assert parses.count(QUERY_ORDERS_WITH_FILLS) == 1
+
+
+@pytest.fixture
+def pricings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The documents the query limits price (the text of each, counted)."""
+    priced: list[str] = []
+    original = cost.priced_operation
+
+    def counting(schema: Any, document: Any, *args: Any, **kwargs: Any) -> tuple[int, bool]:
+        priced.append(document.loc.source.body)
+        return original(schema, document, *args, **kwargs)
+
+    monkeypatch.setattr(guard, "priced_operation", counting)
+    return priced
+
+
+QUERY_FIXED_PAGE = "{ orders(first: 5) { edges { node { id fills { price } } } } }"
+# Invalid (the variable is not declared), but priced before validation refuses it: with
+# whatever page the variables give, so its cost must not be kept.
+QUERY_UNDECLARED = "{ orders(first: $n) { edges { node { id } } } }"
+MANY_NAMES = [f"Page{size}" for size in range(1, 21)]
+QUERY_MANY = " ".join(
+    f"query {name} {{ orders(first: {index}) {{ edges {{ node {{ id }} }} }} }}"
+    for index, name in enumerate(MANY_NAMES, start=1)
+)
+
+
+async def test_a_cost_no_variable_goes_into_is_priced_once_per_document(
+    sqlite_url: str, pricings: list[str]
+) -> None:
+    async with running_app(hardened_settings(sqlite_url)) as app:
+        async with http_client(app, await login_token(app)) as trader:
+            # when a document with fixed page sizes is asked for three times
+            fixed = [await post(trader, QUERY_FIXED_PAGE) for _ in range(3)]
+            # and one whose page comes from a variable, with two values
+            small = await post(trader, QUERY_UNDECLARED, {"n": 5})
+            large = await post(trader, QUERY_UNDECLARED, {"n": 500})
+            # and each operation of a document of many, twice over
+            for _ in range(2):
+                for name in MANY_NAMES:
+                    request = {"query": QUERY_MANY, "operationName": name}
+                    body = (await trader.post("/graphql", json=request)).json()
+                    assert "errors" not in body, body
+        entry = hardening_of(app).document_cache.get(*_cache_key(app, QUERY_MANY))
+    # then the fixed one is priced once and answers the same cost every time
+    assert pricings.count(QUERY_FIXED_PAGE) == 1
+    assert len({str(body["extensions"]["cost"]) for body in fixed}) == 1
+    assert fixed[0]["extensions"]["cost"]["requested"] == 5 + 5 * 20
+    # the variable one each time, with the page it was given
+    assert pricings.count(QUERY_UNDECLARED) == 2
+    assert small["extensions"]["cost"]["requested"] == 5
+    assert large["extensions"]["cost"]["requested"] == 500
+    # and a document keeps a few costs (the first names'), however many it has
+    kept = document_cache.MAX_KNOWN_COSTS
+    assert pricings.count(QUERY_MANY) == 2 * len(MANY_NAMES) - kept
+    assert entry is not None and len(entry.costs) == kept
+
+
+def _cache_key(app: Starlette, query: str) -> tuple[str, int | None]:
+    limits = hardening_of(app).query_limits
+    return document_cache.document_digest(query)[0], limits.max_tokens
 
 
 async def test_documents_over_a_limit_are_refused_from_the_cache_too(

@@ -63,14 +63,28 @@ def operation_cost(
     list_size: int = 20,
 ) -> int:
     """The cost of the operation that will run (the most expensive one if unclear)."""
+    return priced_operation(schema, document, operation_name, variables, list_size=list_size)[0]
+
+
+def priced_operation(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any],
+    *,
+    list_size: int = 20,
+) -> tuple[int, bool]:
+    """:func:`operation_cost`, and whether a variable's value went into it: when none
+    did, every request of this document and operation costs the same."""
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [op for op in operations if op.name and op.name.value == operation_name]
-    costs = [_Walker(schema, fragments, op, variables, list_size).operation() for op in operations]
-    return max(costs, default=0)
+    walkers = [_Walker(schema, fragments, op, variables, list_size) for op in operations]
+    costs = [walker.operation() for walker in walkers]
+    return max(costs, default=0), any(walker.read_variables for walker in walkers)
 
 
 class _Walker:
@@ -97,6 +111,7 @@ class _Walker:
         # type, wrapper fields, items per multiplier).
         self.unit_costs: dict[tuple[str, str, tuple[str, ...], int], int] = {}
         self.active: set[str] = set()  # fragments being priced: a spread back is a cycle
+        self.read_variables = False  # whether a page size came from a variable
 
     def operation(self) -> int:
         root = self.schema.get_root_type(self.operation_node.operation)
@@ -213,6 +228,7 @@ class _Walker:
             if isinstance(value, IntValueNode):
                 size = int(value.value)
             elif isinstance(value, VariableNode):
+                self.read_variables = True
                 variable = value.name.value
                 size = self.variables.get(variable)
                 if size is None and variable in self.defaults:

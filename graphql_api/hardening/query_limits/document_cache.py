@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
@@ -49,6 +49,11 @@ def document_digest(text: str) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
+MAX_KNOWN_COSTS = 8
+"""Costs a cached document keeps: one per operation name a client sends with it,
+so a client inventing names cannot grow it."""
+
+
 @dataclass(slots=True)
 class CachedDocument:
     """One document's parse, and what has been learned about it so far.
@@ -60,6 +65,8 @@ class CachedDocument:
     max_tokens: the token limit it was parsed under; another limit parses again.
     shape: ``(cap, shape)`` once the query limits have measured it.
     validation: ``(schema, rules, errors)`` once graphql-core has validated it.
+    costs: operation costs that no variable goes into, by (schema, operation name,
+        list size); a few at most (:data:`MAX_KNOWN_COSTS`).
     """
 
     document: DocumentNode
@@ -67,6 +74,7 @@ class CachedDocument:
     max_tokens: int | None
     shape: tuple[int, Shape] | None = None
     validation: tuple[GraphQLSchema, tuple[Any, ...], tuple[GraphQLError, ...]] | None = None
+    costs: dict[tuple[GraphQLSchema, str | None, int], int] = field(default_factory=dict)
 
     def remember_validation(
         self, schema: GraphQLSchema, rules: tuple[Any, ...], errors: Sequence[GraphQLError]

@@ -39,8 +39,9 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
-from graphql_api.hardening.query_limits.cost import operation_cost
+from graphql_api.hardening.query_limits.cost import operation_cost, priced_operation
 from graphql_api.hardening.query_limits.document_cache import (
+    MAX_KNOWN_COSTS,
     CachedDocument,
     DocumentCache,
     document_digest,
@@ -187,6 +188,7 @@ class DocumentLimits(SchemaExtension):
                 context.operation_name,
                 context.variables or {},
                 shape=self._shape(entry, document),
+                known_costs=None if entry is None else entry.costs,
             )
             if cost is not None:
                 context.extensions_results["cost"] = {
@@ -227,10 +229,12 @@ def refusals(
     variables: Mapping[str, Any] | None,
     *,
     shape: Shape | None = None,
+    known_costs: dict[tuple[GraphQLSchema, str | None, int], int] | None = None,
 ) -> tuple[list[GraphQLError], int | None]:
     """The limits ``document`` is over, and its cost (None when too deep to price,
     or not asked for: ``variables`` None). ``shape``: the document's, if already measured
-    (with ``limits.shape_cap``).
+    (with ``limits.shape_cap``). ``known_costs``: the cached document's costs that no
+    variable goes into, read and filled here.
 
     Linear in the document's size, whatever its fragments expand to.
     """
@@ -277,7 +281,14 @@ def refusals(
         )
     if variables is None:
         return errors, None
-    cost = operation_cost(schema, document, operation_name, variables, list_size=limits.list_size)
+    key = (schema, operation_name, limits.list_size)
+    cost = None if known_costs is None else known_costs.get(key)
+    if cost is None:
+        cost, read_variables = priced_operation(
+            schema, document, operation_name, variables, list_size=limits.list_size
+        )
+        if known_costs is not None and not read_variables and len(known_costs) < MAX_KNOWN_COSTS:
+            known_costs[key] = cost
     if cost > limits.max_cost:
         errors.append(
             _error(
