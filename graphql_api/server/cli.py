@@ -385,6 +385,10 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
             port=port if port is not None else settings.port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            # The app writes the access log (ACCESS_LOG: structured, with the request
+            # id, the operation and the user); uvicorn's own would be a second line per
+            # request, unstructured.
+            access_log=False,
             ws=DirectWebSocketProtocol,
             # Frames over the HTTP body limit are refused by uvicorn (close 1009).
             ws_max_size=settings.max_body_bytes,
