@@ -67,8 +67,8 @@ from graphql_api.server.demo_data import CRYPTO_SESSION, INSTRUMENTS, Instrument
 from storage.engine import create_engine
 from storage.migrate import upgrade_to_head
 from storage.timeseries import Bar, KlineInterval, Tick, TimeSeriesStore
-from storage.timeseries.buckets import floor_to_interval
 from storage.timeseries.sql import SqlTimeSeriesStore
+from tests.support.minute_bars import reference_bars
 from tests.support.servers import postgres_server
 
 RESULTS = Path(__file__).parent / "results" / "timeseries_backends.json"
@@ -160,26 +160,7 @@ def generate_ticks(workload: Workload, day_offset: int = 0, limit: int | None = 
 
 def expected_bars(ticks: Sequence[Tick], symbol: str, interval: KlineInterval) -> list[Bar]:
     """The bars every backend must return, folded in Python from the generated ticks."""
-    bars: list[Bar] = []
-    for tick in ticks:
-        if tick.symbol != symbol:
-            continue
-        bucket = floor_to_interval(tick.time, interval)
-        if bars and bars[-1].time == bucket:
-            bar = bars[-1]
-            bars[-1] = Bar(
-                symbol,
-                bucket,
-                bar.open,
-                max(bar.high, tick.last),
-                min(bar.low, tick.last),
-                tick.last,
-                bar.volume + tick.volume,
-                bar.trade_count + 1,
-            )
-        else:
-            bars.append(Bar(symbol, bucket, *(tick.last,) * 4, tick.volume, 1))
-    return bars
+    return reference_bars([tick for tick in ticks if tick.symbol == symbol], interval)
 
 
 def bars_digest(bars: Sequence[Bar]) -> str:
