@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, text, union
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -29,6 +29,9 @@ from storage.timeseries.sql import finite_decimal, raw_text, readable_time
 from storage.types import parse_sqlite_time
 
 DAY = timedelta(days=1)
+LAST_MINUTE = datetime.max.replace(second=0, microsecond=0, tzinfo=UTC)
+"""Where a rebuild stops: the minute's end (and so a window holding it) is past what
+``datetime`` can hold, so the bar of 9999-12-31 23:59 UTC is left as it is."""
 _PG_LOCK = text("LOCK TABLE minute_bars IN SHARE ROW EXCLUSIVE MODE")
 # SQLite begins a transaction at its first write: this one changes nothing.
 _SQLITE_WRITE_LOCK = text("UPDATE minute_bars SET trade_count = trade_count WHERE 0")
@@ -67,9 +70,9 @@ async def rebuild_minute_bars(
 ) -> RebuildReport:
     """Make the minute bars of ``symbols`` from ``start`` (floored to its minute) to
     before ``end`` (raised to a whole minute) the fold of their stored ticks;
-    ``None`` for either end: as far as the data goes."""
+    ``None`` for either end: as far as the data goes (up to :data:`LAST_MINUTE`)."""
     lo = None if start is None else start.replace(second=0, microsecond=0)
-    hi = None if end is None else _ceil_minute(end)
+    hi = LAST_MINUTE if end is None else min(_ceil_minute(end), LAST_MINUTE)
     postgres = engine.dialect.name == "postgresql"
     report = RebuildReport()
     for symbol in symbols:
@@ -80,7 +83,7 @@ async def rebuild_minute_bars(
         ) is not None:
             day_start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
             window_start = day_start if lo is None else max(day_start, lo)
-            window_end = day_start + DAY if hi is None else min(day_start + DAY, hi)
+            window_end = hi if day_start >= hi - DAY else min(day_start + DAY, hi)
             async with engine.begin() as connection:
                 await rebuild_window(connection, symbol, window_start, window_end, report)
             report.days += 1
@@ -94,22 +97,19 @@ async def _next_moment(
     engine: AsyncEngine,
     symbol: str,
     after: datetime | None,
-    end: datetime | None,
+    end: datetime,
     *,
     postgres: bool,
 ) -> datetime | None:
     """The earliest readable tick time or bar minute of ``symbol`` in [after, end)."""
     tick, bar = TickRow.__table__.c, MinuteBarRow.__table__.c
     first_tick = select(func.min(tick.time)).where(
-        tick.symbol == symbol, readable_time(postgres=postgres)
+        tick.symbol == symbol, tick.time < end, readable_time(postgres=postgres)
     )
-    first_bar = select(func.min(bar.bucket)).where(bar.symbol == symbol)
+    first_bar = select(func.min(bar.bucket)).where(bar.symbol == symbol, bar.bucket < end)
     if after is not None:
         first_tick = first_tick.where(tick.time >= after)
         first_bar = first_bar.where(bar.bucket >= after)
-    if end is not None:
-        first_tick = first_tick.where(tick.time < end)
-        first_bar = first_bar.where(bar.bucket < end)
     async with engine.connect() as connection:
         found = [
             await connection.scalar(first_tick),
@@ -176,4 +176,4 @@ async def _sqlite_fold(
 
 def _ceil_minute(moment: datetime) -> datetime:
     floor = moment.replace(second=0, microsecond=0)
-    return floor if floor == moment else floor + timedelta(minutes=1)
+    return floor if floor == moment or floor >= LAST_MINUTE else floor + timedelta(minutes=1)

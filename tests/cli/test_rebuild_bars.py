@@ -221,3 +221,31 @@ async def test_a_writer_waits_while_its_day_is_rebuilt(sql_engine: AsyncEngine) 
         assert not writer.done()
     await writer
     await assert_bars_match_ticks(store, SYMBOL)
+
+
+async def test_the_end_of_time_is_rebuilt_up_to_its_last_minute(
+    database_url: str, sql_engine: AsyncEngine
+) -> None:
+    # given ticks written around the store in the last minutes datetime can hold
+    store = SqlTimeSeriesStore(sql_engine)
+    last_day = datetime(9999, 12, 31, 23, 57, tzinfo=UTC)
+    await write_around_the_store(sql_engine, ticks(last_day, range(0, 179, 11), 10))
+    # when rebuilt up to a time whose minute ends past it, and then without bounds
+    bounded = quantgraph(
+        "rebuild-bars",
+        "--symbol",
+        SYMBOL,
+        "--to",
+        "9999-12-31T23:59:30Z",
+        database_url=database_url,
+    )
+    report = await rebuild_minute_bars(sql_engine, [SYMBOL], None, None)
+    # then both finish; the minutes before the last have their bars, the last is left
+    assert bounded.returncode == 0, bounded.stderr
+    assert "rebuilt 2 minute bars" in bounded.stdout
+    assert (report.bars, report.days) == (2, 1)
+    stored = await store.ticks(SYMBOL, None, None, 1_000)
+    expected = reference_bars(stored, KlineInterval.MINUTE_1)
+    minutes = await store.klines(SYMBOL, KlineInterval.MINUTE_1, last_day, None, 10)
+    assert [bar.time.minute for bar in minutes] == [57, 58]
+    assert minutes == expected[:2]
