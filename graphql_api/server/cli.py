@@ -554,7 +554,11 @@ def _moment(text: str) -> datetime:
         ) from None
     if moment.utcoffset() is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no offset (add Z or +08:00)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        message = f"{text!r} is outside the years 1 to 9999 in UTC"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 async def _rebuild_bars(

@@ -141,6 +141,8 @@ async def test_a_range_rebuilds_its_minutes_and_leaves_the_others(
         (["--symbol", "NOPE.SH"], "unknown symbol 'NOPE.SH'"),
         (["--from", "2001-03-05T00:00:00"], "has no offset"),
         (["--from", "yesterday"], "is neither a date"),
+        (["--from", "0001-01-01T00:00:00+01:00"], "outside the years 1 to 9999 in UTC"),
+        (["--to", "9999-12-31T23:59:59-01:00"], "outside the years 1 to 9999 in UTC"),
         (["--from", "2001-03-06", "--to", "2001-03-05"], "--to is not after --from"),
     ],
 )
