@@ -31,6 +31,7 @@ from graphql_api.auth import Role
 from graphql_api.platform.settings import DEFAULT_DEMO_PASSWORD, Settings
 from graphql_api.server.app import create_app
 from graphql_api.server.demo_data import seed_demo_data
+from graphql_api.server.http_protocol import CoalescingHttpToolsProtocol
 from graphql_api.server.runtime import open_services
 from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 from graphql_api.services import Services
@@ -361,7 +362,8 @@ async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Starlette]
         host="127.0.0.1",
         port=port,
         lifespan="on",
-        ws=DirectWebSocketProtocol,  # as `quantgraph serve` runs
+        http=CoalescingHttpToolsProtocol,  # as `quantgraph serve` runs
+        ws=DirectWebSocketProtocol,
         log_level="warning",
     )
     server = uvicorn.Server(config)

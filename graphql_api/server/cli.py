@@ -365,6 +365,7 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
     import uvicorn
 
     from graphql_api.platform.settings import Settings
+    from graphql_api.server.http_protocol import CoalescingHttpToolsProtocol
     from graphql_api.server.serving import run
     from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 
@@ -389,6 +390,8 @@ def _serve(host: str | None, port: int | None, workers: int) -> int:
             # id, the operation and the user); uvicorn's own would be a second line per
             # request, unstructured.
             access_log=False,
+            # A connection's writes leave once per loop turn (head and body together).
+            http=CoalescingHttpToolsProtocol,
             ws=DirectWebSocketProtocol,
             # Frames over the HTTP body limit are refused by uvicorn (close 1009).
             ws_max_size=settings.max_body_bytes,

@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from graphql_api.platform.settings import Settings
 from graphql_api.server.app import QuantgraphGraphQL, create_app
+from graphql_api.server.http_protocol import CoalescingHttpToolsProtocol
 from graphql_api.server.serving import GracefulServer
 from graphql_api.server.websocket import RealtimeOptions, RealtimeState, install, realtime_state
 from graphql_api.server.websocket.direct import DirectWebSocketProtocol
@@ -81,7 +82,13 @@ async def realtime_server(
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="on", ws=ws, log_level="warning"
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        http=CoalescingHttpToolsProtocol,  # as `quantgraph serve` runs
+        ws=ws,
+        log_level="warning",
     )
     server = GracefulServer(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))
