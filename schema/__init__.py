@@ -13,6 +13,7 @@ from graphql import GraphQLError, GraphQLInputObjectType
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionContext
 
 from graphql_api.hardening.error_codes import (
@@ -21,6 +22,7 @@ from graphql_api.hardening.error_codes import (
     OperationSelection,
     is_internal,
 )
+from graphql_api.hardening.prepared_operations import prepare_operation
 from graphql_api.hardening.query_limits.guard import ExtensionFactory
 from graphql_api.hardening.text_inputs import RefuseNulCharacters
 from schema.extension_hooks import CachedHooksRunner
@@ -37,6 +39,8 @@ log = structlog.get_logger("quantgraph.graphql")
 class QuantgraphSchema(strawberry.Schema):
     """Logs client mistakes briefly and internal errors with their traceback (once, masked);
     runs the extensions' hooks found once per class (:mod:`schema.extension_hooks`);
+    skips parsing and validation for a prepared operation
+    (:mod:`graphql_api.hardening.prepared_operations`);
     builds leaf-only input objects with a renaming worked out once (:mod:`schema.input_builders`).
     """
 
@@ -53,6 +57,20 @@ class QuantgraphSchema(strawberry.Schema):
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
     ) -> SchemaExtensionsRunner:
         return CachedHooksRunner(execution_context=execution_context, extensions=extensions)
+
+    async def _prepare_operation_async(
+        self, context: ExecutionContext, extensions_runner: SchemaExtensionsRunner
+    ) -> Any:
+        if not prepare_operation(context, extensions_runner.extensions):
+            return await super()._prepare_operation_async(context, extensions_runner)
+        # What Strawberry checks between parsing and validation.
+        try:
+            operation_type = context.operation_type
+        except RuntimeError as error:
+            raise CannotGetOperationTypeError(context.operation_name) from error
+        if operation_type not in context.allowed_operations:
+            raise InvalidOperationTypeError(operation_type)
+        return None
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import structlog
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 log = structlog.get_logger("quantgraph.graphql")
@@ -52,21 +52,33 @@ class OperationSelection(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        # What the request named, not Strawberry's public ``operation_name``: that one
-        # falls back to the first operation's name, which cannot tell "none given"
-        # from "the first one given". Strawberry keeps the request's name only in this
-        # private attribute (an init-only field); tests/hardening covers both cases.
-        provided = getattr(context, "_provided_operation_name", None)
-        if document is not None and context.pre_execution_errors is None and provided is None:
-            operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
-            if operations > 1:
-                context.pre_execution_errors = [
-                    GraphQLError(
-                        "Must provide operation name if query contains multiple operations.",
-                        extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
-                    )
-                ]
+        if (
+            document is not None
+            and context.pre_execution_errors is None
+            and lacks_operation_name(document, provided_operation_name(context))
+        ):
+            context.pre_execution_errors = [
+                GraphQLError(
+                    "Must provide operation name if query contains multiple operations.",
+                    extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
+                )
+            ]
         yield
+
+
+def provided_operation_name(context: object) -> str | None:
+    """What the request named, not Strawberry's public ``operation_name``: that one
+    falls back to the first operation's name, which cannot tell "none given" from
+    "the first one given". Strawberry keeps the request's name only in this private
+    attribute (an init-only field); tests/hardening covers both cases."""
+    return getattr(context, "_provided_operation_name", None)
+
+
+def lacks_operation_name(document: DocumentNode, provided: str | None) -> bool:
+    """Several operations, and the request named none of them."""
+    if provided is not None:
+        return False
+    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions) > 1
 
 
 def is_internal(error: GraphQLError) -> bool:

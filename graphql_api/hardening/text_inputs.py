@@ -61,9 +61,14 @@ class NulInVariables(NulInDocument):
         context.report_error(_refusal())
 
 
+def nul_rule(variables: Any) -> type[NulInDocument]:
+    """The rule a request's validation runs: :class:`NulInVariables` refuses it."""
+    return NulInVariables if holds_nul(variables) else NulInDocument
+
+
 class RefuseNulCharacters(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
-        rule = NulInVariables if holds_nul(self.execution_context.variables) else NulInDocument
+        rule = nul_rule(self.execution_context.variables)
         self.execution_context.validation_rules = (
             *self.execution_context.validation_rules,
             rule,

@@ -82,6 +82,13 @@ class CachedDocument:
         # Copies: the request that validated goes on to tag its errors in place.
         self.validation = (schema, rules, tuple(copy_error(error) for error in errors))
 
+    def known_valid(self, schema: GraphQLSchema, rules: tuple[Any, ...]) -> bool:
+        """Did validation with these rules find nothing wrong?"""
+        known = self.validation
+        if known is None or known[0] is not schema or known[2]:
+            return False
+        return known[1] is rules or known[1] == rules
+
     def validation_errors(
         self, schema: GraphQLSchema, rules: tuple[Any, ...]
     ) -> list[GraphQLError] | None:
@@ -114,6 +121,8 @@ class DocumentCache:
         self.hits = 0
         self.misses = 0
         self.evictions = 0
+        # Requests whose parsing and validation were skipped whole (prepared operations).
+        self.prepared = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -131,6 +140,17 @@ class DocumentCache:
         self._entries.move_to_end(digest)
         self.hits += 1
         return entry
+
+    def peek(self, digest: str, max_tokens: int | None) -> CachedDocument | None:
+        """The entry for ``digest`` parsed under ``max_tokens``, counted and made the most
+        recent only by :meth:`hit` (a caller that may not use it leaves no trace)."""
+        entry = self._entries.get(digest)
+        return None if entry is None or entry.max_tokens != max_tokens else entry
+
+    def hit(self, digest: str) -> None:
+        """Count a :meth:`peek` that was used as a :meth:`get` would have."""
+        self._entries.move_to_end(digest)
+        self.hits += 1
 
     def put(
         self, digest: str, size: int, document: DocumentNode, max_tokens: int | None

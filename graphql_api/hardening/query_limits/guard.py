@@ -211,6 +211,52 @@ class DocumentLimits(SchemaExtension):
             entry, schema, rules = learning
             entry.remember_validation(schema, rules, context.pre_execution_errors)
 
+    def prepare(
+        self, rules: tuple[Any, ...], admits: Callable[[DocumentNode], bool] = lambda _: True
+    ) -> bool:
+        """Do what this extension's parsing and validation hooks would, for a document
+        they already know is valid: the cached tree, the limits compared and the cost
+        from this request's variables, validation's answer (no errors). True when that
+        is all there is to it, and the request may skip both stages; False, with the
+        request untouched, otherwise (a new text, an invalid document, a limit over).
+
+        ``rules``: the validation rules as the extensions before this one leave them;
+        ``admits``: whether the other extensions' checks pass this document.
+        """
+        context = self.execution_context
+        query = context.query
+        cache = self.cache
+        if cache is None or context.graphql_document is not None or not isinstance(query, str):
+            return False
+        digest, _ = document_digest(query)
+        entry = cache.peek(digest, context.parse_options.get("max_tokens"))
+        if entry is None:
+            return False
+        schema = context.schema._schema
+        rules = validation_rules(rules, self.limits.introspection)
+        if not entry.known_valid(schema, rules) or not admits(entry.document):
+            return False
+        context.graphql_document = entry.document  # what the operation name is read from
+        errors, cost = refusals(
+            self.limits,
+            schema,
+            entry.document,
+            context.operation_name,
+            context.variables or {},
+            shape=self._shape(entry, entry.document),
+            known_costs=entry.costs,
+        )
+        if errors or cost is None:
+            context.graphql_document = None
+            return False
+        cache.hit(digest)
+        cache.prepared += 1
+        self._entry = entry
+        context.extensions_results["cost"] = {"requested": cost, "maximum": self.limits.max_cost}
+        context.validation_rules = rules
+        context.pre_execution_errors = []
+        return True
+
     def _shape(self, entry: CachedDocument | None, document: DocumentNode) -> Shape:
         cap = self.limits.shape_cap
         if entry is not None and entry.shape is not None and entry.shape[0] == cap:
@@ -302,13 +348,27 @@ def refusals(
     return errors, cost
 
 
+_RULE_SETS: dict[tuple[tuple[Any, ...], bool], tuple[Any, ...]] = {}
+_MAX_RULE_SETS = 64  # a schema's requests use a handful (the rules are classes, not objects)
+
+
 def validation_rules(rules: tuple[Any, ...], introspection: bool) -> tuple[Any, ...]:
-    """graphql-core's rules with the overlapping-fields check budgeted (and no introspection)."""
-    replaced = tuple(
-        BudgetedOverlappingFields if rule is OverlappingFieldsCanBeMergedRule else rule
-        for rule in rules
-    )
-    return replaced if introspection else (*replaced, NoIntrospection)
+    """graphql-core's rules with the overlapping-fields check budgeted (and no introspection).
+
+    The same tuple object for the same rules: the document cache compares a request's
+    rules with those a document was validated under, by identity first."""
+    key = (rules, introspection)
+    found = _RULE_SETS.get(key)
+    if found is None:
+        replaced = tuple(
+            BudgetedOverlappingFields if rule is OverlappingFieldsCanBeMergedRule else rule
+            for rule in rules
+        )
+        found = replaced if introspection else (*replaced, NoIntrospection)
+        if len(_RULE_SETS) >= _MAX_RULE_SETS:
+            _RULE_SETS.clear()
+        _RULE_SETS[key] = found
+    return found
 
 
 def _error(message: str, code: str, **extensions: object) -> GraphQLError:
