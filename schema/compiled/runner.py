@@ -105,14 +105,16 @@ class CompiledReads:
         details: list[FieldDetails],
     ) -> Awaitable[Any] | None:
         """The root field's value as an awaitable, or None for the standard path."""
+        root = _root_reads(root_type).get(details[0].node.name.value)
+        if root is None:  # not a compiled field (``__typename`` and the like): nothing to ask
+            return None
         if not isinstance(context, Context) or not _over_http(context):
             return None
         services = context.services
         if not services.settings.compiled_reads:
             return None
         dialect = dialect_named(services.engine.dialect.name)
-        root = _root_reads(root_type).get(details[0].node.name.value)
-        if dialect is None or root is None:
+        if dialect is None:
             return None
         # Selected more than once under one key, the field takes the first one's
         # arguments and all of their selections, as graphql-core does.
@@ -304,9 +306,15 @@ def _over_http(context: Context) -> bool:
 
 
 def _root_reads(root_type: GraphQLObjectType) -> Mapping[str, RootRead]:
-    definition = (root_type.extensions or {}).get("strawberry-definition")
-    reads = getattr(getattr(definition, "origin", None), "sql_reads", None)
-    return reads if isinstance(reads, Mapping) else {}
+    """The root type's compiled fields, found once and kept on it (types live as long
+    as their schema): every root field of every query asks."""
+    reads = root_type.__dict__.get("_quantgraph_sql_reads")
+    if reads is None:
+        definition = (root_type.extensions or {}).get("strawberry-definition")
+        found = getattr(getattr(definition, "origin", None), "sql_reads", None)
+        reads = dict(found) if isinstance(found, Mapping) else {}
+        root_type._quantgraph_sql_reads = reads  # type: ignore[attr-defined]
+    return reads
 
 
 def _allowed(field_def: GraphQLField, context: Context) -> bool:
