@@ -7,8 +7,13 @@ import logging
 import structlog
 
 
+def level_number(level: str) -> int:
+    """``LOG_LEVEL``'s name as the logging module's number (INFO for a name it lacks)."""
+    return logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+
+
 def configure_logging(level: str, *, json: bool) -> None:
-    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    numeric = level_number(level)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -204,13 +204,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            *web.routes(),
-            Route("/healthz", healthz),
+            # First: every API request is matched against the routes in this order.
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *web.routes(),
+            Route("/healthz", healthz),
             *hardening.routes(),
         ],
-        middleware=hardening.middleware(),
+        middleware=hardening.middleware(log_level=settings.log_level),
         lifespan=lifespan,
     )
     app.state.hardening = hardening

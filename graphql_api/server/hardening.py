@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,6 +46,7 @@ from graphql_api.hardening.query_limits.guard import ExtensionFactory, QueryLimi
 from graphql_api.hardening.rate_limits.buckets import BucketSpec, RateLimiter
 from graphql_api.hardening.rate_limits.extension import RateLimits, rate_limiting
 from graphql_api.platform.hardening_settings import HardeningSettings
+from graphql_api.platform.logging import level_number
 from graphql_api.platform.resilience import CircuitBreaker, guard_engine
 from graphql_api.realtime.redis_backend import redis_client
 from graphql_api.server.readiness import readiness_endpoint
@@ -164,11 +166,12 @@ class Hardening:
             )
         return extensions
 
-    def middleware(self) -> list[Middleware]:
-        """Outermost first."""
+    def middleware(self, *, log_level: str = "info") -> list[Middleware]:
+        """Outermost first. ``log_level``: the app's ``LOG_LEVEL``; access lines are INFO,
+        so above it none could be written and the access log is left out of the stack."""
         settings = self.settings
         stack = [Middleware(RequestIdMiddleware)]
-        if settings.access_log:
+        if settings.access_log and level_number(log_level) <= logging.INFO:
             stack.append(Middleware(AccessLogMiddleware))
         if settings.metrics:
             stack.append(

@@ -45,7 +45,10 @@ class PersistedQueries(SchemaExtension):
         self.allowlist = allowlist
         self._register: str | None = None
 
-    async def on_operation(self) -> AsyncIterator[None]:
+    async def on_operation(self) -> None:  # type: ignore[override]
+        # A coroutine, not an async generator: it has nothing to do on the way out, and
+        # Strawberry runs such a hook on entry only (an async generator per request
+        # costs the event loop's bookkeeping for it).
         context = self.execution_context
         persisted = (context.operation_extensions or {}).get("persistedQuery")
         if persisted is not None:
@@ -57,7 +60,6 @@ class PersistedQueries(SchemaExtension):
                 "Only allow-listed operations may run on this server",
                 "PERSISTED_QUERY_NOT_IN_LIST",
             )
-        yield
 
     async def on_validate(self) -> AsyncIterator[None]:
         yield
