@@ -39,6 +39,7 @@ from graphql_api.trading.shards import MatcherShard
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
 from tests.support.servers import ServerUnavailableError, free_port, postgres_server, redis_server
+from tests.support.uvicorn_server import serving
 
 
 def _dump_asyncio_tasks(signum: int, frame: object) -> None:
@@ -366,18 +367,8 @@ async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Starlette]
         ws=DirectWebSocketProtocol,
         log_level="warning",
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited before starting")
-            await asyncio.sleep(0.02)
+    async with serving(uvicorn.Server(config)):
         yield f"127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from storage.timeseries.buckets import floor_to_interval
 from tests.conftest import http_client, login_token, make_settings, running_app, user_token
 from tests.support.graphql import execute
 from tests.support.servers import free_port
+from tests.support.uvicorn_server import serving
 
 REGISTER = """
 mutation ($url: String!, $events: [WebhookEvent!]!) {
@@ -87,18 +88,9 @@ async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
     app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the receiver did not start")
-            await asyncio.sleep(0.02)
+    async with serving(server, stop_timeout=10):
         receiver.url = f"http://127.0.0.1:{port}/hook"
         yield receiver
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 @pytest.fixture

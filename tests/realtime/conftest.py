@@ -24,6 +24,7 @@ from graphql_api.server.websocket import RealtimeOptions, RealtimeState, install
 from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 from graphql_api.services import Services
 from tests.conftest import make_settings, sql_database
+from tests.support.uvicorn_server import serving
 
 
 def graphql_view(app: Starlette) -> QuantgraphGraphQL:
@@ -91,20 +92,11 @@ async def realtime_server(
         log_level="warning",
     )
     server = GracefulServer(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited before starting")
-            await asyncio.sleep(0.02)
-        yield RealtimeServer(f"127.0.0.1:{port}", app, view, server)
+        async with serving(server, sockets=[listener]):
+            yield RealtimeServer(f"127.0.0.1:{port}", app, view, server)
     finally:
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(task, 15)
-        finally:
-            listener.close()
+        listener.close()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from graphql_api.server.http_protocol import (
 )
 from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 from tests.support.servers import free_port
+from tests.support.uvicorn_server import serving
 
 BIG = bytes(range(256)) * (8 * 1024)  # 2 MiB, well past FLUSH_AT_BYTES
 
@@ -110,18 +111,8 @@ async def server() -> AsyncIterator[tuple[Server, int]]:
         ws=DirectWebSocketProtocol,
         log_level="warning",
     )
-    uvicorn_server = uvicorn.Server(config)
-    task = asyncio.create_task(uvicorn_server.serve())
-    try:
-        while not uvicorn_server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited before starting")
-            await asyncio.sleep(0.02)
+    async with serving(uvicorn.Server(config)):
         yield state, port
-    finally:
-        uvicorn_server.should_exit = True
-        await asyncio.wait_for(task, 15)
 
 
 @contextlib.asynccontextmanager
