@@ -137,6 +137,12 @@ class Stage:
     on its way out), the hooks still open are handed to an ``ExitStack`` as
     contextlib's own managers, so suppression, re-raising and exception context
     are exactly what ``contextlib`` (and so Strawberry's runner) gives.
+
+    One departure from Strawberry's runner: when a hook fails on its way *in* (a
+    persisted query that is not found, a refused execution), the hooks already
+    entered leave with that exception at once, as on an exit stack. Strawberry
+    leaves them open until the collector frees their generators, so the
+    operation metrics never counted such a refusal.
     """
 
     __slots__ = ("_hooks", "_open", "name")
@@ -149,21 +155,27 @@ class Stage:
         self._open: list[tuple[Any, bool]] = []
 
     async def __aenter__(self) -> None:
-        for hook, extension in self._hooks:
-            kind = hook.kind
-            if kind is HookKind.GENERATOR:
-                self._open.append((_entered(hook.function(extension)), False))
-            elif kind is HookKind.ASYNC_GENERATOR:
-                generator = hook.function(extension)
-                try:
-                    await anext(generator)
-                except StopAsyncIteration:
-                    raise RuntimeError("generator didn't yield") from None
-                self._open.append((generator, True))
-            elif kind is HookKind.COROUTINE:
-                await hook.function(extension)
-            else:
-                hook.function(extension)
+        try:
+            for hook, extension in self._hooks:
+                kind = hook.kind
+                if kind is HookKind.GENERATOR:
+                    self._open.append((_entered(hook.function(extension)), False))
+                elif kind is HookKind.ASYNC_GENERATOR:
+                    generator = hook.function(extension)
+                    try:
+                        await anext(generator)
+                    except StopAsyncIteration:
+                        raise RuntimeError("generator didn't yield") from None
+                    self._open.append((generator, True))
+                elif kind is HookKind.COROUTINE:
+                    await hook.function(extension)
+                else:
+                    hook.function(extension)
+        except BaseException as error:
+            # A hook refused on its way in: the hooks already entered leave with its
+            # exception, as an exit stack's would (see the class docstring).
+            await _leave_async(self._open, type(error), error, error.__traceback__)
+            raise
 
     async def __aexit__(
         self,
@@ -195,16 +207,20 @@ class Stage:
         return await _leave_async(opened, exc_type, exc, exc_tb)
 
     def __enter__(self) -> None:
-        for hook, extension in self._hooks:
-            if hook.is_async:
-                raise RuntimeError(
-                    f"SchemaExtension hook {extension}.{self.name} "
-                    "failed to complete synchronously."
-                )
-            if hook.kind is HookKind.GENERATOR:
-                self._open.append((_entered(hook.function(extension)), False))
-            else:
-                hook.function(extension)
+        try:
+            for hook, extension in self._hooks:
+                if hook.is_async:
+                    raise RuntimeError(
+                        f"SchemaExtension hook {extension}.{self.name} "
+                        "failed to complete synchronously."
+                    )
+                if hook.kind is HookKind.GENERATOR:
+                    self._open.append((_entered(hook.function(extension)), False))
+                else:
+                    hook.function(extension)
+        except BaseException as error:
+            _leave_sync(self._open, type(error), error, error.__traceback__)
+            raise
 
     def __exit__(
         self,

@@ -5,7 +5,10 @@ The same schema is run with Strawberry's :class:`SchemaExtensionsRunner` and wit
 coroutine functions, the default) records when it is entered and left, and the two
 runs must record the same events and return the same result, for a good query, a
 field error, a parse error, a hook that fails on its way in, and hooks that
-fail, are caught, suppress or yield twice on their way out.
+fail, are caught, suppress or yield twice on their way out. The one departure:
+when a hook fails on its way in, the hooks entered before it leave with its
+exception at once (Strawberry's runner leaves them open until the collector frees
+them).
 """
 
 from __future__ import annotations
@@ -187,6 +190,13 @@ async def test_the_cached_runner_runs_every_hook_as_strawberry_does(
 ) -> None:
     stock = await run(StockSchema, query, name)
     cached = await run(CachedSchema, query, name)
+    if name == "Refused":
+        # The one departure: the hooks entered before one that fails on its way in
+        # leave with its exception at once; Strawberry's stay open until collected.
+        outcome, events = stock
+        at = events.index("coroutine execute") + 1
+        assert "generator execute out" not in events
+        stock = (outcome, [*events[:at], "generator execute out", *events[at:]])
     assert cached == stock
     assert stock[1], "the hooks ran"
 

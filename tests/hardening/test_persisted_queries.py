@@ -18,6 +18,7 @@ from graphql_api.hardening.persisted_queries.stores import (
 )
 from tests.conftest import http_client, running_app
 from tests.hardening.conftest import counting_statements, hardened_settings
+from tests.hardening.test_observability import scrape, value
 from tests.support.graphql import Json, error_codes
 
 QUERY_EXCHANGES = "query Exchanges { exchanges }"
@@ -151,3 +152,23 @@ def test_allowlist_ids_must_match_their_documents(tmp_path: Path) -> None:
     path.write_text(json.dumps({"0" * 64: QUERY_EXCHANGES}))
     with pytest.raises(AllowListError, match="is not the SHA-256"):
         load_allowlist(path)
+
+
+async def test_a_refused_persisted_query_is_counted_in_the_operation_metrics(
+    hardened_app: Starlette, anonymous: httpx.AsyncClient
+) -> None:
+    """The refusal is raised on the operation stage's way in: the metrics hook, entered
+    before it, must still see it (and the access log's record with it)."""
+    unknown = document_hash("query NeverSent { exchanges }")
+    assert error_codes(await send(anonymous, unknown)) == ["PERSISTED_QUERY_NOT_FOUND"]
+    text = await scrape(anonymous)
+    assert (
+        value(
+            text,
+            "quantgraph_graphql_operations_total",
+            type="unknown",
+            name="anonymous",
+            outcome="PERSISTED_QUERY_NOT_FOUND",
+        )
+        == 1
+    )
