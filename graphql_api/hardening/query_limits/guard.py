@@ -181,20 +181,9 @@ class DocumentLimits(SchemaExtension):
             entry = self._entry
             if entry is not None and entry.document is not document:
                 entry = None  # another extension replaced the tree
-            errors, cost = refusals(
-                self.limits,
-                schema,
-                document,
-                context.operation_name,
-                context.variables or {},
-                shape=self._shape(entry, document),
-                known_costs=None if entry is None else entry.costs,
-            )
+            errors, cost = self._refusals(schema, document, entry)
             if cost is not None:
-                context.extensions_results["cost"] = {
-                    "requested": cost,
-                    "maximum": self.limits.max_cost,
-                }
+                self._report_cost(cost)
             if errors:
                 context.pre_execution_errors = errors
             else:
@@ -211,9 +200,7 @@ class DocumentLimits(SchemaExtension):
             entry, schema, rules = learning
             entry.remember_validation(schema, rules, context.pre_execution_errors)
 
-    def prepare(
-        self, rules: tuple[Any, ...], admits: Callable[[DocumentNode], bool] = lambda _: True
-    ) -> bool:
+    def prepare(self, rules: tuple[Any, ...], admits: Callable[[DocumentNode], bool]) -> bool:
         """Do what this extension's parsing and validation hooks would, for a document
         they already know is valid: the cached tree, the limits compared and the cost
         from this request's variables, validation's answer (no errors). True when that
@@ -237,25 +224,40 @@ class DocumentLimits(SchemaExtension):
         if not entry.known_valid(schema, rules) or not admits(entry.document):
             return False
         context.graphql_document = entry.document  # what the operation name is read from
-        errors, cost = refusals(
-            self.limits,
-            schema,
-            entry.document,
-            context.operation_name,
-            context.variables or {},
-            shape=self._shape(entry, entry.document),
-            known_costs=entry.costs,
-        )
+        errors, cost = self._refusals(schema, entry.document, entry)
         if errors or cost is None:
             context.graphql_document = None
             return False
         cache.hit(digest)
         cache.prepared += 1
         self._entry = entry
-        context.extensions_results["cost"] = {"requested": cost, "maximum": self.limits.max_cost}
+        self._report_cost(cost)
         context.validation_rules = rules
         context.pre_execution_errors = []
         return True
+
+    def _refusals(
+        self, schema: GraphQLSchema, document: DocumentNode, entry: CachedDocument | None
+    ) -> tuple[list[GraphQLError], int | None]:
+        """:func:`refusals` for this request's operation and variables (``entry``: the
+        document's cache entry, whose shape and fixed costs it reuses)."""
+        context = self.execution_context
+        return refusals(
+            self.limits,
+            schema,
+            document,
+            context.operation_name,
+            context.variables or {},
+            shape=self._shape(entry, document),
+            known_costs=None if entry is None else entry.costs,
+        )
+
+    def _report_cost(self, cost: int) -> None:
+        """``extensions.cost`` of the response, which the rate limit also reads."""
+        self.execution_context.extensions_results["cost"] = {
+            "requested": cost,
+            "maximum": self.limits.max_cost,
+        }
 
     def _shape(self, entry: CachedDocument | None, document: DocumentNode) -> Shape:
         cap = self.limits.shape_cap
