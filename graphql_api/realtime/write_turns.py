@@ -24,9 +24,13 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-# Writes per loop iteration: about a millisecond and a half of socket writes,
-# enough that polling the sockets in between costs next to nothing.
-DEFAULT_PER_TURN = 64
+# Writes per loop iteration: about a fifth of a millisecond of socket writes.
+# Every other step (a request read, a database reply, a tick from the bus) waits
+# about one iteration per hop, and a tick that arrives between two batches is
+# what the writers still waiting send (they conflate): fewer writes per turn
+# made both fan-out and feed latency lower without fewer deliveries (64, 32, 16,
+# 8 and 4 were measured; docs/benchmarks.md).
+DEFAULT_PER_TURN = 8
 
 
 class WriteTurns:
