@@ -3,14 +3,19 @@
 Writers (the simulated feed, ``ingestTicks``, imports) hand ticks to one
 :class:`TickIngestor` per process. It groups their calls into batches and only
 then publishes the ticks — so a subscriber never sees a tick that a later
-query cannot find. ``ingest`` returns once its ticks are durable, which is the
+query cannot find. Publishing does not hold up the next batch: this process's
+subscribers get the ticks at once and the bus gets them in the background
+(:meth:`Hub.deliver`). ``ingest`` returns once its ticks are durable, which is the
 back-pressure writers feel.
 
-Batches form by group commit: the writer task writes whatever has arrived as
-soon as the previous write is done, so a lone tick is written at once and,
-under load, everything that arrived during one write goes into the next. A
-``flush_interval`` above zero makes a batch also wait that long for company
-(or until ``batch_size`` ticks wait), which trades latency for fewer writes.
+Batches form by group commit: a writer task writes whatever has arrived as
+soon as its previous write is done, so a lone tick is written at once and,
+under load, everything that arrived during one write goes into the next. With
+``writes_in_flight`` above one, that many writers do so side by side, so a tick
+that arrives during a write does not wait for its round trip; their ticks are
+still delivered in the order the writes began. A ``flush_interval`` above zero
+makes a batch also wait that long for company (or until ``batch_size`` ticks
+wait), which trades latency for fewer writes.
 
 A call is never split: each group of whole calls (up to ``batch_size`` ticks,
 or one bigger call alone) is one atomic store write, and exactly that group's
@@ -45,8 +50,6 @@ _VALIDATION_SLICE = 1_000
 """Ticks validated between two turns of the event loop."""
 
 log = structlog.get_logger(__name__)
-# Ticks per Redis pipeline: one round trip each, without building huge buffers.
-_PUBLISH_CHUNK = 500
 
 
 @dataclass(slots=True)
@@ -76,6 +79,8 @@ class TickIngestor:
     flush_interval: how long a batch waits for company before it is written
         (0: not at all, group commit).
     batch_size: a batch is written early once this many ticks wait.
+    writes_in_flight: how many batches may be on their way to the store at once
+        (PostgreSQL takes several; SQLite's one write lock makes more than one moot).
     max_future: how far ahead of the server clock a tick time may be.
     max_age_years: how far back a tick time may be.
     """
@@ -88,6 +93,7 @@ class TickIngestor:
         *,
         flush_interval: float = 0.0,
         batch_size: int = 1000,
+        writes_in_flight: int = 1,
         max_future: timedelta = timedelta(seconds=5),
         max_age_years: int = DEFAULT_MAX_TICK_AGE_YEARS,
     ) -> None:
@@ -98,8 +104,13 @@ class TickIngestor:
         self._batch_size = batch_size
         self._max_future = max_future
         self._max_age_years = max_age_years
+        self._writes_in_flight = writes_in_flight
         self._pending: list[_Call] = []
         self._pending_rows = 0
+        # Writes are numbered as they begin; their ticks are delivered in that order.
+        self._next_write = 0
+        self._next_delivery = 0
+        self._finished: dict[int, list[Tick]] = {}
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._closed = False
@@ -151,21 +162,8 @@ class TickIngestor:
         return await outcome
 
     async def run(self) -> None:
-        """The flush loop; returns after :meth:`stop`, once everything queued is written."""
-        while not self._closed:
-            await self._wakeup.wait()
-            if not self._closed:
-                if self._flush_interval > 0:
-                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can
-                    # swallow a cancel.
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self._flush_interval):
-                            await self._full.wait()
-                else:
-                    # Writers woken in the same loop turn join this batch.
-                    await asyncio.sleep(0)
-            await self._flush()
-        await self._flush()
+        """The writers; returns after :meth:`stop`, once everything queued is written."""
+        await asyncio.gather(*(self._writer() for _ in range(self._writes_in_flight)))
 
     def stop(self) -> None:
         """Refuse new ticks and let :meth:`run` finish after a final flush.
@@ -176,28 +174,45 @@ class TickIngestor:
         self._closed = True
         self._wakeup.set()
 
-    async def _flush(self) -> None:
-        self._wakeup.clear()
-        self._full.clear()
-        calls = self._pending
-        self._pending, self._pending_rows = [], 0
-        for group in self._groups(calls):
-            await self._write_group(group)
+    async def _writer(self) -> None:
+        """Write the next group of waiting calls, again and again; one of ``writes_in_flight``."""
+        while self._pending or not self._closed:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._flush_interval > 0 and not self._closed and not self._full.is_set():
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can
+                # swallow a cancel.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._full.wait()
+            # A bus far behind holds the writes back, as an awaited publish did.
+            await self._hub.relay.room()
+            if self._pending:
+                await self._write_group(*self._next_group())
 
-    def _groups(self, calls: list[_Call]) -> list[list[_Call]]:
-        """Whole calls packed in order into groups of at most ``batch_size`` ticks."""
-        groups: list[list[_Call]] = []
-        rows = 0
-        for call in calls:
+    def _next_group(self) -> tuple[list[_Call], int]:
+        """The waiting calls that go into one write (whole calls, in order, up to
+        ``batch_size`` ticks or one bigger call alone), and its place in the
+        delivery order."""
+        taken = rows = 0
+        for call in self._pending:
             size = len(call.batch.ticks)
-            if not groups or rows + size > self._batch_size:
-                groups.append([])
-                rows = 0
-            groups[-1].append(call)
+            if taken and rows + size > self._batch_size:
+                break
+            taken += 1
             rows += size
-        return groups
+        group = self._pending[:taken]
+        del self._pending[:taken]
+        self._pending_rows -= rows
+        if self._pending_rows < self._batch_size:
+            self._full.clear()
+        place = self._next_write
+        self._next_write += 1
+        return group, place
 
-    async def _write_group(self, group: list[_Call]) -> None:
+    async def _write_group(self, group: list[_Call], place: int) -> None:
         """One atomic write for the group; its writers, and only they, share the outcome."""
         health = self.health
         started = time.monotonic()
@@ -212,6 +227,7 @@ class TickIngestor:
                 health.failed(call.source, len(call.batch.ticks))
                 if not call.outcome.done():
                     call.outcome.set_exception(error)
+            self._deliver_in_order(place, [])
             return
         now = time.monotonic()
         health.batch_seconds.observe(now - started)
@@ -223,15 +239,22 @@ class TickIngestor:
             if not call.outcome.done():
                 call.outcome.set_result(outcome)
         self.written += len(stored)
-        # In order (each symbol's ticks stay ordered on the bus), one round trip per
-        # chunk. Best effort: the ticks are stored and their writers answered; a bus
-        # outage must neither fail them nor stop this loop (live subscribers miss them).
-        messages = [(tick_channel(tick.symbol), encode_tick(tick)) for tick in stored]
-        for start in range(0, len(messages), _PUBLISH_CHUNK):
-            try:
-                await self._hub.publish_many(messages[start : start + _PUBLISH_CHUNK])
-            except Exception as error:
-                log.warning(
-                    "tick publish failed", unpublished=len(stored) - start, error=str(error)
+        self._deliver_in_order(place, stored)
+
+    def _deliver_in_order(self, place: int, stored: list[Tick]) -> None:
+        """Hand the ticks of every write finished up to here to the hub, in the order
+        the writes began: a write that finishes early waits for those before it, so
+        subscribers see each symbol's ticks in the order they were handed in."""
+        self._finished[place] = stored
+        while self._next_delivery in self._finished:
+            ticks = self._finished.pop(self._next_delivery)
+            self._next_delivery += 1
+            # This process's subscribers have them now; the relay publishes them for
+            # the other processes, in order, in the background. Best effort: the
+            # ticks are stored and their writers answered; a bus outage must
+            # neither fail them nor stop the writers (other processes' live
+            # subscribers miss them).
+            if ticks:
+                self._hub.deliver(
+                    [(tick_channel(tick.symbol), encode_tick(tick)) for tick in ticks]
                 )
-                break

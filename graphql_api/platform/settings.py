@@ -92,6 +92,8 @@ class Settings(HardeningSettings):
     # 0: group commit (a batch is written as soon as the previous write is done).
     tick_flush_interval_ms: int = Field(0, alias="TICK_FLUSH_INTERVAL_MS", ge=0, le=60_000)
     tick_batch_size: int = Field(1000, alias="TICK_BATCH_SIZE", ge=1)
+    # Tick batches on their way to PostgreSQL at once (elsewhere one at a time).
+    tick_writes_in_flight: int = Field(4, alias="TICK_WRITES_IN_FLIGHT", ge=1, le=64)
     max_tick_future_seconds: int = Field(5, alias="MAX_TICK_FUTURE_SECONDS", ge=0)
     # Older stamps are refused: typos (year 999) and epoch-zero bugs, never history.
     max_tick_age_years: int = Field(

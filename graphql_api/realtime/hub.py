@@ -20,12 +20,22 @@ On Redis, the bus backend hands each message it reads straight to the hub
 mailboxes in the same step: no queue or task per channel in between, so the
 mailboxes are the only place messages wait. The in-process bus goes through
 broadcaster's subscriptions, one pump task per channel.
+
+Here first, then the bus (:meth:`Hub.deliver`): what this process produces
+itself (the ticks its ingestor wrote) is offered to its own mailboxes at once
+and published for the other processes by a :class:`BusRelay`, marked with
+this hub's origin; the hub skips its own messages when the bus echoes them.
+Its subscribers do not wait for a publish and its echo, and the producer does
+not wait for the bus. Socket.IO's Redis adapter skips its own messages the
+same way. Every process of a deployment must run a version that knows the
+mark (an older one would take a marked message for a malformed event).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
@@ -34,6 +44,7 @@ from dataclasses import dataclass, field
 import structlog
 from broadcaster import Broadcast, BroadcastBackend
 
+from graphql_api.realtime.bus_relay import BusRelay
 from graphql_api.realtime.redis_backend import RedisBroadcastBackend
 
 log = structlog.get_logger(__name__)
@@ -41,6 +52,12 @@ log = structlog.get_logger(__name__)
 
 # Offered to ``resync`` mailboxes after the bus reconnected: events may have been missed.
 RESYNC = ""
+
+# Starts and ends the origin that marks a message :meth:`Hub.deliver` published
+# (``<mark><origin><mark><message>``). No event starts with it: they are JSON.
+ORIGIN_MARK = "\x1e"
+# How long closing the hub waits for what it still has to publish.
+RELAY_CLOSE_SECONDS = 5.0
 
 
 class SlowConsumerError(Exception):
@@ -156,6 +173,9 @@ class Hub:
         self._broadcast = broadcast
         self._capacity = capacity
         self._channels: dict[str, _Channel] = {}
+        self.origin = secrets.token_hex(8)
+        self._own_mark = f"{ORIGIN_MARK}{self.origin}{ORIGIN_MARK}"
+        self.relay = BusRelay(self.publish_many)
         backend = self.backend
         self._direct = backend if isinstance(backend, RedisBroadcastBackend) else None
         if self._direct is not None:
@@ -165,8 +185,17 @@ class Hub:
     def _dispatch(self, channel_name: str, message: str) -> None:
         """A message the Redis reader has just read: into each of the channel's mailboxes."""
         channel = self._channels.get(channel_name)
-        if channel is not None:
-            _offer(channel, message)
+        if channel is not None and (foreign := self._foreign(message)) is not None:
+            _offer(channel, foreign)
+
+    def _foreign(self, message: str) -> str | None:
+        """A message read from the bus, unmarked; None if this hub delivered it already."""
+        if not message.startswith(ORIGIN_MARK):
+            return message
+        if message.startswith(self._own_mark):
+            return None
+        end = message.find(ORIGIN_MARK, 1)
+        return message[end + 1 :] if end > 0 else message
 
     def bus_reconnected(self) -> None:
         """Tell ``resync`` mailboxes that events may have been missed meanwhile."""
@@ -194,6 +223,17 @@ class Hub:
             return
         for channel, message in messages:
             await self._broadcast.publish(channel, message)
+
+    def deliver(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Offer ``messages`` to this process's mailboxes now, and have the relay
+        publish them, marked as ours, for the other processes (best effort, in
+        order). A producer that must not outrun the bus awaits ``relay.room()``."""
+        mark = self._own_mark
+        for name, message in messages:
+            channel = self._channels.get(name)
+            if channel is not None:
+                _offer(channel, message)
+        self.relay.send([(name, mark + message) for name, message in messages])
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -262,6 +302,7 @@ class Hub:
         return {mailbox for channel in self._channels.values() for mailbox in channel.mailboxes}
 
     async def close(self) -> None:
+        await self.relay.close(RELAY_CLOSE_SECONDS)
         tasks = [c.task for c in self._channels.values() if c.task is not None]
         if self._direct is not None:
             for name in self._channels:
@@ -279,7 +320,9 @@ class Hub:
             async for event in subscriber:  # type: ignore[union-attr]
                 if event is None:  # pragma: no cover - broadcaster never yields None
                     continue
-                _offer(channel, event.message)
+                message = self._foreign(event.message)
+                if message is not None:
+                    _offer(channel, message)
 
 
 def _offer(channel: _Channel, message: str) -> None:

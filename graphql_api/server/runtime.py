@@ -87,6 +87,7 @@ async def open_services(
                     catalog,
                     flush_interval=settings.tick_flush_interval_ms / 1000,
                     batch_size=settings.tick_batch_size,
+                    writes_in_flight=_tick_writes_in_flight(settings, timeseries),
                     max_future=timedelta(seconds=settings.max_tick_future_seconds),
                     max_age_years=settings.max_tick_age_years,
                 )
@@ -135,6 +136,15 @@ async def open_services(
                 await hub.close()
         finally:
             await timeseries.close()
+
+
+def _tick_writes_in_flight(settings: Settings, timeseries: TimeSeriesStore) -> int:
+    """PostgreSQL writes several tick batches side by side (row locks order the
+    minute bars' merges); SQLite's one write lock would only queue them, and
+    TDengine's writer keeps its own order, so both take one at a time."""
+    if isinstance(timeseries, SqlTimeSeriesStore) and timeseries.postgres:
+        return settings.tick_writes_in_flight
+    return 1
 
 
 def _shards_led(services: Services, name: str, retry: float) -> Callable[[], float]:

@@ -197,6 +197,11 @@ class SqlTimeSeriesStore:
             for column in TickRow.__table__.columns
         ]
 
+    @property
+    def postgres(self) -> bool:
+        """Whether the ticks are in PostgreSQL (else SQLite)."""
+        return self._postgres
+
     async def write_ticks(self, ticks: Sequence[Tick]) -> None:
         if not ticks:
             return

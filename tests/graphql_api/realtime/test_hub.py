@@ -97,3 +97,60 @@ async def test_a_mailbox_moves_between_channels_without_a_gap(broadcast: Broadca
             await asyncio.wait_for(box.get(), 0.2)
     assert hub.channel_count == 0
     await hub.close()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def two_processes(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Hub, Hub]]:
+    """Two hubs on one bus, as two server processes have: on Redis each has its own
+    connection; in memory they share the broadcaster."""
+    if request.param == "memory":
+        async with open_broadcast("memory://") as shared:
+            here, there = Hub(shared), Hub(shared)
+            yield here, there
+            await here.close()
+            await there.close()
+        return
+    url = request.getfixturevalue("redis_url")
+    async with open_broadcast(url) as first, open_broadcast(url) as second:
+        here, there = Hub(first), Hub(second)
+        yield here, there
+        await here.close()
+        await there.close()
+
+
+async def test_delivered_messages_reach_this_process_at_once_and_the_others_once(
+    two_processes: tuple[Hub, Hub],
+) -> None:
+    here, there = two_processes
+    async with (
+        here.subscribe(["ticks.A"], conflate=False) as mine,
+        there.subscribe(["ticks.A"], conflate=False) as theirs,
+    ):
+        # when this process delivers what it produced
+        here.deliver([("ticks.A", "1"), ("ticks.A", "2")])
+        # then its own subscribers have it before anything was awaited
+        assert mine.waiting() == 2
+        assert await drain(mine, 2) == ["1", "2"]
+        # the other process gets it from the bus, unmarked and in order
+        assert await drain(theirs, 2) == ["1", "2"]
+        # and the bus's echo is not delivered here a second time, while what another
+        # publisher sends (unmarked, as an outside feed would) still is
+        await there.publish("ticks.A", "3")
+        assert await drain(mine, 1) == ["3"]
+        assert await drain(theirs, 1) == ["3"]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(mine.get(), 0.2)
+    assert here.relay.published == 2
+
+
+async def test_what_another_process_delivered_is_not_taken_for_an_echo(
+    two_processes: tuple[Hub, Hub],
+) -> None:
+    here, there = two_processes
+    async with here.subscribe(["ticks.A"], conflate=False) as mine:
+        there.deliver([("ticks.A", '{"last":"1"}')])
+        here.deliver([("ticks.A", '{"last":"2"}')])
+        received = sorted(await drain(mine, 2))
+        assert received == ['{"last":"1"}', '{"last":"2"}']
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(mine.get(), 0.3)
