@@ -267,6 +267,12 @@ class Outbox:
     turn (:mod:`~graphql_api.realtime.write_turns`) instead of running at once,
     so a burst of fan-out never holds the event loop for long; whatever is
     offered meanwhile still conflates into what it will write.
+
+    With ``write_now`` as well, the turn itself writes the batch, synchronously,
+    when the socket can take it: no task wakes per delivery, which is most of
+    what a delivery cost besides the write. When ``write_now`` declines (the
+    transport is above its high-water mark) the writer task takes the batch and
+    waits for the socket, as it always did.
     """
 
     def __init__(
@@ -277,9 +283,14 @@ class Outbox:
         on_overflow: Callable[[str], None],
         stats: MultiplexStats | None = None,
         turns: WriteTurns | None = None,
+        write_now: Callable[[list[str]], bool] | None = None,
     ) -> None:
         self._send = send
         self._turns = turns
+        self._write_now = write_now if turns is not None else None
+        # A batch taken on a turn that the socket could not take at once: the writer
+        # task sends it before anything else.
+        self._carried: list[str] = []
         self._turn_asked = False
         self.capacity = capacity
         self._on_overflow = on_overflow
@@ -368,32 +379,70 @@ class Outbox:
 
     def _take_turn(self) -> None:
         self._turn_asked = False
-        self._ready.set()
+        if self._write_now is None or self._ready.is_set():
+            self._ready.set()
+            return
+        if self.closed:
+            return
+        batch = self._next_batch()
+        if not batch:  # what was pending was discarded meanwhile
+            self._idle.set()
+            return
+        try:
+            written = self._write_now(batch)
+        except Exception as error:  # the peer is gone; the handler cleans up
+            self._failed(error)
+            self._ready.set()  # the writer task sees the outbox closed and ends
+            return
+        if not written:
+            self._carried = batch
+            self._ready.set()
+            return
+        self._count(batch)
+        if self._pending and self._turns is not None:
+            self._turn_asked = True  # more than one write's worth: another turn
+            self._turns.request(self._take_turn)
+        else:
+            self._idle.set()
+
+    def _next_batch(self) -> list[str]:
+        """What goes out in the next write: everything pending, up to the limit, in order."""
+        batch: list[str] = []
+        while self._pending and len(batch) < MAX_FRAMES_PER_WRITE:
+            (op_id, slot), (head, body, tail) = self._pending.popitem(last=False)
+            if slot[0] == "all":
+                self._lossless[op_id] -= 1
+            batch.append(head + body + tail)
+        return batch
+
+    def _count(self, batch: list[str]) -> None:
+        self.sent += len(batch)
+        self._stats.frames_sent += len(batch)
+        self._stats.writes += 1
+
+    def _failed(self, error: Exception) -> None:
+        log.debug("websocket send failed", error=repr(error))
+        self.closed = True
+        self._pending.clear()
+        self._idle.set()
 
     async def _write(self) -> None:
         while not self.closed:
-            if not self._pending:
+            if self._carried:
+                batch, self._carried = self._carried, []
+            elif self._pending:
+                batch = self._next_batch()
+            else:
                 self._idle.set()
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            batch: list[str] = []
-            while self._pending and len(batch) < MAX_FRAMES_PER_WRITE:
-                (op_id, slot), (head, body, tail) = self._pending.popitem(last=False)
-                if slot[0] == "all":
-                    self._lossless[op_id] -= 1
-                batch.append(head + body + tail)
             try:
                 await self._send(batch)
-            except Exception as error:  # the peer is gone; the handler cleans up
-                log.debug("websocket send failed", error=repr(error))
-                self.closed = True
-                self._pending.clear()
-                self._idle.set()
+            except Exception as error:
+                self._failed(error)
                 return
-            self.sent += len(batch)
-            self._stats.frames_sent += len(batch)
-            self._stats.writes += 1
+            self._count(batch)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -119,3 +120,100 @@ def test_turns_outlive_an_event_loop_that_ended_with_a_grant_pending() -> None:
         second.close()
     assert granted == ["mine"]
     assert len(turns) == 0
+
+
+class Socket:
+    """A socket that takes writes at once (``write_now``) unless ``full``; the writer
+    task's ``send`` waits until it has room again, as a transport's flow control does."""
+
+    def __init__(self) -> None:
+        self.written: list[list[str]] = []
+        self.by_task: list[list[str]] = []
+        self.room = asyncio.Event()
+        self.room.set()
+        self.gone = False
+
+    def write_now(self, texts: list[str]) -> bool:
+        if self.gone:
+            raise ConnectionResetError("peer gone")
+        if not self.room.is_set():
+            return False
+        self.written.append(list(texts))
+        return True
+
+    async def send(self, texts: list[str]) -> None:
+        await self.room.wait()
+        self.by_task.append(list(texts))
+        self.written.append(list(texts))
+
+
+def outbox_on(socket: Socket, turns: WriteTurns) -> Outbox:
+    return Outbox(
+        socket.send,
+        capacity=10,
+        on_overflow=lambda _op: None,
+        turns=turns,
+        write_now=socket.write_now,
+    )
+
+
+def payloads(batches: list[list[str]]) -> list[str]:
+    return [json.loads(text)["payload"] for batch in batches for text in batch]
+
+
+def sent(socket: Socket) -> list[str]:
+    return payloads(socket.written)
+
+
+async def test_a_turn_writes_at_once_without_waking_the_writer_task() -> None:
+    socket = Socket()
+    outbox = outbox_on(socket, WriteTurns(per_turn=2))
+    outbox.offer_all("1", frame('"a"'))
+    assert await outbox.drain(1)  # the first write starts the writer task
+    first_by_task = len(socket.by_task)
+    for payload in ("b", "c", "d"):
+        outbox.offer_all("1", frame(f'"{payload}"'))
+        assert await outbox.drain(1)
+    outbox.offer_all("1", frame('"e"'))
+    outbox.offer_all("1", frame('"f"'))
+    assert await outbox.drain(1)
+    assert sent(socket) == ["a", "b", "c", "d", "e", "f"]
+    # everything after the first write went out on turns, none through the task
+    assert len(socket.by_task) == first_by_task
+    assert outbox.sent == 6
+
+
+async def test_a_socket_that_cannot_take_a_turn_s_batch_gets_it_from_the_writer_task_first() -> (
+    None
+):
+    socket = Socket()
+    turns = WriteTurns(per_turn=1)
+    outbox = outbox_on(socket, turns)
+    outbox.offer_all("1", frame('"a"'))
+    assert await outbox.drain(1)
+    # given a socket above its high-water mark
+    socket.room.clear()
+    outbox.offer_all("1", frame('"b"'))
+    await asyncio.sleep(0.01)  # its turn came and it could not write
+    outbox.offer_all("1", frame('"c"'))
+    assert not await outbox.drain(0.05)
+    # when the socket drains, the batch taken on the turn goes first, then the rest
+    socket.room.set()
+    assert await outbox.drain(1)
+    assert sent(socket) == ["a", "b", "c"]
+    assert payloads(socket.by_task[-2:]) == ["b", "c"]
+
+
+async def test_a_peer_gone_on_a_turn_closes_the_outbox_and_ends_its_writer() -> None:
+    socket = Socket()
+    outbox = outbox_on(socket, WriteTurns())
+    outbox.offer_all("1", frame('"a"'))
+    assert await outbox.drain(1)
+    socket.gone = True
+    outbox.offer_all("1", frame('"b"'))
+    await asyncio.sleep(0.01)
+    assert outbox.closed
+    assert len(outbox) == 0
+    task = outbox._task
+    assert task is not None
+    await asyncio.wait_for(task, 1)  # the writer task saw the outbox closed and ended

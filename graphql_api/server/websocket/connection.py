@@ -20,7 +20,12 @@ from graphql_api.hardening.query_limits.document_cache import DocumentCache
 from graphql_api.hardening.query_limits.guard import QueryLimits
 from graphql_api.platform.resilience import ServiceUnavailableError, as_service_unavailable
 from graphql_api.realtime.multiplex import SLOW_CONSUMER_CLOSE, SLOW_CONSUMER_REASON, Outbox
-from graphql_api.server.websocket.direct import DirectWrite, direct_writer
+from graphql_api.server.websocket.direct import (
+    DirectWrite,
+    DirectWriteNow,
+    direct_writer,
+    direct_writer_now,
+)
 from graphql_api.server.websocket.messages import TRY_AGAIN_LATER
 from graphql_api.server.websocket.options import RealtimeOptions
 from graphql_api.server.websocket.shared import SharedOperations
@@ -80,6 +85,7 @@ class Connection:
         )
         self._outbox: Outbox | None = None
         self._direct: DirectWrite | Literal[False] | None = None  # None: not looked up yet
+        self._direct_now: DirectWriteNow | Literal[False] | None = None
         self.shared = SharedOperations(self)
         self.refused = False
         self.closing = False
@@ -96,6 +102,7 @@ class Connection:
                 on_overflow=self._overflowed,
                 stats=self.state.registry.stats,
                 turns=self.state.registry.turns,
+                write_now=self._write_texts_now,
             )
         return self._outbox
 
@@ -119,6 +126,17 @@ class Connection:
         else:  # another integration: go through its JSON adapter
             for text in texts:
                 await self.handler.websocket.send_json(json.loads(text))
+
+    def _write_texts_now(self, texts: list[str]) -> bool:
+        """Write a batch from the outbox at once, straight to the socket, if the
+        server offers that and the socket can take it; False otherwise (the
+        outbox's writer task then sends it)."""
+        if self._direct_now is None:
+            websocket = getattr(self.handler.websocket, "ws", None)
+            found = direct_writer_now(websocket.scope) if websocket is not None else None
+            self._direct_now = found or False
+        direct = self._direct_now
+        return direct(texts) if direct else False
 
     def discard_queued(self, op_id: str) -> None:
         """Drop what is queued for ``op_id`` and not yet sent (it was stopped)."""

@@ -26,8 +26,12 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.http11 import Request
 
 DIRECT_WRITE = "quantgraph.websocket.direct_write"
+DIRECT_WRITE_NOW = "quantgraph.websocket.direct_write_now"
 
 DirectWrite = Callable[[Sequence[str]], Awaitable[None]]
+# Writes a batch at once and says True, or says False (writing nothing) while the
+# transport is above its high-water mark; raises when the peer is gone.
+DirectWriteNow = Callable[[Sequence[str]], bool]
 
 
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -38,15 +42,34 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         scope: Any = getattr(self, "scope", None)  # unset when the handshake was refused
         if scope is not None:
             scope["extensions"][DIRECT_WRITE] = self.write_texts
+            scope["extensions"][DIRECT_WRITE_NOW] = self.write_texts_now
 
     async def write_texts(self, texts: Sequence[str]) -> None:
         """Frame ``texts`` as text messages and write them in one transport write."""
         await self.writable.wait()  # the transport's flow control, as ``send`` waits
+        self._frame_and_write(texts)
+
+    def write_texts_now(self, texts: Sequence[str]) -> bool:
+        """:meth:`write_texts` without waiting: False (nothing written) while the
+        transport is above its high-water mark, so the caller waits instead."""
+        if not self.writable.is_set():
+            return False
+        self._frame_and_write(texts)
+        return True
+
+    def _frame_and_write(self, texts: Sequence[str]) -> None:
         if self.disconnected or self.close_sent or self.transport.is_closing():
             raise ClientDisconnected()
         for text in texts:
             self.conn.send_text(text.encode())
         self.transport.write(b"".join(self.conn.data_to_send()))
+
+
+def direct_writer_now(scope: Any) -> DirectWriteNow | None:
+    """The server's synchronous direct writer for this connection, if any."""
+    extensions = scope.get("extensions") if isinstance(scope, dict) else None
+    writer = extensions.get(DIRECT_WRITE_NOW) if isinstance(extensions, dict) else None
+    return writer if callable(writer) else None
 
 
 def direct_writer(scope: Any) -> DirectWrite | None:
