@@ -254,7 +254,11 @@ class TickIngestor:
             # ticks are stored and their writers answered; a bus outage must
             # neither fail them nor stop the writers (other processes' live
             # subscribers miss them).
-            if ticks:
+            if not ticks:
+                continue
+            try:
                 self._hub.deliver(
                     [(tick_channel(tick.symbol), encode_tick(tick)) for tick in ticks]
                 )
+            except Exception as error:  # the hub closed under a last write, say
+                log.warning("tick delivery failed", undelivered=len(ticks), error=repr(error))

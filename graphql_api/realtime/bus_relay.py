@@ -8,12 +8,13 @@ the feed's ticks queued behind publishes. The relay takes that wait off the
 writer: messages are queued here and one task publishes them, in the order
 they were queued, a pipeline of up to ``chunk`` at a time.
 
-Best effort, as the publish it replaces: a chunk the bus refuses is logged
-and dropped (those ticks are stored; other processes' live subscribers miss
-them). The queue is bounded by back-pressure, not by dropping: past
-``high_water`` queued messages :meth:`BusRelay.room` waits until the
-publisher has caught up, so a slow bus slows the writer down as the awaited
-publish did, instead of growing memory or losing ticks.
+Best effort, as the publish it replaces: a chunk the bus refuses, or does not
+take within ``timeout`` seconds, is logged and dropped (those ticks are
+stored; other processes' live subscribers miss them). The queue is bounded by
+back-pressure, not by dropping: past ``high_water`` queued messages
+:meth:`BusRelay.room` waits until the publisher has caught up, so a slow bus
+slows the writer down as the awaited publish did, instead of growing memory or
+losing ticks.
 """
 
 from __future__ import annotations
@@ -35,12 +36,22 @@ class BusRelay:
     publish: sends a batch to the bus in order (``Hub.publish_many``).
     chunk: messages per publish (one round trip each).
     high_water: queued messages past which :meth:`room` waits.
+    timeout: seconds one publish may take before its chunk counts as failed (a
+        bus that hangs must not hold the writers back for good).
     """
 
-    def __init__(self, publish: Publish, *, chunk: int = 500, high_water: int = 10_000) -> None:
+    def __init__(
+        self,
+        publish: Publish,
+        *,
+        chunk: int = 500,
+        high_water: int = 10_000,
+        timeout: float = 5.0,
+    ) -> None:
         self._publish = publish
         self._chunk = chunk
         self._high_water = high_water
+        self._timeout = timeout
         self._queue: deque[tuple[str, str]] = deque()
         self._ready = asyncio.Event()
         self._empty = asyncio.Event()
@@ -103,10 +114,11 @@ class BusRelay:
                 continue
             batch = [queue.popleft() for _ in range(min(self._chunk, len(queue)))]
             try:
-                await self._publish(batch)
+                async with asyncio.timeout(self._timeout):
+                    await self._publish(batch)
                 self.published += len(batch)
-            except Exception as error:
+            except Exception as error:  # TimeoutError included
                 self.failed += len(batch)
-                log.warning("bus publish failed", unpublished=len(batch), error=str(error))
+                log.warning("bus publish failed", unpublished=len(batch), error=repr(error))
             if len(queue) < self._high_water:
                 self._below_high_water.set()

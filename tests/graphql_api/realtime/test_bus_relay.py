@@ -72,6 +72,23 @@ async def test_a_refused_chunk_is_dropped_and_later_ones_still_go_out() -> None:
     await relay.close(1)
 
 
+async def test_a_publish_that_hangs_counts_as_failed_after_the_timeout() -> None:
+    bus = Bus()
+    hanging = asyncio.Event()
+
+    async def publish(messages: Messages) -> None:
+        if any(message == "hangs" for _, message in messages):
+            await hanging.wait()  # a bus that never answers
+        await bus.publish(messages)
+
+    relay = BusRelay(publish, chunk=1, timeout=0.05)
+    relay.send(messages("hangs", "next"))
+    await bus.until_published(1)
+    assert bus.published == ["next"]
+    assert relay.failed == 1
+    await relay.close(1)
+
+
 async def test_room_waits_while_the_bus_is_far_behind_and_not_otherwise() -> None:
     bus = Bus()
     relay = BusRelay(bus.publish, chunk=2, high_water=4)
