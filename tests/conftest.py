@@ -31,15 +31,13 @@ from graphql_api.auth import Role
 from graphql_api.platform.settings import DEFAULT_DEMO_PASSWORD, Settings
 from graphql_api.server.app import create_app
 from graphql_api.server.demo_data import seed_demo_data
-from graphql_api.server.http_protocol import CoalescingHttpToolsProtocol
 from graphql_api.server.runtime import open_services
-from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 from graphql_api.services import Services
 from graphql_api.trading.shards import MatcherShard
 from storage.engine import create_engine, create_session_factory
 from storage.migrate import upgrade_to_head
 from tests.support.servers import ServerUnavailableError, free_port, postgres_server, redis_server
-from tests.support.uvicorn_server import serving
+from tests.support.uvicorn_server import serve_config, serving
 
 
 def _dump_asyncio_tasks(signum: int, frame: object) -> None:
@@ -358,16 +356,7 @@ async def live_server(settings: Settings) -> AsyncIterator[tuple[str, Starlette]
     """A real uvicorn server in this process, for WebSocket tests."""
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        http=CoalescingHttpToolsProtocol,  # as `quantgraph serve` runs
-        ws=DirectWebSocketProtocol,
-        log_level="warning",
-    )
-    async with serving(uvicorn.Server(config)):
+    async with serving(uvicorn.Server(serve_config(app, port))):
         yield f"127.0.0.1:{port}", app
 
 

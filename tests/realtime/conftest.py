@@ -18,13 +18,12 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from graphql_api.platform.settings import Settings
 from graphql_api.server.app import QuantgraphGraphQL, create_app
-from graphql_api.server.http_protocol import CoalescingHttpToolsProtocol
 from graphql_api.server.serving import GracefulServer
 from graphql_api.server.websocket import RealtimeOptions, RealtimeState, install, realtime_state
 from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 from graphql_api.services import Services
 from tests.conftest import make_settings, sql_database
-from tests.support.uvicorn_server import serving
+from tests.support.uvicorn_server import serve_config, serving
 
 
 def graphql_view(app: Starlette) -> QuantgraphGraphQL:
@@ -82,15 +81,7 @@ async def realtime_server(
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        http=CoalescingHttpToolsProtocol,  # as `quantgraph serve` runs
-        ws=ws,
-        log_level="warning",
-    )
+    config = serve_config(app, port, ws=ws)
     server = GracefulServer(config)
     try:
         async with serving(server, sockets=[listener]):

@@ -6,8 +6,27 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 import uvicorn
+
+from graphql_api.server.http_protocol import CoalescingHttpToolsProtocol
+from graphql_api.server.websocket.direct import DirectWebSocketProtocol
+
+
+def serve_config(
+    app: Any,
+    port: int,
+    *,
+    lifespan: Literal["on", "off"] = "on",
+    http: type[asyncio.Protocol] = CoalescingHttpToolsProtocol,
+    ws: str | type[asyncio.Protocol] = DirectWebSocketProtocol,
+) -> uvicorn.Config:
+    """uvicorn configured for ``app`` on loopback with the protocols ``quantgraph serve``
+    runs (unless a test names others)."""
+    return uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan=lifespan, http=http, ws=ws, log_level="warning"
+    )
 
 
 @contextlib.asynccontextmanager

@@ -80,6 +80,17 @@ async def ingestors() -> AsyncIterator[Ingestors]:
         await running.stop()
 
 
+def held_ingestor(
+    embedded: Embedded, ingestors: Ingestors, *, writes_in_flight: int, fail_first: bool = False
+) -> tuple[TickIngestor, FirstWriteHeld]:
+    """A running ingestor over the embedded store whose first write is held."""
+    store = FirstWriteHeld(embedded.engine, fail_first=fail_first)
+    ingestor = TickIngestor(
+        store, embedded.hub, embedded.catalog, writes_in_flight=writes_in_flight
+    )
+    return ingestors.start(ingestor), store
+
+
 async def received(mailbox: Mailbox, count: int) -> list[Tick]:
     return [decode_tick((await asyncio.wait_for(mailbox.get(), 5)).message) for _ in range(count)]
 
@@ -87,10 +98,7 @@ async def received(mailbox: Mailbox, count: int) -> list[Tick]:
 async def test_a_write_on_its_way_does_not_hold_up_the_next_and_delivery_keeps_their_order(
     embedded: Embedded, ingestors: Ingestors
 ) -> None:
-    store = FirstWriteHeld(embedded.engine)
-    ingestor = ingestors.start(
-        TickIngestor(store, embedded.hub, embedded.catalog, writes_in_flight=2)
-    )
+    ingestor, store = held_ingestor(embedded, ingestors, writes_in_flight=2)
     first, second = tick("1500.00"), tick("1500.01")
     async with embedded.hub.subscribe([CHANNEL], conflate=False) as mailbox:
         # given a write held on its way to the database
@@ -110,8 +118,7 @@ async def test_a_write_on_its_way_does_not_hold_up_the_next_and_delivery_keeps_t
 async def test_one_write_at_a_time_makes_the_next_wait(
     embedded: Embedded, ingestors: Ingestors
 ) -> None:
-    store = FirstWriteHeld(embedded.engine)
-    ingestor = ingestors.start(TickIngestor(store, embedded.hub, embedded.catalog))
+    ingestor, store = held_ingestor(embedded, ingestors, writes_in_flight=1)
     held = asyncio.create_task(ingestor.ingest([tick("1500.00")]))
     await asyncio.wait_for(store.holding.wait(), 5)
     waiting = asyncio.create_task(ingestor.ingest([tick("1500.01")]))
@@ -125,10 +132,7 @@ async def test_one_write_at_a_time_makes_the_next_wait(
 async def test_a_failed_write_does_not_hold_back_the_ticks_after_it(
     embedded: Embedded, ingestors: Ingestors
 ) -> None:
-    store = FirstWriteHeld(embedded.engine, fail_first=True)
-    ingestor = ingestors.start(
-        TickIngestor(store, embedded.hub, embedded.catalog, writes_in_flight=2)
-    )
+    ingestor, store = held_ingestor(embedded, ingestors, writes_in_flight=2, fail_first=True)
     lost, kept = tick("1500.00"), tick("1500.01")
     async with embedded.hub.subscribe([CHANNEL], conflate=False) as mailbox:
         failing = asyncio.create_task(ingestor.ingest([lost]))

@@ -21,9 +21,8 @@ from graphql_api.server.http_protocol import (
     CoalescingHttpToolsProtocol,
     TurnBufferedTransport,
 )
-from graphql_api.server.websocket.direct import DirectWebSocketProtocol
 from tests.support.servers import free_port
-from tests.support.uvicorn_server import serving
+from tests.support.uvicorn_server import serve_config, serving
 
 BIG = bytes(range(256)) * (8 * 1024)  # 2 MiB, well past FLUSH_AT_BYTES
 
@@ -102,15 +101,7 @@ def app_for(server: Server) -> Any:
 async def server() -> AsyncIterator[tuple[Server, int]]:
     state = Server()
     port = free_port()
-    config = uvicorn.Config(
-        app_for(state),
-        host="127.0.0.1",
-        port=port,
-        lifespan="off",
-        http=recording_protocol(state),
-        ws=DirectWebSocketProtocol,
-        log_level="warning",
-    )
+    config = serve_config(app_for(state), port, lifespan="off", http=recording_protocol(state))
     async with serving(uvicorn.Server(config)):
         yield state, port
 
