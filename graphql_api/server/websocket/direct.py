@@ -67,13 +67,18 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
 def direct_writer_now(scope: Any) -> DirectWriteNow | None:
     """The server's synchronous direct writer for this connection, if any."""
-    extensions = scope.get("extensions") if isinstance(scope, dict) else None
-    writer = extensions.get(DIRECT_WRITE_NOW) if isinstance(extensions, dict) else None
-    return writer if callable(writer) else None
+    writer: DirectWriteNow | None = _offered(scope, DIRECT_WRITE_NOW)
+    return writer
 
 
 def direct_writer(scope: Any) -> DirectWrite | None:
     """The direct writer the server offered this connection, if any."""
+    writer: DirectWrite | None = _offered(scope, DIRECT_WRITE)
+    return writer
+
+
+def _offered(scope: Any, name: str) -> Any:
+    """The callable the server put in the scope's extensions under ``name``, else None."""
     extensions = scope.get("extensions") if isinstance(scope, dict) else None
-    writer = extensions.get(DIRECT_WRITE) if isinstance(extensions, dict) else None
-    return writer if callable(writer) else None
+    found = extensions.get(name) if isinstance(extensions, dict) else None
+    return found if callable(found) else None
