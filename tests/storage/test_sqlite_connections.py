@@ -1,4 +1,5 @@
-"""SQLite connections stop once, so a connection ended twice cannot hang shutdown."""
+"""SQLite connections end cleanly: a connection ended twice cannot hang shutdown, and one
+closed mid-transaction does not keep the write lock."""
 
 from __future__ import annotations
 
@@ -28,6 +29,32 @@ async def test_a_connection_stopped_and_then_closed_closes_instead_of_waiting_fo
     await asyncio.wait_for(closing, 5)
     await asyncio.to_thread(connection._thread.join, 5)
     assert not connection._thread.is_alive()
+
+
+async def test_a_connection_closed_mid_transaction_gives_the_write_lock_up_at_once(
+    tmp_path: Path,
+) -> None:
+    # What a task cancelled between its INSERT and its COMMIT leaves behind: a
+    # connection in a write transaction, closed with a statement still active.
+    url = make_url(f"sqlite+aiosqlite:///{tmp_path / 'q.db'}")
+    holder = await sqlite_creator(url, timeout=30)()
+    other = await sqlite_creator(url, timeout=1)()  # waits 1 s for a lock, not 30
+    try:
+        await holder.execute("PRAGMA journal_mode=WAL")
+        await holder.execute("CREATE TABLE t (x INTEGER)")
+        await holder.executemany("INSERT INTO t VALUES (?)", [(n,) for n in range(100)])
+        await holder.commit()
+        await holder.execute("INSERT INTO t VALUES (-1)")  # holds the write lock
+        reading = await holder.execute("SELECT x FROM t")
+        assert await reading.fetchone() is not None  # a statement left active
+        await holder.close()
+        # then another connection writes at once (a zombie kept the lock: "database is locked")
+        await other.execute("INSERT INTO t VALUES (-2)")
+        await other.commit()
+        rows = await (await other.execute("SELECT x FROM t WHERE x < 0")).fetchall()
+        assert [row[0] for row in rows] == [-2]  # the unfinished INSERT was rolled back
+    finally:
+        await other.close()
 
 
 async def test_aiosqlite_alone_waits_forever_there(tmp_path: Path) -> None:
