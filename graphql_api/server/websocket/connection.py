@@ -108,8 +108,9 @@ class Connection:
 
     @property
     def writes_directly(self) -> bool:
-        """Whether the outbox writes straight to the socket (decided at its first write)."""
-        return bool(self._direct)
+        """Whether the outbox writes straight to the socket, from its task or on a
+        write turn (decided at the first write of each)."""
+        return bool(self._direct or self._direct_now)
 
     async def _send_texts(self, texts: list[str]) -> None:
         """Write a batch from the outbox: straight to the socket when the server
